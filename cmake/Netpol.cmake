@@ -1,0 +1,30 @@
+# Helpers that give every netpol target the same warnings and layout.
+#   netpol_library(NAME api SRCS a.cpp b.cpp DEPS netpol::base)
+#     -> static library netpol_api, alias netpol::api, include root src/.
+#   netpol_test(NAME api_decode_test SRCS decode_test.cpp DEPS netpol::api)
+
+set(NETPOL_WARNINGS -Wall -Wextra -Wpedantic -Wshadow -Wnon-virtual-dtor
+    -Wold-style-cast -Wcast-align -Woverloaded-virtual -Wconversion -Wsign-conversion
+    -Wnull-dereference -Wimplicit-fallthrough)
+if(NETPOL_WERROR)
+  list(APPEND NETPOL_WARNINGS -Werror)
+endif()
+
+function(netpol_library)
+  cmake_parse_arguments(ARG "" "NAME" "SRCS;DEPS;PRIVATE_DEPS" ${ARGN})
+  add_library(netpol_${ARG_NAME} STATIC ${ARG_SRCS})
+  add_library(netpol::${ARG_NAME} ALIAS netpol_${ARG_NAME})
+  target_include_directories(netpol_${ARG_NAME} PUBLIC ${PROJECT_SOURCE_DIR}/src)
+  target_compile_options(netpol_${ARG_NAME} PRIVATE ${NETPOL_WARNINGS})
+  target_link_libraries(netpol_${ARG_NAME} PUBLIC ${ARG_DEPS} PRIVATE ${ARG_PRIVATE_DEPS})
+endfunction()
+
+function(netpol_test)
+  cmake_parse_arguments(ARG "" "NAME" "SRCS;DEPS;LABELS" ${ARGN})
+  add_executable(${ARG_NAME} ${ARG_SRCS})
+  target_compile_options(${ARG_NAME} PRIVATE ${NETPOL_WARNINGS})
+  target_include_directories(${ARG_NAME} PRIVATE ${PROJECT_SOURCE_DIR}/src ${PROJECT_SOURCE_DIR}/tests)
+  target_link_libraries(${ARG_NAME} PRIVATE ${ARG_DEPS} GTest::gtest GTest::gmock GTest::gtest_main)
+  gtest_discover_tests(${ARG_NAME} DISCOVERY_MODE PRE_TEST
+    PROPERTIES LABELS "${ARG_LABELS}" ENVIRONMENT "NETPOL_SOURCE_DIR=${PROJECT_SOURCE_DIR}")
+endfunction()

@@ -1,0 +1,41 @@
+// Decoding Kubernetes manifests (YAML or JSON) into api objects.
+//
+//   DecodeResult result = Decode(text, "policy.yaml", DecodeOptions{});
+//   for (const Diagnostic& d : result.diagnostics) std::cerr << d.ToString() << "\n";
+//   if (!HasErrors(result.diagnostics)) Use(result.objects);
+//
+// Accepts multi-document YAML, JSON (a YAML subset), `kind: List` and the typed
+// lists the API returns (PodList, ...), so `kubectl get pods,netpol,ns -A -o yaml`
+// output reads as is. Every decoded object records where each of its fields
+// starts (Provenance), so later validation errors can name file:line:column.
+// Decoding reports type errors and unsupported enum values; cross-field rules are
+// api/validate.h's job. Kinds that do not bear on policy (Service, ConfigMap, ...)
+// are counted in `ignored` and otherwise skipped. Never throws.
+#pragma once
+
+#include <map>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "api/diagnostic.h"
+#include "api/objects.h"
+
+namespace netpol::api {
+
+struct DecodeOptions {
+  // Namespace given to namespaced objects that name none (kubectl's -n).
+  std::string default_namespace = "default";
+  // Unknown fields are errors instead of warnings.
+  bool strict = false;
+};
+
+struct DecodeResult {
+  std::vector<Object> objects;
+  Diagnostics diagnostics;
+  std::map<std::string, int> ignored;  // kind -> count of skipped objects
+};
+
+DecodeResult Decode(std::string_view text, std::string_view file, const DecodeOptions& options);
+
+}  // namespace netpol::api

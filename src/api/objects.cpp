@@ -1,0 +1,113 @@
+#include "api/objects.h"
+
+#include <algorithm>
+#include <array>
+
+namespace netpol::api {
+namespace {
+
+constexpr std::array<std::pair<WorkloadKind, std::string_view>, 7> kWorkloadKinds = {{
+    {WorkloadKind::kDeployment, "Deployment"},
+    {WorkloadKind::kStatefulSet, "StatefulSet"},
+    {WorkloadKind::kDaemonSet, "DaemonSet"},
+    {WorkloadKind::kReplicaSet, "ReplicaSet"},
+    {WorkloadKind::kReplicationController, "ReplicationController"},
+    {WorkloadKind::kJob, "Job"},
+    {WorkloadKind::kCronJob, "CronJob"},
+}};
+
+}  // namespace
+
+std::string_view ProtocolName(Protocol protocol) {
+  switch (protocol) {
+    case Protocol::kTCP: return "TCP";
+    case Protocol::kUDP: return "UDP";
+    case Protocol::kSCTP: return "SCTP";
+  }
+  return "?";
+}
+
+std::optional<Protocol> ParseProtocol(std::string_view text) {
+  if (text == "TCP") return Protocol::kTCP;
+  if (text == "UDP") return Protocol::kUDP;
+  if (text == "SCTP") return Protocol::kSCTP;
+  return std::nullopt;
+}
+
+std::string SourceLocation::ToString() const {
+  if (file.empty()) return "";
+  if (line == 0) return file;
+  return file + ":" + std::to_string(line) + ":" + std::to_string(column);
+}
+
+SourceLocation Provenance::Locate(std::string_view field_path) const {
+  if (fields) {
+    std::string_view path = field_path;
+    while (!path.empty()) {
+      if (auto it = fields->find(path); it != fields->end()) return it->second;
+      const size_t cut = path.find_last_of(".[");
+      if (cut == std::string_view::npos) break;
+      path = path.substr(0, cut);
+    }
+  }
+  return where;
+}
+
+std::string_view WorkloadKindName(WorkloadKind kind) {
+  for (const auto& [k, name] : kWorkloadKinds) {
+    if (k == kind) return name;
+  }
+  return "?";
+}
+
+std::optional<WorkloadKind> ParseWorkloadKind(std::string_view kind) {
+  for (const auto& [k, name] : kWorkloadKinds) {
+    if (name == kind) return k;
+  }
+  return std::nullopt;
+}
+
+std::string_view PolicyTypeName(PolicyType type) {
+  return type == PolicyType::kIngress ? "Ingress" : "Egress";
+}
+
+bool NetworkPolicy::AffectsIngress() const {
+  if (policy_types.empty()) return true;
+  return std::find(policy_types.begin(), policy_types.end(), PolicyType::kIngress) !=
+         policy_types.end();
+}
+
+bool NetworkPolicy::AffectsEgress() const {
+  if (policy_types.empty()) return !egress.empty();
+  return std::find(policy_types.begin(), policy_types.end(), PolicyType::kEgress) !=
+         policy_types.end();
+}
+
+const ObjectMeta& MetaOf(const Object& object) {
+  return std::visit([](const auto& o) -> const ObjectMeta& { return o.metadata; }, object);
+}
+
+ObjectMeta& MetaOf(Object& object) {
+  return std::visit([](auto& o) -> ObjectMeta& { return o.metadata; }, object);
+}
+
+std::string_view KindOf(const Object& object) {
+  struct Visitor {
+    std::string_view operator()(const Namespace&) const { return "Namespace"; }
+    std::string_view operator()(const Pod&) const { return "Pod"; }
+    std::string_view operator()(const Workload& w) const { return WorkloadKindName(w.kind); }
+    std::string_view operator()(const NetworkPolicy&) const { return "NetworkPolicy"; }
+  };
+  return std::visit(Visitor{}, object);
+}
+
+std::string ObjectRef(const Object& object) {
+  const ObjectMeta& meta = MetaOf(object);
+  std::string ref(KindOf(object));
+  ref += " ";
+  if (!meta.namespace_.empty()) ref += meta.namespace_ + "/";
+  ref += meta.name.empty() ? "<unnamed>" : meta.name;
+  return ref;
+}
+
+}  // namespace netpol::api

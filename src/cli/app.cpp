@@ -1,0 +1,425 @@
+#include "cli/app.h"
+
+#include <CLI/CLI.hpp>
+
+#include <algorithm>
+#include <charconv>
+#include <filesystem>
+#include <iostream>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "api/encode.h"
+#include "api/load.h"
+#include "cli/matrix_output.h"
+#include "policy/engine.h"
+#include "policy/explain.h"
+#include "policy/lint.h"
+#include "policy/matrix.h"
+
+namespace netpol::cli {
+namespace {
+
+constexpr std::string_view kVersion = "0.1.0";
+
+// Flags shared by every command that reads manifests.
+struct InputFlags {
+  std::vector<std::string> files;
+  std::string namespace_;
+  bool all_namespaces = false;
+  bool strict = false;
+  std::string output;
+};
+
+void AddInputFlags(CLI::App& cmd, InputFlags& flags) {
+  cmd.add_option("-f,--filename", flags.files,
+                 "Manifest file, directory (recursive: *.yaml, *.yml, *.json) or - for stdin; repeatable")
+      ->required()
+      ->type_name("PATH");
+  cmd.add_option("-n,--namespace", flags.namespace_,
+                 "Namespace for objects that name none (default \"default\"); also limits what is shown")
+      ->type_name("NAMESPACE");
+  cmd.add_flag("-A,--all-namespaces", flags.all_namespaces, "Show every namespace (the default)");
+  cmd.add_flag("--strict", flags.strict, "Treat unknown fields as errors instead of warnings");
+}
+
+struct Context {
+  std::istream& in;
+  std::ostream& out;
+  std::ostream& err;
+};
+
+// Loads and validates the input; prints diagnostics. nullopt when the input is
+// rejected (the caller exits 2).
+std::optional<api::LoadResult> Load(const InputFlags& flags, Context& ctx) {
+  api::DecodeOptions options;
+  if (!flags.namespace_.empty()) options.default_namespace = flags.namespace_;
+  options.strict = flags.strict;
+  api::LoadResult loaded = api::LoadManifests(flags.files, options, ctx.in);
+  for (const auto& d : loaded.diagnostics) ctx.err << d.ToString() << "\n";
+  if (!loaded.ok()) {
+    ctx.err << "error: input rejected: " << api::CountErrors(loaded.diagnostics)
+            << " error(s); nothing was used\n";
+    return std::nullopt;
+  }
+  return loaded;
+}
+
+policy::Engine BuildEngine(const api::LoadResult& loaded) {
+  policy::Engine engine;
+  // Namespaces first so that their labels are known when pods and policies arrive
+  // (not needed for correctness, the engine is incremental, but it is cheaper).
+  for (const auto& object : loaded.objects) {
+    if (std::holds_alternative<api::Namespace>(object)) engine.Apply(object);
+  }
+  for (const auto& object : loaded.objects) {
+    if (!std::holds_alternative<api::Namespace>(object)) engine.Apply(object);
+  }
+  return engine;
+}
+
+bool Visible(const InputFlags& flags, const std::string& ns) {
+  return flags.all_namespaces || flags.namespace_.empty() || ns == flags.namespace_;
+}
+
+// ---- endpoints and ports ----------------------------------------------------
+
+std::optional<policy::Endpoint> ParseEndpoint(const policy::Engine& engine, const std::string& text,
+                                              const InputFlags& flags, std::string& error) {
+  if (text.starts_with("node:")) return policy::Endpoint::OfNode(text.substr(5));
+  if (Result<IpAddress> ip = IpAddress::Parse(text)) {
+    if (const auto pod = engine.FindPodByIp(*ip)) return policy::Endpoint::OfPod(*pod, *ip);
+    return policy::Endpoint::OfIp(*ip);
+  }
+  std::string ns = flags.namespace_.empty() ? "default" : flags.namespace_;
+  std::string name = text;
+  if (const size_t slash = text.find('/'); slash != std::string::npos) {
+    ns = text.substr(0, slash);
+    name = text.substr(slash + 1);
+  }
+  if (const auto pod = engine.FindPod(ns, name)) return policy::Endpoint::OfPod(*pod);
+  error = "pod " + ns + "/" + name +
+          " not found (give NAMESPACE/POD, an IP address, or node:NAME; workload pods are named "
+          "<workload>-0, -1, ...)";
+  return std::nullopt;
+}
+
+struct PortSpec {
+  std::optional<uint16_t> number;
+  std::string name;
+  api::Protocol protocol = api::Protocol::kTCP;
+};
+
+std::optional<PortSpec> ParsePort(const std::string& text, std::string& error) {
+  PortSpec spec;
+  std::string port = text;
+  if (const size_t slash = text.find('/'); slash != std::string::npos) {
+    port = text.substr(0, slash);
+    std::string proto = text.substr(slash + 1);
+    std::transform(proto.begin(), proto.end(), proto.begin(), ::toupper);
+    const auto parsed = api::ParseProtocol(proto);
+    if (!parsed) {
+      error = "invalid protocol in \"" + text + "\": want TCP, UDP or SCTP";
+      return std::nullopt;
+    }
+    spec.protocol = *parsed;
+  }
+  int value = 0;
+  const auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), value);
+  if (ec == std::errc() && end == port.data() + port.size()) {
+    if (value < 1 || value > 65535) {
+      error = "invalid port \"" + text + "\": must be between 1 and 65535";
+      return std::nullopt;
+    }
+    spec.number = static_cast<uint16_t>(value);
+  } else if (!port.empty()) {
+    spec.name = port;
+  } else {
+    error = "invalid port \"" + text + "\": want PORT[/PROTOCOL], e.g. 3306/TCP";
+    return std::nullopt;
+  }
+  return spec;
+}
+
+// ---- commands -----------------------------------------------------------------
+
+int Validate(const InputFlags& flags, Context& ctx) {
+  api::DecodeOptions options;
+  if (!flags.namespace_.empty()) options.default_namespace = flags.namespace_;
+  options.strict = flags.strict;
+  api::LoadResult loaded = api::LoadManifests(flags.files, options, ctx.in);
+  for (const auto& d : loaded.diagnostics) ctx.err << d.ToString() << "\n";
+  if (!loaded.ok()) {
+    ctx.err << "error: " << api::CountErrors(loaded.diagnostics)
+            << " error(s); the input is invalid and would be rejected as a whole\n";
+    return kExitNegative;
+  }
+  if (flags.output == "yaml") {
+    ctx.out << api::Encode(loaded.objects);
+    return kExitOk;
+  }
+  std::map<std::string, int> kinds;
+  for (const auto& object : loaded.objects) ++kinds[std::string(api::KindOf(object))];
+  ctx.out << loaded.objects.size() << (loaded.objects.size() == 1 ? " object" : " objects")
+          << " valid";
+  std::string sep = " (";
+  for (const auto& [kind, count] : kinds) {
+    ctx.out << sep << count << " " << kind;
+    sep = ", ";
+  }
+  ctx.out << (kinds.empty() ? "" : ")") << " in " << loaded.files
+          << (loaded.files == 1 ? " file" : " files") << "\n";
+  if (!loaded.ignored.empty()) {
+    ctx.out << "ignored (no bearing on network policy):";
+    for (const auto& [kind, count] : loaded.ignored) ctx.out << " " << count << " " << kind;
+    ctx.out << "\n";
+  }
+  return kExitOk;
+}
+
+struct CheckFlags {
+  std::string from;
+  std::string to;
+  std::string port;
+};
+
+std::string VerdictJson(const policy::Engine& engine, const policy::Flow& flow,
+                        const policy::Verdict& v) {
+  const auto direction = [&](const policy::DirectionVerdict& d, policy::Direction dir) {
+    std::string s = "{\"allowed\":" + std::string(d.allowed() ? "true" : "false") +
+                    ",\"reason\":\"" + std::string(policy::ReasonName(d.reason)) + "\",\"isolatedBy\":[";
+    for (size_t i = 0; i < d.isolating.size(); ++i) {
+      s += (i ? ",\"" : "\"") + engine.PolicyName(d.isolating[i]) + "\"";
+    }
+    s += "]";
+    if (d.allowed_by) {
+      s += ",\"rule\":{\"policy\":\"" + engine.PolicyName(d.allowed_by->policy) + "\",\"direction\":\"" +
+           (dir == policy::Direction::kIngress ? "ingress" : "egress") +
+           "\",\"index\":" + std::to_string(d.allowed_by->rule) +
+           ",\"peer\":" + std::to_string(d.allowed_by->peer) +
+           ",\"port\":" + std::to_string(d.allowed_by->port) + "}";
+    }
+    return s + "}";
+  };
+  const auto endpoint = [&](const policy::Endpoint& e) {
+    return "\"" + policy::DescribeEndpoint(engine, e) + "\"";
+  };
+  return "{\"from\":" + endpoint(flow.src) + ",\"to\":" + endpoint(flow.dst) +
+         ",\"port\":" + std::to_string(flow.port) + ",\"protocol\":\"" +
+         std::string(api::ProtocolName(flow.protocol)) + "\",\"allowed\":" +
+         (v.allowed ? "true" : "false") + ",\"egress\":" + direction(v.egress, policy::Direction::kEgress) +
+         ",\"ingress\":" + direction(v.ingress, policy::Direction::kIngress) + "}\n";
+}
+
+int Check(const InputFlags& flags, const CheckFlags& check, Context& ctx) {
+  const auto loaded = Load(flags, ctx);
+  if (!loaded) return kExitError;
+  const policy::Engine engine = BuildEngine(*loaded);
+  std::string error;
+  auto src = ParseEndpoint(engine, check.from, flags, error);
+  auto dst = src ? ParseEndpoint(engine, check.to, flags, error) : std::nullopt;
+  const auto port = dst ? ParsePort(check.port, error) : std::nullopt;
+  if (!port) {
+    ctx.err << "error: " << error << "\n";
+    return kExitError;
+  }
+  policy::Flow flow{*src, *dst, port->protocol, 0};
+  if (port->number) {
+    flow.port = *port->number;
+  } else {
+    // A named port means the destination pod's port of that name.
+    std::optional<uint16_t> resolved;
+    if (dst->kind == policy::Endpoint::Kind::kPod) {
+      for (const auto& p : engine.pod(dst->pod).ports) {
+        if (p.name == port->name && p.protocol == port->protocol) resolved = static_cast<uint16_t>(p.container_port);
+      }
+    }
+    if (!resolved) {
+      ctx.err << "error: the destination declares no " << api::ProtocolName(port->protocol)
+              << " port named " << port->name << "\n";
+      return kExitError;
+    }
+    flow.port = *resolved;
+  }
+  // Use addresses of one family when both ends have several.
+  if (src->kind == policy::Endpoint::Kind::kPod && dst->kind == policy::Endpoint::Kind::kPod) {
+    const auto& src_ips = engine.pod(src->pod).ips;
+    const auto& dst_ips = engine.pod(dst->pod).ips;
+    const IpAddress* s = src->ip ? &*src->ip : (src_ips.empty() ? nullptr : &src_ips.front());
+    if (s != nullptr && !dst->ip) {
+      for (const auto& ip : dst_ips) {
+        if (ip.family() == s->family()) {
+          dst->ip = ip;
+          break;
+        }
+      }
+    }
+  }
+  const policy::Verdict verdict = engine.Evaluate(flow);
+  if (flags.output == "json") {
+    ctx.out << VerdictJson(engine, flow, verdict);
+  } else {
+    ctx.out << policy::FormatVerdict(engine, flow, verdict);
+  }
+  return verdict.allowed ? kExitOk : kExitNegative;
+}
+
+int MatrixCommand(const InputFlags& flags, const std::vector<std::string>& port_flags, Context& ctx) {
+  MatrixFormat format = MatrixFormat::kTable;
+  if (flags.output == "json") {
+    format = MatrixFormat::kJson;
+  } else if (flags.output == "yaml") {
+    format = MatrixFormat::kYaml;
+  } else if (flags.output == "csv") {
+    format = MatrixFormat::kCsv;
+  } else if (flags.output == "dot") {
+    format = MatrixFormat::kDot;
+  }
+  const auto loaded = Load(flags, ctx);
+  if (!loaded) return kExitError;
+  const policy::Engine engine = BuildEngine(*loaded);
+  std::vector<policy::PortProto> ports;
+  for (const std::string& text : port_flags) {
+    std::string error;
+    const auto spec = ParsePort(text, error);
+    if (spec && !spec->number) error = "--port wants a number: " + text;
+    if (!spec || !spec->number) {
+      ctx.err << "error: " << error << "\n";
+      return kExitError;
+    }
+    ports.push_back({spec->protocol, *spec->number});
+  }
+  if (port_flags.empty()) ports = policy::DeclaredPorts(engine);
+  const policy::Matrix matrix = policy::ComputeMatrix(engine, ports);
+  std::vector<size_t> visible;
+  for (size_t i = 0; i < matrix.pods().size(); ++i) {
+    if (Visible(flags, engine.pod(matrix.pods()[i]).namespace_)) visible.push_back(i);
+  }
+  RenderMatrix(engine, matrix, format, visible, ctx.out);
+  return kExitOk;
+}
+
+int Explain(const InputFlags& flags, Context& ctx) {
+  const auto loaded = Load(flags, ctx);
+  if (!loaded) return kExitError;
+  const policy::Engine engine = BuildEngine(*loaded);
+  bool first = true;
+  for (const policy::PolicyId id : engine.Policies()) {
+    if (!Visible(flags, engine.policy(id).metadata.namespace_)) continue;
+    ctx.out << (first ? "" : "\n") << policy::ExplainPolicy(engine, id);
+    first = false;
+  }
+  if (first) ctx.out << "No NetworkPolicies: every pod accepts and sends all traffic.\n";
+  return kExitOk;
+}
+
+int LintCommand(const InputFlags& flags, Context& ctx) {
+  const auto loaded = Load(flags, ctx);
+  if (!loaded) return kExitError;
+  const policy::Engine engine = BuildEngine(*loaded);
+  size_t shown = 0;
+  for (const policy::Finding& f : policy::Lint(engine)) {
+    if (!Visible(flags, f.policy.substr(0, f.policy.find('/')))) continue;
+    ctx.out << f.ToString() << "\n";
+    ++shown;
+  }
+  if (shown == 0) {
+    ctx.out << "No problems found in " << engine.stats().policies << " policies.\n";
+    return kExitOk;
+  }
+  ctx.out << shown << (shown == 1 ? " finding\n" : " findings\n");
+  return kExitNegative;
+}
+
+std::string ProgramName(const char* argv0) {
+  const std::string base = std::filesystem::path(argv0 ? argv0 : "netpol").filename().string();
+  return base == "kubectl-netpol" ? "kubectl netpol" : "netpol";
+}
+
+}  // namespace
+
+int Run(int argc, const char* const* argv, std::istream& in, std::ostream& out, std::ostream& err) {
+  Context ctx{in, out, err};
+  const std::string prog = ProgramName(argc > 0 ? argv[0] : nullptr);
+  CLI::App app{"netpol: Kubernetes NetworkPolicy, enforced and explained.\n\n"
+               "Reads manifests (YAML or JSON, as kubectl does) and answers: is this valid, can A\n"
+               "reach B and why, what can reach what, what does each policy do, what looks wrong.",
+               prog};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", std::string(kVersion));
+  app.footer("Exit codes: 0 success; 1 denied, invalid or findings; 2 usage or input error.\n"
+             "Semantics: docs/SEMANTICS.md. Run '" + prog + " COMMAND --help' for examples.");
+
+  InputFlags flags;
+  CheckFlags check;
+  std::vector<std::string> ports;
+
+  CLI::App* validate = app.add_subcommand("validate", "Check manifests as the API server would");
+  AddInputFlags(*validate, flags);
+  validate->add_option("-o,--output", flags.output, "Print the decoded objects: yaml")
+      ->check(CLI::IsMember({"yaml"}));
+  validate->footer("Examples:\n  " + prog + " validate -f policy.yaml\n  kubectl get pods,netpol,ns -A -o yaml | " +
+                   prog + " validate -f -\n\nEvery error names file:line:column, the object and the field path.\n"
+                   "Exit 1 when any object is invalid (the input would be rejected as a whole).");
+
+  CLI::App* check_cmd = app.add_subcommand("check", "Is one connection allowed, and why");
+  AddInputFlags(*check_cmd, flags);
+  check_cmd->add_option("--from", check.from, "Source: NAMESPACE/POD, POD (in -n), an IP, or node:NAME")
+      ->required();
+  check_cmd->add_option("--to", check.to, "Destination: NAMESPACE/POD, POD, an IP, or node:NAME")->required();
+  check_cmd->add_option("--port", check.port, "PORT[/PROTOCOL] or a named port of the destination; TCP by default")
+      ->required();
+  check_cmd->add_option("-o,--output", flags.output, "Output format: text (default) or json")
+      ->check(CLI::IsMember({"text", "json"}));
+  check_cmd->footer("Examples:\n  " + prog +
+                    " check -f examples/wordpress --from default/np-test-wordpress-0 "
+                    "--to default/np-test-mariadb-0 --port 3306\n  " +
+                    prog + " check -f cluster.yaml --from 198.51.100.7 --to shop/web-0 --port http\n\n"
+                    "Exit 0 when allowed, 1 when denied, 2 on error.");
+
+  CLI::App* matrix = app.add_subcommand("matrix", "Who can reach whom, on which ports");
+  AddInputFlags(*matrix, flags);
+  matrix->add_option("--port", ports, "PORT[/PROTOCOL]; repeatable (default: the ports pods declare)");
+  matrix->add_option("-o,--output", flags.output, "Output format: table (default), json, yaml, csv, dot")
+      ->check(CLI::IsMember({"table", "json", "yaml", "csv", "dot"}));
+  matrix->footer("Examples:\n  " + prog + " matrix -f examples/wordpress\n  " + prog +
+                 " matrix -f cluster/ --port 80 --port 53/UDP -o json\n  " + prog +
+                 " matrix -f cluster/ -o dot | dot -Tsvg > matrix.svg\n\n"
+                 "Pods that behave alike are grouped in the table. Workload pods are named\n"
+                 "<workload>-0, -1, ... A pod always reaches itself (shown as \"-\").");
+
+  CLI::App* explain = app.add_subcommand("explain", "Each policy in plain English");
+  AddInputFlags(*explain, flags);
+  explain->footer("Example:\n  " + prog + " explain -f examples/wordpress");
+
+  CLI::App* lint = app.add_subcommand("lint", "Warn about policies that probably do not do what was meant");
+  AddInputFlags(*lint, flags);
+  lint->footer("Example:\n  " + prog + " lint -f cluster/\n\n"
+               "Checks: selects-nothing, peer-matches-nothing, namespace-unmatched,\n"
+               "named-port-undeclared, egress-blocks-dns, rule-shadowed, ipblock-covers-pods.\n"
+               "Exit 1 when there are findings.");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    // CLI11 signals --help and --version as "errors" with exit code 0.
+    if (e.get_exit_code() == 0) {
+      app.exit(e, out, err);
+      return kExitOk;
+    }
+    err << "error: " << e.what() << "\n";
+    err << "Run '" << prog << " --help' for usage.\n";
+    return kExitError;
+  }
+
+  if (validate->parsed()) return Validate(flags, ctx);
+  if (check_cmd->parsed()) return Check(flags, check, ctx);
+  if (matrix->parsed()) return MatrixCommand(flags, ports, ctx);
+  if (explain->parsed()) return Explain(flags, ctx);
+  if (lint->parsed()) return LintCommand(flags, ctx);
+  return kExitError;
+}
+
+}  // namespace netpol::cli

@@ -1,0 +1,662 @@
+#include "policy/engine.h"
+
+#include <algorithm>
+#include <cassert>
+
+#include "policy/internal/state.h"
+
+namespace netpol::policy {
+
+using internal::ClassId;
+using internal::ClassKey;
+using internal::kNoClass;
+using internal::NamespaceId;
+using internal::PeerRule;
+using internal::PodClass;
+using internal::PolicyRec;
+using internal::PortRule;
+using internal::RuleRec;
+using internal::State;
+
+namespace internal {
+
+std::optional<uint16_t> PodClass::ResolveNamedPort(const std::string& name,
+                                                   api::Protocol protocol) const {
+  for (const NamedPort& p : key.named_ports) {
+    if (p.name == name) {
+      if (p.protocol == protocol) return p.port;
+      return std::nullopt;
+    }
+  }
+  return std::nullopt;
+}
+
+bool PortRule::Matches(api::Protocol proto, uint16_t port, const PodClass* destination) const {
+  if (proto != protocol) return false;
+  if (any_port) return true;
+  if (name.empty()) return port >= first && port <= last;
+  // A named port means the destination pod's port of that name; a destination
+  // that is not a policy-managed pod has no named ports.
+  if (destination == nullptr) return false;
+  const std::optional<uint16_t> resolved = destination->ResolveNamedPort(name, proto);
+  return resolved && *resolved == port;
+}
+
+bool PeerRule::MatchesIp(const IpAddress& ip) const {
+  if (!cidr || !cidr->Contains(ip)) return false;
+  return std::none_of(except.begin(), except.end(),
+                      [&](const IpPrefix& hole) { return hole.Contains(ip); });
+}
+
+}  // namespace internal
+
+namespace {
+
+constexpr std::string_view kNamespaceNameLabel = "kubernetes.io/metadata.name";
+
+bool PeerMatchesClass(const State& s, const PeerRule& peer, const PodClass& cls) {
+  if (peer.is_ip_block()) return false;
+  if (peer.namespace_selector) {
+    if (!peer.namespace_selector->Matches(s.namespaces[cls.key.ns].labels)) return false;
+  } else if (cls.key.ns != peer.own_namespace) {
+    return false;
+  }
+  return !peer.pod_selector || peer.pod_selector->Matches(cls.key.labels);
+}
+
+void InsertSortedByName(const State& s, std::vector<PolicyId>& list, PolicyId id) {
+  const auto pos = std::lower_bound(list.begin(), list.end(), id, [&](PolicyId a, PolicyId b) {
+    return s.policies[a].spec.metadata.name < s.policies[b].spec.metadata.name;
+  });
+  list.insert(pos, id);
+}
+
+void Erase(std::vector<PolicyId>& list, PolicyId id) {
+  list.erase(std::remove(list.begin(), list.end(), id), list.end());
+}
+
+template <typename Fn>
+void ForEachPeer(PolicyRec& p, Fn&& fn) {
+  for (auto* rules : {&p.ingress_rules, &p.egress_rules}) {
+    for (RuleRec& rule : *rules) {
+      for (PeerRule& peer : rule.peers) fn(peer);
+    }
+  }
+}
+
+class Mutator {
+ public:
+  explicit Mutator(State& s) : s_(s) {}
+
+  NamespaceId EnsureNamespace(const std::string& name) {
+    if (const auto it = s_.namespace_index.find(name); it != s_.namespace_index.end()) {
+      return it->second;
+    }
+    const auto id = static_cast<NamespaceId>(s_.namespaces.size());
+    internal::NamespaceRec rec;
+    rec.name = name;
+    rec.labels[std::string(kNamespaceNameLabel)] = name;
+    s_.namespaces.push_back(std::move(rec));
+    s_.namespace_index.emplace(name, id);
+    return id;
+  }
+
+  void SetNamespaceLabels(NamespaceId ns, api::Labels labels, bool declared) {
+    // The API server labels every namespace with its name.
+    labels[std::string(kNamespaceNameLabel)] = s_.namespaces[ns].name;
+    internal::NamespaceRec& rec = s_.namespaces[ns];
+    rec.declared = declared;
+    if (rec.labels == labels) return;
+    rec.labels = std::move(labels);
+    // Only namespaceSelector peers look at namespace labels.
+    for (PolicyRec& p : s_.policies) {
+      if (!p.live) continue;
+      ForEachPeer(p, [&](PeerRule& peer) {
+        if (!peer.namespace_selector) return;
+        for (const ClassId c : rec.classes) {
+          peer.classes.assign(c, PeerMatchesClass(s_, peer, s_.classes[c]));
+        }
+      });
+    }
+  }
+
+  ClassId InternClass(ClassKey key) {
+    if (const auto it = s_.class_index.find(key); it != s_.class_index.end()) return it->second;
+    ClassId id;
+    if (!s_.free_classes.empty()) {
+      id = s_.free_classes.back();
+      s_.free_classes.pop_back();
+    } else {
+      id = static_cast<ClassId>(s_.classes.size());
+      s_.classes.emplace_back();
+    }
+    PodClass& cls = s_.classes[id];
+    cls = PodClass{};
+    cls.key = key;
+    s_.class_index.emplace(std::move(key), id);
+    s_.namespaces[cls.key.ns].classes.push_back(id);
+    // Evaluate every policy once for the new class.
+    for (PolicyId pid = 0; pid < s_.policies.size(); ++pid) {
+      PolicyRec& p = s_.policies[pid];
+      if (!p.live) continue;
+      if (p.ns == cls.key.ns && p.spec.pod_selector.Matches(cls.key.labels)) {
+        p.targets.set(id);
+        if (p.ingress) InsertSortedByName(s_, cls.ingress_policies, pid);
+        if (p.egress) InsertSortedByName(s_, cls.egress_policies, pid);
+      }
+      ForEachPeer(p, [&](PeerRule& peer) {
+        if (PeerMatchesClass(s_, peer, cls)) peer.classes.set(id);
+      });
+    }
+    return id;
+  }
+
+  void RetireClass(ClassId id) {
+    PodClass& cls = s_.classes[id];
+    for (PolicyRec& p : s_.policies) {
+      if (!p.live) continue;
+      p.targets.reset(id);
+      ForEachPeer(p, [&](PeerRule& peer) { peer.classes.reset(id); });
+    }
+    auto& ns_classes = s_.namespaces[cls.key.ns].classes;
+    ns_classes.erase(std::remove(ns_classes.begin(), ns_classes.end(), id), ns_classes.end());
+    s_.class_index.erase(cls.key);
+    cls = PodClass{};
+    s_.free_classes.push_back(id);
+  }
+
+  PodId AddPod(Pod pod) {
+    const NamespaceId ns = EnsureNamespace(pod.namespace_);
+    ClassId cls = kNoClass;
+    if (!pod.host_network) {
+      ClassKey key{ns, pod.labels, {}};
+      for (const api::ContainerPort& port : pod.ports) {
+        if (!port.name.empty()) {
+          key.named_ports.push_back(
+              {port.name, port.protocol, static_cast<uint16_t>(port.container_port)});
+        }
+      }
+      std::sort(key.named_ports.begin(), key.named_ports.end());
+      cls = InternClass(std::move(key));
+      ++s_.classes[cls].members;
+    }
+    PodId id;
+    if (!s_.free_pods.empty()) {
+      id = s_.free_pods.back();
+      s_.free_pods.pop_back();
+    } else {
+      id = static_cast<PodId>(s_.pods.size());
+      s_.pods.emplace_back();
+    }
+    s_.pod_index[{pod.namespace_, pod.name}] = id;
+    for (const IpAddress& ip : pod.ips) s_.pod_by_ip[ip] = id;
+    s_.pods[id] = {std::move(pod), cls, true};
+    return id;
+  }
+
+  void RemovePod(PodId id) {
+    internal::PodRec& rec = s_.pods[id];
+    if (const auto it = s_.pod_index.find(std::pair{rec.pod.namespace_, rec.pod.name});
+        it != s_.pod_index.end() && it->second == id) {
+      s_.pod_index.erase(it);
+    }
+    for (const IpAddress& ip : rec.pod.ips) {
+      if (const auto it = s_.pod_by_ip.find(ip); it != s_.pod_by_ip.end() && it->second == id) {
+        s_.pod_by_ip.erase(it);
+      }
+    }
+    if (rec.cls != kNoClass && --s_.classes[rec.cls].members == 0) RetireClass(rec.cls);
+    rec = internal::PodRec{};
+    s_.free_pods.push_back(id);
+  }
+
+  void ReplaceOwner(const std::string& owner, std::vector<Pod> pods) {
+    // Add the new pods before removing the old ones so that an unchanged class
+    // is not retired and rebuilt in between.
+    std::vector<PodId> added;
+    added.reserve(pods.size());
+    for (Pod& pod : pods) added.push_back(AddPod(std::move(pod)));
+    if (const auto it = s_.owners.find(owner); it != s_.owners.end()) {
+      for (const PodId old : it->second) RemovePod(old);
+      // Removing an old pod may have dropped the index entry of a same-named new one.
+      for (const PodId id : added) {
+        s_.pod_index[{s_.pods[id].pod.namespace_, s_.pods[id].pod.name}] = id;
+        for (const IpAddress& ip : s_.pods[id].pod.ips) s_.pod_by_ip[ip] = id;
+      }
+    }
+    if (added.empty()) {
+      s_.owners.erase(owner);
+    } else {
+      s_.owners[owner] = std::move(added);
+    }
+  }
+
+  static PortRule CompilePort(const api::NetworkPolicyPort& port) {
+    PortRule rule;
+    rule.protocol = port.protocol;
+    if (!port.port) {
+      rule.any_port = true;
+    } else if (const auto* number = std::get_if<int32_t>(&*port.port)) {
+      rule.first = static_cast<uint16_t>(*number);
+      rule.last = static_cast<uint16_t>(port.end_port.value_or(*number));
+    } else {
+      rule.name = std::get<std::string>(*port.port);
+    }
+    return rule;
+  }
+
+  PeerRule CompilePeer(const api::NetworkPolicyPeer& peer, NamespaceId own) {
+    PeerRule rule;
+    rule.own_namespace = own;
+    if (peer.ip_block) {
+      // Validated input: both parse.
+      rule.cidr = *IpPrefix::Parse(peer.ip_block->cidr);
+      for (const std::string& hole : peer.ip_block->except) rule.except.push_back(*IpPrefix::Parse(hole));
+      return rule;
+    }
+    rule.namespace_selector = peer.namespace_selector;
+    rule.pod_selector = peer.pod_selector;
+    return rule;
+  }
+
+  std::vector<RuleRec> CompileRules(const std::vector<api::NetworkPolicyRule>& rules, NamespaceId ns) {
+    std::vector<RuleRec> out;
+    for (const api::NetworkPolicyRule& rule : rules) {
+      RuleRec rec;
+      for (const auto& port : rule.ports) rec.ports.push_back(CompilePort(port));
+      for (const auto& peer : rule.peers) rec.peers.push_back(CompilePeer(peer, ns));
+      out.push_back(std::move(rec));
+    }
+    return out;
+  }
+
+  void AddPolicy(const api::NetworkPolicy& spec) {
+    const NamespaceId ns = EnsureNamespace(spec.metadata.namespace_);
+    PolicyId id;
+    if (!s_.free_policies.empty()) {
+      id = s_.free_policies.back();
+      s_.free_policies.pop_back();
+    } else {
+      id = static_cast<PolicyId>(s_.policies.size());
+      s_.policies.emplace_back();
+    }
+    PolicyRec& p = s_.policies[id];
+    p = PolicyRec{};
+    p.spec = spec;
+    p.full_name = spec.metadata.namespace_ + "/" + spec.metadata.name;
+    p.ns = ns;
+    p.live = true;
+    p.ingress = spec.AffectsIngress();
+    p.egress = spec.AffectsEgress();
+    p.ingress_rules = CompileRules(spec.ingress, ns);
+    p.egress_rules = CompileRules(spec.egress, ns);
+    s_.policy_index[{spec.metadata.namespace_, spec.metadata.name}] = id;
+    for (const ClassId c : s_.namespaces[ns].classes) {
+      PodClass& cls = s_.classes[c];
+      if (!spec.pod_selector.Matches(cls.key.labels)) continue;
+      p.targets.set(c);
+      if (p.ingress) InsertSortedByName(s_, cls.ingress_policies, id);
+      if (p.egress) InsertSortedByName(s_, cls.egress_policies, id);
+    }
+    ForEachPeer(p, [&](PeerRule& peer) {
+      if (peer.is_ip_block()) return;
+      if (!peer.namespace_selector) {
+        for (const ClassId c : s_.namespaces[ns].classes) {
+          if (PeerMatchesClass(s_, peer, s_.classes[c])) peer.classes.set(c);
+        }
+        return;
+      }
+      for (const internal::NamespaceRec& n : s_.namespaces) {
+        if (!peer.namespace_selector->Matches(n.labels)) continue;
+        for (const ClassId c : n.classes) {
+          if (!peer.pod_selector || peer.pod_selector->Matches(s_.classes[c].key.labels)) {
+            peer.classes.set(c);
+          }
+        }
+      }
+    });
+  }
+
+  bool RemovePolicy(std::string_view ns, std::string_view name) {
+    const auto it = s_.policy_index.find(std::pair{std::string(ns), std::string(name)});
+    if (it == s_.policy_index.end()) return false;
+    const PolicyId id = it->second;
+    PolicyRec& p = s_.policies[id];
+    p.targets.ForEach([&](size_t c) {
+      Erase(s_.classes[c].ingress_policies, id);
+      Erase(s_.classes[c].egress_policies, id);
+    });
+    s_.policy_index.erase(it);
+    p = PolicyRec{};
+    s_.free_policies.push_back(id);
+    return true;
+  }
+
+ private:
+  State& s_;
+};
+
+std::vector<api::ContainerPort> PortsOf(const api::PodSpec& spec) {
+  std::vector<api::ContainerPort> ports;
+  for (const auto& container : spec.containers) {
+    ports.insert(ports.end(), container.ports.begin(), container.ports.end());
+  }
+  return ports;
+}
+
+std::string OwnerKey(std::string_view kind, std::string_view ns, std::string_view name) {
+  return std::string(kind) + " " + std::string(ns) + "/" + std::string(name);
+}
+
+// ---- verdicts ----------------------------------------------------------------
+
+struct Side {
+  const Pod* pod = nullptr;        // policy-managed pod at this end, if any
+  const PodClass* cls = nullptr;   // its class (null for hostNetwork and non-pods)
+  ClassId class_id = kNoClass;
+  std::string_view node;           // node of a pod, or the node endpoint
+  const IpAddress* ip = nullptr;
+};
+
+Side Resolve(const State& s, const Endpoint& e) {
+  Side side;
+  if (e.ip) side.ip = &*e.ip;
+  switch (e.kind) {
+    case Endpoint::Kind::kPod: {
+      const internal::PodRec& rec = s.pods[e.pod];
+      side.pod = &rec.pod;
+      side.node = rec.pod.node;
+      side.class_id = rec.cls;
+      if (rec.cls != kNoClass) side.cls = &s.classes[rec.cls];
+      if (side.ip == nullptr && !rec.pod.ips.empty()) side.ip = &rec.pod.ips.front();
+      break;
+    }
+    case Endpoint::Kind::kNode: side.node = e.node; break;
+    case Endpoint::Kind::kExternal: break;
+  }
+  return side;
+}
+
+// Is `peer_side` matched by `peer`?
+bool PeerMatches(const PeerRule& peer, const Side& peer_side) {
+  if (peer.is_ip_block()) return peer_side.ip != nullptr && peer.MatchesIp(*peer_side.ip);
+  return peer_side.class_id != kNoClass && peer.classes.test(peer_side.class_id);
+}
+
+// Judges one direction at `self` (the isolated side) against `other`. For
+// ingress the named-port destination is `self`, for egress it is `other`.
+template <bool kExplain>
+DirectionVerdict Judge(const State& s, Direction dir, const Side& self, const Side& other,
+                       api::Protocol proto, uint16_t port) {
+  DirectionVerdict v;
+  if (self.cls == nullptr) {
+    v.reason = Reason::kNotPolicyManaged;
+    return v;
+  }
+  // A node and its own pods may always talk (kubelet probes; docs/SEMANTICS.md §10).
+  if (other.pod == nullptr || other.pod->host_network) {
+    if (!other.node.empty() && other.node == self.node) {
+      v.reason = Reason::kOwnNode;
+      return v;
+    }
+  }
+  const std::vector<PolicyId>& isolating =
+      dir == Direction::kIngress ? self.cls->ingress_policies : self.cls->egress_policies;
+  if (isolating.empty()) {
+    v.reason = Reason::kNotIsolated;
+    return v;
+  }
+  if constexpr (kExplain) v.isolating = isolating;
+  const PodClass* destination = dir == Direction::kIngress ? self.cls : other.cls;
+  for (const PolicyId pid : isolating) {
+    const std::vector<RuleRec>& rules = s.policies[pid].rules(dir);
+    for (size_t r = 0; r < rules.size(); ++r) {
+      const RuleRec& rule = rules[r];
+      int port_index = -1;
+      if (!rule.ports.empty()) {
+        for (size_t i = 0; i < rule.ports.size(); ++i) {
+          if (rule.ports[i].Matches(proto, port, destination)) {
+            port_index = static_cast<int>(i);
+            break;
+          }
+        }
+        if (port_index < 0) continue;
+      }
+      int peer_index = -1;
+      if (!rule.peers.empty()) {
+        for (size_t i = 0; i < rule.peers.size(); ++i) {
+          if (PeerMatches(rule.peers[i], other)) {
+            peer_index = static_cast<int>(i);
+            break;
+          }
+        }
+        if (peer_index < 0) continue;
+      }
+      v.reason = Reason::kAllowedByRule;
+      if constexpr (kExplain) v.allowed_by = RuleRef{pid, static_cast<int>(r), peer_index, port_index};
+      return v;
+    }
+  }
+  v.reason = Reason::kNoRuleMatched;
+  return v;
+}
+
+template <bool kExplain>
+Verdict EvaluateFlow(const State& s, const Flow& flow) {
+  Verdict verdict;
+  const Side src = Resolve(s, flow.src);
+  const Side dst = Resolve(s, flow.dst);
+  if (flow.src.kind == Endpoint::Kind::kPod && flow.dst.kind == Endpoint::Kind::kPod &&
+      flow.src.pod == flow.dst.pod) {
+    verdict.egress.reason = verdict.ingress.reason = Reason::kSelf;
+    verdict.allowed = true;
+    return verdict;
+  }
+  verdict.egress = Judge<kExplain>(s, Direction::kEgress, src, dst, flow.protocol, flow.port);
+  if (!kExplain && !verdict.egress.allowed()) return verdict;
+  verdict.ingress = Judge<kExplain>(s, Direction::kIngress, dst, src, flow.protocol, flow.port);
+  verdict.allowed = verdict.egress.allowed() && verdict.ingress.allowed();
+  return verdict;
+}
+
+}  // namespace
+
+std::string_view ReasonName(Reason reason) {
+  switch (reason) {
+    case Reason::kNotIsolated: return "not isolated";
+    case Reason::kAllowedByRule: return "allowed by rule";
+    case Reason::kNoRuleMatched: return "no rule matched";
+    case Reason::kSelf: return "self";
+    case Reason::kOwnNode: return "own node";
+    case Reason::kNotPolicyManaged: return "not policy-managed";
+  }
+  return "?";
+}
+
+Endpoint Endpoint::OfPod(PodId pod, std::optional<IpAddress> ip) {
+  Endpoint e;
+  e.kind = Kind::kPod;
+  e.pod = pod;
+  e.ip = ip;
+  return e;
+}
+
+Endpoint Endpoint::OfNode(std::string node, std::optional<IpAddress> ip) {
+  Endpoint e;
+  e.kind = Kind::kNode;
+  e.node = std::move(node);
+  e.ip = ip;
+  return e;
+}
+
+Endpoint Endpoint::OfIp(IpAddress ip) {
+  Endpoint e;
+  e.kind = Kind::kExternal;
+  e.ip = ip;
+  return e;
+}
+
+Engine::Engine() : state_(std::make_unique<State>()) {}
+Engine::~Engine() = default;
+Engine::Engine(Engine&&) noexcept = default;
+Engine& Engine::operator=(Engine&&) noexcept = default;
+
+void Engine::Apply(const api::Object& object) {
+  Mutator m(*state_);
+  struct Visitor {
+    Mutator& m;
+    void operator()(const api::Namespace& ns) {
+      m.SetNamespaceLabels(m.EnsureNamespace(ns.metadata.name), ns.metadata.labels, true);
+    }
+    void operator()(const api::Pod& p) {
+      Pod pod;
+      pod.namespace_ = p.metadata.namespace_;
+      pod.name = p.metadata.name;
+      pod.labels = p.metadata.labels;
+      pod.node = p.spec.node_name;
+      pod.host_network = p.spec.host_network;
+      for (const std::string& ip : p.pod_ips) {
+        if (Result<IpAddress> parsed = IpAddress::Parse(ip)) pod.ips.push_back(*parsed);
+      }
+      pod.ports = PortsOf(p.spec);
+      std::vector<Pod> pods;
+      pods.push_back(std::move(pod));
+      m.ReplaceOwner(OwnerKey("Pod", p.metadata.namespace_, p.metadata.name), std::move(pods));
+    }
+    void operator()(const api::Workload& w) {
+      const std::string owner =
+          OwnerKey(api::WorkloadKindName(w.kind), w.metadata.namespace_, w.metadata.name);
+      std::vector<Pod> pods;
+      for (int32_t i = 0; i < w.replicas; ++i) {
+        Pod pod;
+        pod.namespace_ = w.metadata.namespace_;
+        pod.name = w.metadata.name + "-" + std::to_string(i);
+        pod.labels = w.pod_template.labels;
+        pod.node = w.pod_template.spec.node_name;
+        pod.host_network = w.pod_template.spec.host_network;
+        pod.ports = PortsOf(w.pod_template.spec);
+        pod.owner = owner;
+        pods.push_back(std::move(pod));
+      }
+      m.ReplaceOwner(owner, std::move(pods));
+    }
+    void operator()(const api::NetworkPolicy& p) {
+      m.RemovePolicy(p.metadata.namespace_, p.metadata.name);
+      m.AddPolicy(p);
+    }
+  };
+  std::visit(Visitor{m}, object);
+}
+
+bool Engine::Delete(std::string_view kind, std::string_view namespace_, std::string_view name) {
+  Mutator m(*state_);
+  State& s = *state_;
+  if (kind == "NetworkPolicy") return m.RemovePolicy(namespace_, name);
+  if (kind == "Namespace") {
+    const auto it = s.namespace_index.find(name);
+    if (it == s.namespace_index.end() || !s.namespaces[it->second].declared) return false;
+    // Everything in a deleted namespace goes with it.
+    const std::string prefix = std::string(name) + "/";
+    std::vector<std::string> owners;
+    for (const auto& [owner, pods] : s.owners) {
+      // Owner keys are "Kind namespace/name".
+      if (owner.substr(owner.find(' ') + 1).starts_with(prefix)) owners.push_back(owner);
+    }
+    for (const std::string& owner : owners) m.ReplaceOwner(owner, {});
+    std::vector<std::string> policy_names;
+    for (const auto& [key, id] : s.policy_index) {
+      if (key.first == name) policy_names.push_back(key.second);
+    }
+    for (const std::string& policy : policy_names) m.RemovePolicy(name, policy);
+    m.SetNamespaceLabels(it->second, {}, false);
+    return true;
+  }
+  const std::string owner = OwnerKey(kind, namespace_, name);
+  if (!s.owners.contains(owner)) return false;
+  m.ReplaceOwner(owner, {});
+  return true;
+}
+
+bool Engine::Allowed(const Flow& flow) const { return EvaluateFlow<false>(*state_, flow).allowed; }
+
+Verdict Engine::Evaluate(const Flow& flow) const { return EvaluateFlow<true>(*state_, flow); }
+
+std::optional<PodId> Engine::FindPod(std::string_view namespace_, std::string_view name) const {
+  const auto it = state_->pod_index.find(std::pair{std::string(namespace_), std::string(name)});
+  if (it == state_->pod_index.end()) return std::nullopt;
+  return it->second;
+}
+
+std::optional<PodId> Engine::FindPodByIp(const IpAddress& ip) const {
+  const auto it = state_->pod_by_ip.find(ip);
+  if (it == state_->pod_by_ip.end()) return std::nullopt;
+  return it->second;
+}
+
+std::optional<PolicyId> Engine::FindPolicy(std::string_view namespace_, std::string_view name) const {
+  const auto it = state_->policy_index.find(std::pair{std::string(namespace_), std::string(name)});
+  if (it == state_->policy_index.end()) return std::nullopt;
+  return it->second;
+}
+
+const Pod& Engine::pod(PodId id) const { return state_->pods[id].pod; }
+
+const api::NetworkPolicy& Engine::policy(PolicyId id) const { return state_->policies[id].spec; }
+
+std::string Engine::PolicyName(PolicyId id) const { return state_->policies[id].full_name; }
+
+std::vector<PodId> Engine::Pods() const {
+  std::vector<PodId> out;
+  out.reserve(state_->pod_index.size());
+  for (const auto& [key, id] : state_->pod_index) out.push_back(id);
+  return out;
+}
+
+std::vector<PolicyId> Engine::Policies() const {
+  std::vector<PolicyId> out;
+  for (const auto& [key, id] : state_->policy_index) out.push_back(id);
+  return out;
+}
+
+std::vector<std::pair<std::string, api::Labels>> Engine::Namespaces() const {
+  std::vector<std::pair<std::string, api::Labels>> out;
+  for (const auto& [name, id] : state_->namespace_index) {
+    out.emplace_back(name, state_->namespaces[id].labels);
+  }
+  return out;
+}
+
+std::vector<PodId> Engine::SelectedPods(PolicyId policy) const {
+  const PolicyRec& p = state_->policies[policy];
+  std::vector<PodId> out;
+  for (const PodId id : Pods()) {
+    const ClassId c = state_->pods[id].cls;
+    if (c != kNoClass && p.targets.test(c)) out.push_back(id);
+  }
+  return out;
+}
+
+std::vector<PodId> Engine::PeerPods(PolicyId policy, Direction direction, size_t rule,
+                                    size_t peer) const {
+  const PeerRule& p = state_->policies[policy].rules(direction)[rule].peers[peer];
+  std::vector<PodId> out;
+  if (p.is_ip_block()) return out;
+  for (const PodId id : Pods()) {
+    const ClassId c = state_->pods[id].cls;
+    if (c != kNoClass && p.classes.test(c)) out.push_back(id);
+  }
+  return out;
+}
+
+std::vector<PolicyId> Engine::IsolatingPolicies(PodId pod, Direction direction) const {
+  const PodClass* cls = state_->ClassOfPod(pod);
+  if (cls == nullptr) return {};
+  return direction == Direction::kIngress ? cls->ingress_policies : cls->egress_policies;
+}
+
+EngineStats Engine::stats() const {
+  return {state_->pod_index.size(), state_->class_index.size(), state_->namespace_index.size(),
+          state_->policy_index.size()};
+}
+
+}  // namespace netpol::policy

@@ -1,0 +1,221 @@
+#include "policy/explain.h"
+
+#include <algorithm>
+
+namespace netpol::policy {
+namespace {
+
+std::string PodCount(size_t n) { return std::to_string(n) + (n == 1 ? " pod" : " pods"); }
+
+// "2 pods: a-0, a-1" (at most `limit` names, then "...").
+std::string PodList(const Engine& engine, const std::vector<PodId>& pods, const std::string& ns,
+                    size_t limit = 5) {
+  std::string out = PodCount(pods.size());
+  if (pods.empty()) return out;
+  out += ": ";
+  for (size_t i = 0; i < pods.size() && i < limit; ++i) {
+    if (i > 0) out += ", ";
+    const Pod& pod = engine.pod(pods[i]);
+    out += pod.namespace_ == ns ? pod.name : pod.FullName();
+  }
+  if (pods.size() > limit) out += ", ...";
+  return out;
+}
+
+std::string Join(const std::vector<std::string>& parts, std::string_view sep) {
+  std::string out;
+  for (size_t i = 0; i < parts.size(); ++i) {
+    if (i > 0) out += sep;
+    out += parts[i];
+  }
+  return out;
+}
+
+std::string TypesLine(const api::NetworkPolicy& p) {
+  std::vector<std::string> types;
+  if (p.AffectsIngress()) types.emplace_back("ingress");
+  if (p.AffectsEgress()) types.emplace_back("egress");
+  std::string line = types.empty() ? "nothing" : Join(types, " and ");
+  if (p.policy_types.empty()) {
+    line += p.egress.empty() ? " (policyTypes not set: Ingress by default)"
+                             : " (policyTypes not set: Ingress, and Egress because egress rules exist)";
+  }
+  return line;
+}
+
+void DescribeRules(const Engine& engine, PolicyId id, Direction dir, std::string& out) {
+  const api::NetworkPolicy& p = engine.policy(id);
+  const bool ingress = dir == Direction::kIngress;
+  const auto& rules = ingress ? p.ingress : p.egress;
+  const char* heading = ingress ? "  Allows in" : "  Allows out";
+  if (rules.empty()) {
+    out += heading;
+    out += ": nothing. The selected pods get ";
+    out += ingress ? "ingress" : "egress";
+    out += " only where another policy allows it.\n";
+    return;
+  }
+  out += heading;
+  out += ":\n";
+  for (size_t r = 0; r < rules.size(); ++r) {
+    const api::NetworkPolicyRule& rule = rules[r];
+    std::string line = "    " + std::to_string(r + 1) + ". ";
+    if (rule.peers.empty()) {
+      line += ingress ? "from anywhere" : "to anywhere";
+    } else {
+      std::vector<std::string> peers;
+      for (size_t i = 0; i < rule.peers.size(); ++i) {
+        std::string peer = DescribePeer(rule.peers[i], p.metadata.namespace_);
+        if (!rule.peers[i].ip_block) {
+          peer += " (" + PodCount(engine.PeerPods(id, dir, r, i).size()) + ")";
+        }
+        peers.push_back(std::move(peer));
+      }
+      line += (ingress ? "from " : "to ") + Join(peers, ", or ");
+    }
+    if (rule.ports.empty()) {
+      line += ", on any port";
+    } else {
+      std::vector<std::string> ports;
+      for (const auto& port : rule.ports) ports.push_back(DescribePort(port));
+      line += ", on " + Join(ports, ", ");
+    }
+    out += line + "\n";
+  }
+}
+
+std::string DirectionLine(const Engine& engine, const Flow& flow, Direction dir,
+                          const DirectionVerdict& v) {
+  const bool ingress = dir == Direction::kIngress;
+  const Endpoint& self = ingress ? flow.dst : flow.src;
+  const Endpoint& other = ingress ? flow.src : flow.dst;
+  std::string line = ingress ? "  ingress at " : "  egress at  ";
+  line += DescribeEndpoint(engine, self) + ": ";
+  switch (v.reason) {
+    case Reason::kNotIsolated:
+      line += std::string("allowed: no policy selects it for ") + (ingress ? "ingress" : "egress");
+      break;
+    case Reason::kAllowedByRule:
+      line += "allowed by " + DescribeRule(engine, dir, *v.allowed_by);
+      break;
+    case Reason::kNoRuleMatched: {
+      std::vector<std::string> names;
+      for (const PolicyId id : v.isolating) names.push_back(engine.PolicyName(id));
+      line += "denied: isolated by " + Join(names, ", ") + ", and no " +
+              (ingress ? "ingress" : "egress") + " rule of " +
+              (names.size() == 1 ? "it" : "them") + " allows " +
+              DescribeEndpoint(engine, other) + " on " + std::to_string(flow.port) + "/" +
+              std::string(api::ProtocolName(flow.protocol));
+      break;
+    }
+    case Reason::kSelf: line += "allowed: a pod's traffic to itself never leaves it"; break;
+    case Reason::kOwnNode: line += "allowed: traffic between a pod and its own node is always allowed"; break;
+    case Reason::kNotPolicyManaged:
+      line += "not judged: not a policy-managed pod";
+      break;
+  }
+  return line + "\n";
+}
+
+}  // namespace
+
+std::string DescribePeer(const api::NetworkPolicyPeer& peer, const std::string& policy_namespace) {
+  if (peer.ip_block) {
+    std::string out = "IPs in " + peer.ip_block->cidr;
+    if (!peer.ip_block->except.empty()) out += " except " + Join(peer.ip_block->except, ", ");
+    return out;
+  }
+  std::string pods = !peer.pod_selector || peer.pod_selector->empty()
+                         ? "all pods"
+                         : "pods matching " + peer.pod_selector->ToString();
+  if (!peer.namespace_selector) return pods + " in namespace " + policy_namespace;
+  if (peer.namespace_selector->empty()) return pods + " in all namespaces";
+  return pods + " in namespaces matching " + peer.namespace_selector->ToString();
+}
+
+std::string DescribePort(const api::NetworkPolicyPort& port) {
+  const std::string proto(api::ProtocolName(port.protocol));
+  if (!port.port) return "every " + proto + " port";
+  if (const auto* name = std::get_if<std::string>(&*port.port)) {
+    return "the port named " + *name + " (" + proto + ")";
+  }
+  const int32_t first = std::get<int32_t>(*port.port);
+  if (port.end_port && *port.end_port != first) {
+    return std::to_string(first) + "-" + std::to_string(*port.end_port) + "/" + proto;
+  }
+  return std::to_string(first) + "/" + proto;
+}
+
+std::string DescribeEndpoint(const Engine& engine, const Endpoint& e) {
+  switch (e.kind) {
+    case Endpoint::Kind::kPod: {
+      const Pod& pod = engine.pod(e.pod);
+      std::string out = pod.FullName();
+      if (e.ip) {
+        out += " (" + e.ip->ToString() + ")";
+      } else if (!pod.ips.empty()) {
+        out += " (" + pod.ips.front().ToString() + ")";
+      }
+      return out;
+    }
+    case Endpoint::Kind::kNode:
+      return "node " + e.node + (e.ip ? " (" + e.ip->ToString() + ")" : std::string());
+    case Endpoint::Kind::kExternal: return e.ip ? e.ip->ToString() : "?";
+  }
+  return "?";
+}
+
+std::string DescribeRule(const Engine& engine, Direction dir, const RuleRef& ref) {
+  const api::NetworkPolicy& p = engine.policy(ref.policy);
+  const bool ingress = dir == Direction::kIngress;
+  const auto& rule = (ingress ? p.ingress : p.egress)[static_cast<size_t>(ref.rule)];
+  std::string out = engine.PolicyName(ref.policy) + (ingress ? " ingress[" : " egress[") +
+                    std::to_string(ref.rule) + "] (";
+  const char* peers = ingress ? "from" : "to";
+  if (ref.peer < 0) {
+    out += std::string(peers) + ": any";
+  } else {
+    out += std::string(peers) + "[" + std::to_string(ref.peer) +
+           "]: " + DescribePeer(rule.peers[static_cast<size_t>(ref.peer)], p.metadata.namespace_);
+  }
+  out += "; ";
+  if (ref.port < 0) {
+    out += "ports: any";
+  } else {
+    out += "ports[" + std::to_string(ref.port) +
+           "]: " + DescribePort(rule.ports[static_cast<size_t>(ref.port)]);
+  }
+  return out + ")";
+}
+
+std::string ExplainPolicy(const Engine& engine, PolicyId id) {
+  const api::NetworkPolicy& p = engine.policy(id);
+  const std::string& ns = p.metadata.namespace_;
+  std::string out = "NetworkPolicy " + engine.PolicyName(id) + "\n";
+  const std::vector<PodId> selected = engine.SelectedPods(id);
+  out += "  Selects: ";
+  out += p.pod_selector.empty() ? "all pods" : "pods matching " + p.pod_selector.ToString();
+  out += " in namespace " + ns + " (" + PodList(engine, selected, ns) + ")\n";
+  out += "  Isolates: " + TypesLine(p) + "\n";
+  if (p.AffectsIngress()) DescribeRules(engine, id, Direction::kIngress, out);
+  if (p.AffectsEgress()) DescribeRules(engine, id, Direction::kEgress, out);
+  if (!p.AffectsIngress() && !p.ingress.empty()) {
+    out += "  Note: its ingress rules have no effect: policyTypes does not include Ingress.\n";
+  }
+  if (!p.AffectsEgress() && !p.egress.empty()) {
+    out += "  Note: its egress rules have no effect: policyTypes does not include Egress.\n";
+  }
+  return out;
+}
+
+std::string FormatVerdict(const Engine& engine, const Flow& flow, const Verdict& verdict) {
+  std::string out = DescribeEndpoint(engine, flow.src) + " -> " + DescribeEndpoint(engine, flow.dst) +
+                    " on " + std::to_string(flow.port) + "/" +
+                    std::string(api::ProtocolName(flow.protocol)) + ": " +
+                    (verdict.allowed ? "ALLOWED" : "DENIED") + "\n";
+  out += DirectionLine(engine, flow, Direction::kEgress, verdict.egress);
+  out += DirectionLine(engine, flow, Direction::kIngress, verdict.ingress);
+  return out;
+}
+
+}  // namespace netpol::policy

@@ -1,0 +1,141 @@
+// The engine's indexed state. Internal to src/policy: engine.cpp maintains it,
+// matrix.cpp and lint.cpp read it. See engine.h for the design.
+//
+// Invariants (kept by engine.cpp after every Apply/Delete):
+//  - a live class has members > 0 and appears in class_index and in its
+//    namespace's `classes`;
+//  - for every live policy P and live class C:
+//      P.targets.test(C)  <=>  C in P's namespace and P.spec.pod_selector matches C;
+//      C.ingress_policies contains P <=> P.targets.test(C) and P affects ingress
+//      (same for egress), sorted by policy name;
+//      peer.classes.test(C) <=> the selector peer matches C (namespace and pod labels);
+//  - retired class and policy ids are on the free lists and match nothing.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "api/objects.h"
+#include "base/ip.h"
+#include "policy/engine.h"
+#include "policy/internal/bitset.h"
+
+namespace netpol::policy::internal {
+
+using ClassId = uint32_t;
+using NamespaceId = uint32_t;
+inline constexpr ClassId kNoClass = UINT32_MAX;
+
+struct NamedPort {
+  std::string name;
+  api::Protocol protocol;
+  uint16_t port;
+  friend auto operator<=>(const NamedPort&, const NamedPort&) = default;
+};
+
+struct ClassKey {
+  NamespaceId ns;
+  api::Labels labels;
+  std::vector<NamedPort> named_ports;  // sorted by name; names are unique in a pod
+  friend auto operator<=>(const ClassKey&, const ClassKey&) = default;
+};
+
+struct PodClass {
+  ClassKey key;
+  uint32_t members = 0;
+  std::vector<PolicyId> ingress_policies;
+  std::vector<PolicyId> egress_policies;
+
+  // The port number `name` resolves to for `protocol`, if this class declares it.
+  std::optional<uint16_t> ResolveNamedPort(const std::string& name, api::Protocol protocol) const;
+};
+
+struct NamespaceRec {
+  std::string name;
+  api::Labels labels;  // always includes kubernetes.io/metadata.name
+  bool declared = false;
+  std::vector<ClassId> classes;  // live classes in this namespace
+};
+
+struct PortRule {
+  api::Protocol protocol = api::Protocol::kTCP;
+  bool any_port = false;
+  uint16_t first = 0;
+  uint16_t last = 0;
+  std::string name;  // named port; resolved against the destination pod
+
+  bool Matches(api::Protocol proto, uint16_t port, const PodClass* destination) const;
+};
+
+struct PeerRule {
+  // Selector peer: namespace (selector, or the policy's own) and pod selector.
+  std::optional<api::LabelSelector> namespace_selector;
+  std::optional<api::LabelSelector> pod_selector;
+  NamespaceId own_namespace = 0;
+  DynamicBitset classes;
+  // ipBlock peer.
+  std::optional<IpPrefix> cidr;
+  std::vector<IpPrefix> except;
+
+  bool is_ip_block() const { return cidr.has_value(); }
+  bool MatchesIp(const IpAddress& ip) const;
+};
+
+struct RuleRec {
+  std::vector<PortRule> ports;  // empty: all
+  std::vector<PeerRule> peers;  // empty: all
+};
+
+struct PolicyRec {
+  api::NetworkPolicy spec;
+  std::string full_name;
+  NamespaceId ns = 0;
+  bool live = false;
+  bool ingress = false;  // effective policyTypes
+  bool egress = false;
+  DynamicBitset targets;
+  std::vector<RuleRec> ingress_rules;
+  std::vector<RuleRec> egress_rules;
+
+  const std::vector<RuleRec>& rules(Direction d) const {
+    return d == Direction::kIngress ? ingress_rules : egress_rules;
+  }
+};
+
+struct PodRec {
+  Pod pod;
+  ClassId cls = kNoClass;  // kNoClass for hostNetwork pods
+  bool live = false;
+};
+
+struct State {
+  std::vector<NamespaceRec> namespaces;
+  std::map<std::string, NamespaceId, std::less<>> namespace_index;
+
+  std::vector<PodClass> classes;
+  std::vector<ClassId> free_classes;
+  std::map<ClassKey, ClassId> class_index;
+
+  std::vector<PodRec> pods;
+  std::vector<PodId> free_pods;
+  std::map<std::pair<std::string, std::string>, PodId, std::less<>> pod_index;
+  std::map<IpAddress, PodId> pod_by_ip;
+  // "Kind namespace/name" of a bare Pod or workload -> the pods it stands for.
+  std::map<std::string, std::vector<PodId>, std::less<>> owners;
+
+  std::vector<PolicyRec> policies;
+  std::vector<PolicyId> free_policies;
+  std::map<std::pair<std::string, std::string>, PolicyId, std::less<>> policy_index;
+
+  bool IsLiveClass(ClassId c) const { return c < classes.size() && classes[c].members > 0; }
+  const PodClass* ClassOfPod(PodId id) const {
+    const ClassId c = pods[id].cls;
+    return c == kNoClass ? nullptr : &classes[c];
+  }
+};
+
+}  // namespace netpol::policy::internal

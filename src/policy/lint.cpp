@@ -1,0 +1,262 @@
+#include "policy/lint.h"
+
+#include <algorithm>
+#include <map>
+#include <set>
+
+#include "policy/explain.h"
+#include "policy/internal/state.h"
+
+namespace netpol::policy {
+namespace {
+
+using internal::DynamicBitset;
+using internal::PeerRule;
+using internal::PolicyRec;
+using internal::PortRule;
+using internal::RuleRec;
+using internal::State;
+
+std::string RulePath(Direction dir, size_t rule) {
+  return std::string(dir == Direction::kIngress ? "spec.ingress[" : "spec.egress[") +
+         std::to_string(rule) + "]";
+}
+
+std::string PeerPath(Direction dir, size_t rule, size_t peer) {
+  return RulePath(dir, rule) + (dir == Direction::kIngress ? ".from[" : ".to[") +
+         std::to_string(peer) + "]";
+}
+
+class Linter {
+ public:
+  explicit Linter(const Engine& engine) : engine_(engine), s_(engine.state()) {}
+
+  std::vector<Finding> Run() {
+    for (const PolicyId id : engine_.Policies()) {
+      SelectsNothing(id);
+      for (const Direction dir : {Direction::kIngress, Direction::kEgress}) {
+        Peers(id, dir);
+        NamedPorts(id, dir);
+        Shadowed(id, dir);
+      }
+    }
+    EgressBlocksDns();
+    std::stable_sort(findings_.begin(), findings_.end(), [](const Finding& a, const Finding& b) {
+      return std::tie(a.policy, a.field) < std::tie(b.policy, b.field);
+    });
+    return std::move(findings_);
+  }
+
+ private:
+  void Add(PolicyId id, std::string check, std::string field, std::string message) {
+    const PolicyRec& p = s_.policies[id];
+    api::SourceLocation where = p.spec.metadata.source.Locate(field.empty() ? "metadata.name" : field);
+    findings_.push_back({std::move(check), p.full_name, std::move(field), std::move(message),
+                         std::move(where)});
+  }
+
+  void SelectsNothing(PolicyId id) {
+    if (!engine_.SelectedPods(id).empty()) return;
+    const PolicyRec& p = s_.policies[id];
+    Add(id, "selects-nothing", "spec.podSelector",
+        "selects no pod: no pod in namespace " + p.spec.metadata.namespace_ + " matches " +
+            p.spec.pod_selector.ToString() + ", so the policy has no effect");
+  }
+
+  void Peers(PolicyId id, Direction dir) {
+    const PolicyRec& p = s_.policies[id];
+    const auto& rules = p.rules(dir);
+    const auto& spec_rules = dir == Direction::kIngress ? p.spec.ingress : p.spec.egress;
+    for (size_t r = 0; r < rules.size(); ++r) {
+      for (size_t i = 0; i < rules[r].peers.size(); ++i) {
+        const PeerRule& peer = rules[r].peers[i];
+        const std::string path = PeerPath(dir, r, i);
+        if (peer.is_ip_block()) {
+          IpBlockCoversPods(id, peer, path);
+          continue;
+        }
+        if (peer.namespace_selector && !peer.namespace_selector->empty()) {
+          bool any = false;
+          for (const auto& ns : s_.namespaces) any = any || peer.namespace_selector->Matches(ns.labels);
+          if (!any) {
+            Add(id, "namespace-unmatched", path + ".namespaceSelector",
+                "no namespace has labels matching " + peer.namespace_selector->ToString() +
+                    " (namespaces are matched by their labels, not their names; every namespace "
+                    "has kubernetes.io/metadata.name=<name>)");
+            continue;
+          }
+        }
+        if (peer.classes.none()) {
+          Add(id, "peer-matches-nothing", path,
+              "matches no pod: " + DescribePeer(spec_rules[r].peers[i], p.spec.metadata.namespace_));
+        }
+      }
+    }
+  }
+
+  void IpBlockCoversPods(PolicyId id, const PeerRule& peer, const std::string& path) {
+    std::vector<std::string> covered;
+    for (const auto& [ip, pod] : s_.pod_by_ip) {
+      if (s_.pods[pod].live && peer.MatchesIp(ip)) covered.push_back(s_.pods[pod].pod.FullName());
+    }
+    if (covered.empty()) return;
+    std::sort(covered.begin(), covered.end());
+    covered.erase(std::unique(covered.begin(), covered.end()), covered.end());
+    std::string names;
+    for (size_t i = 0; i < covered.size() && i < 3; ++i) names += (i ? ", " : "") + covered[i];
+    if (covered.size() > 3) names += ", ...";
+    Add(id, "ipblock-covers-pods", path + ".ipBlock",
+        peer.cidr->ToString() + " contains the IPs of " + std::to_string(covered.size()) +
+            (covered.size() == 1 ? " pod (" : " pods (") + names +
+            "); netpol matches pod IPs against ipBlocks, some plugins (Cilium) do not; prefer a "
+            "pod or namespace selector for pods");
+  }
+
+  void NamedPorts(PolicyId id, Direction dir) {
+    const PolicyRec& p = s_.policies[id];
+    const auto& rules = p.rules(dir);
+    for (size_t r = 0; r < rules.size(); ++r) {
+      for (size_t i = 0; i < rules[r].ports.size(); ++i) {
+        const PortRule& port = rules[r].ports[i];
+        if (port.name.empty()) continue;
+        // Destinations: the selected pods for ingress; the peer pods for egress.
+        DynamicBitset destinations;
+        if (dir == Direction::kIngress) {
+          destinations = p.targets;
+        } else if (rules[r].peers.empty()) {
+          for (const auto& [key, c] : s_.class_index) destinations.set(c);
+        } else {
+          for (const PeerRule& peer : rules[r].peers) destinations |= peer.classes;
+        }
+        bool declared = false;
+        destinations.ForEach([&](size_t c) {
+          declared = declared || (s_.IsLiveClass(static_cast<uint32_t>(c)) &&
+                                  s_.classes[c].ResolveNamedPort(port.name, port.protocol));
+        });
+        if (!declared) {
+          Add(id, "named-port-undeclared",
+              RulePath(dir, r) + ".ports[" + std::to_string(i) + "].port",
+              "no " + std::string(dir == Direction::kIngress ? "selected" : "destination") +
+                  " pod declares a " + std::string(api::ProtocolName(port.protocol)) +
+                  " container port named " + port.name + ", so this port matches nothing");
+        }
+      }
+    }
+  }
+
+  static bool PortCovers(const PortRule& wide, const PortRule& narrow) {
+    if (wide.protocol != narrow.protocol) return false;
+    if (wide.any_port) return true;
+    if (narrow.any_port) return false;
+    if (!wide.name.empty() || !narrow.name.empty()) return wide.name == narrow.name;
+    return wide.first <= narrow.first && narrow.last <= wide.last;
+  }
+
+  static bool PeerCovers(const PeerRule& wide, const PeerRule& narrow) {
+    if (wide.is_ip_block() != narrow.is_ip_block()) return false;
+    if (!wide.is_ip_block()) return !narrow.classes.none() && narrow.classes.IsSubsetOf(wide.classes);
+    if (!wide.cidr->Contains(*narrow.cidr)) return false;
+    // Every hole in `wide` must be inside a hole of `narrow` or outside it.
+    return std::all_of(wide.except.begin(), wide.except.end(), [&](const IpPrefix& hole) {
+      if (!hole.Overlaps(*narrow.cidr)) return true;
+      return std::any_of(narrow.except.begin(), narrow.except.end(),
+                         [&](const IpPrefix& n) { return n.Contains(hole); });
+    });
+  }
+
+  static bool RuleCovers(const RuleRec& wide, const RuleRec& narrow) {
+    const bool ports = wide.ports.empty() ||
+                       (!narrow.ports.empty() &&
+                        std::all_of(narrow.ports.begin(), narrow.ports.end(), [&](const PortRule& n) {
+                          return std::any_of(wide.ports.begin(), wide.ports.end(),
+                                             [&](const PortRule& w) { return PortCovers(w, n); });
+                        }));
+    if (!ports) return false;
+    return wide.peers.empty() ||
+           (!narrow.peers.empty() &&
+            std::all_of(narrow.peers.begin(), narrow.peers.end(), [&](const PeerRule& n) {
+              return std::any_of(wide.peers.begin(), wide.peers.end(),
+                                 [&](const PeerRule& w) { return PeerCovers(w, n); });
+            }));
+  }
+
+  // Rule `r` of `id` is shadowed when a rule of a policy selecting at least the
+  // same pods covers its peers and ports. Of two identical rules the later one
+  // (by policy name, then index) is reported.
+  void Shadowed(PolicyId id, Direction dir) {
+    const PolicyRec& p = s_.policies[id];
+    if (p.targets.none()) return;
+    const auto& rules = p.rules(dir);
+    for (size_t r = 0; r < rules.size(); ++r) {
+      for (const PolicyId other_id : engine_.Policies()) {
+        const PolicyRec& other = s_.policies[other_id];
+        if ((dir == Direction::kIngress ? !other.ingress : !other.egress) || other.ns != p.ns ||
+            !p.targets.IsSubsetOf(other.targets)) {
+          continue;
+        }
+        const auto& other_rules = other.rules(dir);
+        bool found = false;
+        for (size_t o = 0; o < other_rules.size() && !found; ++o) {
+          if (other_id == id && o == r) continue;
+          if (!RuleCovers(other_rules[o], rules[r])) continue;
+          const bool mutual =
+              RuleCovers(rules[r], other_rules[o]) && other.targets.IsSubsetOf(p.targets);
+          const bool other_first = std::tie(other.full_name, o) < std::tie(p.full_name, r);
+          if (mutual && !other_first) continue;
+          Add(id, "rule-shadowed", RulePath(dir, r),
+              "already allowed by " + other.full_name + " " + RulePath(dir, o) +
+                  ", which covers its peers and ports for the same pods; this rule adds nothing");
+          found = true;
+        }
+        if (found) break;
+      }
+    }
+  }
+
+  void EgressBlocksDns() {
+    // Pods isolated by the same set of policies share the answer: check each set once.
+    std::set<std::vector<PolicyId>> groups;
+    for (const auto& [key, c] : s_.class_index) {
+      if (!s_.classes[c].egress_policies.empty()) groups.insert(s_.classes[c].egress_policies);
+    }
+    for (const auto& isolating : groups) {
+      for (const api::Protocol proto : {api::Protocol::kUDP, api::Protocol::kTCP}) {
+        bool allowed = false;
+        for (const PolicyId pid : isolating) {
+          for (const RuleRec& rule : s_.policies[pid].egress_rules) {
+            allowed = allowed || rule.ports.empty() ||
+                      std::any_of(rule.ports.begin(), rule.ports.end(), [&](const PortRule& port) {
+                        return port.protocol == proto && (port.any_port || !port.name.empty() ||
+                                                          (port.first <= 53 && 53 <= port.last));
+                      });
+          }
+        }
+        if (allowed) continue;
+        std::string names;
+        for (const PolicyId pid : isolating) names += (names.empty() ? "" : ", ") + s_.policies[pid].full_name;
+        Add(isolating.front(), "egress-blocks-dns", "spec.policyTypes",
+            "pods isolated for egress by " + names + " may not send DNS: no egress rule allows port 53/" +
+                std::string(api::ProtocolName(proto)) +
+                "; name lookups will fail unless you allow it (e.g. to the kube-system namespace)");
+      }
+    }
+  }
+
+  const Engine& engine_;
+  const State& s_;
+  std::vector<Finding> findings_;
+};
+
+}  // namespace
+
+std::string Finding::ToString() const {
+  std::string out;
+  if (const std::string at = where.ToString(); !at.empty()) out += at + ": ";
+  out += "warning: [" + check + "] NetworkPolicy " + policy + ": ";
+  if (!field.empty()) out += field + ": ";
+  return out + message;
+}
+
+std::vector<Finding> Lint(const Engine& engine) { return Linter(engine).Run(); }
+
+}  // namespace netpol::policy
