@@ -3,7 +3,6 @@
 #include <CLI/CLI.hpp>
 
 #include <algorithm>
-#include <charconv>
 #include <filesystem>
 #include <iostream>
 #include <map>
@@ -16,6 +15,7 @@
 #include "cli/matrix_output.h"
 #include "policy/engine.h"
 #include "policy/explain.h"
+#include "policy/flow_text.h"
 #include "policy/lint.h"
 #include "policy/matrix.h"
 
@@ -80,67 +80,13 @@ policy::Engine BuildEngine(const api::LoadResult& loaded) {
   return engine;
 }
 
+int Fail(Context& ctx, const Error& error) {
+  ctx.err << "error: " << error.message() << "\n";
+  return kExitError;
+}
+
 bool Visible(const InputFlags& flags, const std::string& ns) {
   return flags.all_namespaces || flags.namespace_.empty() || ns == flags.namespace_;
-}
-
-// ---- endpoints and ports ----------------------------------------------------
-
-std::optional<policy::Endpoint> ParseEndpoint(const policy::Engine& engine, const std::string& text,
-                                              const InputFlags& flags, std::string& error) {
-  if (text.starts_with("node:")) return policy::Endpoint::OfNode(text.substr(5));
-  if (Result<IpAddress> ip = IpAddress::Parse(text)) {
-    if (const auto pod = engine.FindPodByIp(*ip)) return policy::Endpoint::OfPod(*pod, *ip);
-    return policy::Endpoint::OfIp(*ip);
-  }
-  std::string ns = flags.namespace_.empty() ? "default" : flags.namespace_;
-  std::string name = text;
-  if (const size_t slash = text.find('/'); slash != std::string::npos) {
-    ns = text.substr(0, slash);
-    name = text.substr(slash + 1);
-  }
-  if (const auto pod = engine.FindPod(ns, name)) return policy::Endpoint::OfPod(*pod);
-  error = "pod " + ns + "/" + name +
-          " not found (give NAMESPACE/POD, an IP address, or node:NAME; workload pods are named "
-          "<workload>-0, -1, ...)";
-  return std::nullopt;
-}
-
-struct PortSpec {
-  std::optional<uint16_t> number;
-  std::string name;
-  api::Protocol protocol = api::Protocol::kTCP;
-};
-
-std::optional<PortSpec> ParsePort(const std::string& text, std::string& error) {
-  PortSpec spec;
-  std::string port = text;
-  if (const size_t slash = text.find('/'); slash != std::string::npos) {
-    port = text.substr(0, slash);
-    std::string proto = text.substr(slash + 1);
-    std::transform(proto.begin(), proto.end(), proto.begin(), ::toupper);
-    const auto parsed = api::ParseProtocol(proto);
-    if (!parsed) {
-      error = "invalid protocol in \"" + text + "\": want TCP, UDP or SCTP";
-      return std::nullopt;
-    }
-    spec.protocol = *parsed;
-  }
-  int value = 0;
-  const auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), value);
-  if (ec == std::errc() && end == port.data() + port.size()) {
-    if (value < 1 || value > 65535) {
-      error = "invalid port \"" + text + "\": must be between 1 and 65535";
-      return std::nullopt;
-    }
-    spec.number = static_cast<uint16_t>(value);
-  } else if (!port.empty()) {
-    spec.name = port;
-  } else {
-    error = "invalid port \"" + text + "\": want PORT[/PROTOCOL], e.g. 3306/TCP";
-    return std::nullopt;
-  }
-  return spec;
 }
 
 // ---- commands -----------------------------------------------------------------
@@ -217,46 +163,16 @@ int Check(const InputFlags& flags, const CheckFlags& check, Context& ctx) {
   const auto loaded = Load(flags, ctx);
   if (!loaded) return kExitError;
   const policy::Engine engine = BuildEngine(*loaded);
-  std::string error;
-  auto src = ParseEndpoint(engine, check.from, flags, error);
-  auto dst = src ? ParseEndpoint(engine, check.to, flags, error) : std::nullopt;
-  const auto port = dst ? ParsePort(check.port, error) : std::nullopt;
-  if (!port) {
-    ctx.err << "error: " << error << "\n";
-    return kExitError;
-  }
-  policy::Flow flow{*src, *dst, port->protocol, 0};
-  if (port->number) {
-    flow.port = *port->number;
-  } else {
-    // A named port means the destination pod's port of that name.
-    std::optional<uint16_t> resolved;
-    if (dst->kind == policy::Endpoint::Kind::kPod) {
-      for (const auto& p : engine.pod(dst->pod).ports) {
-        if (p.name == port->name && p.protocol == port->protocol) resolved = static_cast<uint16_t>(p.container_port);
-      }
-    }
-    if (!resolved) {
-      ctx.err << "error: the destination declares no " << api::ProtocolName(port->protocol)
-              << " port named " << port->name << "\n";
-      return kExitError;
-    }
-    flow.port = *resolved;
-  }
-  // Use addresses of one family when both ends have several.
-  if (src->kind == policy::Endpoint::Kind::kPod && dst->kind == policy::Endpoint::Kind::kPod) {
-    const auto& src_ips = engine.pod(src->pod).ips;
-    const auto& dst_ips = engine.pod(dst->pod).ips;
-    const IpAddress* s = src->ip ? &*src->ip : (src_ips.empty() ? nullptr : &src_ips.front());
-    if (s != nullptr && !dst->ip) {
-      for (const auto& ip : dst_ips) {
-        if (ip.family() == s->family()) {
-          dst->ip = ip;
-          break;
-        }
-      }
-    }
-  }
+  const std::string ns = flags.namespace_.empty() ? "default" : flags.namespace_;
+  Result<policy::Endpoint> src = policy::ParseEndpoint(engine, check.from, ns);
+  if (!src) return Fail(ctx, src.error());
+  Result<policy::Endpoint> dst = policy::ParseEndpoint(engine, check.to, ns);
+  if (!dst) return Fail(ctx, dst.error());
+  Result<policy::PortText> port = policy::ParsePortText(check.port);
+  if (!port) return Fail(ctx, port.error());
+  Result<uint16_t> number = policy::ResolvePort(engine, *port, *dst);
+  if (!number) return Fail(ctx, number.error());
+  const policy::Flow flow = policy::MakeFlow(engine, *src, *dst, port->protocol, *number);
   const policy::Verdict verdict = engine.Evaluate(flow);
   if (flags.output == "json") {
     ctx.out << VerdictJson(engine, flow, verdict);
@@ -282,11 +198,10 @@ int MatrixCommand(const InputFlags& flags, const std::vector<std::string>& port_
   const policy::Engine engine = BuildEngine(*loaded);
   std::vector<policy::PortProto> ports;
   for (const std::string& text : port_flags) {
-    std::string error;
-    const auto spec = ParsePort(text, error);
-    if (spec && !spec->number) error = "--port wants a number: " + text;
+    const Result<policy::PortText> spec = policy::ParsePortText(text);
     if (!spec || !spec->number) {
-      ctx.err << "error: " << error << "\n";
+      ctx.err << "error: " << (spec ? "--port wants a number, not a name: " + text : spec.error().message())
+              << "\n";
       return kExitError;
     }
     ports.push_back({spec->protocol, *spec->number});

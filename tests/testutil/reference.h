@@ -1,0 +1,46 @@
+// A deliberately plain NetworkPolicy evaluator, straight from the API objects.
+//
+// It knows nothing of classes, bitsets or incremental updates: for every flow it
+// walks every policy. Tests compare the engine (and its matrix) against it on
+// scenario clusters and on random ones, the way OVS tests its classifier
+// against a linear one. Semantics follow docs/SEMANTICS.md.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "api/objects.h"
+#include "base/ip.h"
+
+namespace netpol::testing {
+
+struct RefPod {
+  std::string namespace_;
+  std::string name;
+  api::Labels labels;
+  std::string node;
+  bool host_network = false;
+  std::optional<IpAddress> ip;
+  std::vector<api::ContainerPort> ports;
+};
+
+class ReferenceEvaluator {
+ public:
+  explicit ReferenceEvaluator(const std::vector<api::Object>& objects);
+
+  const std::vector<RefPod>& pods() const { return pods_; }
+  // Pod-to-pod flow over the pods' first addresses.
+  bool Allowed(const RefPod& from, const RefPod& to, api::Protocol protocol, uint16_t port) const;
+
+ private:
+  bool DirectionAllowed(const RefPod& self, const RefPod& other, bool ingress, api::Protocol protocol,
+                        uint16_t port) const;
+  api::Labels NamespaceLabels(const std::string& ns) const;
+
+  std::vector<RefPod> pods_;
+  std::vector<api::NetworkPolicy> policies_;
+  std::vector<api::Namespace> namespaces_;
+};
+
+}  // namespace netpol::testing

@@ -1,0 +1,53 @@
+// Scenario files: the main test language for policy semantics.
+//
+// A scenario is a cluster story told as records separated by blank lines
+// (like sqllogictest). Lines starting with '#' are comments. Records:
+//
+//   apply                      YAML objects follow (no blank lines inside);
+//   <yaml>                     they must be valid; they are added or replaced.
+//
+//   reject                     YAML that must be rejected; after "----", one
+//   <yaml>                     expected substring of the diagnostics per line.
+//   ----                       Nothing of a rejected input is applied.
+//   spec.ingress[0]...: Invalid value: ...
+//
+//   delete KIND NAMESPACE/NAME (or "delete Namespace NAME")
+//
+//   check FROM -> TO PORT[/PROTO] allow|deny [egress=WHY] [ingress=WHY]
+//                              one or more lines; WHY is not-isolated, denied,
+//                              self, own-node, unmanaged, or POLICY[RULE]
+//                              (allowed by that rule, e.g. default/db[0]).
+//
+//   matrix PORT[/PROTO] ...    after "----": one line per pod, "ns/pod -> ns/a ns/b"
+//   ----                       (the pods it may reach; "-" for none).
+//
+//   explain FROM -> TO PORT    after "----": the exact `netpol check` text.
+//
+//   lint                       after "----": "[check] ns/policy field" per finding,
+//                              or nothing.
+//
+// After every apply and delete the runner also checks the equivalences: the
+// incrementally updated engine, an engine rebuilt from scratch, the matrix and
+// the reference evaluator agree on every pod pair and port that matters.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace netpol::testing {
+
+struct ScenarioRecord {
+  int line = 0;
+  std::string command;               // first line
+  std::vector<std::string> lines;    // further lines before "----" (check lines, YAML)
+  std::vector<std::string> expected; // lines after "----"
+  bool has_separator = false;
+};
+
+std::vector<ScenarioRecord> ParseScenario(std::string_view text);
+
+// Runs a scenario against the engine. Returns failures as "file:line: message".
+std::vector<std::string> RunScenario(std::string_view text, const std::string& file);
+
+}  // namespace netpol::testing
