@@ -104,7 +104,18 @@ class ObjectDecoder {
   // A mapping (or null, which reads as empty). False, with an error, otherwise.
   bool ExpectMap(const YAML::Node& node, const std::string& path) {
     Record(path, node);
-    if (node.IsMap() || node.IsNull()) return true;
+    if (node.IsMap()) {
+      // YAML allows nothing twice in one mapping; yaml-cpp would keep one silently.
+      std::set<std::string, std::less<>> seen;
+      for (const auto& entry : node) {
+        if (entry.first.IsScalar() && !seen.insert(entry.first.Scalar()).second) {
+          Error(entry.first, Child(path, entry.first.Scalar()),
+                "key " + Quote(entry.first.Scalar()) + " already set in map");
+        }
+      }
+      return true;
+    }
+    if (node.IsNull()) return true;
     Error(node, path, "Invalid value: expected an object");
     return false;
   }

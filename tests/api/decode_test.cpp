@@ -229,6 +229,8 @@ TEST(DecodeTest, DocumentLevelErrors) {
               HasSubstr("Object 'Kind' is missing"));
   EXPECT_THAT(AllDiagnostics(DecodeText("apiVersion: extensions/v1beta1\nkind: NetworkPolicy\n")),
               HasSubstr("no matches for kind \"NetworkPolicy\" in version \"extensions/v1beta1\""));
+  EXPECT_THAT(AllDiagnostics(DecodeText("apiVersion: v1\nkind: Pod\nmetadata: {name: a, name: b}\n")),
+              HasSubstr("in.yaml:3:21: error: Pod default/a: metadata.name: key \"name\" already set in map"));
   EXPECT_TRUE(DecodeText("").diagnostics.empty());
   EXPECT_TRUE(DecodeText("---\n---\n").objects.empty());
 }
