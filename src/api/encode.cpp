@@ -20,6 +20,10 @@ void LabelMap(YAML::Emitter& out, const Labels& labels) {
 }
 
 void Selector(YAML::Emitter& out, const LabelSelector& selector) {
+  if (selector.empty()) {
+    out << YAML::Flow << YAML::BeginMap << YAML::EndMap;
+    return;
+  }
   out << YAML::BeginMap;
   if (!selector.match_labels.empty()) {
     out << YAML::Key << "matchLabels" << YAML::Value;

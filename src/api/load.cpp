@@ -5,6 +5,7 @@
 #include <fstream>
 #include <sstream>
 #include <system_error>
+#include <tuple>
 
 #include "api/validate.h"
 
@@ -24,12 +25,17 @@ void FileError(LoadResult& result, const std::string& file, std::string detail) 
 
 void Absorb(LoadResult& result, DecodeResult decoded) {
   ++result.files;
-  for (auto& d : decoded.diagnostics) result.diagnostics.push_back(std::move(d));
+  Diagnostics found = std::move(decoded.diagnostics);
   for (const auto& [kind, count] : decoded.ignored) result.ignored[kind] += count;
   for (auto& object : decoded.objects) {
-    for (auto& d : Validate(object)) result.diagnostics.push_back(std::move(d));
+    for (auto& d : Validate(object)) found.push_back(std::move(d));
     result.objects.push_back(std::move(object));
   }
+  // Report in file order, as a reader goes through the file.
+  std::stable_sort(found.begin(), found.end(), [](const Diagnostic& a, const Diagnostic& b) {
+    return std::tie(a.where.line, a.where.column) < std::tie(b.where.line, b.where.column);
+  });
+  for (auto& d : found) result.diagnostics.push_back(std::move(d));
 }
 
 void ReadFile(LoadResult& result, const fs::path& path, const DecodeOptions& options) {
