@@ -9,7 +9,7 @@ packages=(
   build-essential cmake ninja-build pkg-config git
   clang-14 libclang-rt-14-dev
   # libraries
-  libyaml-cpp-dev nlohmann-json3-dev libcli11-dev libfmt-dev
+  libyaml-dev nlohmann-json3-dev libcli11-dev libfmt-dev
   libnftables-dev libnftnl-dev libmnl-dev
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev

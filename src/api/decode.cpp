@@ -1,15 +1,19 @@
 #include "api/decode.h"
 
-#include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <charconv>
 #include <initializer_list>
 #include <limits>
 #include <optional>
 #include <set>
 
+#include "api/internal/yaml.h"
+
 namespace netpol::api {
 namespace {
+
+using internal::YamlNode;
 
 using FieldList = std::initializer_list<std::string_view>;
 
@@ -23,13 +27,28 @@ std::string Index(const std::string& path, size_t i) {
 
 // sigs.k8s.io/yaml reads YAML 1.1 into JSON, so a plain (unquoted) scalar that
 // looks like a number, boolean or null is not a string to the API server.
-bool IsPlainNonString(const YAML::Node& node) {
-  if (!node.IsScalar() || node.Tag() != "?") return false;
+bool IsPlainNonString(const YamlNode& node) {
+  if (!node.IsScalar() || !node.IsPlain()) return false;
   static const std::set<std::string, std::less<>> kWords = {
       "true", "True", "TRUE", "false", "False", "FALSE", "yes", "Yes", "YES", "no", "No", "NO",
       "on", "On", "ON", "off", "Off", "OFF", "y", "Y", "n", "N", "null", "Null", "NULL", "~"};
   const std::string& text = node.Scalar();
   if (text.empty() || kWords.contains(text)) return true;
+  if (text == ".inf" || text == "-.inf" || text == "+.inf" || text == ".nan" || text == ".Inf" ||
+      text == ".NaN" || text == ".INF" || text == ".NAN") {
+    return true;
+  }
+  // YAML 1.1 integers in other bases, and digits grouped with '_'.
+  const std::string_view body = std::string_view(text).substr(text[0] == '+' || text[0] == '-' ? 1 : 0);
+  const auto all_of = [&](size_t from, std::string_view chars) {
+    return body.size() > from && body.find_first_not_of(chars, from) == std::string_view::npos;
+  };
+  if (body.starts_with("0x") && all_of(2, "0123456789abcdefABCDEF_")) return true;
+  if (body.starts_with("0b") && all_of(2, "01_")) return true;
+  if (body.find('_') != std::string_view::npos && all_of(0, "0123456789_.") &&
+      std::isdigit(static_cast<unsigned char>(body[0])) != 0) {
+    return true;
+  }
   // Integers and floats: optional sign, digits, optional fraction and exponent.
   size_t i = (text[0] == '+' || text[0] == '-') ? 1 : 0;
   bool digits = false;
@@ -65,32 +84,28 @@ class ObjectDecoder {
 
   void set_object_ref(std::string ref) { object_ref_ = std::move(ref); }
 
-  SourceLocation Where(const YAML::Node& node) const {
-    const YAML::Mark mark = node.Mark();
-    if (mark.line < 0) return {file_, 0, 0};
-    return {file_, mark.line + 1, mark.column + 1};
-  }
+  SourceLocation Where(const YamlNode& node) const { return {file_, node.line(), node.column()}; }
 
-  void Record(const std::string& path, const YAML::Node& node) {
+  void Record(const std::string& path, const YamlNode& node) {
     if (!path.empty()) positions_->emplace(path, Where(node));
   }
 
-  void Report(Severity severity, const YAML::Node& node, const std::string& path,
+  void Report(Severity severity, const YamlNode& node, const std::string& path,
               std::string detail) {
     diagnostics_.push_back(
         {severity, Where(node), object_ref_, path, std::move(detail)});
   }
-  void Error(const YAML::Node& node, const std::string& path, std::string detail) {
+  void Error(const YamlNode& node, const std::string& path, std::string detail) {
     Report(Severity::kError, node, path, std::move(detail));
   }
 
-  Provenance TakeProvenance(const YAML::Node& root) {
+  Provenance TakeProvenance(const YamlNode& root) {
     return Provenance{Where(root), std::move(positions_)};
   }
 
   // Every key of `map` must be in `known`; others are warnings (errors with --strict).
-  void CheckFields(const YAML::Node& map, const std::string& path, FieldList known) {
-    for (const auto& entry : map) {
+  void CheckFields(const YamlNode& map, const std::string& path, FieldList known) {
+    for (const auto& entry : map.entries()) {
       const std::string key = entry.first.IsScalar() ? entry.first.Scalar() : "?";
       bool found = false;
       for (const std::string_view k : known) found = found || k == key;
@@ -102,12 +117,12 @@ class ObjectDecoder {
   }
 
   // A mapping (or null, which reads as empty). False, with an error, otherwise.
-  bool ExpectMap(const YAML::Node& node, const std::string& path) {
+  bool ExpectMap(const YamlNode& node, const std::string& path) {
     Record(path, node);
     if (node.IsMap()) {
-      // YAML allows nothing twice in one mapping; yaml-cpp would keep one silently.
+      // YAML forbids a key twice in one mapping; the parser leaves the check to us.
       std::set<std::string, std::less<>> seen;
-      for (const auto& entry : node) {
+      for (const auto& entry : node.entries()) {
         if (entry.first.IsScalar() && !seen.insert(entry.first.Scalar()).second) {
           Error(entry.first, Child(path, entry.first.Scalar()),
                 "key " + Quote(entry.first.Scalar()) + " already set in map");
@@ -120,14 +135,14 @@ class ObjectDecoder {
     return false;
   }
 
-  bool ExpectSequence(const YAML::Node& node, const std::string& path) {
+  bool ExpectSequence(const YamlNode& node, const std::string& path) {
     Record(path, node);
     if (node.IsSequence() || node.IsNull()) return true;
     Error(node, path, "Invalid value: expected a list");
     return false;
   }
 
-  std::optional<std::string> String(const YAML::Node& node, const std::string& path) {
+  std::optional<std::string> String(const YamlNode& node, const std::string& path) {
     Record(path, node);
     if (node.IsNull()) return std::string();
     if (!node.IsScalar()) {
@@ -143,9 +158,9 @@ class ObjectDecoder {
     return node.Scalar();
   }
 
-  std::optional<int32_t> Int32(const YAML::Node& node, const std::string& path) {
+  std::optional<int32_t> Int32(const YamlNode& node, const std::string& path) {
     Record(path, node);
-    if (!node.IsScalar() || node.Tag() != "?") {
+    if (!node.IsScalar() || !node.IsPlain()) {
       Error(node, path,
             "Invalid value: " + (node.IsScalar() ? Quote(node.Scalar()) : std::string("<")) +
                 (node.IsScalar() ? "" : "object>") + ": expected an integer");
@@ -163,9 +178,9 @@ class ObjectDecoder {
     return static_cast<int32_t>(value);
   }
 
-  std::optional<bool> Bool(const YAML::Node& node, const std::string& path) {
+  std::optional<bool> Bool(const YamlNode& node, const std::string& path) {
     Record(path, node);
-    if (node.IsScalar() && node.Tag() == "?") {
+    if (node.IsScalar() && node.IsPlain()) {
       const std::string& t = node.Scalar();
       if (t == "true" || t == "True" || t == "TRUE") return true;
       if (t == "false" || t == "False" || t == "FALSE") return false;
@@ -174,7 +189,7 @@ class ObjectDecoder {
     return std::nullopt;
   }
 
-  std::vector<std::string> StringList(const YAML::Node& node, const std::string& path) {
+  std::vector<std::string> StringList(const YamlNode& node, const std::string& path) {
     std::vector<std::string> out;
     if (!ExpectSequence(node, path)) return out;
     for (size_t i = 0; i < node.size(); ++i) {
@@ -183,17 +198,17 @@ class ObjectDecoder {
     return out;
   }
 
-  Labels StringMap(const YAML::Node& node, const std::string& path) {
+  Labels StringMap(const YamlNode& node, const std::string& path) {
     Labels out;
     if (!ExpectMap(node, path)) return out;
-    for (const auto& entry : node) {
+    for (const auto& entry : node.entries()) {
       const std::string key = entry.first.IsScalar() ? entry.first.Scalar() : "";
       if (auto value = String(entry.second, Child(path, key))) out[key] = std::move(*value);
     }
     return out;
   }
 
-  ObjectMeta Meta(const YAML::Node& node, bool namespaced) {
+  ObjectMeta Meta(const YamlNode& node, bool namespaced) {
     ObjectMeta meta;
     if (namespaced) meta.namespace_ = options_.default_namespace;
     if (!node || !ExpectMap(node, "metadata")) return meta;
@@ -211,18 +226,18 @@ class ObjectDecoder {
     return meta;
   }
 
-  LabelSelector Selector(const YAML::Node& node, const std::string& path) {
+  LabelSelector Selector(const YamlNode& node, const std::string& path) {
     LabelSelector selector;
     if (!ExpectMap(node, path)) return selector;
     CheckFields(node, path, {"matchLabels", "matchExpressions"});
     if (node["matchLabels"]) {
       selector.match_labels = StringMap(node["matchLabels"], Child(path, "matchLabels"));
     }
-    if (const YAML::Node exprs = node["matchExpressions"]) {
+    if (const YamlNode exprs = node["matchExpressions"]) {
       const std::string exprs_path = Child(path, "matchExpressions");
       if (!ExpectSequence(exprs, exprs_path)) return selector;
       for (size_t i = 0; i < exprs.size(); ++i) {
-        const YAML::Node expr = exprs[i];
+        const YamlNode expr = exprs[i];
         const std::string expr_path = Index(exprs_path, i);
         if (!ExpectMap(expr, expr_path)) continue;
         CheckFields(expr, expr_path, {"key", "operator", "values"});
@@ -250,7 +265,7 @@ class ObjectDecoder {
     return selector;
   }
 
-  Protocol ProtocolField(const YAML::Node& node, const std::string& path) {
+  Protocol ProtocolField(const YamlNode& node, const std::string& path) {
     const std::optional<std::string> text = String(node, path);
     if (!text) return Protocol::kTCP;
     if (text->empty()) return Protocol::kTCP;  // defaulted, as the API server does
@@ -259,7 +274,7 @@ class ObjectDecoder {
     return Protocol::kTCP;
   }
 
-  PodSpec Spec(const YAML::Node& node, const std::string& path) {
+  PodSpec Spec(const YamlNode& node, const std::string& path) {
     PodSpec spec;
     if (!ExpectMap(node, path)) return spec;
     CheckFields(node, path,
@@ -278,7 +293,7 @@ class ObjectDecoder {
       spec.host_network = Bool(node["hostNetwork"], Child(path, "hostNetwork")).value_or(false);
     }
     const std::string containers_path = Child(path, "containers");
-    const YAML::Node containers = node["containers"];
+    const YamlNode containers = node["containers"];
     if (!containers || !ExpectSequence(containers, containers_path)) return spec;
     for (size_t i = 0; i < containers.size(); ++i) {
       spec.containers.push_back(ContainerField(containers[i], Index(containers_path, i)));
@@ -286,7 +301,7 @@ class ObjectDecoder {
     return spec;
   }
 
-  Container ContainerField(const YAML::Node& node, const std::string& path) {
+  Container ContainerField(const YamlNode& node, const std::string& path) {
     Container c;
     if (!ExpectMap(node, path)) return c;
     CheckFields(node, path,
@@ -299,7 +314,7 @@ class ObjectDecoder {
     if (node["image"]) c.image = String(node["image"], Child(path, "image")).value_or("");
     if (node["command"]) c.command = StringList(node["command"], Child(path, "command"));
     if (node["args"]) c.args = StringList(node["args"], Child(path, "args"));
-    if (const YAML::Node env = node["env"]; env && ExpectSequence(env, Child(path, "env"))) {
+    if (const YamlNode env = node["env"]; env && ExpectSequence(env, Child(path, "env"))) {
       for (size_t i = 0; i < env.size(); ++i) {
         const std::string env_path = Index(Child(path, "env"), i);
         if (!ExpectMap(env[i], env_path)) continue;
@@ -310,7 +325,7 @@ class ObjectDecoder {
         c.env.push_back(std::move(var));
       }
     }
-    if (const YAML::Node ports = node["ports"]; ports && ExpectSequence(ports, Child(path, "ports"))) {
+    if (const YamlNode ports = node["ports"]; ports && ExpectSequence(ports, Child(path, "ports"))) {
       for (size_t i = 0; i < ports.size(); ++i) {
         const std::string port_path = Index(Child(path, "ports"), i);
         if (!ExpectMap(ports[i], port_path)) continue;
@@ -328,28 +343,28 @@ class ObjectDecoder {
     return c;
   }
 
-  PodTemplate Template(const YAML::Node& node, const std::string& path) {
+  PodTemplate Template(const YamlNode& node, const std::string& path) {
     PodTemplate t;
     if (!ExpectMap(node, path)) return t;
     CheckFields(node, path, {"metadata", "spec"});
-    if (const YAML::Node meta = node["metadata"]; meta && ExpectMap(meta, Child(path, "metadata"))) {
+    if (const YamlNode meta = node["metadata"]; meta && ExpectMap(meta, Child(path, "metadata"))) {
       if (meta["labels"]) t.labels = StringMap(meta["labels"], Child(path, "metadata.labels"));
     }
     if (node["spec"]) t.spec = Spec(node["spec"], Child(path, "spec"));
     return t;
   }
 
-  Pod DecodePod(const YAML::Node& root) {
+  Pod DecodePod(const YamlNode& root) {
     Pod pod;
     pod.metadata = Meta(root["metadata"], true);
     if (root["spec"]) pod.spec = Spec(root["spec"], "spec");
-    if (const YAML::Node status = root["status"]; status && ExpectMap(status, "status")) {
+    if (const YamlNode status = root["status"]; status && ExpectMap(status, "status")) {
       if (status["phase"]) pod.phase = String(status["phase"], "status.phase").value_or("");
       if (status["podIP"]) {
         const std::string ip = String(status["podIP"], "status.podIP").value_or("");
         if (!ip.empty()) pod.pod_ips.push_back(ip);
       }
-      if (const YAML::Node ips = status["podIPs"]; ips && ExpectSequence(ips, "status.podIPs")) {
+      if (const YamlNode ips = status["podIPs"]; ips && ExpectSequence(ips, "status.podIPs")) {
         for (size_t i = 0; i < ips.size(); ++i) {
           const std::string path = Index("status.podIPs", i);
           if (!ExpectMap(ips[i], path) || !ips[i]["ip"]) continue;
@@ -364,13 +379,13 @@ class ObjectDecoder {
     return pod;
   }
 
-  Workload DecodeWorkload(const YAML::Node& root, WorkloadKind kind) {
+  Workload DecodeWorkload(const YamlNode& root, WorkloadKind kind) {
     Workload w;
     w.kind = kind;
     w.metadata = Meta(root["metadata"], true);
-    const YAML::Node spec_node = root["spec"];
+    const YamlNode spec_node = root["spec"];
     if (!spec_node || !ExpectMap(spec_node, "spec")) return w;
-    const YAML::Node spec = spec_node;
+    const YamlNode spec = spec_node;
     std::string spec_path = "spec";
     switch (kind) {
       case WorkloadKind::kDeployment:
@@ -407,21 +422,27 @@ class ObjectDecoder {
     }
     if (kind == WorkloadKind::kCronJob) {
       // A CronJob's pods come from spec.jobTemplate.spec (a JobSpec).
-      const YAML::Node job = spec["jobTemplate"];
+      const YamlNode job = spec["jobTemplate"];
       if (!job || !ExpectMap(job, "spec.jobTemplate")) return w;
       CheckFields(job, "spec.jobTemplate", {"metadata", "spec"});
       if (!job["spec"] || !ExpectMap(job["spec"], "spec.jobTemplate.spec")) return w;
       spec_path = "spec.jobTemplate.spec";
     }
-    // yaml-cpp nodes are references: bind a fresh const node, never reassign one.
-    const YAML::Node body = kind == WorkloadKind::kCronJob ? spec["jobTemplate"]["spec"] : spec;
+    const YamlNode body = kind == WorkloadKind::kCronJob ? spec["jobTemplate"]["spec"] : spec;
     const char* count_field = (kind == WorkloadKind::kJob || kind == WorkloadKind::kCronJob)
                                   ? "parallelism"
                                   : "replicas";
     if (kind != WorkloadKind::kDaemonSet && body[count_field] && !body[count_field].IsNull()) {
       w.replicas = Int32(body[count_field], Child(spec_path, count_field)).value_or(1);
     }
-    if (const YAML::Node sel = body["selector"]; sel && !sel.IsNull()) {
+    // A Job never runs more pods at once than it has completions left.
+    if ((kind == WorkloadKind::kJob || kind == WorkloadKind::kCronJob) && body["completions"] &&
+        !body["completions"].IsNull()) {
+      if (const auto completions = Int32(body["completions"], Child(spec_path, "completions"))) {
+        w.replicas = std::min(w.replicas, std::max(*completions, 0));
+      }
+    }
+    if (const YamlNode sel = body["selector"]; sel && !sel.IsNull()) {
       if (kind == WorkloadKind::kReplicationController) {
         // ReplicationController's selector is a plain label map.
         LabelSelector s;
@@ -435,7 +456,7 @@ class ObjectDecoder {
     return w;
   }
 
-  NetworkPolicyPeer Peer(const YAML::Node& node, const std::string& path) {
+  NetworkPolicyPeer Peer(const YamlNode& node, const std::string& path) {
     NetworkPolicyPeer peer;
     if (!ExpectMap(node, path)) return peer;
     CheckFields(node, path, {"podSelector", "namespaceSelector", "ipBlock"});
@@ -446,7 +467,7 @@ class ObjectDecoder {
     if (node["namespaceSelector"] && !node["namespaceSelector"].IsNull()) {
       peer.namespace_selector = Selector(node["namespaceSelector"], Child(path, "namespaceSelector"));
     }
-    if (const YAML::Node block = node["ipBlock"]; block && !block.IsNull()) {
+    if (const YamlNode block = node["ipBlock"]; block && !block.IsNull()) {
       const std::string block_path = Child(path, "ipBlock");
       IpBlock ip_block;
       if (ExpectMap(block, block_path)) {
@@ -459,17 +480,17 @@ class ObjectDecoder {
     return peer;
   }
 
-  NetworkPolicyPort PolicyPort(const YAML::Node& node, const std::string& path) {
+  NetworkPolicyPort PolicyPort(const YamlNode& node, const std::string& path) {
     NetworkPolicyPort port;
     if (!ExpectMap(node, path)) return port;
     CheckFields(node, path, {"protocol", "port", "endPort"});
     if (node["protocol"] && !node["protocol"].IsNull()) {
       port.protocol = ProtocolField(node["protocol"], Child(path, "protocol"));
     }
-    if (const YAML::Node value = node["port"]; value && !value.IsNull()) {
+    if (const YamlNode value = node["port"]; value && !value.IsNull()) {
       const std::string port_path = Child(path, "port");
       Record(port_path, value);
-      if (value.IsScalar() && value.Tag() == "?" && IsPlainNonString(value)) {
+      if (value.IsScalar() && value.IsPlain() && IsPlainNonString(value)) {
         if (auto number = Int32(value, port_path)) port.port = *number;
       } else if (value.IsScalar()) {
         port.port = value.Scalar();  // quoted: a named port, even if it looks numeric
@@ -483,7 +504,7 @@ class ObjectDecoder {
     return port;
   }
 
-  std::vector<NetworkPolicyRule> Rules(const YAML::Node& node, const std::string& path,
+  std::vector<NetworkPolicyRule> Rules(const YamlNode& node, const std::string& path,
                                        const char* peers_field) {
     std::vector<NetworkPolicyRule> rules;
     if (!ExpectSequence(node, path)) return rules;
@@ -492,14 +513,14 @@ class ObjectDecoder {
       NetworkPolicyRule rule;
       if (ExpectMap(node[i], rule_path)) {
         CheckFields(node[i], rule_path, {"ports", peers_field});
-        if (const YAML::Node ports = node[i]["ports"];
+        if (const YamlNode ports = node[i]["ports"];
             ports && ExpectSequence(ports, Child(rule_path, "ports"))) {
           for (size_t j = 0; j < ports.size(); ++j) {
             rule.ports.push_back(PolicyPort(ports[j], Index(Child(rule_path, "ports"), j)));
           }
         }
         const std::string peers_path = Child(rule_path, peers_field);
-        if (const YAML::Node peers = node[i][peers_field]; peers && ExpectSequence(peers, peers_path)) {
+        if (const YamlNode peers = node[i][peers_field]; peers && ExpectSequence(peers, peers_path)) {
           for (size_t j = 0; j < peers.size(); ++j) rule.peers.push_back(Peer(peers[j], Index(peers_path, j)));
         }
       }
@@ -508,14 +529,14 @@ class ObjectDecoder {
     return rules;
   }
 
-  NetworkPolicy DecodePolicy(const YAML::Node& root) {
+  NetworkPolicy DecodePolicy(const YamlNode& root) {
     NetworkPolicy policy;
     policy.metadata = Meta(root["metadata"], true);
-    const YAML::Node spec = root["spec"];
+    const YamlNode spec = root["spec"];
     if (!spec || !ExpectMap(spec, "spec")) return policy;
     CheckFields(spec, "spec", {"podSelector", "policyTypes", "ingress", "egress"});
     if (spec["podSelector"]) policy.pod_selector = Selector(spec["podSelector"], "spec.podSelector");
-    if (const YAML::Node types = spec["policyTypes"]; types && ExpectSequence(types, "spec.policyTypes")) {
+    if (const YamlNode types = spec["policyTypes"]; types && ExpectSequence(types, "spec.policyTypes")) {
       for (size_t i = 0; i < types.size(); ++i) {
         const std::string path = Index("spec.policyTypes", i);
         const std::optional<std::string> text = String(types[i], path);
@@ -542,6 +563,40 @@ class ObjectDecoder {
   std::shared_ptr<FieldPositions> positions_;
 };
 
+// Offset of the first byte that is not part of a valid UTF-8 sequence.
+std::optional<size_t> FirstInvalidUtf8(std::string_view text) {
+  size_t i = 0;
+  while (i < text.size()) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    size_t len = 0;
+    uint32_t min = 0;
+    uint32_t cp = 0;
+    if (c < 0x80) {
+      ++i;
+      continue;
+    }
+    if ((c & 0xE0) == 0xC0) {
+      len = 2, min = 0x80, cp = c & 0x1F;
+    } else if ((c & 0xF0) == 0xE0) {
+      len = 3, min = 0x800, cp = c & 0x0F;
+    } else if ((c & 0xF8) == 0xF0) {
+      len = 4, min = 0x10000, cp = c & 0x07;
+    } else {
+      return i;
+    }
+    if (i + len > text.size()) return i;
+    for (size_t k = 1; k < len; ++k) {
+      const auto cc = static_cast<unsigned char>(text[i + k]);
+      if ((cc & 0xC0) != 0x80) return i;
+      cp = (cp << 6) | (cc & 0x3F);
+    }
+    // Overlong forms, surrogates and values past U+10FFFF are invalid.
+    if (cp < min || (cp >= 0xD800 && cp <= 0xDFFF) || cp > 0x10FFFF) return i;
+    i += len;
+  }
+  return std::nullopt;
+}
+
 struct KindInfo {
   std::string_view kind;
   std::string_view api_version;  // the one version netpol reads
@@ -565,49 +620,47 @@ class Decoder {
   Decoder(std::string_view file, const DecodeOptions& options) : file_(file), options_(options) {}
 
   DecodeResult Run(std::string_view text) {
-    std::vector<YAML::Node> documents;
-    try {
-      documents = YAML::LoadAll(std::string(text));
-    } catch (const YAML::Exception& e) {
-      const int line = e.mark.line >= 0 ? e.mark.line + 1 : 0;
-      const int column = e.mark.column >= 0 ? e.mark.column + 1 : 0;
+    // YAML and JSON are Unicode text. libyaml checks too, but this names the
+    // exact line and column of the bad byte.
+    if (const std::optional<size_t> bad = FirstInvalidUtf8(text)) {
+      const std::string_view before = text.substr(0, *bad);
+      const int line = 1 + static_cast<int>(std::count(before.begin(), before.end(), '\n'));
+      const size_t line_start = before.rfind('\n');
+      const int column = static_cast<int>(*bad - (line_start == std::string_view::npos ? 0 : line_start + 1)) + 1;
       result_.diagnostics.push_back({Severity::kError, {file_, line, column}, "", "",
-                                     "invalid YAML or JSON: " + e.msg});
+                                     "invalid UTF-8: manifests must be UTF-8 text"});
       return std::move(result_);
     }
-    for (const YAML::Node& doc : documents) {
-      try {
-        Document(doc, 0);
-      } catch (const YAML::Exception& e) {
-        FileError(doc, "cannot decode document: " + e.msg);
-      }
+    const internal::YamlStream stream = internal::ParseYaml(text);
+    if (stream.error) {
+      result_.diagnostics.push_back({Severity::kError, {file_, stream.error->line, stream.error->column}, "", "",
+                                     "invalid YAML or JSON: " + stream.error->message});
+      return std::move(result_);
     }
+    for (const YamlNode& doc : stream.documents) Document(doc, 0);
     return std::move(result_);
   }
 
  private:
-  void FileError(const YAML::Node& node, std::string detail) {
-    const YAML::Mark mark = node.Mark();
-    result_.diagnostics.push_back({Severity::kError,
-                                   {file_, mark.line >= 0 ? mark.line + 1 : 0,
-                                    mark.column >= 0 ? mark.column + 1 : 0},
-                                   "", "", std::move(detail)});
+  void FileError(const YamlNode& node, std::string detail) {
+    result_.diagnostics.push_back(
+        {Severity::kError, {file_, node.line(), node.column()}, "", "", std::move(detail)});
   }
 
-  void Document(const YAML::Node& doc, int depth) {
+  void Document(const YamlNode& doc, int depth) {
     if (!doc || doc.IsNull()) return;  // empty document ("---" alone)
     if (!doc.IsMap()) {
       FileError(doc, "expected a Kubernetes object (a mapping with apiVersion and kind)");
       return;
     }
-    const YAML::Node kind_node = doc["kind"];
+    const YamlNode kind_node = doc["kind"];
     if (!kind_node || !kind_node.IsScalar() || kind_node.Scalar().empty()) {
       FileError(doc, "Object 'Kind' is missing");
       return;
     }
     const std::string kind = kind_node.Scalar();
     if (kind == "List" || (kind.size() > 4 && kind.ends_with("List") && doc["items"])) {
-      const YAML::Node items = doc["items"];
+      const YamlNode items = doc["items"];
       if (items && !items.IsNull() && !items.IsSequence()) {
         FileError(items, "items: expected a list");
         return;
@@ -617,7 +670,7 @@ class Decoder {
         return;
       }
       if (items) {
-        for (const YAML::Node& item : items) Document(item, depth + 1);
+        for (size_t i = 0; i < items.size(); ++i) Document(items[i], depth + 1);
       }
       return;
     }
@@ -629,7 +682,7 @@ class Decoder {
       ++result_.ignored[kind];
       return;
     }
-    const YAML::Node version_node = doc["apiVersion"];
+    const YamlNode version_node = doc["apiVersion"];
     const std::string version =
         version_node && version_node.IsScalar() ? version_node.Scalar() : std::string();
     if (version.empty()) {
@@ -647,7 +700,7 @@ class Decoder {
     // The object reference in diagnostics needs name and namespace, which are
     // read first without recording anything.
     std::string ref = kind + " ";
-    if (const YAML::Node meta = doc["metadata"]; meta && meta.IsMap()) {
+    if (const YamlNode meta = doc["metadata"]; meta && meta.IsMap()) {
       const bool cluster_scoped = kind == "Namespace";
       std::string ns = options_.default_namespace;
       if (meta["namespace"] && meta["namespace"].IsScalar() && !meta["namespace"].Scalar().empty()) {
@@ -661,19 +714,12 @@ class Decoder {
     d.set_object_ref(ref);
     d.CheckFields(doc, "", {"apiVersion", "kind", "metadata", "spec", "status"});
 
-    Object object;
-    try {
-      object = DecodeKind(d, doc, kind);
-    } catch (const YAML::Exception& e) {
-      // yaml-cpp throws on some malformed trees; the object is rejected, nothing escapes.
-      FileError(doc, "cannot decode " + ref + ": " + e.msg);
-      return;
-    }
+    Object object = DecodeKind(d, doc, kind);
     MetaOf(object).source = d.TakeProvenance(doc);
     result_.objects.push_back(std::move(object));
   }
 
-  static Object DecodeKind(ObjectDecoder& d, const YAML::Node& doc, const std::string& kind) {
+  static Object DecodeKind(ObjectDecoder& d, const YamlNode& doc, const std::string& kind) {
     Object object;
     if (kind == "Namespace") {
       Namespace ns;

@@ -1,274 +1,301 @@
 #include "api/encode.h"
 
-#include <yaml-cpp/yaml.h>
+#include <cstdio>
+#include <memory>
+#include <utility>
 
 namespace netpol::api {
 namespace {
 
-// Strings are always double-quoted so that "80" or "true" stay strings.
-void Str(YAML::Emitter& out, const std::string& value) { out << YAML::DoubleQuoted << value; }
+// A tiny document model printed as block-style YAML. Strings are always
+// double-quoted (so "80", "true" or "" stay strings); keys written by netpol
+// are plain, keys that come from data (labels) are quoted.
+class Value {
+ public:
+  enum class Kind { kString, kInt, kBool, kMap, kList };
 
-void LabelMap(YAML::Emitter& out, const Labels& labels) {
-  out << YAML::BeginMap;
-  for (const auto& [k, v] : labels) {
-    out << YAML::Key;
-    Str(out, k);
-    out << YAML::Value;
-    Str(out, v);
+  static Value Str(std::string s) { return Value(Kind::kString, std::move(s)); }
+  static Value Int(int64_t i) { return Value(Kind::kInt, std::to_string(i)); }
+  static Value Bool(bool b) { return Value(Kind::kBool, b ? "true" : "false"); }
+  static Value Map() { return Value(Kind::kMap, ""); }
+  static Value List() { return Value(Kind::kList, ""); }
+
+  Value& Set(std::string key, Value value, bool quote_key = false) {
+    keys_.emplace_back(std::move(key), quote_key);
+    values_.push_back(std::move(value));
+    return *this;
   }
-  out << YAML::EndMap;
+  Value& Add(Value value) {
+    items_.push_back(std::move(value));
+    return *this;
+  }
+  bool empty() const { return keys_.empty() && items_.empty(); }
+
+  void Print(std::string& out, size_t indent) const {
+    const std::string pad(indent, ' ');
+    if (kind_ == Kind::kMap) {
+      for (size_t i = 0; i < keys_.size(); ++i) {
+        out += pad + (keys_[i].second ? Quoted(keys_[i].first) : keys_[i].first) + ":";
+        values_[i].PrintAfterKey(out, indent);
+      }
+    } else if (kind_ == Kind::kList) {
+      for (const Value& item : items_) {
+        if (item.IsContainer() && !item.empty() && item.kind_ == Kind::kMap) {
+          // "- first: x" then the other keys aligned under "first".
+          std::string nested;
+          item.Print(nested, indent + 2);
+          out += pad + "- " + nested.substr(indent + 2);
+        } else {
+          out += pad + "-";
+          item.PrintAfterKey(out, indent);
+        }
+      }
+    }
+  }
+
+ private:
+  Value(Kind kind, std::string scalar) : kind_(kind), scalar_(std::move(scalar)) {}
+
+  bool IsContainer() const { return kind_ == Kind::kMap || kind_ == Kind::kList; }
+
+  // Prints what follows "key:" or "-": a scalar on the same line, an empty
+  // container in flow style, anything else indented on the next lines.
+  void PrintAfterKey(std::string& out, size_t indent) const {
+    if (!IsContainer()) {
+      out += " " + (kind_ == Kind::kString ? Quoted(scalar_) : scalar_) + "\n";
+    } else if (empty()) {
+      out += kind_ == Kind::kMap ? " {}\n" : " []\n";
+    } else {
+      out += "\n";
+      Print(out, indent + 2);
+    }
+  }
+
+  static std::string Quoted(const std::string& s) {
+    std::string out = "\"";
+    for (const char c : s) {
+      const auto u = static_cast<unsigned char>(c);
+      if (c == '"' || c == '\\') {
+        out += '\\';
+        out += c;
+      } else if (c == '\n') {
+        out += "\\n";
+      } else if (c == '\t') {
+        out += "\\t";
+      } else if (u < 0x20 || u == 0x7f) {
+        char buffer[8];
+        std::snprintf(buffer, sizeof(buffer), "\\x%02x", u);
+        out += buffer;
+      } else {
+        out += c;
+      }
+    }
+    return out + "\"";
+  }
+
+  Kind kind_;
+  std::string scalar_;
+  std::vector<std::pair<std::string, bool>> keys_;  // map keys, and whether to quote them
+  std::vector<Value> values_;                       // map values, parallel to keys_
+  std::vector<Value> items_;                        // list items
+};
+
+Value LabelMap(const Labels& labels) {
+  Value map = Value::Map();
+  for (const auto& [k, v] : labels) map.Set(k, Value::Str(v), true);
+  return map;
 }
 
-void Selector(YAML::Emitter& out, const LabelSelector& selector) {
-  if (selector.empty()) {
-    out << YAML::Flow << YAML::BeginMap << YAML::EndMap;
-    return;
-  }
-  out << YAML::BeginMap;
-  if (!selector.match_labels.empty()) {
-    out << YAML::Key << "matchLabels" << YAML::Value;
-    LabelMap(out, selector.match_labels);
-  }
+Value StrList(const std::vector<std::string>& values) {
+  Value list = Value::List();
+  for (const auto& v : values) list.Add(Value::Str(v));
+  return list;
+}
+
+Value Selector(const LabelSelector& selector) {
+  Value map = Value::Map();
+  if (!selector.match_labels.empty()) map.Set("matchLabels", LabelMap(selector.match_labels));
   if (!selector.match_expressions.empty()) {
-    out << YAML::Key << "matchExpressions" << YAML::Value << YAML::BeginSeq;
+    Value exprs = Value::List();
     for (const auto& req : selector.match_expressions) {
-      out << YAML::BeginMap << YAML::Key << "key" << YAML::Value;
-      Str(out, req.key);
-      out << YAML::Key << "operator" << YAML::Value << std::string(SelectorOperatorName(req.op));
-      if (!req.values.empty()) {
-        out << YAML::Key << "values" << YAML::Value << YAML::BeginSeq;
-        for (const auto& v : req.values) Str(out, v);
-        out << YAML::EndSeq;
-      }
-      out << YAML::EndMap;
+      Value e = Value::Map();
+      e.Set("key", Value::Str(req.key)).Set("operator", Value::Str(std::string(SelectorOperatorName(req.op))));
+      if (!req.values.empty()) e.Set("values", StrList(req.values));
+      exprs.Add(std::move(e));
     }
-    out << YAML::EndSeq;
+    map.Set("matchExpressions", std::move(exprs));
   }
-  out << YAML::EndMap;
+  return map;
 }
 
-void Meta(YAML::Emitter& out, const ObjectMeta& meta) {
-  out << YAML::Key << "metadata" << YAML::Value << YAML::BeginMap;
-  out << YAML::Key << "name" << YAML::Value;
-  Str(out, meta.name);
-  if (!meta.namespace_.empty()) {
-    out << YAML::Key << "namespace" << YAML::Value;
-    Str(out, meta.namespace_);
-  }
-  if (!meta.labels.empty()) {
-    out << YAML::Key << "labels" << YAML::Value;
-    LabelMap(out, meta.labels);
-  }
-  out << YAML::EndMap;
+Value Meta(const ObjectMeta& meta) {
+  Value map = Value::Map();
+  map.Set("name", Value::Str(meta.name));
+  if (!meta.namespace_.empty()) map.Set("namespace", Value::Str(meta.namespace_));
+  if (!meta.labels.empty()) map.Set("labels", LabelMap(meta.labels));
+  return map;
 }
 
-void StrList(YAML::Emitter& out, const char* key, const std::vector<std::string>& values) {
-  if (values.empty()) return;
-  out << YAML::Key << key << YAML::Value << YAML::BeginSeq;
-  for (const auto& v : values) Str(out, v);
-  out << YAML::EndSeq;
-}
-
-void Spec(YAML::Emitter& out, const PodSpec& spec) {
-  out << YAML::BeginMap;
-  if (!spec.node_name.empty()) {
-    out << YAML::Key << "nodeName" << YAML::Value;
-    Str(out, spec.node_name);
-  }
-  if (spec.host_network) out << YAML::Key << "hostNetwork" << YAML::Value << true;
-  out << YAML::Key << "containers" << YAML::Value << YAML::BeginSeq;
+Value Spec(const PodSpec& spec) {
+  Value map = Value::Map();
+  if (!spec.node_name.empty()) map.Set("nodeName", Value::Str(spec.node_name));
+  if (spec.host_network) map.Set("hostNetwork", Value::Bool(true));
+  Value containers = Value::List();
   for (const Container& c : spec.containers) {
-    out << YAML::BeginMap << YAML::Key << "name" << YAML::Value;
-    Str(out, c.name);
-    if (!c.image.empty()) {
-      out << YAML::Key << "image" << YAML::Value;
-      Str(out, c.image);
-    }
-    StrList(out, "command", c.command);
-    StrList(out, "args", c.args);
+    Value container = Value::Map();
+    container.Set("name", Value::Str(c.name));
+    if (!c.image.empty()) container.Set("image", Value::Str(c.image));
+    if (!c.command.empty()) container.Set("command", StrList(c.command));
+    if (!c.args.empty()) container.Set("args", StrList(c.args));
     if (!c.env.empty()) {
-      out << YAML::Key << "env" << YAML::Value << YAML::BeginSeq;
+      Value env = Value::List();
       for (const EnvVar& e : c.env) {
-        out << YAML::BeginMap << YAML::Key << "name" << YAML::Value;
-        Str(out, e.name);
-        out << YAML::Key << "value" << YAML::Value;
-        Str(out, e.value);
-        out << YAML::EndMap;
+        Value var = Value::Map();
+        var.Set("name", Value::Str(e.name)).Set("value", Value::Str(e.value));
+        env.Add(std::move(var));
       }
-      out << YAML::EndSeq;
+      container.Set("env", std::move(env));
     }
     if (!c.ports.empty()) {
-      out << YAML::Key << "ports" << YAML::Value << YAML::BeginSeq;
+      Value ports = Value::List();
       for (const ContainerPort& p : c.ports) {
-        out << YAML::BeginMap;
-        if (!p.name.empty()) {
-          out << YAML::Key << "name" << YAML::Value;
-          Str(out, p.name);
-        }
-        out << YAML::Key << "containerPort" << YAML::Value << p.container_port;
-        out << YAML::Key << "protocol" << YAML::Value << std::string(ProtocolName(p.protocol));
-        out << YAML::EndMap;
+        Value port = Value::Map();
+        if (!p.name.empty()) port.Set("name", Value::Str(p.name));
+        port.Set("containerPort", Value::Int(p.container_port));
+        port.Set("protocol", Value::Str(std::string(ProtocolName(p.protocol))));
+        ports.Add(std::move(port));
       }
-      out << YAML::EndSeq;
+      container.Set("ports", std::move(ports));
     }
-    out << YAML::EndMap;
+    containers.Add(std::move(container));
   }
-  out << YAML::EndSeq << YAML::EndMap;
+  map.Set("containers", std::move(containers));
+  return map;
 }
 
-void Rules(YAML::Emitter& out, const char* key, const char* peers_key,
-           const std::vector<NetworkPolicyRule>& rules) {
-  if (rules.empty()) return;
-  out << YAML::Key << key << YAML::Value << YAML::BeginSeq;
+Value Rules(const std::vector<NetworkPolicyRule>& rules, const char* peers_key) {
+  Value list = Value::List();
   for (const NetworkPolicyRule& rule : rules) {
-    out << YAML::BeginMap;
+    Value r = Value::Map();
     if (!rule.ports.empty()) {
-      out << YAML::Key << "ports" << YAML::Value << YAML::BeginSeq;
+      Value ports = Value::List();
       for (const NetworkPolicyPort& port : rule.ports) {
-        out << YAML::BeginMap << YAML::Key << "protocol" << YAML::Value
-            << std::string(ProtocolName(port.protocol));
+        Value p = Value::Map();
+        p.Set("protocol", Value::Str(std::string(ProtocolName(port.protocol))));
         if (port.port) {
-          out << YAML::Key << "port" << YAML::Value;
           if (const auto* n = std::get_if<int32_t>(&*port.port)) {
-            out << *n;
+            p.Set("port", Value::Int(*n));
           } else {
-            Str(out, std::get<std::string>(*port.port));
+            p.Set("port", Value::Str(std::get<std::string>(*port.port)));
           }
         }
-        if (port.end_port) out << YAML::Key << "endPort" << YAML::Value << *port.end_port;
-        out << YAML::EndMap;
+        if (port.end_port) p.Set("endPort", Value::Int(*port.end_port));
+        ports.Add(std::move(p));
       }
-      out << YAML::EndSeq;
+      r.Set("ports", std::move(ports));
     }
     if (!rule.peers.empty()) {
-      out << YAML::Key << peers_key << YAML::Value << YAML::BeginSeq;
+      Value peers = Value::List();
       for (const NetworkPolicyPeer& peer : rule.peers) {
-        out << YAML::BeginMap;
-        if (peer.pod_selector) {
-          out << YAML::Key << "podSelector" << YAML::Value;
-          Selector(out, *peer.pod_selector);
-        }
-        if (peer.namespace_selector) {
-          out << YAML::Key << "namespaceSelector" << YAML::Value;
-          Selector(out, *peer.namespace_selector);
-        }
+        Value p = Value::Map();
+        if (peer.pod_selector) p.Set("podSelector", Selector(*peer.pod_selector));
+        if (peer.namespace_selector) p.Set("namespaceSelector", Selector(*peer.namespace_selector));
         if (peer.ip_block) {
-          out << YAML::Key << "ipBlock" << YAML::Value << YAML::BeginMap << YAML::Key << "cidr"
-              << YAML::Value;
-          Str(out, peer.ip_block->cidr);
-          StrList(out, "except", peer.ip_block->except);
-          out << YAML::EndMap;
+          Value block = Value::Map();
+          block.Set("cidr", Value::Str(peer.ip_block->cidr));
+          if (!peer.ip_block->except.empty()) block.Set("except", StrList(peer.ip_block->except));
+          p.Set("ipBlock", std::move(block));
         }
-        out << YAML::EndMap;
+        peers.Add(std::move(p));
       }
-      out << YAML::EndSeq;
+      r.Set(peers_key, std::move(peers));
     }
-    out << YAML::EndMap;
+    list.Add(std::move(r));
   }
-  out << YAML::EndSeq;
+  return list;
+}
+
+Value Header(const char* api_version, std::string_view kind) {
+  Value doc = Value::Map();
+  doc.Set("apiVersion", Value::Str(api_version)).Set("kind", Value::Str(std::string(kind)));
+  return doc;
 }
 
 struct Emit {
-  YAML::Emitter& out;
+  Value operator()(const Namespace& ns) const { return std::move(Header("v1", "Namespace").Set("metadata", Meta(ns.metadata))); }
 
-  void Header(const char* api_version, std::string_view kind) {
-    out << YAML::Key << "apiVersion" << YAML::Value << api_version;
-    out << YAML::Key << "kind" << YAML::Value << std::string(kind);
-  }
-
-  void operator()(const Namespace& ns) {
-    Header("v1", "Namespace");
-    Meta(out, ns.metadata);
-  }
-
-  void operator()(const Pod& pod) {
-    Header("v1", "Pod");
-    Meta(out, pod.metadata);
-    out << YAML::Key << "spec" << YAML::Value;
-    Spec(out, pod.spec);
+  Value operator()(const Pod& pod) const {
+    Value doc = Header("v1", "Pod");
+    doc.Set("metadata", Meta(pod.metadata)).Set("spec", Spec(pod.spec));
     if (!pod.phase.empty() || !pod.pod_ips.empty()) {
-      out << YAML::Key << "status" << YAML::Value << YAML::BeginMap;
-      if (!pod.phase.empty()) {
-        out << YAML::Key << "phase" << YAML::Value;
-        Str(out, pod.phase);
-      }
+      Value status = Value::Map();
+      if (!pod.phase.empty()) status.Set("phase", Value::Str(pod.phase));
       if (!pod.pod_ips.empty()) {
-        out << YAML::Key << "podIP" << YAML::Value;
-        Str(out, pod.pod_ips.front());
-        out << YAML::Key << "podIPs" << YAML::Value << YAML::BeginSeq;
+        status.Set("podIP", Value::Str(pod.pod_ips.front()));
+        Value ips = Value::List();
         for (const auto& ip : pod.pod_ips) {
-          out << YAML::BeginMap << YAML::Key << "ip" << YAML::Value;
-          Str(out, ip);
-          out << YAML::EndMap;
+          Value entry = Value::Map();
+          entry.Set("ip", Value::Str(ip));
+          ips.Add(std::move(entry));
         }
-        out << YAML::EndSeq;
+        status.Set("podIPs", std::move(ips));
       }
-      out << YAML::EndMap;
+      doc.Set("status", std::move(status));
     }
+    return doc;
   }
 
-  void operator()(const Workload& w) {
-    const std::string_view kind = WorkloadKindName(w.kind);
+  Value operator()(const Workload& w) const {
     const bool job = w.kind == WorkloadKind::kJob || w.kind == WorkloadKind::kCronJob;
     const bool rc = w.kind == WorkloadKind::kReplicationController;
-    Header(rc ? "v1" : job ? "batch/v1" : "apps/v1", kind);
-    Meta(out, w.metadata);
-    out << YAML::Key << "spec" << YAML::Value << YAML::BeginMap;
-    if (w.kind == WorkloadKind::kCronJob) {
-      out << YAML::Key << "schedule" << YAML::Value << YAML::DoubleQuoted << "* * * * *";
-      out << YAML::Key << "jobTemplate" << YAML::Value << YAML::BeginMap << YAML::Key << "spec"
-          << YAML::Value << YAML::BeginMap;
-    }
-    if (w.kind != WorkloadKind::kDaemonSet) {
-      out << YAML::Key << (job ? "parallelism" : "replicas") << YAML::Value << w.replicas;
-    }
-    if (w.selector) {
-      out << YAML::Key << "selector" << YAML::Value;
-      if (rc) {
-        LabelMap(out, w.selector->match_labels);
-      } else {
-        Selector(out, *w.selector);
-      }
-    }
-    out << YAML::Key << "template" << YAML::Value << YAML::BeginMap;
+    Value doc = Header(rc ? "v1" : job ? "batch/v1" : "apps/v1", WorkloadKindName(w.kind));
+    doc.Set("metadata", Meta(w.metadata));
+    Value body = Value::Map();
+    if (w.kind != WorkloadKind::kDaemonSet) body.Set(job ? "parallelism" : "replicas", Value::Int(w.replicas));
+    if (w.selector) body.Set("selector", rc ? LabelMap(w.selector->match_labels) : Selector(*w.selector));
+    Value tmpl = Value::Map();
     if (!w.pod_template.labels.empty()) {
-      out << YAML::Key << "metadata" << YAML::Value << YAML::BeginMap << YAML::Key << "labels"
-          << YAML::Value;
-      LabelMap(out, w.pod_template.labels);
-      out << YAML::EndMap;
+      Value meta = Value::Map();
+      meta.Set("labels", LabelMap(w.pod_template.labels));
+      tmpl.Set("metadata", std::move(meta));
     }
-    out << YAML::Key << "spec" << YAML::Value;
-    Spec(out, w.pod_template.spec);
-    out << YAML::EndMap;
-    if (w.kind == WorkloadKind::kCronJob) out << YAML::EndMap << YAML::EndMap;
-    out << YAML::EndMap;
+    tmpl.Set("spec", Spec(w.pod_template.spec));
+    body.Set("template", std::move(tmpl));
+    if (w.kind == WorkloadKind::kCronJob) {
+      Value job_template = Value::Map();
+      job_template.Set("spec", std::move(body));
+      Value spec = Value::Map();
+      spec.Set("schedule", Value::Str("* * * * *")).Set("jobTemplate", std::move(job_template));
+      doc.Set("spec", std::move(spec));
+    } else {
+      doc.Set("spec", std::move(body));
+    }
+    return doc;
   }
 
-  void operator()(const NetworkPolicy& policy) {
-    Header("networking.k8s.io/v1", "NetworkPolicy");
-    Meta(out, policy.metadata);
-    out << YAML::Key << "spec" << YAML::Value << YAML::BeginMap;
-    out << YAML::Key << "podSelector" << YAML::Value;
-    Selector(out, policy.pod_selector);
+  Value operator()(const NetworkPolicy& policy) const {
+    Value doc = Header("networking.k8s.io/v1", "NetworkPolicy");
+    doc.Set("metadata", Meta(policy.metadata));
+    Value spec = Value::Map();
+    spec.Set("podSelector", Selector(policy.pod_selector));
     if (!policy.policy_types.empty()) {
-      out << YAML::Key << "policyTypes" << YAML::Value << YAML::BeginSeq;
-      for (PolicyType t : policy.policy_types) out << std::string(PolicyTypeName(t));
-      out << YAML::EndSeq;
+      Value types = Value::List();
+      for (PolicyType t : policy.policy_types) types.Add(Value::Str(std::string(PolicyTypeName(t))));
+      spec.Set("policyTypes", std::move(types));
     }
-    Rules(out, "ingress", "from", policy.ingress);
-    Rules(out, "egress", "to", policy.egress);
-    out << YAML::EndMap;
+    if (!policy.ingress.empty()) spec.Set("ingress", Rules(policy.ingress, "from"));
+    if (!policy.egress.empty()) spec.Set("egress", Rules(policy.egress, "to"));
+    doc.Set("spec", std::move(spec));
+    return doc;
   }
 };
 
 }  // namespace
 
 std::string Encode(const Object& object) {
-  YAML::Emitter out;
-  out << YAML::BeginMap;
-  std::visit(Emit{out}, object);
-  out << YAML::EndMap;
-  return std::string(out.c_str()) + "\n";
+  std::string out;
+  std::visit(Emit{}, object).Print(out, 0);
+  return out;
 }
 
 std::string Encode(const std::vector<Object>& objects) {

@@ -39,6 +39,7 @@ struct SourceLocation {
   int line = 0;
   int column = 0;
   std::string ToString() const;  // "file:line:column", or "" when unknown
+  friend bool operator==(const SourceLocation&, const SourceLocation&) = default;
 };
 
 // Field path ("spec.ingress[0].ports[1].endPort") -> where that field's value starts.

@@ -1,6 +1,7 @@
 #include "api/validate.h"
 
 #include <algorithm>
+#include <map>
 #include <set>
 
 #include "base/ip.h"
@@ -69,6 +70,10 @@ class Validator {
     diagnostics_.push_back({Severity::kError, source_.Locate(field), ref_, field, std::move(detail)});
   }
 
+  void Warn(const std::string& field, std::string detail) {
+    diagnostics_.push_back({Severity::kWarning, source_.Locate(field), ref_, field, std::move(detail)});
+  }
+
   void Invalid(const std::string& field, const std::string& quoted, const std::string& msg) {
     Add(field, InvalidValue(quoted, msg));
   }
@@ -126,7 +131,7 @@ class Validator {
 
   void PodSpecFields(const std::string& field, const PodSpec& spec) {
     if (spec.containers.empty()) Add(field + ".containers", RequiredValue(""));
-    std::set<std::string, std::less<>> port_names;
+    std::map<std::string, std::string, std::less<>> pod_port_names;  // name -> first field
     std::set<std::string, std::less<>> container_names;
     for (size_t c = 0; c < spec.containers.size(); ++c) {
       const Container& container = spec.containers[c];
@@ -139,14 +144,19 @@ class Validator {
           Add(path + ".name", DuplicateValue(Quote(container.name)));
         }
       }
+      std::set<std::string, std::less<>> port_names;
       for (size_t p = 0; p < container.ports.size(); ++p) {
         const ContainerPort& port = container.ports[p];
         const std::string port_path = path + ".ports[" + std::to_string(p) + "]";
         if (!port.name.empty()) {
           EachInvalid(port_path + ".name", port.name, IsValidPortName(port.name));
-          // Port names are unique across all containers of a pod.
+          // Names are unique within a container; across containers the API
+          // server only warns, and the first declaration is the one that counts.
           if (!port_names.insert(port.name).second) {
             Add(port_path + ".name", DuplicateValue(Quote(port.name)));
+          } else if (const auto [it, inserted] = pod_port_names.emplace(port.name, port_path); !inserted) {
+            Warn(port_path, "duplicate port name " + Quote(port.name) + " with " + it->second +
+                                ", services and probes that select ports by name will use " + it->second);
           }
         }
         if (port.container_port == 0) {

@@ -88,6 +88,11 @@ class Mutator {
  public:
   explicit Mutator(State& s) : s_(s) {}
 
+  State& state() { return s_; }
+
+  // DaemonSets follow the node set: re-expand them when it changed.
+  void SyncDaemonSets(const std::vector<std::string>& nodes_before);
+
   NamespaceId EnsureNamespace(const std::string& name) {
     if (const auto it = s_.namespace_index.find(name); it != s_.namespace_index.end()) {
       return it->second;
@@ -171,7 +176,11 @@ class Mutator {
     if (!pod.host_network) {
       ClassKey key{ns, pod.labels, {}};
       for (const api::ContainerPort& port : pod.ports) {
-        if (!port.name.empty()) {
+        // A name declared twice (in two containers) means its first declaration,
+        // as for Services and probes.
+        const bool seen = std::any_of(key.named_ports.begin(), key.named_ports.end(),
+                                      [&](const internal::NamedPort& p) { return p.name == port.name; });
+        if (!port.name.empty() && !seen) {
           key.named_ports.push_back(
               {port.name, port.protocol, static_cast<uint16_t>(port.container_port)});
         }
@@ -190,6 +199,7 @@ class Mutator {
     }
     s_.pod_index[{pod.namespace_, pod.name}] = id;
     for (const IpAddress& ip : pod.ips) s_.pod_by_ip[ip] = id;
+    if (!pod.node.empty() && !pod.owner.starts_with("DaemonSet ")) ++s_.node_refs[pod.node];
     s_.pods[id] = {std::move(pod), cls, true};
     return id;
   }
@@ -206,6 +216,11 @@ class Mutator {
       }
     }
     if (rec.cls != kNoClass && --s_.classes[rec.cls].members == 0) RetireClass(rec.cls);
+    if (!rec.pod.node.empty() && !rec.pod.owner.starts_with("DaemonSet ")) {
+      if (const auto it = s_.node_refs.find(rec.pod.node); it != s_.node_refs.end() && --it->second == 0) {
+        s_.node_refs.erase(it);
+      }
+    }
     rec = internal::PodRec{};
     s_.free_pods.push_back(id);
   }
@@ -348,6 +363,43 @@ std::string OwnerKey(std::string_view kind, std::string_view ns, std::string_vie
   return std::string(kind) + " " + std::string(ns) + "/" + std::string(name);
 }
 
+// The pods a workload stands for: replicas pods named <name>-0, -1, ...; for a
+// DaemonSet one per known node (each on its node), or one when no node is known.
+std::vector<Pod> ExpandWorkload(const State& s, const api::Workload& w, const std::string& owner) {
+  std::vector<std::string> nodes;
+  if (w.kind == api::WorkloadKind::kDaemonSet) {
+    for (const auto& [node, refs] : s.node_refs) nodes.push_back(node);
+  }
+  const size_t count = w.kind == api::WorkloadKind::kDaemonSet ? std::max<size_t>(nodes.size(), 1)
+                                                               : static_cast<size_t>(std::max(w.replicas, 0));
+  std::vector<Pod> pods;
+  for (size_t i = 0; i < count; ++i) {
+    Pod pod;
+    pod.namespace_ = w.metadata.namespace_;
+    pod.name = w.metadata.name + "-" + std::to_string(i);
+    pod.labels = w.pod_template.labels;
+    pod.node = i < nodes.size() ? nodes[i] : w.pod_template.spec.node_name;
+    pod.host_network = w.pod_template.spec.host_network;
+    pod.ports = PortsOf(w.pod_template.spec);
+    pod.owner = owner;
+    pods.push_back(std::move(pod));
+  }
+  return pods;
+}
+
+void Mutator::SyncDaemonSets(const std::vector<std::string>& nodes_before) {
+  std::vector<std::string> nodes_now;
+  for (const auto& [node, refs] : s_.node_refs) nodes_now.push_back(node);
+  if (nodes_now == nodes_before) return;
+  for (const auto& [owner, ds] : s_.daemonsets) ReplaceOwner(owner, ExpandWorkload(s_, ds, owner));
+}
+
+std::vector<std::string> KnownNodes(const State& s) {
+  std::vector<std::string> nodes;
+  for (const auto& [node, refs] : s.node_refs) nodes.push_back(node);
+  return nodes;
+}
+
 // ---- verdicts ----------------------------------------------------------------
 
 struct Side {
@@ -393,8 +445,9 @@ DirectionVerdict Judge(const State& s, Direction dir, const Side& self, const Si
     v.reason = Reason::kNotPolicyManaged;
     return v;
   }
-  // A node and its own pods may always talk (kubelet probes; docs/SEMANTICS.md §10).
-  if (other.pod == nullptr || other.pod->host_network) {
+  // A pod's own node may always connect to it (kubelet probes). Ingress only: a
+  // pod's connections to a node are judged by its egress (docs/SEMANTICS.md §10).
+  if (dir == Direction::kIngress && (other.pod == nullptr || other.pod->host_network)) {
     if (!other.node.empty() && other.node == self.node) {
       v.reason = Reason::kOwnNode;
       return v;
@@ -503,6 +556,7 @@ Engine& Engine::operator=(Engine&&) noexcept = default;
 
 void Engine::Apply(const api::Object& object) {
   Mutator m(*state_);
+  const std::vector<std::string> nodes_before = KnownNodes(*state_);
   struct Visitor {
     Mutator& m;
     void operator()(const api::Namespace& ns) {
@@ -526,19 +580,8 @@ void Engine::Apply(const api::Object& object) {
     void operator()(const api::Workload& w) {
       const std::string owner =
           OwnerKey(api::WorkloadKindName(w.kind), w.metadata.namespace_, w.metadata.name);
-      std::vector<Pod> pods;
-      for (int32_t i = 0; i < w.replicas; ++i) {
-        Pod pod;
-        pod.namespace_ = w.metadata.namespace_;
-        pod.name = w.metadata.name + "-" + std::to_string(i);
-        pod.labels = w.pod_template.labels;
-        pod.node = w.pod_template.spec.node_name;
-        pod.host_network = w.pod_template.spec.host_network;
-        pod.ports = PortsOf(w.pod_template.spec);
-        pod.owner = owner;
-        pods.push_back(std::move(pod));
-      }
-      m.ReplaceOwner(owner, std::move(pods));
+      if (w.kind == api::WorkloadKind::kDaemonSet) m.state().daemonsets[owner] = w;
+      m.ReplaceOwner(owner, ExpandWorkload(m.state(), w, owner));
     }
     void operator()(const api::NetworkPolicy& p) {
       m.RemovePolicy(p.metadata.namespace_, p.metadata.name);
@@ -546,9 +589,17 @@ void Engine::Apply(const api::Object& object) {
     }
   };
   std::visit(Visitor{m}, object);
+  m.SyncDaemonSets(nodes_before);
 }
 
 bool Engine::Delete(std::string_view kind, std::string_view namespace_, std::string_view name) {
+  const std::vector<std::string> nodes_before = KnownNodes(*state_);
+  const bool deleted = DeleteObject(kind, namespace_, name);
+  Mutator(*state_).SyncDaemonSets(nodes_before);
+  return deleted;
+}
+
+bool Engine::DeleteObject(std::string_view kind, std::string_view namespace_, std::string_view name) {
   Mutator m(*state_);
   State& s = *state_;
   if (kind == "NetworkPolicy") return m.RemovePolicy(namespace_, name);
@@ -562,7 +613,10 @@ bool Engine::Delete(std::string_view kind, std::string_view namespace_, std::str
       // Owner keys are "Kind namespace/name".
       if (owner.substr(owner.find(' ') + 1).starts_with(prefix)) owners.push_back(owner);
     }
-    for (const std::string& owner : owners) m.ReplaceOwner(owner, {});
+    for (const std::string& owner : owners) {
+      m.ReplaceOwner(owner, {});
+      s.daemonsets.erase(owner);
+    }
     std::vector<std::string> policy_names;
     for (const auto& [key, id] : s.policy_index) {
       if (key.first == name) policy_names.push_back(key.second);
@@ -574,6 +628,7 @@ bool Engine::Delete(std::string_view kind, std::string_view namespace_, std::str
   const std::string owner = OwnerKey(kind, namespace_, name);
   if (!s.owners.contains(owner)) return false;
   m.ReplaceOwner(owner, {});
+  s.daemonsets.erase(owner);
   return true;
 }
 

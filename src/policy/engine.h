@@ -44,7 +44,8 @@ using PodId = uint32_t;
 using PolicyId = uint32_t;
 
 // A pod as the engine sees it. Workloads are expanded into pods named
-// <workload>-0, -1, ... with the template's labels and ports and no IP.
+// <workload>-0, -1, ... with the template's labels and ports and no IP; a
+// DaemonSet into one pod per node that other pods run on.
 struct Pod {
   std::string namespace_;
   std::string name;
@@ -167,6 +168,8 @@ class Engine {
   const internal::State& state() const { return *state_; }
 
  private:
+  bool DeleteObject(std::string_view kind, std::string_view namespace_, std::string_view name);
+
   std::unique_ptr<internal::State> state_;
 };
 

@@ -97,7 +97,9 @@ class Linter {
   void IpBlockCoversPods(PolicyId id, const PeerRule& peer, const std::string& path) {
     std::vector<std::string> covered;
     for (const auto& [ip, pod] : s_.pod_by_ip) {
-      if (s_.pods[pod].live && peer.MatchesIp(ip)) covered.push_back(s_.pods[pod].pod.FullName());
+      // hostNetwork pods are their node: only an ipBlock can match them.
+      const internal::PodRec& rec = s_.pods[pod];
+      if (rec.live && !rec.pod.host_network && peer.MatchesIp(ip)) covered.push_back(rec.pod.FullName());
     }
     if (covered.empty()) return;
     std::sort(covered.begin(), covered.end());
@@ -220,6 +222,7 @@ class Linter {
       if (!s_.classes[c].egress_policies.empty()) groups.insert(s_.classes[c].egress_policies);
     }
     for (const auto& isolating : groups) {
+      std::vector<std::string> blocked;
       for (const api::Protocol proto : {api::Protocol::kUDP, api::Protocol::kTCP}) {
         bool allowed = false;
         for (const PolicyId pid : isolating) {
@@ -231,14 +234,15 @@ class Linter {
                       });
           }
         }
-        if (allowed) continue;
-        std::string names;
-        for (const PolicyId pid : isolating) names += (names.empty() ? "" : ", ") + s_.policies[pid].full_name;
-        Add(isolating.front(), "egress-blocks-dns", "spec.policyTypes",
-            "pods isolated for egress by " + names + " may not send DNS: no egress rule allows port 53/" +
-                std::string(api::ProtocolName(proto)) +
-                "; name lookups will fail unless you allow it (e.g. to the kube-system namespace)");
+        if (!allowed) blocked.push_back("53/" + std::string(api::ProtocolName(proto)));
       }
+      if (blocked.empty()) continue;
+      std::string names;
+      for (const PolicyId pid : isolating) names += (names.empty() ? "" : ", ") + s_.policies[pid].full_name;
+      Add(isolating.front(), "egress-blocks-dns", "spec.policyTypes",
+          "pods isolated for egress by " + names + " may not send DNS: no egress rule allows " + blocked[0] +
+              (blocked.size() > 1 ? " or " + blocked[1] : "") +
+              "; name lookups will fail unless you allow it (e.g. to the kube-system namespace)");
     }
   }
 

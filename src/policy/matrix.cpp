@@ -164,10 +164,9 @@ class MatrixBuilder {
             continue;
           }
           // hostNetwork pods are their node: not policy-managed, and always
-          // allowed to and from pods on the same node.
+          // allowed into pods on the same node.
           const bool same_node = !src.pod->node.empty() && src.pod->node == dst.pod->node;
-          const bool egress_ok = src.cls == kNoClass || (dst.cls == kNoClass && same_node) ||
-                                 Allows(out[src.cls], dst.cls, dst.ip);
+          const bool egress_ok = src.cls == kNoClass || Allows(out[src.cls], dst.cls, dst.ip);
           if (!egress_ok) continue;
           const bool ingress_ok = dst.cls == kNoClass || (src.cls == kNoClass && same_node) ||
                                   Allows(in[dst.cls], src.cls, src.ip);

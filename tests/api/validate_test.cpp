@@ -131,7 +131,9 @@ status: {podIP: 198.18.0.300}
               ::testing::UnorderedElementsAre(
                   ::testing::HasSubstr("spec.containers[0].ports[1].containerPort: Required value"),
                   ::testing::HasSubstr("spec.containers[1].name: Duplicate value: \"a\""),
-                  ::testing::HasSubstr("spec.containers[1].ports[0].name: Duplicate value: \"http\""),
+                  ::testing::HasSubstr("warning: Pod default/p: spec.containers[1].ports[0]: duplicate port name "
+                                       "\"http\" with spec.containers[0].ports[0], services and probes that select "
+                                       "ports by name will use spec.containers[0].ports[0]"),
                   ::testing::HasSubstr("status.podIPs[0].ip: Invalid value: \"198.18.0.300\": must be a valid IP address")));
   EXPECT_THAT(Errors(R"(apiVersion: apps/v1
 kind: Deployment

@@ -15,23 +15,7 @@
 namespace netpol::testing {
 namespace {
 
-using policy::Endpoint;
 using policy::Engine;
-using policy::PortProto;
-
-const std::vector<PortProto>& Ports() {
-  static const std::vector<PortProto> ports = [] {
-    std::vector<PortProto> out;
-    for (const uint16_t port : {uint16_t{9}, uint16_t{53}, uint16_t{79}, uint16_t{80}, uint16_t{81},
-                                uint16_t{8080}, uint16_t{8081}}) {
-      for (const auto proto : {api::Protocol::kTCP, api::Protocol::kUDP, api::Protocol::kSCTP}) {
-        out.push_back({proto, port});
-      }
-    }
-    return out;
-  }();
-  return ports;
-}
 
 Engine Build(const std::vector<api::Object>& objects) {
   Engine engine;
@@ -39,40 +23,8 @@ Engine Build(const std::vector<api::Object>& objects) {
   return engine;
 }
 
-// Compares every pod pair and port; returns a description of the first mismatch.
 std::string Compare(const Engine& engine, const std::vector<api::Object>& objects) {
-  const ReferenceEvaluator ref(objects);
-  const policy::Matrix matrix = policy::ComputeMatrix(engine, Ports());
-  const auto pods = engine.Pods();
-  if (pods.size() != ref.pods().size()) return "pod count differs";
-  for (size_t i = 0; i < pods.size(); ++i) {
-    for (size_t j = 0; j < pods.size(); ++j) {
-      const policy::Pod& a = engine.pod(pods[i]);
-      const policy::Pod& b = engine.pod(pods[j]);
-      const auto find = [&](const policy::Pod& p) {
-        return std::find_if(ref.pods().begin(), ref.pods().end(), [&](const RefPod& r) {
-          return r.namespace_ == p.namespace_ && r.name == p.name;
-        });
-      };
-      const auto ra = find(a);
-      const auto rb = find(b);
-      if (ra == ref.pods().end() || rb == ref.pods().end()) return "pod missing in reference";
-      for (size_t p = 0; p < Ports().size(); ++p) {
-        const PortProto& pp = Ports()[p];
-        const bool want = ref.Allowed(*ra, *rb, pp.protocol, pp.port);
-        const policy::Flow flow{Endpoint::OfPod(pods[i]), Endpoint::OfPod(pods[j]), pp.protocol, pp.port};
-        const bool fast = engine.Allowed(flow);
-        const bool full = engine.Evaluate(flow).allowed;
-        const bool mat = matrix.Allowed(p, i, j);
-        if (fast != want || full != want || mat != want) {
-          return a.FullName() + " -> " + b.FullName() + " " + pp.ToString() + ": reference " +
-                 std::to_string(want) + ", Allowed " + std::to_string(fast) + ", Evaluate " +
-                 std::to_string(full) + ", matrix " + std::to_string(mat);
-        }
-      }
-    }
-  }
-  return "";
+  return CompareEngineWithReference(engine, objects);
 }
 
 TEST(DifferentialTest, GeneratedObjectsAreValid) {

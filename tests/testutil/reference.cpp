@@ -1,5 +1,10 @@
 #include "testutil/reference.h"
 
+#include <algorithm>
+#include <set>
+
+#include "policy/matrix.h"
+
 namespace netpol::testing {
 
 ReferenceEvaluator::ReferenceEvaluator(const std::vector<api::Object>& objects) {
@@ -13,18 +18,29 @@ ReferenceEvaluator::ReferenceEvaluator(const std::vector<api::Object>& objects) 
       for (const auto& c : pod->spec.containers) p.ports.insert(p.ports.end(), c.ports.begin(), c.ports.end());
       pods_.push_back(std::move(p));
     }
-    if (const auto* w = std::get_if<api::Workload>(&object)) {
-      for (int32_t i = 0; i < w->replicas; ++i) {
-        RefPod p{w->metadata.namespace_, w->metadata.name + "-" + std::to_string(i),
-                 w->pod_template.labels, w->pod_template.spec.node_name,
-                 w->pod_template.spec.host_network, std::nullopt, {}};
-        for (const auto& c : w->pod_template.spec.containers) {
-          p.ports.insert(p.ports.end(), c.ports.begin(), c.ports.end());
-        }
-        pods_.push_back(std::move(p));
-      }
+    if (const auto* w = std::get_if<api::Workload>(&object); w && w->kind != api::WorkloadKind::kDaemonSet) {
+      for (int32_t i = 0; i < w->replicas; ++i) pods_.push_back(FromTemplate(*w, i, w->pod_template.spec.node_name));
     }
   }
+  // A DaemonSet: one pod per node the other pods run on (or one when none).
+  std::set<std::string> nodes;
+  for (const RefPod& p : pods_) {
+    if (!p.node.empty()) nodes.insert(p.node);
+  }
+  for (const api::Object& object : objects) {
+    const auto* w = std::get_if<api::Workload>(&object);
+    if (w == nullptr || w->kind != api::WorkloadKind::kDaemonSet) continue;
+    if (nodes.empty()) pods_.push_back(FromTemplate(*w, 0, w->pod_template.spec.node_name));
+    int i = 0;
+    for (const std::string& node : nodes) pods_.push_back(FromTemplate(*w, i++, node));
+  }
+}
+
+RefPod ReferenceEvaluator::FromTemplate(const api::Workload& w, int index, const std::string& node) {
+  RefPod p{w.metadata.namespace_, w.metadata.name + "-" + std::to_string(index), w.pod_template.labels, node,
+           w.pod_template.spec.host_network, std::nullopt, {}};
+  for (const auto& c : w.pod_template.spec.containers) p.ports.insert(p.ports.end(), c.ports.begin(), c.ports.end());
+  return p;
 }
 
 api::Labels ReferenceEvaluator::NamespaceLabels(const std::string& ns) const {
@@ -46,7 +62,8 @@ bool ReferenceEvaluator::Allowed(const RefPod& from, const RefPod& to, api::Prot
 bool ReferenceEvaluator::DirectionAllowed(const RefPod& self, const RefPod& other, bool ingress,
                                           api::Protocol protocol, uint16_t port) const {
   if (self.host_network) return true;  // a node's traffic, not a managed pod
-  if (other.host_network && !other.node.empty() && other.node == self.node) return true;
+  // The pod's own node may always connect in (ingress only).
+  if (ingress && other.host_network && !other.node.empty() && other.node == self.node) return true;
   bool isolated = false;
   for (const api::NetworkPolicy& policy : policies_) {
     if (policy.metadata.namespace_ != self.namespace_ || !policy.pod_selector.Matches(self.labels)) continue;
@@ -62,10 +79,12 @@ bool ReferenceEvaluator::DirectionAllowed(const RefPod& self, const RefPod& othe
         } else if (const auto* n = std::get_if<int32_t>(&*p.port)) {
           port_ok = port_ok || (port >= *n && port <= p.end_port.value_or(*n));
         } else if (!destination.host_network) {
-          for (const auto& cp : destination.ports) {
-            port_ok = port_ok || (cp.name == std::get<std::string>(*p.port) && cp.protocol == protocol &&
-                                  cp.container_port == port);
-          }
+          // The first container port with the name is the one it means.
+          const auto named = std::find_if(destination.ports.begin(), destination.ports.end(), [&](const auto& cp) {
+            return cp.name == std::get<std::string>(*p.port);
+          });
+          port_ok = port_ok || (named != destination.ports.end() && named->protocol == protocol &&
+                                named->container_port == port);
         }
       }
       if (!port_ok) continue;
@@ -89,6 +108,60 @@ bool ReferenceEvaluator::DirectionAllowed(const RefPod& self, const RefPod& othe
     }
   }
   return !isolated;
+}
+
+namespace {
+
+const std::vector<policy::PortProto>& ComparePorts() {
+  static const std::vector<policy::PortProto> ports = [] {
+    std::vector<policy::PortProto> out;
+    for (const uint16_t port : {uint16_t{9}, uint16_t{53}, uint16_t{79}, uint16_t{80}, uint16_t{81},
+                                uint16_t{8080}, uint16_t{8081}}) {
+      for (const auto proto : {api::Protocol::kTCP, api::Protocol::kUDP, api::Protocol::kSCTP}) {
+        out.push_back({proto, port});
+      }
+    }
+    return out;
+  }();
+  return ports;
+}
+
+}  // namespace
+
+std::string CompareEngineWithReference(const policy::Engine& engine, const std::vector<api::Object>& objects) {
+  const ReferenceEvaluator ref(objects);
+  const auto& ports = ComparePorts();
+  const policy::Matrix matrix = policy::ComputeMatrix(engine, ports);
+  const auto pods = engine.Pods();
+  if (pods.size() != ref.pods().size()) return "pod count differs";
+  const auto find = [&](const policy::Pod& p) {
+    return std::find_if(ref.pods().begin(), ref.pods().end(),
+                        [&](const RefPod& r) { return r.namespace_ == p.namespace_ && r.name == p.name; });
+  };
+  for (size_t i = 0; i < pods.size(); ++i) {
+    for (size_t j = 0; j < pods.size(); ++j) {
+      const policy::Pod& a = engine.pod(pods[i]);
+      const policy::Pod& b = engine.pod(pods[j]);
+      const auto ra = find(a);
+      const auto rb = find(b);
+      if (ra == ref.pods().end() || rb == ref.pods().end()) return "pod missing in reference";
+      for (size_t p = 0; p < ports.size(); ++p) {
+        const policy::PortProto& pp = ports[p];
+        const bool want = ref.Allowed(*ra, *rb, pp.protocol, pp.port);
+        const policy::Flow flow{policy::Endpoint::OfPod(pods[i]), policy::Endpoint::OfPod(pods[j]), pp.protocol,
+                                pp.port};
+        const bool fast = engine.Allowed(flow);
+        const bool full = engine.Evaluate(flow).allowed;
+        const bool mat = matrix.Allowed(p, i, j);
+        if (fast != want || full != want || mat != want) {
+          return a.FullName() + " -> " + b.FullName() + " " + pp.ToString() + ": reference " +
+                 std::to_string(want) + ", Allowed " + std::to_string(fast) + ", Evaluate " +
+                 std::to_string(full) + ", matrix " + std::to_string(mat);
+        }
+      }
+    }
+  }
+  return "";
 }
 
 }  // namespace netpol::testing

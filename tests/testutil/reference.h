@@ -12,6 +12,7 @@
 
 #include "api/objects.h"
 #include "base/ip.h"
+#include "policy/engine.h"
 
 namespace netpol::testing {
 
@@ -37,10 +38,15 @@ class ReferenceEvaluator {
   bool DirectionAllowed(const RefPod& self, const RefPod& other, bool ingress, api::Protocol protocol,
                         uint16_t port) const;
   api::Labels NamespaceLabels(const std::string& ns) const;
+  static RefPod FromTemplate(const api::Workload& w, int index, const std::string& node);
 
   std::vector<RefPod> pods_;
   std::vector<api::NetworkPolicy> policies_;
   std::vector<api::Namespace> namespaces_;
 };
+
+// Compares the engine (Allowed, Evaluate and the matrix) with the reference on
+// every pod pair over a fixed set of ports. Returns "" or the first mismatch.
+std::string CompareEngineWithReference(const policy::Engine& engine, const std::vector<api::Object>& objects);
 
 }  // namespace netpol::testing

@@ -127,6 +127,11 @@ struct State {
   // "Kind namespace/name" of a bare Pod or workload -> the pods it stands for.
   std::map<std::string, std::vector<PodId>, std::less<>> owners;
 
+  // Nodes named by pods (other than DaemonSet pods), with how many pods name
+  // each: a DaemonSet stands for one pod per node known.
+  std::map<std::string, uint32_t, std::less<>> node_refs;
+  std::map<std::string, api::Workload, std::less<>> daemonsets;  // by owner key
+
   std::vector<PolicyRec> policies;
   std::vector<PolicyId> free_policies;
   std::map<std::pair<std::string, std::string>, PolicyId, std::less<>> policy_index;

@@ -1,0 +1,23 @@
+// Fuzz target: manifest decoding and validation. Any input must be decoded
+// without crashing; every object that validates must survive encode -> decode
+// unchanged.
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+#include <string_view>
+
+#include "api/decode.h"
+#include "api/encode.h"
+#include "api/validate.h"
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  using namespace netpol::api;
+  const std::string_view text(reinterpret_cast<const char*>(data), size);
+  const DecodeResult decoded = Decode(text, "fuzz.yaml", {});
+  for (const Object& object : decoded.objects) {
+    if (!Validate(object).empty()) continue;
+    const DecodeResult again = Decode(Encode(object), "encoded.yaml", {});
+    if (again.objects.size() != 1 || !(again.objects[0] == object)) std::abort();
+  }
+  return 0;
+}
