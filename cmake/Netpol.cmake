@@ -5,7 +5,7 @@
 
 set(NETPOL_WARNINGS -Wall -Wextra -Wpedantic -Wshadow -Wnon-virtual-dtor
     -Wold-style-cast -Wcast-align -Woverloaded-virtual -Wconversion -Wsign-conversion
-    -Wnull-dereference -Wimplicit-fallthrough)
+    -Wimplicit-fallthrough)
 if(NETPOL_WERROR)
   list(APPEND NETPOL_WARNINGS -Werror)
 endif()

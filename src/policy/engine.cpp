@@ -90,6 +90,16 @@ class Mutator {
 
   State& state() { return s_; }
 
+  static void DropViews(const PodClass& cls) {
+    for (auto& view : cls.views) {
+      view.built = false;
+      view.entries.clear();
+    }
+  }
+  void DropAllViews() {
+    for (const PodClass& cls : s_.classes) DropViews(cls);
+  }
+
   // DaemonSets follow the node set: re-expand them when it changed.
   void SyncDaemonSets(const std::vector<std::string>& nodes_before);
 
@@ -113,6 +123,7 @@ class Mutator {
     rec.declared = declared;
     if (rec.labels == labels) return;
     rec.labels = std::move(labels);
+    DropAllViews();
     // Only namespaceSelector peers look at namespace labels.
     for (PolicyRec& p : s_.policies) {
       if (!p.live) continue;
@@ -149,14 +160,32 @@ class Mutator {
         if (p.ingress) InsertSortedByName(s_, cls.ingress_policies, pid);
         if (p.egress) InsertSortedByName(s_, cls.egress_policies, pid);
       }
-      ForEachPeer(p, [&](PeerRule& peer) {
-        if (PeerMatchesClass(s_, peer, cls)) peer.classes.set(id);
-      });
+      for (const Direction dir : {Direction::kIngress, Direction::kEgress}) {
+        for (RuleRec& rule : p.rules(dir)) {
+          for (PeerRule& peer : rule.peers) {
+            if (!PeerMatchesClass(s_, peer, cls)) continue;
+            peer.classes.set(id);
+            // The views built from this rule (at the policy's targets) gain the class.
+            p.targets.ForEach([&](size_t t) {
+              internal::DirectionView& view = s_.classes[t].views[static_cast<size_t>(dir)];
+              for (internal::ViewEntry& entry : view.entries) {
+                if (entry.ports == rule.ports) entry.classes.set(id);
+              }
+            });
+          }
+        }
+      }
     }
     return id;
   }
 
   void RetireClass(ClassId id) {
+    // The id may be reused by a new class: no view may keep its bit.
+    for (const PodClass& other : s_.classes) {
+      for (auto& view : other.views) {
+        for (auto& entry : view.entries) entry.classes.reset(id);
+      }
+    }
     PodClass& cls = s_.classes[id];
     for (PolicyRec& p : s_.policies) {
       if (!p.live) continue;
@@ -312,6 +341,7 @@ class Mutator {
       p.targets.set(c);
       if (p.ingress) InsertSortedByName(s_, cls.ingress_policies, id);
       if (p.egress) InsertSortedByName(s_, cls.egress_policies, id);
+      DropViews(cls);
     }
     ForEachPeer(p, [&](PeerRule& peer) {
       if (peer.is_ip_block()) return;
@@ -340,6 +370,7 @@ class Mutator {
     p.targets.ForEach([&](size_t c) {
       Erase(s_.classes[c].ingress_policies, id);
       Erase(s_.classes[c].egress_policies, id);
+      DropViews(s_.classes[c]);
     });
     s_.policy_index.erase(it);
     p = PolicyRec{};
@@ -435,9 +466,67 @@ bool PeerMatches(const PeerRule& peer, const Side& peer_side) {
   return peer_side.class_id != kNoClass && peer.classes.test(peer_side.class_id);
 }
 
-// Judges one direction at `self` (the isolated side) against `other`. For
+// The flattened rules isolating `cls` in `dir`, rebuilt if stale.
+const internal::DirectionView& View(const State& s, const PodClass& cls, Direction dir) {
+  internal::DirectionView& view = cls.views[static_cast<size_t>(dir)];
+  if (view.built) return view;
+  view.entries.clear();
+  const std::vector<PolicyId>& isolating =
+      dir == Direction::kIngress ? cls.ingress_policies : cls.egress_policies;
+  for (const PolicyId pid : isolating) {
+    for (const RuleRec& rule : s.policies[pid].rules(dir)) {
+      auto entry = std::find_if(view.entries.begin(), view.entries.end(),
+                                [&](const internal::ViewEntry& e) { return e.ports == rule.ports; });
+      if (entry == view.entries.end()) {
+        view.entries.push_back({rule.ports, false, {}, {}});
+        entry = std::prev(view.entries.end());
+      }
+      entry->any_peer = entry->any_peer || rule.peers.empty();
+      for (const PeerRule& peer : rule.peers) {
+        if (peer.is_ip_block()) {
+          entry->blocks.push_back(&peer);
+        } else {
+          entry->classes |= peer.classes;
+        }
+      }
+    }
+  }
+  view.built = true;
+  return view;
+}
+
+// The verdict fast path: the same answer as Judge, from the flattened view.
+bool Allows(const State& s, Direction dir, const Side& self, const Side& other, api::Protocol proto,
+            uint16_t port) {
+  if (self.cls == nullptr) return true;  // not a policy-managed pod
+  if (dir == Direction::kIngress && (other.pod == nullptr || other.pod->host_network) &&
+      !other.node.empty() && other.node == self.node) {
+    return true;  // own node
+  }
+  const std::vector<PolicyId>& isolating =
+      dir == Direction::kIngress ? self.cls->ingress_policies : self.cls->egress_policies;
+  if (isolating.empty()) return true;
+  const PodClass* destination = dir == Direction::kIngress ? self.cls : other.cls;
+  for (const internal::ViewEntry& entry : View(s, *self.cls, dir).entries) {
+    if (!entry.ports.empty() &&
+        std::none_of(entry.ports.begin(), entry.ports.end(),
+                     [&](const PortRule& p) { return p.Matches(proto, port, destination); })) {
+      continue;
+    }
+    if (entry.any_peer) return true;
+    if (other.class_id != kNoClass && entry.classes.test(other.class_id)) return true;
+    if (other.ip != nullptr) {
+      for (const PeerRule* block : entry.blocks) {
+        if (block->MatchesIp(*other.ip)) return true;
+      }
+    }
+  }
+  return false;
+}
+
+// Judges one direction at `self` (the isolated side) against `other`, with the
+// explanation: the reference path, rule by rule (Allows is the fast one). For
 // ingress the named-port destination is `self`, for egress it is `other`.
-template <bool kExplain>
 DirectionVerdict Judge(const State& s, Direction dir, const Side& self, const Side& other,
                        api::Protocol proto, uint16_t port) {
   DirectionVerdict v;
@@ -459,7 +548,7 @@ DirectionVerdict Judge(const State& s, Direction dir, const Side& self, const Si
     v.reason = Reason::kNotIsolated;
     return v;
   }
-  if constexpr (kExplain) v.isolating = isolating;
+  v.isolating = isolating;
   const PodClass* destination = dir == Direction::kIngress ? self.cls : other.cls;
   for (const PolicyId pid : isolating) {
     const std::vector<RuleRec>& rules = s.policies[pid].rules(dir);
@@ -486,7 +575,7 @@ DirectionVerdict Judge(const State& s, Direction dir, const Side& self, const Si
         if (peer_index < 0) continue;
       }
       v.reason = Reason::kAllowedByRule;
-      if constexpr (kExplain) v.allowed_by = RuleRef{pid, static_cast<int>(r), peer_index, port_index};
+      v.allowed_by = RuleRef{pid, static_cast<int>(r), peer_index, port_index};
       return v;
     }
   }
@@ -494,7 +583,6 @@ DirectionVerdict Judge(const State& s, Direction dir, const Side& self, const Si
   return v;
 }
 
-template <bool kExplain>
 Verdict EvaluateFlow(const State& s, const Flow& flow) {
   Verdict verdict;
   const Side src = Resolve(s, flow.src);
@@ -505,9 +593,8 @@ Verdict EvaluateFlow(const State& s, const Flow& flow) {
     verdict.allowed = true;
     return verdict;
   }
-  verdict.egress = Judge<kExplain>(s, Direction::kEgress, src, dst, flow.protocol, flow.port);
-  if (!kExplain && !verdict.egress.allowed()) return verdict;
-  verdict.ingress = Judge<kExplain>(s, Direction::kIngress, dst, src, flow.protocol, flow.port);
+  verdict.egress = Judge(s, Direction::kEgress, src, dst, flow.protocol, flow.port);
+  verdict.ingress = Judge(s, Direction::kIngress, dst, src, flow.protocol, flow.port);
   verdict.allowed = verdict.egress.allowed() && verdict.ingress.allowed();
   return verdict;
 }
@@ -632,9 +719,19 @@ bool Engine::DeleteObject(std::string_view kind, std::string_view namespace_, st
   return true;
 }
 
-bool Engine::Allowed(const Flow& flow) const { return EvaluateFlow<false>(*state_, flow).allowed; }
+bool Engine::Allowed(const Flow& flow) const {
+  const State& s = *state_;
+  if (flow.src.kind == Endpoint::Kind::kPod && flow.dst.kind == Endpoint::Kind::kPod &&
+      flow.src.pod == flow.dst.pod) {
+    return true;  // self
+  }
+  const Side src = Resolve(s, flow.src);
+  const Side dst = Resolve(s, flow.dst);
+  return Allows(s, Direction::kEgress, src, dst, flow.protocol, flow.port) &&
+         Allows(s, Direction::kIngress, dst, src, flow.protocol, flow.port);
+}
 
-Verdict Engine::Evaluate(const Flow& flow) const { return EvaluateFlow<true>(*state_, flow); }
+Verdict Engine::Evaluate(const Flow& flow) const { return EvaluateFlow(*state_, flow); }
 
 std::optional<PodId> Engine::FindPod(std::string_view namespace_, std::string_view name) const {
   const auto it = state_->pod_index.find(std::pair{std::string(namespace_), std::string(name)});

@@ -21,7 +21,8 @@
 // source, each a bit test or a prefix check. `Apply` and `Delete` update all of
 // this incrementally: a pod touches only its class, a policy only its own sets.
 //
-// Not thread-safe: one writer; readers must not run concurrently with writes.
+// Not thread-safe, not even for concurrent readers: verdicts refresh per-class
+// caches lazily. One thread owns an Engine.
 #pragma once
 
 #include <cstdint>

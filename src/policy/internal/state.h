@@ -13,6 +13,7 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <map>
 #include <optional>
 #include <string>
@@ -44,22 +45,7 @@ struct ClassKey {
   friend auto operator<=>(const ClassKey&, const ClassKey&) = default;
 };
 
-struct PodClass {
-  ClassKey key;
-  uint32_t members = 0;
-  std::vector<PolicyId> ingress_policies;
-  std::vector<PolicyId> egress_policies;
-
-  // The port number `name` resolves to for `protocol`, if this class declares it.
-  std::optional<uint16_t> ResolveNamedPort(const std::string& name, api::Protocol protocol) const;
-};
-
-struct NamespaceRec {
-  std::string name;
-  api::Labels labels;  // always includes kubernetes.io/metadata.name
-  bool declared = false;
-  std::vector<ClassId> classes;  // live classes in this namespace
-};
+struct PodClass;
 
 struct PortRule {
   api::Protocol protocol = api::Protocol::kTCP;
@@ -69,6 +55,7 @@ struct PortRule {
   std::string name;  // named port; resolved against the destination pod
 
   bool Matches(api::Protocol proto, uint16_t port, const PodClass* destination) const;
+  friend bool operator==(const PortRule&, const PortRule&) = default;
 };
 
 struct PeerRule {
@@ -83,6 +70,43 @@ struct PeerRule {
 
   bool is_ip_block() const { return cidr.has_value(); }
   bool MatchesIp(const IpAddress& ip) const;
+};
+
+// The rules that isolate a class in one direction, flattened for the verdict
+// fast path: rules with the same ports are merged, and their selector peers
+// OR-ed into one class bitset, so a verdict is a port check and a bit test per
+// entry. Built lazily. Kept exact incrementally: a class's views are dropped
+// when its policy list changes; a new class's bit is set in the built views of
+// every policy peer that matches it; a retired class's bit is cleared from all;
+// a namespace label change drops every view.
+struct ViewEntry {
+  std::vector<PortRule> ports;           // empty: every port
+  bool any_peer = false;                 // some merged rule has no peers
+  DynamicBitset classes;                 // union of the selector peers
+  std::vector<const PeerRule*> blocks;   // ipBlock peers (PolicyRec storage is stable)
+};
+
+struct DirectionView {
+  bool built = false;
+  std::vector<ViewEntry> entries;
+};
+
+struct PodClass {
+  ClassKey key;
+  uint32_t members = 0;
+  std::vector<PolicyId> ingress_policies;
+  std::vector<PolicyId> egress_policies;
+  mutable DirectionView views[2];  // [Direction]
+
+  // The port number `name` resolves to for `protocol`, if this class declares it.
+  std::optional<uint16_t> ResolveNamedPort(const std::string& name, api::Protocol protocol) const;
+};
+
+struct NamespaceRec {
+  std::string name;
+  api::Labels labels;  // always includes kubernetes.io/metadata.name
+  bool declared = false;
+  std::vector<ClassId> classes;  // live classes in this namespace
 };
 
 struct RuleRec {
@@ -104,6 +128,7 @@ struct PolicyRec {
   const std::vector<RuleRec>& rules(Direction d) const {
     return d == Direction::kIngress ? ingress_rules : egress_rules;
   }
+  std::vector<RuleRec>& rules(Direction d) { return d == Direction::kIngress ? ingress_rules : egress_rules; }
 };
 
 struct PodRec {
@@ -132,7 +157,9 @@ struct State {
   std::map<std::string, uint32_t, std::less<>> node_refs;
   std::map<std::string, api::Workload, std::less<>> daemonsets;  // by owner key
 
-  std::vector<PolicyRec> policies;
+  // A deque: view entries point into PolicyRec rules, which must not move when
+  // other policies are added.
+  std::deque<PolicyRec> policies;
   std::vector<PolicyId> free_policies;
   std::map<std::pair<std::string, std::string>, PolicyId, std::less<>> policy_index;
 

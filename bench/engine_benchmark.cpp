@@ -1,0 +1,191 @@
+// Policy engine benchmarks on synthetic clusters (tests/testutil/generator.h):
+// verdicts per second with and without explanation, the full matrix, and one
+// object changed. The baseline in the same run is the plain reference evaluator
+// (tests/testutil/reference.h) deciding the same flows.
+//
+//   build/release/bench/engine_benchmark --benchmark_counters_tabular=true
+#include <benchmark/benchmark.h>
+
+#include <map>
+#include <memory>
+#include <random>
+
+#include "policy/engine.h"
+#include "policy/matrix.h"
+#include "testutil/generator.h"
+#include "testutil/reference.h"
+
+namespace netpol {
+namespace {
+
+using policy::Endpoint;
+using policy::Engine;
+using policy::Flow;
+
+struct Fixture {
+  std::vector<api::Object> objects;
+  Engine engine;
+  std::vector<Flow> flows;  // random pod pairs and declared ports
+  std::unique_ptr<testing::ReferenceEvaluator> reference;
+};
+
+const testing::ClusterShape& Shape(int64_t pods) {
+  static const testing::ClusterShape small{.namespaces = 20, .pods = 1000, .policies = 100};
+  static const testing::ClusterShape large{.namespaces = 100, .pods = 10000, .policies = 1000};
+  return pods <= 1000 ? small : large;
+}
+
+Fixture& GetFixture(int64_t pods) {
+  static std::map<int64_t, std::unique_ptr<Fixture>> cache;
+  auto& slot = cache[pods];
+  if (slot) return *slot;
+  slot = std::make_unique<Fixture>();
+  Fixture& f = *slot;
+  f.objects = testing::GenerateRealisticCluster(Shape(pods), 42);
+  for (const auto& o : f.objects) f.engine.Apply(o);
+  const auto ids = f.engine.Pods();
+  const auto ports = policy::DeclaredPorts(f.engine);
+  std::mt19937_64 rng(7);
+  for (int i = 0; i < 1 << 16; ++i) {
+    const auto& pp = ports[rng() % ports.size()];
+    f.flows.push_back({Endpoint::OfPod(ids[rng() % ids.size()]), Endpoint::OfPod(ids[rng() % ids.size()]),
+                       pp.protocol, pp.port});
+  }
+  f.reference = std::make_unique<testing::ReferenceEvaluator>(f.objects);
+  return f;
+}
+
+void BM_Verdict(benchmark::State& state) {
+  Fixture& f = GetFixture(state.range(0));
+  size_t i = 0;
+  size_t allowed = 0;
+  for (auto _ : state) {
+    allowed += f.engine.Allowed(f.flows[i++ & 0xffff]) ? size_t{1} : size_t{0};
+  }
+  benchmark::DoNotOptimize(allowed);
+  state.SetItemsProcessed(state.iterations());
+  state.counters["allowed_share"] = static_cast<double>(allowed) / static_cast<double>(state.iterations());
+}
+BENCHMARK(BM_Verdict)->Arg(1000)->Arg(10000);
+
+void BM_VerdictExplained(benchmark::State& state) {
+  Fixture& f = GetFixture(state.range(0));
+  size_t i = 0;
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(f.engine.Evaluate(f.flows[i++ & 0xffff]));
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_VerdictExplained)->Arg(1000)->Arg(10000);
+
+// Baseline: the plain evaluator walking every policy for every flow.
+void BM_ReferenceVerdict(benchmark::State& state) {
+  Fixture& f = GetFixture(state.range(0));
+  // The reference names pods by position in its own list; map engine pods to it.
+  std::map<std::string, const testing::RefPod*> by_name;
+  for (const auto& p : f.reference->pods()) by_name[p.namespace_ + "/" + p.name] = &p;
+  std::vector<std::pair<const testing::RefPod*, const testing::RefPod*>> pairs;
+  for (size_t k = 0; k < 4096; ++k) {
+    pairs.emplace_back(by_name[f.engine.pod(f.flows[k].src.pod).FullName()],
+                       by_name[f.engine.pod(f.flows[k].dst.pod).FullName()]);
+  }
+  size_t i = 0;
+  for (auto _ : state) {
+    const size_t k = i++ & 4095;
+    benchmark::DoNotOptimize(f.reference->Allowed(*pairs[k].first, *pairs[k].second, f.flows[k].protocol, f.flows[k].port));
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_ReferenceVerdict)->Arg(1000)->Arg(10000);
+
+void BM_FullMatrix(benchmark::State& state) {
+  Fixture& f = GetFixture(state.range(0));
+  const auto ports = policy::DeclaredPorts(f.engine);
+  size_t pairs = 0;
+  for (auto _ : state) {
+    const policy::Matrix m = policy::ComputeMatrix(f.engine, ports);
+    pairs = m.pods().size() * m.pods().size() * ports.size();
+    benchmark::DoNotOptimize(m.AllowedPairs(0));
+  }
+  state.counters["ports"] = static_cast<double>(ports.size());
+  state.counters["verdicts"] = static_cast<double>(pairs);
+  state.SetItemsProcessed(state.iterations() * static_cast<int64_t>(pairs));
+}
+BENCHMARK(BM_FullMatrix)->Arg(1000)->Arg(10000)->Unit(benchmark::kMillisecond);
+
+// One pod changes labels (it moves to another class), then changes back.
+void BM_UpdatePodLabels(benchmark::State& state) {
+  Fixture& f = GetFixture(state.range(0));
+  api::Pod pod;
+  for (const auto& o : f.objects) {
+    if (const auto* p = std::get_if<api::Pod>(&o)) {
+      pod = *p;
+      break;
+    }
+  }
+  api::Pod changed = pod;
+  changed.metadata.labels["version"] = "canary";
+  bool flip = false;
+  for (auto _ : state) {
+    f.engine.Apply(flip ? api::Object(pod) : api::Object(changed));
+    flip = !flip;
+  }
+  f.engine.Apply(pod);
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_UpdatePodLabels)->Arg(1000)->Arg(10000)->Unit(benchmark::kMicrosecond);
+
+// A new pod (new name, existing labels) appears and goes.
+void BM_AddRemovePod(benchmark::State& state) {
+  Fixture& f = GetFixture(state.range(0));
+  api::Pod pod;
+  for (const auto& o : f.objects) {
+    if (const auto* p = std::get_if<api::Pod>(&o)) pod = *p;
+  }
+  pod.metadata.name = "bench-extra";
+  pod.pod_ips = {"198.19.255.254"};
+  for (auto _ : state) {
+    f.engine.Apply(pod);
+    f.engine.Delete("Pod", pod.metadata.namespace_, pod.metadata.name);
+  }
+  state.SetItemsProcessed(state.iterations() * 2);
+}
+BENCHMARK(BM_AddRemovePod)->Arg(1000)->Arg(10000)->Unit(benchmark::kMicrosecond);
+
+// One policy is replaced by an edited version, then restored.
+void BM_UpdatePolicy(benchmark::State& state) {
+  Fixture& f = GetFixture(state.range(0));
+  api::NetworkPolicy policy;
+  for (const auto& o : f.objects) {
+    if (const auto* p = std::get_if<api::NetworkPolicy>(&o); p && !p->ingress.empty()) {
+      policy = *p;
+      break;
+    }
+  }
+  api::NetworkPolicy changed = policy;
+  changed.ingress[0].ports.push_back({api::Protocol::kTCP, int32_t{443}, std::nullopt});
+  bool flip = false;
+  for (auto _ : state) {
+    f.engine.Apply(flip ? api::Object(policy) : api::Object(changed));
+    flip = !flip;
+  }
+  f.engine.Apply(policy);
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_UpdatePolicy)->Arg(1000)->Arg(10000)->Unit(benchmark::kMicrosecond);
+
+void BM_BuildFromScratch(benchmark::State& state) {
+  Fixture& f = GetFixture(state.range(0));
+  for (auto _ : state) {
+    Engine engine;
+    for (const auto& o : f.objects) engine.Apply(o);
+    benchmark::DoNotOptimize(engine.stats());
+  }
+  state.counters["classes"] = static_cast<double>(f.engine.stats().classes);
+}
+BENCHMARK(BM_BuildFromScratch)->Arg(1000)->Arg(10000)->Unit(benchmark::kMillisecond);
+
+}  // namespace
+}  // namespace netpol
+
+BENCHMARK_MAIN();
