@@ -135,43 +135,100 @@ class MatrixBuilder {
   Matrix Build(const std::vector<PortProto>& ports) {
     const std::vector<PodId> pods = engine_.Pods();
     const size_t n = pods.size();
-    struct PodSide {
-      ClassId cls;
-      const IpAddress* ip;
-      const Pod* pod;
-    };
-    std::vector<PodSide> side(n);
+    const size_t num_classes = s_.classes.size();
+    std::vector<ClassId> cls(n);
+    std::vector<const IpAddress*> ip(n);
+    std::vector<const Pod*> pod(n);
+    std::vector<size_t> host_network;  // indices of hostNetwork pods
     for (size_t i = 0; i < n; ++i) {
       const internal::PodRec& rec = s_.pods[pods[i]];
-      side[i] = {rec.cls, rec.pod.ips.empty() ? nullptr : &rec.pod.ips.front(), &rec.pod};
+      cls[i] = rec.cls;
+      ip[i] = rec.pod.ips.empty() ? nullptr : &rec.pod.ips.front();
+      pod[i] = &rec.pod;
+      if (rec.cls == kNoClass) host_network.push_back(i);
     }
+    std::vector<ClassId> live;
+    for (const auto& [key, c] : s_.class_index) live.push_back(c);
+
     Matrix matrix(pods, ports);
     for (size_t p = 0; p < ports.size(); ++p) {
       masks_.clear();
       named_cache_.clear();
-      std::vector<ClassAllow> in(s_.classes.size());
-      std::vector<ClassAllow> out(s_.classes.size());
-      for (const auto& [key, c] : s_.class_index) {
+      std::vector<ClassAllow> in(num_classes);
+      std::vector<ClassAllow> out(num_classes);
+      DynamicBitset in_all;                          // destination classes open to everyone
+      std::vector<DynamicBitset> in_t(num_classes);  // in_t[src][dst]: dst's ingress admits src
+      for (const ClassId c : live) {
         in[c] = Ingress(c, ports[p]);
         out[c] = Egress(c, ports[p]);
-      }
-      for (size_t i = 0; i < n; ++i) {
-        const PodSide& src = side[i];
-        for (size_t j = 0; j < n; ++j) {
-          const PodSide& dst = side[j];
-          if (i == j) {
-            matrix.Set(p, i, j);  // a pod reaches itself without leaving its netns
-            continue;
-          }
-          // hostNetwork pods are their node: not policy-managed, and always
-          // allowed into pods on the same node.
-          const bool same_node = !src.pod->node.empty() && src.pod->node == dst.pod->node;
-          const bool egress_ok = src.cls == kNoClass || Allows(out[src.cls], dst.cls, dst.ip);
-          if (!egress_ok) continue;
-          const bool ingress_ok = dst.cls == kNoClass || (src.cls == kNoClass && same_node) ||
-                                  Allows(in[dst.cls], src.cls, src.ip);
-          if (ingress_ok) matrix.Set(p, i, j);
+        if (in[c].all) {
+          in_all.set(c);
+        } else {
+          in[c].classes.ForEach([&](size_t src) { in_t[src].set(c); });
         }
+      }
+      DynamicBitset all_classes;
+      for (const ClassId c : live) all_classes.set(c);
+
+      // Ingress ipBlocks: per source pod, the destination classes whose blocks
+      // admit its address.
+      std::vector<ClassId> block_classes;
+      for (const ClassId c : live) {
+        if (!in[c].all && !in[c].blocks.empty()) block_classes.push_back(c);
+      }
+      const auto admitted_by_blocks = [&](size_t i, DynamicBitset& into) {
+        if (ip[i] == nullptr) return;
+        for (const ClassId c : block_classes) {
+          for (const BlockRef& b : in[c].blocks) {
+            if (b.peer->MatchesIp(*ip[i])) {
+              into.set(c);
+              break;
+            }
+          }
+        }
+      };
+      const auto ingress_ok = [&](size_t i, size_t j) {
+        if (cls[j] == kNoClass) return true;  // hostNetwork destination: not managed
+        const bool same_node = !pod[i]->node.empty() && pod[i]->node == pod[j]->node;
+        if (cls[i] == kNoClass && same_node) return true;  // from its own node
+        return Allows(in[cls[j]], cls[i], ip[i]);
+      };
+
+      for (size_t i = 0; i < n; ++i) {
+        uint64_t* row = matrix.Row(p, i);
+        if (cls[i] == kNoClass) {
+          // A hostNetwork pod is its node: its egress is not judged.
+          for (size_t j = 0; j < n; ++j) {
+            if (i == j || ingress_ok(i, j)) row[j >> 6] |= uint64_t{1} << (j & 63);
+          }
+          continue;
+        }
+        const ClassAllow& egress = out[cls[i]];
+        // Destination classes this pod may reach, judged per class.
+        DynamicBitset reach = egress.all ? all_classes : egress.classes;
+        DynamicBitset admits = in_t[cls[i]];
+        admits |= in_all;
+        admitted_by_blocks(i, admits);
+        reach &= admits;
+        for (size_t j0 = 0; j0 < n; j0 += 64) {
+          uint64_t word = 0;
+          const size_t end = std::min(n, j0 + 64);
+          for (size_t j = j0; j < end; ++j) {
+            word |= static_cast<uint64_t>(reach.test(cls[j])) << (j - j0);
+          }
+          row[j0 >> 6] = word;
+        }
+        // Pod-level cases: hostNetwork destinations, egress ipBlocks, itself.
+        for (const size_t j : host_network) {
+          if (Allows(egress, kNoClass, ip[j])) row[j >> 6] |= uint64_t{1} << (j & 63);
+        }
+        if (!egress.all && !egress.blocks.empty()) {
+          for (size_t j = 0; j < n; ++j) {
+            if (ip[j] == nullptr || cls[j] == kNoClass || matrix.Allowed(p, i, j)) continue;
+            if (Allows(egress, cls[j], ip[j]) && ingress_ok(i, j)) row[j >> 6] |= uint64_t{1} << (j & 63);
+          }
+        }
+        row[i >> 6] |= uint64_t{1} << (i & 63);
       }
     }
     return matrix;
@@ -203,9 +260,8 @@ std::string PortProto::ToString() const {
 }
 
 Matrix::Matrix(std::vector<PodId> pods, std::vector<PortProto> ports)
-    : pods_(std::move(pods)), ports_(std::move(ports)) {
-  const size_t words = (pods_.size() * pods_.size() + 63) / 64;
-  bits_.assign(ports_.size(), std::vector<uint64_t>(words, 0));
+    : pods_(std::move(pods)), ports_(std::move(ports)), stride_((pods_.size() + 63) / 64) {
+  bits_.assign(ports_.size(), std::vector<uint64_t>(stride_ * pods_.size(), 0));
 }
 
 size_t Matrix::AllowedPairs(size_t port) const {

@@ -8,10 +8,12 @@
 //         if (i != j && m.Allowed(p, i, j)) ...;
 //
 // Same answers as Engine::Allowed for each pair (tested), computed per pod class
-// rather than per pair: each class's allowed peers for a port are OR-ed bitsets,
-// combined into a class-by-class matrix, then spread to pods; only ipBlock rules
-// and node traffic look at individual pods. Pods are in Engine::Pods() order and
-// each pod uses its first IP address.
+// rather than per pair: for each port, each class's allowed peer classes are
+// OR-ed bitsets; ingress sets are transposed so that a source class's row of
+// allowed destination classes is one AND; a pod's row is then filled by looking
+// up each destination's class in that row. Only ipBlock rules and hostNetwork
+// pods look at individual pods. Pods are in Engine::Pods() order and each pod
+// uses its first IP address.
 #pragma once
 
 #include <compare>
@@ -39,19 +41,21 @@ class Matrix {
   const std::vector<PortProto>& ports() const { return ports_; }
 
   bool Allowed(size_t port, size_t from, size_t to) const {
-    const size_t bit = from * pods_.size() + to;
-    return ((bits_[port][bit >> 6] >> (bit & 63)) & 1U) != 0;
+    return ((bits_[port][from * stride_ + (to >> 6)] >> (to & 63)) & 1U) != 0;
   }
   void Set(size_t port, size_t from, size_t to) {
-    const size_t bit = from * pods_.size() + to;
-    bits_[port][bit >> 6] |= uint64_t{1} << (bit & 63);
+    bits_[port][from * stride_ + (to >> 6)] |= uint64_t{1} << (to & 63);
   }
+  // The row of `from` as 64-bit words (bit j of the row: `from` may reach pod j).
+  uint64_t* Row(size_t port, size_t from) { return &bits_[port][from * stride_]; }
+  size_t row_words() const { return stride_; }
   // Allowed ordered pairs of distinct pods for one port.
   size_t AllowedPairs(size_t port) const;
 
  private:
   std::vector<PodId> pods_;
   std::vector<PortProto> ports_;
+  size_t stride_;                            // words per row
   std::vector<std::vector<uint64_t>> bits_;  // per port, row-major pods x pods
 };
 

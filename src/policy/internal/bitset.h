@@ -39,6 +39,11 @@ class DynamicBitset {
     }
     return true;
   }
+  DynamicBitset& operator&=(const DynamicBitset& other) {
+    if (words_.size() > other.words_.size()) words_.resize(other.words_.size());
+    for (size_t i = 0; i < words_.size(); ++i) words_[i] &= other.words_[i];
+    return *this;
+  }
   DynamicBitset& operator|=(const DynamicBitset& other) {
     if (other.words_.size() > words_.size()) words_.resize(other.words_.size(), 0);
     for (size_t i = 0; i < other.words_.size(); ++i) words_[i] |= other.words_[i];

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Runs the engine benchmarks (Google Benchmark, 3 repetitions, medians) and the
+# peak-memory probe, and writes their raw output to build/bench-results/.
+# docs/BENCHMARKS.md quotes these numbers with this command.
+set -euo pipefail
+build=${1:?build dir}
+out="$(cd "$(dirname "$0")/.." && pwd)/build/bench-results"
+mkdir -p "$out"
+echo "== engine_benchmark (medians of 3 repetitions)"
+"$build/bench/engine_benchmark" --benchmark_repetitions=3 --benchmark_report_aggregates_only=true \
+  --benchmark_min_time=0.5 --benchmark_out="$out/engine_benchmark.json" --benchmark_out_format=json \
+  | grep -E '^(BM_|-|Benchmark)' | grep -v -E '_(mean|stddev|cv) ' | tee "$out/engine_benchmark.txt"
+echo
+echo "== engine_memory (10k pods, 1k policies)"
+"$build/bench/engine_memory" 10000 1000 | tee "$out/engine_memory.txt"
+echo "== engine_memory (1k pods, 100 policies)"
+"$build/bench/engine_memory" 1000 100 | tee -a "$out/engine_memory.txt"
+echo
+echo "results in $out"
