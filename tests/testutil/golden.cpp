@@ -9,7 +9,7 @@ namespace netpol::testing {
 
 std::string SourceDir() {
   const char* dir = std::getenv("NETPOL_SOURCE_DIR");
-  return dir != nullptr ? dir : ".";
+  return dir != nullptr ? dir : NETPOL_SOURCE_DIR_DEFAULT;
 }
 
 std::string ReadFileOrDie(const std::string& path) {
