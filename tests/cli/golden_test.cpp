@@ -19,6 +19,9 @@ struct Case {
   std::string stdin_text = "";
 };
 
+// Keeps test listings short: gtest would otherwise print the case's bytes.
+void PrintTo(const Case& c, std::ostream* os) { *os << c.golden; }
+
 std::string RunCli(const Case& c, int& exit_code) {
   std::vector<const char*> argv = {"netpol"};
   for (const auto& a : c.args) argv.push_back(a.c_str());
