@@ -6,7 +6,8 @@ set -euo pipefail
 netpol=${1:-netpol}
 dir=$(cd "$(dirname "$0")" && pwd)
 
-step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+if [ -t 1 ]; then bold=$'\033[1m' plain=$'\033[0m'; else bold='' plain=''; fi
+step() { printf '\n%s== %s%s\n' "$bold" "$*" "$plain"; }
 run() { printf '$ %s\n' "$*"; "$@"; }
 
 step "The application: WordPress, MariaDB and a client pod (examples/wordpress/app.yaml)"

@@ -82,5 +82,15 @@ INSTANTIATE_TEST_SUITE_P(
         Case{"lint_findings", {"lint", "-f", "tests/cli/testdata/lint.yaml"}, 1}),
     [](const auto& param_info) { return std::string(param_info.param.golden); });
 
+// Installed as kubectl-netpol, the plugin names itself the way users type it.
+TEST(CliTest, AsKubectlPluginUsesKubectlName) {
+  const char* argv[] = {"/usr/local/bin/kubectl-netpol", "--help"};
+  std::istringstream in;
+  std::ostringstream out;
+  std::ostringstream err;
+  EXPECT_EQ(Run(2, argv, in, out, err), 0);
+  EXPECT_NE(out.str().find("Usage: kubectl netpol [OPTIONS] SUBCOMMAND"), std::string::npos) << out.str();
+}
+
 }  // namespace
 }  // namespace netpol::cli
