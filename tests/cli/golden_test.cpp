@@ -88,7 +88,7 @@ TEST(CliTest, AsKubectlPluginUsesKubectlName) {
   std::istringstream in;
   std::ostringstream out;
   std::ostringstream err;
-  EXPECT_EQ(Run(2, argv, in, out, err), 0);
+  EXPECT_EQ(cli::Run(2, argv, in, out, err), 0);
   EXPECT_NE(out.str().find("Usage: kubectl netpol [OPTIONS] SUBCOMMAND"), std::string::npos) << out.str();
 }
 
