@@ -1,6 +1,7 @@
 #include "api/encode.h"
 
-#include <cstdio>
+#include "api/diagnostic.h"
+
 #include <memory>
 #include <utility>
 
@@ -35,7 +36,7 @@ class Value {
     const std::string pad(indent, ' ');
     if (kind_ == Kind::kMap) {
       for (size_t i = 0; i < keys_.size(); ++i) {
-        out += pad + (keys_[i].second ? Quoted(keys_[i].first) : keys_[i].first) + ":";
+        out += pad + (keys_[i].second ? Quote(keys_[i].first) : keys_[i].first) + ":";
         values_[i].PrintAfterKey(out, indent);
       }
     } else if (kind_ == Kind::kList) {
@@ -62,35 +63,13 @@ class Value {
   // container in flow style, anything else indented on the next lines.
   void PrintAfterKey(std::string& out, size_t indent) const {
     if (!IsContainer()) {
-      out += " " + (kind_ == Kind::kString ? Quoted(scalar_) : scalar_) + "\n";
+      out += " " + (kind_ == Kind::kString ? Quote(scalar_) : scalar_) + "\n";
     } else if (empty()) {
       out += kind_ == Kind::kMap ? " {}\n" : " []\n";
     } else {
       out += "\n";
       Print(out, indent + 2);
     }
-  }
-
-  static std::string Quoted(const std::string& s) {
-    std::string out = "\"";
-    for (const char c : s) {
-      const auto u = static_cast<unsigned char>(c);
-      if (c == '"' || c == '\\') {
-        out += '\\';
-        out += c;
-      } else if (c == '\n') {
-        out += "\\n";
-      } else if (c == '\t') {
-        out += "\\t";
-      } else if (u < 0x20 || u == 0x7f) {
-        char buffer[8];
-        std::snprintf(buffer, sizeof(buffer), "\\x%02x", u);
-        out += buffer;
-      } else {
-        out += c;
-      }
-    }
-    return out + "\"";
   }
 
   Kind kind_;

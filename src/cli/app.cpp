@@ -51,14 +51,20 @@ struct Context {
   std::ostream& err;
 };
 
-// Loads and validates the input; prints diagnostics. nullopt when the input is
-// rejected (the caller exits 2).
-std::optional<api::LoadResult> Load(const InputFlags& flags, Context& ctx) {
+// Loads and validates the input and prints every diagnostic on stderr.
+api::LoadResult LoadAndReport(const InputFlags& flags, Context& ctx) {
   api::DecodeOptions options;
   if (!flags.namespace_.empty()) options.default_namespace = flags.namespace_;
   options.strict = flags.strict;
   api::LoadResult loaded = api::LoadManifests(flags.files, options, ctx.in);
   for (const auto& d : loaded.diagnostics) ctx.err << d.ToString() << "\n";
+  return loaded;
+}
+
+// As LoadAndReport, for commands that need valid input: nullopt when the input
+// is rejected (the caller exits 2).
+std::optional<api::LoadResult> Load(const InputFlags& flags, Context& ctx) {
+  api::LoadResult loaded = LoadAndReport(flags, ctx);
   if (!loaded.ok()) {
     ctx.err << "error: input rejected: " << api::CountErrors(loaded.diagnostics)
             << " error(s); nothing was used\n";
@@ -92,11 +98,7 @@ bool Visible(const InputFlags& flags, const std::string& ns) {
 // ---- commands -----------------------------------------------------------------
 
 int Validate(const InputFlags& flags, Context& ctx) {
-  api::DecodeOptions options;
-  if (!flags.namespace_.empty()) options.default_namespace = flags.namespace_;
-  options.strict = flags.strict;
-  api::LoadResult loaded = api::LoadManifests(flags.files, options, ctx.in);
-  for (const auto& d : loaded.diagnostics) ctx.err << d.ToString() << "\n";
+  const api::LoadResult loaded = LoadAndReport(flags, ctx);
   if (!loaded.ok()) {
     ctx.err << "error: " << api::CountErrors(loaded.diagnostics)
             << " error(s); the input is invalid and would be rejected as a whole\n";

@@ -75,6 +75,22 @@ void Erase(std::vector<PolicyId>& list, PolicyId id) {
   list.erase(std::remove(list.begin(), list.end(), id), list.end());
 }
 
+// A slot for a new record: a freed one if any, else a new one at the end. The
+// slot is reset to a default record.
+template <typename Id, typename Container>
+Id AllocateSlot(Container& records, std::vector<Id>& free_ids) {
+  Id id;
+  if (!free_ids.empty()) {
+    id = free_ids.back();
+    free_ids.pop_back();
+  } else {
+    id = static_cast<Id>(records.size());
+    records.emplace_back();
+  }
+  records[id] = {};
+  return id;
+}
+
 template <typename Fn>
 void ForEachPeer(PolicyRec& p, Fn&& fn) {
   for (auto* rules : {&p.ingress_rules, &p.egress_rules}) {
@@ -138,16 +154,8 @@ class Mutator {
 
   ClassId InternClass(ClassKey key) {
     if (const auto it = s_.class_index.find(key); it != s_.class_index.end()) return it->second;
-    ClassId id;
-    if (!s_.free_classes.empty()) {
-      id = s_.free_classes.back();
-      s_.free_classes.pop_back();
-    } else {
-      id = static_cast<ClassId>(s_.classes.size());
-      s_.classes.emplace_back();
-    }
+    const ClassId id = AllocateSlot(s_.classes, s_.free_classes);
     PodClass& cls = s_.classes[id];
-    cls = PodClass{};
     cls.key = key;
     s_.class_index.emplace(std::move(key), id);
     s_.namespaces[cls.key.ns].classes.push_back(id);
@@ -218,14 +226,7 @@ class Mutator {
       cls = InternClass(std::move(key));
       ++s_.classes[cls].members;
     }
-    PodId id;
-    if (!s_.free_pods.empty()) {
-      id = s_.free_pods.back();
-      s_.free_pods.pop_back();
-    } else {
-      id = static_cast<PodId>(s_.pods.size());
-      s_.pods.emplace_back();
-    }
+    const PodId id = AllocateSlot(s_.pods, s_.free_pods);
     s_.pod_index[{pod.namespace_, pod.name}] = id;
     for (const IpAddress& ip : pod.ips) s_.pod_by_ip[ip] = id;
     if (!pod.node.empty() && !pod.owner.starts_with("DaemonSet ")) ++s_.node_refs[pod.node];
@@ -316,16 +317,8 @@ class Mutator {
 
   void AddPolicy(const api::NetworkPolicy& spec) {
     const NamespaceId ns = EnsureNamespace(spec.metadata.namespace_);
-    PolicyId id;
-    if (!s_.free_policies.empty()) {
-      id = s_.free_policies.back();
-      s_.free_policies.pop_back();
-    } else {
-      id = static_cast<PolicyId>(s_.policies.size());
-      s_.policies.emplace_back();
-    }
+    const PolicyId id = AllocateSlot(s_.policies, s_.free_policies);
     PolicyRec& p = s_.policies[id];
-    p = PolicyRec{};
     p.spec = spec;
     p.full_name = spec.metadata.namespace_ + "/" + spec.metadata.name;
     p.ns = ns;
