@@ -1,8 +1,10 @@
 #include "testutil/reference.h"
 
 #include <algorithm>
+#include <map>
 #include <set>
 
+#include "policy/compiled.h"
 #include "policy/matrix.h"
 
 namespace netpol::testing {
@@ -138,10 +140,29 @@ std::string CompareEngineWithReference(const policy::Engine& engine, const std::
     return std::find_if(ref.pods().begin(), ref.pods().end(),
                         [&](const RefPod& r) { return r.namespace_ == p.namespace_ && r.name == p.name; });
   };
+  // The compiled form, one program per node, as the dataplane of each node
+  // would enforce it: egress at the source's node, ingress at the destination's.
+  std::map<std::string, std::map<std::string, std::string>> local_by_node;
+  for (const policy::PodId id : pods) local_by_node[engine.pod(id).node][engine.pod(id).FullName()] = "";
+  std::map<std::string, policy::NodeProgram> programs;
+  for (const auto& [node, local] : local_by_node) programs[node] = policy::CompileNode(engine, local);
   for (size_t i = 0; i < pods.size(); ++i) {
     for (size_t j = 0; j < pods.size(); ++j) {
       const policy::Pod& a = engine.pod(pods[i]);
       const policy::Pod& b = engine.pod(pods[j]);
+      if (i != j && !a.ips.empty() && !b.ips.empty() && a.ips[0].family() == b.ips[0].family()) {
+        const bool from_node = a.host_network && !a.node.empty() && a.node == b.node;
+        for (const policy::PortProto& pp : ports) {
+          const bool compiled = programs[a.node].Allows(a.ips[0], b.ips[0], pp.protocol, pp.port, from_node) &&
+                                programs[b.node].Allows(a.ips[0], b.ips[0], pp.protocol, pp.port, from_node);
+          const bool want = engine.Allowed({policy::Endpoint::OfPod(pods[i]), policy::Endpoint::OfPod(pods[j]),
+                                            pp.protocol, pp.port});
+          if (compiled != want) {
+            return a.FullName() + " -> " + b.FullName() + " " + pp.ToString() + ": engine " + std::to_string(want) +
+                   ", compiled form " + std::to_string(compiled);
+          }
+        }
+      }
       const auto ra = find(a);
       const auto rb = find(b);
       if (ra == ref.pods().end() || rb == ref.pods().end()) return "pod missing in reference";

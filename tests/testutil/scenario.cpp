@@ -252,6 +252,10 @@ class Runner {
     for (const auto& [key, object] : objects_) {
       if (!std::holds_alternative<api::Namespace>(object)) all.push_back(object);
     }
+    // Engine vs reference vs matrix vs the compiled form, per node.
+    if (const std::string mismatch = CompareEngineWithReference(engine_, all); !mismatch.empty()) {
+      Fail("equivalence: " + mismatch);
+    }
     policy::Engine fresh;
     for (const auto& object : all) fresh.Apply(object);
     const ReferenceEvaluator reference(all);

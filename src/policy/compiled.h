@@ -1,0 +1,93 @@
+// The compiled form: what the dataplane enforces for the pods on one node.
+//
+// The boundary between the engine and any dataplane backend (nftables now, eBPF
+// later). Policy meaning (selectors, namespaces, named ports, defaulting) is
+// interpreted here, once; a backend sees only addresses, protocols and ports:
+//
+//   NodeProgram program = CompileNode(engine, {"default/web-0", "default/db-0"});
+//   for (const auto& [name, pod] : program.pods)
+//     if (pod.ingress.isolated) ... pod.ingress.allow ... program.sets.at(id) ...
+//
+// For each local pod and direction: isolated or not, and the allowances that let
+// traffic through, each peer addresses x ports. Peer address sets are shared
+// between pods and rules that use the same peers (content-addressed ids).
+// Deterministic (ordered containers, sorted members), so two programs compare
+// with == and Diff() yields the minimal change.
+#pragma once
+
+#include <compare>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "api/objects.h"
+#include "base/ip.h"
+#include "policy/engine.h"
+
+namespace netpol::policy {
+
+struct PortSpan {
+  api::Protocol protocol = api::Protocol::kTCP;
+  uint16_t first = 1;
+  uint16_t last = 65535;
+  friend auto operator<=>(const PortSpan&, const PortSpan&) = default;
+};
+
+struct AddressRange {
+  IpAddress first;
+  IpAddress last;
+  friend auto operator<=>(const AddressRange&, const AddressRange&) = default;
+};
+
+// Peer addresses: exact addresses (pods) and ranges (ipBlocks minus except).
+struct AddressSet {
+  std::vector<IpAddress> addresses;  // sorted, unique
+  std::vector<AddressRange> ranges;  // sorted, non-overlapping
+  std::string origin;                // "shop/db-access ingress[0].from[1]" (first user)
+  bool Contains(const IpAddress& ip) const;
+  friend bool operator==(const AddressSet& a, const AddressSet& b) {
+    return a.addresses == b.addresses && a.ranges == b.ranges;
+  }
+};
+
+struct Allowance {
+  std::optional<std::string> peers;  // AddressSet id; nullopt: any address
+  std::vector<PortSpan> ports;       // empty: every protocol and port
+  std::string origin;                // "shop/db-access ingress[0]"
+  friend auto operator<=>(const Allowance&, const Allowance&) = default;
+};
+
+struct DirectionProgram {
+  bool isolated = false;
+  std::vector<Allowance> allow;  // sorted
+  friend bool operator==(const DirectionProgram&, const DirectionProgram&) = default;
+};
+
+struct LocalPod {
+  std::vector<IpAddress> ips;
+  std::string interface;  // host-side interface, when known (anti-spoofing)
+  DirectionProgram ingress;
+  DirectionProgram egress;
+  friend bool operator==(const LocalPod&, const LocalPod&) = default;
+};
+
+struct NodeProgram {
+  std::map<std::string, LocalPod> pods;      // "namespace/name"
+  std::map<std::string, AddressSet> sets;    // id -> members
+  friend bool operator==(const NodeProgram&, const NodeProgram&) = default;
+
+  // What the compiled form decides for a new connection between two addresses,
+  // as a dataplane that knows only this program would (used to prove the
+  // compiled form equal to the engine). Connections the node itself opens
+  // (`from_node`: kubelet, hostNetwork pods) never pass the pods' ingress check.
+  bool Allows(const IpAddress& src, const IpAddress& dst, api::Protocol protocol, uint16_t port,
+              bool from_node = false) const;
+};
+
+// Compiles the pods named in `local` (namespace/name -> host interface, "" when
+// unknown). Pods without an IP are skipped: no packet can carry them.
+NodeProgram CompileNode(const Engine& engine, const std::map<std::string, std::string>& local);
+
+}  // namespace netpol::policy
