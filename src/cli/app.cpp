@@ -13,6 +13,9 @@
 #include "api/encode.h"
 #include "api/load.h"
 #include "cli/matrix_output.h"
+#include "dataplane/nft/nft_backend.h"
+#include "dataplane/routes.h"
+#include "policy/compiled.h"
 #include "policy/engine.h"
 #include "policy/explain.h"
 #include "policy/flow_text.h"
@@ -250,6 +253,74 @@ int LintCommand(const InputFlags& flags, Context& ctx) {
   return kExitNegative;
 }
 
+struct EnforceFlags {
+  std::string netns;
+  bool dry_run = false;
+  bool show = false;
+  bool remove = false;
+  uint16_t log_group = 100;
+};
+
+int Enforce(const InputFlags& flags, const EnforceFlags& enforce, Context& ctx) {
+  const auto backend = dataplane::nft::NftBackend::Create({enforce.netns, {enforce.log_group}});
+  if (!backend) return Fail(ctx, backend.error());
+  if (enforce.show || enforce.remove) {
+    if (!flags.files.empty()) {
+      ctx.err << "error: --show and --remove take no -f\n";
+      return kExitError;
+    }
+    if (enforce.remove) {
+      if (const Status s = (*backend)->Remove(); !s) return Fail(ctx, s.error());
+      ctx.out << "removed table inet netpol" << (enforce.netns.empty() ? "" : " from " + enforce.netns) << "\n";
+      return kExitOk;
+    }
+    const Result<std::string> text = (*backend)->Show();
+    if (!text) return Fail(ctx, text.error());
+    ctx.out << *text;
+    return kExitOk;
+  }
+  if (flags.files.empty()) {
+    ctx.err << "error: -f is required (or --show / --remove)\n";
+    return kExitError;
+  }
+  const auto loaded = Load(flags, ctx);
+  if (!loaded) return kExitError;
+  const policy::Engine engine = BuildEngine(*loaded);
+  // Local pods: those whose address has a host route to an interface here.
+  const auto routes = dataplane::HostRoutes(enforce.netns);
+  if (!routes) return Fail(ctx, routes.error());
+  std::map<std::string, std::string> local;
+  for (const policy::PodId id : engine.Pods()) {
+    for (const IpAddress& ip : engine.pod(id).ips) {
+      if (const auto it = routes->find(ip); it != routes->end()) local[engine.pod(id).FullName()] = it->second;
+    }
+  }
+  const policy::NodeProgram program = policy::CompileNode(engine, local);
+  if (enforce.dry_run) {
+    const Result<std::string> plan = (*backend)->Plan(program);
+    if (!plan) return Fail(ctx, plan.error());
+    ctx.out << (plan->empty() ? "# nothing to change\n" : *plan);
+    return kExitOk;
+  }
+  const Result<dataplane::ApplyStats> stats = (*backend)->Apply(program);
+  if (!stats) return Fail(ctx, stats.error());
+  size_t in = 0;
+  size_t eg = 0;
+  for (const auto& [name, pod] : program.pods) {
+    in += pod.ingress.isolated ? 1 : 0;
+    eg += pod.egress.isolated ? 1 : 0;
+  }
+  ctx.out << program.pods.size() << " local pods (" << in << " isolated for ingress, " << eg
+          << " for egress); ";
+  if (stats->commands.empty()) {
+    ctx.out << "already in force, nothing changed\n";
+  } else {
+    ctx.out << (stats->created ? "table built: " : "updated: ") << "+" << stats->added << " -" << stats->removed
+            << " set elements in one transaction\n";
+  }
+  return kExitOk;
+}
+
 std::string ProgramName(const char* argv0) {
   const std::string base = std::filesystem::path(argv0 ? argv0 : "netpol").filename().string();
   return base == "kubectl-netpol" ? "kubectl netpol" : "netpol";
@@ -318,6 +389,24 @@ int Run(int argc, const char* const* argv, std::istream& in, std::ostream& out, 
                "named-port-undeclared, egress-blocks-dns, rule-shadowed, ipblock-covers-pods.\n"
                "Exit 1 when there are findings.");
 
+  EnforceFlags enforce_flags;
+  CLI::App* enforce = app.add_subcommand("enforce", "Program the node's nftables to enforce the policies (root)");
+  enforce->add_option("-f,--filename", flags.files,
+                      "Manifests of the cluster state: namespaces, pods with their IPs, policies; repeatable")
+      ->type_name("PATH");
+  enforce->add_option("-n,--namespace", flags.namespace_, "Namespace for objects that name none");
+  enforce->add_flag("--strict", flags.strict, "Treat unknown fields as errors instead of warnings");
+  enforce->add_option("--netns", enforce_flags.netns, "Node network namespace (ip netns name; default: current)");
+  enforce->add_flag("--dry-run", enforce_flags.dry_run, "Print the nftables transaction instead of applying it");
+  enforce->add_flag("--show", enforce_flags.show, "Print what is programmed (nft syntax, commented by origin)");
+  enforce->add_flag("--remove", enforce_flags.remove, "Delete netpol's table");
+  enforce->add_option("--log-group", enforce_flags.log_group, "NFLOG group for denied new connections")
+      ->check(CLI::Range(0, 65535));
+  enforce->footer("Examples:\n  " + prog + " enforce -f cluster/ --netns node-1\n  " + prog +
+                  " enforce -f cluster/ --netns node-1 --dry-run\n  " + prog + " enforce --show --netns node-1\n\n"
+                  "Pods whose IP has a host route to an interface of the namespace are local; only\n"
+                  "they are programmed. Running it again applies only the difference, atomically.");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -336,6 +425,7 @@ int Run(int argc, const char* const* argv, std::istream& in, std::ostream& out, 
   if (matrix->parsed()) return MatrixCommand(flags, ports, ctx);
   if (explain->parsed()) return Explain(flags, ctx);
   if (lint->parsed()) return LintCommand(flags, ctx);
+  if (enforce->parsed()) return Enforce(flags, enforce_flags, ctx);
   return kExitError;
 }
 

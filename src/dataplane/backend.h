@@ -1,0 +1,43 @@
+// The dataplane contract: make the node enforce a compiled program.
+//
+//   std::unique_ptr<Backend> backend = ...;          // nft::NftBackend today
+//   Status s = backend->Apply(program);              // atomic; on error the old rules stay
+//   Result<std::string> text = backend->Show();      // what is programmed, commented
+//
+// Backends are declarative: Apply takes the whole desired program, reads what
+// the kernel has, and changes only the difference, in one transaction. They
+// know nothing of selectors or namespaces: policy meaning ends at
+// policy::NodeProgram (src/policy/compiled.h), so an eBPF backend is another
+// implementation of this interface and nothing above it changes.
+#pragma once
+
+#include <string>
+
+#include "base/result.h"
+#include "policy/compiled.h"
+
+namespace netpol::dataplane {
+
+struct ApplyStats {
+  bool created = false;     // the table did not exist (or had another schema) and was built
+  size_t added = 0;         // elements added
+  size_t removed = 0;       // elements removed
+  std::string commands;     // the transaction that was sent ("" when nothing changed)
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+
+  // Programs `program`, changing only what differs from what is installed. One
+  // atomic transaction: on failure nothing changed and the error says why.
+  [[nodiscard]] virtual Result<ApplyStats> Apply(const policy::NodeProgram& program) = 0;
+  // The transaction Apply would send, without sending it.
+  [[nodiscard]] virtual Result<std::string> Plan(const policy::NodeProgram& program) = 0;
+  // What is installed, human-readable, each piece commented with its origin.
+  [[nodiscard]] virtual Result<std::string> Show() = 0;
+  // Removes everything this backend installed.
+  [[nodiscard]] virtual Status Remove() = 0;
+};
+
+}  // namespace netpol::dataplane

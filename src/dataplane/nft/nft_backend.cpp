@@ -1,0 +1,240 @@
+#include "dataplane/nft/nft_backend.h"
+
+#include <nftables/libnftables.h>
+
+#include <algorithm>
+#include <nlohmann/json.hpp>
+#include <set>
+
+#include "dataplane/netns.h"
+
+namespace netpol::dataplane::nft {
+namespace {
+
+using nlohmann::json;
+
+const std::string kTable = std::string(kTableFamily) + " " + kTableName;
+
+std::string ProtoText(const json& v) {
+  if (v.is_string()) return v.get<std::string>();
+  const int n = v.get<int>();
+  if (n == 6) return "tcp";
+  if (n == 17) return "udp";
+  if (n == 132) return "sctp";
+  return std::to_string(n);
+}
+
+std::string AddressText(const std::string& text) {
+  const Result<IpAddress> ip = IpAddress::Parse(text);
+  return ip ? ip->ToString() : text;
+}
+
+std::string Joined(const std::string& a, const std::string& b) { return a == b ? a : a + "-" + b; }
+
+// One field of an element, in the canonical text RenderRuleset writes.
+Result<std::string> FieldText(const json& v, const std::string& type) {
+  const bool address = type == "ipv4_addr" || type == "ipv6_addr";
+  if (v.is_object() && v.contains("prefix")) {
+    const json& p = v["prefix"];
+    const Result<IpPrefix> prefix =
+        IpPrefix::Parse(p.at("addr").get<std::string>() + "/" + std::to_string(p.at("len").get<int>()));
+    if (!prefix) return prefix.error();
+    // The last address of the prefix: set every host bit.
+    const IpAddress first = prefix->address();
+    IpAddress last = first;
+    if (first.is_v4()) {
+      const uint32_t host = prefix->length() == 0 ? ~uint32_t{0} : (~uint32_t{0} >> prefix->length());
+      last = IpAddress::V4(first.v4() | (prefix->length() == 32 ? 0 : host));
+    } else {
+      const int len = prefix->length();
+      const uint64_t high = len >= 64 ? 0 : (len == 0 ? ~uint64_t{0} : ~uint64_t{0} >> len);
+      const uint64_t low = len >= 128 ? 0 : (len <= 64 ? ~uint64_t{0} : ~uint64_t{0} >> (len - 64));
+      last = IpAddress::V6(first.high() | high, first.low() | low);
+    }
+    return Joined(first.ToString(), last.ToString());
+  }
+  if (v.is_object() && v.contains("range")) {
+    const json& r = v["range"];
+    if (address) return Joined(AddressText(r.at(0).get<std::string>()), AddressText(r.at(1).get<std::string>()));
+    if (type == "inet_proto") return Joined(ProtoText(r.at(0)), ProtoText(r.at(1)));
+    return Joined(std::to_string(r.at(0).get<int>()), std::to_string(r.at(1).get<int>()));
+  }
+  if (type == "ifname") return "\"" + v.get<std::string>() + "\"";
+  if (address) return AddressText(v.get<std::string>());
+  if (type == "inet_proto") return ProtoText(v);
+  if (v.is_number()) return std::to_string(v.get<int>());
+  return v.is_string() ? v.get<std::string>() : v.dump();
+}
+
+Result<std::string> ElementFromJson(const json& value, const std::vector<std::string>& types) {
+  std::vector<std::string> fields;
+  if (value.is_object() && value.contains("concat")) {
+    const json& parts = value["concat"];
+    if (parts.size() != types.size()) return Internal("element " + value.dump() + " does not fit the set type");
+    for (size_t i = 0; i < parts.size(); ++i) {
+      NETPOL_ASSIGN_OR_RETURN(std::string f, FieldText(parts[i], types[i]), "reading element");
+      fields.push_back(std::move(f));
+    }
+  } else {
+    NETPOL_ASSIGN_OR_RETURN(std::string f, FieldText(value, types.empty() ? "" : types[0]), "reading element");
+    fields.push_back(std::move(f));
+  }
+  return ElementText(fields);
+}
+
+}  // namespace
+
+Result<ObservedTable> ParseListing(const std::string& text) {
+  ObservedTable table;
+  try {
+    const json doc = json::parse(text);
+    for (const json& item : doc.at("nftables")) {
+      if (item.contains("table")) table.exists = true;
+      if (item.contains("chain")) table.chains.push_back(item["chain"].at("name").get<std::string>());
+      if (!item.contains("set")) continue;
+      const json& set = item["set"];
+      ObservedSet observed;
+      std::vector<std::string> types;
+      if (set.at("type").is_array()) {
+        for (const json& t : set["type"]) types.push_back(t.get<std::string>());
+      } else {
+        types.push_back(set["type"].get<std::string>());
+      }
+      for (size_t i = 0; i < types.size(); ++i) observed.type += (i ? " . " : "") + types[i];
+      if (set.contains("flags")) {
+        for (const json& f : set["flags"]) observed.interval = observed.interval || f == "interval";
+      }
+      if (set.contains("stmt")) {
+        for (const json& s : set["stmt"]) observed.counter = observed.counter || s.contains("counter");
+      }
+      if (set.contains("comment")) observed.comment = set["comment"].get<std::string>();
+      if (set.contains("elem")) {
+        for (const json& e : set["elem"]) {
+          const bool wrapped = e.is_object() && e.contains("elem");
+          const json& value = wrapped ? e["elem"].at("val") : e;
+          NETPOL_ASSIGN_OR_RETURN(std::string element, ElementFromJson(value, types),
+                                  "set " + set.at("name").get<std::string>());
+          uint64_t packets = 0;
+          if (wrapped && e["elem"].contains("counter")) packets = e["elem"]["counter"].value("packets", uint64_t{0});
+          observed.elements[element] = packets;
+        }
+      }
+      table.sets[set.at("name").get<std::string>()] = std::move(observed);
+    }
+  } catch (const json::exception& e) {
+    return Internal(std::string("cannot read the nftables listing: ") + e.what());
+  }
+  return table;
+}
+
+std::string PlanCommands(const NftRuleset& desired, const ObservedTable& observed, ApplyStats& stats) {
+  bool same_shape = observed.exists;
+  if (same_shape) {
+    std::vector<std::string> want_chains;
+    for (const std::string& chain : desired.chains) {
+      want_chains.push_back(chain.substr(6, chain.find(' ', 6) - 6));  // "chain NAME {"
+    }
+    std::vector<std::string> have_chains = observed.chains;
+    std::sort(want_chains.begin(), want_chains.end());
+    std::sort(have_chains.begin(), have_chains.end());
+    same_shape = want_chains == have_chains && observed.sets.size() == desired.sets.size();
+    for (const NftSet& set : desired.sets) {
+      const auto it = observed.sets.find(set.name);
+      // The schema and options ride in the set comments: another comment means
+      // another layout or log group.
+      same_shape = same_shape && it != observed.sets.end() && it->second.type == set.type &&
+                   it->second.interval == set.interval && it->second.counter == set.counter &&
+                   it->second.comment == set.comment;
+    }
+  }
+  if (!same_shape) {
+    stats.created = true;
+    for (const NftSet& set : desired.sets) stats.added += set.elements.size();
+    // Deleting and re-adding in one transaction replaces the table atomically.
+    return (observed.exists ? "delete table " + kTable + "\n" : std::string()) + TableDefinition(desired);
+  }
+  std::string commands;
+  for (const NftSet& set : desired.sets) {
+    const ObservedSet& have = observed.sets.at(set.name);
+    std::string removed;
+    for (const auto& [element, packets] : have.elements) {
+      if (set.elements.contains(element)) continue;
+      removed += (removed.empty() ? "" : ", ") + element;
+      ++stats.removed;
+    }
+    std::string added;
+    for (const auto& [element, origin] : set.elements) {
+      if (have.elements.contains(element)) continue;
+      added += (added.empty() ? "" : ", ") + element + " comment \"" +
+               (origin.size() <= 120 ? origin : origin.substr(0, 117) + "...") + "\"";
+      ++stats.added;
+    }
+    // Deletes first: an interval set must never hold overlapping elements.
+    if (!removed.empty()) commands += "delete element " + kTable + " " + set.name + " { " + removed + " }\n";
+    if (!added.empty()) commands += "add element " + kTable + " " + set.name + " { " + added + " }\n";
+  }
+  return commands;
+}
+
+Result<std::unique_ptr<NftBackend>> NftBackend::Create(const NftBackendOptions& options) {
+  NETPOL_ASSIGN_OR_RETURN(NetnsGuard guard, NetnsGuard::Enter(options.netns), "opening nftables");
+  nft_ctx* ctx = nft_ctx_new(NFT_CTX_DEFAULT);
+  if (ctx == nullptr) return Internal("cannot create a libnftables context");
+  nft_ctx_buffer_output(ctx);
+  nft_ctx_buffer_error(ctx);
+  return std::unique_ptr<NftBackend>(new NftBackend(options, ctx));
+}
+
+NftBackend::~NftBackend() { nft_ctx_free(ctx_); }
+
+Result<std::string> NftBackend::Run(const std::string& commands, bool json_output) {
+  NETPOL_ASSIGN_OR_RETURN(NetnsGuard guard, NetnsGuard::Enter(options_.netns), "running nftables");
+  nft_ctx_output_set_flags(ctx_, json_output ? NFT_CTX_OUTPUT_JSON : 0);
+  const int rc = nft_run_cmd_from_buffer(ctx_, commands.c_str());
+  const char* out = nft_ctx_get_output_buffer(ctx_);
+  const char* err = nft_ctx_get_error_buffer(ctx_);
+  const std::string output = out != nullptr ? out : "";
+  const std::string error = err != nullptr ? err : "";
+  if (rc != 0) {
+    if (error.find("Operation not permitted") != std::string::npos) {
+      return PermissionDenied("nftables: " + error + " (run as root, or with CAP_NET_ADMIN)");
+    }
+    if (error.find("No such file or directory") != std::string::npos) return NotFound("nftables: " + error);
+    return FailedPrecondition("nftables rejected the transaction; nothing was changed:\n" + error);
+  }
+  return output;
+}
+
+Result<ObservedTable> NftBackend::Observe() {
+  Result<std::string> listing = Run("list table " + kTable, true);
+  if (!listing) {
+    if (listing.error().code() == ErrorCode::kNotFound) return ObservedTable{};
+    return std::move(listing).error().WithContext("listing table " + kTable);
+  }
+  return ParseListing(*listing);
+}
+
+Result<std::string> NftBackend::Plan(const policy::NodeProgram& program) {
+  NETPOL_ASSIGN_OR_RETURN(const ObservedTable observed, Observe(), "reading the installed rules");
+  ApplyStats stats;
+  return PlanCommands(RenderRuleset(program, options_.nft), observed, stats);
+}
+
+Result<ApplyStats> NftBackend::Apply(const policy::NodeProgram& program) {
+  NETPOL_ASSIGN_OR_RETURN(const ObservedTable observed, Observe(), "reading the installed rules");
+  ApplyStats stats;
+  stats.commands = PlanCommands(RenderRuleset(program, options_.nft), observed, stats);
+  if (stats.commands.empty()) return stats;
+  NETPOL_RETURN_IF_ERROR(Run(stats.commands, false), "applying the policy");
+  return stats;
+}
+
+Result<std::string> NftBackend::Show() { return Run("list table " + kTable, false); }
+
+Status NftBackend::Remove() {
+  Result<std::string> done = Run("delete table " + kTable, false);
+  if (!done && done.error().code() != ErrorCode::kNotFound) return std::move(done).error();
+  return Ok();
+}
+
+}  // namespace netpol::dataplane::nft

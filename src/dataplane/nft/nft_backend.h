@@ -1,0 +1,74 @@
+// The nftables backend: programs a NodeProgram into table `inet netpol` through
+// libnftables, in the network namespace it was created for.
+//
+//   Result<std::unique_ptr<NftBackend>> nft = NftBackend::Create({.netns = "np-node"});
+//   Result<ApplyStats> done = (*nft)->Apply(program);
+//
+// Apply is declarative and incremental: it lists the table as it is (adopting a
+// table left by an earlier run, never flushing it first), compares every set's
+// elements with the desired ones, and sends only the difference, as one
+// transaction: the kernel applies all of it or none, so traffic never sees a
+// half-updated policy, and a failed update leaves the previous rules in force.
+// A missing table, or one of another schema, is (re)built whole in one
+// transaction. Chains are static; all policy data lives in sets.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "dataplane/backend.h"
+#include "dataplane/nft/ruleset.h"
+
+struct nft_ctx;
+
+namespace netpol::dataplane::nft {
+
+struct NftBackendOptions {
+  std::string netns;  // "" = the calling thread's namespace
+  NftOptions nft;
+};
+
+// What is installed, as listed by the kernel.
+struct ObservedSet {
+  std::string type;
+  bool interval = false;
+  bool counter = false;
+  std::string comment;
+  std::map<std::string, uint64_t> elements;  // canonical element -> packets counted (0 without counter)
+};
+
+struct ObservedTable {
+  bool exists = false;
+  std::map<std::string, ObservedSet> sets;
+  std::vector<std::string> chains;
+};
+
+// Parses `nft -j list table inet netpol` output.
+Result<ObservedTable> ParseListing(const std::string& json);
+
+// The commands that turn `observed` into `desired`; "" when they agree.
+std::string PlanCommands(const NftRuleset& desired, const ObservedTable& observed, ApplyStats& stats);
+
+class NftBackend final : public Backend {
+ public:
+  [[nodiscard]] static Result<std::unique_ptr<NftBackend>> Create(const NftBackendOptions& options);
+  ~NftBackend() override;
+
+  Result<ApplyStats> Apply(const policy::NodeProgram& program) override;
+  Result<std::string> Plan(const policy::NodeProgram& program) override;
+  Result<std::string> Show() override;
+  Status Remove() override;
+
+  Result<ObservedTable> Observe();
+  // Runs nft commands as one transaction (exposed for tests that inject faults).
+  Result<std::string> RunForTest(const std::string& commands) { return Run(commands, false); }
+
+ private:
+  NftBackend(NftBackendOptions options, nft_ctx* ctx) : options_(std::move(options)), ctx_(ctx) {}
+  Result<std::string> Run(const std::string& commands, bool json);
+
+  NftBackendOptions options_;
+  nft_ctx* ctx_;
+};
+
+}  // namespace netpol::dataplane::nft

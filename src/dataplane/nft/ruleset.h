@@ -1,0 +1,64 @@
+// The nftables layout netpol programs, rendered from a compiled program.
+//
+//   NftRuleset desired = RenderRuleset(program, {.log_group = 100});
+//   std::string text = TableDefinition(desired);   // `nft -f`-style text of the table
+//
+// One table, `inet netpol`, with static chains and all policy data in sets, so
+// the per-connection cost does not grow with the number of policies or pods:
+//
+//   forward / input hooks: anti-spoofing (a pod's packets must come from its own
+//     interface with its own addresses, and nobody else may use them), then
+//     `ct state established,related accept`, `ct state invalid drop`, then the
+//     egress check of the source pod and the ingress check of the destination.
+//   egress_v4/6, ingress_v4/6: per family, at most nine set lookups for a new
+//     connection: "is the pod isolated", six exact (hash) sets keyed by pod
+//     address plus peer address, protocol and port (or the parts an allowance
+//     leaves open), one interval set for ipBlock ranges and port ranges, and
+//     the drop with a per-pod counter and NFLOG.
+//
+// Elements are kept as canonical text (the form `nft` prints and parses), keyed
+// to the origin ("shop/db ingress[0]") that becomes the element's comment.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "policy/compiled.h"
+
+namespace netpol::dataplane::nft {
+
+inline constexpr const char* kTableFamily = "inet";
+inline constexpr const char* kTableName = "netpol";
+// Bump when sets or chains change shape; a table with another schema is replaced.
+inline constexpr int kSchemaVersion = 1;
+
+struct NftOptions {
+  uint16_t log_group = 100;  // NFLOG group for denied new connections
+};
+
+struct NftSet {
+  std::string name;
+  std::string type;          // "ipv4_addr . ipv4_addr . inet_proto . inet_service"
+  bool interval = false;
+  bool counter = false;      // per-element counters
+  std::string comment;
+  std::map<std::string, std::string> elements;  // canonical element -> origin comment
+};
+
+struct NftRuleset {
+  std::string table_comment;      // carries the schema version and options
+  std::vector<NftSet> sets;       // in a fixed order
+  std::vector<std::string> chains;  // chain definitions, `chain name { ... }`
+};
+
+NftRuleset RenderRuleset(const policy::NodeProgram& program, const NftOptions& options);
+
+// The text that creates the whole table (for `nft -f`, dry runs and goldens).
+std::string TableDefinition(const NftRuleset& ruleset);
+
+// Element text as nft writes it: "198.18.0.1 . tcp . 80", "198.18.0.0-198.18.0.255 . tcp . 80-90".
+std::string ElementText(const std::vector<std::string>& fields);
+
+}  // namespace netpol::dataplane::nft

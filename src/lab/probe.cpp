@@ -1,0 +1,137 @@
+#include "lab/probe.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+namespace netpol::lab {
+namespace {
+
+// Fills a sockaddr for ip:port; returns its length.
+socklen_t Address(const IpAddress& ip, uint16_t port, sockaddr_storage& out) {
+  std::memset(&out, 0, sizeof(out));
+  if (ip.is_v4()) {
+    auto* a = reinterpret_cast<sockaddr_in*>(&out);
+    a->sin_family = AF_INET;
+    a->sin_port = htons(port);
+    a->sin_addr.s_addr = htonl(ip.v4());
+    return sizeof(sockaddr_in);
+  }
+  auto* a = reinterpret_cast<sockaddr_in6*>(&out);
+  a->sin6_family = AF_INET6;
+  a->sin6_port = htons(port);
+  for (int i = 0; i < 8; ++i) {
+    a->sin6_addr.s6_addr[i] = static_cast<uint8_t>(ip.high() >> (56 - 8 * i));
+    a->sin6_addr.s6_addr[8 + i] = static_cast<uint8_t>(ip.low() >> (56 - 8 * i));
+  }
+  return sizeof(sockaddr_in6);
+}
+
+int64_t RemainingMs(std::chrono::steady_clock::time_point deadline) {
+  const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+  return std::max<int64_t>(left.count(), 0);
+}
+
+bool WaitFor(int fd, short events, std::chrono::steady_clock::time_point deadline) {
+  pollfd p{fd, events, 0};
+  return ::poll(&p, 1, static_cast<int>(RemainingMs(deadline))) == 1 && (p.revents & events) != 0;
+}
+
+}  // namespace
+
+ProbeServer::~ProbeServer() {
+  for (const auto& [fd, proto] : sockets_) ::close(fd);
+}
+
+Status ProbeServer::Listen(const std::vector<std::pair<api::Protocol, uint16_t>>& ports) {
+  for (const auto& [proto, port] : ports) {
+    if (proto == api::Protocol::kSCTP) continue;  // this kernel has no SCTP sockets; see the e2e tests
+    const int type = proto == api::Protocol::kTCP ? SOCK_STREAM : SOCK_DGRAM;
+    const int fd = ::socket(AF_INET6, type | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0) return Internal(std::string("socket: ") + std::strerror(errno));
+    const int off = 0;
+    const int on = 1;
+    ::setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof(off));  // v4-mapped too
+    ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
+    sockaddr_in6 any{};
+    any.sin6_family = AF_INET6;
+    any.sin6_port = htons(port);
+    if (::bind(fd, reinterpret_cast<sockaddr*>(&any), sizeof(any)) != 0 ||
+        (type == SOCK_STREAM && ::listen(fd, 64) != 0)) {
+      const int err = errno;
+      ::close(fd);
+      return FailedPrecondition("cannot listen on " + std::to_string(port) + "/" +
+                                std::string(api::ProtocolName(proto)) + ": " + std::strerror(err));
+    }
+    sockets_.emplace_back(fd, proto);
+  }
+  return Ok();
+}
+
+void ProbeServer::Serve(std::chrono::milliseconds duration) {
+  const auto deadline = std::chrono::steady_clock::now() + duration;
+  std::vector<pollfd> fds;
+  for (const auto& [fd, proto] : sockets_) fds.push_back({fd, POLLIN, 0});
+  while (RemainingMs(deadline) > 0) {
+    if (::poll(fds.data(), fds.size(), static_cast<int>(std::min<int64_t>(RemainingMs(deadline), 1000))) <= 0) {
+      continue;
+    }
+    for (size_t i = 0; i < fds.size(); ++i) {
+      if ((fds[i].revents & POLLIN) == 0) continue;
+      char buffer[512];
+      if (sockets_[i].second == api::Protocol::kUDP) {
+        sockaddr_storage peer{};
+        socklen_t len = sizeof(peer);
+        const ssize_t n = ::recvfrom(fds[i].fd, buffer, sizeof(buffer), 0, reinterpret_cast<sockaddr*>(&peer), &len);
+        if (n > 0) ::sendto(fds[i].fd, buffer, static_cast<size_t>(n), 0, reinterpret_cast<sockaddr*>(&peer), len);
+        continue;
+      }
+      const int conn = ::accept4(fds[i].fd, nullptr, nullptr, SOCK_CLOEXEC);
+      if (conn < 0) continue;
+      // Echo one short message (bounded wait), then close.
+      const auto line_deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(500);
+      if (WaitFor(conn, POLLIN, line_deadline)) {
+        const ssize_t n = ::recv(conn, buffer, sizeof(buffer), 0);
+        if (n > 0) (void)::send(conn, buffer, static_cast<size_t>(n), MSG_NOSIGNAL);
+      }
+      ::close(conn);
+    }
+  }
+}
+
+Result<bool> Probe(const IpAddress& ip, api::Protocol protocol, uint16_t port, std::chrono::milliseconds timeout) {
+  if (protocol == api::Protocol::kSCTP) return FailedPrecondition("SCTP sockets are not available on this kernel");
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  sockaddr_storage addr{};
+  const socklen_t len = Address(ip, port, addr);
+  const int type = protocol == api::Protocol::kTCP ? SOCK_STREAM : SOCK_DGRAM;
+  const int fd = ::socket(ip.is_v4() ? AF_INET : AF_INET6, type | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (fd < 0) return Internal(std::string("socket: ") + std::strerror(errno));
+  bool ok = false;
+  const char message[] = "netpol-probe\n";
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), len) == 0 || errno == EINPROGRESS) {
+    if (protocol == api::Protocol::kTCP) {
+      int err = 0;
+      socklen_t err_len = sizeof(err);
+      if (WaitFor(fd, POLLOUT, deadline) && ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &err_len) == 0 && err == 0) {
+        ok = ::send(fd, message, sizeof(message) - 1, MSG_NOSIGNAL) > 0 && WaitFor(fd, POLLIN, deadline);
+        char buffer[64];
+        ok = ok && ::recv(fd, buffer, sizeof(buffer), 0) > 0;
+      }
+    } else {
+      char buffer[64];
+      ok = ::send(fd, message, sizeof(message) - 1, 0) > 0 && WaitFor(fd, POLLIN, deadline) &&
+           ::recv(fd, buffer, sizeof(buffer), 0) > 0;
+    }
+  }
+  ::close(fd);
+  return ok;
+}
+
+}  // namespace netpol::lab
