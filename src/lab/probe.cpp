@@ -74,12 +74,12 @@ Status ProbeServer::Listen(const std::vector<std::pair<api::Protocol, uint16_t>>
   return Ok();
 }
 
-void ProbeServer::Serve(std::chrono::milliseconds duration) {
+void ProbeServer::Serve(std::chrono::milliseconds duration, const std::atomic<bool>* stop) {
   const auto deadline = std::chrono::steady_clock::now() + duration;
   std::vector<pollfd> fds;
   for (const auto& [fd, proto] : sockets_) fds.push_back({fd, POLLIN, 0});
-  while (RemainingMs(deadline) > 0) {
-    if (::poll(fds.data(), fds.size(), static_cast<int>(std::min<int64_t>(RemainingMs(deadline), 1000))) <= 0) {
+  while (RemainingMs(deadline) > 0 && (stop == nullptr || !stop->load())) {
+    if (::poll(fds.data(), fds.size(), static_cast<int>(std::min<int64_t>(RemainingMs(deadline), 100))) <= 0) {
       continue;
     }
     for (size_t i = 0; i < fds.size(); ++i) {

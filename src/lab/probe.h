@@ -13,6 +13,7 @@
 // A dropped connection shows as a timeout, which bounds every probe.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <utility>
@@ -33,8 +34,8 @@ class ProbeServer {
 
   // Binds every port on all addresses (IPv4 and IPv6).
   [[nodiscard]] Status Listen(const std::vector<std::pair<api::Protocol, uint16_t>>& ports);
-  // Answers until `duration` has passed.
-  void Serve(std::chrono::milliseconds duration);
+  // Answers until `duration` has passed, or `stop` (if given) becomes true.
+  void Serve(std::chrono::milliseconds duration, const std::atomic<bool>* stop = nullptr);
 
  private:
   std::vector<std::pair<int, api::Protocol>> sockets_;

@@ -1,0 +1,106 @@
+#include "e2e/lab.h"
+
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <random>
+
+#include "dataplane/netns.h"
+#include "lab/probe.h"
+#include "testutil/golden.h"
+
+namespace netpol::testing {
+namespace {
+
+int Shell(const std::string& command) {
+  const int rc = std::system(command.c_str());
+  return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+}
+
+std::string LabScript() { return SourceDir() + "/tests/e2e/lab.sh"; }
+
+}  // namespace
+
+std::string MissingE2ePrerequisite() {
+  if (::geteuid() != 0) return "end-to-end tests need root (network namespaces, nftables)";
+  if (Shell("command -v ip >/dev/null 2>&1") != 0) return "iproute2 (ip) is not installed";
+  if (Shell("ip netns list >/dev/null 2>&1") != 0) return "cannot list network namespaces";
+  return "";
+}
+
+PacketLab::PacketLab() {
+  std::random_device rd;
+  char buffer[16];
+  std::snprintf(buffer, sizeof(buffer), "np%06x", rd() & 0xffffff);
+  prefix_ = buffer;
+  node_ = prefix_ + "-node";
+}
+
+PacketLab::~PacketLab() {
+  stop_ = true;
+  for (std::thread& t : servers_) t.join();
+  if (up_ || !pod_netns_.empty()) Shell(LabScript() + " down " + prefix_);
+}
+
+Status PacketLab::Up(const std::vector<std::pair<std::string, std::string>>& pods) {
+  std::string command = LabScript() + " up " + prefix_;
+  for (size_t i = 0; i < pods.size(); ++i) {
+    const auto& [v4, v6] = pods[i];
+    command += " " + v4 + (v6.empty() ? "" : "," + v6);
+    const std::string ns = prefix_ + "-p" + std::to_string(i + 1);
+    pod_netns_.push_back(ns);
+    netns_by_address_[v4] = ns;
+    if (!v6.empty()) netns_by_address_[IpAddress::Parse(v6)->ToString()] = ns;
+  }
+  up_ = true;
+  if (Shell(command + " >/dev/null") != 0) return Internal("lab.sh up failed: " + command);
+  return Ok();
+}
+
+Status PacketLab::Serve(const std::vector<std::pair<api::Protocol, uint16_t>>& ports) {
+  for (const std::string& ns : pod_netns_) {
+    auto ready = std::make_shared<std::atomic<int>>(0);  // 1 listening, -1 failed
+    servers_.emplace_back([this, ns, ports, ready] {
+      auto guard = dataplane::NetnsGuard::Enter(ns);
+      lab::ProbeServer server;
+      if (!guard || !server.Listen(ports).ok()) {
+        *ready = -1;
+        return;
+      }
+      *ready = 1;
+      server.Serve(std::chrono::minutes(10), &stop_);
+    });
+    while (*ready == 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    if (*ready < 0) return Internal("cannot start a probe server in " + ns);
+  }
+  return Ok();
+}
+
+std::string PacketLab::PodNetns(const std::string& address) const {
+  const Result<IpAddress> ip = IpAddress::Parse(address);
+  if (!ip) return "";
+  const auto it = netns_by_address_.find(ip->ToString());
+  return it == netns_by_address_.end() ? "" : it->second;
+}
+
+Result<bool> PacketLab::Reaches(const std::string& from, const std::string& to, api::Protocol protocol,
+                                uint16_t port, std::chrono::milliseconds timeout) {
+  const std::string ns = PodNetns(from);
+  if (ns.empty()) return NotFound("no lab pod owns " + from);
+  NETPOL_ASSIGN_OR_RETURN(const IpAddress target, IpAddress::Parse(to), "probe target");
+  Result<bool> result = Internal("probe did not run");
+  // A fresh thread: setns affects only it, and the probe socket is born in `ns`.
+  std::thread probe([&] {
+    auto guard = dataplane::NetnsGuard::Enter(ns);
+    if (!guard) {
+      result = std::move(guard).error();
+      return;
+    }
+    result = lab::Probe(target, protocol, port, timeout);
+  });
+  probe.join();
+  return result;
+}
+
+}  // namespace netpol::testing
