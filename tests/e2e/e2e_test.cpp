@@ -1,6 +1,12 @@
 // End-to-end tests on real packets (root; CI runs them as root). Each test
 // builds its own network namespaces with a unique prefix and removes them.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <atomic>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -223,6 +229,41 @@ TEST_F(EnforcedLabTest, IncrementalUpdateEqualsRebuild) {
     for (const auto& [e, c] : incremental->sets.at(name).elements) b.insert(e);
     EXPECT_EQ(a, b) << name;
   }
+}
+
+// docs/SEMANTICS.md §5: an established connection keeps flowing after a policy
+// change that would deny it (conntrack accepts it first); new ones are denied.
+TEST_F(EnforcedLabTest, OpenConnectionSurvivesAPolicyChange) {
+  Enforce(kAllowWebToDb);
+  std::atomic<int> stage{0};  // 1: connected; 2: policy changed; 3/-1: echo received / failed
+  std::thread client([&] {
+    auto guard = dataplane::NetnsGuard::Enter(lab_.PodNetns("198.18.7.11"));
+    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in db{};
+    db.sin_family = AF_INET;
+    db.sin_port = htons(3306);
+    db.sin_addr.s_addr = htonl(IpAddress::Parse("198.18.7.10")->v4());
+    timeval tv{2, 0};
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    if (!guard || ::connect(fd, reinterpret_cast<sockaddr*>(&db), sizeof(db)) != 0) {
+      stage = -1;
+      ::close(fd);
+      return;
+    }
+    stage = 1;
+    while (stage == 1) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    char buffer[16];
+    const bool echoed = ::send(fd, "after\n", 6, MSG_NOSIGNAL) == 6 && ::recv(fd, buffer, sizeof(buffer), 0) > 0;
+    stage = echoed ? 3 : -1;
+    ::close(fd);
+  });
+  while (stage == 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  ASSERT_EQ(stage.load(), 1) << "could not connect before the change";
+  Enforce("apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: deny}\nspec: {podSelector: {}}\n");
+  stage = 2;
+  client.join();
+  EXPECT_EQ(stage.load(), 3) << "the established connection was cut by the policy change";
+  EXPECT_FALSE(Reaches("198.18.7.11", "198.18.7.10")) << "a new connection passed the new default-deny";
 }
 
 }  // namespace
