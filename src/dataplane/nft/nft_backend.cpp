@@ -214,24 +214,86 @@ Result<ObservedTable> NftBackend::Observe() {
   return ParseListing(*listing);
 }
 
+Result<NftBackend::Change> NftBackend::Prepare(const policy::NodeProgram& program) {
+  Change change;
+  change.pods = program.pods;
+  if (!in_sync_) {
+    NETPOL_ASSIGN_OR_RETURN(const ObservedTable observed, Observe(), "reading the installed rules");
+    change.stats.commands = PlanCommands(RenderRuleset(program, options_.nft), observed, change.stats);
+    for (const auto& [name, pod] : program.pods) change.elements[name] = RenderPod(name, pod, program, options_.nft);
+    return change;
+  }
+  // Per set: elements to delete and to add, from the pods that changed.
+  std::map<std::string, std::pair<std::string, std::string>> edits;
+  const auto diff = [&](const PodElements& before, const PodElements& after) {
+    for (const auto& [set, elements] : before) {
+      const auto it = after.find(set);
+      for (const auto& [element, origin] : elements) {
+        if (it != after.end() && it->second.contains(element)) continue;
+        std::string& del = edits[set].first;
+        del += (del.empty() ? "" : ", ") + element;
+        ++change.stats.removed;
+      }
+    }
+    for (const auto& [set, elements] : after) {
+      const auto it = before.find(set);
+      for (const auto& [element, origin] : elements) {
+        if (it != before.end() && it->second.contains(element)) continue;
+        std::string& add = edits[set].second;
+        add += (add.empty() ? "" : ", ") + element + " comment \"" +
+               (origin.size() <= 120 ? origin : origin.substr(0, 117) + "...") + "\"";
+        ++change.stats.added;
+      }
+    }
+  };
+  change.elements = elements_;
+  for (const auto& [name, old_pod] : pods_) {
+    if (program.pods.contains(name)) continue;
+    diff(elements_.at(name), {});
+    change.elements.erase(name);
+  }
+  for (const auto& [name, pod] : program.pods) {
+    const auto old = pods_.find(name);
+    if (old != pods_.end() && old->second == pod) continue;
+    PodElements now = RenderPod(name, pod, program, options_.nft);
+    diff(old != pods_.end() ? elements_.at(name) : PodElements{}, now);
+    change.elements[name] = std::move(now);
+  }
+  // Deletes first: an interval set must never hold overlapping elements.
+  const std::string table = std::string(kTableFamily) + " " + kTableName;
+  for (const auto& [set, edit] : edits) {
+    if (!edit.first.empty()) change.stats.commands += "delete element " + table + " " + set + " { " + edit.first + " }\n";
+  }
+  for (const auto& [set, edit] : edits) {
+    if (!edit.second.empty()) change.stats.commands += "add element " + table + " " + set + " { " + edit.second + " }\n";
+  }
+  return change;
+}
+
 Result<std::string> NftBackend::Plan(const policy::NodeProgram& program) {
-  NETPOL_ASSIGN_OR_RETURN(const ObservedTable observed, Observe(), "reading the installed rules");
-  ApplyStats stats;
-  return PlanCommands(RenderRuleset(program, options_.nft), observed, stats);
+  NETPOL_ASSIGN_OR_RETURN(Change change, Prepare(program), "planning");
+  return change.stats.commands;
 }
 
 Result<ApplyStats> NftBackend::Apply(const policy::NodeProgram& program) {
-  NETPOL_ASSIGN_OR_RETURN(const ObservedTable observed, Observe(), "reading the installed rules");
-  ApplyStats stats;
-  stats.commands = PlanCommands(RenderRuleset(program, options_.nft), observed, stats);
-  if (stats.commands.empty()) return stats;
-  NETPOL_RETURN_IF_ERROR(Run(stats.commands, false), "applying the policy");
-  return stats;
+  NETPOL_ASSIGN_OR_RETURN(Change change, Prepare(program), "planning");
+  if (!change.stats.commands.empty()) {
+    if (Result<std::string> done = Run(change.stats.commands, false); !done) {
+      in_sync_ = false;  // whatever we believed may be wrong now: read back next time
+      return std::move(done).error().WithContext("applying the policy");
+    }
+  }
+  in_sync_ = true;
+  pods_ = std::move(change.pods);
+  elements_ = std::move(change.elements);
+  return std::move(change.stats);
 }
 
 Result<std::string> NftBackend::Show() { return Run("list table " + kTable, false); }
 
+
 Status NftBackend::Remove() {
+  in_sync_ = false;
   Result<std::string> done = Run("delete table " + kTable, false);
   if (!done && done.error().code() != ErrorCode::kNotFound) return std::move(done).error();
   return Ok();

@@ -10,7 +10,8 @@
 // transaction: the kernel applies all of it or none, so traffic never sees a
 // half-updated policy, and a failed update leaves the previous rules in force.
 // A missing table, or one of another schema, is (re)built whole in one
-// transaction. Chains are static; all policy data lives in sets.
+// transaction. Chains are static; all policy data lives in sets. Once in sync,
+// an update costs in proportion to the pods whose rules changed.
 #pragma once
 
 #include <memory>
@@ -64,11 +65,27 @@ class NftBackend final : public Backend {
   Result<std::string> RunForTest(const std::string& commands) { return Run(commands, false); }
 
  private:
+  // A transaction, and the per-pod state to remember once it has committed.
+  struct Change {
+    ApplyStats stats;
+    std::map<std::string, policy::LocalPod> pods;
+    std::map<std::string, PodElements> elements;
+  };
+
   NftBackend(NftBackendOptions options, nft_ctx* ctx) : options_(std::move(options)), ctx_(ctx) {}
   Result<std::string> Run(const std::string& commands, bool json);
+  Result<Change> Prepare(const policy::NodeProgram& program);
 
   NftBackendOptions options_;
   nft_ctx* ctx_;
+  // What this backend last committed, per local pod. After the first Apply has
+  // read the table back and made it match, later Applies diff against this
+  // instead of listing the kernel again, and re-render only the pods whose
+  // compiled rules changed (set ids are content hashes, so a changed peer set
+  // changes the pod). Any failure drops it: the next Apply reads back again.
+  bool in_sync_ = false;
+  std::map<std::string, policy::LocalPod> pods_;
+  std::map<std::string, PodElements> elements_;
 };
 
 }  // namespace netpol::dataplane::nft

@@ -57,9 +57,8 @@ class Renderer {
  public:
   Renderer(const policy::NodeProgram& program, const NftOptions& options) : program_(program), options_(options) {}
 
-  NftRuleset Run() {
-    NftRuleset r;
-    r.table_comment = "netpol: NetworkPolicy for this node's pods; managed by netpol, do not edit";
+  // Every set, empty, in a fixed order.
+  void Layout() {
     const std::string schema = "netpol schema=" + std::to_string(kSchemaVersion) +
                                " log-group=" + std::to_string(options_.log_group);
     Add("pod_ifaces", "ifname", false, false, "host-side interfaces of local pods");
@@ -88,11 +87,31 @@ class Renderer {
             "pod . peer range . protocol . port range (ipBlocks, endPort)");
       }
     }
-    for (const auto& [name, pod] : program_.pods) Pod(name, pod);
-    EmitBoxes();
+  }
+
+  NftRuleset Run() {
+    NftRuleset r;
+    r.table_comment = "netpol: NetworkPolicy for this node's pods; managed by netpol, do not edit";
+    Layout();
+    for (const auto& [name, pod] : program_.pods) {
+      Pod(name, pod);
+      EmitBoxes();
+    }
     r.sets = std::move(sets_);
     r.chains = Chains();
     return r;
+  }
+
+  // The elements one pod contributes, per set.
+  PodElements RunPod(const std::string& name, const policy::LocalPod& pod) {
+    Layout();
+    Pod(name, pod);
+    EmitBoxes();
+    PodElements out;
+    for (NftSet& set : sets_) {
+      if (!set.elements.empty()) out[set.name] = std::move(set.elements);
+    }
+    return out;
   }
 
  private:
@@ -110,8 +129,12 @@ class Renderer {
     for (const IpAddress& ip : pod.ips) {
       const Family& f = ip.is_v4() ? kFamilies[0] : kFamilies[1];
       const std::string s = std::string("_") + f.suffix;
-      Element("pods" + s, ip.ToString(), name);
-      if (!pod.interface.empty()) Element("pod_src" + s, Quoted(pod.interface) + " . " + ip.ToString(), name);
+      // Anti-spoofing needs the pod's interface; without one (unknown) the
+      // address is not claimed, or the pod's own packets would be dropped.
+      if (!pod.interface.empty()) {
+        Element("pods" + s, ip.ToString(), name);
+        Element("pod_src" + s, Quoted(pod.interface) + " . " + ip.ToString(), name);
+      }
       for (const Dir& d : kDirs) {
         const DirectionProgram& dp = d.prefix[0] == 'i' ? pod.ingress : pod.egress;
         if (!dp.isolated) continue;
@@ -231,6 +254,13 @@ class Renderer {
 
   void EmitBoxes() {
     for (const auto& [key, group] : boxes_) {
+      EmitGroup(key, group);
+    }
+    boxes_.clear();
+  }
+
+  void EmitGroup(const std::pair<std::string, std::string>& key, const BoxGroup& group) {
+    {
       const Family& f = *group.family;
       const Value128 max[3] = {AnyAddress(f).last, 255, 65535};
       // Elementary intervals per dimension from every box's start and end+1.
@@ -342,6 +372,11 @@ std::string ElementText(const std::vector<std::string>& fields) {
 
 NftRuleset RenderRuleset(const policy::NodeProgram& program, const NftOptions& options) {
   return Renderer(program, options).Run();
+}
+
+PodElements RenderPod(const std::string& name, const policy::LocalPod& pod, const policy::NodeProgram& program,
+                      const NftOptions& options) {
+  return Renderer(program, options).RunPod(name, pod);
 }
 
 std::string TableDefinition(const NftRuleset& r) {

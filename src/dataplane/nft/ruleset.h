@@ -55,6 +55,13 @@ struct NftRuleset {
 
 NftRuleset RenderRuleset(const policy::NodeProgram& program, const NftOptions& options);
 
+// The elements one local pod contributes, per set name (element -> origin).
+// Every element names the pod's address (or interface) first, so pods never
+// share an element: a pod's elements can be diffed on their own.
+using PodElements = std::map<std::string, std::map<std::string, std::string>>;
+PodElements RenderPod(const std::string& name, const policy::LocalPod& pod, const policy::NodeProgram& program,
+                      const NftOptions& options);
+
 // The text that creates the whole table (for `nft -f`, dry runs and goldens).
 std::string TableDefinition(const NftRuleset& ruleset);
 
