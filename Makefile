@@ -4,7 +4,7 @@
 JOBS ?= $(shell nproc)
 FUZZ_SECONDS ?= 15
 
-.PHONY: all deps build test test-fast test-asan fuzz bench demo format tidy clean
+.PHONY: all deps build test test-fast test-asan fuzz bench bench-dataplane demo format tidy clean
 
 all: build
 
@@ -35,6 +35,10 @@ fuzz: deps
 
 bench: build
 	@scripts/run-benchmarks.sh build/release
+
+# Root: pods as network namespaces, nftables in a node namespace.
+bench-dataplane: build
+	@scripts/bench-dataplane.sh build/release
 
 demo: build
 	@examples/wordpress/demo.sh build/release/src/cli/netpol

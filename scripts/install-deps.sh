@@ -14,7 +14,7 @@ packages=(
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev
   # node tooling used by the dataplane and e2e tiers
-  iproute2 nftables
+  iproute2 nftables bc
 )
 
 missing=()
