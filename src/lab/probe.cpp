@@ -59,6 +59,9 @@ Status ProbeServer::Listen(const std::vector<std::pair<api::Protocol, uint16_t>>
     const int on = 1;
     ::setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof(off));  // v4-mapped too
     ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
+    // UDP replies must come from the address the request went to, or a
+    // namespace with several addresses answers from the wrong one.
+    if (type == SOCK_DGRAM) ::setsockopt(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, &on, sizeof(on));
     sockaddr_in6 any{};
     any.sin6_family = AF_INET6;
     any.sin6_port = htons(port);
@@ -87,9 +90,41 @@ void ProbeServer::Serve(std::chrono::milliseconds duration, const std::atomic<bo
       char buffer[512];
       if (sockets_[i].second == api::Protocol::kUDP) {
         sockaddr_storage peer{};
-        socklen_t len = sizeof(peer);
-        const ssize_t n = ::recvfrom(fds[i].fd, buffer, sizeof(buffer), 0, reinterpret_cast<sockaddr*>(&peer), &len);
-        if (n > 0) ::sendto(fds[i].fd, buffer, static_cast<size_t>(n), 0, reinterpret_cast<sockaddr*>(&peer), len);
+        iovec iov{buffer, sizeof(buffer)};
+        alignas(cmsghdr) char control[CMSG_SPACE(sizeof(in6_pktinfo))];
+        msghdr msg{};
+        msg.msg_name = &peer;
+        msg.msg_namelen = sizeof(peer);
+        msg.msg_iov = &iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = control;
+        msg.msg_controllen = sizeof(control);
+        const ssize_t n = ::recvmsg(fds[i].fd, &msg, 0);
+        if (n <= 0) continue;
+        // Echo back with the same local address as source (IPV6_PKTINFO).
+        iov.iov_len = static_cast<size_t>(n);
+        msg.msg_flags = 0;
+        in6_pktinfo info{};
+        bool have_info = false;
+        for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
+          if (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_PKTINFO) {
+            std::memcpy(&info, CMSG_DATA(c), sizeof(info));
+            have_info = true;
+          }
+        }
+        if (have_info) {
+          msg.msg_controllen = CMSG_SPACE(sizeof(in6_pktinfo));
+          cmsghdr* c = CMSG_FIRSTHDR(&msg);
+          c->cmsg_level = IPPROTO_IPV6;
+          c->cmsg_type = IPV6_PKTINFO;
+          c->cmsg_len = CMSG_LEN(sizeof(in6_pktinfo));
+          info.ipi6_ifindex = 0;
+          std::memcpy(CMSG_DATA(c), &info, sizeof(info));
+        } else {
+          msg.msg_control = nullptr;
+          msg.msg_controllen = 0;
+        }
+        (void)::sendmsg(fds[i].fd, &msg, 0);
         continue;
       }
       const int conn = ::accept4(fds[i].fd, nullptr, nullptr, SOCK_CLOEXEC);
@@ -105,7 +140,8 @@ void ProbeServer::Serve(std::chrono::milliseconds duration, const std::atomic<bo
   }
 }
 
-Result<bool> Probe(const IpAddress& ip, api::Protocol protocol, uint16_t port, std::chrono::milliseconds timeout) {
+Result<bool> Probe(const IpAddress& ip, api::Protocol protocol, uint16_t port, std::chrono::milliseconds timeout,
+                   const std::optional<IpAddress>& source) {
   if (protocol == api::Protocol::kSCTP) return FailedPrecondition("SCTP sockets are not available on this kernel");
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   sockaddr_storage addr{};
@@ -113,6 +149,15 @@ Result<bool> Probe(const IpAddress& ip, api::Protocol protocol, uint16_t port, s
   const int type = protocol == api::Protocol::kTCP ? SOCK_STREAM : SOCK_DGRAM;
   const int fd = ::socket(ip.is_v4() ? AF_INET : AF_INET6, type | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (fd < 0) return Internal(std::string("socket: ") + std::strerror(errno));
+  if (source) {
+    sockaddr_storage local{};
+    const socklen_t local_len = Address(*source, 0, local);
+    if (::bind(fd, reinterpret_cast<sockaddr*>(&local), local_len) != 0) {
+      const int err = errno;
+      ::close(fd);
+      return FailedPrecondition("cannot bind to " + source->ToString() + ": " + std::strerror(err));
+    }
+  }
   bool ok = false;
   const char message[] = "netpol-probe\n";
   if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), len) == 0 || errno == EINPROGRESS) {

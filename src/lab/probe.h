@@ -16,6 +16,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <utility>
 #include <vector>
 
@@ -41,7 +42,9 @@ class ProbeServer {
   std::vector<std::pair<int, api::Protocol>> sockets_;
 };
 
-// True when a TCP connection (or a UDP echo) to ip:port succeeds within `timeout`.
-Result<bool> Probe(const IpAddress& ip, api::Protocol protocol, uint16_t port, std::chrono::milliseconds timeout);
+// True when a TCP connection (or a UDP echo) to ip:port succeeds within `timeout`,
+// from `source` when given (it must be an address of the namespace).
+Result<bool> Probe(const IpAddress& ip, api::Protocol protocol, uint16_t port, std::chrono::milliseconds timeout,
+                   const std::optional<IpAddress>& source = std::nullopt);
 
 }  // namespace netpol::lab

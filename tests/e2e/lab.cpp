@@ -8,6 +8,7 @@
 
 #include "dataplane/netns.h"
 #include "lab/probe.h"
+#include "lab/sctp_probe.h"
 #include "testutil/golden.h"
 
 namespace netpol::testing {
@@ -43,8 +44,14 @@ PacketLab::~PacketLab() {
   if (up_ || !pod_netns_.empty()) Shell(LabScript() + " down " + prefix_);
 }
 
-Status PacketLab::Up(const std::vector<std::pair<std::string, std::string>>& pods) {
+Status PacketLab::Up(const std::vector<std::pair<std::string, std::string>>& pods,
+                     const std::vector<std::string>& external) {
   std::string command = LabScript() + " up " + prefix_;
+  for (const std::string& address : external) {
+    command += " ext:" + address;
+    netns_by_address_[address] = prefix_ + "-ext";
+  }
+  if (!external.empty()) pod_netns_.push_back(prefix_ + "-ext");
   for (size_t i = 0; i < pods.size(); ++i) {
     const auto& [v4, v6] = pods[i];
     command += " " + v4 + (v6.empty() ? "" : "," + v6);
@@ -77,6 +84,41 @@ Status PacketLab::Serve(const std::vector<std::pair<api::Protocol, uint16_t>>& p
   return Ok();
 }
 
+// No SCTP sockets on this kernel: an INIT chunk sent through a raw socket, and
+// a raw observer in the destination's namespace that reports its arrival.
+Result<bool> PacketLab::SctpReaches(const std::string& source_ns, const IpAddress& source, const IpAddress& target,
+                                    uint16_t port, std::chrono::milliseconds timeout) {
+  const std::string target_ns = PodNetns(target.ToString());
+  if (target_ns.empty()) return NotFound("no lab namespace owns " + target.ToString());
+  const uint32_t tag = static_cast<uint32_t>(std::random_device{}()) | 1U;
+  std::atomic<int> ready{0};
+  Result<bool> arrived = Internal("observer did not run");
+  std::thread observer([&] {
+    auto guard = dataplane::NetnsGuard::Enter(target_ns);
+    Result<lab::SctpInitObserver> watch =
+        guard ? lab::SctpInitObserver::Open(target.family()) : Result<lab::SctpInitObserver>(guard.error());
+    if (!watch) {
+      arrived = std::move(watch).error();
+      ready = -1;
+      return;
+    }
+    ready = 1;
+    arrived = watch->Await(source, port, tag, std::chrono::steady_clock::now() + timeout);
+  });
+  while (ready == 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  Status sent = Ok();
+  if (ready > 0) {
+    std::thread sender([&] {
+      auto guard = dataplane::NetnsGuard::Enter(source_ns);
+      sent = guard ? lab::SendSctpInit(source, target, port, tag) : Status(guard.error());
+    });
+    sender.join();
+  }
+  observer.join();
+  if (!sent) return std::move(sent).error();
+  return arrived;
+}
+
 std::string PacketLab::PodNetns(const std::string& address) const {
   const Result<IpAddress> ip = IpAddress::Parse(address);
   if (!ip) return "";
@@ -89,6 +131,8 @@ Result<bool> PacketLab::Reaches(const std::string& from, const std::string& to, 
   const std::string ns = PodNetns(from);
   if (ns.empty()) return NotFound("no lab pod owns " + from);
   NETPOL_ASSIGN_OR_RETURN(const IpAddress target, IpAddress::Parse(to), "probe target");
+  NETPOL_ASSIGN_OR_RETURN(const IpAddress source, IpAddress::Parse(from), "probe source");
+  if (protocol == api::Protocol::kSCTP) return SctpReaches(ns, source, target, port, timeout);
   Result<bool> result = Internal("probe did not run");
   // A fresh thread: setns affects only it, and the probe socket is born in `ns`.
   std::thread probe([&] {
@@ -97,7 +141,7 @@ Result<bool> PacketLab::Reaches(const std::string& from, const std::string& to, 
       result = std::move(guard).error();
       return;
     }
-    result = lab::Probe(target, protocol, port, timeout);
+    result = lab::Probe(target, protocol, port, timeout, *IpAddress::Parse(from));
   });
   probe.join();
   return result;

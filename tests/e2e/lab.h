@@ -36,8 +36,10 @@ class PacketLab {
   PacketLab(const PacketLab&) = delete;
   PacketLab& operator=(const PacketLab&) = delete;
 
-  // Creates the node and one pod namespace per entry (IPv4 address, optional IPv6).
-  [[nodiscard]] Status Up(const std::vector<std::pair<std::string, std::string>>& pods);
+  // Creates the node and one pod namespace per entry (IPv4 address, optional IPv6),
+  // and an "outside" namespace holding the `external` addresses.
+  [[nodiscard]] Status Up(const std::vector<std::pair<std::string, std::string>>& pods,
+                          const std::vector<std::string>& external = {});
   // Starts a probe server in every pod, listening on these ports.
   [[nodiscard]] Status Serve(const std::vector<std::pair<api::Protocol, uint16_t>>& ports);
   // A connection from the pod that owns `from` to `to` gets through within `timeout`.
@@ -50,6 +52,9 @@ class PacketLab {
   const std::string& prefix() const { return prefix_; }
 
  private:
+  Result<bool> SctpReaches(const std::string& source_ns, const IpAddress& source, const IpAddress& target,
+                           uint16_t port, std::chrono::milliseconds timeout);
+
   std::string prefix_;
   std::string node_;
   std::map<std::string, std::string> netns_by_address_;

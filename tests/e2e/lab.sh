@@ -2,10 +2,13 @@
 # Test topology in the routed model (Calico-like), in network namespaces of its
 # own; the root namespace's routes and firewall are never touched.
 #
-#   lab.sh up PREFIX ADDR[,ADDR6] ...   node netns PREFIX-node and one pod netns per
-#                                       argument (PREFIX-p1, -p2, ...), each with a veth
-#                                       to the node (host side PREFIX-h1, ...), /32 and
-#                                       /128 host routes, link-local gateway, proxy ARP/NDP
+#   lab.sh up PREFIX ADDR[,ADDR6] ... [ext:ADDR ...]
+#                                       node netns PREFIX-node and one pod netns per
+#                                       address argument (PREFIX-p1, -p2, ...), each with a
+#                                       veth to the node (host side PREFIX-h1, ...), /32 and
+#                                       /128 host routes, link-local gateway, proxy ARP/NDP;
+#                                       ext: addresses live in PREFIX-ext, a namespace behind
+#                                       the node's uplink that plays "outside the cluster"
 #   lab.sh down PREFIX                  deletes exactly the namespaces named PREFIX-*
 #
 # PREFIX must be short (interface names are at most 15 bytes) and unique per test.
@@ -15,7 +18,7 @@ prefix=${2:?prefix}
 node="$prefix-node"
 
 if [ "$cmd" = down ]; then
-  for ns in $(ip netns list | awk '{print $1}' | grep -E "^${prefix}-(node|p[0-9]+)$" || true); do
+  for ns in $(ip netns list | awk '{print $1}' | grep -E "^${prefix}-(node|ext|p[0-9]+)$" || true); do
     ip netns del "$ns"
   done
   exit 0
@@ -26,14 +29,25 @@ shift 2
 ip netns add "$node"
 ip -n "$node" link set lo up
 ip netns exec "$node" sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1
-# proxy ARP answers only for addresses routed through another interface: give the
-# gateway address a route via an "uplink" veth pair inside the node.
-ip -n "$node" link add "$prefix-up" type veth peer name "$prefix-upp"
+# The uplink: a veth from the node to PREFIX-ext, the outside world of the lab.
+# Proxy ARP answers only for addresses routed through another interface, so the
+# gateway address is routed through it too.
+ext="$prefix-ext"
+ip netns add "$ext"
+ip -n "$ext" link set lo up
+ip -n "$node" link add "$prefix-up" type veth peer name eth0 netns "$ext"
 ip -n "$node" link set "$prefix-up" up
-ip -n "$node" link set "$prefix-upp" up
+ip -n "$ext" link set eth0 up
+ip netns exec "$node" sysctl -qw "net.ipv4.conf.$prefix-up.proxy_arp=1" "net.ipv4.neigh.$prefix-up.proxy_delay=0"
 ip -n "$node" route add 169.254.1.1/32 dev "$prefix-up"
+ip -n "$ext" route add 198.18.0.0/15 dev eth0 scope link
 i=0
 for spec in "$@"; do
+  if [ "${spec#ext:}" != "$spec" ]; then
+    ip -n "$ext" addr add "${spec#ext:}/32" dev eth0
+    ip -n "$node" route add "${spec#ext:}/32" dev "$prefix-up" scope link
+    continue
+  fi
   i=$((i + 1))
   pod="$prefix-p$i"
   host="$prefix-h$i"
