@@ -251,6 +251,22 @@ bool NodeProgram::Allows(const IpAddress& src, const IpAddress& dst, api::Protoc
   return true;
 }
 
+ProgramDelta Diff(const NodeProgram& before, const NodeProgram& after) {
+  ProgramDelta delta;
+  for (const auto& [name, pod] : before.pods) {
+    const auto it = after.pods.find(name);
+    if (it == after.pods.end()) {
+      delta.removed.push_back(name);
+    } else if (!(it->second == pod)) {
+      delta.changed.push_back(name);
+    }
+  }
+  for (const auto& [name, pod] : after.pods) {
+    if (!before.pods.contains(name)) delta.added.push_back(name);
+  }
+  return delta;
+}
+
 NodeProgram CompileNode(const Engine& engine, const std::map<std::string, std::string>& local) {
   return Compiler(engine, engine.state()).Run(local);
 }

@@ -86,6 +86,16 @@ struct NodeProgram {
               bool from_node = false) const;
 };
 
+// What changed between two programs of one node, by pod. Set ids are content
+// hashes, so a pod whose peers' addresses changed is a changed pod.
+struct ProgramDelta {
+  std::vector<std::string> added;
+  std::vector<std::string> changed;
+  std::vector<std::string> removed;
+  bool empty() const { return added.empty() && changed.empty() && removed.empty(); }
+};
+ProgramDelta Diff(const NodeProgram& before, const NodeProgram& after);
+
 // Compiles the pods named in `local` (namespace/name -> host interface, "" when
 // unknown). Pods without an IP are skipped: no packet can carry them.
 NodeProgram CompileNode(const Engine& engine, const std::map<std::string, std::string>& local);

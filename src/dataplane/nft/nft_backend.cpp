@@ -216,7 +216,6 @@ Result<ObservedTable> NftBackend::Observe() {
 
 Result<NftBackend::Change> NftBackend::Prepare(const policy::NodeProgram& program) {
   Change change;
-  change.pods = program.pods;
   if (!in_sync_) {
     NETPOL_ASSIGN_OR_RETURN(const ObservedTable observed, Observe(), "reading the installed rules");
     change.stats.commands = PlanCommands(RenderRuleset(program, options_.nft), observed, change.stats);
@@ -247,17 +246,18 @@ Result<NftBackend::Change> NftBackend::Prepare(const policy::NodeProgram& progra
     }
   };
   change.elements = elements_;
-  for (const auto& [name, old_pod] : pods_) {
-    if (program.pods.contains(name)) continue;
+  const policy::ProgramDelta delta = policy::Diff(program_, program);
+  for (const std::string& name : delta.removed) {
     diff(elements_.at(name), {});
     change.elements.erase(name);
   }
-  for (const auto& [name, pod] : program.pods) {
-    const auto old = pods_.find(name);
-    if (old != pods_.end() && old->second == pod) continue;
-    PodElements now = RenderPod(name, pod, program, options_.nft);
-    diff(old != pods_.end() ? elements_.at(name) : PodElements{}, now);
-    change.elements[name] = std::move(now);
+  for (const auto* names : {&delta.changed, &delta.added}) {
+    for (const std::string& name : *names) {
+      PodElements now = RenderPod(name, program.pods.at(name), program, options_.nft);
+      const auto old = elements_.find(name);
+      diff(old != elements_.end() ? old->second : PodElements{}, now);
+      change.elements[name] = std::move(now);
+    }
   }
   // Deletes first: an interval set must never hold overlapping elements.
   const std::string table = std::string(kTableFamily) + " " + kTableName;
@@ -284,7 +284,7 @@ Result<ApplyStats> NftBackend::Apply(const policy::NodeProgram& program) {
     }
   }
   in_sync_ = true;
-  pods_ = std::move(change.pods);
+  program_ = program;
   elements_ = std::move(change.elements);
   return std::move(change.stats);
 }

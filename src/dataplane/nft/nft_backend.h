@@ -68,7 +68,6 @@ class NftBackend final : public Backend {
   // A transaction, and the per-pod state to remember once it has committed.
   struct Change {
     ApplyStats stats;
-    std::map<std::string, policy::LocalPod> pods;
     std::map<std::string, PodElements> elements;
   };
 
@@ -84,7 +83,7 @@ class NftBackend final : public Backend {
   // compiled rules changed (set ids are content hashes, so a changed peer set
   // changes the pod). Any failure drops it: the next Apply reads back again.
   bool in_sync_ = false;
-  std::map<std::string, policy::LocalPod> pods_;
+  policy::NodeProgram program_;
   std::map<std::string, PodElements> elements_;
 };
 
