@@ -104,13 +104,11 @@ class Renderer {
 
   // The elements one pod contributes, per set.
   PodElements RunPod(const std::string& name, const policy::LocalPod& pod) {
-    Layout();
+    PodElements out;
+    pod_sink_ = &out;  // straight into the result: no set layout needed
     Pod(name, pod);
     EmitBoxes();
-    PodElements out;
-    for (NftSet& set : sets_) {
-      if (!set.elements.empty()) out[set.name] = std::move(set.elements);
-    }
+    pod_sink_ = nullptr;
     return out;
   }
 
@@ -121,6 +119,10 @@ class Renderer {
   }
 
   void Element(const std::string& set, std::string element, const std::string& origin) {
+    if (pod_sink_ != nullptr) {
+      (*pod_sink_)[set].emplace(std::move(element), origin);
+      return;
+    }
     sets_[index_.at(set)].elements.emplace(std::move(element), origin);
   }
 
@@ -360,6 +362,7 @@ class Renderer {
   std::vector<NftSet> sets_;
   std::map<std::string, size_t> index_;
   std::map<std::pair<std::string, std::string>, BoxGroup> boxes_;  // (set, pod address) -> boxes
+  PodElements* pod_sink_ = nullptr;  // RunPod collects here instead of in sets_
 };
 
 }  // namespace
