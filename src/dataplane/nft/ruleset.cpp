@@ -312,7 +312,12 @@ class Renderer {
   std::vector<std::string> Chains() const {
     std::vector<std::string> chains;
     const std::string log = std::to_string(options_.log_group);
-    std::string spoof;
+    // IPv6 neighbour discovery and MLD come from link-local (or unspecified)
+    // sources; they must pass, and nothing else may use those sources.
+    std::string spoof =
+        "\t\tiifname @pod_ifaces ip6 saddr { ::, fe80::/10 } icmpv6 type { nd-neighbor-solicit, "
+        "nd-neighbor-advert, nd-router-solicit, mld-listener-report, mld2-listener-report } accept comment "
+        "\"IPv6 neighbour discovery from pods\"\n";
     for (const Family& f : kFamilies) {
       const std::string m = f.match;
       const std::string s = f.suffix;
