@@ -289,13 +289,7 @@ int Enforce(const InputFlags& flags, const EnforceFlags& enforce, Context& ctx) 
   // Local pods: those whose address has a host route to an interface here.
   const auto routes = dataplane::HostRoutes(enforce.netns);
   if (!routes) return Fail(ctx, routes.error());
-  std::map<std::string, std::string> local;
-  for (const policy::PodId id : engine.Pods()) {
-    for (const IpAddress& ip : engine.pod(id).ips) {
-      if (const auto it = routes->find(ip); it != routes->end()) local[engine.pod(id).FullName()] = it->second;
-    }
-  }
-  const policy::NodeProgram program = policy::CompileNode(engine, local);
+  const policy::NodeProgram program = policy::CompileNode(engine, dataplane::LocalPods(engine, *routes));
   if (enforce.dry_run) {
     const Result<std::string> plan = (*backend)->Plan(program);
     if (!plan) return Fail(ctx, plan.error());

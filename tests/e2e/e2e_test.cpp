@@ -21,6 +21,7 @@
 #include "dataplane/routes.h"
 #include "e2e/lab.h"
 #include "e2e/packet_scenario.h"
+#include "testutil/scenario.h"
 #include "policy/compiled.h"
 #include "policy/engine.h"
 #include "testutil/golden.h"
@@ -39,15 +40,6 @@ namespace {
     }                                                                             \
   } while (false)
 
-std::vector<std::string> ScenarioFiles() {
-  std::vector<std::string> files;
-  for (const auto& entry : std::filesystem::directory_iterator(SourceDir() + "/tests/scenarios")) {
-    if (entry.path().extension() == ".scenario") files.push_back(entry.path().filename().string());
-  }
-  std::sort(files.begin(), files.end());
-  return files;
-}
-
 class PacketScenarioTest : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(PacketScenarioTest, PacketsAgreeWithEngine) {
@@ -60,7 +52,7 @@ TEST_P(PacketScenarioTest, PacketsAgreeWithEngine) {
   std::printf("%s: %d checks on packets, %d not expressible on packets\n", GetParam().c_str(), r.checked, r.skipped);
 }
 
-INSTANTIATE_TEST_SUITE_P(Scenarios, PacketScenarioTest, ::testing::ValuesIn(ScenarioFiles()),
+INSTANTIATE_TEST_SUITE_P(Scenarios, PacketScenarioTest, ::testing::ValuesIn(ListScenarioFiles()),
                          [](const auto& param_info) {
                            std::string name = param_info.param.substr(0, param_info.param.find('.'));
                            std::replace(name.begin(), name.end(), '-', '_');
@@ -116,11 +108,7 @@ class EnforcedLabTest : public ::testing::Test {
     for (const auto& o : loaded.objects) engine.Apply(o);
     const auto routes = dataplane::HostRoutes(lab_.node());
     ASSERT_TRUE(routes.ok());
-    std::map<std::string, std::string> local;
-    for (const policy::PodId id : engine.Pods()) {
-      local[engine.pod(id).FullName()] = routes->at(engine.pod(id).ips.front());
-    }
-    const auto applied = backend_->Apply(policy::CompileNode(engine, local));
+    const auto applied = backend_->Apply(policy::CompileNode(engine, dataplane::LocalPods(engine, *routes)));
     ASSERT_TRUE(applied.ok()) << applied.error().message();
   }
 

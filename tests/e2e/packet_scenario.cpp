@@ -152,13 +152,7 @@ class PacketRunner {
   void Program() {
     const auto routes = dataplane::HostRoutes(lab_.node());
     if (!routes) return Fail(routes.error().message());
-    std::map<std::string, std::string> local;
-    for (const policy::PodId id : engine_.Pods()) {
-      for (const IpAddress& ip : engine_.pod(id).ips) {
-        if (const auto it = routes->find(ip); it != routes->end()) local[engine_.pod(id).FullName()] = it->second;
-      }
-    }
-    const auto applied = backend_->Apply(policy::CompileNode(engine_, local));
+    const auto applied = backend_->Apply(policy::CompileNode(engine_, dataplane::LocalPods(engine_, *routes)));
     if (!applied) Fail("enforce: " + applied.error().message());
   }
 

@@ -11,16 +11,6 @@
 namespace netpol::testing {
 namespace {
 
-std::vector<std::string> ScenarioFiles() {
-  std::vector<std::string> files;
-  const std::filesystem::path dir = std::filesystem::path(SourceDir()) / "tests" / "scenarios";
-  for (const auto& entry : std::filesystem::directory_iterator(dir)) {
-    if (entry.path().extension() == ".scenario") files.push_back(entry.path().filename().string());
-  }
-  std::sort(files.begin(), files.end());
-  return files;
-}
-
 class ScenarioTest : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(ScenarioTest, Passes) {
@@ -33,11 +23,11 @@ TEST_P(ScenarioTest, Passes) {
 }
 
 TEST(ScenarioFilesTest, AtLeastTheGuideExists) {
-  const auto files = ScenarioFiles();
+  const auto files = ListScenarioFiles();
   EXPECT_NE(std::find(files.begin(), files.end(), "guide.scenario"), files.end());
 }
 
-INSTANTIATE_TEST_SUITE_P(Scenarios, ScenarioTest, ::testing::ValuesIn(ScenarioFiles()),
+INSTANTIATE_TEST_SUITE_P(Scenarios, ScenarioTest, ::testing::ValuesIn(ListScenarioFiles()),
                          [](const auto& param_info) {
                            std::string name = param_info.param.substr(0, param_info.param.find('.'));
                            std::replace(name.begin(), name.end(), '-', '_');

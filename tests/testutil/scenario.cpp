@@ -1,5 +1,7 @@
 #include "testutil/scenario.h"
 
+#include <algorithm>
+#include <filesystem>
 #include <map>
 #include <set>
 #include <sstream>
@@ -10,6 +12,7 @@
 #include "policy/flow_text.h"
 #include "policy/lint.h"
 #include "policy/matrix.h"
+#include "testutil/golden.h"
 #include "testutil/reference.h"
 
 namespace netpol::testing {
@@ -350,6 +353,15 @@ std::vector<ScenarioRecord> ParseScenario(std::string_view text) {
   }
   if (in_record) records.push_back(std::move(current));
   return records;
+}
+
+std::vector<std::string> ListScenarioFiles() {
+  std::vector<std::string> files;
+  for (const auto& entry : std::filesystem::directory_iterator(SourceDir() + "/tests/scenarios")) {
+    if (entry.path().extension() == ".scenario") files.push_back(entry.path().filename().string());
+  }
+  std::sort(files.begin(), files.end());
+  return files;
 }
 
 std::vector<std::string> RunScenario(std::string_view text, const std::string& file) {

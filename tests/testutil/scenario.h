@@ -47,6 +47,9 @@ struct ScenarioRecord {
 
 std::vector<ScenarioRecord> ParseScenario(std::string_view text);
 
+// The scenario files in tests/scenarios, sorted (file names only).
+std::vector<std::string> ListScenarioFiles();
+
 // Runs a scenario against the engine. Returns failures as "file:line: message".
 std::vector<std::string> RunScenario(std::string_view text, const std::string& file);
 
