@@ -55,6 +55,14 @@ Fixture& GetFixture(int64_t pods) {
   return f;
 }
 
+// The first bare Pod of the generated cluster (the one the update benchmarks change).
+api::Pod FirstPod(const std::vector<api::Object>& objects) {
+  for (const auto& o : objects) {
+    if (const auto* p = std::get_if<api::Pod>(&o)) return *p;
+  }
+  return {};
+}
+
 void BM_Verdict(benchmark::State& state) {
   Fixture& f = GetFixture(state.range(0));
   size_t i = 0;
@@ -116,13 +124,7 @@ BENCHMARK(BM_FullMatrix)->Arg(1000)->Arg(10000)->Unit(benchmark::kMillisecond);
 // One pod changes labels (it moves to another class), then changes back.
 void BM_UpdatePodLabels(benchmark::State& state) {
   Fixture& f = GetFixture(state.range(0));
-  api::Pod pod;
-  for (const auto& o : f.objects) {
-    if (const auto* p = std::get_if<api::Pod>(&o)) {
-      pod = *p;
-      break;
-    }
-  }
+  api::Pod pod = FirstPod(f.objects);
   api::Pod changed = pod;
   changed.metadata.labels["version"] = "canary";
   bool flip = false;
@@ -139,13 +141,7 @@ BENCHMARK(BM_UpdatePodLabels)->Arg(1000)->Arg(10000)->Unit(benchmark::kMicroseco
 // includes rebuilding what the change invalidated (the class's cached views).
 void BM_UpdatePodLabelsAndQuery(benchmark::State& state) {
   Fixture& f = GetFixture(state.range(0));
-  api::Pod pod;
-  for (const auto& o : f.objects) {
-    if (const auto* p = std::get_if<api::Pod>(&o)) {
-      pod = *p;
-      break;
-    }
-  }
+  api::Pod pod = FirstPod(f.objects);
   api::Pod changed = pod;
   changed.metadata.labels["version"] = "canary";
   const auto other = f.flows[0].dst;
