@@ -153,27 +153,21 @@ std::string PlanCommands(const NftRuleset& desired, const ObservedTable& observe
     // Deleting and re-adding in one transaction replaces the table atomically.
     return (observed.exists ? "delete table " + kTable + "\n" : std::string()) + TableDefinition(desired);
   }
-  std::string commands;
+  ElementEdits edits;
   for (const NftSet& set : desired.sets) {
     const ObservedSet& have = observed.sets.at(set.name);
-    std::string removed;
     for (const auto& [element, packets] : have.elements) {
       if (set.elements.contains(element)) continue;
-      removed += (removed.empty() ? "" : ", ") + element;
+      edits.Delete(set.name, element);
       ++stats.removed;
     }
-    std::string added;
     for (const auto& [element, origin] : set.elements) {
       if (have.elements.contains(element)) continue;
-      added += (added.empty() ? "" : ", ") + element + " comment \"" +
-               (origin.size() <= 120 ? origin : origin.substr(0, 117) + "...") + "\"";
+      edits.Add(set.name, element, origin);
       ++stats.added;
     }
-    // Deletes first: an interval set must never hold overlapping elements.
-    if (!removed.empty()) commands += "delete element " + kTable + " " + set.name + " { " + removed + " }\n";
-    if (!added.empty()) commands += "add element " + kTable + " " + set.name + " { " + added + " }\n";
   }
-  return commands;
+  return edits.Commands();
 }
 
 Result<std::unique_ptr<NftBackend>> NftBackend::Create(const NftBackendOptions& options) {
@@ -222,15 +216,14 @@ Result<NftBackend::Change> NftBackend::Prepare(const policy::NodeProgram& progra
     for (const auto& [name, pod] : program.pods) change.elements[name] = RenderPod(name, pod, program, options_.nft);
     return change;
   }
-  // Per set: elements to delete and to add, from the pods that changed.
-  std::map<std::string, std::pair<std::string, std::string>> edits;
+  // Element edits from the pods that changed.
+  ElementEdits edits;
   const auto diff = [&](const PodElements& before, const PodElements& after) {
     for (const auto& [set, elements] : before) {
       const auto it = after.find(set);
       for (const auto& [element, origin] : elements) {
         if (it != after.end() && it->second.contains(element)) continue;
-        std::string& del = edits[set].first;
-        del += (del.empty() ? "" : ", ") + element;
+        edits.Delete(set, element);
         ++change.stats.removed;
       }
     }
@@ -238,9 +231,7 @@ Result<NftBackend::Change> NftBackend::Prepare(const policy::NodeProgram& progra
       const auto it = before.find(set);
       for (const auto& [element, origin] : elements) {
         if (it != before.end() && it->second.contains(element)) continue;
-        std::string& add = edits[set].second;
-        add += (add.empty() ? "" : ", ") + element + " comment \"" +
-               (origin.size() <= 120 ? origin : origin.substr(0, 117) + "...") + "\"";
+        edits.Add(set, element, origin);
         ++change.stats.added;
       }
     }
@@ -259,14 +250,7 @@ Result<NftBackend::Change> NftBackend::Prepare(const policy::NodeProgram& progra
       change.elements[name] = std::move(now);
     }
   }
-  // Deletes first: an interval set must never hold overlapping elements.
-  const std::string table = std::string(kTableFamily) + " " + kTableName;
-  for (const auto& [set, edit] : edits) {
-    if (!edit.first.empty()) change.stats.commands += "delete element " + table + " " + set + " { " + edit.first + " }\n";
-  }
-  for (const auto& [set, edit] : edits) {
-    if (!edit.second.empty()) change.stats.commands += "add element " + table + " " + set + " { " + edit.second + " }\n";
-  }
+  change.stats.commands = edits.Commands();
   return change;
 }
 

@@ -372,6 +372,30 @@ class Renderer {
 
 }  // namespace
 
+std::string ElementComment(const std::string& origin) { return "comment " + Comment(origin); }
+
+void ElementEdits::Delete(const std::string& set, const std::string& element) {
+  std::string& list = edits_[set].first;
+  list += (list.empty() ? "" : ", ") + element;
+}
+
+void ElementEdits::Add(const std::string& set, const std::string& element, const std::string& origin) {
+  std::string& list = edits_[set].second;
+  list += (list.empty() ? "" : ", ") + element + " " + ElementComment(origin);
+}
+
+std::string ElementEdits::Commands() const {
+  const std::string table = std::string(kTableFamily) + " " + kTableName;
+  std::string out;
+  for (const auto& [set, edit] : edits_) {
+    if (!edit.first.empty()) out += "delete element " + table + " " + set + " { " + edit.first + " }\n";
+  }
+  for (const auto& [set, edit] : edits_) {
+    if (!edit.second.empty()) out += "add element " + table + " " + set + " { " + edit.second + " }\n";
+  }
+  return out;
+}
+
 std::string ElementText(const std::vector<std::string>& fields) {
   std::string out;
   for (size_t i = 0; i < fields.size(); ++i) out += (i ? " . " : "") + fields[i];
@@ -399,7 +423,7 @@ std::string TableDefinition(const NftRuleset& r) {
       out += "\t\telements = {";
       bool first = true;
       for (const auto& [element, origin] : set.elements) {
-        out += std::string(first ? " " : ",\n\t\t\t     ") + element + " comment " + Comment(origin);
+        out += std::string(first ? " " : ",\n\t\t\t     ") + element + " " + ElementComment(origin);
         first = false;
       }
       out += " }\n";

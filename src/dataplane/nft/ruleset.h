@@ -65,6 +65,22 @@ PodElements RenderPod(const std::string& name, const policy::LocalPod& pod, cons
 // The text that creates the whole table (for `nft -f`, dry runs and goldens).
 std::string TableDefinition(const NftRuleset& ruleset);
 
+// `comment "..."` text for an element's origin, clamped to what nftables keeps.
+std::string ElementComment(const std::string& origin);
+
+// Element edits gathered per set, written as one transaction's commands:
+// every delete before any add, since an interval set must never hold
+// overlapping elements.
+class ElementEdits {
+ public:
+  void Delete(const std::string& set, const std::string& element);
+  void Add(const std::string& set, const std::string& element, const std::string& origin);
+  std::string Commands() const;
+
+ private:
+  std::map<std::string, std::pair<std::string, std::string>> edits_;  // set -> (deletes, adds)
+};
+
 // Element text as nft writes it: "198.18.0.1 . tcp . 80", "198.18.0.0-198.18.0.255 . tcp . 80-90".
 std::string ElementText(const std::vector<std::string>& fields);
 
