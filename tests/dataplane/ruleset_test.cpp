@@ -101,6 +101,77 @@ TEST(RulesetTest, PerPodRenderingEqualsWhole) {
   }
 }
 
+// Editing a pod by the peers it gained or lost (what updates do when only
+// peer sets change) ends exactly where rendering it whole does.
+TEST(RulesetTest, MemberChangeEqualsWholeRendering) {
+  int edited = 0;
+  int whole = 0;
+  for (uint64_t seed = 0; seed < 400; ++seed) {
+    testing::SeededChoices choices(seed);
+    const std::vector<api::Object> objects = testing::GenerateSmallCluster(choices);
+    std::vector<const api::Pod*> pods;
+    for (const auto& o : objects) {
+      if (const auto* pod = std::get_if<api::Pod>(&o); pod != nullptr && !pod->pod_ips.empty()) pods.push_back(pod);
+    }
+    if (pods.size() < 2) continue;
+    policy::Engine engine;
+    for (const auto& o : objects) engine.Apply(o);
+    std::map<std::string, std::string> local;
+    for (const policy::PodId id : engine.Pods()) local[engine.pod(id).FullName()] = "veth-" + engine.pod(id).FullName();
+    const policy::NodeProgram before = policy::CompileNode(engine, local);
+    // One change a peer set sees: a pod appears, goes, or takes another's labels.
+    api::Pod changed = *pods[choices.Next(static_cast<uint32_t>(pods.size()))];
+    switch (choices.Next(3)) {
+      case 0:
+        changed.metadata.name += "-new";
+        changed.pod_ips = {seed % 2 ? "198.18.250.1" : "2001:2::250:1"};
+        engine.Apply(changed);
+        break;
+      case 1: engine.Delete("Pod", changed.metadata.namespace_, changed.metadata.name); break;
+      default:
+        changed.metadata.labels = pods[choices.Next(static_cast<uint32_t>(pods.size()))]->metadata.labels;
+        engine.Apply(changed);
+        break;
+    }
+    const policy::NodeProgram after = policy::CompileNode(engine, local);
+    for (const auto& [name, pod] : after.pods) {
+      const auto was = before.pods.find(name);
+      if (was == before.pods.end() || was->second == pod) continue;
+      const std::optional<PodEdits> edits = RenderPodMemberChange(name, was->second, before, pod, after, {});
+      if (!edits) {
+        ++whole;
+        continue;
+      }
+      ++edited;
+      PodElements result = RenderPod(name, was->second, before, {});
+      for (const auto& [set, elements] : edits->removed) {
+        for (const auto& [element, origin] : elements) {
+          EXPECT_EQ(result[set].erase(element), 1u) << "seed " << seed << ": removes absent " << element;
+        }
+      }
+      for (const auto& [set, elements] : edits->added) {
+        for (const auto& [element, origin] : elements) {
+          EXPECT_TRUE(result[set].emplace(element, origin).second) << "seed " << seed << ": adds present " << element;
+        }
+      }
+      std::erase_if(result, [](const auto& entry) { return entry.second.empty(); });
+      PodElements expected = RenderPod(name, pod, after, {});
+      // Same elements; comments may name another rule allowing the element.
+      const auto keys = [](const PodElements& e) {
+        std::map<std::string, std::vector<std::string>> out;
+        for (const auto& [set, elements] : e) {
+          for (const auto& [element, origin] : elements) out[set].push_back(element);
+        }
+        return out;
+      };
+      EXPECT_EQ(keys(result), keys(expected)) << "seed " << seed << " pod " << name;
+    }
+  }
+  // Both paths ran, so the equivalence above says something.
+  EXPECT_GT(edited, 50);
+  EXPECT_GT(whole, 0);
+}
+
 TEST(RulesetTest, IntervalElementsNeverOverlap) {
   // Two overlapping ipBlock/port boxes for one pod must come out disjoint.
   policy::NodeProgram program;

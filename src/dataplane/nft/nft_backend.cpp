@@ -213,45 +213,79 @@ Result<NftBackend::Change> NftBackend::Prepare(const policy::NodeProgram& progra
   if (!in_sync_) {
     NETPOL_ASSIGN_OR_RETURN(const ObservedTable observed, Observe(), "reading the installed rules");
     change.stats.commands = PlanCommands(RenderRuleset(program, options_.nft), observed, change.stats);
-    for (const auto& [name, pod] : program.pods) change.elements[name] = RenderPod(name, pod, program, options_.nft);
+    change.full = true;
+    for (const auto& [name, pod] : program.pods) change.rendered[name] = RenderPod(name, pod, program, options_.nft);
     return change;
   }
-  // Element edits from the pods that changed.
   ElementEdits edits;
-  const auto diff = [&](const PodElements& before, const PodElements& after) {
-    for (const auto& [set, elements] : before) {
-      const auto it = after.find(set);
-      for (const auto& [element, origin] : elements) {
-        if (it != after.end() && it->second.contains(element)) continue;
-        edits.Delete(set, element);
-        ++change.stats.removed;
+  const auto record = [&](const PodElements& elements, bool add) {
+    for (const auto& [set, members] : elements) {
+      for (const auto& [element, origin] : members) {
+        if (add) {
+          edits.Add(set, element, origin);
+        } else {
+          edits.Delete(set, element);
+        }
       }
-    }
-    for (const auto& [set, elements] : after) {
-      const auto it = before.find(set);
-      for (const auto& [element, origin] : elements) {
-        if (it != before.end() && it->second.contains(element)) continue;
-        edits.Add(set, element, origin);
-        ++change.stats.added;
-      }
+      (add ? change.stats.added : change.stats.removed) += members.size();
     }
   };
-  change.elements = elements_;
+  // Only what is in one and not the other, both ways.
+  const auto diff = [&](const PodElements& before, const PodElements& after) {
+    PodEdits d;
+    const auto one_way = [](const PodElements& from, const PodElements& other, PodElements& out) {
+      for (const auto& [set, elements] : from) {
+        const auto it = other.find(set);
+        for (const auto& [element, origin] : elements) {
+          if (it == other.end() || !it->second.contains(element)) out[set].emplace(element, origin);
+        }
+      }
+    };
+    one_way(before, after, d.removed);
+    one_way(after, before, d.added);
+    record(d.removed, false);
+    record(d.added, true);
+  };
   const policy::ProgramDelta delta = policy::Diff(program_, program);
   for (const std::string& name : delta.removed) {
     diff(elements_.at(name), {});
-    change.elements.erase(name);
+    change.removed.push_back(name);
   }
-  for (const auto* names : {&delta.changed, &delta.added}) {
-    for (const std::string& name : *names) {
-      PodElements now = RenderPod(name, program.pods.at(name), program, options_.nft);
-      const auto old = elements_.find(name);
-      diff(old != elements_.end() ? old->second : PodElements{}, now);
-      change.elements[name] = std::move(now);
+  for (const std::string& name : delta.changed) {
+    std::optional<PodEdits> member_edits =
+        RenderPodMemberChange(name, program_.pods.at(name), program_, program.pods.at(name), program, options_.nft);
+    if (member_edits) {
+      record(member_edits->removed, false);
+      record(member_edits->added, true);
+      change.edited[name] = std::move(*member_edits);
+      continue;
     }
+    PodElements now = RenderPod(name, program.pods.at(name), program, options_.nft);
+    diff(elements_.at(name), now);
+    change.rendered[name] = std::move(now);
+  }
+  for (const std::string& name : delta.added) {
+    PodElements now = RenderPod(name, program.pods.at(name), program, options_.nft);
+    diff({}, now);
+    change.rendered[name] = std::move(now);
   }
   change.stats.commands = edits.Commands();
   return change;
+}
+
+// Remembers what a committed change installed.
+void NftBackend::Commit(Change& change) {
+  if (change.full) elements_.clear();
+  for (const std::string& name : change.removed) elements_.erase(name);
+  for (auto& [name, elements] : change.rendered) elements_[name] = std::move(elements);
+  for (auto& [name, edits] : change.edited) {
+    PodElements& pod = elements_[name];
+    for (const auto& [set, elements] : edits.removed) {
+      auto& members = pod[set];
+      for (const auto& [element, origin] : elements) members.erase(element);
+    }
+    for (auto& [set, elements] : edits.added) pod[set].merge(elements);
+  }
 }
 
 Result<std::string> NftBackend::Plan(const policy::NodeProgram& program) {
@@ -269,7 +303,7 @@ Result<ApplyStats> NftBackend::Apply(const policy::NodeProgram& program) {
   }
   in_sync_ = true;
   program_ = program;
-  elements_ = std::move(change.elements);
+  Commit(change);
   return std::move(change.stats);
 }
 

@@ -68,12 +68,16 @@ class NftBackend final : public Backend {
   // A transaction, and the per-pod state to remember once it has committed.
   struct Change {
     ApplyStats stats;
-    std::map<std::string, PodElements> elements;
+    bool full = false;                              // `rendered` is every pod's elements
+    std::map<std::string, PodElements> rendered;    // pods rendered whole
+    std::vector<std::string> removed;               // pods gone
+    std::map<std::string, PodEdits> edited;         // pods edited by peer members
   };
 
   NftBackend(NftBackendOptions options, nft_ctx* ctx) : options_(std::move(options)), ctx_(ctx) {}
   Result<std::string> Run(const std::string& commands, bool json);
   Result<Change> Prepare(const policy::NodeProgram& program);
+  void Commit(Change& change);
 
   NftBackendOptions options_;
   nft_ctx* ctx_;

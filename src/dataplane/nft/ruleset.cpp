@@ -1,6 +1,7 @@
 #include "dataplane/nft/ruleset.h"
 
 #include <algorithm>
+#include <iterator>
 
 namespace netpol::dataplane::nft {
 namespace {
@@ -261,48 +262,77 @@ class Renderer {
     boxes_.clear();
   }
 
+  // Sweeps the address dimension: each elementary address interval (between
+  // consecutive box starts and ends) is covered by the same boxes throughout,
+  // and is cut into protocol and port pieces by those boxes alone. So what an
+  // address interval renders depends only on the boxes covering it: a single
+  // peer address outside every range renders the same whatever other peers
+  // exist (RenderPodMemberChange relies on it), and the work is the sum of the
+  // overlaps instead of boxes squared.
   void EmitGroup(const std::pair<std::string, std::string>& key, const BoxGroup& group) {
-    {
-      const Family& f = *group.family;
-      const Value128 max[3] = {AnyAddress(f).last, 255, 65535};
-      // Elementary intervals per dimension from every box's start and end+1.
+    const Family& f = *group.family;
+    const std::vector<BoxRec>& boxes = group.boxes;
+    const Value128 max[3] = {AnyAddress(f).last, 255, 65535};
+    std::vector<Value128> address_cuts;
+    for (const BoxRec& b : boxes) {
+      address_cuts.push_back(b.dims[0].first);
+      if (b.dims[0].last < max[0]) address_cuts.push_back(b.dims[0].last + 1);
+    }
+    std::sort(address_cuts.begin(), address_cuts.end());
+    address_cuts.erase(std::unique(address_cuts.begin(), address_cuts.end()), address_cuts.end());
+    std::vector<size_t> by_start(boxes.size());
+    for (size_t i = 0; i < boxes.size(); ++i) by_start[i] = i;
+    std::stable_sort(by_start.begin(), by_start.end(),
+                     [&](size_t x, size_t y) { return boxes[x].dims[0].first < boxes[y].dims[0].first; });
+    std::vector<size_t> active;  // boxes covering the current address interval, in insertion order
+    size_t next = 0;
+    for (size_t a = 0; a < address_cuts.size(); ++a) {
+      const Value128 first = address_cuts[a];
+      const Value128 last = a + 1 < address_cuts.size() ? address_cuts[a + 1] - 1 : max[0];
+      std::erase_if(active, [&](size_t i) { return boxes[i].dims[0].last < first; });
+      bool grew = false;
+      for (; next < by_start.size() && boxes[by_start[next]].dims[0].first <= first; ++next) {
+        active.push_back(by_start[next]);
+        grew = true;
+      }
+      if (grew) std::sort(active.begin(), active.end());
+      if (active.empty()) continue;
+      const std::string addresses = Range(Text(f, 0, first), Text(f, 0, last));
       std::vector<Value128> cuts[3];
-      for (int d = 0; d < 3; ++d) {
-        for (const BoxRec& b : group.boxes) {
-          cuts[d].push_back(b.dims[d].first);
-          if (b.dims[d].last < max[d]) cuts[d].push_back(b.dims[d].last + 1);
+      for (int d = 1; d < 3; ++d) {
+        for (const size_t i : active) {
+          cuts[d].push_back(boxes[i].dims[d].first);
+          if (boxes[i].dims[d].last < max[d]) cuts[d].push_back(boxes[i].dims[d].last + 1);
         }
         std::sort(cuts[d].begin(), cuts[d].end());
         cuts[d].erase(std::unique(cuts[d].begin(), cuts[d].end()), cuts[d].end());
       }
       const auto end_of = [&](int d, size_t i) { return i + 1 < cuts[d].size() ? cuts[d][i + 1] - 1 : max[d]; };
-      // For each address interval and protocol interval, runs of covered port intervals.
-      for (size_t a = 0; a < cuts[0].size(); ++a) {
-        for (size_t p = 0; p < cuts[1].size(); ++p) {
-          size_t run_start = 0;
-          const BoxRec* run_origin = nullptr;
-          const auto covering = [&](size_t q) -> const BoxRec* {
-            for (const BoxRec& b : group.boxes) {
-              const Value128 point[3] = {cuts[0][a], cuts[1][p], cuts[2][q]};
-              bool in = true;
-              for (int d = 0; d < 3; ++d) in = in && b.dims[d].first <= point[d] && point[d] <= b.dims[d].last;
-              if (in) return &b;
+      // For each protocol interval, runs of covered port intervals.
+      for (size_t p = 0; p < cuts[1].size(); ++p) {
+        const auto covering = [&](size_t q) -> const BoxRec* {
+          for (const size_t i : active) {
+            const BoxRec& b = boxes[i];
+            if (b.dims[1].first <= cuts[1][p] && cuts[1][p] <= b.dims[1].last && b.dims[2].first <= cuts[2][q] &&
+                cuts[2][q] <= b.dims[2].last) {
+              return &b;
             }
-            return nullptr;
-          };
-          for (size_t q = 0; q <= cuts[2].size(); ++q) {
-            const BoxRec* cover = q < cuts[2].size() ? covering(q) : nullptr;
-            if (cover != nullptr && run_origin == nullptr) {
-              run_start = q;
-              run_origin = cover;
-            } else if (cover == nullptr && run_origin != nullptr) {
-              const std::string element =
-                  key.second + " . " + Range(Text(f, 0, cuts[0][a]), Text(f, 0, end_of(0, a))) + " . " +
-                  Range(Text(f, 1, cuts[1][p]), Text(f, 1, end_of(1, p))) + " . " +
-                  Range(Text(f, 2, cuts[2][run_start]), Text(f, 2, end_of(2, q - 1)));
-              Element(key.first, element, run_origin->origin);
-              run_origin = nullptr;
-            }
+          }
+          return nullptr;
+        };
+        size_t run_start = 0;
+        const BoxRec* run_origin = nullptr;
+        for (size_t q = 0; q <= cuts[2].size(); ++q) {
+          const BoxRec* cover = q < cuts[2].size() ? covering(q) : nullptr;
+          if (cover != nullptr && run_origin == nullptr) {
+            run_start = q;
+            run_origin = cover;
+          } else if (cover == nullptr && run_origin != nullptr) {
+            Element(key.first,
+                    key.second + " . " + addresses + " . " + Range(Text(f, 1, cuts[1][p]), Text(f, 1, end_of(1, p))) +
+                        " . " + Range(Text(f, 2, cuts[2][run_start]), Text(f, 2, end_of(2, q - 1))),
+                    run_origin->origin);
+            run_origin = nullptr;
           }
         }
       }
@@ -312,32 +342,43 @@ class Renderer {
   std::vector<std::string> Chains() const {
     std::vector<std::string> chains;
     const std::string log = std::to_string(options_.log_group);
-    // IPv6 neighbour discovery and MLD come from link-local (or unspecified)
-    // sources; they must pass, and nothing else may use those sources.
-    std::string spoof =
-        "\t\tiifname @pod_ifaces ip6 saddr { ::, fe80::/10 } icmpv6 type { nd-neighbor-solicit, "
-        "nd-neighbor-advert, nd-router-solicit, mld-listener-report, mld2-listener-report } accept comment "
-        "\"IPv6 neighbour discovery from pods\"\n";
-    for (const Family& f : kFamilies) {
-      const std::string m = f.match;
-      const std::string s = f.suffix;
-      spoof += "\t\tiifname @pod_ifaces iifname . " + m + " saddr != @pod_src_" + s +
-               " counter drop comment \"anti-spoofing: a pod sends only from its own addresses\"\n";
-      spoof += "\t\t" + m + " saddr @pods_" + s + " iifname . " + m + " saddr != @pod_src_" + s +
+    // Anti-spoofing runs on every packet, so its common case costs one lookup:
+    // a pod sending from its own interface and address goes straight on. What
+    // is left is IPv6 neighbour discovery (link-local or unspecified sources,
+    // which must pass), a pod using an address not its own, a pod's address
+    // arriving from anywhere else, and traffic that involves no pod source.
+    const auto spoof = [](const std::string& next) {
+      std::string out;
+      for (const Family& f : kFamilies) {
+        out += std::string("\t\tiifname . ") + f.match + " saddr @pod_src_" + f.suffix + " goto " + next +
+               (f.family == IpFamily::kV4 ? " comment \"a pod sending from its own address\"" : "") + "\n";
+      }
+      out +=
+          "\t\ticmpv6 type { nd-neighbor-solicit, nd-neighbor-advert, nd-router-solicit, mld-listener-report, "
+          "mld2-listener-report } iifname @pod_ifaces ip6 saddr { ::, fe80::/10 } accept comment "
+          "\"IPv6 neighbour discovery from pods\"\n"
+          "\t\tiifname @pod_ifaces counter drop comment \"anti-spoofing: a pod sends only from its own "
+          "addresses\"\n";
+      for (const Family& f : kFamilies) {
+        out += std::string("\t\t") + f.match + " saddr @pods_" + f.suffix +
                " counter drop comment \"anti-spoofing: only a pod uses its addresses\"\n";
-    }
+      }
+      return out + "\t\tgoto " + next + "\n";
+    };
     const std::string conntrack =
         "\t\tct state established,related accept comment \"replies and ongoing connections\"\n"
         "\t\tct state invalid drop\n";
-    chains.push_back("chain forward {\n\t\ttype filter hook forward priority filter; policy accept;\n" + spoof +
-                     conntrack +
-                     "\t\tmeta nfproto ipv4 jump egress_v4\n\t\tmeta nfproto ipv6 jump egress_v6\n"
-                     "\t\tmeta nfproto ipv4 jump ingress_v4\n\t\tmeta nfproto ipv6 jump ingress_v6\n\t}");
-    chains.push_back("chain input {\n\t\ttype filter hook input priority filter; policy accept;\n" + spoof +
-                     conntrack +
-                     "\t\tiifname @pod_ifaces meta nfproto ipv4 jump egress_v4 comment \"pods to this node: "
+    chains.push_back("chain forward {\n\t\ttype filter hook forward priority filter; policy accept;\n" +
+                     spoof("forward_checked") + "\t}");
+    chains.push_back("chain forward_checked {\n" + conntrack +
+                     "\t\tmeta nfproto ipv4 jump egress_v4\n\t\tmeta nfproto ipv4 goto ingress_v4\n"
+                     "\t\tmeta nfproto ipv6 jump egress_v6\n\t\tmeta nfproto ipv6 goto ingress_v6\n\t}");
+    chains.push_back("chain input {\n\t\ttype filter hook input priority filter; policy accept;\n" +
+                     spoof("input_checked") + "\t}");
+    chains.push_back("chain input_checked {\n" + conntrack +
+                     "\t\tiifname @pod_ifaces meta nfproto ipv4 goto egress_v4 comment \"pods to this node: "
                      "their egress\"\n"
-                     "\t\tiifname @pod_ifaces meta nfproto ipv6 jump egress_v6\n\t}");
+                     "\t\tiifname @pod_ifaces meta nfproto ipv6 goto egress_v6\n\t}");
     for (const Dir& d : kDirs) {
       for (const Family& f : kFamilies) {
         const std::string m = f.match;
@@ -409,6 +450,127 @@ NftRuleset RenderRuleset(const policy::NodeProgram& program, const NftOptions& o
 PodElements RenderPod(const std::string& name, const policy::LocalPod& pod, const policy::NodeProgram& program,
                       const NftOptions& options) {
   return Renderer(program, options).RunPod(name, pod);
+}
+
+namespace {
+
+// Port spans an allowance with peers renders as boxes (interval elements):
+// those are decomposed per pod as a whole and cannot be edited by address.
+bool HasPortRange(const Allowance& a) {
+  return std::any_of(a.ports.begin(), a.ports.end(), [](const PortSpan& s) {
+    return s.first != s.last && !(s.first == 1 && s.last == 65535);
+  });
+}
+
+using AllowanceKey = std::pair<std::string, std::vector<PortSpan>>;  // origin, ports
+
+// Allowances by (origin, ports); nullopt when two share a key (no pairing).
+std::optional<std::map<AllowanceKey, const Allowance*>> ByKey(const DirectionProgram& d) {
+  std::map<AllowanceKey, const Allowance*> out;
+  for (const Allowance& a : d.allow) {
+    if (!out.emplace(AllowanceKey{a.origin, a.ports}, &a).second) return std::nullopt;
+  }
+  return out;
+}
+
+// `pod` with every peer set cut down to `only` (sorted), in a program of its
+// own that keeps the set ids (so allowances keep their order and the first
+// rule to render an element is the one a whole rendering would name).
+struct Restricted {
+  policy::NodeProgram program;
+  policy::LocalPod pod;
+};
+Restricted Restrict(const policy::LocalPod& pod, const policy::NodeProgram& program,
+                    const std::vector<IpAddress>& only) {
+  Restricted r;
+  r.pod.ips = pod.ips;  // no interface: the pod's own anti-spoofing elements are not edited
+  const auto cut = [&](const DirectionProgram& d) {
+    DirectionProgram out;
+    out.isolated = d.isolated;
+    for (const Allowance& a : d.allow) {
+      if (!a.peers) continue;
+      if (!r.program.sets.contains(*a.peers)) {
+        policy::AddressSet s;
+        const std::vector<IpAddress>& all = program.sets.at(*a.peers).addresses;
+        for (const IpAddress& ip : only) {
+          if (std::binary_search(all.begin(), all.end(), ip)) s.addresses.push_back(ip);
+        }
+        r.program.sets.emplace(*a.peers, std::move(s));
+      }
+      out.allow.push_back(a);
+    }
+    return out;
+  };
+  r.pod.ingress = cut(pod.ingress);
+  r.pod.egress = cut(pod.egress);
+  return r;
+}
+
+}  // namespace
+
+std::optional<PodEdits> RenderPodMemberChange(const std::string& name, const policy::LocalPod& before,
+                                              const policy::NodeProgram& before_program,
+                                              const policy::LocalPod& after,
+                                              const policy::NodeProgram& after_program, const NftOptions& options) {
+  if (before.ips != after.ips || before.interface != after.interface) return std::nullopt;
+  std::vector<IpAddress> changed;  // peers gained or lost by some allowance
+  for (const auto member : {&policy::LocalPod::ingress, &policy::LocalPod::egress}) {
+    const DirectionProgram& b = before.*member;
+    const DirectionProgram& a = after.*member;
+    if (b.isolated != a.isolated || b.allow.size() != a.allow.size()) return std::nullopt;
+    const auto bk = ByKey(b);
+    const auto ak = ByKey(a);
+    if (!bk || !ak) return std::nullopt;
+    for (const auto& [key, was] : *bk) {
+      const auto it = ak->find(key);
+      if (it == ak->end()) return std::nullopt;
+      const Allowance& now = *it->second;
+      if (was->peers.has_value() != now.peers.has_value()) return std::nullopt;
+      if (!was->peers || *was->peers == *now.peers) continue;
+      const policy::AddressSet& old_set = before_program.sets.at(*was->peers);
+      const policy::AddressSet& new_set = after_program.sets.at(*now.peers);
+      if (old_set.ranges != new_set.ranges) return std::nullopt;
+      std::set_symmetric_difference(old_set.addresses.begin(), old_set.addresses.end(), new_set.addresses.begin(),
+                                    new_set.addresses.end(), std::back_inserter(changed));
+    }
+  }
+  std::sort(changed.begin(), changed.end());
+  changed.erase(std::unique(changed.begin(), changed.end()), changed.end());
+  // An interval element covering a changed address would be cut differently:
+  // any range among the pod's peers (or a port range open to every peer) that
+  // covers one sends the pod to a whole rendering.
+  for (const auto* pod : {&before, &after}) {
+    const policy::NodeProgram& program = pod == &before ? before_program : after_program;
+    for (const DirectionProgram* d : {&pod->ingress, &pod->egress}) {
+      for (const Allowance& a : d->allow) {
+        if (!a.peers) {
+          if (HasPortRange(a) && !changed.empty()) return std::nullopt;
+          continue;
+        }
+        for (const policy::AddressRange& r : program.sets.at(*a.peers).ranges) {
+          const auto in = std::lower_bound(changed.begin(), changed.end(), r.first);
+          if (in != changed.end() && !(r.last < *in)) return std::nullopt;
+        }
+      }
+    }
+  }
+  PodEdits edits;
+  if (changed.empty()) return edits;
+  const Restricted was = Restrict(before, before_program, changed);
+  const Restricted now = Restrict(after, after_program, changed);
+  const PodElements old_elements = RenderPod(name, was.pod, was.program, options);
+  const PodElements new_elements = RenderPod(name, now.pod, now.program, options);
+  const auto one_way = [](const PodElements& from, const PodElements& other, PodElements& out) {
+    for (const auto& [set, elements] : from) {
+      const auto it = other.find(set);
+      for (const auto& [element, origin] : elements) {
+        if (it == other.end() || !it->second.contains(element)) out[set].emplace(element, origin);
+      }
+    }
+  };
+  one_way(old_elements, new_elements, edits.removed);
+  one_way(new_elements, old_elements, edits.added);
+  return edits;
 }
 
 std::string TableDefinition(const NftRuleset& r) {

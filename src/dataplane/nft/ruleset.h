@@ -7,7 +7,8 @@
 // the per-connection cost does not grow with the number of policies or pods:
 //
 //   forward / input hooks: anti-spoofing (a pod's packets must come from its own
-//     interface with its own addresses, and nobody else may use them), then
+//     interface with its own addresses, and nobody else may use them; one
+//     lookup when they do), then forward_checked / input_checked:
 //     `ct state established,related accept`, `ct state invalid drop`, then the
 //     egress check of the source pod and the ingress check of the destination.
 //   egress_v4/6, ingress_v4/6: per family, at most nine set lookups for a new
@@ -22,6 +23,7 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -32,7 +34,7 @@ namespace netpol::dataplane::nft {
 inline constexpr const char* kTableFamily = "inet";
 inline constexpr const char* kTableName = "netpol";
 // Bump when sets or chains change shape; a table with another schema is replaced.
-inline constexpr int kSchemaVersion = 1;
+inline constexpr int kSchemaVersion = 2;
 
 struct NftOptions {
   uint16_t log_group = 100;  // NFLOG group for denied new connections
@@ -61,6 +63,22 @@ NftRuleset RenderRuleset(const policy::NodeProgram& program, const NftOptions& o
 using PodElements = std::map<std::string, std::map<std::string, std::string>>;
 PodElements RenderPod(const std::string& name, const policy::LocalPod& pod, const policy::NodeProgram& program,
                       const NftOptions& options);
+
+// The element edits for one pod whose compiled rules changed only in the
+// members of its peer sets (same addresses, interface, isolation, and the same
+// allowances by origin and ports): the pod's elements for the peers gained or
+// lost, rendered before and after from those addresses alone, and compared.
+// Exact because every element names one peer address, or a range that covers
+// none of the changed ones (else nullopt: render the pod whole). An element
+// both renderings have keeps its comment (comments name one rule allowing it).
+struct PodEdits {
+  PodElements added;
+  PodElements removed;
+};
+std::optional<PodEdits> RenderPodMemberChange(const std::string& name, const policy::LocalPod& before,
+                                              const policy::NodeProgram& before_program,
+                                              const policy::LocalPod& after,
+                                              const policy::NodeProgram& after_program, const NftOptions& options);
 
 // The text that creates the whole table (for `nft -f`, dry runs and goldens).
 std::string TableDefinition(const NftRuleset& ruleset);
