@@ -3,7 +3,7 @@
 #include <fstream>
 #include <sstream>
 
-#include "dataplane/netns.h"
+#include "base/netns.h"
 
 namespace netpol::dataplane {
 namespace {

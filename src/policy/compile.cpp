@@ -102,14 +102,22 @@ class Compiler {
       LocalPod pod;
       pod.ips = rec.pod.ips;
       pod.interface = interface;
-      pod.ingress = Direction(s_.classes[rec.cls], Direction::kIngress);
-      pod.egress = Direction(s_.classes[rec.cls], Direction::kEgress);
+      pod.ingress = Memo(rec.cls, Direction::kIngress);
+      pod.egress = Memo(rec.cls, Direction::kEgress);
       program_.pods[name] = std::move(pod);
     }
     return std::move(program_);
   }
 
  private:
+  // Pods of one class get the same rules: compile each class and direction once.
+  const DirectionProgram& Memo(ClassId cls, policy::Direction dir) {
+    const auto key = std::make_pair(cls, dir == Direction::kIngress);
+    auto it = memo_.find(key);
+    if (it == memo_.end()) it = memo_.emplace(key, Direction(s_.classes[cls], dir)).first;
+    return it->second;
+  }
+
   std::string Intern(AddressSet set, const std::string& origin) {
     std::sort(set.addresses.begin(), set.addresses.end());
     set.addresses.erase(std::unique(set.addresses.begin(), set.addresses.end()), set.addresses.end());
@@ -182,7 +190,12 @@ class Compiler {
           }
         }
         std::optional<std::string> peers;
-        if (!rule.peers.empty()) peers = Intern(PeerAddresses(rule), origin);
+        if (!rule.peers.empty()) {
+          // Rules are shared by every class their policy selects: their peers once.
+          auto known = peer_sets_.find(&rule);
+          if (known == peer_sets_.end()) known = peer_sets_.emplace(&rule, Intern(PeerAddresses(rule), origin)).first;
+          peers = known->second;
+        }
         if (rule.ports.empty() || !spans.empty()) {
           std::sort(spans.begin(), spans.end());
           out.allow.push_back({peers, std::move(spans), origin});
@@ -218,6 +231,8 @@ class Compiler {
   std::vector<PodId> addressable_;  // live pods with an address
   std::map<ClassId, std::vector<PodId>> by_class_;
   NodeProgram program_;
+  std::map<std::pair<ClassId, bool>, DirectionProgram> memo_;
+  std::map<const RuleRec*, std::string> peer_sets_;
 };
 
 bool DirectionAllows(const NodeProgram& program, const DirectionProgram& d, const IpAddress& peer,

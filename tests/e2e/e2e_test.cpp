@@ -16,7 +16,7 @@
 #include <gtest/gtest.h>
 
 #include "api/load.h"
-#include "dataplane/netns.h"
+#include "base/netns.h"
 #include "dataplane/nft/nft_backend.h"
 #include "dataplane/routes.h"
 #include "e2e/lab.h"
@@ -63,7 +63,7 @@ INSTANTIATE_TEST_SUITE_P(Scenarios, PacketScenarioTest, ::testing::ValuesIn(List
 uint64_t TcpSegmentsIn(const std::string& netns) {
   uint64_t value = 0;
   std::thread reader([&] {
-    auto guard = dataplane::NetnsGuard::Enter(netns);
+    auto guard = NetnsGuard::Enter(netns);
     if (!guard) return;
     std::ifstream in("/proc/thread-self/net/snmp");
     std::string header;
@@ -225,7 +225,7 @@ TEST_F(EnforcedLabTest, OpenConnectionSurvivesAPolicyChange) {
   Enforce(kAllowWebToDb);
   std::atomic<int> stage{0};  // 1: connected; 2: policy changed; 3/-1: echo received / failed
   std::thread client([&] {
-    auto guard = dataplane::NetnsGuard::Enter(lab_.PodNetns("198.18.7.11"));
+    auto guard = NetnsGuard::Enter(lab_.PodNetns("198.18.7.11"));
     const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     sockaddr_in db{};
     db.sin_family = AF_INET;

@@ -6,7 +6,7 @@
 #include <cstdlib>
 #include <random>
 
-#include "dataplane/netns.h"
+#include "base/netns.h"
 #include "lab/probe.h"
 #include "lab/sctp_probe.h"
 #include "testutil/golden.h"
@@ -69,7 +69,7 @@ Status PacketLab::Serve(const std::vector<std::pair<api::Protocol, uint16_t>>& p
   for (const std::string& ns : pod_netns_) {
     auto ready = std::make_shared<std::atomic<int>>(0);  // 1 listening, -1 failed
     servers_.emplace_back([this, ns, ports, ready] {
-      auto guard = dataplane::NetnsGuard::Enter(ns);
+      auto guard = NetnsGuard::Enter(ns);
       lab::ProbeServer server;
       if (!guard || !server.Listen(ports).ok()) {
         *ready = -1;
@@ -94,7 +94,7 @@ Result<bool> PacketLab::SctpReaches(const std::string& source_ns, const IpAddres
   std::atomic<int> ready{0};
   Result<bool> arrived = Internal("observer did not run");
   std::thread observer([&] {
-    auto guard = dataplane::NetnsGuard::Enter(target_ns);
+    auto guard = NetnsGuard::Enter(target_ns);
     Result<lab::SctpInitObserver> watch =
         guard ? lab::SctpInitObserver::Open(target.family()) : Result<lab::SctpInitObserver>(guard.error());
     if (!watch) {
@@ -109,7 +109,7 @@ Result<bool> PacketLab::SctpReaches(const std::string& source_ns, const IpAddres
   Status sent = Ok();
   if (ready > 0) {
     std::thread sender([&] {
-      auto guard = dataplane::NetnsGuard::Enter(source_ns);
+      auto guard = NetnsGuard::Enter(source_ns);
       sent = guard ? lab::SendSctpInit(source, target, port, tag) : Status(guard.error());
     });
     sender.join();
@@ -136,7 +136,7 @@ Result<bool> PacketLab::Reaches(const std::string& from, const std::string& to, 
   Result<bool> result = Internal("probe did not run");
   // A fresh thread: setns affects only it, and the probe socket is born in `ns`.
   std::thread probe([&] {
-    auto guard = dataplane::NetnsGuard::Enter(ns);
+    auto guard = NetnsGuard::Enter(ns);
     if (!guard) {
       result = std::move(guard).error();
       return;

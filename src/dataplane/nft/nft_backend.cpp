@@ -6,7 +6,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
-#include "dataplane/netns.h"
+#include "base/netns.h"
 
 namespace netpol::dataplane::nft {
 namespace {

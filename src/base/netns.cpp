@@ -1,4 +1,4 @@
-#include "dataplane/netns.h"
+#include "base/netns.h"
 
 #include <fcntl.h>
 #include <sched.h>
@@ -8,13 +8,14 @@
 #include <cstdlib>
 #include <cstring>
 
-namespace netpol::dataplane {
+namespace netpol {
 
 Result<int> OpenNetns(const std::string& name) {
-  if (name.empty() || name.find('/') != std::string::npos || name == "." || name == "..") {
+  const bool is_path = name.find('/') != std::string::npos;
+  if (name.empty() || name == "." || name == "..") {
     return InvalidArgument("invalid network namespace name \"" + name + "\"");
   }
-  const std::string path = "/run/netns/" + name;
+  const std::string path = is_path ? name : "/run/netns/" + name;
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
     const int err = errno;
@@ -54,4 +55,4 @@ NetnsGuard::~NetnsGuard() {
   ::close(previous_);
 }
 
-}  // namespace netpol::dataplane
+}  // namespace netpol

@@ -1,5 +1,6 @@
-// Entering a named network namespace (/run/netns/NAME, as `ip netns` makes them)
-// for the duration of a scope, on the calling thread.
+// Entering a network namespace for the duration of a scope, on the calling
+// thread: by name (/run/netns/NAME, as `ip netns` makes them) or by path
+// (/proc/PID/ns/net, a bind mount, as container runtimes pass them to CNI).
 //
 //   Result<NetnsGuard> in_node = NetnsGuard::Enter("np-node");
 //   if (!in_node) return in_node.error();
@@ -13,7 +14,7 @@
 
 #include "base/result.h"
 
-namespace netpol::dataplane {
+namespace netpol {
 
 class NetnsGuard {
  public:
@@ -28,7 +29,8 @@ class NetnsGuard {
   int previous_ = -1;  // fd of the namespace to return to; -1: nothing to undo
 };
 
-// Opens /run/netns/NAME; the caller owns the fd. kNotFound when absent.
+// Opens /run/netns/NAME, or the path itself when it contains a '/'; the caller
+// owns the fd. kNotFound when absent.
 Result<int> OpenNetns(const std::string& name);
 
-}  // namespace netpol::dataplane
+}  // namespace netpol
