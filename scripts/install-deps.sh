@@ -15,6 +15,8 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   # node tooling used by the dataplane and e2e tiers
   iproute2 nftables bc
+  # the reference CNI plugins our chaining tests run beside netpol-cni
+  containernetworking-plugins
 )
 
 missing=()

@@ -29,17 +29,6 @@
 namespace netpol::testing {
 namespace {
 
-// In CI a missing prerequisite fails the test; elsewhere it skips it.
-#define NETPOL_REQUIRE_E2E()                                                      \
-  do {                                                                            \
-    const std::string missing = MissingE2ePrerequisite();                         \
-    if (!missing.empty()) {                                                       \
-      const char* ci = std::getenv("CI");                                         \
-      if (ci != nullptr && std::string(ci) == "true") FAIL() << missing;          \
-      GTEST_SKIP() << missing;                                                    \
-    }                                                                             \
-  } while (false)
-
 class PacketScenarioTest : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(PacketScenarioTest, PacketsAgreeWithEngine) {

@@ -1,0 +1,192 @@
+#include "cni/ipam.h"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <optional>
+#include <sstream>
+
+namespace netpol::cni {
+namespace {
+
+namespace fs = std::filesystem;
+
+// Holds the directory's lock for a scope. flock locks belong to the open file
+// description, so threads (each opening the file) exclude each other as
+// processes do, and the kernel drops the lock when a killed plugin exits.
+class DirectoryLock {
+ public:
+  static Result<DirectoryLock> Acquire(const std::string& directory) {
+    std::error_code ec;
+    fs::create_directories(directory, ec);
+    if (ec) return PermissionDenied("cannot create IPAM directory " + directory + ": " + ec.message());
+    const std::string path = directory + "/lock";
+    const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) return PermissionDenied("cannot open " + path + ": " + std::strerror(errno));
+    while (::flock(fd, LOCK_EX) != 0) {
+      if (errno == EINTR) continue;
+      const int err = errno;
+      ::close(fd);
+      return Internal("cannot lock " + path + ": " + std::strerror(err));
+    }
+    return DirectoryLock(fd);
+  }
+  DirectoryLock(DirectoryLock&& other) noexcept : fd_(other.fd_) { other.fd_ = -1; }
+  DirectoryLock& operator=(DirectoryLock&&) = delete;
+  ~DirectoryLock() {
+    if (fd_ >= 0) ::close(fd_);  // closing releases the lock
+  }
+
+ private:
+  explicit DirectoryLock(int fd) : fd_(fd) {}
+  int fd_;
+};
+
+// Writes `content` to `path` atomically: a reader (or a crash) sees the old
+// file or the new one, never half of it.
+Status WriteAtomically(const std::string& path, const std::string& content) {
+  const std::string temp = fs::path(path).parent_path().string() + "/.tmp-" + fs::path(path).filename().string();
+  {
+    std::ofstream out(temp, std::ios::trunc);
+    out << content;
+    out.flush();
+    if (!out) return PermissionDenied("cannot write " + temp);
+  }
+  std::error_code ec;
+  fs::rename(temp, path, ec);
+  if (ec) return PermissionDenied("cannot rename " + temp + " to " + path + ": " + ec.message());
+  return Ok();
+}
+
+IpAddress Next(const IpAddress& ip) {
+  if (ip.is_v4()) return IpAddress::V4(ip.v4() + 1);
+  const uint64_t low = ip.low() + 1;
+  return IpAddress::V6(low == 0 ? ip.high() + 1 : ip.high(), low);
+}
+
+std::string LastFile(size_t range) { return "last_reserved." + std::to_string(range); }
+
+}  // namespace
+
+bool Allocatable(const IpPrefix& range, const IpAddress& ip) {
+  if (!range.Contains(ip) || ip == range.address()) return false;
+  if (ip.is_v4() && range.length() < 31) {
+    const uint32_t host = ~uint32_t{0} >> range.length();
+    return (ip.v4() & host) != host;
+  }
+  return true;
+}
+
+Result<Ipam> Ipam::Open(std::string directory, std::vector<IpPrefix> ranges) {
+  if (directory.empty()) return InvalidArgument("IPAM needs a state directory");
+  for (const IpPrefix& r : ranges) {
+    const int host_bits = (r.address().is_v4() ? 32 : 128) - r.length();
+    if (host_bits < 2) return InvalidArgument("range " + r.ToString() + " has no addresses to hand out");
+  }
+  return Ipam(std::move(directory), std::move(ranges));
+}
+
+Result<std::vector<Allocation>> Ipam::ListLocked() {
+  std::vector<Allocation> out;
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(directory_, ec)) {
+    const std::string name = entry.path().filename().string();
+    const Result<IpAddress> ip = IpAddress::Parse(name);
+    if (!ip) continue;  // the lock, last_reserved.*, temporary files
+    std::ifstream in(entry.path());
+    Allocation a{*ip, {}};
+    std::getline(in, a.owner.container_id);
+    std::getline(in, a.owner.ifname);
+    out.push_back(std::move(a));
+  }
+  if (ec) return PermissionDenied("cannot read IPAM directory " + directory_ + ": " + ec.message());
+  std::sort(out.begin(), out.end(), [](const Allocation& a, const Allocation& b) { return a.address < b.address; });
+  return out;
+}
+
+Result<std::vector<Allocation>> Ipam::List() {
+  NETPOL_ASSIGN_OR_RETURN(DirectoryLock lock, DirectoryLock::Acquire(directory_), "listing allocations");
+  return ListLocked();
+}
+
+Result<std::vector<IpAddress>> Ipam::Allocate(const Owner& owner) {
+  NETPOL_ASSIGN_OR_RETURN(DirectoryLock lock, DirectoryLock::Acquire(directory_), "allocating");
+  NETPOL_ASSIGN_OR_RETURN(std::vector<Allocation> taken, ListLocked(), "allocating");
+  std::vector<IpAddress> out;
+  for (size_t r = 0; r < ranges_.size(); ++r) {
+    const IpPrefix& range = ranges_[r];
+    const auto mine = std::find_if(taken.begin(), taken.end(),
+                                   [&](const Allocation& a) { return a.owner == owner && range.Contains(a.address); });
+    if (mine != taken.end()) {
+      out.push_back(mine->address);
+      continue;
+    }
+    // Start after the last address handed out; wrap once around the range.
+    IpAddress start = Next(range.address());
+    {
+      std::ifstream in(directory_ + "/" + LastFile(r));
+      std::string text;
+      if (std::getline(in, text)) {
+        if (const Result<IpAddress> last = IpAddress::Parse(text); last && range.Contains(*last)) start = Next(*last);
+      }
+    }
+    if (!range.Contains(start)) start = Next(range.address());
+    std::optional<IpAddress> found;
+    IpAddress candidate = start;
+    // Bounded: at most the whole range (capped, so a /64 cannot spin forever).
+    constexpr uint64_t kMaxProbes = uint64_t{1} << 24;
+    for (uint64_t probe = 0; probe < kMaxProbes; ++probe) {
+      if (Allocatable(range, candidate) &&
+          std::none_of(taken.begin(), taken.end(), [&](const Allocation& a) { return a.address == candidate; })) {
+        found = candidate;
+        break;
+      }
+      candidate = Next(candidate);
+      if (!range.Contains(candidate)) candidate = Next(range.address());
+      if (candidate == start) break;
+    }
+    if (!found) return Unavailable("no free address left in " + range.ToString());
+    NETPOL_RETURN_IF_ERROR(
+        WriteAtomically(directory_ + "/" + found->ToString(), owner.container_id + "\n" + owner.ifname + "\n"),
+        "recording allocation");
+    NETPOL_RETURN_IF_ERROR(WriteAtomically(directory_ + "/" + LastFile(r), found->ToString() + "\n"),
+                           "recording allocation");
+    taken.push_back({*found, owner});
+    out.push_back(*found);
+  }
+  return out;
+}
+
+Status Ipam::Release(const Owner& owner) {
+  NETPOL_ASSIGN_OR_RETURN(DirectoryLock lock, DirectoryLock::Acquire(directory_), "releasing");
+  NETPOL_ASSIGN_OR_RETURN(const std::vector<Allocation> taken, ListLocked(), "releasing");
+  for (const Allocation& a : taken) {
+    if (!(a.owner == owner)) continue;
+    std::error_code ec;
+    fs::remove(directory_ + "/" + a.address.ToString(), ec);
+    if (ec) return PermissionDenied("cannot release " + a.address.ToString() + ": " + ec.message());
+  }
+  return Ok();
+}
+
+Result<std::vector<Allocation>> Ipam::Retain(const std::vector<Owner>& valid) {
+  NETPOL_ASSIGN_OR_RETURN(DirectoryLock lock, DirectoryLock::Acquire(directory_), "collecting garbage");
+  NETPOL_ASSIGN_OR_RETURN(const std::vector<Allocation> taken, ListLocked(), "collecting garbage");
+  std::vector<Allocation> released;
+  for (const Allocation& a : taken) {
+    if (std::find(valid.begin(), valid.end(), a.owner) != valid.end()) continue;
+    std::error_code ec;
+    fs::remove(directory_ + "/" + a.address.ToString(), ec);
+    if (ec) return PermissionDenied("cannot release " + a.address.ToString() + ": " + ec.message());
+    released.push_back(a);
+  }
+  return released;
+}
+
+}  // namespace netpol::cni

@@ -1,0 +1,63 @@
+// Address allocation for pods on this node, kept in a state directory so that
+// every plugin process (the runtime runs one per ADD, many at once) agrees.
+//
+//   Result<Ipam> ipam = Ipam::Open("/var/lib/netpol/cni/netpol", {*IpPrefix::Parse("198.18.1.0/24")});
+//   Result<std::vector<IpAddress>> ips = ipam->Allocate({"c1", "eth0"});   // one per range
+//   Status done = ipam->Release({"c1", "eth0"});                          // idempotent
+//
+// One file per allocated address, named by the address and holding its owner
+// (container id and interface), written under an exclusive lock on the
+// directory's lock file: concurrent ADDs never hand out one address twice. A
+// plugin killed mid-ADD leaves at most a file naming its owner, which the
+// runtime's DEL (or GC with the valid attachments) removes. Allocation resumes
+// after the last address handed out, so a released address is not reused at
+// once (a late packet to an old pod does not reach a new one).
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "base/ip.h"
+#include "base/result.h"
+
+namespace netpol::cni {
+
+// The key under which the runtime knows an attachment.
+struct Owner {
+  std::string container_id;
+  std::string ifname;
+  friend auto operator<=>(const Owner&, const Owner&) = default;
+};
+
+struct Allocation {
+  IpAddress address;
+  Owner owner;
+};
+
+class Ipam {
+ public:
+  [[nodiscard]] static Result<Ipam> Open(std::string directory, std::vector<IpPrefix> ranges);
+
+  // One address from each range for `owner`; the ones it already has when it
+  // has some (a repeated ADD). kUnavailable when a range is exhausted.
+  Result<std::vector<IpAddress>> Allocate(const Owner& owner);
+  // Releases every address of `owner`; no error when it has none.
+  Status Release(const Owner& owner);
+  Result<std::vector<Allocation>> List();
+  // Releases every allocation whose owner is not in `valid`; returns them.
+  Result<std::vector<Allocation>> Retain(const std::vector<Owner>& valid);
+
+ private:
+  Ipam(std::string directory, std::vector<IpPrefix> ranges)
+      : directory_(std::move(directory)), ranges_(std::move(ranges)) {}
+  Result<std::vector<Allocation>> ListLocked();
+
+  std::string directory_;
+  std::vector<IpPrefix> ranges_;
+};
+
+// The addresses a range hands out: all but the network address (and, for IPv4,
+// the broadcast address).
+bool Allocatable(const IpPrefix& range, const IpAddress& ip);
+
+}  // namespace netpol::cni

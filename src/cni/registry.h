@@ -1,0 +1,52 @@
+// Which pods the CNI plugin attached on this node, for the node agent: the
+// pod's identity (from CNI_ARGS), its addresses and its host-side interface.
+//
+//   PodRegistration pod{.owner = {"c1", "eth0"}, .pod_namespace = "shop", .pod_name = "db-0",
+//                       .ips = {ip}, .host_interface = "np3f2a..."};
+//   Status s = Register("/var/lib/netpol/cni", pod);          // pods/<container>_<ifname>.json
+//   Status c = ConfirmWithAgent("/run/netpol/agent.sock", pod, 5000ms);
+//
+// Registrations are files (written atomically) so an agent that restarts finds
+// every attached pod again. ConfirmWithAgent speaks one JSON line each way over
+// the agent's unix socket: {"op":"add"|"del", "registration": {...}} and
+// {"ok": true} once the pod's rules are in force (or {"ok": false, "error": "..."}).
+#pragma once
+
+#include <chrono>
+#include <string>
+#include <vector>
+
+#include "base/ip.h"
+#include "base/result.h"
+#include "cni/ipam.h"
+
+namespace netpol::cni {
+
+struct PodRegistration {
+  Owner owner;
+  std::string pod_namespace;
+  std::string pod_name;
+  std::string pod_uid;
+  std::vector<IpAddress> ips;
+  std::string host_interface;  // "" in chained mode: the interface is not ours to vouch for
+  std::string netns;
+  bool chained = false;
+  friend bool operator==(const PodRegistration&, const PodRegistration&) = default;
+};
+
+std::string EncodeRegistration(const PodRegistration& pod);
+Result<PodRegistration> DecodeRegistration(const std::string& json);
+
+Status Register(const std::string& state_dir, const PodRegistration& pod);
+// No error when it was not registered.
+Status Unregister(const std::string& state_dir, const Owner& owner);
+Result<std::vector<PodRegistration>> ListRegistrations(const std::string& state_dir);
+Result<PodRegistration> FindRegistration(const std::string& state_dir, const Owner& owner);
+
+// Asks the agent to enforce (op "add") or forget (op "del") the pod and waits
+// for its answer. kUnavailable when the agent cannot be reached or does not
+// answer within `timeout`; kFailedPrecondition when it answers with an error.
+Status ConfirmWithAgent(const std::string& socket_path, const std::string& op, const PodRegistration& pod,
+                        std::chrono::milliseconds timeout);
+
+}  // namespace netpol::cni

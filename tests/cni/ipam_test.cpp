@@ -1,0 +1,112 @@
+// The CNI plugin's address allocator: one address per range per owner, never
+// one address twice (also across concurrent allocators), release and GC.
+#include "cni/ipam.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <set>
+#include <thread>
+
+namespace netpol::cni {
+namespace {
+
+namespace fs = std::filesystem;
+
+class IpamTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char dir[] = "/tmp/netpol-ipam-XXXXXX";
+    ASSERT_NE(::mkdtemp(dir), nullptr);
+    dir_ = dir;
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+  Ipam Open(std::vector<std::string> ranges) {
+    std::vector<IpPrefix> prefixes;
+    for (const auto& r : ranges) prefixes.push_back(*IpPrefix::Parse(r));
+    Result<Ipam> ipam = Ipam::Open(dir_, prefixes);
+    EXPECT_TRUE(ipam.ok());
+    return std::move(*ipam);
+  }
+  std::string dir_;
+};
+
+TEST(AllocatableTest, SkipsNetworkAndBroadcast) {
+  const IpPrefix v4 = *IpPrefix::Parse("198.18.1.0/30");
+  EXPECT_FALSE(Allocatable(v4, *IpAddress::Parse("198.18.1.0")));
+  EXPECT_TRUE(Allocatable(v4, *IpAddress::Parse("198.18.1.1")));
+  EXPECT_TRUE(Allocatable(v4, *IpAddress::Parse("198.18.1.2")));
+  EXPECT_FALSE(Allocatable(v4, *IpAddress::Parse("198.18.1.3")));
+  EXPECT_FALSE(Allocatable(v4, *IpAddress::Parse("198.18.2.1")));
+  const IpPrefix v6 = *IpPrefix::Parse("2001:2::/126");
+  EXPECT_FALSE(Allocatable(v6, *IpAddress::Parse("2001:2::")));
+  EXPECT_TRUE(Allocatable(v6, *IpAddress::Parse("2001:2::3")));
+}
+
+TEST_F(IpamTest, OneAddressPerRangeAndTheSameAgainForTheSameOwner) {
+  Ipam ipam = Open({"198.18.1.0/24", "2001:2:0:1::/64"});
+  const auto a = ipam.Allocate({"c1", "eth0"});
+  ASSERT_TRUE(a.ok());
+  ASSERT_EQ(a->size(), 2u);
+  EXPECT_EQ((*a)[0].ToString(), "198.18.1.1");
+  EXPECT_EQ((*a)[1].ToString(), "2001:2:0:1::1");
+  EXPECT_EQ(*ipam.Allocate({"c1", "eth0"}), *a);
+  const auto b = ipam.Allocate({"c1", "eth1"});
+  EXPECT_EQ((*b)[0].ToString(), "198.18.1.2");
+}
+
+TEST_F(IpamTest, ReleasedAddressesAreNotReusedAtOnceAndExhaustionIsAnError) {
+  Ipam ipam = Open({"198.18.1.0/29"});  // 6 usable
+  for (int i = 0; i < 6; ++i) ASSERT_TRUE(ipam.Allocate({"c" + std::to_string(i), "eth0"}).ok());
+  const auto full = ipam.Allocate({"late", "eth0"});
+  ASSERT_FALSE(full.ok());
+  EXPECT_EQ(full.error().code(), ErrorCode::kUnavailable);
+  ASSERT_TRUE(ipam.Release({"c0", "eth0"}).ok());
+  ASSERT_TRUE(ipam.Release({"c0", "eth0"}).ok());  // idempotent
+  EXPECT_EQ((*ipam.Allocate({"late", "eth0"}))[0].ToString(), "198.18.1.1");
+  ASSERT_TRUE(ipam.Release({"c2", "eth0"}).ok());
+  ASSERT_TRUE(ipam.Release({"c3", "eth0"}).ok());
+  // After the last handed out (.1), the next free one going round: .3, not .1 again.
+  EXPECT_EQ((*ipam.Allocate({"next", "eth0"}))[0].ToString(), "198.18.1.3");
+}
+
+TEST_F(IpamTest, RetainReleasesEveryOwnerNotListed) {
+  Ipam ipam = Open({"198.18.1.0/24"});
+  for (const char* id : {"a", "b", "c"}) ASSERT_TRUE(ipam.Allocate({id, "eth0"}).ok());
+  const auto released = ipam.Retain({{"b", "eth0"}});
+  ASSERT_TRUE(released.ok());
+  EXPECT_EQ(released->size(), 2u);
+  const auto left = ipam.List();
+  ASSERT_EQ(left->size(), 1u);
+  EXPECT_EQ((*left)[0].owner.container_id, "b");
+}
+
+TEST_F(IpamTest, ConcurrentAllocatorsNeverShareAnAddress) {
+  constexpr int kThreads = 8;
+  constexpr int kEach = 25;
+  std::vector<std::vector<std::string>> got(kThreads);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      // Each thread its own allocator, as each plugin process has.
+      Result<Ipam> ipam = Ipam::Open(dir_, {*IpPrefix::Parse("198.18.1.0/24")});
+      for (int i = 0; i < kEach; ++i) {
+        const auto a = ipam->Allocate({"t" + std::to_string(t) + "-" + std::to_string(i), "eth0"});
+        if (a.ok()) got[static_cast<size_t>(t)].push_back((*a)[0].ToString());
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  std::set<std::string> all;
+  size_t total = 0;
+  for (const auto& v : got) {
+    total += v.size();
+    all.insert(v.begin(), v.end());
+  }
+  EXPECT_EQ(total, static_cast<size_t>(kThreads * kEach));
+  EXPECT_EQ(all.size(), total) << "an address was handed out twice";
+}
+
+}  // namespace
+}  // namespace netpol::cni

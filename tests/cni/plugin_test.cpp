@@ -1,0 +1,98 @@
+// The CNI plugin's protocol surface without root: VERSION, configuration and
+// environment errors with the spec's codes, verbs by version, registrations.
+#include "cni/plugin.h"
+
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include "cni/registry.h"
+
+namespace netpol::cni {
+namespace {
+
+using nlohmann::json;
+
+const char* kConf = R"({"cniVersion":"1.0.0","name":"netpol","type":"netpol-cni","stateDir":"/nonexistent/netpol",
+                        "ipam":{"ranges":["198.18.1.0/24"]}})";
+
+Invocation Call(std::string command, std::string config = kConf) {
+  return {std::move(command), "c1", "/run/netns/none", "eth0", "", "", std::move(config)};
+}
+
+TEST(CniPluginTest, VersionListsWhatItSpeaks) {
+  const Outcome out = RunPlugin(Call("VERSION", R"({"cniVersion":"1.0.0"})"));
+  EXPECT_EQ(out.exit_code, 0);
+  const json v = json::parse(out.stdout_text);
+  EXPECT_EQ(v["cniVersion"], "1.0.0");
+  EXPECT_EQ(v["supportedVersions"], json({"0.4.0", "1.0.0", "1.1.0"}));
+  EXPECT_EQ(json::parse(RunPlugin(Call("VERSION", "")).stdout_text)["cniVersion"], "1.1.0");
+}
+
+struct ErrorCase {
+  const char* name;
+  Invocation call;
+  int code;
+};
+
+TEST(CniPluginTest, ErrorsCarryTheSpecCodes) {
+  Invocation bad_id = Call("ADD");
+  bad_id.container_id = "-starts-with-dash";
+  Invocation bad_ifname = Call("ADD");
+  bad_ifname.ifname = "this-name-is-too-long";
+  Invocation no_netns = Call("ADD");
+  no_netns.netns = "";
+  const std::vector<ErrorCase> cases = {
+      {"not json", Call("ADD", "{not json"), kDecodeFailure},
+      {"no version", Call("ADD", R"({"name":"n","type":"netpol-cni"})"), kInvalidConfig},
+      {"unsupported version", Call("ADD", R"({"cniVersion":"0.2.0","name":"n","type":"netpol-cni"})"),
+       kIncompatibleVersion},
+      {"no name", Call("ADD", R"({"cniVersion":"1.0.0","type":"netpol-cni"})"), kInvalidConfig},
+      {"bad range", Call("ADD", R"({"cniVersion":"1.0.0","name":"n","ipam":{"ranges":["198.18.1.0/99"]}})"),
+       kInvalidConfig},
+      {"bad container id", bad_id, kInvalidEnvironment},
+      {"bad ifname", bad_ifname, kInvalidEnvironment},
+      {"no netns", no_netns, kInvalidEnvironment},
+      {"unknown command", Call("FROB"), kInvalidEnvironment},
+      {"GC before 1.1.0", Call("GC"), kIncompatibleVersion},
+      {"CHECK without prevResult", Call("CHECK"), kInvalidConfig},
+      {"routed ADD without ranges", Call("ADD", R"({"cniVersion":"1.0.0","name":"n","type":"netpol-cni"})"),
+       kInvalidConfig},
+  };
+  for (const ErrorCase& c : cases) {
+    const Outcome out = RunPlugin(c.call);
+    EXPECT_NE(out.exit_code, 0) << c.name;
+    const json error = json::parse(out.stdout_text);
+    EXPECT_EQ(error["code"], c.code) << c.name << ": " << out.stdout_text;
+    EXPECT_FALSE(error["msg"].get<std::string>().empty()) << c.name;
+    EXPECT_TRUE(error.contains("cniVersion")) << c.name;
+  }
+}
+
+TEST(CniPluginTest, ChainedAddWithoutAddressesIsRefused) {
+  const Outcome out = RunPlugin(Call(
+      "ADD", R"({"cniVersion":"1.0.0","name":"n","type":"netpol-cni","prevResult":{"cniVersion":"1.0.0","ips":[]}})"));
+  EXPECT_EQ(json::parse(out.stdout_text)["code"], kInvalidConfig);
+}
+
+TEST(CniRegistryTest, EncodeDecodeRoundTrips) {
+  PodRegistration pod{{"c1", "eth0"}, "shop", "db-0", "u-1",
+                      {*IpAddress::Parse("198.18.1.2"), *IpAddress::Parse("2001:2::2")},
+                      "np0123456789ab", "/run/netns/x", false};
+  const Result<PodRegistration> back = DecodeRegistration(EncodeRegistration(pod));
+  ASSERT_TRUE(back.ok());
+  EXPECT_EQ(*back, pod);
+  EXPECT_FALSE(DecodeRegistration(R"({"containerID":"c"})").ok());
+  EXPECT_FALSE(DecodeRegistration(R"({"containerID":"c","ifname":"e","ips":["nope"]})").ok());
+}
+
+TEST(CniRegistryTest, AnAbsentAgentIsUnavailableNotSilentlyOk) {
+  PodRegistration pod;
+  pod.owner = {"c1", "eth0"};
+  const Status s = ConfirmWithAgent("/nonexistent/agent.sock", "add", pod, std::chrono::milliseconds(100));
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.error().code(), ErrorCode::kUnavailable);
+}
+
+}  // namespace
+}  // namespace netpol::cni
