@@ -17,6 +17,8 @@ packages=(
   iproute2 nftables bc
   # the reference CNI plugins our chaining tests run beside netpol-cni
   containernetworking-plugins
+  # the lab: its API server (HTTP), state (SQLite); the agent's API client
+  libcpp-httplib-dev libsqlite3-dev libcurl4-openssl-dev
 )
 
 missing=()

@@ -69,4 +69,74 @@ std::string FormatLabels(const Labels& labels) {
   return out;
 }
 
+namespace {
+
+std::string_view Trim(std::string_view s) {
+  while (!s.empty() && s.front() == ' ') s.remove_prefix(1);
+  while (!s.empty() && s.back() == ' ') s.remove_suffix(1);
+  return s;
+}
+
+}  // namespace
+
+std::optional<LabelSelector> ParseLabelSelector(std::string_view text, std::string* error) {
+  LabelSelector out;
+  const auto fail = [&](const std::string& why) -> std::optional<LabelSelector> {
+    if (error != nullptr) *error = "unable to parse requirement: " + why;
+    return std::nullopt;
+  };
+  // Split on commas outside parentheses.
+  std::vector<std::string_view> terms;
+  int depth = 0;
+  size_t start = 0;
+  for (size_t i = 0; i <= text.size(); ++i) {
+    if (i < text.size() && text[i] == '(') ++depth;
+    if (i < text.size() && text[i] == ')') --depth;
+    if (i == text.size() || (text[i] == ',' && depth == 0)) {
+      const std::string_view term = Trim(text.substr(start, i - start));
+      if (!term.empty()) terms.push_back(term);
+      start = i + 1;
+    }
+  }
+  for (std::string_view term : terms) {
+    if (term.front() == '!') {
+      out.match_expressions.push_back({std::string(Trim(term.substr(1))), SelectorOperator::kDoesNotExist, {}});
+      continue;
+    }
+    if (const size_t ne = term.find("!="); ne != std::string_view::npos) {
+      out.match_expressions.push_back({std::string(Trim(term.substr(0, ne))), SelectorOperator::kNotIn,
+                                       {std::string(Trim(term.substr(ne + 2)))}});
+      continue;
+    }
+    if (const size_t eq = term.find('='); eq != std::string_view::npos) {
+      const size_t value_at = term.substr(eq + 1, 1) == "=" ? eq + 2 : eq + 1;
+      out.match_labels[std::string(Trim(term.substr(0, eq)))] = std::string(Trim(term.substr(value_at)));
+      continue;
+    }
+    const size_t open = term.find('(');
+    if (open == std::string_view::npos) {
+      if (term.find(' ') != std::string_view::npos) return fail(std::string(term));
+      out.match_expressions.push_back({std::string(term), SelectorOperator::kExists, {}});
+      continue;
+    }
+    if (term.back() != ')') return fail(std::string(term));
+    const std::string_view head = Trim(term.substr(0, open));
+    const size_t space = head.rfind(' ');
+    if (space == std::string_view::npos) return fail(std::string(term));
+    const std::string_view key = Trim(head.substr(0, space));
+    const std::string_view op = Trim(head.substr(space + 1));
+    if (op != "in" && op != "notin") return fail(std::string(term));
+    LabelSelectorRequirement r{std::string(key), op == "in" ? SelectorOperator::kIn : SelectorOperator::kNotIn, {}};
+    std::string_view values = term.substr(open + 1, term.size() - open - 2);
+    while (!values.empty()) {
+      const size_t comma = values.find(',');
+      r.values.emplace_back(Trim(values.substr(0, comma)));
+      if (comma == std::string_view::npos) break;
+      values.remove_prefix(comma + 1);
+    }
+    out.match_expressions.push_back(std::move(r));
+  }
+  return out;
+}
+
 }  // namespace netpol::api

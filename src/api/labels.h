@@ -13,6 +13,7 @@
 #pragma once
 
 #include <map>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -44,6 +45,11 @@ struct LabelSelector {
   std::string ToString() const;
   friend bool operator==(const LabelSelector&, const LabelSelector&) = default;
 };
+
+// Parses the text form kubectl and the API's labelSelector parameter use:
+// "a=b", "a==b", "a!=b", "a in (x,y)", "a notin (x)", "a", "!a", joined by commas.
+// nullopt (with `error` set) when it is not one.
+std::optional<LabelSelector> ParseLabelSelector(std::string_view text, std::string* error = nullptr);
 
 // "k1=v1,k2=v2" for labels; "<none>" when empty.
 std::string FormatLabels(const Labels& labels);

@@ -1,0 +1,351 @@
+#include "agent/agent.h"
+
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <cstring>
+#include <filesystem>
+#include <iostream>
+#include <map>
+#include <mutex>
+#include <set>
+#include <thread>
+
+#include "api/load.h"
+#include "cni/registry.h"
+#include "dataplane/nft/nft_backend.h"
+#include "policy/compiled.h"
+#include "policy/engine.h"
+
+namespace netpol::agent {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using kube::Json;
+
+const char* LevelName(LogLevel l) {
+  switch (l) {
+    case LogLevel::kDebug: return "debug";
+    case LogLevel::kInfo: return "info";
+    case LogLevel::kWarn: return "warn";
+    case LogLevel::kError: return "error";
+  }
+  return "info";
+}
+
+std::string Timestamp() {
+  const auto now = std::chrono::system_clock::now();
+  const std::time_t t = std::chrono::system_clock::to_time_t(now);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buffer[40];
+  std::strftime(buffer, sizeof(buffer), "%Y-%m-%dT%H:%M:%S", &tm);
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
+  char out[48];
+  std::snprintf(out, sizeof(out), "%s.%03lldZ", buffer, static_cast<long long>(ms));
+  return out;
+}
+
+std::string PodKey(const std::string& ns, const std::string& name) { return ns + "/" + name; }
+
+}  // namespace
+
+struct Agent::Impl {
+  AgentOptions options;
+  mutable std::mutex mu;
+  std::condition_variable changed;  // something to program, or a program done
+  policy::Engine engine;
+  std::map<std::string, api::Pod> node_pods;          // this node's pods as the API has them
+  std::map<std::string, cni::PodRegistration> local;  // ns/name -> registration
+  std::map<std::string, bool> listed;                 // kind -> listed once
+  std::map<std::string, std::set<std::string>> known; // kind -> ns/name applied
+  uint64_t wanted = 0;                                // generation of the desired state
+  uint64_t applied = 0;                               // generation in force
+  AgentStats stats;
+  std::unique_ptr<dataplane::nft::NftBackend> backend;
+
+  void Log(LogLevel level, const std::string& msg, Json fields = Json::object()) const {
+    if (level < options.log_level) return;
+    fields["ts"] = Timestamp();
+    fields["level"] = LevelName(level);
+    fields["msg"] = msg;
+    fields["node"] = options.node_name;
+    static std::mutex out;
+    std::lock_guard lock(out);
+    std::cerr << fields.dump() << std::endl;
+  }
+
+  // --- cluster state (called with mu held) -------------------------------------
+
+  std::optional<api::Object> Decode(const Json& object) const {
+    api::LoadResult loaded = api::LoadText(object.dump(), "watch", {});
+    if (!loaded.ok() || loaded.objects.size() != 1) {
+      std::string why;
+      for (const auto& d : loaded.diagnostics) why += d.ToString() + "; ";
+      Log(LogLevel::kWarn, "ignoring an object netpol cannot decode", {{"why", why}});
+      return std::nullopt;
+    }
+    return std::move(loaded.objects.front());
+  }
+
+  // A pod as the engine should see it: a local pod's addresses come from its
+  // registration until the API reports them.
+  void ApplyPod(api::Pod pod) {
+    const std::string key = PodKey(pod.metadata.namespace_, pod.metadata.name);
+    if (const auto reg = local.find(key); reg != local.end() && pod.pod_ips.empty()) {
+      for (const IpAddress& ip : reg->second.ips) pod.pod_ips.push_back(ip.ToString());
+    }
+    engine.Apply(pod);
+  }
+
+  void OnObject(const std::string& kind, const std::string& type, const Json& object) {
+    const Json& meta = object["metadata"];
+    const std::string ns = meta.value("namespace", "");
+    const std::string name = meta.value("name", "");
+    if (type == "DELETED") {
+      engine.Delete(kind, ns, name);
+      known[kind].erase(PodKey(ns, name));
+      if (kind == "Pod") node_pods.erase(PodKey(ns, name));
+    } else if (std::optional<api::Object> decoded = Decode(object)) {
+      known[kind].insert(PodKey(ns, name));
+      if (auto* pod = std::get_if<api::Pod>(&*decoded)) {
+        if (object["spec"].value("nodeName", "") == options.node_name) node_pods[PodKey(ns, name)] = *pod;
+        ApplyPod(*pod);
+      } else {
+        engine.Apply(*decoded);
+      }
+    }
+    ++stats.events;
+    ++wanted;
+    changed.notify_all();
+  }
+
+  void OnList(const std::string& kind, const std::vector<Json>& items) {
+    // What the list no longer has was deleted while we were not watching;
+    // everything it has is applied again (unchanged objects cost nothing).
+    std::set<std::string> now;
+    for (const Json& item : items) {
+      now.insert(PodKey(item["metadata"].value("namespace", ""), item["metadata"].value("name", "")));
+    }
+    std::set<std::string>& had = known[kind];
+    for (const std::string& key : had) {
+      if (now.contains(key)) continue;
+      const size_t slash = key.find('/');
+      engine.Delete(kind, key.substr(0, slash), key.substr(slash + 1));
+      if (kind == "Pod") node_pods.erase(key);
+    }
+    had = now;
+    for (const Json& item : items) {
+      Json object = item;
+      // Lists carry kind on the list, not on each item.
+      if (!object.contains("kind")) object["kind"] = kind;
+      if (!object.contains("apiVersion")) object["apiVersion"] = kind == "NetworkPolicy" ? "networking.k8s.io/v1" : "v1";
+      OnObject(kind, "ADDED", object);
+    }
+    listed[kind] = true;
+    ++wanted;
+    changed.notify_all();
+  }
+
+  bool Synced() const { return listed.size() == 3; }
+
+  // The program for this node: registered pods the engine knows, compiled;
+  // registered pods it does not know yet, isolated both ways.
+  policy::NodeProgram Program() const {
+    std::map<std::string, std::string> names;
+    for (const auto& [key, reg] : local) names[key] = reg.host_interface;
+    policy::NodeProgram program = policy::CompileNode(engine, names);
+    for (const auto& [key, reg] : local) {
+      if (program.pods.contains(key) || reg.ips.empty()) continue;
+      policy::LocalPod pod;
+      pod.ips = reg.ips;
+      pod.interface = reg.host_interface;
+      pod.ingress.isolated = true;
+      pod.egress.isolated = true;
+      program.pods[key] = std::move(pod);
+    }
+    return program;
+  }
+
+  // --- the programming loop ----------------------------------------------------
+
+  void ProgramLoop(const std::atomic<bool>& stop) {
+    std::unique_lock lock(mu);
+    auto retry_at = Clock::now();
+    while (!stop.load()) {
+      changed.wait_for(lock, std::chrono::milliseconds(200));
+      if (!Synced() || applied == wanted || Clock::now() < retry_at) continue;
+      const uint64_t target = wanted;
+      const auto start = Clock::now();
+      const policy::NodeProgram program = Program();
+      Result<dataplane::ApplyStats> done = backend->Apply(program);
+      const double ms = std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+      if (!done) {
+        ++stats.failures;
+        retry_at = Clock::now() + std::chrono::milliseconds(500);
+        Log(LogLevel::kError, "programming the dataplane failed; the previous rules stay in force",
+            {{"error", done.error().message()}});
+        continue;
+      }
+      applied = target;
+      ++stats.programs;
+      if (!stats.synced) Log(LogLevel::kInfo, "first full sync in force", {{"pods", program.pods.size()}});
+      stats.synced = true;
+      Log(LogLevel::kDebug, "programmed",
+          {{"ms", ms}, {"added", done->added}, {"removed", done->removed}, {"local_pods", program.pods.size()}});
+      changed.notify_all();
+    }
+  }
+
+  // --- the CNI socket -------------------------------------------------------------
+
+  // Handles one request; the answer line.
+  std::string Serve(const std::string& line) {
+    Json request;
+    try {
+      request = Json::parse(line);
+    } catch (const Json::exception& e) {
+      return Json{{"ok", false}, {"error", std::string("unreadable request: ") + e.what()}}.dump();
+    }
+    const std::string op = request.value("op", "");
+    Result<cni::PodRegistration> reg = cni::DecodeRegistration(request.value("registration", Json::object()).dump());
+    if (op == "status") {
+      std::lock_guard lock(mu);
+      return Json{{"ok", stats.synced}, {"error", stats.synced ? "" : "not synced yet"}}.dump();
+    }
+    if (!reg) return Json{{"ok", false}, {"error", reg.error().message()}}.dump();
+    const std::string key = PodKey(reg->pod_namespace, reg->pod_name);
+    std::unique_lock lock(mu);
+    if (op == "add") {
+      local[key] = *reg;
+      if (const auto it = node_pods.find(key); it != node_pods.end()) ApplyPod(it->second);
+      Log(LogLevel::kInfo, "pod attached", {{"pod", key}, {"interface", reg->host_interface}});
+    } else if (op == "del") {
+      local.erase(key);
+      Log(LogLevel::kInfo, "pod detached", {{"pod", key}});
+    } else if (op != "check") {
+      return Json{{"ok", false}, {"error", "unknown op " + op}}.dump();
+    }
+    ++wanted;
+    const uint64_t target = wanted;
+    changed.notify_all();
+    // Answer once the change is in force (the plugin times out on its side).
+    const bool in_force = changed.wait_for(lock, std::chrono::seconds(30), [&] { return applied >= target; });
+    if (!in_force) return Json{{"ok", false}, {"error", "the dataplane has not applied the pod's rules yet"}}.dump();
+    return Json{{"ok", true}}.dump();
+  }
+
+  Status SocketLoop(const std::atomic<bool>& stop) {
+    std::error_code ec;
+    std::filesystem::create_directories(std::filesystem::path(options.socket_path).parent_path(), ec);
+    ::unlink(options.socket_path.c_str());
+    const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return Unavailable(std::string("socket: ") + std::strerror(errno));
+    sockaddr_un address{};
+    address.sun_family = AF_UNIX;
+    if (options.socket_path.size() >= sizeof(address.sun_path)) return InvalidArgument("socket path too long");
+    std::memcpy(address.sun_path, options.socket_path.c_str(), options.socket_path.size() + 1);
+    if (::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0 || ::listen(fd, 64) != 0) {
+      const int err = errno;
+      ::close(fd);
+      return Unavailable("cannot listen on " + options.socket_path + ": " + std::strerror(err));
+    }
+    std::vector<std::thread> workers;
+    while (!stop.load()) {
+      pollfd p{fd, POLLIN, 0};
+      if (::poll(&p, 1, 200) <= 0) continue;
+      const int client = ::accept4(fd, nullptr, nullptr, SOCK_CLOEXEC);
+      if (client < 0) continue;
+      workers.emplace_back([this, client] {
+        std::string line;
+        char buffer[4096];
+        while (line.find('\n') == std::string::npos) {
+          const ssize_t n = ::recv(client, buffer, sizeof(buffer), 0);
+          if (n <= 0) break;
+          line.append(buffer, static_cast<size_t>(n));
+        }
+        if (line.find('\n') != std::string::npos) {
+          const std::string answer = Serve(line.substr(0, line.find('\n'))) + "\n";
+          (void)::send(client, answer.data(), answer.size(), MSG_NOSIGNAL);
+        }
+        ::close(client);
+      });
+    }
+    for (std::thread& t : workers) t.join();
+    ::close(fd);
+    ::unlink(options.socket_path.c_str());
+    return Ok();
+  }
+};
+
+namespace {
+
+class Watcher final : public kube::ListWatchHandler {
+ public:
+  Watcher(Agent::Impl& agent, std::string kind) : agent_(agent), kind_(std::move(kind)) {}
+  void OnList(const std::vector<Json>& items) override {
+    std::lock_guard lock(agent_.mu);
+    agent_.OnList(kind_, items);
+    agent_.Log(LogLevel::kInfo, "listed", {{"kind", kind_}, {"items", items.size()}});
+  }
+  void OnEvent(const std::string& type, const Json& object) override {
+    std::lock_guard lock(agent_.mu);
+    agent_.OnObject(kind_, type, object);
+  }
+  void OnProblem(const std::string& what) override {
+    agent_.Log(LogLevel::kWarn, "watch interrupted; recovering", {{"kind", kind_}, {"error", what}});
+  }
+
+ private:
+  Agent::Impl& agent_;
+  std::string kind_;
+};
+
+}  // namespace
+
+Agent::Agent(AgentOptions options) : impl_(std::make_unique<Impl>()) { impl_->options = std::move(options); }
+
+Agent::~Agent() = default;
+
+AgentStats Agent::stats() const {
+  std::lock_guard lock(impl_->mu);
+  return impl_->stats;
+}
+
+Status Agent::Run(const std::atomic<bool>& stop) {
+  Impl& a = *impl_;
+  NETPOL_ASSIGN_OR_RETURN(std::unique_ptr<kube::Client> client, kube::Client::Create(a.options.api), "netpold");
+  NETPOL_ASSIGN_OR_RETURN(a.backend,
+                          dataplane::nft::NftBackend::Create({a.options.netns, {.log_group = a.options.log_group}}),
+                          "netpold");
+  // Pods attached before this start (a restart): known at once, from disk.
+  NETPOL_ASSIGN_OR_RETURN(const std::vector<cni::PodRegistration> registered,
+                          cni::ListRegistrations(a.options.state_dir), "reading pod registrations");
+  {
+    std::lock_guard lock(a.mu);
+    for (const auto& reg : registered) a.local[PodKey(reg.pod_namespace, reg.pod_name)] = reg;
+  }
+  a.Log(LogLevel::kInfo, "starting", {{"server", a.options.api.server}, {"registered_pods", registered.size()}});
+  Watcher namespaces(a, "Namespace");
+  Watcher pods(a, "Pod");
+  Watcher policies(a, "NetworkPolicy");
+  kube::ListWatch watch_namespaces(*client, "/api/v1/namespaces", namespaces);
+  kube::ListWatch watch_pods(*client, "/api/v1/pods", pods);
+  kube::ListWatch watch_policies(*client, "/apis/networking.k8s.io/v1/networkpolicies", policies);
+  Status socket_status = Ok();
+  std::vector<std::thread> threads;
+  threads.emplace_back([&] { watch_namespaces.Run(stop); });
+  threads.emplace_back([&] { watch_pods.Run(stop); });
+  threads.emplace_back([&] { watch_policies.Run(stop); });
+  threads.emplace_back([&] { a.ProgramLoop(stop); });
+  threads.emplace_back([&] { socket_status = a.SocketLoop(stop); });
+  for (std::thread& t : threads) t.join();
+  a.Log(LogLevel::kInfo, "stopped; the rules in force stay in force");
+  return socket_status;
+}
+
+}  // namespace netpol::agent

@@ -1,0 +1,67 @@
+// netpold, the node agent: watches namespaces, pods and network policies
+// through the Kubernetes API, keeps the engine in step, and programs the
+// dataplane for the pods on its node, incrementally.
+//
+//   Agent agent({.api = {.server = "http://127.0.0.1:6443"}, .node_name = "node-1"});
+//   std::atomic<bool> stop = false;
+//   Status done = agent.Run(stop);   // until stop
+//
+// The pods on this node are the ones the CNI plugin registered (cni/registry.h):
+// their interface and addresses come from the registration, their labels from
+// the API. The plugin asks over the agent's socket and its ADD succeeds only
+// once the pod's rules are in force. A registered pod the API has not shown yet
+// is isolated both ways until it has (fail closed).
+//
+// Restart-safe: the table the previous run left stays in force (the backend
+// adopts it, never flushes), nothing is programmed before every watched
+// resource has been listed once, and the first program then reconciles the
+// table to the cluster as it is.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "base/result.h"
+#include "kube/client.h"
+
+namespace netpol::agent {
+
+enum class LogLevel { kDebug, kInfo, kWarn, kError };
+
+struct AgentOptions {
+  kube::ClientConfig api;
+  std::string node_name;
+  std::string netns;                                // node namespace to program; "" = this one
+  std::string state_dir = "/var/lib/netpol/cni";    // where netpol-cni registers pods
+  std::string socket_path = "/run/netpol/agent.sock";
+  uint16_t log_group = 100;
+  LogLevel log_level = LogLevel::kInfo;
+};
+
+struct AgentStats {
+  uint64_t programs = 0;       // successful dataplane updates
+  uint64_t failures = 0;       // failed ones (retried)
+  uint64_t events = 0;         // watch events applied
+  bool synced = false;         // every resource listed and the first program in force
+};
+
+class Agent {
+ public:
+  explicit Agent(AgentOptions options);
+  ~Agent();
+  Agent(const Agent&) = delete;
+  Agent& operator=(const Agent&) = delete;
+
+  // Serves the CNI socket, watches the API and programs until `stop`.
+  Status Run(const std::atomic<bool>& stop);
+  AgentStats stats() const;
+
+  struct Impl;
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace netpol::agent

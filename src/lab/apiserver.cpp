@@ -1,0 +1,860 @@
+#include "lab/apiserver.h"
+
+#include <httplib.h>
+
+#include <atomic>
+#include <chrono>
+#include <ctime>
+#include <map>
+#include <random>
+#include <thread>
+
+#include "api/labels.h"
+#include "api/load.h"
+#include "lab/internal/patch.h"
+#include "lab/internal/store.h"
+
+namespace netpol::lab {
+namespace {
+
+using internal::Event;
+using internal::Json;
+using internal::Store;
+using Clock = std::chrono::steady_clock;
+
+struct Resource {
+  std::string group;
+  std::string version;
+  std::string plural;
+  std::string singular;
+  std::string kind;
+  bool namespaced;
+  std::vector<std::string> short_names;
+  bool has_status;
+  bool user_writable;
+  bool validated;  // decoded and validated by src/api
+
+  std::string api_version() const { return group.empty() ? version : group + "/" + version; }
+  std::string qualified() const { return group.empty() ? plural : plural + "." + group; }
+  std::string qualified_kind() const { return group.empty() ? kind : kind + "." + group; }
+};
+
+const std::vector<Resource>& Resources() {
+  static const std::vector<Resource> resources = {
+      {"", "v1", "namespaces", "namespace", "Namespace", false, {"ns"}, true, true, true},
+      {"", "v1", "nodes", "node", "Node", false, {"no"}, true, false, false},
+      {"", "v1", "pods", "pod", "Pod", true, {"po"}, true, true, true},
+      {"", "v1", "services", "service", "Service", true, {"svc"}, true, true, false},
+      {"apps", "v1", "deployments", "deployment", "Deployment", true, {"deploy"}, true, true, true},
+      {"networking.k8s.io", "v1", "networkpolicies", "networkpolicy", "NetworkPolicy", true, {"netpol"}, false,
+       true, true},
+  };
+  return resources;
+}
+
+const Resource* FindResource(const std::string& group, const std::string& version, const std::string& plural) {
+  for (const Resource& r : Resources()) {
+    if (r.group == group && r.version == version && r.plural == plural) return &r;
+  }
+  return nullptr;
+}
+
+struct Route {
+  const Resource* resource = nullptr;
+  std::string ns;
+  std::string name;
+  std::string subresource;
+};
+
+std::vector<std::string> Split(const std::string& path) {
+  std::vector<std::string> out;
+  size_t start = 1;
+  while (start <= path.size()) {
+    const size_t end = std::min(path.find('/', start), path.size());
+    if (end > start) out.push_back(path.substr(start, end - start));
+    start = end + 1;
+  }
+  return out;
+}
+
+// /api/v1/..., /apis/GROUP/VERSION/...: [namespaces/NS/]PLURAL[/NAME[/SUB]]
+std::optional<Route> ParseRoute(const std::string& path) {
+  const std::vector<std::string> parts = Split(path);
+  std::string group;
+  std::string version;
+  size_t i = 0;
+  if (parts.size() >= 2 && parts[0] == "api") {
+    version = parts[1];
+    i = 2;
+  } else if (parts.size() >= 3 && parts[0] == "apis") {
+    group = parts[1];
+    version = parts[2];
+    i = 3;
+  } else {
+    return std::nullopt;
+  }
+  Route route;
+  if (parts.size() >= i + 3 && parts[i] == "namespaces" && FindResource(group, version, parts[i + 2]) != nullptr) {
+    route.ns = parts[i + 1];
+    i += 2;
+  }
+  if (parts.size() <= i) return std::nullopt;
+  route.resource = FindResource(group, version, parts[i]);
+  if (route.resource == nullptr) return std::nullopt;
+  if (parts.size() > i + 1) route.name = parts[i + 1];
+  if (parts.size() > i + 2) route.subresource = parts[i + 2];
+  if (parts.size() > i + 3) return std::nullopt;
+  return route;
+}
+
+std::string Rfc3339Now() {
+  const std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buffer[32];
+  std::strftime(buffer, sizeof(buffer), "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buffer;
+}
+
+// kubectl's short ages: 42s, 5m, 3h, 2d.
+std::string Age(const std::string& timestamp) {
+  std::tm tm{};
+  if (strptime(timestamp.c_str(), "%Y-%m-%dT%H:%M:%SZ", &tm) == nullptr) return "<unknown>";
+  const long seconds = static_cast<long>(std::difftime(std::time(nullptr), timegm(&tm)));
+  if (seconds < 120) return std::to_string(std::max(0L, seconds)) + "s";
+  if (seconds < 7200) return std::to_string(seconds / 60) + "m";
+  if (seconds < 2 * 86400) return std::to_string(seconds / 3600) + "h";
+  return std::to_string(seconds / 86400) + "d";
+}
+
+std::string RandomName(size_t n) {
+  // The alphabet Kubernetes uses for generated names (no vowels, no 0/1/3).
+  static constexpr char kAlphabet[] = "bcdfghjklmnpqrstvwxz2456789";
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  std::string out;
+  for (size_t i = 0; i < n; ++i) out += kAlphabet[rng() % (sizeof(kAlphabet) - 1)];
+  return out;
+}
+
+std::string Uid() {
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  char buffer[40];
+  const uint64_t a = rng();
+  const uint64_t b = rng();
+  std::snprintf(buffer, sizeof(buffer), "%08llx-%04llx-4%03llx-a%03llx-%012llx",
+                static_cast<unsigned long long>(a >> 32), static_cast<unsigned long long>((a >> 16) & 0xffff),
+                static_cast<unsigned long long>(a & 0xfff), static_cast<unsigned long long>(b >> 52),
+                static_cast<unsigned long long>(b & 0xffffffffffffULL));
+  return buffer;
+}
+
+Json StatusJson(int code, const std::string& reason, const std::string& message, Json details = Json::object()) {
+  return {{"kind", "Status"},   {"apiVersion", "v1"}, {"metadata", Json::object()}, {"status", "Failure"},
+          {"message", message}, {"reason", reason},   {"details", details},        {"code", code}};
+}
+
+void Reply(httplib::Response& res, int code, const Json& body) {
+  res.status = code;
+  res.set_content(body.dump(), "application/json");
+}
+
+void ReplyStatus(httplib::Response& res, int code, const std::string& reason, const std::string& message,
+                 Json details = Json::object()) {
+  Reply(res, code, StatusJson(code, reason, message, std::move(details)));
+}
+
+api::Labels LabelsOf(const Json& object) {
+  api::Labels out;
+  if (object.contains("metadata") && object["metadata"].contains("labels")) {
+    for (auto it = object["metadata"]["labels"].begin(); it != object["metadata"]["labels"].end(); ++it) {
+      if (it.value().is_string()) out[it.key()] = it.value().get<std::string>();
+    }
+  }
+  return out;
+}
+
+// A field of the object by dotted path, as text ("" when absent).
+std::string FieldText(const Json& object, const std::string& path) {
+  const Json* at = &object;
+  size_t start = 0;
+  while (start <= path.size()) {
+    const size_t end = std::min(path.find('.', start), path.size());
+    const std::string key = path.substr(start, end - start);
+    if (!at->is_object() || !at->contains(key)) return "";
+    at = &(*at)[key];
+    start = end + 1;
+  }
+  return at->is_string() ? at->get<std::string>() : at->dump();
+}
+
+// fieldSelector: "a.b=c,d!=e" over the few fields the API supports.
+bool MatchesFields(const Json& object, const std::string& selector) {
+  size_t start = 0;
+  while (start < selector.size()) {
+    const size_t end = std::min(selector.find(',', start), selector.size());
+    const std::string term = selector.substr(start, end - start);
+    start = end + 1;
+    const size_t ne = term.find("!=");
+    const size_t eq = term.find('=');
+    if (eq == std::string::npos) continue;
+    const bool negate = ne != std::string::npos;
+    const std::string field = term.substr(0, negate ? ne : eq);
+    std::string value = term.substr(negate ? ne + 2 : (term.substr(eq + 1, 1) == "=" ? eq + 2 : eq + 1));
+    if ((FieldText(object, field) == value) == negate) return false;
+  }
+  return true;
+}
+
+// --- Table responses (what `kubectl get` prints) ----------------------------
+
+struct Column {
+  std::string name;
+  std::string type;
+  int priority;
+};
+
+std::vector<Column> ColumnsFor(const Resource& r) {
+  if (r.plural == "pods") {
+    return {{"Name", "string", 0},     {"Ready", "string", 0}, {"Status", "string", 0},
+            {"Restarts", "string", 0}, {"Age", "string", 0},   {"IP", "string", 1},
+            {"Node", "string", 1},     {"Nominated Node", "string", 1}, {"Readiness Gates", "string", 1}};
+  }
+  if (r.plural == "deployments") {
+    return {{"Name", "string", 0}, {"Ready", "string", 0}, {"Up-to-date", "string", 0},
+            {"Available", "string", 0}, {"Age", "string", 0}};
+  }
+  if (r.plural == "services") {
+    return {{"Name", "string", 0}, {"Type", "string", 0}, {"Cluster-IP", "string", 0},
+            {"External-IP", "string", 0}, {"Port(s)", "string", 0}, {"Age", "string", 0}};
+  }
+  if (r.plural == "networkpolicies") return {{"Name", "string", 0}, {"Pod-Selector", "string", 0}, {"Age", "string", 0}};
+  if (r.plural == "namespaces") return {{"Name", "string", 0}, {"Status", "string", 0}, {"Age", "string", 0}};
+  if (r.plural == "nodes") {
+    return {{"Name", "string", 0}, {"Status", "string", 0}, {"Roles", "string", 0}, {"Age", "string", 0},
+            {"Version", "string", 0}};
+  }
+  return {{"Name", "string", 0}, {"Age", "string", 0}};
+}
+
+Json CellsFor(const Resource& r, const Json& o) {
+  const Json& meta = o["metadata"];
+  const std::string name = meta.value("name", "");
+  const std::string age = Age(meta.value("creationTimestamp", ""));
+  const Json status = o.value("status", Json::object());
+  const Json spec = o.value("spec", Json::object());
+  if (r.plural == "pods") {
+    int ready = 0;
+    int restarts = 0;
+    const Json statuses = status.value("containerStatuses", Json::array());
+    std::string reason = status.value("phase", "Pending");
+    for (const Json& c : statuses) {
+      ready += c.value("ready", false) ? 1 : 0;
+      restarts += c.value("restartCount", 0);
+      if (c.contains("state") && c["state"].contains("waiting")) {
+        reason = c["state"]["waiting"].value("reason", reason);
+      }
+    }
+    if (meta.contains("deletionTimestamp")) reason = "Terminating";
+    const size_t total = spec.value("containers", Json::array()).size();
+    return {name,
+            std::to_string(ready) + "/" + std::to_string(total),
+            reason,
+            std::to_string(restarts),
+            age,
+            status.value("podIP", "<none>"),
+            spec.value("nodeName", "<none>"),
+            "<none>",
+            "<none>"};
+  }
+  if (r.plural == "deployments") {
+    const int replicas = spec.value("replicas", 1);
+    return {name, std::to_string(status.value("readyReplicas", 0)) + "/" + std::to_string(replicas),
+            status.value("updatedReplicas", 0), status.value("availableReplicas", 0), age};
+  }
+  if (r.plural == "services") {
+    std::string ports;
+    for (const Json& p : spec.value("ports", Json::array())) {
+      ports += (ports.empty() ? "" : ",") + std::to_string(p.value("port", 0)) + "/" + p.value("protocol", "TCP");
+    }
+    return {name, spec.value("type", "ClusterIP"), spec.value("clusterIP", "None"), "<none>",
+            ports.empty() ? "<none>" : ports, age};
+  }
+  if (r.plural == "networkpolicies") {
+    std::string selector = "<none>";
+    if (spec.contains("podSelector") && spec["podSelector"].contains("matchLabels")) {
+      selector.clear();
+      for (auto it = spec["podSelector"]["matchLabels"].begin(); it != spec["podSelector"]["matchLabels"].end();
+           ++it) {
+        selector += (selector.empty() ? "" : ",") + it.key() + "=" + it.value().get<std::string>();
+      }
+    }
+    return {name, selector, age};
+  }
+  if (r.plural == "namespaces") return {name, status.value("phase", "Active"), age};
+  if (r.plural == "nodes") return {name, "Ready", "<none>", age, "netpol-lab"};
+  return {name, age};
+}
+
+Json TableOf(const Resource& r, const std::vector<Json>& objects, const std::string& rv, bool with_columns) {
+  Json columns = Json::array();
+  if (with_columns) {
+    for (const Column& c : ColumnsFor(r)) {
+      columns.push_back({{"name", c.name}, {"type", c.type}, {"format", c.name == "Name" ? "name" : ""},
+                         {"description", c.name}, {"priority", c.priority}});
+    }
+  }
+  Json rows = Json::array();
+  for (const Json& o : objects) {
+    rows.push_back({{"cells", CellsFor(r, o)},
+                    {"object",
+                     {{"kind", "PartialObjectMetadata"},
+                      {"apiVersion", "meta.k8s.io/v1"},
+                      {"metadata", o.value("metadata", Json::object())}}}});
+  }
+  return {{"kind", "Table"},
+          {"apiVersion", "meta.k8s.io/v1"},
+          {"metadata", {{"resourceVersion", rv}}},
+          {"columnDefinitions", columns},
+          {"rows", rows}};
+}
+
+bool WantsTable(const httplib::Request& req) {
+  return req.get_header_value("Accept").find("as=Table") != std::string::npos;
+}
+
+}  // namespace
+
+struct ApiServer::Impl {
+  ApiServerOptions options;
+  std::unique_ptr<Store> store;
+  httplib::Server http;
+  std::thread thread;
+  int port = 0;
+  std::atomic<bool> stopping{false};
+
+  // --- discovery ------------------------------------------------------------
+
+  Json ResourceList(const std::string& group_version) const {
+    Json resources = Json::array();
+    for (const Resource& r : Resources()) {
+      if (r.api_version() != group_version) continue;
+      Json verbs = r.user_writable ? Json{"create", "delete", "get", "list", "patch", "update", "watch"}
+                                   : Json{"get", "list", "watch"};
+      Json resource = {{"name", r.plural},   {"singularName", r.singular}, {"namespaced", r.namespaced},
+                       {"kind", r.kind},      {"verbs", verbs},             {"shortNames", r.short_names}};
+      if (r.plural == "pods" || r.plural == "services" || r.plural == "deployments") resource["categories"] = {"all"};
+      resources.push_back(resource);
+      if (r.has_status) {
+        resources.push_back({{"name", r.plural + "/status"},
+                             {"singularName", ""},
+                             {"namespaced", r.namespaced},
+                             {"kind", r.kind},
+                             {"verbs", {"get", "patch", "update"}}});
+      }
+    }
+    return {{"kind", "APIResourceList"}, {"apiVersion", "v1"}, {"groupVersion", group_version},
+            {"resources", resources}};
+  }
+
+  void Discovery() {
+    http.Get("/version", [](const httplib::Request&, httplib::Response& res) {
+      // A 1.32 version: kubectl wrappers that pick a client by the server's
+      // minor version then pick the common one.
+      Reply(res, 200,
+            {{"major", "1"}, {"minor", "32"}, {"gitVersion", "v1.32.0"}, {"gitCommit", "netpol-lab"},
+             {"gitTreeState", "clean"}, {"buildDate", "2026-01-01T00:00:00Z"}, {"goVersion", "go1.23"},
+             {"compiler", "gc"}, {"platform", "linux/amd64"}});
+    });
+    http.Get("/api", [this](const httplib::Request&, httplib::Response& res) {
+      Reply(res, 200,
+            {{"kind", "APIVersions"},
+             {"versions", {"v1"}},
+             {"serverAddressByClientCIDRs",
+              {{{"clientCIDR", "0.0.0.0/0"}, {"serverAddress", options.address + ":" + std::to_string(port)}}}}});
+    });
+    http.Get("/apis", [](const httplib::Request&, httplib::Response& res) {
+      Json groups = Json::array();
+      for (const std::string g : {"apps", "networking.k8s.io"}) {
+        const Json version = {{"groupVersion", g + "/v1"}, {"version", "v1"}};
+        groups.push_back({{"name", g}, {"versions", {version}}, {"preferredVersion", version}});
+      }
+      Reply(res, 200, {{"kind", "APIGroupList"}, {"apiVersion", "v1"}, {"groups", groups}});
+    });
+    // OpenAPI v3, only as much as kubectl reads to decide that the server
+    // validates fields itself (a patch operation per kind with the
+    // fieldValidation query parameter): it then sends fieldValidation=Strict
+    // and the server's own validation (src/api) answers.
+    http.Get("/openapi/v3", [](const httplib::Request&, httplib::Response& res) {
+      Json paths = Json::object();
+      for (const std::string gv : {"v1", "apps/v1", "networking.k8s.io/v1"}) {
+        const std::string key = gv == "v1" ? "api/v1" : "apis/" + gv;
+        paths[key] = {{"serverRelativeURL", "/openapi/v3/" + key}};
+      }
+      Reply(res, 200, {{"paths", paths}});
+    });
+    http.Get(R"(/openapi/v3/(api/v1|apis/[a-z0-9.-]+/v1))", [](const httplib::Request& req, httplib::Response& res) {
+      const std::string key = req.matches[1].str();
+      const std::string gv = key == "api/v1" ? "v1" : key.substr(5);
+      Json paths = Json::object();
+      for (const Resource& r : Resources()) {
+        if (r.api_version() != gv) continue;
+        const std::string path = "/" + key + (r.namespaced ? "/namespaces/{namespace}/" : "/") + r.plural + "/{name}";
+        Json patch = Json::object();
+        patch["x-kubernetes-group-version-kind"] = {{"group", r.group}, {"version", r.version}, {"kind", r.kind}};
+        patch["parameters"] = Json::array({Json{{"name", "fieldValidation"}, {"in", "query"}}});
+        paths[path]["patch"] = patch;
+      }
+      if (paths.empty()) return ReplyStatus(res, 404, "NotFound", "the server could not find the requested resource");
+      Reply(res, 200, {{"openapi", "3.0.0"}, {"info", {{"title", "netpol lab"}, {"version", "v1.32.0"}}}, {"paths", paths}});
+    });
+    http.Get("/api/v1", [this](const httplib::Request&, httplib::Response& res) { Reply(res, 200, ResourceList("v1")); });
+    http.Get(R"(/apis/([a-z0-9.-]+)/v1)", [this](const httplib::Request& req, httplib::Response& res) {
+      const Json list = ResourceList(req.matches[1].str() + "/v1");
+      if (list["resources"].empty()) return ReplyStatus(res, 404, "NotFound", "the server could not find the requested resource");
+      Reply(res, 200, list);
+    });
+  }
+
+  // --- objects --------------------------------------------------------------
+
+  static std::string NotFoundMessage(const Resource& r, const std::string& name) {
+    return r.qualified() + " \"" + name + "\" not found";
+  }
+
+  static Json Details(const Resource& r, const std::string& name) {
+    Json d = {{"name", name}, {"kind", r.plural}};
+    if (!r.group.empty()) d["group"] = r.group;
+    return d;
+  }
+
+  // Decodes and validates with src/api; the Status kubectl prints, or nullopt.
+  static std::optional<Json> Invalid(const Resource& r, const Json& object) {
+    if (!r.validated) return std::nullopt;
+    const api::LoadResult loaded = api::LoadText(object.dump(), "request", {});
+    if (loaded.ok()) return std::nullopt;
+    const std::string name = object["metadata"].value("name", "");
+    Json causes = Json::array();
+    std::string joined;
+    int n = 0;
+    for (const api::Diagnostic& d : loaded.diagnostics) {
+      if (d.severity != api::Severity::kError) continue;
+      causes.push_back({{"reason", "FieldValueInvalid"}, {"message", d.detail}, {"field", d.field}});
+      joined += (n++ ? ", " : "") + (d.field.empty() ? d.detail : d.field + ": " + d.detail);
+    }
+    Json details = Details(r, name);
+    details["kind"] = r.kind;
+    details["causes"] = causes;
+    const std::string message =
+        r.qualified_kind() + " \"" + name + "\" is invalid: " + (n > 1 ? "[" + joined + "]" : joined);
+    return StatusJson(422, "Invalid", message, details);
+  }
+
+  // Fills what the API server sets on create.
+  std::optional<Json> Prepare(const Resource& r, const std::string& ns, Json& object) {
+    if (!object.is_object()) return StatusJson(400, "BadRequest", "the body is not a JSON object");
+    object["apiVersion"] = r.api_version();
+    object["kind"] = r.kind;
+    Json& meta = object["metadata"];
+    if (!meta.is_object()) meta = Json::object();
+    if (r.namespaced) {
+      const std::string given = meta.value("namespace", "");
+      if (!given.empty() && given != ns) {
+        return StatusJson(400, "BadRequest",
+                          "the namespace of the provided object does not match the namespace sent on the request");
+      }
+      meta["namespace"] = ns;
+    }
+    if (meta.value("name", "").empty() && !meta.value("generateName", "").empty()) {
+      meta["name"] = meta["generateName"].get<std::string>() + RandomName(5);
+    }
+    if (meta.value("name", "").empty()) {
+      return StatusJson(422, "Invalid", r.qualified_kind() + " \"\" is invalid: metadata.name: Required value: name or generateName is required");
+    }
+    meta["uid"] = Uid();
+    meta["creationTimestamp"] = Rfc3339Now();
+    meta.erase("resourceVersion");
+    if (r.plural == "namespaces") {
+      meta["labels"]["kubernetes.io/metadata.name"] = meta["name"];
+      object["status"] = {{"phase", "Active"}};
+    }
+    if (r.plural == "pods") {
+      if (!object.contains("status")) object["status"] = {{"phase", "Pending"}};
+      if (object["spec"].value("nodeName", "").empty()) object["spec"]["nodeName"] = Schedule();
+    }
+    if (r.plural == "services") {
+      object["spec"]["clusterIP"] = "None";  // names only: no virtual IPs in the lab
+      if (!object["spec"].contains("type")) object["spec"]["type"] = "ClusterIP";
+    }
+    if (r.plural == "deployments" || r.plural == "networkpolicies") meta["generation"] = 1;
+    return std::nullopt;
+  }
+
+  // The node with the fewest pods (the lab's whole scheduler).
+  std::string Schedule() {
+    if (options.nodes.empty()) return "";
+    std::map<std::string, int> load;
+    for (const std::string& n : options.nodes) load[n] = 0;
+    for (const Json& pod : store->List("pods", "").first) {
+      const std::string node = pod["spec"].value("nodeName", "");
+      if (load.contains(node)) ++load[node];
+    }
+    std::string best = options.nodes.front();
+    for (const std::string& n : options.nodes) {
+      if (load[n] < load[best]) best = n;
+    }
+    return best;
+  }
+
+  void Fail(httplib::Response& res, const Resource& r, const std::string& name, const Error& e) {
+    switch (e.code()) {
+      case ErrorCode::kNotFound: return ReplyStatus(res, 404, "NotFound", NotFoundMessage(r, name), Details(r, name));
+      case ErrorCode::kAlreadyExists:
+        return ReplyStatus(res, 409, "AlreadyExists", r.qualified() + " \"" + name + "\" already exists",
+                           Details(r, name));
+      case ErrorCode::kFailedPrecondition:
+        return ReplyStatus(res, 409, "Conflict",
+                           "Operation cannot be fulfilled on " + r.qualified() + " \"" + name + "\": " + e.message(),
+                           Details(r, name));
+      default: return ReplyStatus(res, 500, "InternalError", e.message());
+    }
+  }
+
+  void Create(const Route& route, const httplib::Request& req, httplib::Response& res) {
+    const Resource& r = *route.resource;
+    if (!r.user_writable) return ReplyStatus(res, 405, "MethodNotAllowed", r.plural + " are read-only in the lab");
+    Json object;
+    try {
+      object = Json::parse(req.body);
+    } catch (const Json::exception& e) {
+      return ReplyStatus(res, 400, "BadRequest", std::string("cannot decode the request body: ") + e.what());
+    }
+    if (r.namespaced) {
+      if (!store->Get("namespaces", "", route.ns).ok()) {
+        return ReplyStatus(res, 404, "NotFound", "namespaces \"" + route.ns + "\" not found",
+                           {{"name", route.ns}, {"kind", "namespaces"}});
+      }
+    }
+    if (auto bad = Prepare(r, route.ns, object)) return Reply(res, (*bad)["code"].get<int>(), *bad);
+    if (auto invalid = Invalid(r, object)) return Reply(res, 422, *invalid);
+    if (req.has_param("dryRun")) return Reply(res, 201, object);
+    const std::string name = object["metadata"]["name"];
+    Result<Json> created = store->Create(r.plural, r.namespaced ? route.ns : "", name, object);
+    if (!created) return Fail(res, r, name, created.error());
+    Reply(res, 201, *created);
+  }
+
+  void Get(const Route& route, const httplib::Request& req, httplib::Response& res) {
+    const Resource& r = *route.resource;
+    Result<Json> got = store->Get(r.plural, route.ns, route.name);
+    if (!got) return Fail(res, r, route.name, got.error());
+    if (WantsTable(req)) return Reply(res, 200, TableOf(r, {*got}, (*got)["metadata"].value("resourceVersion", ""), true));
+    Reply(res, 200, *got);
+  }
+
+  std::optional<api::LabelSelector> Selector(const httplib::Request& req, httplib::Response& res) {
+    if (!req.has_param("labelSelector")) return api::LabelSelector{};
+    std::string error;
+    auto selector = api::ParseLabelSelector(req.get_param_value("labelSelector"), &error);
+    if (!selector) ReplyStatus(res, 400, "BadRequest", error);
+    return selector;
+  }
+
+  void List(const Route& route, const httplib::Request& req, httplib::Response& res) {
+    const Resource& r = *route.resource;
+    const auto selector = Selector(req, res);
+    if (!selector) return;
+    const std::string fields = req.get_param_value("fieldSelector");
+    auto [all, rv] = store->List(r.plural, route.ns);
+    std::vector<Json> items;
+    for (Json& o : all) {
+      if (selector->Matches(LabelsOf(o)) && MatchesFields(o, fields)) items.push_back(std::move(o));
+    }
+    // limit/continue: the continue token is the index to resume at.
+    size_t begin = 0;
+    if (req.has_param("continue")) begin = std::min(items.size(), std::stoul(req.get_param_value("continue")));
+    size_t end = items.size();
+    Json list_meta = {{"resourceVersion", std::to_string(rv)}};
+    if (req.has_param("limit")) {
+      const size_t limit = std::stoul(req.get_param_value("limit"));
+      if (limit > 0 && begin + limit < items.size()) {
+        end = begin + limit;
+        list_meta["continue"] = std::to_string(end);
+        list_meta["remainingItemCount"] = items.size() - end;
+      }
+    }
+    std::vector<Json> page(items.begin() + static_cast<long>(begin), items.begin() + static_cast<long>(end));
+    if (WantsTable(req)) {
+      Json table = TableOf(r, page, std::to_string(rv), true);
+      table["metadata"] = list_meta;
+      return Reply(res, 200, table);
+    }
+    Reply(res, 200, {{"kind", r.kind + "List"}, {"apiVersion", r.api_version()}, {"metadata", list_meta}, {"items", page}});
+  }
+
+  struct WatchState {
+    uint64_t since = 0;
+    std::vector<Json> initial;  // synthetic ADDED events for a watch from "now"
+    Clock::time_point deadline;
+    Clock::time_point last_sent;
+    bool first = true;
+  };
+
+  void Watch(const Route& route, const httplib::Request& req, httplib::Response& res) {
+    const Resource& r = *route.resource;
+    const auto selector = Selector(req, res);
+    if (!selector) return;
+    const std::string fields = req.get_param_value("fieldSelector");
+    const bool table = WantsTable(req);
+    const bool bookmarks = req.get_param_value("allowWatchBookmarks") == "true";
+    auto state = std::make_shared<WatchState>();
+    const std::string rv_param = req.get_param_value("resourceVersion");
+    const auto matches = [selector = *selector, fields, ns = route.ns, name = route.name](const Json& o) {
+      const Json& meta = o["metadata"];
+      if (!ns.empty() && meta.value("namespace", "") != ns) return false;
+      if (!name.empty() && meta.value("name", "") != name) return false;
+      return selector.Matches(LabelsOf(o)) && MatchesFields(o, fields);
+    };
+    if (rv_param.empty() || rv_param == "0") {
+      auto [all, rv] = store->List(r.plural, route.ns);
+      state->since = rv;
+      for (Json& o : all) {
+        if (matches(o)) state->initial.push_back(std::move(o));
+      }
+    } else {
+      state->since = std::stoull(rv_param);
+    }
+    int timeout = 1800;
+    if (req.has_param("timeoutSeconds")) timeout = std::max(1, std::stoi(req.get_param_value("timeoutSeconds")));
+    state->deadline = Clock::now() + std::chrono::seconds(timeout);
+    state->last_sent = Clock::now();
+    const Resource* resource = &r;
+    res.set_chunked_content_provider(
+        "application/json", [this, state, resource, matches, table, bookmarks](size_t, httplib::DataSink& sink) {
+          const auto send = [&](const std::string& type, const Json& object) {
+            Json body = object;
+            if (table && type != "BOOKMARK" && type != "ERROR") {
+              body = TableOf(*resource, {object}, object["metadata"].value("resourceVersion", ""), state->first);
+              state->first = false;
+            }
+            const std::string line = Json{{"type", type}, {"object", body}}.dump() + "\n";
+            state->last_sent = Clock::now();
+            return sink.write(line.data(), line.size());
+          };
+          for (const Json& o : state->initial) {
+            if (!send("ADDED", o)) return false;
+          }
+          state->initial.clear();
+          if (stopping || Clock::now() >= state->deadline) {
+            sink.done();
+            return true;
+          }
+          std::vector<Event> events;
+          const auto slice = std::min(state->deadline, Clock::now() + std::chrono::seconds(1));
+          if (!store->WaitEvents(resource->plural, state->since, slice, events)) {
+            send("ERROR", StatusJson(410, "Expired", "too old resource version: " + std::to_string(state->since)));
+            sink.done();
+            return true;
+          }
+          for (const Event& e : events) {
+            state->since = std::max(state->since, e.rv);
+            if (matches(e.object) && !send(e.type, e.object)) return false;
+          }
+          if (bookmarks && Clock::now() - state->last_sent > std::chrono::seconds(10)) {
+            const Json mark = {{"kind", resource->kind},
+                               {"apiVersion", resource->api_version()},
+                               {"metadata", {{"resourceVersion", std::to_string(state->since)}}}};
+            if (!send("BOOKMARK", mark)) return false;
+          }
+          return true;
+        });
+  }
+
+  void Replace(const Route& route, Json object, httplib::Response& res) {
+    const Resource& r = *route.resource;
+    Result<Json> current = store->Get(r.plural, route.ns, route.name);
+    if (!current) return Fail(res, r, route.name, current.error());
+    if (!object.is_object()) return ReplyStatus(res, 400, "BadRequest", "the body is not a JSON object");
+    // What the caller may not change.
+    Json& meta = object["metadata"];
+    for (const char* key : {"uid", "creationTimestamp", "namespace", "name", "generateName"}) {
+      if ((*current)["metadata"].contains(key)) meta[key] = (*current)["metadata"][key];
+    }
+    object["apiVersion"] = r.api_version();
+    object["kind"] = r.kind;
+    if (route.subresource == "status") {
+      // Only the status moves; everything else stays.
+      Json updated = *current;
+      updated["status"] = object.value("status", Json::object());
+      updated["metadata"]["resourceVersion"] = meta.value("resourceVersion", "");
+      object = updated;
+    } else if (r.has_status) {
+      object["status"] = current->value("status", Json::object());
+      if (r.plural == "pods") object["spec"]["nodeName"] = (*current)["spec"].value("nodeName", "");
+      if (object.value("spec", Json()) != current->value("spec", Json())) {
+        meta["generation"] = (*current)["metadata"].value("generation", 1) + 1;
+      }
+    }
+    if (auto invalid = Invalid(r, object)) return Reply(res, 422, *invalid);
+    Result<Json> updated = store->Update(r.plural, route.ns, route.name, object);
+    if (!updated) return Fail(res, r, route.name, updated.error());
+    Reply(res, 200, *updated);
+  }
+
+  void Update(const Route& route, const httplib::Request& req, httplib::Response& res) {
+    if (!route.resource->user_writable && route.subresource != "status") {
+      return ReplyStatus(res, 405, "MethodNotAllowed", route.resource->plural + " are read-only in the lab");
+    }
+    try {
+      Replace(route, Json::parse(req.body), res);
+    } catch (const Json::exception& e) {
+      ReplyStatus(res, 400, "BadRequest", std::string("cannot decode the request body: ") + e.what());
+    }
+  }
+
+  void Patch(const Route& route, const httplib::Request& req, httplib::Response& res) {
+    const Resource& r = *route.resource;
+    Result<Json> current = store->Get(r.plural, route.ns, route.name);
+    Json patch;
+    try {
+      patch = Json::parse(req.body);
+    } catch (const Json::exception& e) {
+      return ReplyStatus(res, 400, "BadRequest", std::string("cannot decode the patch: ") + e.what());
+    }
+    const std::string type = req.get_header_value("Content-Type");
+    if (type.find("apply-patch") != std::string::npos && !current) {
+      // Server-side apply creates what is missing.
+      httplib::Request create = req;
+      create.body = patch.dump();
+      return Create(route, create, res);
+    }
+    if (!current) return Fail(res, r, route.name, current.error());
+    Json merged;
+    if (type.find("strategic-merge-patch") != std::string::npos) {
+      merged = internal::StrategicMerge(*current, patch);
+    } else if (type.find("merge-patch") != std::string::npos || type.find("apply-patch") != std::string::npos) {
+      // Server-side apply, approximated: the applied fields win (no field
+      // ownership is tracked in the lab).
+      merged = internal::MergePatch(*current, patch);
+    } else {
+      return ReplyStatus(res, 415, "UnsupportedMediaType", "the lab accepts merge and strategic merge patches, not " + type);
+    }
+    // A patch applies to the current version unless it names another.
+    if (!patch.contains("metadata") || !patch["metadata"].contains("resourceVersion")) {
+      merged["metadata"]["resourceVersion"] = (*current)["metadata"]["resourceVersion"];
+    }
+    Replace(route, merged, res);
+  }
+
+  void Delete(const Route& route, httplib::Response& res) {
+    const Resource& r = *route.resource;
+    if (!r.user_writable) return ReplyStatus(res, 405, "MethodNotAllowed", r.plural + " are read-only in the lab");
+    Result<Json> deleted = store->Delete(r.plural, route.ns, route.name);
+    if (!deleted) return Fail(res, r, route.name, deleted.error());
+    // What a garbage collector would do: a namespace takes its objects along,
+    // an owner its dependents.
+    const std::string uid = (*deleted)["metadata"].value("uid", "");
+    for (const Resource& other : Resources()) {
+      if (!other.namespaced) continue;
+      for (const Json& o : store->List(other.plural, r.plural == "namespaces" ? route.name : route.ns).first) {
+        bool owned = r.plural == "namespaces";
+        for (const Json& owner : o["metadata"].value("ownerReferences", Json::array())) {
+          owned = owned || owner.value("uid", "") == uid;
+        }
+        if (owned) (void)store->Delete(other.plural, o["metadata"].value("namespace", ""), o["metadata"]["name"]);
+      }
+    }
+    Reply(res, 200, *deleted);
+  }
+
+  void Objects() {
+    const auto dispatch = [this](const httplib::Request& req, httplib::Response& res) {
+      const std::optional<Route> route = ParseRoute(req.path);
+      if (!route) return ReplyStatus(res, 404, "NotFound", "the server could not find the requested resource");
+      const bool item = !route->name.empty();
+      if (route->resource->namespaced && route->ns.empty() && item) {
+        return ReplyStatus(res, 404, "NotFound", "the server could not find the requested resource");
+      }
+      if (!route->subresource.empty() && route->subresource != "status") {
+        return ReplyStatus(res, 404, "NotFound", "the server could not find the requested resource");
+      }
+      if (req.method == "GET") {
+        if (item) return Get(*route, req, res);
+        if (req.get_param_value("watch") == "true" || req.get_param_value("watch") == "1") return Watch(*route, req, res);
+        return List(*route, req, res);
+      }
+      if (req.method == "POST" && !item) {
+        if (route->resource->namespaced && route->ns.empty()) {
+          return ReplyStatus(res, 405, "MethodNotAllowed", "create needs a namespace");
+        }
+        return Create(*route, req, res);
+      }
+      if (req.method == "PUT" && item) return Update(*route, req, res);
+      if (req.method == "PATCH" && item) return Patch(*route, req, res);
+      if (req.method == "DELETE" && item) return Delete(*route, res);
+      ReplyStatus(res, 405, "MethodNotAllowed", req.method + " is not allowed on " + req.path);
+    };
+    for (const char* prefix : {R"(/api/v1/.*)", R"(/apis/[a-z0-9.-]+/v1/.*)"}) {
+      http.Get(prefix, dispatch);
+      http.Post(prefix, dispatch);
+      http.Put(prefix, dispatch);
+      http.Patch(prefix, dispatch);
+      http.Delete(prefix, dispatch);
+    }
+  }
+
+  Status Seed() {
+    for (const std::string ns : {"default", "kube-system", "kube-public", "kube-node-lease"}) {
+      if (store->Get("namespaces", "", ns).ok()) continue;
+      Json object = {{"metadata", {{"name", ns}}}};
+      if (auto bad = Prepare(*FindResource("", "v1", "namespaces"), "", object)) return Internal(bad->dump());
+      NETPOL_RETURN_IF_ERROR(store->Create("namespaces", "", ns, object), "seeding namespaces");
+    }
+    for (const std::string& node : options.nodes) {
+      if (store->Get("nodes", "", node).ok()) continue;
+      Json object = {{"apiVersion", "v1"},
+                     {"kind", "Node"},
+                     {"metadata", {{"name", node}, {"uid", Uid()}, {"creationTimestamp", Rfc3339Now()},
+                                   {"labels", {{"kubernetes.io/hostname", node}}}}},
+                     {"status", {{"conditions", {{{"type", "Ready"}, {"status", "True"}}}}}}};
+      NETPOL_RETURN_IF_ERROR(store->Create("nodes", "", node, object), "seeding nodes");
+    }
+    return Ok();
+  }
+};
+
+ApiServer::ApiServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+ApiServer::~ApiServer() { Stop(); }
+
+Result<std::unique_ptr<ApiServer>> ApiServer::Start(const ApiServerOptions& options) {
+  auto impl = std::make_unique<Impl>();
+  impl->options = options;
+  NETPOL_ASSIGN_OR_RETURN(impl->store, Store::Open(options.database), "starting the lab API server");
+  NETPOL_RETURN_IF_ERROR(impl->Seed(), "starting the lab API server");
+  // Watches hold a thread each for their lifetime.
+  impl->http.new_task_queue = [] { return new httplib::ThreadPool(64); };
+  impl->Discovery();
+  impl->Objects();
+  if (options.port == 0) {
+    impl->port = impl->http.bind_to_any_port(options.address);
+  } else {
+    impl->port = impl->http.bind_to_port(options.address, options.port) ? options.port : -1;
+  }
+  if (impl->port <= 0) return Unavailable("cannot listen on " + options.address + ":" + std::to_string(options.port));
+  Impl* raw = impl.get();
+  impl->thread = std::thread([raw] { raw->http.listen_after_bind(); });
+  return std::unique_ptr<ApiServer>(new ApiServer(std::move(impl)));
+}
+
+int ApiServer::port() const { return impl_->port; }
+
+std::string ApiServer::url() const { return "http://" + impl_->options.address + ":" + std::to_string(impl_->port); }
+
+void ApiServer::Stop() {
+  if (!impl_ || impl_->stopping.exchange(true)) return;
+  impl_->store->WakeAll();
+  impl_->http.stop();
+  if (impl_->thread.joinable()) impl_->thread.join();
+}
+
+}  // namespace netpol::lab

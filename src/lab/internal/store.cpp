@@ -1,0 +1,208 @@
+#include "lab/internal/store.h"
+
+#include <sqlite3.h>
+
+namespace netpol::lab::internal {
+namespace {
+
+constexpr size_t kLogSize = 4096;
+
+// A prepared statement finalized on every path out.
+class Statement {
+ public:
+  Statement(sqlite3* db, const char* sql) { sqlite3_prepare_v2(db, sql, -1, &stmt_, nullptr); }
+  ~Statement() { sqlite3_finalize(stmt_); }
+  Statement(const Statement&) = delete;
+  Statement& operator=(const Statement&) = delete;
+  sqlite3_stmt* get() const { return stmt_; }
+  void Bind(int i, const std::string& s) { sqlite3_bind_text(stmt_, i, s.c_str(), -1, SQLITE_TRANSIENT); }
+  void Bind(int i, int64_t v) { sqlite3_bind_int64(stmt_, i, v); }
+  std::string Text(int i) const {
+    const auto* p = sqlite3_column_text(stmt_, i);
+    return p != nullptr ? reinterpret_cast<const char*>(p) : "";
+  }
+
+ private:
+  sqlite3_stmt* stmt_ = nullptr;
+};
+
+std::string Key(const std::string& resource, const std::string& ns, const std::string& name) {
+  return resource + "/" + (ns.empty() ? "" : ns + "/") + name;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Store>> Store::Open(const std::string& path) {
+  sqlite3* db = nullptr;
+  if (sqlite3_open(path.c_str(), &db) != SQLITE_OK) {
+    const std::string message = db != nullptr ? sqlite3_errmsg(db) : "out of memory";
+    sqlite3_close(db);
+    return FailedPrecondition("cannot open the lab database " + path + ": " + message);
+  }
+  std::unique_ptr<Store> store(new Store(db));
+  NETPOL_RETURN_IF_ERROR(store->Exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
+                                     "CREATE TABLE IF NOT EXISTS objects (resource TEXT NOT NULL, ns TEXT NOT NULL,"
+                                     " name TEXT NOT NULL, rv INTEGER NOT NULL, body TEXT NOT NULL,"
+                                     " PRIMARY KEY (resource, ns, name));"
+                                     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER);"),
+                         "initialising the lab database");
+  Statement rv(db, "SELECT value FROM meta WHERE key = 'rv'");
+  if (sqlite3_step(rv.get()) == SQLITE_ROW) store->rv_ = static_cast<uint64_t>(sqlite3_column_int64(rv.get(), 0));
+  store->log_floor_ = store->rv_;
+  return store;
+}
+
+Store::~Store() { sqlite3_close(db_); }
+
+Status Store::Exec(const std::string& sql) {
+  char* error = nullptr;
+  if (sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &error) != SQLITE_OK) {
+    const std::string message = error != nullptr ? error : "unknown error";
+    sqlite3_free(error);
+    return Internal("sqlite: " + message);
+  }
+  return Ok();
+}
+
+Status Store::Put(const std::string& resource, const std::string& ns, const std::string& name, const Json& object) {
+  Statement put(db_, "INSERT OR REPLACE INTO objects (resource, ns, name, rv, body) VALUES (?, ?, ?, ?, ?)");
+  put.Bind(1, resource);
+  put.Bind(2, ns);
+  put.Bind(3, name);
+  put.Bind(4, static_cast<int64_t>(rv_));
+  put.Bind(5, object.dump());
+  if (sqlite3_step(put.get()) != SQLITE_DONE) return Internal(std::string("sqlite: ") + sqlite3_errmsg(db_));
+  Statement meta(db_, "INSERT OR REPLACE INTO meta (key, value) VALUES ('rv', ?)");
+  meta.Bind(1, static_cast<int64_t>(rv_));
+  if (sqlite3_step(meta.get()) != SQLITE_DONE) return Internal(std::string("sqlite: ") + sqlite3_errmsg(db_));
+  return Ok();
+}
+
+Status Store::Remove(const std::string& resource, const std::string& ns, const std::string& name) {
+  Statement del(db_, "DELETE FROM objects WHERE resource = ? AND ns = ? AND name = ?");
+  del.Bind(1, resource);
+  del.Bind(2, ns);
+  del.Bind(3, name);
+  if (sqlite3_step(del.get()) != SQLITE_DONE) return Internal(std::string("sqlite: ") + sqlite3_errmsg(db_));
+  Statement meta(db_, "INSERT OR REPLACE INTO meta (key, value) VALUES ('rv', ?)");
+  meta.Bind(1, static_cast<int64_t>(rv_));
+  if (sqlite3_step(meta.get()) != SQLITE_DONE) return Internal(std::string("sqlite: ") + sqlite3_errmsg(db_));
+  return Ok();
+}
+
+void Store::Record(Event event) {
+  log_.push_back(std::move(event));
+  if (log_.size() > kLogSize) {
+    log_floor_ = log_.front().rv;
+    log_.pop_front();
+  }
+  changed_.notify_all();
+}
+
+Result<Json> Store::Get(const std::string& resource, const std::string& ns, const std::string& name) {
+  std::lock_guard lock(mu_);
+  Statement get(db_, "SELECT body FROM objects WHERE resource = ? AND ns = ? AND name = ?");
+  get.Bind(1, resource);
+  get.Bind(2, ns);
+  get.Bind(3, name);
+  if (sqlite3_step(get.get()) != SQLITE_ROW) return NotFound(Key(resource, ns, name));
+  return Json::parse(get.Text(0));
+}
+
+Result<Json> Store::Create(const std::string& resource, const std::string& ns, const std::string& name,
+                           Json object) {
+  std::lock_guard lock(mu_);
+  Statement exists(db_, "SELECT 1 FROM objects WHERE resource = ? AND ns = ? AND name = ?");
+  exists.Bind(1, resource);
+  exists.Bind(2, ns);
+  exists.Bind(3, name);
+  if (sqlite3_step(exists.get()) == SQLITE_ROW) {
+    return Error(ErrorCode::kAlreadyExists, Key(resource, ns, name));
+  }
+  ++rv_;
+  object["metadata"]["resourceVersion"] = std::to_string(rv_);
+  NETPOL_RETURN_IF_ERROR(Put(resource, ns, name, object), "storing");
+  Record({"ADDED", resource, ns, rv_, object});
+  return object;
+}
+
+Result<Json> Store::Update(const std::string& resource, const std::string& ns, const std::string& name,
+                           Json object) {
+  std::lock_guard lock(mu_);
+  Statement get(db_, "SELECT rv FROM objects WHERE resource = ? AND ns = ? AND name = ?");
+  get.Bind(1, resource);
+  get.Bind(2, ns);
+  get.Bind(3, name);
+  if (sqlite3_step(get.get()) != SQLITE_ROW) return NotFound(Key(resource, ns, name));
+  const std::string current = std::to_string(sqlite3_column_int64(get.get(), 0));
+  // Optimistic concurrency, as the API server does: an update naming a
+  // resourceVersion must name the current one.
+  const std::string wanted = object["metadata"].value("resourceVersion", "");
+  if (!wanted.empty() && wanted != current) {
+    return FailedPrecondition("the object has been modified; please apply your changes to the latest version and "
+                              "try again");
+  }
+  ++rv_;
+  object["metadata"]["resourceVersion"] = std::to_string(rv_);
+  NETPOL_RETURN_IF_ERROR(Put(resource, ns, name, object), "storing");
+  Record({"MODIFIED", resource, ns, rv_, object});
+  return object;
+}
+
+Result<Json> Store::Delete(const std::string& resource, const std::string& ns, const std::string& name) {
+  std::lock_guard lock(mu_);
+  Statement get(db_, "SELECT body FROM objects WHERE resource = ? AND ns = ? AND name = ?");
+  get.Bind(1, resource);
+  get.Bind(2, ns);
+  get.Bind(3, name);
+  if (sqlite3_step(get.get()) != SQLITE_ROW) return NotFound(Key(resource, ns, name));
+  Json object = Json::parse(get.Text(0));
+  ++rv_;
+  object["metadata"]["resourceVersion"] = std::to_string(rv_);
+  NETPOL_RETURN_IF_ERROR(Remove(resource, ns, name), "deleting");
+  Record({"DELETED", resource, ns, rv_, object});
+  return object;
+}
+
+std::pair<std::vector<Json>, uint64_t> Store::List(const std::string& resource, const std::string& ns) {
+  std::lock_guard lock(mu_);
+  std::vector<Json> out;
+  Statement list(db_, ns.empty() ? "SELECT body FROM objects WHERE resource = ? ORDER BY ns, name"
+                                 : "SELECT body FROM objects WHERE resource = ? AND ns = ? ORDER BY name");
+  list.Bind(1, resource);
+  if (!ns.empty()) list.Bind(2, ns);
+  while (sqlite3_step(list.get()) == SQLITE_ROW) out.push_back(Json::parse(list.Text(0)));
+  return {std::move(out), rv_};
+}
+
+uint64_t Store::CurrentRv() {
+  std::lock_guard lock(mu_);
+  return rv_;
+}
+
+bool Store::WaitEvents(const std::string& resource, uint64_t since, std::chrono::steady_clock::time_point deadline,
+                       std::vector<Event>& out) {
+  std::unique_lock lock(mu_);
+  if (since < log_floor_) return false;
+  const auto collect = [&] {
+    for (const Event& e : log_) {
+      if (e.rv > since && e.resource == resource) out.push_back(e);
+    }
+    return !out.empty() || closing_;
+  };
+  while (!collect()) {
+    if (changed_.wait_until(lock, deadline) == std::cv_status::timeout) {
+      collect();
+      break;
+    }
+  }
+  return true;
+}
+
+void Store::WakeAll() {
+  std::lock_guard lock(mu_);
+  closing_ = true;
+  changed_.notify_all();
+}
+
+}  // namespace netpol::lab::internal
