@@ -21,7 +21,7 @@ prefix="npd$$"
 node="$prefix-node"
 netload="$build/bench/netload"
 tool="$build/bench/dataplane_benchmark"
-netpol="$build/src/cli/netpol"
+netpol="$build/bin/netpol"
 server_pid=""
 
 cleanup() {

@@ -15,6 +15,7 @@
 #include "cli/matrix_output.h"
 #include "dataplane/nft/nft_backend.h"
 #include "dataplane/routes.h"
+#include "lab/lab.h"
 #include "policy/compiled.h"
 #include "policy/engine.h"
 #include "policy/explain.h"
@@ -401,6 +402,30 @@ int Run(int argc, const char* const* argv, std::istream& in, std::ostream& out, 
                   "Pods whose IP has a host route to an interface of the namespace are local; only\n"
                   "they are programmed. Running it again applies only the difference, atomically.");
 
+  lab::LabOptions lab_options;
+  CLI::App* lab_cmd = app.add_subcommand("lab", "A Kubernetes-compatible cluster on this machine (root)");
+  lab_cmd->require_subcommand(1);
+  const auto lab_flags = [&](CLI::App* cmd) {
+    cmd->add_option("--dir", lab_options.dir, "Lab directory (state, logs, kubeconfig)")->capture_default_str();
+    cmd->add_option("--name", lab_options.name, "Prefix of the lab's network namespaces")->capture_default_str();
+  };
+  CLI::App* lab_up = lab_cmd->add_subcommand("up", "Start the control plane and the nodes");
+  lab_up->add_option("--nodes", lab_options.nodes, "Number of nodes")->check(CLI::Range(1, 50))->capture_default_str();
+  lab_up->add_option("--port", lab_options.port, "API server port on 127.0.0.1 (default: any free one)");
+  CLI::App* lab_down = lab_cmd->add_subcommand("down", "Remove everything the lab created");
+  lab_down->add_flag("--keep-state", lab_options.keep_state, "Keep the objects for the next `lab up`");
+  CLI::App* lab_kubeconfig = lab_cmd->add_subcommand("kubeconfig", "Print the path of the lab's kubeconfig");
+  CLI::App* lab_run = lab_cmd->add_subcommand("run", "Run the control plane in the foreground (what `up` starts)");
+  lab_run->add_option("--nodes", lab_options.nodes, "Number of nodes")->check(CLI::Range(1, 50));
+  lab_run->add_option("--port", lab_options.port, "API server port");
+  for (CLI::App* cmd : {lab_up, lab_down, lab_kubeconfig, lab_run}) lab_flags(cmd);
+  lab_cmd->footer("Examples:\n  " + prog + " lab up --nodes 2\n  export KUBECONFIG=$(" + prog +
+                  " lab kubeconfig)\n  kubectl create -f examples/wordpress-lab/\n  kubectl get pods -o wide\n  " +
+                  prog + " lab down\n\n"
+                  "Each node is a network namespace with its own netpold and kubelet; pods are network\n"
+                  "namespaces wired by netpol-cni running host programs. The root namespace's routes\n"
+                  "and firewall are never touched.");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -420,6 +445,23 @@ int Run(int argc, const char* const* argv, std::istream& in, std::ostream& out, 
   if (explain->parsed()) return Explain(flags, ctx);
   if (lint->parsed()) return LintCommand(flags, ctx);
   if (enforce->parsed()) return Enforce(flags, enforce_flags, ctx);
+  if (lab_cmd->parsed()) {
+    // The lab starts netpol's other programs from this program's directory.
+    std::error_code ec;
+    lab_options.bin_dir = std::filesystem::read_symlink("/proc/self/exe", ec).parent_path().string();
+    if (lab_kubeconfig->parsed()) {
+      out << lab::KubeconfigPath(lab_options) << "\n";
+      return kExitOk;
+    }
+    Status done = lab_up->parsed()     ? lab::LabUp(lab_options, out)
+                  : lab_down->parsed() ? lab::LabDown(lab_options, out)
+                                       : lab::LabRun(lab_options);
+    if (!done.ok()) {
+      err << "error: " << done.error().message() << "\n";
+      return kExitError;
+    }
+    return kExitOk;
+  }
   return kExitError;
 }
 

@@ -184,7 +184,8 @@ Status ListWatch::List() {
   std::vector<Json> items;
   std::string next;
   do {
-    std::string query = path_ + "?limit=500";
+    const char join = path_.find('?') == std::string::npos ? '?' : '&';
+    std::string query = path_ + join + "limit=500";
     if (!next.empty()) query += "&continue=" + next;
     NETPOL_ASSIGN_OR_RETURN(Json page, client_.Get(query), "listing " + path_);
     for (Json& item : page["items"]) items.push_back(std::move(item));
@@ -199,7 +200,8 @@ Status ListWatch::List() {
 Status ListWatch::Watch(const std::atomic<bool>& stop) {
   ++watches_;
   bool gone = false;
-  const std::string query = path_ + "?watch=true&allowWatchBookmarks=true&timeoutSeconds=300&resourceVersion=" +
+  const char join = path_.find('?') == std::string::npos ? '?' : '&';
+  const std::string query = path_ + join + "watch=true&allowWatchBookmarks=true&timeoutSeconds=300&resourceVersion=" +
                             resource_version_;
   const Status s = client_.Stream(
       query,

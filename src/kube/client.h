@@ -36,6 +36,13 @@ struct ClientConfig {
   std::chrono::milliseconds request_timeout{30000};
 };
 
+// A plain-HTTP configuration for an API server on loopback (the lab's).
+inline ClientConfig Api(std::string server) {
+  ClientConfig config;
+  config.server = std::move(server);
+  return config;
+}
+
 class Client {
  public:
   [[nodiscard]] static Result<std::unique_ptr<Client>> Create(const ClientConfig& config);

@@ -1,0 +1,525 @@
+#include "lab/lab.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <csignal>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include "kube/client.h"
+#include "lab/apiserver.h"
+#include "lab/kubelet.h"
+
+namespace netpol::lab {
+namespace {
+
+namespace fs = std::filesystem;
+using kube::Json;
+using Clock = std::chrono::steady_clock;
+
+// Runs a program (no shell) and waits; its exit code.
+int Exec(const std::vector<std::string>& argv, bool quiet = true) {
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    if (quiet) {
+      const int devnull = ::open("/dev/null", O_WRONLY);
+      ::dup2(devnull, 1);
+      ::dup2(devnull, 2);
+    }
+    std::vector<std::string> a = argv;
+    std::vector<char*> args;
+    for (std::string& s : a) args.push_back(s.data());
+    args.push_back(nullptr);
+    ::execvp(args[0], args.data());
+    ::_exit(127);
+  }
+  if (pid < 0) return -1;
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+Status Ip(const std::vector<std::string>& args) {
+  std::vector<std::string> argv = {"ip"};
+  argv.insert(argv.end(), args.begin(), args.end());
+  if (Exec(argv) != 0) {
+    std::string text;
+    for (const std::string& a : argv) text += a + " ";
+    return FailedPrecondition("failed: " + text);
+  }
+  return Ok();
+}
+
+Status Sysctl(const std::string& netns, const std::string& key, const std::string& value) {
+  if (Exec({"ip", "netns", "exec", netns, "sysctl", "-qw", key + "=" + value}) != 0) {
+    return FailedPrecondition("cannot set " + key + " in " + netns);
+  }
+  return Ok();
+}
+
+std::string NodeName(int i) { return "node-" + std::to_string(i); }
+
+struct Paths {
+  explicit Paths(const LabOptions& o) : dir(o.dir) {}
+  std::string dir;
+  std::string journal() const { return dir + "/journal"; }
+  std::string pid() const { return dir + "/control-plane.pid"; }
+  std::string ready() const { return dir + "/ready"; }
+  std::string log() const { return dir + "/control-plane.log"; }
+  std::string database() const { return dir + "/state.db"; }
+  std::string kubeconfig() const { return dir + "/kubeconfig"; }
+  std::string logs() const { return dir + "/logs"; }
+  std::string node(int i) const { return dir + "/nodes/" + NodeName(i); }
+};
+
+// What the lab created, appended before it is created, so that a crash
+// leaves a complete list for `down`.
+class Journal {
+ public:
+  explicit Journal(std::string path) : path_(std::move(path)) {}
+  void Add(const std::string& kind, const std::string& what) {
+    std::lock_guard lock(mu_);
+    std::ofstream out(path_, std::ios::app);
+    out << kind << " " << what << "\n";
+  }
+  std::vector<std::pair<std::string, std::string>> Read() const {
+    std::vector<std::pair<std::string, std::string>> out;
+    std::ifstream in(path_);
+    std::string kind;
+    std::string what;
+    while (in >> kind >> what) out.emplace_back(kind, what);
+    return out;
+  }
+
+ private:
+  std::string path_;
+  std::mutex mu_;
+};
+
+bool Alive(pid_t pid) { return pid > 0 && ::kill(pid, 0) == 0; }
+
+pid_t ReadPid(const std::string& path) {
+  std::ifstream in(path);
+  pid_t pid = 0;
+  in >> pid;
+  return pid;
+}
+
+// The network the lab's nodes live in: a fabric namespace routing between the
+// nodes' pod CIDRs; each node a namespace with a default route to the fabric
+// (which also gives proxy ARP its route to the pods' gateway 169.254.1.1).
+Status SetUpNetwork(const LabOptions& o, Journal& journal) {
+  const std::string fabric = o.name + "-fabric";
+  journal.Add("netns", fabric);
+  NETPOL_RETURN_IF_ERROR(Ip({"netns", "add", fabric}), "lab network");
+  NETPOL_RETURN_IF_ERROR(Ip({"-n", fabric, "link", "set", "lo", "up"}), "lab network");
+  NETPOL_RETURN_IF_ERROR(Sysctl(fabric, "net.ipv4.ip_forward", "1"), "lab network");
+  NETPOL_RETURN_IF_ERROR(Sysctl(fabric, "net.ipv6.conf.all.forwarding", "1"), "lab network");
+  for (int i = 1; i <= o.nodes; ++i) {
+    const std::string node = o.name + "-" + NodeName(i);
+    const std::string n = std::to_string(i);
+    const std::string port = "n" + n;
+    journal.Add("netns", node);
+    NETPOL_RETURN_IF_ERROR(Ip({"netns", "add", node}), "lab network");
+    NETPOL_RETURN_IF_ERROR(Ip({"-n", node, "link", "set", "lo", "up"}), "lab network");
+    NETPOL_RETURN_IF_ERROR(Sysctl(node, "net.ipv4.ip_forward", "1"), "lab network");
+    NETPOL_RETURN_IF_ERROR(Sysctl(node, "net.ipv6.conf.all.forwarding", "1"), "lab network");
+    NETPOL_RETURN_IF_ERROR(Ip({"-n", fabric, "link", "add", port, "type", "veth", "peer", "name", "fabric", "netns", node}),
+                           "lab network");
+    // Node side: 198.19.254.<i> and fe80::2; fabric side: 198.19.254.254 and fe80::1.
+    NETPOL_RETURN_IF_ERROR(Ip({"-n", node, "addr", "add", "198.19.254." + n + "/32", "dev", "fabric"}), "lab network");
+    NETPOL_RETURN_IF_ERROR(Ip({"-n", node, "addr", "add", "fe80::2/64", "dev", "fabric", "nodad"}), "lab network");
+    NETPOL_RETURN_IF_ERROR(Ip({"-n", fabric, "addr", "add", "198.19.254.254/32", "dev", port}), "lab network");
+    NETPOL_RETURN_IF_ERROR(Ip({"-n", fabric, "addr", "add", "fe80::1/64", "dev", port, "nodad"}), "lab network");
+    NETPOL_RETURN_IF_ERROR(Ip({"-n", node, "link", "set", "fabric", "up"}), "lab network");
+    NETPOL_RETURN_IF_ERROR(Ip({"-n", fabric, "link", "set", port, "up"}), "lab network");
+    NETPOL_RETURN_IF_ERROR(Ip({"-n", node, "route", "add", "198.19.254.254/32", "dev", "fabric", "scope", "link"}),
+                           "lab network");
+    NETPOL_RETURN_IF_ERROR(Ip({"-n", node, "route", "add", "default", "via", "198.19.254.254", "dev", "fabric"}),
+                           "lab network");
+    NETPOL_RETURN_IF_ERROR(Ip({"-n", node, "-6", "route", "add", "default", "via", "fe80::1", "dev", "fabric"}),
+                           "lab network");
+    NETPOL_RETURN_IF_ERROR(Ip({"-n", fabric, "route", "add", "198.19.254." + n + "/32", "dev", port, "scope", "link"}),
+                           "lab network");
+    NETPOL_RETURN_IF_ERROR(Ip({"-n", fabric, "route", "add", "198.18." + n + ".0/24", "via", "198.19.254." + n, "dev", port}),
+                           "lab network");
+    NETPOL_RETURN_IF_ERROR(Ip({"-n", fabric, "-6", "route", "add", "2001:2:0:" + n + "::/64", "via", "fe80::2", "dev", port}),
+                           "lab network");
+  }
+  return Ok();
+}
+
+Status WriteFile(const std::string& path, const std::string& content) {
+  std::error_code ec;
+  fs::create_directories(fs::path(path).parent_path(), ec);
+  std::ofstream out(path, std::ios::trunc);
+  out << content;
+  if (!out) return PermissionDenied("cannot write " + path);
+  return Ok();
+}
+
+// --- controllers ---------------------------------------------------------------------
+
+std::string TemplateHash(const Json& tmpl) {
+  static constexpr char kAlphabet[] = "bcdfghjklmnpqrstvwxz2456789";
+  uint64_t h = 1469598103934665603ULL;
+  for (const char c : tmpl.dump()) {
+    h ^= static_cast<unsigned char>(c);
+    h *= 1099511628211ULL;
+  }
+  std::string out;
+  for (int i = 0; i < 10; ++i) {
+    out += kAlphabet[h % (sizeof(kAlphabet) - 1)];
+    h /= (sizeof(kAlphabet) - 1);
+  }
+  return out;
+}
+
+bool PodReady(const Json& pod) {
+  for (const Json& c : pod["status"].value("conditions", Json::array())) {
+    if (c.value("type", "") == "Ready") return c.value("status", "") == "True";
+  }
+  return false;
+}
+
+// Deployments: replicas pods with the template's labels, named
+// <deployment>-<template hash>-<suffix>; a changed template replaces them.
+void ReconcileDeployments(kube::Client& api) {
+  Result<Json> deployments = api.Get("/apis/apps/v1/deployments");
+  Result<Json> pods = api.Get("/api/v1/pods");
+  if (!deployments || !pods) return;
+  for (const Json& d : (*deployments)["items"]) {
+    const std::string ns = d["metadata"].value("namespace", "");
+    const std::string name = d["metadata"].value("name", "");
+    const std::string uid = d["metadata"].value("uid", "");
+    const Json tmpl = d["spec"].value("template", Json::object());
+    const std::string hash = TemplateHash(tmpl);
+    const int replicas = d["spec"].value("replicas", 1);
+    std::vector<Json> current;
+    std::vector<Json> stale;
+    for (const Json& p : (*pods)["items"]) {
+      bool owned = false;
+      for (const Json& o : p["metadata"].value("ownerReferences", Json::array())) owned = owned || o.value("uid", "") == uid;
+      if (!owned) continue;
+      (p["metadata"]["labels"].value("pod-template-hash", "") == hash ? current : stale).push_back(p);
+    }
+    for (const Json& p : stale) {
+      (void)api.Request("DELETE", "/api/v1/namespaces/" + ns + "/pods/" + p["metadata"].value("name", ""));
+    }
+    for (int i = static_cast<int>(current.size()); i < replicas; ++i) {
+      Json pod = {{"apiVersion", "v1"}, {"kind", "Pod"}};
+      pod["metadata"] = tmpl.value("metadata", Json::object());
+      pod["metadata"]["generateName"] = name + "-" + hash + "-";
+      pod["metadata"]["namespace"] = ns;
+      pod["metadata"]["labels"]["pod-template-hash"] = hash;
+      pod["metadata"]["ownerReferences"] = {{{"apiVersion", "apps/v1"}, {"kind", "Deployment"}, {"name", name},
+                                            {"uid", uid}, {"controller", true}}};
+      pod["spec"] = tmpl.value("spec", Json::object());
+      (void)api.Request("POST", "/api/v1/namespaces/" + ns + "/pods", pod.dump());
+    }
+    for (size_t i = static_cast<size_t>(std::max(replicas, 0)); i < current.size(); ++i) {
+      (void)api.Request("DELETE", "/api/v1/namespaces/" + ns + "/pods/" + current[i]["metadata"].value("name", ""));
+    }
+    int ready = 0;
+    for (const Json& p : current) ready += PodReady(p) ? 1 : 0;
+    const Json status = {{"replicas", std::min<int>(static_cast<int>(current.size()), replicas)},
+                         {"updatedReplicas", std::min<int>(static_cast<int>(current.size()), replicas)},
+                         {"readyReplicas", ready},
+                         {"availableReplicas", ready},
+                         {"observedGeneration", d["metadata"].value("generation", 1)}};
+    if (d.value("status", Json::object()) != status) {
+      (void)api.Request("PUT", "/apis/apps/v1/namespaces/" + ns + "/deployments/" + name + "/status",
+                        Json{{"metadata", {{"name", name}, {"namespace", ns}}}, {"status", status}}.dump());
+    }
+  }
+}
+
+// Services as names: every pod's /etc/hosts (/etc/netns/<pod netns>/hosts,
+// which `ip netns exec` mounts) maps each service of its namespace, and of the
+// others by <svc>.<ns>, to the ready pods it selects. No virtual IPs.
+void ReconcileServices(kube::Client& api, const LabOptions& o, std::map<std::string, std::string>& written,
+                       Journal& journal) {
+  Result<Json> services = api.Get("/api/v1/services");
+  Result<Json> pods = api.Get("/api/v1/pods");
+  if (!services || !pods) return;
+  std::string names;
+  for (const Json& s : (*services)["items"]) {
+    const std::string ns = s["metadata"].value("namespace", "");
+    const std::string name = s["metadata"].value("name", "");
+    const Json selector = s["spec"].value("selector", Json::object());
+    if (selector.empty()) continue;
+    for (const Json& p : (*pods)["items"]) {
+      if (p["metadata"].value("namespace", "") != ns || !PodReady(p)) continue;
+      bool match = true;
+      for (auto it = selector.begin(); it != selector.end(); ++it) {
+        match = match && p["metadata"]["labels"].value(it.key(), "") == it.value().get<std::string>();
+      }
+      const std::string ip = p["status"].value("podIP", "");
+      if (!match || ip.empty()) continue;
+      names += ip + " " + name + "." + ns + " " + name + "." + ns + ".svc " + name + "." + ns + ".svc.cluster.local";
+      names += " @" + ns + ":" + name + "\n";
+    }
+  }
+  for (const Json& p : (*pods)["items"]) {
+    const std::string ns = p["metadata"].value("namespace", "");
+    const std::string netns = o.name + "-" + ns + "." + p["metadata"].value("name", "");
+    // Short names resolve within the pod's own namespace.
+    std::string hosts = "127.0.0.1 localhost\n::1 localhost ip6-localhost\n";
+    std::istringstream lines(names);
+    std::string line;
+    while (std::getline(lines, line)) {
+      const size_t at = line.rfind(" @");
+      const std::string scope = line.substr(at + 2);
+      std::string entry = line.substr(0, at);
+      if (scope.substr(0, scope.find(':')) == ns) entry += " " + scope.substr(scope.find(':') + 1);
+      hosts += entry + "\n";
+    }
+    const std::string path = "/etc/netns/" + netns + "/hosts";
+    if (written[path] == hosts) continue;
+    if (!fs::exists("/etc/netns/" + netns)) {
+      journal.Add("etc-netns", netns);
+      std::error_code ec;
+      fs::create_directories("/etc/netns/" + netns, ec);
+    }
+    // In place: a running container's bind mount follows the file's inode.
+    std::ofstream out(path, std::ios::in | std::ios::out | std::ios::trunc);
+    if (!out) out.open(path, std::ios::out | std::ios::trunc);
+    out << hosts;
+    written[path] = hosts;
+  }
+}
+
+std::atomic<bool> g_stop{false};
+
+}  // namespace
+
+std::string KubeconfigPath(const LabOptions& options) { return Paths(options).kubeconfig(); }
+
+Status LabRun(const LabOptions& o) {
+  const Paths paths(o);
+  std::error_code ec;
+  fs::create_directories(paths.logs(), ec);
+  Journal journal(paths.journal());
+  {
+    std::ofstream pid(paths.pid());
+    pid << ::getpid() << "\n";
+  }
+  std::signal(SIGTERM, [](int) { g_stop = true; });
+  std::signal(SIGINT, [](int) { g_stop = true; });
+  std::signal(SIGPIPE, SIG_IGN);
+  NETPOL_RETURN_IF_ERROR(SetUpNetwork(o, journal), "starting the lab");
+  std::vector<std::string> nodes;
+  for (int i = 1; i <= o.nodes; ++i) nodes.push_back(NodeName(i));
+  NETPOL_ASSIGN_OR_RETURN(std::unique_ptr<ApiServer> api,
+                          ApiServer::Start({.port = o.port, .database = paths.database(), .nodes = nodes}),
+                          "starting the lab");
+  NETPOL_RETURN_IF_ERROR(
+      WriteFile(paths.kubeconfig(),
+                "apiVersion: v1\nkind: Config\nclusters:\n- name: netpol-lab\n  cluster:\n    server: " + api->url() +
+                    "\nusers:\n- name: netpol-lab\n  user: {}\ncontexts:\n- name: netpol-lab\n  context:\n"
+                    "    cluster: netpol-lab\n    user: netpol-lab\n    namespace: default\n"
+                    "current-context: netpol-lab\n"),
+      "starting the lab");
+  // One agent per node: the real netpold, programming its node's namespace.
+  std::vector<pid_t> agents;
+  for (int i = 1; i <= o.nodes; ++i) {
+    const std::string n = std::to_string(i);
+    const std::string node_dir = paths.node(i);
+    fs::create_directories(node_dir + "/cni", ec);
+    const Json conflist = {
+        {"cniVersion", "1.0.0"},
+        {"name", "netpol"},
+        {"plugins",
+         {{{"type", "netpol-cni"},
+           {"stateDir", node_dir + "/cni"},
+           {"agentSocket", node_dir + "/agent.sock"},
+           {"agentTimeoutMs", 10000},
+           {"ipam", {{"ranges", {"198.18." + n + ".0/24", "2001:2:0:" + n + "::/64"}}}}}}}};
+    NETPOL_RETURN_IF_ERROR(WriteFile(node_dir + "/10-netpol.conflist", conflist.dump(2)), "starting the lab");
+    const pid_t pid = ::fork();
+    if (pid == 0) {
+      ::setsid();
+      const int log = ::open((paths.logs() + "/netpold-" + NodeName(i) + ".log").c_str(),
+                             O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+      ::dup2(log, 1);
+      ::dup2(log, 2);
+      const std::string binary = o.bin_dir + "/netpold";
+      const std::vector<std::string> argv = {binary, "--server", api->url(), "--node-name", NodeName(i),
+                                             "--netns", o.name + "-" + NodeName(i), "--state-dir", node_dir + "/cni",
+                                             "--socket", node_dir + "/agent.sock", "--log-level", "info"};
+      std::vector<char*> args;
+      for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+      args.push_back(nullptr);
+      ::execv(binary.c_str(), args.data());
+      ::_exit(127);
+    }
+    journal.Add("agent", std::to_string(pid));
+    agents.push_back(pid);
+  }
+  std::vector<std::unique_ptr<Kubelet>> kubelets;
+  std::vector<std::thread> threads;
+  for (int i = 1; i <= o.nodes; ++i) {
+    kubelets.push_back(std::make_unique<Kubelet>(KubeletOptions{
+        .node = NodeName(i),
+        .node_netns = o.name + "-" + NodeName(i),
+        .api = api->url(),
+        .conflist = paths.node(i) + "/10-netpol.conflist",
+        .cni_path = o.bin_dir,
+        .probe_binary = o.bin_dir + "/netpol-probe",
+        .log_dir = paths.logs(),
+        .netns_prefix = o.name + "-",
+        .journal = [&journal](const std::string& kind, const std::string& what) { journal.Add(kind, what); },
+    }));
+    threads.emplace_back([&, k = kubelets.back().get()] { k->Run(g_stop); });
+  }
+  threads.emplace_back([&] {
+    Result<std::unique_ptr<kube::Client>> client = kube::Client::Create(kube::Api(api->url()));
+    if (!client) return;
+    std::map<std::string, std::string> written;
+    while (!g_stop.load()) {
+      ReconcileDeployments(**client);
+      ReconcileServices(**client, o, written, journal);
+      std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    }
+  });
+  {
+    std::ofstream ready(paths.ready());
+    ready << api->url() << "\n";
+  }
+  while (!g_stop.load()) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  // Pods first (kubelets run CNI DEL while the agents still answer), then agents.
+  for (std::thread& t : threads) t.join();
+  for (const pid_t pid : agents) {
+    ::kill(pid, SIGTERM);
+    ::waitpid(pid, nullptr, 0);
+  }
+  api->Stop();
+  fs::remove(paths.ready(), ec);
+  return Ok();
+}
+
+Status LabUp(const LabOptions& o, std::ostream& progress) {
+  const Paths paths(o);
+  if (Alive(ReadPid(paths.pid())) && fs::exists(paths.ready())) {
+    return Error(ErrorCode::kAlreadyExists, "a lab is already running in " + o.dir + " (netpol lab down first)");
+  }
+  if (::geteuid() != 0) return PermissionDenied("netpol lab needs root (network namespaces, nftables)");
+  std::error_code ec;
+  fs::create_directories(o.dir, ec);
+  if (ec) return PermissionDenied("cannot create " + o.dir + ": " + ec.message());
+  if (fs::exists(paths.journal())) {
+    progress << "cleaning up what a previous lab left behind\n";
+    LabOptions previous = o;
+    previous.keep_state = true;
+    NETPOL_RETURN_IF_ERROR(LabDown(previous, progress), "lab up");
+  }
+  fs::remove(paths.ready(), ec);
+  progress << "starting the control plane and " << o.nodes << " node" << (o.nodes == 1 ? "" : "s") << "\n";
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    ::setsid();
+    const int log = ::open(paths.log().c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    ::dup2(log, 1);
+    ::dup2(log, 2);
+    const std::string binary = o.bin_dir + "/netpol";
+    const std::vector<std::string> argv = {binary, "lab", "run", "--dir", o.dir, "--name", o.name,
+                                           "--nodes", std::to_string(o.nodes), "--port", std::to_string(o.port)};
+    std::vector<char*> args;
+    for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    ::execv(binary.c_str(), args.data());
+    ::_exit(127);
+  }
+  const auto deadline = Clock::now() + std::chrono::seconds(60);
+  while (!fs::exists(paths.ready())) {
+    int status = 0;
+    if (::waitpid(pid, &status, WNOHANG) == pid || Clock::now() > deadline) {
+      std::ifstream log(paths.log());
+      std::stringstream text;
+      text << log.rdbuf();
+      return FailedPrecondition("the lab did not start; its log (" + paths.log() + "):\n" + text.str());
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  progress << "lab ready: " << o.nodes << " node(s), API server " << [&] {
+    std::ifstream in(paths.ready());
+    std::string url;
+    in >> url;
+    return url;
+  }() << "\n";
+  progress << "use it with: export KUBECONFIG=" << paths.kubeconfig() << "\n";
+  return Ok();
+}
+
+Status LabDown(const LabOptions& o, std::ostream& progress) {
+  const Paths paths(o);
+  const pid_t pid = ReadPid(paths.pid());
+  if (Alive(pid)) {
+    progress << "stopping the control plane (pid " << pid << ")\n";
+    ::kill(pid, SIGTERM);
+    for (int i = 0; i < 300 && Alive(pid); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    if (Alive(pid)) ::kill(pid, SIGKILL);
+  }
+  // Whatever is left (a crash, a kill -9): from the journal.
+  Journal journal(paths.journal());
+  std::set<std::string> netns;
+  for (const auto& [kind, what] : journal.Read()) {
+    if (kind == "netns") netns.insert(what);
+  }
+  // Processes still inside the lab's namespaces, and its agents.
+  std::set<ino_t> inodes;
+  for (const std::string& ns : netns) {
+    struct stat st{};
+    if (::stat(("/run/netns/" + ns).c_str(), &st) == 0) inodes.insert(st.st_ino);
+  }
+  for (const auto& entry : fs::directory_iterator("/proc")) {
+    const std::string name = entry.path().filename().string();
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    struct stat st{};
+    if (::stat((entry.path().string() + "/ns/net").c_str(), &st) == 0 && inodes.contains(st.st_ino)) {
+      ::kill(static_cast<pid_t>(std::stoi(name)), SIGKILL);
+    }
+  }
+  for (const auto& [kind, what] : journal.Read()) {
+    if (kind != "agent") continue;
+    const pid_t agent = static_cast<pid_t>(std::stoi(what));
+    std::ifstream cmdline("/proc/" + what + "/cmdline");
+    std::string text((std::istreambuf_iterator<char>(cmdline)), std::istreambuf_iterator<char>());
+    // Only our agent: the pid may have been reused since.
+    if (Alive(agent) && text.find("netpold") != std::string::npos && text.find(o.dir) != std::string::npos) {
+      ::kill(agent, SIGKILL);
+    }
+  }
+  std::error_code ec;
+  for (const auto& [kind, what] : journal.Read()) {
+    if (kind == "etc-netns" && what.rfind(o.name + "-", 0) == 0) fs::remove_all("/etc/netns/" + what, ec);
+  }
+  for (const std::string& ns : netns) {
+    if (fs::exists("/run/netns/" + ns)) Exec({"ip", "netns", "del", ns});
+  }
+  if (!netns.empty()) progress << "removed " << netns.size() << " network namespaces\n";
+  for (const std::string& file : {paths.journal(), paths.pid(), paths.ready(), paths.kubeconfig()}) fs::remove(file, ec);
+  fs::remove_all(o.dir + "/nodes", ec);
+  if (!o.keep_state) {
+    for (const std::string& file : {paths.database(), paths.database() + "-wal", paths.database() + "-shm", paths.log()}) {
+      fs::remove(file, ec);
+    }
+    fs::remove_all(paths.logs(), ec);
+    fs::remove(o.dir, ec);  // only when empty: the directory may hold the user's files
+  }
+  progress << "lab down" << (o.keep_state ? " (state kept: netpol lab up brings the objects back)" : "") << "\n";
+  return Ok();
+}
+
+}  // namespace netpol::lab
