@@ -222,6 +222,73 @@ int MatrixCommand(const InputFlags& flags, const std::vector<std::string>& port_
   return kExitOk;
 }
 
+// `netpol lab probe`: the measured matrix beside the expected one, every
+// difference marked; exit 1 when they differ.
+int LabProbeCommand(const lab::LabOptions& options, const std::vector<std::string>& port_flags,
+                    const std::string& output, Context& ctx) {
+  std::vector<policy::PortProto> ports;
+  for (const std::string& text : port_flags) {
+    const Result<policy::PortText> spec = policy::ParsePortText(text);
+    if (!spec || !spec->number) {
+      ctx.err << "error: --port wants PORT/PROTO with a number: " << text << "\n";
+      return kExitError;
+    }
+    if (spec->protocol == api::Protocol::kSCTP) {
+      ctx.err << "error: the lab cannot probe SCTP (this kernel has no SCTP sockets)\n";
+      return kExitError;
+    }
+    ports.push_back({spec->protocol, *spec->number});
+  }
+  Result<lab::LabProbe> probe = lab::ProbeLab(options, ports);
+  if (!probe) {
+    ctx.err << "error: " << probe.error().message() << "\n";
+    return kExitError;
+  }
+  const policy::Matrix& expected = probe->expected;
+  const policy::Matrix& measured = probe->measured;
+  std::vector<size_t> all;
+  for (size_t i = 0; i < measured.pods().size(); ++i) all.push_back(i);
+  size_t checks = 0;
+  size_t differences = 0;
+  for (size_t p = 0; p < measured.ports().size(); ++p) {
+    for (size_t i : all) {
+      for (size_t j : all) {
+        if (i == j || probe->engine.pod(measured.pods()[i]).ips.empty() || probe->engine.pod(measured.pods()[j]).ips.empty()) continue;
+        ++checks;
+        if (expected.Allowed(p, i, j) != measured.Allowed(p, i, j)) ++differences;
+      }
+    }
+  }
+  if (output == "json") {
+    RenderMatrix(probe->engine, measured, MatrixFormat::kJson, all, ctx.out);
+    return differences == 0 ? kExitOk : kExitNegative;
+  }
+  const auto name = [&](size_t i) { return probe->engine.pod(measured.pods()[i]).FullName(); };
+  size_t width = 10;
+  for (size_t i : all) width = std::max(width, name(i).size() + 2);
+  for (size_t p = 0; p < measured.ports().size(); ++p) {
+    ctx.out << measured.ports()[p].ToString() << "  (ok: allowed, -: denied; ALLOW! / DENY!: measured differs from expected)\n";
+    ctx.out << std::string(width, ' ');
+    for (size_t j : all) ctx.out << name(j) << "  ";
+    ctx.out << "\n";
+    for (size_t i : all) {
+      std::string row = name(i);
+      row.resize(width, ' ');
+      for (size_t j : all) {
+        std::string cell = i == j ? "." : (expected.Allowed(p, i, j) == measured.Allowed(p, i, j)
+                                               ? (measured.Allowed(p, i, j) ? "ok" : "-")
+                                               : (measured.Allowed(p, i, j) ? "ALLOW!" : "DENY!"));
+        cell.resize(name(j).size() + 2, ' ');
+        row += cell;
+      }
+      ctx.out << row << "\n";
+    }
+    ctx.out << "\n";
+  }
+  ctx.out << checks << " connections probed, " << differences << " differ from the engine's expectation\n";
+  return differences == 0 ? kExitOk : kExitNegative;
+}
+
 int Explain(const InputFlags& flags, Context& ctx) {
   const auto loaded = Load(flags, ctx);
   if (!loaded) return kExitError;
@@ -418,7 +485,13 @@ int Run(int argc, const char* const* argv, std::istream& in, std::ostream& out, 
   CLI::App* lab_run = lab_cmd->add_subcommand("run", "Run the control plane in the foreground (what `up` starts)");
   lab_run->add_option("--nodes", lab_options.nodes, "Number of nodes")->check(CLI::Range(1, 50));
   lab_run->add_option("--port", lab_options.port, "API server port");
-  for (CLI::App* cmd : {lab_up, lab_down, lab_kubeconfig, lab_run}) lab_flags(cmd);
+  CLI::App* lab_probe = lab_cmd->add_subcommand("probe", "Measure who reaches whom on real packets, beside the engine");
+  std::vector<std::string> probe_ports;
+  std::string probe_output = "table";
+  lab_probe->add_option("--port", probe_ports, "Port to probe, as PORT/PROTO (default: every declared port)");
+  lab_probe->add_option("-o,--output", probe_output, "table or json (the schema of `netpol matrix -o json`)")
+      ->check(CLI::IsMember({"table", "json"}));
+  for (CLI::App* cmd : {lab_up, lab_down, lab_kubeconfig, lab_run, lab_probe}) lab_flags(cmd);
   lab_cmd->footer("Examples:\n  " + prog + " lab up --nodes 2\n  export KUBECONFIG=$(" + prog +
                   " lab kubeconfig)\n  kubectl create -f examples/wordpress-lab/\n  kubectl get pods -o wide\n  " +
                   prog + " lab down\n\n"
@@ -453,6 +526,7 @@ int Run(int argc, const char* const* argv, std::istream& in, std::ostream& out, 
       out << lab::KubeconfigPath(lab_options) << "\n";
       return kExitOk;
     }
+    if (lab_probe->parsed()) return LabProbeCommand(lab_options, probe_ports, probe_output, ctx);
     Status done = lab_up->parsed()     ? lab::LabUp(lab_options, out)
                   : lab_down->parsed() ? lab::LabDown(lab_options, out)
                                        : lab::LabRun(lab_options);

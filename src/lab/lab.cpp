@@ -17,7 +17,10 @@
 #include <sstream>
 #include <thread>
 
+#include "api/load.h"
+#include "base/netns.h"
 #include "kube/client.h"
+#include "lab/probe.h"
 #include "lab/apiserver.h"
 #include "lab/kubelet.h"
 
@@ -520,6 +523,70 @@ Status LabDown(const LabOptions& o, std::ostream& progress) {
   }
   progress << "lab down" << (o.keep_state ? " (state kept: netpol lab up brings the objects back)" : "") << "\n";
   return Ok();
+}
+
+Result<LabProbe> ProbeLab(const LabOptions& o, const std::vector<policy::PortProto>& wanted_ports) {
+  const Paths paths(o);
+  std::string url;
+  {
+    std::ifstream in(paths.ready());
+    in >> url;
+  }
+  if (url.empty()) return FailedPrecondition("no lab is running in " + o.dir + " (netpol lab up)");
+  NETPOL_ASSIGN_OR_RETURN(std::unique_ptr<kube::Client> api, kube::Client::Create(kube::Api(url)), "lab probe");
+  policy::Engine engine;
+  std::map<std::string, std::string> netns_of;  // ns/name -> pod namespace
+  const struct {
+    const char* path;
+    const char* kind;
+    const char* api_version;
+  } sources[] = {{"/api/v1/namespaces", "Namespace", "v1"},
+                 {"/api/v1/pods", "Pod", "v1"},
+                 {"/apis/networking.k8s.io/v1/networkpolicies", "NetworkPolicy", "networking.k8s.io/v1"}};
+  for (const auto& source : sources) {
+    NETPOL_ASSIGN_OR_RETURN(Json list, api->Get(source.path), "lab probe");
+    for (Json& item : list["items"]) {
+      item["kind"] = source.kind;
+      item["apiVersion"] = source.api_version;
+      const api::LoadResult loaded = api::LoadText(item.dump(), "lab", {});
+      if (!loaded.ok() || loaded.objects.empty()) continue;
+      engine.Apply(loaded.objects.front());
+      if (std::string(source.kind) == "Pod") {
+        const std::string ns = item["metadata"].value("namespace", "");
+        const std::string name = item["metadata"].value("name", "");
+        netns_of[ns + "/" + name] = o.name + "-" + ns + "." + name;
+      }
+    }
+  }
+  const std::vector<policy::PortProto> ports = wanted_ports.empty() ? policy::DeclaredPorts(engine) : wanted_ports;
+  policy::Matrix expected = policy::ComputeMatrix(engine, ports);
+  policy::Matrix measured(expected.pods(), ports);
+  const auto& pods = expected.pods();
+  // One thread per source pod, each in the pod's namespace; every probe bounded.
+  std::vector<std::thread> threads;
+  std::mutex mu;
+  for (size_t from = 0; from < pods.size(); ++from) {
+    threads.emplace_back([&, from] {
+      const policy::Pod& source = engine.pod(pods[from]);
+      if (source.ips.empty()) return;
+      Result<NetnsGuard> in_pod = NetnsGuard::Enter(netns_of[source.FullName()]);
+      if (!in_pod) return;
+      for (size_t port = 0; port < ports.size(); ++port) {
+        for (size_t to = 0; to < pods.size(); ++to) {
+          const policy::Pod& target = engine.pod(pods[to]);
+          if (to == from || target.ips.empty()) continue;
+          const Result<bool> reached = Probe(target.ips.front(), ports[port].protocol, ports[port].port,
+                                             std::chrono::milliseconds(400), source.ips.front(), true);
+          if (reached.ok() && *reached) {
+            std::lock_guard lock(mu);
+            measured.Set(port, from, to);
+          }
+        }
+      }
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  return LabProbe{std::move(engine), std::move(expected), std::move(measured)};
 }
 
 }  // namespace netpol::lab

@@ -18,8 +18,11 @@
 
 #include <ostream>
 #include <string>
+#include <vector>
 
 #include "base/result.h"
+#include "policy/engine.h"
+#include "policy/matrix.h"
 
 namespace netpol::lab {
 
@@ -37,5 +40,15 @@ Status LabDown(const LabOptions& options, std::ostream& progress);
 // The control plane process itself (what `up` starts in the background).
 Status LabRun(const LabOptions& options);
 std::string KubeconfigPath(const LabOptions& options);
+
+// The real connectivity matrix of a running lab, measured by connecting from
+// every pod's namespace to every other pod on each port, beside what the
+// engine expects from the same cluster state (read from the lab's API).
+struct LabProbe {
+  policy::Engine engine;
+  policy::Matrix expected;
+  policy::Matrix measured;
+};
+Result<LabProbe> ProbeLab(const LabOptions& options, const std::vector<policy::PortProto>& ports);
 
 }  // namespace netpol::lab
