@@ -1,0 +1,180 @@
+// The lab API server through netpol's own client (no root, no kubectl):
+// CRUD with the API's status codes, selectors, pagination, validation errors
+// with field paths, patches as kubectl sends them, cascading deletes, and
+// watches that deliver every change once, in order.
+#include "lab/apiserver.h"
+
+#include <gtest/gtest.h>
+
+#include <thread>
+
+#include "kube/client.h"
+#include "lab/internal/patch.h"
+
+namespace netpol::lab {
+namespace {
+
+using kube::Json;
+
+class ApiServerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto server = ApiServer::Start({.nodes = {"node-1", "node-2"}});
+    ASSERT_TRUE(server.ok()) << server.error().message();
+    server_ = std::move(*server);
+    auto client = kube::Client::Create(kube::Api(server_->url()));
+    ASSERT_TRUE(client.ok());
+    api_ = std::move(*client);
+  }
+  Result<Json> Create(const std::string& path, const Json& object) {
+    return api_->Request("POST", path, object.dump());
+  }
+  static Json PodJson(const std::string& name, const std::string& app) {
+    return {{"apiVersion", "v1"},
+            {"kind", "Pod"},
+            {"metadata", {{"name", name}, {"labels", {{"app", app}}}}},
+            {"spec", {{"containers", {{{"name", "c"}, {"ports", {{{"containerPort", 80}}}}}}}}}};
+  }
+  std::unique_ptr<ApiServer> server_;
+  std::unique_ptr<kube::Client> api_;
+};
+
+TEST_F(ApiServerTest, CreateGetListDeleteWithTheApisCodes) {
+  ASSERT_TRUE(Create("/api/v1/namespaces/default/pods", PodJson("web", "web")).ok());
+  ASSERT_TRUE(Create("/api/v1/namespaces/default/pods", PodJson("db", "db")).ok());
+  const auto again = Create("/api/v1/namespaces/default/pods", PodJson("web", "web"));
+  ASSERT_FALSE(again.ok());
+  EXPECT_EQ(again.error().code(), ErrorCode::kAlreadyExists);
+  const auto nowhere = Create("/api/v1/namespaces/nope/pods", PodJson("x", "x"));
+  ASSERT_FALSE(nowhere.ok());
+  EXPECT_EQ(nowhere.error().code(), ErrorCode::kNotFound);
+  const auto web = api_->Get("/api/v1/namespaces/default/pods/web");
+  ASSERT_TRUE(web.ok());
+  EXPECT_FALSE((*web)["metadata"].value("uid", "").empty());
+  EXPECT_EQ((*web)["status"]["phase"], "Pending");
+  // Scheduled on the least-loaded node: one pod each.
+  const auto db = api_->Get("/api/v1/namespaces/default/pods/db");
+  EXPECT_NE((*web)["spec"]["nodeName"], (*db)["spec"]["nodeName"]);
+  const auto selected = api_->Get("/api/v1/pods?labelSelector=app%20in%20(db,cache)");
+  ASSERT_EQ((*selected)["items"].size(), 1u);
+  EXPECT_EQ((*selected)["items"][0]["metadata"]["name"], "db");
+  const auto on_node = api_->Get("/api/v1/pods?fieldSelector=spec.nodeName%3D" +
+                                 (*web)["spec"]["nodeName"].get<std::string>());
+  ASSERT_EQ((*on_node)["items"].size(), 1u);
+  const auto page = api_->Get("/api/v1/namespaces/default/pods?limit=1");
+  ASSERT_EQ((*page)["items"].size(), 1u);
+  const std::string next = (*page)["metadata"]["continue"];
+  const auto rest = api_->Get("/api/v1/namespaces/default/pods?limit=1&continue=" + next);
+  ASSERT_EQ((*rest)["items"].size(), 1u);
+  EXPECT_NE((*rest)["items"][0]["metadata"]["name"], (*page)["items"][0]["metadata"]["name"]);
+  ASSERT_TRUE(api_->Request("DELETE", "/api/v1/namespaces/default/pods/web").ok());
+  const auto gone = api_->Get("/api/v1/namespaces/default/pods/web");
+  ASSERT_FALSE(gone.ok());
+  EXPECT_EQ(gone.error().code(), ErrorCode::kNotFound);
+  // Nodes are the lab's, not the user's.
+  EXPECT_FALSE(api_->Request("DELETE", "/api/v1/nodes/node-1").ok());
+}
+
+TEST_F(ApiServerTest, InvalidObjectsAreRejectedWithFieldPaths) {
+  const Json policy = {{"apiVersion", "networking.k8s.io/v1"},
+                       {"kind", "NetworkPolicy"},
+                       {"metadata", {{"name", "bad"}}},
+                       {"spec", {{"podSelector", Json::object()}, {"ingress", {{{"ports", {{{"port", 70000}}}}}}}}}};
+  const auto created = Create("/apis/networking.k8s.io/v1/namespaces/default/networkpolicies", policy);
+  ASSERT_FALSE(created.ok());
+  EXPECT_EQ(created.error().code(), ErrorCode::kInvalidArgument);
+  EXPECT_NE(created.error().message().find("NetworkPolicy.networking.k8s.io \"bad\" is invalid: "
+                                           "spec.ingress[0].ports[0].port"),
+            std::string::npos)
+      << created.error().message();
+  const auto list = api_->Get("/apis/networking.k8s.io/v1/networkpolicies");
+  EXPECT_TRUE((*list)["items"].empty()) << "nothing stored";
+}
+
+TEST_F(ApiServerTest, PatchesMergeAsKubectlExpects) {
+  Json deploy = {{"apiVersion", "apps/v1"},
+                 {"kind", "Deployment"},
+                 {"metadata", {{"name", "web"}}},
+                 {"spec",
+                  {{"replicas", 1},
+                   {"selector", {{"matchLabels", {{"app", "web"}}}}},
+                   {"template",
+                    {{"metadata", {{"labels", {{"app", "web"}}}}},
+                     {"spec", {{"containers", {{{"name", "a"}, {"image", "one"}}, {{"name", "b"}, {"image", "two"}}}}}}}}}}};
+  ASSERT_TRUE(Create("/apis/apps/v1/namespaces/default/deployments", deploy).ok());
+  // What `kubectl apply` sends when one container's image changes and another goes.
+  const Json patch = {{"spec",
+                       {{"replicas", 2},
+                        {"template",
+                         {{"spec",
+                           {{"$setElementOrder/containers", {{{"name", "a"}}}},
+                            {"containers", {{{"name", "a"}, {"image", "three"}}, {{"$patch", "delete"}, {"name", "b"}}}}}}}}}}};
+  const auto patched = api_->Request("PATCH", "/apis/apps/v1/namespaces/default/deployments/web", patch.dump(),
+                                     "application/strategic-merge-patch+json");
+  ASSERT_TRUE(patched.ok()) << patched.error().message();
+  const Json& containers = (*patched)["spec"]["template"]["spec"]["containers"];
+  ASSERT_EQ(containers.size(), 1u);
+  EXPECT_EQ(containers[0]["image"], "three");
+  EXPECT_EQ((*patched)["spec"]["replicas"], 2);
+  EXPECT_EQ((*patched)["metadata"]["generation"], 2);
+}
+
+TEST(PatchTest, MergePatchFollowsRfc7386) {
+  const Json target = {{"a", "b"}, {"c", {{"d", "e"}, {"f", "g"}}}, {"list", {1, 2}}};
+  const Json patch = {{"a", "z"}, {"c", {{"f", nullptr}}}, {"list", {3}}};
+  EXPECT_EQ(internal::MergePatch(target, patch), (Json{{"a", "z"}, {"c", {{"d", "e"}}}, {"list", {3}}}));
+}
+
+TEST_F(ApiServerTest, DeletingANamespaceTakesItsObjects) {
+  ASSERT_TRUE(Create("/api/v1/namespaces", {{"metadata", {{"name", "shop"}}}}).ok());
+  const auto ns = api_->Get("/api/v1/namespaces/shop");
+  EXPECT_EQ((*ns)["metadata"]["labels"]["kubernetes.io/metadata.name"], "shop");
+  ASSERT_TRUE(Create("/api/v1/namespaces/shop/pods", PodJson("p", "p")).ok());
+  ASSERT_TRUE(api_->Request("DELETE", "/api/v1/namespaces/shop").ok());
+  EXPECT_TRUE((*api_->Get("/api/v1/pods"))["items"].empty());
+}
+
+// Records what a ListWatch delivers.
+class Recorder final : public kube::ListWatchHandler {
+ public:
+  void OnList(const std::vector<Json>& items) override {
+    std::lock_guard lock(mu);
+    log.push_back("LIST " + std::to_string(items.size()));
+  }
+  void OnEvent(const std::string& type, const Json& object) override {
+    std::lock_guard lock(mu);
+    log.push_back(type + " " + object["metadata"].value("name", ""));
+  }
+  std::vector<std::string> Snapshot() {
+    std::lock_guard lock(mu);
+    return log;
+  }
+  std::mutex mu;
+  std::vector<std::string> log;
+};
+
+TEST_F(ApiServerTest, WatchDeliversEveryChangeOnceInOrder) {
+  ASSERT_TRUE(Create("/api/v1/namespaces/default/pods", PodJson("before", "x")).ok());
+  Recorder recorder;
+  kube::ListWatch watch(*api_, "/api/v1/namespaces/default/pods", recorder);
+  std::atomic<bool> stop{false};
+  std::thread t([&] { watch.Run(stop); });
+  const auto wait_for = [&](size_t n) {
+    for (int i = 0; i < 200 && recorder.Snapshot().size() < n; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  };
+  wait_for(1);
+  ASSERT_TRUE(Create("/api/v1/namespaces/default/pods", PodJson("a", "x")).ok());
+  ASSERT_TRUE(api_->Request("PATCH", "/api/v1/namespaces/default/pods/a", R"({"metadata":{"labels":{"app":"y"}}})",
+                            "application/merge-patch+json")
+                  .ok());
+  ASSERT_TRUE(api_->Request("DELETE", "/api/v1/namespaces/default/pods/a").ok());
+  ASSERT_TRUE(Create("/api/v1/namespaces/kube-system/pods", PodJson("elsewhere", "x")).ok());
+  wait_for(4);
+  stop = true;
+  t.join();
+  EXPECT_EQ(recorder.Snapshot(), (std::vector<std::string>{"LIST 1", "ADDED a", "MODIFIED a", "DELETED a"}));
+  EXPECT_EQ(watch.lists(), 1);
+}
+
+}  // namespace
+}  // namespace netpol::lab
