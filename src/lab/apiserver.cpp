@@ -311,11 +311,11 @@ Json TableOf(const Resource& r, const std::vector<Json>& objects, const std::str
                       {"apiVersion", "meta.k8s.io/v1"},
                       {"metadata", o.value("metadata", Json::object())}}}});
   }
-  return {{"kind", "Table"},
-          {"apiVersion", "meta.k8s.io/v1"},
-          {"metadata", {{"resourceVersion", rv}}},
-          {"columnDefinitions", columns},
-          {"rows", rows}};
+  Json table = {{"kind", "Table"}, {"apiVersion", "meta.k8s.io/v1"}, {"metadata", {{"resourceVersion", rv}}}, {"rows", rows}};
+  // Watch events after the first leave the columns out: kubectl keeps the last
+  // ones (an empty list would mean no columns).
+  if (with_columns) table["columnDefinitions"] = columns;
+  return table;
 }
 
 bool WantsTable(const httplib::Request& req) {
@@ -628,8 +628,12 @@ struct ApiServer::Impl {
     state->deadline = Clock::now() + std::chrono::seconds(timeout);
     state->last_sent = Clock::now();
     const Resource* resource = &r;
+    // Not plain "application/json": the HTTP library gzips that when the
+    // client accepts it (kubectl does), and a compressor holds back the events
+    // of a stream. Clients read the media type and ignore the parameter.
     res.set_chunked_content_provider(
-        "application/json", [this, state, resource, matches, table, bookmarks](size_t, httplib::DataSink& sink) {
+        "application/json;stream=watch",
+        [this, state, resource, matches, table, bookmarks](size_t, httplib::DataSink& sink) {
           const auto send = [&](const std::string& type, const Json& object) {
             Json body = object;
             if (table && type != "BOOKMARK" && type != "ERROR") {

@@ -81,11 +81,23 @@ void ProbeServer::Serve(std::chrono::milliseconds duration, const std::atomic<bo
   const auto deadline = std::chrono::steady_clock::now() + duration;
   std::vector<pollfd> fds;
   for (const auto& [fd, proto] : sockets_) fds.push_back({fd, POLLIN, 0});
+  const size_t listeners = fds.size();
+  // Accepted TCP connections echo every line until the peer closes (so a
+  // connection can be held open across policy changes); at most kMaxOpen.
+  constexpr size_t kMaxOpen = 256;
   while (RemainingMs(deadline) > 0 && (stop == nullptr || !stop->load())) {
     if (::poll(fds.data(), fds.size(), static_cast<int>(std::min<int64_t>(RemainingMs(deadline), 100))) <= 0) {
       continue;
     }
-    for (size_t i = 0; i < fds.size(); ++i) {
+    for (size_t i = fds.size(); i-- > listeners;) {
+      if ((fds[i].revents & (POLLIN | POLLHUP | POLLERR)) == 0) continue;
+      char buffer[512];
+      const ssize_t n = ::recv(fds[i].fd, buffer, sizeof(buffer), 0);
+      if (n > 0 && ::send(fds[i].fd, buffer, static_cast<size_t>(n), MSG_NOSIGNAL) == n) continue;
+      ::close(fds[i].fd);
+      fds.erase(fds.begin() + static_cast<std::ptrdiff_t>(i));
+    }
+    for (size_t i = 0; i < listeners; ++i) {
       if ((fds[i].revents & POLLIN) == 0) continue;
       char buffer[512];
       if (sockets_[i].second == api::Protocol::kUDP) {
@@ -129,15 +141,14 @@ void ProbeServer::Serve(std::chrono::milliseconds duration, const std::atomic<bo
       }
       const int conn = ::accept4(fds[i].fd, nullptr, nullptr, SOCK_CLOEXEC);
       if (conn < 0) continue;
-      // Echo one short message (bounded wait), then close.
-      const auto line_deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(500);
-      if (WaitFor(conn, POLLIN, line_deadline)) {
-        const ssize_t n = ::recv(conn, buffer, sizeof(buffer), 0);
-        if (n > 0) (void)::send(conn, buffer, static_cast<size_t>(n), MSG_NOSIGNAL);
+      if (fds.size() - listeners >= kMaxOpen) {
+        ::close(conn);
+        continue;
       }
-      ::close(conn);
+      fds.push_back({conn, POLLIN, 0});
     }
   }
+  for (size_t i = listeners; i < fds.size(); ++i) ::close(fds[i].fd);
 }
 
 Result<bool> Probe(const IpAddress& ip, api::Protocol protocol, uint16_t port, std::chrono::milliseconds timeout,

@@ -9,7 +9,8 @@
 //   bool ok = Probe(*IpAddress::Parse("198.18.0.10"), api::Protocol::kTCP, 80,
 //                   std::chrono::milliseconds(300));
 //
-// TCP: a completed handshake, then one line echoed. UDP: a datagram echoed back.
+// TCP: a completed handshake, then every line echoed until the peer closes.
+// UDP: a datagram echoed back.
 // A dropped connection shows as a timeout, which bounds every probe.
 #pragma once
 
