@@ -41,7 +41,7 @@ bench-dataplane: build
 	@scripts/bench-dataplane.sh build/release
 
 demo: build
-	@examples/wordpress/demo.sh build/release/bin/netpol build/release/bin/netpol-probe
+	@examples/wordpress/demo.sh build/release/bin/netpol
 
 format:
 	@find src tests bench -name '*.h' -o -name '*.cpp' | xargs clang-format -i

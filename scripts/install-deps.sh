@@ -19,6 +19,8 @@ packages=(
   containernetworking-plugins
   # the lab: its API server (HTTP), state (SQLite); the agent's API client
   libcpp-httplib-dev libsqlite3-dev libcurl4-openssl-dev
+  # the guide's real workloads in the lab (make demo and its end-to-end test)
+  mariadb-server wordpress wordpress-theme-twentytwentythree php-cli php-mysql curl
 )
 
 missing=()

@@ -152,7 +152,7 @@ void ProbeServer::Serve(std::chrono::milliseconds duration, const std::atomic<bo
 }
 
 Result<bool> Probe(const IpAddress& ip, api::Protocol protocol, uint16_t port, std::chrono::milliseconds timeout,
-                   const std::optional<IpAddress>& source, bool refusal_counts) {
+                   const std::optional<IpAddress>& source, bool reachability) {
   if (protocol == api::Protocol::kSCTP) return FailedPrecondition("SCTP sockets are not available on this kernel");
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   sockaddr_storage addr{};
@@ -176,19 +176,21 @@ Result<bool> Probe(const IpAddress& ip, api::Protocol protocol, uint16_t port, s
       int err = 0;
       socklen_t err_len = sizeof(err);
       const bool answered = WaitFor(fd, POLLOUT, deadline) && ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &err_len) == 0;
-      if (answered && err == 0) {
+      if (answered && err == 0 && reachability) {
+        ok = true;  // the handshake went through; what listens need not speak our protocol
+      } else if (answered && err == 0) {
         ok = ::send(fd, message, sizeof(message) - 1, MSG_NOSIGNAL) > 0 && WaitFor(fd, POLLIN, deadline);
         char buffer[64];
         ok = ok && ::recv(fd, buffer, sizeof(buffer), 0) > 0;
       }
       // A reset is the peer's own answer: the packet got through.
-      if (answered && err == ECONNREFUSED && refusal_counts) ok = true;
+      if (answered && err == ECONNREFUSED && reachability) ok = true;
     } else {
       char buffer[64];
       ok = ::send(fd, message, sizeof(message) - 1, 0) > 0 && WaitFor(fd, POLLIN, deadline);
       if (ok) {
         const ssize_t n = ::recv(fd, buffer, sizeof(buffer), 0);
-        ok = n > 0 || (n < 0 && errno == ECONNREFUSED && refusal_counts);
+        ok = n > 0 || (n < 0 && errno == ECONNREFUSED && reachability);
       }
     }
   }

@@ -45,10 +45,11 @@ class ProbeServer {
 
 // True when a TCP connection (or a UDP echo) to ip:port succeeds within `timeout`,
 // from `source` when given (it must be an address of the namespace). With
-// `refusal_counts`, a refusal (TCP reset, ICMP port unreachable) also counts:
-// the packets got through to a port nobody listens on, which is what policy
-// decides (netpol drops denied packets silently, so a denial is a timeout).
+// `reachability`, the question is only whether packets get through, whatever
+// listens: a completed handshake or a refusal (TCP reset, ICMP port
+// unreachable) counts, since netpol drops denied packets silently and a
+// denial shows as a timeout.
 Result<bool> Probe(const IpAddress& ip, api::Protocol protocol, uint16_t port, std::chrono::milliseconds timeout,
-                   const std::optional<IpAddress>& source = std::nullopt, bool refusal_counts = false);
+                   const std::optional<IpAddress>& source = std::nullopt, bool reachability = false);
 
 }  // namespace netpol::lab
