@@ -1,0 +1,232 @@
+// Lab latencies and agent memory (root; scripts/bench-lab.sh drives it).
+//
+//   lab_benchmark BIN_DIR
+//
+// An API server (in-process) holds a cluster of 10,000 pods in 100 namespaces
+// and 1,000 policies; a node namespace and its agent (netpold's Agent,
+// in-process) know all of it. Measured:
+//   - watch event -> dataplane updated: a policy change or a local pod's label
+//     change made through the API, until the agent has programmed it (100 each);
+//   - pod ADD -> policy in force: netpol-cni ADD run as a runtime runs it, for
+//     a pod the API already has, until it returns (it returns only once the
+//     agent confirms the pod's rules are in force) (100 pods);
+//   - agent memory: the netpold binary against the same API server, RSS after
+//     its first full sync, per known pod.
+#include <fcntl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "agent/agent.h"
+#include "kube/client.h"
+#include "lab/apiserver.h"
+
+namespace netpol {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using kube::Json;
+namespace fs = std::filesystem;
+
+double Ms(Clock::duration d) { return std::chrono::duration<double, std::milli>(d).count(); }
+
+double Percentile(std::vector<double> v, double p) {
+  std::sort(v.begin(), v.end());
+  return v[std::min(v.size() - 1, static_cast<size_t>(p * static_cast<double>(v.size())))];
+}
+
+int Sh(const std::string& command) { return std::system(command.c_str()); }
+
+// A realistic shape: apps of 1-8 replicas sharing labels, policies mixing
+// default-deny, pod and namespace selectors and ports.
+void LoadCluster(kube::Client& api, int pods, int policies) {
+  std::mt19937_64 rng(42);
+  const int namespaces = 100;
+  for (int n = 0; n < namespaces; ++n) {
+    (void)api.Request("POST", "/api/v1/namespaces",
+                      Json{{"metadata", {{"name", "ns-" + std::to_string(n)}, {"labels", {{"team", "t" + std::to_string(n % 7)}}}}}}.dump());
+  }
+  for (int i = 0; i < pods; ++i) {
+    const int ns = i % namespaces;
+    const int app = static_cast<int>(rng() % 40);
+    const Json pod = {{"apiVersion", "v1"},
+                      {"kind", "Pod"},
+                      {"metadata", {{"name", "pod-" + std::to_string(i)}, {"labels", {{"app", "app-" + std::to_string(app)}, {"tier", app % 3 == 0 ? "db" : "web"}}}}},
+                      {"spec", {{"nodeName", "node-" + std::to_string(2 + i % 20)},
+                                {"containers", {{{"name", "c"}, {"ports", {{{"name", "http"}, {"containerPort", 8080}}}}}}}}},
+                      {"status", {{"phase", "Running"}, {"podIP", "198.19." + std::to_string(i / 250) + "." + std::to_string(i % 250 + 1)}}}};
+    (void)api.Request("POST", "/api/v1/namespaces/ns-" + std::to_string(ns) + "/pods", pod.dump());
+  }
+  for (int p = 0; p < policies; ++p) {
+    const int ns = p % namespaces;
+    Json spec = {{"podSelector", {{"matchLabels", {{"app", "app-" + std::to_string(rng() % 40)}}}}}};
+    Json peer = p % 2 == 0 ? Json{{"podSelector", {{"matchLabels", {{"tier", "web"}}}}}}
+                           : Json{{"namespaceSelector", {{"matchLabels", {{"team", "t" + std::to_string(rng() % 7)}}}}}};
+    spec["ingress"] = {{{"from", {peer}}, {"ports", {{{"port", p % 3 == 0 ? Json("http") : Json(5432)}}}}}};
+    (void)api.Request("POST", "/apis/networking.k8s.io/v1/namespaces/ns-" + std::to_string(ns) + "/networkpolicies",
+                      Json{{"metadata", {{"name", "policy-" + std::to_string(p)}}}, {"spec", spec}}.dump());
+  }
+}
+
+int Main(const std::string& bin) {
+  const std::string tag = "nplb" + std::to_string(::getpid());
+  const std::string node_ns = tag + "-node";
+  const std::string dir = "/tmp/" + tag;
+  fs::create_directories(dir + "/cni");
+  auto server = lab::ApiServer::Start({.nodes = {"node-1"}});
+  if (!server) {
+    std::fprintf(stderr, "%s\n", server.error().message().c_str());
+    return 2;
+  }
+  auto client = kube::Client::Create(kube::Api((*server)->url()));
+  const auto load_start = Clock::now();
+  LoadCluster(**client, 10000, 1000);
+  std::printf("cluster loaded into the API server: 10000 pods, 1000 policies (%.1f s)\n", Ms(Clock::now() - load_start) / 1000);
+  // The node: its namespace with a route to the pods' gateway for proxy ARP.
+  Sh("ip netns add " + node_ns + " && ip -n " + node_ns + " link set lo up && ip -n " + node_ns +
+     " link add up0 type veth peer name up1 && ip -n " + node_ns + " link set up0 up && ip -n " + node_ns +
+     " route add 169.254.1.1/32 dev up0");
+  int status = 0;
+  {
+    agent::AgentOptions options;
+    options.api = kube::Api((*server)->url());
+    options.node_name = "node-1";
+    options.netns = node_ns;
+    options.state_dir = dir + "/cni";
+    options.socket_path = dir + "/agent.sock";
+    options.log_level = agent::LogLevel::kWarn;
+    agent::Agent agent(options);
+    std::atomic<bool> stop{false};
+    std::thread running([&] { (void)agent.Run(stop); });
+    const auto sync_start = Clock::now();
+    while (!agent.stats().synced && Clock::now() - sync_start < std::chrono::seconds(120)) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    std::printf("agent synced: %.0f ms\n", Ms(Clock::now() - sync_start));
+
+    // Pod ADD -> policy in force: the real plugin, for pods the API has.
+    const Json conf = {{"cniVersion", "1.0.0"},
+                       {"name", "bench"},
+                       {"type", "netpol-cni"},
+                       {"stateDir", dir + "/cni"},
+                       {"agentSocket", dir + "/agent.sock"},
+                       {"ipam", {{"ranges", {"198.18.1.0/24"}}}}};
+    std::ofstream(dir + "/conf.json") << conf.dump();
+    std::vector<double> add_ms;
+    for (int i = 0; i < 100; ++i) {
+      const std::string pod = "bench-" + std::to_string(i);
+      const std::string pod_ns = tag + "-p" + std::to_string(i);
+      (void)(*client)->Request("POST", "/api/v1/namespaces/ns-1/pods",
+                               Json{{"metadata", {{"name", pod}, {"labels", {{"app", "app-" + std::to_string(i % 40)}}}}},
+                                    {"spec", {{"nodeName", "node-1"}, {"containers", {{{"name", "c"}}}}}}}.dump());
+      Sh("ip netns add " + pod_ns);
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));  // the agent has seen the pod
+      const std::string env = "CNI_COMMAND=ADD CNI_CONTAINERID=c" + std::to_string(i) + " CNI_NETNS=/run/netns/" + pod_ns +
+                              " CNI_IFNAME=eth0 CNI_PATH=" + bin + " CNI_ARGS='K8S_POD_NAMESPACE=ns-1;K8S_POD_NAME=" + pod + "'";
+      const auto start = Clock::now();
+      const int rc = Sh(env + " ip netns exec " + node_ns + " " + bin + "/netpol-cni <" + dir + "/conf.json >/dev/null");
+      add_ms.push_back(Ms(Clock::now() - start));
+      if (rc != 0) {
+        std::fprintf(stderr, "CNI ADD failed for %s\n", pod.c_str());
+        status = 1;
+        break;
+      }
+    }
+    // Watch event -> dataplane updated: label flips of a local pod (its peers
+    // and its own rules change) and policy creations, one at a time.
+    std::vector<double> event_ms;
+    for (int i = 0; i < 100 && status == 0; ++i) {
+      const uint64_t before = agent.stats().programs;
+      const auto start = Clock::now();
+      if (i % 2 == 0) {
+        (void)(*client)->Request("PATCH", "/api/v1/namespaces/ns-1/pods/bench-" + std::to_string(i),
+                                 Json{{"metadata", {{"labels", {{"app", "app-" + std::to_string((i + 7) % 40)}}}}}}.dump(),
+                                 "application/merge-patch+json");
+      } else {
+        (void)(*client)->Request(
+            "POST", "/apis/networking.k8s.io/v1/namespaces/ns-1/networkpolicies",
+            Json{{"metadata", {{"name", "bench-" + std::to_string(i)}}},
+                 {"spec", {{"podSelector", {{"matchLabels", {{"app", "app-" + std::to_string(i % 40)}}}}},
+                           {"ingress", {{{"ports", {{{"port", 9000 + i}}}}}}}}}}.dump());
+      }
+      while (agent.stats().programs == before && Clock::now() - start < std::chrono::seconds(10)) {
+        std::this_thread::sleep_for(std::chrono::microseconds(50));
+      }
+      event_ms.push_back(Ms(Clock::now() - start));
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    stop = true;
+    running.join();
+    if (!add_ms.empty()) {
+      std::printf("pod ADD -> policy in force (netpol-cni ADD, wiring included), %zu pods: p50 %.2f ms, p99 %.2f ms\n",
+                  add_ms.size(), Percentile(add_ms, 0.5), Percentile(add_ms, 0.99));
+    }
+    if (!event_ms.empty()) {
+      std::printf("watch event -> dataplane updated, %zu changes: p50 %.2f ms, p99 %.2f ms\n", event_ms.size(),
+                  Percentile(event_ms, 0.5), Percentile(event_ms, 0.99));
+    }
+  }
+  // Agent memory: the real binary, its RSS once synced.
+  const std::string log = dir + "/netpold.log";
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    ::dup2(fd, 2);
+    const std::string binary = bin + "/netpold";
+    const std::string url = (*server)->url();
+    ::execl(binary.c_str(), binary.c_str(), "--server", url.c_str(), "--node-name", "node-1", "--netns",
+            node_ns.c_str(), "--state-dir", (dir + "/cni").c_str(), "--socket", (dir + "/agent2.sock").c_str(), nullptr);
+    ::_exit(127);
+  }
+  const auto start = Clock::now();
+  bool synced = false;
+  while (!synced && Clock::now() - start < std::chrono::seconds(120)) {
+    std::ifstream in(log);
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    synced = text.find("first full sync in force") != std::string::npos;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  long rss_kb = 0;
+  long hwm_kb = 0;
+  {
+    std::ifstream st("/proc/" + std::to_string(pid) + "/status");
+    std::string key;
+    while (st >> key) {
+      if (key == "VmRSS:") st >> rss_kb;
+      if (key == "VmHWM:") st >> hwm_kb;
+    }
+  }
+  ::kill(pid, SIGTERM);
+  ::waitpid(pid, nullptr, 0);
+  const double known = 10000 + 100;
+  std::printf("netpold memory after sync (10100 pods, 1050 policies known): RSS %.1f MiB (%.2f KiB/pod), peak %.1f MiB (%.2f KiB/pod)\n",
+              static_cast<double>(rss_kb) / 1024, static_cast<double>(rss_kb) / known,
+              static_cast<double>(hwm_kb) / 1024, static_cast<double>(hwm_kb) / known);
+  // Clean up exactly what we made.
+  for (int i = 0; i < 100; ++i) Sh("ip netns del " + tag + "-p" + std::to_string(i) + " 2>/dev/null");
+  Sh("ip netns del " + node_ns);
+  fs::remove_all(dir);
+  return status;
+}
+
+}  // namespace
+}  // namespace netpol
+
+int main(int argc, char** argv) {
+  if (argc != 2) {
+    std::fprintf(stderr, "usage: lab_benchmark BIN_DIR\n");
+    return 2;
+  }
+  return netpol::Main(argv[1]);
+}
