@@ -4,7 +4,7 @@
 JOBS ?= $(shell nproc)
 FUZZ_SECONDS ?= 15
 
-.PHONY: all deps build test test-fast test-asan fuzz bench bench-dataplane demo format tidy clean
+.PHONY: all deps build test test-fast test-asan fuzz bench bench-dataplane bench-lab demo format tidy clean
 
 all: build
 
@@ -39,6 +39,10 @@ bench: build
 # Root: pods as network namespaces, nftables in a node namespace.
 bench-dataplane: build
 	@scripts/bench-dataplane.sh build/release
+
+# Root: the lab's latencies and the agent's memory with 10k pods / 1k policies.
+bench-lab: build
+	@scripts/bench-lab.sh build/release
 
 demo: build
 	@examples/wordpress/demo.sh build/release/bin/netpol
