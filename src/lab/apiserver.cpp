@@ -11,6 +11,7 @@
 
 #include "api/labels.h"
 #include "api/load.h"
+#include "lab/internal/clock.h"
 #include "lab/internal/patch.h"
 #include "lab/internal/store.h"
 
@@ -107,14 +108,7 @@ std::optional<Route> ParseRoute(const std::string& path) {
   return route;
 }
 
-std::string Rfc3339Now() {
-  const std::time_t t = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buffer[32];
-  std::strftime(buffer, sizeof(buffer), "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buffer;
-}
+using internal::Rfc3339Now;
 
 // kubectl's short ages: 42s, 5m, 3h, 2d.
 std::string Age(const std::string& timestamp) {

@@ -23,6 +23,7 @@
 #include "base/ip.h"
 #include "base/netns.h"
 #include "kube/client.h"
+#include "lab/internal/clock.h"
 
 namespace netpol::lab {
 namespace {
@@ -30,14 +31,7 @@ namespace {
 using Clock = std::chrono::steady_clock;
 using kube::Json;
 
-std::string Rfc3339Now() {
-  const std::time_t t = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buffer[32];
-  std::strftime(buffer, sizeof(buffer), "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buffer;
-}
+using internal::Rfc3339Now;
 
 // Runs argv (PATH lookup) with `env`, in the network namespace `netns` when
 // given; stdin from `input`, stdout collected. Returns the exit code (-1 when

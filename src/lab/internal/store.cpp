@@ -26,6 +26,13 @@ class Statement {
   sqlite3_stmt* stmt_ = nullptr;
 };
 
+// Binds (resource, ns, name) to parameters 1-3, the key of every lookup.
+void BindKey(Statement& st, const std::string& resource, const std::string& ns, const std::string& name) {
+  st.Bind(1, resource);
+  st.Bind(2, ns);
+  st.Bind(3, name);
+}
+
 std::string Key(const std::string& resource, const std::string& ns, const std::string& name) {
   return resource + "/" + (ns.empty() ? "" : ns + "/") + name;
 }
@@ -64,30 +71,27 @@ Status Store::Exec(const std::string& sql) {
   return Ok();
 }
 
-Status Store::Put(const std::string& resource, const std::string& ns, const std::string& name, const Json& object) {
-  Statement put(db_, "INSERT OR REPLACE INTO objects (resource, ns, name, rv, body) VALUES (?, ?, ?, ?, ?)");
-  put.Bind(1, resource);
-  put.Bind(2, ns);
-  put.Bind(3, name);
-  put.Bind(4, static_cast<int64_t>(rv_));
-  put.Bind(5, object.dump());
-  if (sqlite3_step(put.get()) != SQLITE_DONE) return Internal(std::string("sqlite: ") + sqlite3_errmsg(db_));
+Status Store::SaveRv() {
   Statement meta(db_, "INSERT OR REPLACE INTO meta (key, value) VALUES ('rv', ?)");
   meta.Bind(1, static_cast<int64_t>(rv_));
   if (sqlite3_step(meta.get()) != SQLITE_DONE) return Internal(std::string("sqlite: ") + sqlite3_errmsg(db_));
   return Ok();
 }
 
+Status Store::Put(const std::string& resource, const std::string& ns, const std::string& name, const Json& object) {
+  Statement put(db_, "INSERT OR REPLACE INTO objects (resource, ns, name, rv, body) VALUES (?, ?, ?, ?, ?)");
+  BindKey(put, resource, ns, name);
+  put.Bind(4, static_cast<int64_t>(rv_));
+  put.Bind(5, object.dump());
+  if (sqlite3_step(put.get()) != SQLITE_DONE) return Internal(std::string("sqlite: ") + sqlite3_errmsg(db_));
+  return SaveRv();
+}
+
 Status Store::Remove(const std::string& resource, const std::string& ns, const std::string& name) {
   Statement del(db_, "DELETE FROM objects WHERE resource = ? AND ns = ? AND name = ?");
-  del.Bind(1, resource);
-  del.Bind(2, ns);
-  del.Bind(3, name);
+  BindKey(del, resource, ns, name);
   if (sqlite3_step(del.get()) != SQLITE_DONE) return Internal(std::string("sqlite: ") + sqlite3_errmsg(db_));
-  Statement meta(db_, "INSERT OR REPLACE INTO meta (key, value) VALUES ('rv', ?)");
-  meta.Bind(1, static_cast<int64_t>(rv_));
-  if (sqlite3_step(meta.get()) != SQLITE_DONE) return Internal(std::string("sqlite: ") + sqlite3_errmsg(db_));
-  return Ok();
+  return SaveRv();
 }
 
 void Store::Record(Event event) {
@@ -102,9 +106,7 @@ void Store::Record(Event event) {
 Result<Json> Store::Get(const std::string& resource, const std::string& ns, const std::string& name) {
   std::lock_guard lock(mu_);
   Statement get(db_, "SELECT body FROM objects WHERE resource = ? AND ns = ? AND name = ?");
-  get.Bind(1, resource);
-  get.Bind(2, ns);
-  get.Bind(3, name);
+  BindKey(get, resource, ns, name);
   if (sqlite3_step(get.get()) != SQLITE_ROW) return NotFound(Key(resource, ns, name));
   return Json::parse(get.Text(0));
 }
@@ -113,9 +115,7 @@ Result<Json> Store::Create(const std::string& resource, const std::string& ns, c
                            Json object) {
   std::lock_guard lock(mu_);
   Statement exists(db_, "SELECT 1 FROM objects WHERE resource = ? AND ns = ? AND name = ?");
-  exists.Bind(1, resource);
-  exists.Bind(2, ns);
-  exists.Bind(3, name);
+  BindKey(exists, resource, ns, name);
   if (sqlite3_step(exists.get()) == SQLITE_ROW) {
     return Error(ErrorCode::kAlreadyExists, Key(resource, ns, name));
   }
@@ -130,9 +130,7 @@ Result<Json> Store::Update(const std::string& resource, const std::string& ns, c
                            Json object) {
   std::lock_guard lock(mu_);
   Statement get(db_, "SELECT rv FROM objects WHERE resource = ? AND ns = ? AND name = ?");
-  get.Bind(1, resource);
-  get.Bind(2, ns);
-  get.Bind(3, name);
+  BindKey(get, resource, ns, name);
   if (sqlite3_step(get.get()) != SQLITE_ROW) return NotFound(Key(resource, ns, name));
   const std::string current = std::to_string(sqlite3_column_int64(get.get(), 0));
   // Optimistic concurrency, as the API server does: an update naming a
@@ -152,9 +150,7 @@ Result<Json> Store::Update(const std::string& resource, const std::string& ns, c
 Result<Json> Store::Delete(const std::string& resource, const std::string& ns, const std::string& name) {
   std::lock_guard lock(mu_);
   Statement get(db_, "SELECT body FROM objects WHERE resource = ? AND ns = ? AND name = ?");
-  get.Bind(1, resource);
-  get.Bind(2, ns);
-  get.Bind(3, name);
+  BindKey(get, resource, ns, name);
   if (sqlite3_step(get.get()) != SQLITE_ROW) return NotFound(Key(resource, ns, name));
   Json object = Json::parse(get.Text(0));
   ++rv_;

@@ -66,6 +66,7 @@ class Store {
  private:
   explicit Store(sqlite3* db) : db_(db) {}
   Status Exec(const std::string& sql);
+  Status SaveRv();
   Status Put(const std::string& resource, const std::string& ns, const std::string& name, const Json& object);
   Status Remove(const std::string& resource, const std::string& ns, const std::string& name);
   void Record(Event event);
