@@ -227,6 +227,49 @@ TEST_F(LabTest, DownRemovesEverythingAfterTheControlPlaneCrashed) {
   }
 }
 
+TEST_F(LabTest, ProbesDriveReadinessAndRestartsAndStateSurvivesKeepState) {
+  Up(1);
+  if (!started_) return;
+  // A container that exits at once, one whose exec liveness probe fails, and
+  // one whose exec readiness probe never passes.
+  std::ofstream(dir_ + "/probes.yaml")
+      << "apiVersion: v1\nkind: Pod\nmetadata: {name: crasher}\nspec:\n  containers:\n"
+         "  - {name: main, command: [sh, -c, 'exit 3']}\n---\n"
+         "apiVersion: v1\nkind: Pod\nmetadata: {name: unhealthy}\nspec:\n  containers:\n"
+         "  - name: main\n    command: [sleep, '3600']\n"
+         "    livenessProbe: {exec: {command: ['false']}, periodSeconds: 1, failureThreshold: 1}\n---\n"
+         "apiVersion: v1\nkind: Pod\nmetadata: {name: unready}\nspec:\n  containers:\n"
+         "  - name: main\n    command: [sleep, '3600']\n"
+         "    readinessProbe: {exec: {command: ['false']}, periodSeconds: 1}\n";
+  ASSERT_EQ(Kubectl("create -f " + dir_ + "/probes.yaml").code, 0);
+  const auto restarts = [&](const std::string& name) {
+    const json pod = json::parse(Kubectl("get pod " + name + " -o json").text);
+    int n = 0;
+    for (const json& c : pod["status"].value("containerStatuses", json::array())) n += c.value("restartCount", 0);
+    return n;
+  };
+  bool restarted = false;
+  for (int i = 0; i < 60 && !restarted; ++i) {
+    restarted = restarts("crasher") >= 2 && restarts("unhealthy") >= 1;
+    if (!restarted) std::this_thread::sleep_for(std::chrono::milliseconds(250));
+  }
+  const Output pods = Kubectl("get pods");
+  EXPECT_TRUE(restarted) << pods.text;
+  EXPECT_NE(pods.text.find("CrashLoopBackOff"), std::string::npos) << pods.text;
+  EXPECT_NE(pods.text.find("unready     0/1     Running"), std::string::npos) << pods.text;
+  // down --keep-state, up: the objects come back and their pods run again.
+  ASSERT_EQ(Shell(std::string(NETPOL_CLI_BIN) + " lab down --keep-state" + flags_).code, 0);
+  ASSERT_EQ(Shell(std::string(NETPOL_CLI_BIN) + " lab up" + flags_).code, 0);
+  const Output again = Kubectl("get pods");
+  EXPECT_NE(again.text.find("unready"), std::string::npos) << again.text;
+  bool running = false;
+  for (int i = 0; i < 40 && !running; ++i) {
+    running = Kubectl("get pod unready -o json").text.find("\"podIP\": \"198.18.1.") != std::string::npos;
+    if (!running) std::this_thread::sleep_for(std::chrono::milliseconds(250));
+  }
+  EXPECT_TRUE(running) << Kubectl("get pods -o wide").text;
+}
+
 // The agent's pid and command line, from the lab's journal.
 std::pair<pid_t, std::string> Agent(const std::string& dir) {
   std::ifstream journal(dir + "/journal");
