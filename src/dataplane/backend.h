@@ -23,6 +23,7 @@ struct ApplyStats {
   size_t added = 0;         // elements added
   size_t removed = 0;       // elements removed
   std::string commands;     // the transaction that was sent ("" when nothing changed)
+  bool batched = false;     // sent as a netlink batch of element edits, not through a parser
 };
 
 class Backend {

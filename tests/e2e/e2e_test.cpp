@@ -99,7 +99,9 @@ class EnforcedLabTest : public ::testing::Test {
     ASSERT_TRUE(routes.ok());
     const auto applied = backend_->Apply(policy::CompileNode(engine, dataplane::LocalPods(engine, *routes)));
     ASSERT_TRUE(applied.ok()) << applied.error().message();
+    last_ = *applied;
   }
+  dataplane::ApplyStats last_;
 
   static std::string Pods() {
     return R"(apiVersion: v1
@@ -192,8 +194,13 @@ TEST_F(EnforcedLabTest, RestartAdoptsTheTableWithoutChanges) {
 TEST_F(EnforcedLabTest, IncrementalUpdateEqualsRebuild) {
   Enforce(kAllowWebToDb);
   Enforce("");  // no policies: elements removed incrementally
+  EXPECT_TRUE(last_.batched) << "hash-set edits go as a netlink batch";
   EXPECT_TRUE(Reaches("198.18.7.12", "198.18.7.10"));
   Enforce(kAllowWebToDb);
+  EXPECT_TRUE(last_.batched);
+  EXPECT_GT(last_.added, 0u);
+  EXPECT_TRUE(Reaches("198.18.7.11", "198.18.7.10")) << "the batch's allow elements are in force";
+  EXPECT_FALSE(Reaches("198.18.7.12", "198.18.7.10"));
   const auto incremental = backend_->Observe();
   ASSERT_TRUE(backend_->Remove().ok());
   Enforce(kAllowWebToDb);  // from scratch

@@ -7,6 +7,7 @@
 #include <set>
 
 #include "base/netns.h"
+#include "dataplane/nft/element_batch.h"
 
 namespace netpol::dataplane::nft {
 namespace {
@@ -176,7 +177,9 @@ Result<std::unique_ptr<NftBackend>> NftBackend::Create(const NftBackendOptions& 
   if (ctx == nullptr) return Internal("cannot create a libnftables context");
   nft_ctx_buffer_output(ctx);
   nft_ctx_buffer_error(ctx);
-  return std::unique_ptr<NftBackend>(new NftBackend(options, ctx));
+  std::unique_ptr<NftBackend> backend(new NftBackend(options, ctx));
+  for (NftSet& set : SetLayout(options.nft)) backend->layout_[set.name] = std::move(set);
+  return backend;
 }
 
 NftBackend::~NftBackend() { nft_ctx_free(ctx_); }
@@ -270,6 +273,7 @@ Result<NftBackend::Change> NftBackend::Prepare(const policy::NodeProgram& progra
     change.rendered[name] = std::move(now);
   }
   change.stats.commands = edits.Commands();
+  change.edits = edits.List();
   return change;
 }
 
@@ -296,7 +300,16 @@ Result<std::string> NftBackend::Plan(const policy::NodeProgram& program) {
 Result<ApplyStats> NftBackend::Apply(const policy::NodeProgram& program) {
   NETPOL_ASSIGN_OR_RETURN(Change change, Prepare(program), "planning");
   if (!change.stats.commands.empty()) {
-    if (Result<std::string> done = Run(change.stats.commands, false); !done) {
+    // Hash-set element edits skip libnftables' parser (one libnftnl batch,
+    // still one transaction); anything else goes through libnftables.
+    Status done = Ok();
+    if (!change.full && Batchable(change.edits, layout_)) {
+      done = SendElementBatch(options_.netns, change.edits, layout_);
+      change.stats.batched = true;
+    } else if (Result<std::string> ran = Run(change.stats.commands, false); !ran) {
+      done = std::move(ran).error();
+    }
+    if (!done.ok()) {
       in_sync_ = false;  // whatever we believed may be wrong now: read back next time
       return std::move(done).error().WithContext("applying the policy");
     }

@@ -72,6 +72,7 @@ class NftBackend final : public Backend {
     std::map<std::string, PodElements> rendered;    // pods rendered whole
     std::vector<std::string> removed;               // pods gone
     std::map<std::string, PodEdits> edited;         // pods edited by peer members
+    std::vector<ElementEdit> edits;                 // the element edits, one by one (incremental only)
   };
 
   NftBackend(NftBackendOptions options, nft_ctx* ctx) : options_(std::move(options)), ctx_(ctx) {}
@@ -81,6 +82,7 @@ class NftBackend final : public Backend {
 
   NftBackendOptions options_;
   nft_ctx* ctx_;
+  std::map<std::string, NftSet> layout_;  // set name -> type and flags (no elements)
   // What this backend last committed, per local pod. After the first Apply has
   // read the table back and made it match, later Applies diff against this
   // instead of listing the kernel again, and re-render only the pods whose

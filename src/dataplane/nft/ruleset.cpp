@@ -50,9 +50,7 @@ std::string Range(const std::string& first, const std::string& last) {
 std::string Quoted(const std::string& s) { return "\"" + s + "\""; }
 
 // nftables keeps at most 128 bytes of comment; names are DNS names, no quoting needed.
-std::string Comment(const std::string& s) {
-  return Quoted(s.size() <= 120 ? s : s.substr(0, 117) + "...");
-}
+std::string Comment(const std::string& s) { return Quoted(CommentText(s)); }
 
 class Renderer {
  public:
@@ -418,11 +416,30 @@ std::string ElementComment(const std::string& origin) { return "comment " + Comm
 void ElementEdits::Delete(const std::string& set, const std::string& element) {
   std::string& list = edits_[set].first;
   list += (list.empty() ? "" : ", ") + element;
+  items_[set].first.push_back(element);
 }
 
 void ElementEdits::Add(const std::string& set, const std::string& element, const std::string& origin) {
   std::string& list = edits_[set].second;
   list += (list.empty() ? "" : ", ") + element + " " + ElementComment(origin);
+  items_[set].second.emplace_back(element, origin);
+}
+
+std::vector<ElementEdit> ElementEdits::List() const {
+  std::vector<ElementEdit> out;
+  for (const auto& [set, edit] : items_) {
+    for (const std::string& element : edit.first) out.push_back({set, element, "", false});
+  }
+  for (const auto& [set, edit] : items_) {
+    for (const auto& [element, origin] : edit.second) out.push_back({set, element, origin, true});
+  }
+  return out;
+}
+
+std::string CommentText(const std::string& origin) { return origin.size() <= 120 ? origin : origin.substr(0, 117) + "..."; }
+
+std::vector<NftSet> SetLayout(const NftOptions& options) {
+  return RenderRuleset(policy::NodeProgram{}, options).sets;
 }
 
 std::string ElementEdits::Commands() const {

@@ -89,15 +89,33 @@ std::string ElementComment(const std::string& origin);
 // Element edits gathered per set, written as one transaction's commands:
 // every delete before any add, since an interval set must never hold
 // overlapping elements.
+struct ElementEdit {
+  std::string set;
+  std::string element;
+  std::string origin;  // "" for deletes
+  bool add = false;
+};
+
 class ElementEdits {
  public:
   void Delete(const std::string& set, const std::string& element);
   void Add(const std::string& set, const std::string& element, const std::string& origin);
   std::string Commands() const;
+  // The same edits, one by one, in the order Commands() applies them.
+  std::vector<ElementEdit> List() const;
+  bool empty() const { return edits_.empty(); }
 
  private:
-  std::map<std::string, std::pair<std::string, std::string>> edits_;  // set -> (deletes, adds)
+  std::map<std::string, std::pair<std::string, std::string>> edits_;  // set -> (deletes, adds), as text
+  std::map<std::string, std::pair<std::vector<std::string>, std::vector<std::pair<std::string, std::string>>>>
+      items_;  // set -> (deleted elements, added (element, origin))
 };
+
+// Every set of the layout, without elements (names, types, flags, comments).
+std::vector<NftSet> SetLayout(const NftOptions& options);
+
+// The comment text nftables keeps for an origin (clamped to its 128 bytes).
+std::string CommentText(const std::string& origin);
 
 // Element text as nft writes it: "198.18.0.1 . tcp . 80", "198.18.0.0-198.18.0.255 . tcp . 80-90".
 std::string ElementText(const std::vector<std::string>& fields);

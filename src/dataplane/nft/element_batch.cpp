@@ -1,0 +1,188 @@
+#include "dataplane/nft/element_batch.h"
+
+#include <libmnl/libmnl.h>
+#include <libnftnl/common.h>
+#include <libnftnl/set.h>
+#include <libnftnl/udata.h>
+#include <linux/netfilter.h>
+#include <linux/netfilter/nf_tables.h>
+#include <linux/netlink.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+
+#include <cerrno>
+#include <cstring>
+#include <ctime>
+#include <memory>
+
+#include "base/netns.h"
+
+namespace netpol::dataplane::nft {
+namespace {
+
+std::vector<std::string> SplitFields(const std::string& text) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  while (true) {
+    const size_t at = text.find(" . ", start);
+    out.push_back(text.substr(start, at - start));
+    if (at == std::string::npos) break;
+    start = at + 3;
+  }
+  return out;
+}
+
+// Appends one field; `pad` rounds it up to 4 bytes (inside a concatenation).
+Status AppendField(const std::string& type, const std::string& text, bool pad, std::vector<uint8_t>& out) {
+  const size_t start = out.size();
+  if (type == "ipv4_addr" || type == "ipv6_addr") {
+    const Result<IpAddress> ip = IpAddress::Parse(text);
+    if (!ip || ip->is_v4() != (type == "ipv4_addr")) return InvalidArgument("not an " + type + ": " + text);
+    if (ip->is_v4()) {
+      for (int i = 3; i >= 0; --i) out.push_back(static_cast<uint8_t>(ip->v4() >> (8 * i)));
+    } else {
+      for (int i = 7; i >= 0; --i) out.push_back(static_cast<uint8_t>(ip->high() >> (8 * i)));
+      for (int i = 7; i >= 0; --i) out.push_back(static_cast<uint8_t>(ip->low() >> (8 * i)));
+    }
+  } else if (type == "inet_proto") {
+    int proto = -1;
+    if (text == "tcp") proto = 6;
+    if (text == "udp") proto = 17;
+    if (text == "sctp") proto = 132;
+    if (proto < 0) return InvalidArgument("unknown protocol " + text);
+    out.push_back(static_cast<uint8_t>(proto));
+  } else if (type == "inet_service") {
+    char* end = nullptr;
+    const unsigned long port = std::strtoul(text.c_str(), &end, 10);
+    if (end == text.c_str() || *end != '\0' || port > 65535) return InvalidArgument("not a port: " + text);
+    out.push_back(static_cast<uint8_t>(port >> 8));
+    out.push_back(static_cast<uint8_t>(port & 0xff));
+  } else if (type == "ifname") {
+    if (text.size() < 2 || text.front() != '"' || text.back() != '"' || text.size() - 2 >= 16) {
+      return InvalidArgument("not an interface name: " + text);
+    }
+    const std::string name = text.substr(1, text.size() - 2);
+    out.insert(out.end(), name.begin(), name.end());
+    out.resize(start + 16, 0);  // IFNAMSIZ, zero-padded
+  } else {
+    return Error(ErrorCode::kUnimplemented, "no key encoding for " + type);
+  }
+  if (pad) out.resize(start + (out.size() - start + 3) / 4 * 4, 0);
+  return Ok();
+}
+
+struct SetDeleter {
+  void operator()(nftnl_set* s) const { nftnl_set_free(s); }
+};
+struct SocketCloser {
+  void operator()(mnl_socket* s) const { mnl_socket_close(s); }
+};
+
+}  // namespace
+
+Result<std::vector<uint8_t>> EncodeKey(const std::string& type, const std::string& element) {
+  const std::vector<std::string> types = SplitFields(type);
+  const std::vector<std::string> fields = SplitFields(element);
+  if (types.size() != fields.size()) return InvalidArgument("element " + element + " does not fit " + type);
+  std::vector<uint8_t> key;
+  for (size_t i = 0; i < types.size(); ++i) {
+    NETPOL_RETURN_IF_ERROR(AppendField(types[i], fields[i], types.size() > 1, key), "encoding " + element);
+  }
+  return key;
+}
+
+bool Batchable(const std::vector<ElementEdit>& edits, const std::map<std::string, NftSet>& layout) {
+  for (const ElementEdit& e : edits) {
+    const auto it = layout.find(e.set);
+    if (it == layout.end() || it->second.interval) return false;
+  }
+  return true;
+}
+
+Status SendElementBatch(const std::string& netns, const std::vector<ElementEdit>& edits,
+                        const std::map<std::string, NftSet>& layout) {
+  if (edits.empty()) return Ok();
+  // One nftnl_set per (set, operation), in edit order (deletes first).
+  std::vector<std::pair<std::unique_ptr<nftnl_set, SetDeleter>, bool>> groups;
+  size_t bytes = 64 * 1024;
+  size_t per_message = 0;
+  for (const ElementEdit& e : edits) {
+    const auto it = layout.find(e.set);
+    if (it == layout.end() || it->second.interval) return Internal("set " + e.set + " cannot be sent as a batch");
+    NETPOL_ASSIGN_OR_RETURN(const std::vector<uint8_t> key, EncodeKey(it->second.type, e.element), "batch");
+    // A new message per set and operation, and every kMaxPerMessage elements.
+    constexpr size_t kMaxPerMessage = 512;
+    if (groups.empty() || groups.back().second != e.add || per_message == kMaxPerMessage ||
+        std::string(nftnl_set_get_str(groups.back().first.get(), NFTNL_SET_NAME)) != e.set) {
+      per_message = 0;
+      std::unique_ptr<nftnl_set, SetDeleter> set(nftnl_set_alloc());
+      nftnl_set_set_str(set.get(), NFTNL_SET_TABLE, kTableName);
+      nftnl_set_set_str(set.get(), NFTNL_SET_NAME, e.set.c_str());
+      groups.emplace_back(std::move(set), e.add);
+    }
+    nftnl_set_elem* elem = nftnl_set_elem_alloc();
+    nftnl_set_elem_set(elem, NFTNL_SET_ELEM_KEY, key.data(), static_cast<uint32_t>(key.size()));
+    if (e.add) {
+      // The comment, as nft stores it: a udata TLV on the element.
+      nftnl_udata_buf* udata = nftnl_udata_buf_alloc(NFT_USERDATA_MAXLEN);
+      nftnl_udata_put_strz(udata, NFTNL_UDATA_SET_ELEM_COMMENT, CommentText(e.origin).c_str());
+      nftnl_set_elem_set(elem, NFTNL_SET_ELEM_USERDATA, nftnl_udata_buf_data(udata), nftnl_udata_buf_len(udata));
+      nftnl_udata_buf_free(udata);
+    }
+    nftnl_set_elem_add(groups.back().first.get(), elem);
+    ++per_message;
+    bytes += key.size() + e.origin.size() + 64;
+  }
+  NETPOL_ASSIGN_OR_RETURN(NetnsGuard guard, NetnsGuard::Enter(netns), "sending the element batch");
+  std::unique_ptr<mnl_socket, SocketCloser> nl(mnl_socket_open2(NETLINK_NETFILTER, SOCK_CLOEXEC));
+  if (!nl) return FailedPrecondition(std::string("cannot open a netfilter socket: ") + std::strerror(errno));
+  if (mnl_socket_bind(nl.get(), 0, MNL_SOCKET_AUTOPID) < 0) {
+    return FailedPrecondition(std::string("cannot bind a netfilter socket: ") + std::strerror(errno));
+  }
+  timeval timeout{5, 0};
+  setsockopt(mnl_socket_get_fd(nl.get()), SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
+  // The whole batch goes in one send: the socket must take it (as nft does).
+  const int send_buffer = static_cast<int>(bytes);
+  setsockopt(mnl_socket_get_fd(nl.get()), SOL_SOCKET, SO_SNDBUFFORCE, &send_buffer, sizeof(send_buffer));
+  std::vector<char> buffer(bytes);
+  mnl_nlmsg_batch* batch = mnl_nlmsg_batch_start(buffer.data(), buffer.size());
+  auto seq = static_cast<uint32_t>(std::time(nullptr));
+  nftnl_batch_begin(static_cast<char*>(mnl_nlmsg_batch_current(batch)), seq++);
+  mnl_nlmsg_batch_next(batch);
+  size_t acks = 0;
+  for (const auto& [set, add] : groups) {
+    nlmsghdr* nlh = nftnl_nlmsg_build_hdr(static_cast<char*>(mnl_nlmsg_batch_current(batch)),
+                                          add ? NFT_MSG_NEWSETELEM : NFT_MSG_DELSETELEM, NFPROTO_INET,
+                                          static_cast<uint16_t>((add ? NLM_F_CREATE : 0) | NLM_F_ACK), seq++);
+    nftnl_set_elems_nlmsg_build_payload(nlh, set.get());
+    mnl_nlmsg_batch_next(batch);
+    ++acks;
+  }
+  nftnl_batch_end(static_cast<char*>(mnl_nlmsg_batch_current(batch)), seq++);
+  mnl_nlmsg_batch_next(batch);
+  const ssize_t sent = mnl_socket_sendto(nl.get(), mnl_nlmsg_batch_head(batch), mnl_nlmsg_batch_size(batch));
+  mnl_nlmsg_batch_stop(batch);
+  if (sent < 0) return FailedPrecondition(std::string("sending the element batch: ") + std::strerror(errno));
+  // One acknowledgement per message; an error in any aborts the whole batch.
+  std::string error;
+  std::vector<char> reply(static_cast<size_t>(MNL_SOCKET_BUFFER_SIZE));
+  while (acks > 0) {
+    const ssize_t n = mnl_socket_recvfrom(nl.get(), reply.data(), reply.size());
+    if (n < 0) return Unavailable(std::string("reading the batch's answer: ") + std::strerror(errno));
+    auto* nlh = reinterpret_cast<nlmsghdr*>(reply.data());
+    int left = static_cast<int>(n);
+    while (mnl_nlmsg_ok(nlh, left)) {
+      if (nlh->nlmsg_type == NLMSG_ERROR) {
+        const auto* err = static_cast<const nlmsgerr*>(mnl_nlmsg_get_payload(nlh));
+        if (err->error != 0 && error.empty()) error = std::strerror(-err->error);
+        --acks;
+      }
+      nlh = mnl_nlmsg_next(nlh, &left);
+    }
+    if (!error.empty()) break;  // the transaction was aborted: nothing changed
+  }
+  if (!error.empty()) return FailedPrecondition("nftables rejected the element batch; nothing was changed: " + error);
+  return Ok();
+}
+
+}  // namespace netpol::dataplane::nft
