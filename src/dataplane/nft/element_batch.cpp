@@ -74,9 +74,6 @@ Status AppendField(const std::string& type, const std::string& text, bool pad, s
 struct SetDeleter {
   void operator()(nftnl_set* s) const { nftnl_set_free(s); }
 };
-struct SocketCloser {
-  void operator()(mnl_socket* s) const { mnl_socket_close(s); }
-};
 
 }  // namespace
 
@@ -99,8 +96,39 @@ bool Batchable(const std::vector<ElementEdit>& edits, const std::map<std::string
   return true;
 }
 
-Status SendElementBatch(const std::string& netns, const std::vector<ElementEdit>& edits,
-                        const std::map<std::string, NftSet>& layout) {
+Result<ElementBatcher> ElementBatcher::Open(const std::string& netns) {
+  // A socket belongs to the namespace it was opened in.
+  NETPOL_ASSIGN_OR_RETURN(NetnsGuard guard, NetnsGuard::Enter(netns), "opening a netfilter socket");
+  mnl_socket* nl = mnl_socket_open2(NETLINK_NETFILTER, SOCK_CLOEXEC);
+  if (nl == nullptr) return FailedPrecondition(std::string("cannot open a netfilter socket: ") + std::strerror(errno));
+  if (mnl_socket_bind(nl, 0, MNL_SOCKET_AUTOPID) < 0) {
+    const int err = errno;
+    mnl_socket_close(nl);
+    return FailedPrecondition(std::string("cannot bind a netfilter socket: ") + std::strerror(err));
+  }
+  timeval timeout{5, 0};
+  setsockopt(mnl_socket_get_fd(nl), SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
+  ElementBatcher batcher(nl);
+  batcher.sequence_ = static_cast<uint32_t>(std::time(nullptr));
+  return batcher;
+}
+
+ElementBatcher::ElementBatcher(ElementBatcher&& other) noexcept
+    : socket_(other.socket_), sequence_(other.sequence_) {
+  other.socket_ = nullptr;
+}
+
+ElementBatcher& ElementBatcher::operator=(ElementBatcher&& other) noexcept {
+  std::swap(socket_, other.socket_);
+  std::swap(sequence_, other.sequence_);
+  return *this;
+}
+
+ElementBatcher::~ElementBatcher() {
+  if (socket_ != nullptr) mnl_socket_close(socket_);
+}
+
+Status ElementBatcher::Send(const std::vector<ElementEdit>& edits, const std::map<std::string, NftSet>& layout) {
   if (edits.empty()) return Ok();
   // One nftnl_set per (set, operation), in edit order (deletes first).
   std::vector<std::pair<std::unique_ptr<nftnl_set, SetDeleter>, bool>> groups;
@@ -133,20 +161,13 @@ Status SendElementBatch(const std::string& netns, const std::vector<ElementEdit>
     ++per_message;
     bytes += key.size() + e.origin.size() + 64;
   }
-  NETPOL_ASSIGN_OR_RETURN(NetnsGuard guard, NetnsGuard::Enter(netns), "sending the element batch");
-  std::unique_ptr<mnl_socket, SocketCloser> nl(mnl_socket_open2(NETLINK_NETFILTER, SOCK_CLOEXEC));
-  if (!nl) return FailedPrecondition(std::string("cannot open a netfilter socket: ") + std::strerror(errno));
-  if (mnl_socket_bind(nl.get(), 0, MNL_SOCKET_AUTOPID) < 0) {
-    return FailedPrecondition(std::string("cannot bind a netfilter socket: ") + std::strerror(errno));
-  }
-  timeval timeout{5, 0};
-  setsockopt(mnl_socket_get_fd(nl.get()), SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
+  mnl_socket* nl = socket_;
   // The whole batch goes in one send: the socket must take it (as nft does).
   const int send_buffer = static_cast<int>(bytes);
-  setsockopt(mnl_socket_get_fd(nl.get()), SOL_SOCKET, SO_SNDBUFFORCE, &send_buffer, sizeof(send_buffer));
+  setsockopt(mnl_socket_get_fd(nl), SOL_SOCKET, SO_SNDBUFFORCE, &send_buffer, sizeof(send_buffer));
   std::vector<char> buffer(bytes);
   mnl_nlmsg_batch* batch = mnl_nlmsg_batch_start(buffer.data(), buffer.size());
-  auto seq = static_cast<uint32_t>(std::time(nullptr));
+  uint32_t& seq = sequence_;
   nftnl_batch_begin(static_cast<char*>(mnl_nlmsg_batch_current(batch)), seq++);
   mnl_nlmsg_batch_next(batch);
   size_t acks = 0;
@@ -160,14 +181,14 @@ Status SendElementBatch(const std::string& netns, const std::vector<ElementEdit>
   }
   nftnl_batch_end(static_cast<char*>(mnl_nlmsg_batch_current(batch)), seq++);
   mnl_nlmsg_batch_next(batch);
-  const ssize_t sent = mnl_socket_sendto(nl.get(), mnl_nlmsg_batch_head(batch), mnl_nlmsg_batch_size(batch));
+  const ssize_t sent = mnl_socket_sendto(nl, mnl_nlmsg_batch_head(batch), mnl_nlmsg_batch_size(batch));
   mnl_nlmsg_batch_stop(batch);
   if (sent < 0) return FailedPrecondition(std::string("sending the element batch: ") + std::strerror(errno));
   // One acknowledgement per message; an error in any aborts the whole batch.
   std::string error;
   std::vector<char> reply(static_cast<size_t>(MNL_SOCKET_BUFFER_SIZE));
   while (acks > 0) {
-    const ssize_t n = mnl_socket_recvfrom(nl.get(), reply.data(), reply.size());
+    const ssize_t n = mnl_socket_recvfrom(nl, reply.data(), reply.size());
     if (n < 0) return Unavailable(std::string("reading the batch's answer: ") + std::strerror(errno));
     auto* nlh = reinterpret_cast<nlmsghdr*>(reply.data());
     int left = static_cast<int>(n);

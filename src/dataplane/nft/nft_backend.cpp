@@ -7,7 +7,6 @@
 #include <set>
 
 #include "base/netns.h"
-#include "dataplane/nft/element_batch.h"
 
 namespace netpol::dataplane::nft {
 namespace {
@@ -304,12 +303,18 @@ Result<ApplyStats> NftBackend::Apply(const policy::NodeProgram& program) {
     // still one transaction); anything else goes through libnftables.
     Status done = Ok();
     if (!change.full && Batchable(change.edits, layout_)) {
-      done = SendElementBatch(options_.netns, change.edits, layout_);
+      if (!batcher_) {
+        Result<ElementBatcher> opened = ElementBatcher::Open(options_.netns);
+        if (opened) batcher_ = std::move(*opened);
+        else done = std::move(opened).error();
+      }
+      if (batcher_) done = batcher_->Send(change.edits, layout_);
       change.stats.batched = true;
     } else if (Result<std::string> ran = Run(change.stats.commands, false); !ran) {
       done = std::move(ran).error();
     }
     if (!done.ok()) {
+      batcher_.reset();  // a fresh socket next time, too
       in_sync_ = false;  // whatever we believed may be wrong now: read back next time
       return std::move(done).error().WithContext("applying the policy");
     }

@@ -15,9 +15,11 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "dataplane/backend.h"
+#include "dataplane/nft/element_batch.h"
 #include "dataplane/nft/ruleset.h"
 
 struct nft_ctx;
@@ -83,6 +85,7 @@ class NftBackend final : public Backend {
   NftBackendOptions options_;
   nft_ctx* ctx_;
   std::map<std::string, NftSet> layout_;  // set name -> type and flags (no elements)
+  std::optional<ElementBatcher> batcher_;  // opened on first use
   // What this backend last committed, per local pod. After the first Apply has
   // read the table back and made it match, later Applies diff against this
   // instead of listing the kernel again, and re-render only the pods whose
