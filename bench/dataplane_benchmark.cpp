@@ -25,7 +25,9 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-double Ms(Clock::duration d) { return std::chrono::duration<double, std::milli>(d).count(); }
+double Ms(Clock::duration d) {
+  return std::chrono::duration<double, std::milli>(d).count();
+}
 
 api::Pod BenchPod(const std::string& name, const std::string& app, const std::string& ip) {
   api::Pod pod;
@@ -99,8 +101,8 @@ int Program(const std::string& netns, int policies) {
   }
   size_t elements = 0;
   for (const auto& [name, pod] : program.pods) elements += pod.ingress.allow.size() + pod.egress.allow.size();
-  std::printf("policies=%d local_pods=%zu allowances=%zu set_elements=%zu compile_and_apply_ms=%.1f\n", policies,
-              program.pods.size(), elements, stats->added, Ms(Clock::now() - start));
+  std::printf("policies=%d local_pods=%zu allowances=%zu set_elements=%zu compile_and_apply_ms=%.1f\n",
+              policies, program.pods.size(), elements, stats->added, Ms(Clock::now() - start));
   return 0;
 }
 
@@ -168,9 +170,10 @@ int Timing(const std::string& netns, int policies) {
   }
   std::printf("one local pod added: median %.1f ms; removed: median %.1f ms (15 each)\n", Median(add_ms),
               Median(remove_ms));
-  std::printf("  added, split: engine update + compile %.1f ms, render + diff + nft transaction %.1f ms "
-              "(of which render + diff %.1f ms; %zu set elements changed)\n",
-              Median(add_compile_ms), Median(add_nft_ms), Median(add_plan_ms), elements_changed);
+  std::printf(
+      "  added, split: engine update + compile %.1f ms, render + diff + nft transaction %.1f ms "
+      "(of which render + diff %.1f ms; %zu set elements changed)\n",
+      Median(add_compile_ms), Median(add_nft_ms), Median(add_plan_ms), elements_changed);
   return 0;
 }
 

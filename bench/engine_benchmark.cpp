@@ -100,7 +100,8 @@ void BM_ReferenceVerdict(benchmark::State& state) {
   size_t i = 0;
   for (auto _ : state) {
     const size_t k = i++ & 4095;
-    benchmark::DoNotOptimize(f.reference->Allowed(*pairs[k].first, *pairs[k].second, f.flows[k].protocol, f.flows[k].port));
+    benchmark::DoNotOptimize(
+        f.reference->Allowed(*pairs[k].first, *pairs[k].second, f.flows[k].protocol, f.flows[k].port));
   }
   state.SetItemsProcessed(state.iterations());
 }

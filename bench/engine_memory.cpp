@@ -3,10 +3,10 @@
 // (VmHWM) against the process baseline measured before (same run).
 //
 //   build/release/bench/engine_memory [pods] [policies]
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
-#include <algorithm>
 #include <string>
 
 #include "policy/engine.h"

@@ -39,21 +39,25 @@ using Clock = std::chrono::steady_clock;
 using kube::Json;
 namespace fs = std::filesystem;
 
-double Ms(Clock::duration d) { return std::chrono::duration<double, std::milli>(d).count(); }
+double Ms(Clock::duration d) {
+  return std::chrono::duration<double, std::milli>(d).count();
+}
 
 double Percentile(std::vector<double> v, double p) {
   std::sort(v.begin(), v.end());
   return v[std::min(v.size() - 1, static_cast<size_t>(p * static_cast<double>(v.size())))];
 }
 
-int Sh(const std::string& command) { return std::system(command.c_str()); }
+int Sh(const std::string& command) {
+  return std::system(command.c_str());
+}
 
 // Starts `path` in the network namespace `netns_fd` with the given stdin and
 // stdout. vfork: this process is large (the API server holds the cluster), and
 // copying its page tables on fork would dominate what is measured; the child
 // only makes system calls before exec.
-__attribute__((noinline)) pid_t SpawnIn(int netns_fd, int in_fd, int out_fd, const char* path, char* const argv[],
-                                        char* const envp[]) {
+__attribute__((noinline)) pid_t SpawnIn(int netns_fd, int in_fd, int out_fd, const char* path,
+                                        char* const argv[], char* const envp[]) {
   const pid_t child = ::vfork();
   if (child == 0) {
     ::setns(netns_fd, CLONE_NEWNET);
@@ -71,27 +75,39 @@ void LoadCluster(kube::Client& api, int pods, int policies) {
   std::mt19937_64 rng(42);
   const int namespaces = 100;
   for (int n = 0; n < namespaces; ++n) {
-    (void)api.Request("POST", "/api/v1/namespaces",
-                      Json{{"metadata", {{"name", "ns-" + std::to_string(n)}, {"labels", {{"team", "t" + std::to_string(n % 7)}}}}}}.dump());
+    (void)api.Request(
+        "POST", "/api/v1/namespaces",
+        Json{{"metadata",
+              {{"name", "ns-" + std::to_string(n)}, {"labels", {{"team", "t" + std::to_string(n % 7)}}}}}}
+            .dump());
   }
   for (int i = 0; i < pods; ++i) {
     const int ns = i % namespaces;
     const int app = static_cast<int>(rng() % 40);
-    const Json pod = {{"apiVersion", "v1"},
-                      {"kind", "Pod"},
-                      {"metadata", {{"name", "pod-" + std::to_string(i)}, {"labels", {{"app", "app-" + std::to_string(app)}, {"tier", app % 3 == 0 ? "db" : "web"}}}}},
-                      {"spec", {{"nodeName", "node-" + std::to_string(2 + i % 20)},
-                                {"containers", {{{"name", "c"}, {"ports", {{{"name", "http"}, {"containerPort", 8080}}}}}}}}},
-                      {"status", {{"phase", "Running"}, {"podIP", "198.19." + std::to_string(i / 250) + "." + std::to_string(i % 250 + 1)}}}};
+    const Json pod = {
+        {"apiVersion", "v1"},
+        {"kind", "Pod"},
+        {"metadata",
+         {{"name", "pod-" + std::to_string(i)},
+          {"labels", {{"app", "app-" + std::to_string(app)}, {"tier", app % 3 == 0 ? "db" : "web"}}}}},
+        {"spec",
+         {{"nodeName", "node-" + std::to_string(2 + i % 20)},
+          {"containers", {{{"name", "c"}, {"ports", {{{"name", "http"}, {"containerPort", 8080}}}}}}}}},
+        {"status",
+         {{"phase", "Running"},
+          {"podIP", "198.19." + std::to_string(i / 250) + "." + std::to_string(i % 250 + 1)}}}};
     (void)api.Request("POST", "/api/v1/namespaces/ns-" + std::to_string(ns) + "/pods", pod.dump());
   }
   for (int p = 0; p < policies; ++p) {
     const int ns = p % namespaces;
     Json spec = {{"podSelector", {{"matchLabels", {{"app", "app-" + std::to_string(rng() % 40)}}}}}};
-    Json peer = p % 2 == 0 ? Json{{"podSelector", {{"matchLabels", {{"tier", "web"}}}}}}
-                           : Json{{"namespaceSelector", {{"matchLabels", {{"team", "t" + std::to_string(rng() % 7)}}}}}};
+    Json peer =
+        p % 2 == 0
+            ? Json{{"podSelector", {{"matchLabels", {{"tier", "web"}}}}}}
+            : Json{{"namespaceSelector", {{"matchLabels", {{"team", "t" + std::to_string(rng() % 7)}}}}}};
     spec["ingress"] = {{{"from", {peer}}, {"ports", {{{"port", p % 3 == 0 ? Json("http") : Json(5432)}}}}}};
-    (void)api.Request("POST", "/apis/networking.k8s.io/v1/namespaces/ns-" + std::to_string(ns) + "/networkpolicies",
+    (void)api.Request("POST",
+                      "/apis/networking.k8s.io/v1/namespaces/ns-" + std::to_string(ns) + "/networkpolicies",
                       Json{{"metadata", {{"name", "policy-" + std::to_string(p)}}}, {"spec", spec}}.dump());
   }
 }
@@ -109,7 +125,8 @@ int Main(const std::string& bin) {
   auto client = kube::Client::Create(kube::Api((*server)->url()));
   const auto load_start = Clock::now();
   LoadCluster(**client, 10000, 1000);
-  std::printf("cluster loaded into the API server: 10000 pods, 1000 policies (%.1f s)\n", Ms(Clock::now() - load_start) / 1000);
+  std::printf("cluster loaded into the API server: 10000 pods, 1000 policies (%.1f s)\n",
+              Ms(Clock::now() - load_start) / 1000);
   // The node: its namespace with a route to the pods' gateway for proxy ARP.
   Sh("ip netns add " + node_ns + " && ip -n " + node_ns + " link set lo up && ip -n " + node_ns +
      " link add up0 type veth peer name up1 && ip -n " + node_ns + " link set up0 up && ip -n " + node_ns +
@@ -144,15 +161,20 @@ int Main(const std::string& bin) {
     for (int i = 0; i < 100; ++i) {
       const std::string pod = "bench-" + std::to_string(i);
       const std::string pod_ns = tag + "-p" + std::to_string(i);
-      (void)(*client)->Request("POST", "/api/v1/namespaces/ns-1/pods",
-                               Json{{"metadata", {{"name", pod}, {"labels", {{"app", "app-" + std::to_string(i % 40)}}}}},
-                                    {"spec", {{"nodeName", "node-1"}, {"containers", {{{"name", "c"}}}}}}}.dump());
+      (void)(*client)->Request(
+          "POST", "/api/v1/namespaces/ns-1/pods",
+          Json{{"metadata", {{"name", pod}, {"labels", {{"app", "app-" + std::to_string(i % 40)}}}}},
+               {"spec", {{"nodeName", "node-1"}, {"containers", {{{"name", "c"}}}}}}}
+              .dump());
       Sh("ip netns add " + pod_ns);
       std::this_thread::sleep_for(std::chrono::milliseconds(20));  // the agent has seen the pod
       // As a runtime on the node runs it: the plugin started directly in the
       // node's namespace (no shell, no `ip netns exec`).
-      const std::vector<std::string> env = {"CNI_COMMAND=ADD", "CNI_CONTAINERID=c" + std::to_string(i),
-                                            "CNI_NETNS=/run/netns/" + pod_ns, "CNI_IFNAME=eth0", "CNI_PATH=" + bin,
+      const std::vector<std::string> env = {"CNI_COMMAND=ADD",
+                                            "CNI_CONTAINERID=c" + std::to_string(i),
+                                            "CNI_NETNS=/run/netns/" + pod_ns,
+                                            "CNI_IFNAME=eth0",
+                                            "CNI_PATH=" + bin,
                                             "CNI_ARGS=K8S_POD_NAMESPACE=ns-1;K8S_POD_NAME=" + pod};
       const int node_fd = ::open(("/run/netns/" + node_ns).c_str(), O_RDONLY | O_CLOEXEC);
       const int conf_fd = ::open((dir + "/conf.json").c_str(), O_RDONLY | O_CLOEXEC);
@@ -184,15 +206,18 @@ int Main(const std::string& bin) {
       const uint64_t before = agent.stats().programs;
       const auto start = Clock::now();
       if (i % 2 == 0) {
-        (void)(*client)->Request("PATCH", "/api/v1/namespaces/ns-1/pods/bench-" + std::to_string(i),
-                                 Json{{"metadata", {{"labels", {{"app", "app-" + std::to_string((i + 7) % 40)}}}}}}.dump(),
-                                 "application/merge-patch+json");
+        (void)(*client)->Request(
+            "PATCH", "/api/v1/namespaces/ns-1/pods/bench-" + std::to_string(i),
+            Json{{"metadata", {{"labels", {{"app", "app-" + std::to_string((i + 7) % 40)}}}}}}.dump(),
+            "application/merge-patch+json");
       } else {
         (void)(*client)->Request(
             "POST", "/apis/networking.k8s.io/v1/namespaces/ns-1/networkpolicies",
             Json{{"metadata", {{"name", "bench-" + std::to_string(i)}}},
-                 {"spec", {{"podSelector", {{"matchLabels", {{"app", "app-" + std::to_string(i % 40)}}}}},
-                           {"ingress", {{{"ports", {{{"port", 9000 + i}}}}}}}}}}.dump());
+                 {"spec",
+                  {{"podSelector", {{"matchLabels", {{"app", "app-" + std::to_string(i % 40)}}}}},
+                   {"ingress", {{{"ports", {{{"port", 9000 + i}}}}}}}}}}
+                .dump());
       }
       while (agent.stats().programs == before && Clock::now() - start < std::chrono::seconds(10)) {
         std::this_thread::sleep_for(std::chrono::microseconds(50));
@@ -203,12 +228,14 @@ int Main(const std::string& bin) {
     stop = true;
     running.join();
     if (!add_ms.empty()) {
-      std::printf("pod ADD -> policy in force (netpol-cni ADD, wiring included), %zu pods: p50 %.2f ms, p99 %.2f ms\n",
-                  add_ms.size(), Percentile(add_ms, 0.5), Percentile(add_ms, 0.99));
+      std::printf(
+          "pod ADD -> policy in force (netpol-cni ADD, wiring included), %zu pods: p50 %.2f ms, p99 %.2f "
+          "ms\n",
+          add_ms.size(), Percentile(add_ms, 0.5), Percentile(add_ms, 0.99));
     }
     if (!event_ms.empty()) {
-      std::printf("watch event -> dataplane updated, %zu changes: p50 %.2f ms, p99 %.2f ms\n", event_ms.size(),
-                  Percentile(event_ms, 0.5), Percentile(event_ms, 0.99));
+      std::printf("watch event -> dataplane updated, %zu changes: p50 %.2f ms, p99 %.2f ms\n",
+                  event_ms.size(), Percentile(event_ms, 0.5), Percentile(event_ms, 0.99));
     }
   }
   // Agent memory: the real binary, its RSS once synced.
@@ -220,7 +247,8 @@ int Main(const std::string& bin) {
     const std::string binary = bin + "/netpold";
     const std::string url = (*server)->url();
     ::execl(binary.c_str(), binary.c_str(), "--server", url.c_str(), "--node-name", "node-1", "--netns",
-            node_ns.c_str(), "--state-dir", (dir + "/cni").c_str(), "--socket", (dir + "/agent2.sock").c_str(), nullptr);
+            node_ns.c_str(), "--state-dir", (dir + "/cni").c_str(), "--socket",
+            (dir + "/agent2.sock").c_str(), nullptr);
     ::_exit(127);
   }
   const auto start = Clock::now();
@@ -245,9 +273,11 @@ int Main(const std::string& bin) {
   ::kill(pid, SIGTERM);
   ::waitpid(pid, nullptr, 0);
   const double known = 10000 + 100;
-  std::printf("netpold memory after sync (10100 pods, 1050 policies known): RSS %.1f MiB (%.2f KiB/pod), peak %.1f MiB (%.2f KiB/pod)\n",
-              static_cast<double>(rss_kb) / 1024, static_cast<double>(rss_kb) / known,
-              static_cast<double>(hwm_kb) / 1024, static_cast<double>(hwm_kb) / known);
+  std::printf(
+      "netpold memory after sync (10100 pods, 1050 policies known): RSS %.1f MiB (%.2f KiB/pod), peak %.1f "
+      "MiB (%.2f KiB/pod)\n",
+      static_cast<double>(rss_kb) / 1024, static_cast<double>(rss_kb) / known,
+      static_cast<double>(hwm_kb) / 1024, static_cast<double>(hwm_kb) / known);
   // Clean up exactly what we made.
   for (int i = 0; i < 100; ++i) Sh("ip netns del " + tag + "-p" + std::to_string(i) + " 2>/dev/null");
   Sh("ip netns del " + node_ns);

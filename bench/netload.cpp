@@ -157,9 +157,12 @@ int main(int argc, char** argv) {
   const std::vector<std::string> a(argv + 1, argv + argc);
   if (a.size() == 3 && a[0] == "serve") return Serve(std::atoi(a[1].c_str()), std::atoi(a[2].c_str()));
   if ((a.size() == 4 || a.size() == 5) && a[0] == "crr") {
-    return Crr(a[1].c_str(), std::atoi(a[2].c_str()), std::atoi(a[3].c_str()), a.size() == 5 ? std::atoi(a[4].c_str()) : 8);
+    return Crr(a[1].c_str(), std::atoi(a[2].c_str()), std::atoi(a[3].c_str()),
+               a.size() == 5 ? std::atoi(a[4].c_str()) : 8);
   }
-  if (a.size() == 4 && a[0] == "stream") return Stream(a[1].c_str(), std::atoi(a[2].c_str()), std::atoi(a[3].c_str()));
-  std::fprintf(stderr, "usage: netload serve PORT SECONDS | crr IP PORT SECONDS [CONC] | stream IP PORT SECONDS\n");
+  if (a.size() == 4 && a[0] == "stream")
+    return Stream(a[1].c_str(), std::atoi(a[2].c_str()), std::atoi(a[3].c_str()));
+  std::fprintf(stderr,
+               "usage: netload serve PORT SECONDS | crr IP PORT SECONDS [CONC] | stream IP PORT SECONDS\n");
   return 2;
 }

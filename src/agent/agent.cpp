@@ -30,10 +30,14 @@ using kube::Json;
 
 const char* LevelName(LogLevel l) {
   switch (l) {
-    case LogLevel::kDebug: return "debug";
-    case LogLevel::kInfo: return "info";
-    case LogLevel::kWarn: return "warn";
-    case LogLevel::kError: return "error";
+    case LogLevel::kDebug:
+      return "debug";
+    case LogLevel::kInfo:
+      return "info";
+    case LogLevel::kWarn:
+      return "warn";
+    case LogLevel::kError:
+      return "error";
   }
   return "info";
 }
@@ -45,13 +49,16 @@ std::string Timestamp() {
   gmtime_r(&t, &tm);
   char buffer[40];
   std::strftime(buffer, sizeof(buffer), "%Y-%m-%dT%H:%M:%S", &tm);
-  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
+  const auto ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
   char out[48];
   std::snprintf(out, sizeof(out), "%s.%03lldZ", buffer, static_cast<long long>(ms));
   return out;
 }
 
-std::string PodKey(const std::string& ns, const std::string& name) { return ns + "/" + name; }
+std::string PodKey(const std::string& ns, const std::string& name) {
+  return ns + "/" + name;
+}
 
 }  // namespace
 
@@ -60,12 +67,12 @@ struct Agent::Impl {
   mutable std::mutex mu;
   std::condition_variable changed;  // something to program, or a program done
   policy::Engine engine;
-  std::map<std::string, api::Pod> node_pods;          // this node's pods as the API has them
-  std::map<std::string, cni::PodRegistration> local;  // ns/name -> registration
-  std::map<std::string, bool> listed;                 // kind -> listed once
-  std::map<std::string, std::set<std::string>> known; // kind -> ns/name applied
-  uint64_t wanted = 0;                                // generation of the desired state
-  uint64_t applied = 0;                               // generation in force
+  std::map<std::string, api::Pod> node_pods;           // this node's pods as the API has them
+  std::map<std::string, cni::PodRegistration> local;   // ns/name -> registration
+  std::map<std::string, bool> listed;                  // kind -> listed once
+  std::map<std::string, std::set<std::string>> known;  // kind -> ns/name applied
+  uint64_t wanted = 0;                                 // generation of the desired state
+  uint64_t applied = 0;                                // generation in force
   AgentStats stats;
   std::unique_ptr<dataplane::nft::NftBackend> backend;
 
@@ -144,7 +151,8 @@ struct Agent::Impl {
       Json object = item;
       // Lists carry kind on the list, not on each item.
       if (!object.contains("kind")) object["kind"] = kind;
-      if (!object.contains("apiVersion")) object["apiVersion"] = kind == "NetworkPolicy" ? "networking.k8s.io/v1" : "v1";
+      if (!object.contains("apiVersion"))
+        object["apiVersion"] = kind == "NetworkPolicy" ? "networking.k8s.io/v1" : "v1";
       OnObject(kind, "ADDED", object);
     }
     listed[kind] = true;
@@ -203,7 +211,10 @@ struct Agent::Impl {
       }
       stats.synced = true;
       Log(LogLevel::kDebug, "programmed",
-          {{"ms", ms}, {"added", done->added}, {"removed", done->removed}, {"local_pods", program.pods.size()}});
+          {{"ms", ms},
+           {"added", done->added},
+           {"removed", done->removed},
+           {"local_pods", program.pods.size()}});
       changed.notify_all();
     }
   }
@@ -219,7 +230,8 @@ struct Agent::Impl {
       return Json{{"ok", false}, {"error", std::string("unreadable request: ") + e.what()}}.dump();
     }
     const std::string op = request.value("op", "");
-    Result<cni::PodRegistration> reg = cni::DecodeRegistration(request.value("registration", Json::object()).dump());
+    Result<cni::PodRegistration> reg =
+        cni::DecodeRegistration(request.value("registration", Json::object()).dump());
     if (op == "status") {
       std::lock_guard lock(mu);
       return Json{{"ok", stats.synced}, {"error", stats.synced ? "" : "not synced yet"}}.dump();
@@ -242,7 +254,8 @@ struct Agent::Impl {
     changed.notify_all();
     // Answer once the change is in force (the plugin times out on its side).
     const bool in_force = changed.wait_for(lock, std::chrono::seconds(30), [&] { return applied >= target; });
-    if (!in_force) return Json{{"ok", false}, {"error", "the dataplane has not applied the pod's rules yet"}}.dump();
+    if (!in_force)
+      return Json{{"ok", false}, {"error", "the dataplane has not applied the pod's rules yet"}}.dump();
     return Json{{"ok", true}}.dump();
   }
 
@@ -254,7 +267,8 @@ struct Agent::Impl {
     if (fd < 0) return Unavailable(std::string("socket: ") + std::strerror(errno));
     sockaddr_un address{};
     address.sun_family = AF_UNIX;
-    if (options.socket_path.size() >= sizeof(address.sun_path)) return InvalidArgument("socket path too long");
+    if (options.socket_path.size() >= sizeof(address.sun_path))
+      return InvalidArgument("socket path too long");
     std::memcpy(address.sun_path, options.socket_path.c_str(), options.socket_path.size() + 1);
     if (::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0 || ::listen(fd, 64) != 0) {
       const int err = errno;
@@ -314,7 +328,9 @@ class Watcher final : public kube::ListWatchHandler {
 
 }  // namespace
 
-Agent::Agent(AgentOptions options) : impl_(std::make_unique<Impl>()) { impl_->options = std::move(options); }
+Agent::Agent(AgentOptions options) : impl_(std::make_unique<Impl>()) {
+  impl_->options = std::move(options);
+}
 
 Agent::~Agent() = default;
 
@@ -325,10 +341,11 @@ AgentStats Agent::stats() const {
 
 Status Agent::Run(const std::atomic<bool>& stop) {
   Impl& a = *impl_;
-  NETPOL_ASSIGN_OR_RETURN(std::unique_ptr<kube::Client> client, kube::Client::Create(a.options.api), "netpold");
-  NETPOL_ASSIGN_OR_RETURN(a.backend,
-                          dataplane::nft::NftBackend::Create({a.options.netns, {.log_group = a.options.log_group}}),
+  NETPOL_ASSIGN_OR_RETURN(std::unique_ptr<kube::Client> client, kube::Client::Create(a.options.api),
                           "netpold");
+  NETPOL_ASSIGN_OR_RETURN(
+      a.backend, dataplane::nft::NftBackend::Create({a.options.netns, {.log_group = a.options.log_group}}),
+      "netpold");
   // Pods attached before this start (a restart): known at once, from disk.
   NETPOL_ASSIGN_OR_RETURN(const std::vector<cni::PodRegistration> registered,
                           cni::ListRegistrations(a.options.state_dir), "reading pod registrations");
@@ -336,7 +353,8 @@ Status Agent::Run(const std::atomic<bool>& stop) {
     std::lock_guard lock(a.mu);
     for (const auto& reg : registered) a.local[PodKey(reg.pod_namespace, reg.pod_name)] = reg;
   }
-  a.Log(LogLevel::kInfo, "starting", {{"server", a.options.api.server}, {"registered_pods", registered.size()}});
+  a.Log(LogLevel::kInfo, "starting",
+        {{"server", a.options.api.server}, {"registered_pods", registered.size()}});
   Watcher namespaces(a, "Namespace");
   Watcher pods(a, "Pod");
   Watcher policies(a, "NetworkPolicy");

@@ -33,18 +33,18 @@ enum class LogLevel { kDebug, kInfo, kWarn, kError };
 struct AgentOptions {
   kube::ClientConfig api;
   std::string node_name;
-  std::string netns;                                // node namespace to program; "" = this one
-  std::string state_dir = "/var/lib/netpol/cni";    // where netpol-cni registers pods
+  std::string netns;                              // node namespace to program; "" = this one
+  std::string state_dir = "/var/lib/netpol/cni";  // where netpol-cni registers pods
   std::string socket_path = "/run/netpol/agent.sock";
   uint16_t log_group = 100;
   LogLevel log_level = LogLevel::kInfo;
 };
 
 struct AgentStats {
-  uint64_t programs = 0;       // successful dataplane updates
-  uint64_t failures = 0;       // failed ones (retried)
-  uint64_t events = 0;         // watch events applied
-  bool synced = false;         // every resource listed and the first program in force
+  uint64_t programs = 0;  // successful dataplane updates
+  uint64_t failures = 0;  // failed ones (retried)
+  uint64_t events = 0;    // watch events applied
+  bool synced = false;    // every resource listed and the first program in force
 };
 
 class Agent {

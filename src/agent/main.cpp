@@ -1,9 +1,9 @@
 // netpold: flags and signals only; the agent is agent/agent.h.
-#include <CLI/CLI.hpp>
-
 #include <atomic>
 #include <csignal>
 #include <iostream>
+
+#include <CLI/CLI.hpp>
 
 #include "agent/agent.h"
 
@@ -14,25 +14,31 @@ std::atomic<bool> stop_requested{false};
 int main(int argc, char** argv) {
   netpol::agent::AgentOptions options;
   std::string level = "info";
-  CLI::App app{"netpold: the netpol node agent. Watches namespaces, pods and NetworkPolicies through the\n"
-               "Kubernetes API and enforces the policies for this node's pods in nftables.\n\n"
-               "Example (the lab starts it like this, one per node):\n"
-               "  netpold --server http://127.0.0.1:6443 --node-name node-1 --netns lab-node-1 \\\n"
-               "          --state-dir /var/lib/netpol/lab/node-1/cni --socket /run/netpol/node-1.sock"};
+  CLI::App app{
+      "netpold: the netpol node agent. Watches namespaces, pods and NetworkPolicies through the\n"
+      "Kubernetes API and enforces the policies for this node's pods in nftables.\n\n"
+      "Example (the lab starts it like this, one per node):\n"
+      "  netpold --server http://127.0.0.1:6443 --node-name node-1 --netns lab-node-1 \\\n"
+      "          --state-dir /var/lib/netpol/lab/node-1/cni --socket /run/netpol/node-1.sock"};
   app.add_option("--server", options.api.server, "API server URL")->required();
-  app.add_option("--token-file", options.api.bearer_token, "bearer token (file contents are read by the caller)");
-  app.add_option("--node-name", options.node_name, "this node's name (pods with spec.nodeName equal to it)")->required();
-  app.add_option("--netns", options.netns, "network namespace of the node to program (default: the current one)");
+  app.add_option("--token-file", options.api.bearer_token,
+                 "bearer token (file contents are read by the caller)");
+  app.add_option("--node-name", options.node_name, "this node's name (pods with spec.nodeName equal to it)")
+      ->required();
+  app.add_option("--netns", options.netns,
+                 "network namespace of the node to program (default: the current one)");
   app.add_option("--state-dir", options.state_dir, "netpol-cni's state directory (pod registrations)")
       ->capture_default_str();
-  app.add_option("--socket", options.socket_path, "unix socket netpol-cni confirms pods on")->capture_default_str();
-  app.add_option("--log-group", options.log_group, "NFLOG group for denied connections")->capture_default_str();
+  app.add_option("--socket", options.socket_path, "unix socket netpol-cni confirms pods on")
+      ->capture_default_str();
+  app.add_option("--log-group", options.log_group, "NFLOG group for denied connections")
+      ->capture_default_str();
   app.add_option("--log-level", level, "debug, info, warn or error")
       ->check(CLI::IsMember({"debug", "info", "warn", "error"}))
       ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
-  options.log_level = level == "debug"  ? netpol::agent::LogLevel::kDebug
-                      : level == "warn" ? netpol::agent::LogLevel::kWarn
+  options.log_level = level == "debug"   ? netpol::agent::LogLevel::kDebug
+                      : level == "warn"  ? netpol::agent::LogLevel::kWarn
                       : level == "error" ? netpol::agent::LogLevel::kError
                                          : netpol::agent::LogLevel::kInfo;
   std::signal(SIGTERM, [](int) { stop_requested = true; });

@@ -1,6 +1,5 @@
 #include "api/decode.h"
 
-
 #include <algorithm>
 #include <charconv>
 #include <initializer_list>
@@ -30,8 +29,8 @@ std::string Index(const std::string& path, size_t i) {
 bool IsPlainNonString(const YamlNode& node) {
   if (!node.IsScalar() || !node.IsPlain()) return false;
   static const std::set<std::string, std::less<>> kWords = {
-      "true", "True", "TRUE", "false", "False", "FALSE", "yes", "Yes", "YES", "no", "No", "NO",
-      "on", "On", "ON", "off", "Off", "OFF", "y", "Y", "n", "N", "null", "Null", "NULL", "~"};
+      "true", "True", "TRUE", "false", "False", "FALSE", "yes", "Yes", "YES", "no",   "No",   "NO",   "on",
+      "On",   "ON",   "off",  "Off",   "OFF",   "y",     "Y",   "n",   "N",   "null", "Null", "NULL", "~"};
   const std::string& text = node.Scalar();
   if (text.empty() || kWords.contains(text)) return true;
   if (text == ".inf" || text == "-.inf" || text == "+.inf" || text == ".nan" || text == ".Inf" ||
@@ -90,18 +89,14 @@ class ObjectDecoder {
     if (!path.empty()) positions_->emplace(path, Where(node));
   }
 
-  void Report(Severity severity, const YamlNode& node, const std::string& path,
-              std::string detail) {
-    diagnostics_.push_back(
-        {severity, Where(node), object_ref_, path, std::move(detail)});
+  void Report(Severity severity, const YamlNode& node, const std::string& path, std::string detail) {
+    diagnostics_.push_back({severity, Where(node), object_ref_, path, std::move(detail)});
   }
   void Error(const YamlNode& node, const std::string& path, std::string detail) {
     Report(Severity::kError, node, path, std::move(detail));
   }
 
-  Provenance TakeProvenance(const YamlNode& root) {
-    return Provenance{Where(root), std::move(positions_)};
-  }
+  Provenance TakeProvenance(const YamlNode& root) { return Provenance{Where(root), std::move(positions_)}; }
 
   // Every key of `map` must be in `known`; others are warnings (errors with --strict).
   void CheckFields(const YamlNode& map, const std::string& path, FieldList known) {
@@ -110,8 +105,8 @@ class ObjectDecoder {
       bool found = false;
       for (const std::string_view k : known) found = found || k == key;
       if (!found) {
-        Report(options_.strict ? Severity::kError : Severity::kWarning, entry.first,
-               "", "unknown field " + Quote(Child(path, key)));
+        Report(options_.strict ? Severity::kError : Severity::kWarning, entry.first, "",
+               "unknown field " + Quote(Child(path, key)));
       }
     }
   }
@@ -151,8 +146,7 @@ class ObjectDecoder {
     }
     if (IsPlainNonString(node)) {
       Error(node, path,
-            InvalidValue(node.Scalar(), "expected a string; quote the value (\"" +
-                                            node.Scalar() + "\")"));
+            InvalidValue(node.Scalar(), "expected a string; quote the value (\"" + node.Scalar() + "\")"));
       return std::nullopt;
     }
     return node.Scalar();
@@ -213,10 +207,9 @@ class ObjectDecoder {
     if (namespaced) meta.namespace_ = options_.default_namespace;
     if (!node || !ExpectMap(node, "metadata")) return meta;
     CheckFields(node, "metadata",
-                {"name", "generateName", "namespace", "labels", "annotations", "uid",
-                 "resourceVersion", "generation", "creationTimestamp", "deletionTimestamp",
-                 "deletionGracePeriodSeconds", "ownerReferences", "finalizers", "managedFields",
-                 "selfLink"});
+                {"name", "generateName", "namespace", "labels", "annotations", "uid", "resourceVersion",
+                 "generation", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds",
+                 "ownerReferences", "finalizers", "managedFields", "selfLink"});
     if (node["name"]) meta.name = String(node["name"], "metadata.name").value_or("");
     if (namespaced && node["namespace"]) {
       meta.namespace_ = String(node["namespace"], "metadata.namespace").value_or("");
@@ -278,16 +271,46 @@ class ObjectDecoder {
     PodSpec spec;
     if (!ExpectMap(node, path)) return spec;
     CheckFields(node, path,
-                {"volumes", "initContainers", "containers", "ephemeralContainers", "restartPolicy",
-                 "terminationGracePeriodSeconds", "activeDeadlineSeconds", "dnsPolicy",
-                 "nodeSelector", "serviceAccountName", "serviceAccount",
-                 "automountServiceAccountToken", "nodeName", "hostNetwork", "hostPID", "hostIPC",
-                 "shareProcessNamespace", "securityContext", "imagePullSecrets", "hostname",
-                 "subdomain", "affinity", "schedulerName", "tolerations", "hostAliases",
-                 "priorityClassName", "priority", "dnsConfig", "readinessGates",
-                 "runtimeClassName", "enableServiceLinks", "preemptionPolicy", "overhead",
-                 "topologySpreadConstraints", "setHostnameAsFQDN", "os", "hostUsers",
-                 "schedulingGates", "resourceClaims", "resources"});
+                {"volumes",
+                 "initContainers",
+                 "containers",
+                 "ephemeralContainers",
+                 "restartPolicy",
+                 "terminationGracePeriodSeconds",
+                 "activeDeadlineSeconds",
+                 "dnsPolicy",
+                 "nodeSelector",
+                 "serviceAccountName",
+                 "serviceAccount",
+                 "automountServiceAccountToken",
+                 "nodeName",
+                 "hostNetwork",
+                 "hostPID",
+                 "hostIPC",
+                 "shareProcessNamespace",
+                 "securityContext",
+                 "imagePullSecrets",
+                 "hostname",
+                 "subdomain",
+                 "affinity",
+                 "schedulerName",
+                 "tolerations",
+                 "hostAliases",
+                 "priorityClassName",
+                 "priority",
+                 "dnsConfig",
+                 "readinessGates",
+                 "runtimeClassName",
+                 "enableServiceLinks",
+                 "preemptionPolicy",
+                 "overhead",
+                 "topologySpreadConstraints",
+                 "setHostnameAsFQDN",
+                 "os",
+                 "hostUsers",
+                 "schedulingGates",
+                 "resourceClaims",
+                 "resources"});
     if (node["nodeName"]) spec.node_name = String(node["nodeName"], Child(path, "nodeName")).value_or("");
     if (node["hostNetwork"] && !node["hostNetwork"].IsNull()) {
       spec.host_network = Bool(node["hostNetwork"], Child(path, "hostNetwork")).value_or(false);
@@ -305,11 +328,30 @@ class ObjectDecoder {
     Container c;
     if (!ExpectMap(node, path)) return c;
     CheckFields(node, path,
-                {"name", "image", "command", "args", "workingDir", "ports", "envFrom", "env",
-                 "resources", "resizePolicy", "restartPolicy", "volumeMounts", "volumeDevices",
-                 "livenessProbe", "readinessProbe", "startupProbe", "lifecycle",
-                 "terminationMessagePath", "terminationMessagePolicy", "imagePullPolicy",
-                 "securityContext", "stdin", "stdinOnce", "tty"});
+                {"name",
+                 "image",
+                 "command",
+                 "args",
+                 "workingDir",
+                 "ports",
+                 "envFrom",
+                 "env",
+                 "resources",
+                 "resizePolicy",
+                 "restartPolicy",
+                 "volumeMounts",
+                 "volumeDevices",
+                 "livenessProbe",
+                 "readinessProbe",
+                 "startupProbe",
+                 "lifecycle",
+                 "terminationMessagePath",
+                 "terminationMessagePolicy",
+                 "imagePullPolicy",
+                 "securityContext",
+                 "stdin",
+                 "stdinOnce",
+                 "tty"});
     if (node["name"]) c.name = String(node["name"], Child(path, "name")).value_or("");
     if (node["image"]) c.image = String(node["image"], Child(path, "image")).value_or("");
     if (node["command"]) c.command = StringList(node["command"], Child(path, "command"));
@@ -336,7 +378,8 @@ class ObjectDecoder {
           port.container_port =
               Int32(ports[i]["containerPort"], Child(port_path, "containerPort")).value_or(0);
         }
-        if (ports[i]["protocol"]) port.protocol = ProtocolField(ports[i]["protocol"], Child(port_path, "protocol"));
+        if (ports[i]["protocol"])
+          port.protocol = ProtocolField(ports[i]["protocol"], Child(port_path, "protocol"));
         c.ports.push_back(std::move(port));
       }
     }
@@ -389,18 +432,19 @@ class ObjectDecoder {
     std::string spec_path = "spec";
     switch (kind) {
       case WorkloadKind::kDeployment:
-        CheckFields(spec, "spec", {"replicas", "selector", "template", "strategy", "minReadySeconds",
-                                   "revisionHistoryLimit", "paused", "progressDeadlineSeconds"});
+        CheckFields(spec, "spec",
+                    {"replicas", "selector", "template", "strategy", "minReadySeconds",
+                     "revisionHistoryLimit", "paused", "progressDeadlineSeconds"});
         break;
       case WorkloadKind::kStatefulSet:
         CheckFields(spec, "spec",
                     {"replicas", "selector", "template", "volumeClaimTemplates", "serviceName",
-                     "podManagementPolicy", "updateStrategy", "revisionHistoryLimit",
-                     "minReadySeconds", "persistentVolumeClaimRetentionPolicy", "ordinals"});
+                     "podManagementPolicy", "updateStrategy", "revisionHistoryLimit", "minReadySeconds",
+                     "persistentVolumeClaimRetentionPolicy", "ordinals"});
         break;
       case WorkloadKind::kDaemonSet:
-        CheckFields(spec, "spec", {"selector", "template", "updateStrategy", "minReadySeconds",
-                                   "revisionHistoryLimit"});
+        CheckFields(spec, "spec",
+                    {"selector", "template", "updateStrategy", "minReadySeconds", "revisionHistoryLimit"});
         break;
       case WorkloadKind::kReplicaSet:
       case WorkloadKind::kReplicationController:
@@ -409,15 +453,14 @@ class ObjectDecoder {
       case WorkloadKind::kJob:
         CheckFields(spec, "spec",
                     {"parallelism", "completions", "activeDeadlineSeconds", "podFailurePolicy",
-                     "successPolicy", "backoffLimit", "backoffLimitPerIndex", "maxFailedIndexes",
-                     "selector", "manualSelector", "template", "ttlSecondsAfterFinished",
-                     "completionMode", "suspend", "podReplacementPolicy", "managedBy"});
+                     "successPolicy", "backoffLimit", "backoffLimitPerIndex", "maxFailedIndexes", "selector",
+                     "manualSelector", "template", "ttlSecondsAfterFinished", "completionMode", "suspend",
+                     "podReplacementPolicy", "managedBy"});
         break;
       case WorkloadKind::kCronJob:
         CheckFields(spec, "spec",
-                    {"schedule", "timeZone", "startingDeadlineSeconds", "concurrencyPolicy",
-                     "suspend", "jobTemplate", "successfulJobsHistoryLimit",
-                     "failedJobsHistoryLimit"});
+                    {"schedule", "timeZone", "startingDeadlineSeconds", "concurrencyPolicy", "suspend",
+                     "jobTemplate", "successfulJobsHistoryLimit", "failedJobsHistoryLimit"});
         break;
     }
     if (kind == WorkloadKind::kCronJob) {
@@ -429,9 +472,8 @@ class ObjectDecoder {
       spec_path = "spec.jobTemplate.spec";
     }
     const YamlNode body = kind == WorkloadKind::kCronJob ? spec["jobTemplate"]["spec"] : spec;
-    const char* count_field = (kind == WorkloadKind::kJob || kind == WorkloadKind::kCronJob)
-                                  ? "parallelism"
-                                  : "replicas";
+    const char* count_field =
+        (kind == WorkloadKind::kJob || kind == WorkloadKind::kCronJob) ? "parallelism" : "replicas";
     if (kind != WorkloadKind::kDaemonSet && body[count_field] && !body[count_field].IsNull()) {
       w.replicas = Int32(body[count_field], Child(spec_path, count_field)).value_or(1);
     }
@@ -521,7 +563,8 @@ class ObjectDecoder {
         }
         const std::string peers_path = Child(rule_path, peers_field);
         if (const YamlNode peers = node[i][peers_field]; peers && ExpectSequence(peers, peers_path)) {
-          for (size_t j = 0; j < peers.size(); ++j) rule.peers.push_back(Peer(peers[j], Index(peers_path, j)));
+          for (size_t j = 0; j < peers.size(); ++j)
+            rule.peers.push_back(Peer(peers[j], Index(peers_path, j)));
         }
       }
       rules.push_back(std::move(rule));
@@ -626,14 +669,18 @@ class Decoder {
       const std::string_view before = text.substr(0, *bad);
       const int line = 1 + static_cast<int>(std::count(before.begin(), before.end(), '\n'));
       const size_t line_start = before.rfind('\n');
-      const int column = static_cast<int>(*bad - (line_start == std::string_view::npos ? 0 : line_start + 1)) + 1;
-      result_.diagnostics.push_back({Severity::kError, {file_, line, column}, "", "",
-                                     "invalid UTF-8: manifests must be UTF-8 text"});
+      const int column =
+          static_cast<int>(*bad - (line_start == std::string_view::npos ? 0 : line_start + 1)) + 1;
+      result_.diagnostics.push_back(
+          {Severity::kError, {file_, line, column}, "", "", "invalid UTF-8: manifests must be UTF-8 text"});
       return std::move(result_);
     }
     const internal::YamlStream stream = internal::ParseYaml(text);
     if (stream.error) {
-      result_.diagnostics.push_back({Severity::kError, {file_, stream.error->line, stream.error->column}, "", "",
+      result_.diagnostics.push_back({Severity::kError,
+                                     {file_, stream.error->line, stream.error->column},
+                                     "",
+                                     "",
                                      "invalid YAML or JSON: " + stream.error->message});
       return std::move(result_);
     }
@@ -690,9 +737,8 @@ class Decoder {
       return;
     }
     if (version != info->api_version) {
-      FileError(version_node, "no matches for kind " + Quote(kind) + " in version " +
-                                  Quote(version) + " (netpol reads " +
-                                  std::string(info->api_version) + ")");
+      FileError(version_node, "no matches for kind " + Quote(kind) + " in version " + Quote(version) +
+                                  " (netpol reads " + std::string(info->api_version) + ")");
       return;
     }
 

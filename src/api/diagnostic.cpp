@@ -15,12 +15,13 @@ std::string Diagnostic::ToString() const {
   return out;
 }
 
-bool HasErrors(const Diagnostics& diagnostics) { return CountErrors(diagnostics) > 0; }
+bool HasErrors(const Diagnostics& diagnostics) {
+  return CountErrors(diagnostics) > 0;
+}
 
 size_t CountErrors(const Diagnostics& diagnostics) {
-  return static_cast<size_t>(std::count_if(diagnostics.begin(), diagnostics.end(), [](const auto& d) {
-    return d.severity == Severity::kError;
-  }));
+  return static_cast<size_t>(std::count_if(diagnostics.begin(), diagnostics.end(),
+                                           [](const auto& d) { return d.severity == Severity::kError; }));
 }
 
 std::string InvalidValue(const std::string& quoted_value, const std::string& message) {
@@ -31,10 +32,11 @@ std::string RequiredValue(const std::string& message) {
   return message.empty() ? "Required value" : "Required value: " + message;
 }
 
-std::string ForbiddenValue(const std::string& message) { return "Forbidden: " + message; }
+std::string ForbiddenValue(const std::string& message) {
+  return "Forbidden: " + message;
+}
 
-std::string UnsupportedValue(const std::string& quoted_value,
-                             const std::vector<std::string>& supported) {
+std::string UnsupportedValue(const std::string& quoted_value, const std::vector<std::string>& supported) {
   std::string out = "Unsupported value: " + quoted_value + ": supported values: ";
   for (size_t i = 0; i < supported.size(); ++i) {
     if (i > 0) out += ", ";
@@ -52,10 +54,18 @@ std::string Quote(const std::string& value) {
   for (const char c : value) {
     const auto u = static_cast<unsigned char>(c);
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\t': out += "\\t"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
       default:
         if (u < 0x20 || u == 0x7f) {
           char buffer[8];

@@ -41,8 +41,7 @@ size_t CountErrors(const Diagnostics& diagnostics);
 std::string InvalidValue(const std::string& quoted_value, const std::string& message);
 std::string RequiredValue(const std::string& message);
 std::string ForbiddenValue(const std::string& message);
-std::string UnsupportedValue(const std::string& quoted_value,
-                             const std::vector<std::string>& supported);
+std::string UnsupportedValue(const std::string& quoted_value, const std::vector<std::string>& supported);
 std::string DuplicateValue(const std::string& quoted_value);
 // Go's %q for the strings netpol reports.
 std::string Quote(const std::string& value);

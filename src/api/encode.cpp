@@ -1,9 +1,9 @@
 #include "api/encode.h"
 
-#include "api/diagnostic.h"
-
 #include <memory>
 #include <utility>
+
+#include "api/diagnostic.h"
 
 namespace netpol::api {
 namespace {
@@ -98,7 +98,8 @@ Value Selector(const LabelSelector& selector) {
     Value exprs = Value::List();
     for (const auto& req : selector.match_expressions) {
       Value e = Value::Map();
-      e.Set("key", Value::Str(req.key)).Set("operator", Value::Str(std::string(SelectorOperatorName(req.op))));
+      e.Set("key", Value::Str(req.key))
+          .Set("operator", Value::Str(std::string(SelectorOperatorName(req.op))));
       if (!req.values.empty()) e.Set("values", StrList(req.values));
       exprs.Add(std::move(e));
     }
@@ -201,7 +202,9 @@ Value Header(const char* api_version, std::string_view kind) {
 }
 
 struct Emit {
-  Value operator()(const Namespace& ns) const { return std::move(Header("v1", "Namespace").Set("metadata", Meta(ns.metadata))); }
+  Value operator()(const Namespace& ns) const {
+    return std::move(Header("v1", "Namespace").Set("metadata", Meta(ns.metadata)));
+  }
 
   Value operator()(const Pod& pod) const {
     Value doc = Header("v1", "Pod");
@@ -230,7 +233,8 @@ struct Emit {
     Value doc = Header(rc ? "v1" : job ? "batch/v1" : "apps/v1", WorkloadKindName(w.kind));
     doc.Set("metadata", Meta(w.metadata));
     Value body = Value::Map();
-    if (w.kind != WorkloadKind::kDaemonSet) body.Set(job ? "parallelism" : "replicas", Value::Int(w.replicas));
+    if (w.kind != WorkloadKind::kDaemonSet)
+      body.Set(job ? "parallelism" : "replicas", Value::Int(w.replicas));
     if (w.selector) body.Set("selector", rc ? LabelMap(w.selector->match_labels) : Selector(*w.selector));
     Value tmpl = Value::Map();
     if (!w.pod_template.labels.empty()) {

@@ -6,10 +6,14 @@ namespace netpol::api {
 
 std::string_view SelectorOperatorName(SelectorOperator op) {
   switch (op) {
-    case SelectorOperator::kIn: return "In";
-    case SelectorOperator::kNotIn: return "NotIn";
-    case SelectorOperator::kExists: return "Exists";
-    case SelectorOperator::kDoesNotExist: return "DoesNotExist";
+    case SelectorOperator::kIn:
+      return "In";
+    case SelectorOperator::kNotIn:
+      return "NotIn";
+    case SelectorOperator::kExists:
+      return "Exists";
+    case SelectorOperator::kDoesNotExist:
+      return "DoesNotExist";
   }
   return "?";
 }
@@ -23,8 +27,10 @@ bool LabelSelectorRequirement::Matches(const Labels& labels) const {
     case SelectorOperator::kNotIn:
       // As in apimachinery: a missing key satisfies NotIn.
       return !has || std::find(values.begin(), values.end(), it->second) == values.end();
-    case SelectorOperator::kExists: return has;
-    case SelectorOperator::kDoesNotExist: return !has;
+    case SelectorOperator::kExists:
+      return has;
+    case SelectorOperator::kDoesNotExist:
+      return !has;
   }
   return false;
 }
@@ -50,10 +56,18 @@ std::string LabelSelector::ToString() const {
     std::string values;
     for (const auto& v : r.values) values += (values.empty() ? "" : ",") + v;
     switch (r.op) {
-      case SelectorOperator::kIn: add(r.key + " in (" + values + ")"); break;
-      case SelectorOperator::kNotIn: add(r.key + " notin (" + values + ")"); break;
-      case SelectorOperator::kExists: add(r.key); break;
-      case SelectorOperator::kDoesNotExist: add("!" + r.key); break;
+      case SelectorOperator::kIn:
+        add(r.key + " in (" + values + ")");
+        break;
+      case SelectorOperator::kNotIn:
+        add(r.key + " notin (" + values + ")");
+        break;
+      case SelectorOperator::kExists:
+        add(r.key);
+        break;
+      case SelectorOperator::kDoesNotExist:
+        add("!" + r.key);
+        break;
     }
   }
   return out;
@@ -100,11 +114,13 @@ std::optional<LabelSelector> ParseLabelSelector(std::string_view text, std::stri
   }
   for (std::string_view term : terms) {
     if (term.front() == '!') {
-      out.match_expressions.push_back({std::string(Trim(term.substr(1))), SelectorOperator::kDoesNotExist, {}});
+      out.match_expressions.push_back(
+          {std::string(Trim(term.substr(1))), SelectorOperator::kDoesNotExist, {}});
       continue;
     }
     if (const size_t ne = term.find("!="); ne != std::string_view::npos) {
-      out.match_expressions.push_back({std::string(Trim(term.substr(0, ne))), SelectorOperator::kNotIn,
+      out.match_expressions.push_back({std::string(Trim(term.substr(0, ne))),
+                                       SelectorOperator::kNotIn,
                                        {std::string(Trim(term.substr(ne + 2)))}});
       continue;
     }
@@ -126,7 +142,8 @@ std::optional<LabelSelector> ParseLabelSelector(std::string_view text, std::stri
     const std::string_view key = Trim(head.substr(0, space));
     const std::string_view op = Trim(head.substr(space + 1));
     if (op != "in" && op != "notin") return fail(std::string(term));
-    LabelSelectorRequirement r{std::string(key), op == "in" ? SelectorOperator::kIn : SelectorOperator::kNotIn, {}};
+    LabelSelectorRequirement r{
+        std::string(key), op == "in" ? SelectorOperator::kIn : SelectorOperator::kNotIn, {}};
     std::string_view values = term.substr(open + 1, term.size() - open - 2);
     while (!values.empty()) {
       const size_t comma = values.find(',');

@@ -56,8 +56,7 @@ void RejectDuplicates(LoadResult& result) {
     const SourceLocation& where = MetaOf(object).source.where;
     if (const auto [it, inserted] = seen.emplace(ref, where); !inserted) {
       result.diagnostics.push_back({Severity::kError, where, ref, "",
-                                    "defined more than once (first at " +
-                                        it->second.ToString() + ")"});
+                                    "defined more than once (first at " + it->second.ToString() + ")"});
     }
   }
 }

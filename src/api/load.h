@@ -23,8 +23,8 @@
 namespace netpol::api {
 
 struct LoadResult {
-  std::vector<Object> objects;     // empty when there are errors
-  Diagnostics diagnostics;         // errors and warnings, in input order
+  std::vector<Object> objects;  // empty when there are errors
+  Diagnostics diagnostics;      // errors and warnings, in input order
   std::map<std::string, int> ignored;
   int files = 0;
 

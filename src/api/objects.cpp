@@ -20,9 +20,12 @@ constexpr std::array<std::pair<WorkloadKind, std::string_view>, 7> kWorkloadKind
 
 std::string_view ProtocolName(Protocol protocol) {
   switch (protocol) {
-    case Protocol::kTCP: return "TCP";
-    case Protocol::kUDP: return "UDP";
-    case Protocol::kSCTP: return "SCTP";
+    case Protocol::kTCP:
+      return "TCP";
+    case Protocol::kUDP:
+      return "UDP";
+    case Protocol::kSCTP:
+      return "SCTP";
   }
   return "?";
 }
@@ -73,14 +76,12 @@ std::string_view PolicyTypeName(PolicyType type) {
 
 bool NetworkPolicy::AffectsIngress() const {
   if (policy_types.empty()) return true;
-  return std::find(policy_types.begin(), policy_types.end(), PolicyType::kIngress) !=
-         policy_types.end();
+  return std::find(policy_types.begin(), policy_types.end(), PolicyType::kIngress) != policy_types.end();
 }
 
 bool NetworkPolicy::AffectsEgress() const {
   if (policy_types.empty()) return !egress.empty();
-  return std::find(policy_types.begin(), policy_types.end(), PolicyType::kEgress) !=
-         policy_types.end();
+  return std::find(policy_types.begin(), policy_types.end(), PolicyType::kEgress) != policy_types.end();
 }
 
 const ObjectMeta& MetaOf(const Object& object) {

@@ -28,8 +28,12 @@ std::string MaxLenError(size_t length) {
 constexpr std::string_view kDns1123LabelFmt = "[a-z0-9]([-a-z0-9]*[a-z0-9])?";
 constexpr std::string_view kQualifiedNameFmt = "([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]";
 
-bool IsLowerAlnum(char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); }
-bool IsAlnum(char c) { return IsLowerAlnum(c) || (c >= 'A' && c <= 'Z'); }
+bool IsLowerAlnum(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+}
+bool IsAlnum(char c) {
+  return IsLowerAlnum(c) || (c >= 'A' && c <= 'Z');
+}
 
 // [a-z0-9]([-a-z0-9]*[a-z0-9])?
 bool MatchesDns1123Label(std::string_view v) {
@@ -63,8 +67,7 @@ const std::string& Dns1123SubdomainFmt() {
 // Collects diagnostics for one object, resolving field paths to file positions.
 class Validator {
  public:
-  explicit Validator(const Object& object)
-      : ref_(ObjectRef(object)), source_(MetaOf(object).source) {}
+  explicit Validator(const Object& object) : ref_(ObjectRef(object)), source_(MetaOf(object).source) {}
 
   void Add(const std::string& field, std::string detail) {
     diagnostics_.push_back({Severity::kError, source_.Locate(field), ref_, field, std::move(detail)});
@@ -240,8 +243,7 @@ class Validator {
     }
   }
 
-  void Rules(const std::string& field, const char* peers_field,
-             const std::vector<NetworkPolicyRule>& rules) {
+  void Rules(const std::string& field, const char* peers_field, const std::vector<NetworkPolicyRule>& rules) {
     for (size_t r = 0; r < rules.size(); ++r) {
       const std::string rule_path = field + "[" + std::to_string(r) + "]";
       for (size_t p = 0; p < rules[r].ports.size(); ++p) {
@@ -279,8 +281,8 @@ class Validator {
     if (w.selector) {
       Selector(spec + ".selector", *w.selector);
       if (w.selector->empty() && selector_required) {
-        Invalid(spec + ".selector", "{}", "empty selector is invalid for " +
-                                              std::string(WorkloadKindName(w.kind)));
+        Invalid(spec + ".selector", "{}",
+                "empty selector is invalid for " + std::string(WorkloadKindName(w.kind)));
       } else if (!w.selector->Matches(w.pod_template.labels)) {
         Invalid(spec + ".template.metadata.labels", FormatLabels(w.pod_template.labels),
                 "`selector` does not match template `labels`");
@@ -316,10 +318,10 @@ std::vector<std::string> IsDns1123Label(std::string_view value) {
   std::vector<std::string> errors;
   if (value.size() > 63) errors.push_back(MaxLenError(63));
   if (!MatchesDns1123Label(value)) {
-    errors.push_back(RegexError(
-        "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', "
-        "and must start and end with an alphanumeric character",
-        std::string(kDns1123LabelFmt), {"my-name", "123-abc"}));
+    errors.push_back(
+        RegexError("a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', "
+                   "and must start and end with an alphanumeric character",
+                   std::string(kDns1123LabelFmt), {"my-name", "123-abc"}));
   }
   return errors;
 }
@@ -328,10 +330,10 @@ std::vector<std::string> IsDns1123Subdomain(std::string_view value) {
   std::vector<std::string> errors;
   if (value.size() > 253) errors.push_back(MaxLenError(253));
   if (!MatchesDns1123Subdomain(value)) {
-    errors.push_back(RegexError(
-        "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' "
-        "or '.', and must start and end with an alphanumeric character",
-        Dns1123SubdomainFmt(), {"example.com"}));
+    errors.push_back(
+        RegexError("a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' "
+                   "or '.', and must start and end with an alphanumeric character",
+                   Dns1123SubdomainFmt(), {"example.com"}));
   }
   return errors;
 }
@@ -372,10 +374,10 @@ std::vector<std::string> IsValidLabelValue(std::string_view value) {
   std::vector<std::string> errors;
   if (value.size() > 63) errors.push_back(MaxLenError(63));
   if (!value.empty() && !MatchesQualifiedName(value)) {
-    errors.push_back(RegexError(
-        "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or "
-        "'.', and must start and end with an alphanumeric character",
-        fmt, {"MyValue", "my_value", "12345"}));
+    errors.push_back(
+        RegexError("a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or "
+                   "'.', and must start and end with an alphanumeric character",
+                   fmt, {"MyValue", "my_value", "12345"}));
   }
   return errors;
 }
@@ -388,7 +390,8 @@ std::vector<std::string> IsValidPortNum(int64_t port) {
 std::vector<std::string> IsValidPortName(std::string_view port) {
   std::vector<std::string> errors;
   if (port.size() > 15) errors.push_back(MaxLenError(15));
-  if (port.empty() || !std::all_of(port.begin(), port.end(), [](char c) { return IsLowerAlnum(c) || c == '-'; })) {
+  if (port.empty() ||
+      !std::all_of(port.begin(), port.end(), [](char c) { return IsLowerAlnum(c) || c == '-'; })) {
     errors.push_back("must contain only alpha-numeric characters (a-z, 0-9), and hyphens (-)");
   }
   if (port.find_first_of("abcdefghijklmnopqrstuvwxyz") == std::string_view::npos) {

@@ -18,9 +18,13 @@ uint64_t HighMask(int length) {
 
 }  // namespace
 
-IpAddress IpAddress::V4(uint32_t host_order) { return {IpFamily::kV4, 0, host_order}; }
+IpAddress IpAddress::V4(uint32_t host_order) {
+  return {IpFamily::kV4, 0, host_order};
+}
 
-IpAddress IpAddress::V6(uint64_t high, uint64_t low) { return {IpFamily::kV6, high, low}; }
+IpAddress IpAddress::V6(uint64_t high, uint64_t low) {
+  return {IpFamily::kV6, high, low};
+}
 
 Result<IpAddress> IpAddress::Parse(std::string_view text) {
   // inet_pton needs a NUL-terminated string; addresses are short.
@@ -69,8 +73,7 @@ Result<IpPrefix> IpPrefix::Make(IpAddress address, int length) {
     const uint32_t mask = length == 0 ? 0 : ~uint32_t{0} << (32 - length);
     return IpPrefix(IpAddress::V4(address.v4() & mask), length);
   }
-  return IpPrefix(IpAddress::V6(address.high() & HighMask(length),
-                                address.low() & HighMask(length - 64)),
+  return IpPrefix(IpAddress::V6(address.high() & HighMask(length), address.low() & HighMask(length - 64)),
                   length);
 }
 
@@ -107,6 +110,8 @@ bool IpPrefix::Contains(const IpPrefix& other) const {
   return other.family() == family() && other.length_ >= length_ && Contains(other.address_);
 }
 
-std::string IpPrefix::ToString() const { return address_.ToString() + "/" + std::to_string(length_); }
+std::string IpPrefix::ToString() const {
+  return address_.ToString() + "/" + std::to_string(length_);
+}
 
 }  // namespace netpol

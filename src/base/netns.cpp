@@ -38,14 +38,17 @@ Result<NetnsGuard> NetnsGuard::Enter(const std::string& name) {
     const int err = errno;
     ::close(target);
     ::close(previous);
-    return PermissionDenied("cannot enter network namespace \"" + name + "\": " + std::strerror(err) +
-                            (err == EPERM ? " (netpol needs CAP_SYS_ADMIN and CAP_NET_ADMIN; run as root)" : ""));
+    return PermissionDenied(
+        "cannot enter network namespace \"" + name + "\": " + std::strerror(err) +
+        (err == EPERM ? " (netpol needs CAP_SYS_ADMIN and CAP_NET_ADMIN; run as root)" : ""));
   }
   ::close(target);
   return NetnsGuard(previous);
 }
 
-NetnsGuard::NetnsGuard(NetnsGuard&& other) noexcept : previous_(other.previous_) { other.previous_ = -1; }
+NetnsGuard::NetnsGuard(NetnsGuard&& other) noexcept : previous_(other.previous_) {
+  other.previous_ = -1;
+}
 
 NetnsGuard::~NetnsGuard() {
   if (previous_ < 0) return;

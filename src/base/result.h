@@ -67,11 +67,15 @@ class Error {
 inline Error InvalidArgument(std::string message) {
   return {ErrorCode::kInvalidArgument, std::move(message)};
 }
-inline Error NotFound(std::string message) { return {ErrorCode::kNotFound, std::move(message)}; }
+inline Error NotFound(std::string message) {
+  return {ErrorCode::kNotFound, std::move(message)};
+}
 inline Error FailedPrecondition(std::string message) {
   return {ErrorCode::kFailedPrecondition, std::move(message)};
 }
-inline Error Internal(std::string message) { return {ErrorCode::kInternal, std::move(message)}; }
+inline Error Internal(std::string message) {
+  return {ErrorCode::kInternal, std::move(message)};
+}
 inline Error Unavailable(std::string message) {
   return {ErrorCode::kUnavailable, std::move(message)};
 }
@@ -86,14 +90,14 @@ class [[nodiscard]] Result {
  public:
   using value_type = T;
 
-  Result(const T& value) : state_(value) {}                      // NOLINT: implicit by design
-  Result(T&& value) : state_(std::move(value)) {}                 // NOLINT
-  Result(Error error) : state_(std::move(error)) {}               // NOLINT
+  Result(const T& value) : state_(value) {}          // NOLINT: implicit by design
+  Result(T&& value) : state_(std::move(value)) {}    // NOLINT
+  Result(Error error) : state_(std::move(error)) {}  // NOLINT
   template <typename U>
-    requires(std::is_constructible_v<T, U &&> && !std::is_same_v<std::decay_t<U>, T> &&
-             !std::is_same_v<std::decay_t<U>, Error> &&
-             !std::is_same_v<std::decay_t<U>, Result<T>>)
-  Result(U&& value) : state_(std::in_place_index<0>, std::forward<U>(value)) {}  // NOLINT
+  requires(std::is_constructible_v<T, U&&> && !std::is_same_v<std::decay_t<U>, T> &&
+           !std::is_same_v<std::decay_t<U>, Error> && !std::is_same_v<std::decay_t<U>, Result<T>>)
+      Result(U&& value)
+      : state_(std::in_place_index<0>, std::forward<U>(value)) {}  // NOLINT
 
   [[nodiscard]] bool has_value() const { return state_.index() == 0; }
   [[nodiscard]] bool ok() const { return has_value(); }
@@ -161,7 +165,9 @@ class [[nodiscard]] Result<void> {
 
 using Status = Result<void>;
 
-inline Status Ok() { return {}; }
+inline Status Ok() {
+  return {};
+}
 
 }  // namespace netpol
 
@@ -169,12 +175,12 @@ inline Status Ok() { return {}; }
 #define NETPOL_CONCAT_(a, b) NETPOL_CONCAT_INNER_(a, b)
 
 // Returns the error of `expr` (a Result or Status), with `context` prepended.
-#define NETPOL_RETURN_IF_ERROR(expr, context)                              \
-  do {                                                                     \
-    auto netpol_status_ = (expr);                                          \
-    if (!netpol_status_.has_value()) {                                     \
-      return std::move(netpol_status_).error().WithContext(context);       \
-    }                                                                      \
+#define NETPOL_RETURN_IF_ERROR(expr, context)                        \
+  do {                                                               \
+    auto netpol_status_ = (expr);                                    \
+    if (!netpol_status_.has_value()) {                               \
+      return std::move(netpol_status_).error().WithContext(context); \
+    }                                                                \
   } while (false)
 
 // Evaluates `expr` (a Result<T>); on error returns it with `context` prepended,
@@ -182,9 +188,9 @@ inline Status Ok() { return {}; }
 #define NETPOL_ASSIGN_OR_RETURN(lhs, expr, context) \
   NETPOL_ASSIGN_OR_RETURN_IMPL_(NETPOL_CONCAT_(netpol_result_, __LINE__), lhs, expr, context)
 
-#define NETPOL_ASSIGN_OR_RETURN_IMPL_(tmp, lhs, expr, context)     \
-  auto tmp = (expr);                                               \
-  if (!tmp.has_value()) {                                          \
-    return std::move(tmp).error().WithContext(context);            \
-  }                                                                \
+#define NETPOL_ASSIGN_OR_RETURN_IMPL_(tmp, lhs, expr, context) \
+  auto tmp = (expr);                                           \
+  if (!tmp.has_value()) {                                      \
+    return std::move(tmp).error().WithContext(context);        \
+  }                                                            \
   lhs = std::move(tmp).value()

@@ -1,7 +1,5 @@
 #include "cli/app.h"
 
-#include <CLI/CLI.hpp>
-
 #include <algorithm>
 #include <filesystem>
 #include <iostream>
@@ -9,6 +7,8 @@
 #include <optional>
 #include <string>
 #include <vector>
+
+#include <CLI/CLI.hpp>
 
 #include "api/encode.h"
 #include "api/load.h"
@@ -114,15 +114,14 @@ int Validate(const InputFlags& flags, Context& ctx) {
   }
   std::map<std::string, int> kinds;
   for (const auto& object : loaded.objects) ++kinds[std::string(api::KindOf(object))];
-  ctx.out << loaded.objects.size() << (loaded.objects.size() == 1 ? " object" : " objects")
-          << " valid";
+  ctx.out << loaded.objects.size() << (loaded.objects.size() == 1 ? " object" : " objects") << " valid";
   std::string sep = " (";
   for (const auto& [kind, count] : kinds) {
     ctx.out << sep << count << " " << kind;
     sep = ", ";
   }
-  ctx.out << (kinds.empty() ? "" : ")") << " in " << loaded.files
-          << (loaded.files == 1 ? " file" : " files") << "\n";
+  ctx.out << (kinds.empty() ? "" : ")") << " in " << loaded.files << (loaded.files == 1 ? " file" : " files")
+          << "\n";
   if (!loaded.ignored.empty()) {
     ctx.out << "ignored (no bearing on network policy):";
     for (const auto& [kind, count] : loaded.ignored) ctx.out << " " << count << " " << kind;
@@ -137,11 +136,10 @@ struct CheckFlags {
   std::string port;
 };
 
-std::string VerdictJson(const policy::Engine& engine, const policy::Flow& flow,
-                        const policy::Verdict& v) {
+std::string VerdictJson(const policy::Engine& engine, const policy::Flow& flow, const policy::Verdict& v) {
   const auto direction = [&](const policy::DirectionVerdict& d, policy::Direction dir) {
-    std::string s = "{\"allowed\":" + std::string(d.allowed() ? "true" : "false") +
-                    ",\"reason\":\"" + std::string(policy::ReasonName(d.reason)) + "\",\"isolatedBy\":[";
+    std::string s = "{\"allowed\":" + std::string(d.allowed() ? "true" : "false") + ",\"reason\":\"" +
+                    std::string(policy::ReasonName(d.reason)) + "\",\"isolatedBy\":[";
     for (size_t i = 0; i < d.isolating.size(); ++i) {
       s += (i ? ",\"" : "\"") + engine.PolicyName(d.isolating[i]) + "\"";
     }
@@ -160,8 +158,8 @@ std::string VerdictJson(const policy::Engine& engine, const policy::Flow& flow,
   };
   return "{\"from\":" + endpoint(flow.src) + ",\"to\":" + endpoint(flow.dst) +
          ",\"port\":" + std::to_string(flow.port) + ",\"protocol\":\"" +
-         std::string(api::ProtocolName(flow.protocol)) + "\",\"allowed\":" +
-         (v.allowed ? "true" : "false") + ",\"egress\":" + direction(v.egress, policy::Direction::kEgress) +
+         std::string(api::ProtocolName(flow.protocol)) + "\",\"allowed\":" + (v.allowed ? "true" : "false") +
+         ",\"egress\":" + direction(v.egress, policy::Direction::kEgress) +
          ",\"ingress\":" + direction(v.ingress, policy::Direction::kIngress) + "}\n";
 }
 
@@ -253,7 +251,9 @@ int LabProbeCommand(const lab::LabOptions& options, const std::vector<std::strin
   for (size_t p = 0; p < measured.ports().size(); ++p) {
     for (size_t i : all) {
       for (size_t j : all) {
-        if (i == j || probe->engine.pod(measured.pods()[i]).ips.empty() || probe->engine.pod(measured.pods()[j]).ips.empty()) continue;
+        if (i == j || probe->engine.pod(measured.pods()[i]).ips.empty() ||
+            probe->engine.pod(measured.pods()[j]).ips.empty())
+          continue;
         ++checks;
         if (expected.Allowed(p, i, j) != measured.Allowed(p, i, j)) ++differences;
       }
@@ -267,7 +267,8 @@ int LabProbeCommand(const lab::LabOptions& options, const std::vector<std::strin
   size_t width = 10;
   for (size_t i : all) width = std::max(width, name(i).size() + 2);
   for (size_t p = 0; p < measured.ports().size(); ++p) {
-    ctx.out << measured.ports()[p].ToString() << "  (ok: allowed, -: denied; ALLOW! / DENY!: measured differs from expected)\n";
+    ctx.out << measured.ports()[p].ToString()
+            << "  (ok: allowed, -: denied; ALLOW! / DENY!: measured differs from expected)\n";
     ctx.out << std::string(width, ' ');
     for (size_t j : all) ctx.out << name(j) << "  ";
     ctx.out << "\n";
@@ -275,9 +276,10 @@ int LabProbeCommand(const lab::LabOptions& options, const std::vector<std::strin
       std::string row = name(i);
       row.resize(width, ' ');
       for (size_t j : all) {
-        std::string cell = i == j ? "." : (expected.Allowed(p, i, j) == measured.Allowed(p, i, j)
-                                               ? (measured.Allowed(p, i, j) ? "ok" : "-")
-                                               : (measured.Allowed(p, i, j) ? "ALLOW!" : "DENY!"));
+        std::string cell = i == j ? "."
+                                  : (expected.Allowed(p, i, j) == measured.Allowed(p, i, j)
+                                         ? (measured.Allowed(p, i, j) ? "ok" : "-")
+                                         : (measured.Allowed(p, i, j) ? "ALLOW!" : "DENY!"));
         cell.resize(name(j).size() + 2, ' ');
         row += cell;
       }
@@ -339,7 +341,8 @@ int Enforce(const InputFlags& flags, const EnforceFlags& enforce, Context& ctx) 
     }
     if (enforce.remove) {
       if (const Status s = (*backend)->Remove(); !s) return Fail(ctx, s.error());
-      ctx.out << "removed table inet netpol" << (enforce.netns.empty() ? "" : " from " + enforce.netns) << "\n";
+      ctx.out << "removed table inet netpol" << (enforce.netns.empty() ? "" : " from " + enforce.netns)
+              << "\n";
       return kExitOk;
     }
     const Result<std::string> text = (*backend)->Show();
@@ -377,8 +380,8 @@ int Enforce(const InputFlags& flags, const EnforceFlags& enforce, Context& ctx) 
   if (stats->commands.empty()) {
     ctx.out << "already in force, nothing changed\n";
   } else {
-    ctx.out << (stats->created ? "table built: " : "updated: ") << "+" << stats->added << " -" << stats->removed
-            << " set elements in one transaction\n";
+    ctx.out << (stats->created ? "table built: " : "updated: ") << "+" << stats->added << " -"
+            << stats->removed << " set elements in one transaction\n";
   }
   return kExitOk;
 }
@@ -393,14 +396,17 @@ std::string ProgramName(const char* argv0) {
 int Run(int argc, const char* const* argv, std::istream& in, std::ostream& out, std::ostream& err) {
   Context ctx{in, out, err};
   const std::string prog = ProgramName(argc > 0 ? argv[0] : nullptr);
-  CLI::App app{"netpol: Kubernetes NetworkPolicy, enforced and explained.\n\n"
-               "Reads manifests (YAML or JSON, as kubectl does) and answers: is this valid, can A\n"
-               "reach B and why, what can reach what, what does each policy do, what looks wrong.",
-               prog};
+  CLI::App app{
+      "netpol: Kubernetes NetworkPolicy, enforced and explained.\n\n"
+      "Reads manifests (YAML or JSON, as kubectl does) and answers: is this valid, can A\n"
+      "reach B and why, what can reach what, what does each policy do, what looks wrong.",
+      prog};
   app.require_subcommand(1);
   app.set_version_flag("--version", std::string(kVersion));
-  app.footer("Exit codes: 0 success; 1 denied, invalid or findings; 2 usage or input error.\n"
-             "Semantics: docs/SEMANTICS.md. Run '" + prog + " COMMAND --help' for examples.");
+  app.footer(
+      "Exit codes: 0 success; 1 denied, invalid or findings; 2 usage or input error.\n"
+      "Semantics: docs/SEMANTICS.md. Run '" +
+      prog + " COMMAND --help' for examples.");
 
   InputFlags flags;
   CheckFlags check;
@@ -410,8 +416,9 @@ int Run(int argc, const char* const* argv, std::istream& in, std::ostream& out, 
   AddInputFlags(*validate, flags);
   validate->add_option("-o,--output", flags.output, "Print the decoded objects: yaml")
       ->check(CLI::IsMember({"yaml"}));
-  validate->footer("Examples:\n  " + prog + " validate -f policy.yaml\n  kubectl get pods,netpol,ns -A -o yaml | " +
-                   prog + " validate -f -\n\nEvery error names file:line:column, the object and the field path.\n"
+  validate->footer("Examples:\n  " + prog +
+                   " validate -f policy.yaml\n  kubectl get pods,netpol,ns -A -o yaml | " + prog +
+                   " validate -f -\n\nEvery error names file:line:column, the object and the field path.\n"
                    "Exit 1 when any object is invalid (the input would be rejected as a whole).");
 
   CLI::App* check_cmd = app.add_subcommand("check", "Is one connection allowed, and why");
@@ -419,14 +426,16 @@ int Run(int argc, const char* const* argv, std::istream& in, std::ostream& out, 
   check_cmd->add_option("--from", check.from, "Source: NAMESPACE/POD, POD (in -n), an IP, or node:NAME")
       ->required();
   check_cmd->add_option("--to", check.to, "Destination: NAMESPACE/POD, POD, an IP, or node:NAME")->required();
-  check_cmd->add_option("--port", check.port, "PORT[/PROTOCOL] or a named port of the destination; TCP by default")
+  check_cmd
+      ->add_option("--port", check.port, "PORT[/PROTOCOL] or a named port of the destination; TCP by default")
       ->required();
   check_cmd->add_option("-o,--output", flags.output, "Output format: text (default) or json")
       ->check(CLI::IsMember({"text", "json"}));
   check_cmd->footer("Examples:\n  " + prog +
                     " check -f examples/wordpress --from default/np-test-wordpress-0 "
                     "--to default/np-test-mariadb-0 --port 3306\n  " +
-                    prog + " check -f cluster.yaml --from 198.51.100.7 --to shop/web-0 --port http\n\n"
+                    prog +
+                    " check -f cluster.yaml --from 198.51.100.7 --to shop/web-0 --port http\n\n"
                     "Exit 0 when allowed, 1 when denied, 2 on error.");
 
   CLI::App* matrix = app.add_subcommand("matrix", "Who can reach whom, on which ports");
@@ -446,26 +455,33 @@ int Run(int argc, const char* const* argv, std::istream& in, std::ostream& out, 
 
   CLI::App* lint = app.add_subcommand("lint", "Warn about policies that probably do not do what was meant");
   AddInputFlags(*lint, flags);
-  lint->footer("Example:\n  " + prog + " lint -f cluster/\n\n"
+  lint->footer("Example:\n  " + prog +
+               " lint -f cluster/\n\n"
                "Checks: selects-nothing, peer-matches-nothing, namespace-unmatched,\n"
                "named-port-undeclared, egress-blocks-dns, rule-shadowed, ipblock-covers-pods.\n"
                "Exit 1 when there are findings.");
 
   EnforceFlags enforce_flags;
-  CLI::App* enforce = app.add_subcommand("enforce", "Program the node's nftables to enforce the policies (root)");
-  enforce->add_option("-f,--filename", flags.files,
-                      "Manifests of the cluster state: namespaces, pods with their IPs, policies; repeatable")
+  CLI::App* enforce =
+      app.add_subcommand("enforce", "Program the node's nftables to enforce the policies (root)");
+  enforce
+      ->add_option("-f,--filename", flags.files,
+                   "Manifests of the cluster state: namespaces, pods with their IPs, policies; repeatable")
       ->type_name("PATH");
   enforce->add_option("-n,--namespace", flags.namespace_, "Namespace for objects that name none");
   enforce->add_flag("--strict", flags.strict, "Treat unknown fields as errors instead of warnings");
-  enforce->add_option("--netns", enforce_flags.netns, "Node network namespace (ip netns name; default: current)");
-  enforce->add_flag("--dry-run", enforce_flags.dry_run, "Print the nftables transaction instead of applying it");
-  enforce->add_flag("--show", enforce_flags.show, "Print what is programmed (nft syntax, commented by origin)");
+  enforce->add_option("--netns", enforce_flags.netns,
+                      "Node network namespace (ip netns name; default: current)");
+  enforce->add_flag("--dry-run", enforce_flags.dry_run,
+                    "Print the nftables transaction instead of applying it");
+  enforce->add_flag("--show", enforce_flags.show,
+                    "Print what is programmed (nft syntax, commented by origin)");
   enforce->add_flag("--remove", enforce_flags.remove, "Delete netpol's table");
   enforce->add_option("--log-group", enforce_flags.log_group, "NFLOG group for denied new connections")
       ->check(CLI::Range(0, 65535));
   enforce->footer("Examples:\n  " + prog + " enforce -f cluster/ --netns node-1\n  " + prog +
-                  " enforce -f cluster/ --netns node-1 --dry-run\n  " + prog + " enforce --show --netns node-1\n\n"
+                  " enforce -f cluster/ --netns node-1 --dry-run\n  " + prog +
+                  " enforce --show --netns node-1\n\n"
                   "Pods whose IP has a host route to an interface of the namespace are local; only\n"
                   "they are programmed. Running it again applies only the difference, atomically.");
 
@@ -473,31 +489,38 @@ int Run(int argc, const char* const* argv, std::istream& in, std::ostream& out, 
   CLI::App* lab_cmd = app.add_subcommand("lab", "A Kubernetes-compatible cluster on this machine (root)");
   lab_cmd->require_subcommand(1);
   const auto lab_flags = [&](CLI::App* cmd) {
-    cmd->add_option("--dir", lab_options.dir, "Lab directory (state, logs, kubeconfig)")->capture_default_str();
-    cmd->add_option("--name", lab_options.name, "Prefix of the lab's network namespaces")->capture_default_str();
+    cmd->add_option("--dir", lab_options.dir, "Lab directory (state, logs, kubeconfig)")
+        ->capture_default_str();
+    cmd->add_option("--name", lab_options.name, "Prefix of the lab's network namespaces")
+        ->capture_default_str();
   };
   CLI::App* lab_up = lab_cmd->add_subcommand("up", "Start the control plane and the nodes");
-  lab_up->add_option("--nodes", lab_options.nodes, "Number of nodes")->check(CLI::Range(1, 50))->capture_default_str();
+  lab_up->add_option("--nodes", lab_options.nodes, "Number of nodes")
+      ->check(CLI::Range(1, 50))
+      ->capture_default_str();
   lab_up->add_option("--port", lab_options.port, "API server port on 127.0.0.1 (default: any free one)");
   CLI::App* lab_down = lab_cmd->add_subcommand("down", "Remove everything the lab created");
   lab_down->add_flag("--keep-state", lab_options.keep_state, "Keep the objects for the next `lab up`");
   CLI::App* lab_kubeconfig = lab_cmd->add_subcommand("kubeconfig", "Print the path of the lab's kubeconfig");
-  CLI::App* lab_run = lab_cmd->add_subcommand("run", "Run the control plane in the foreground (what `up` starts)");
+  CLI::App* lab_run =
+      lab_cmd->add_subcommand("run", "Run the control plane in the foreground (what `up` starts)");
   lab_run->add_option("--nodes", lab_options.nodes, "Number of nodes")->check(CLI::Range(1, 50));
   lab_run->add_option("--port", lab_options.port, "API server port");
-  CLI::App* lab_probe = lab_cmd->add_subcommand("probe", "Measure who reaches whom on real packets, beside the engine");
+  CLI::App* lab_probe =
+      lab_cmd->add_subcommand("probe", "Measure who reaches whom on real packets, beside the engine");
   std::vector<std::string> probe_ports;
   std::string probe_output = "table";
   lab_probe->add_option("--port", probe_ports, "Port to probe, as PORT/PROTO (default: every declared port)");
   lab_probe->add_option("-o,--output", probe_output, "table or json (the schema of `netpol matrix -o json`)")
       ->check(CLI::IsMember({"table", "json"}));
   for (CLI::App* cmd : {lab_up, lab_down, lab_kubeconfig, lab_run, lab_probe}) lab_flags(cmd);
-  lab_cmd->footer("Examples:\n  " + prog + " lab up --nodes 2\n  export KUBECONFIG=$(" + prog +
-                  " lab kubeconfig)\n  kubectl create -f examples/wordpress-lab/\n  kubectl get pods -o wide\n  " +
-                  prog + " lab down\n\n"
-                  "Each node is a network namespace with its own netpold and kubelet; pods are network\n"
-                  "namespaces wired by netpol-cni running host programs. The root namespace's routes\n"
-                  "and firewall are never touched.");
+  lab_cmd->footer(
+      "Examples:\n  " + prog + " lab up --nodes 2\n  export KUBECONFIG=$(" + prog +
+      " lab kubeconfig)\n  kubectl create -f examples/wordpress-lab/\n  kubectl get pods -o wide\n  " + prog +
+      " lab down\n\n"
+      "Each node is a network namespace with its own netpold and kubelet; pods are network\n"
+      "namespaces wired by netpol-cni running host programs. The root namespace's routes\n"
+      "and firewall are never touched.");
 
   try {
     app.parse(argc, argv);

@@ -26,7 +26,9 @@ bool Twins(const Matrix& m, const std::vector<size_t>& indices, size_t i, size_t
   return true;
 }
 
-std::string GroupLabel(size_t g) { return std::string(1, static_cast<char>('A' + g)); }
+std::string GroupLabel(size_t g) {
+  return std::string(1, static_cast<char>('A' + g));
+}
 
 std::string PodName(const policy::Engine& engine, const Matrix& m, size_t i) {
   return engine.pod(m.pods()[i]).FullName();
@@ -67,7 +69,8 @@ void Table(const policy::Engine& engine, const Matrix& m, const std::vector<size
   }
   if (groups.empty() || groups.size() > kMaxTableGroups) {
     const size_t n = visible.size();
-    out << n << " pods; too many distinct behaviours for a table (use -o json, csv or dot, or -n NAMESPACE).\n";
+    out << n
+        << " pods; too many distinct behaviours for a table (use -o json, csv or dot, or -n NAMESPACE).\n";
     for (size_t p = 0; p < m.ports().size(); ++p) {
       size_t allowed = 0;
       size_t isolated = 0;  // pods that no other visible pod may reach
@@ -82,8 +85,8 @@ void Table(const policy::Engine& engine, const Matrix& m, const std::vector<size
       }
       for (const size_t j : visible) isolated += reached[j] ? size_t{0} : size_t{1};
       const size_t pairs = n * (n - 1);
-      out << "  " << m.ports()[p].ToString() << ": " << allowed << " of " << pairs
-          << " pod pairs allowed (" << (pairs ? allowed * 100 / pairs : 0) << "%), " << isolated
+      out << "  " << m.ports()[p].ToString() << ": " << allowed << " of " << pairs << " pod pairs allowed ("
+          << (pairs ? allowed * 100 / pairs : 0) << "%), " << isolated
           << " pods unreachable from every other pod\n";
     }
     return;
@@ -147,7 +150,8 @@ void Records(const policy::Engine& engine, const Matrix& m, const std::vector<si
             out << names[i] << "," << names[j] << "," << m.ports()[p].port << "," << ports[p] << ","
                 << verdict << "\n";
             break;
-          default: break;
+          default:
+            break;
         }
         first = false;
       }
@@ -206,9 +210,15 @@ std::vector<PodGroup> GroupPods(const Matrix& matrix, const std::vector<size_t>&
 void RenderMatrix(const policy::Engine& engine, const Matrix& matrix, MatrixFormat format,
                   const std::vector<size_t>& visible, std::ostream& out) {
   switch (format) {
-    case MatrixFormat::kTable: Table(engine, matrix, visible, out); break;
-    case MatrixFormat::kDot: Dot(engine, matrix, visible, out); break;
-    default: Records(engine, matrix, visible, format, out); break;
+    case MatrixFormat::kTable:
+      Table(engine, matrix, visible, out);
+      break;
+    case MatrixFormat::kDot:
+      Dot(engine, matrix, visible, out);
+      break;
+    default:
+      Records(engine, matrix, visible, format, out);
+      break;
   }
 }
 

@@ -51,7 +51,8 @@ class DirectoryLock {
 // Writes `content` to `path` atomically: a reader (or a crash) sees the old
 // file or the new one, never half of it.
 Status WriteAtomically(const std::string& path, const std::string& content) {
-  const std::string temp = fs::path(path).parent_path().string() + "/.tmp-" + fs::path(path).filename().string();
+  const std::string temp =
+      fs::path(path).parent_path().string() + "/.tmp-" + fs::path(path).filename().string();
   {
     std::ofstream out(temp, std::ios::trunc);
     out << content;
@@ -70,7 +71,9 @@ IpAddress Next(const IpAddress& ip) {
   return IpAddress::V6(low == 0 ? ip.high() + 1 : ip.high(), low);
 }
 
-std::string LastFile(size_t range) { return "last_reserved." + std::to_string(range); }
+std::string LastFile(size_t range) {
+  return "last_reserved." + std::to_string(range);
+}
 
 }  // namespace
 
@@ -106,7 +109,8 @@ Result<std::vector<Allocation>> Ipam::ListLocked() {
     out.push_back(std::move(a));
   }
   if (ec) return PermissionDenied("cannot read IPAM directory " + directory_ + ": " + ec.message());
-  std::sort(out.begin(), out.end(), [](const Allocation& a, const Allocation& b) { return a.address < b.address; });
+  std::sort(out.begin(), out.end(),
+            [](const Allocation& a, const Allocation& b) { return a.address < b.address; });
   return out;
 }
 
@@ -121,8 +125,9 @@ Result<std::vector<IpAddress>> Ipam::Allocate(const Owner& owner) {
   std::vector<IpAddress> out;
   for (size_t r = 0; r < ranges_.size(); ++r) {
     const IpPrefix& range = ranges_[r];
-    const auto mine = std::find_if(taken.begin(), taken.end(),
-                                   [&](const Allocation& a) { return a.owner == owner && range.Contains(a.address); });
+    const auto mine = std::find_if(taken.begin(), taken.end(), [&](const Allocation& a) {
+      return a.owner == owner && range.Contains(a.address);
+    });
     if (mine != taken.end()) {
       out.push_back(mine->address);
       continue;
@@ -133,7 +138,8 @@ Result<std::vector<IpAddress>> Ipam::Allocate(const Owner& owner) {
       std::ifstream in(directory_ + "/" + LastFile(r));
       std::string text;
       if (std::getline(in, text)) {
-        if (const Result<IpAddress> last = IpAddress::Parse(text); last && range.Contains(*last)) start = Next(*last);
+        if (const Result<IpAddress> last = IpAddress::Parse(text); last && range.Contains(*last))
+          start = Next(*last);
       }
     }
     if (!range.Contains(start)) start = Next(range.address());
@@ -142,8 +148,9 @@ Result<std::vector<IpAddress>> Ipam::Allocate(const Owner& owner) {
     // Bounded: at most the whole range (capped, so a /64 cannot spin forever).
     constexpr uint64_t kMaxProbes = uint64_t{1} << 24;
     for (uint64_t probe = 0; probe < kMaxProbes; ++probe) {
-      if (Allocatable(range, candidate) &&
-          std::none_of(taken.begin(), taken.end(), [&](const Allocation& a) { return a.address == candidate; })) {
+      if (Allocatable(range, candidate) && std::none_of(taken.begin(), taken.end(), [&](const Allocation& a) {
+            return a.address == candidate;
+          })) {
         found = candidate;
         break;
       }
@@ -152,9 +159,9 @@ Result<std::vector<IpAddress>> Ipam::Allocate(const Owner& owner) {
       if (candidate == start) break;
     }
     if (!found) return Unavailable("no free address left in " + range.ToString());
-    NETPOL_RETURN_IF_ERROR(
-        WriteAtomically(directory_ + "/" + found->ToString(), owner.container_id + "\n" + owner.ifname + "\n"),
-        "recording allocation");
+    NETPOL_RETURN_IF_ERROR(WriteAtomically(directory_ + "/" + found->ToString(),
+                                           owner.container_id + "\n" + owner.ifname + "\n"),
+                           "recording allocation");
     NETPOL_RETURN_IF_ERROR(WriteAtomically(directory_ + "/" + LastFile(r), found->ToString() + "\n"),
                            "recording allocation");
     taken.push_back({*found, owner});

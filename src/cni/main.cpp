@@ -15,8 +15,13 @@ std::string Env(const char* name) {
 }  // namespace
 
 int main() {
-  netpol::cni::Invocation call{Env("CNI_COMMAND"), Env("CNI_CONTAINERID"), Env("CNI_NETNS"), Env("CNI_IFNAME"),
-                               Env("CNI_ARGS"),    Env("CNI_PATH"),        {}};
+  netpol::cni::Invocation call{Env("CNI_COMMAND"),
+                               Env("CNI_CONTAINERID"),
+                               Env("CNI_NETNS"),
+                               Env("CNI_IFNAME"),
+                               Env("CNI_ARGS"),
+                               Env("CNI_PATH"),
+                               {}};
   call.config.assign(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
   const netpol::cni::Outcome out = netpol::cni::RunPlugin(call);
   std::cout << out.stdout_text << std::flush;

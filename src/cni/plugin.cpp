@@ -11,9 +11,10 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
-#include <nlohmann/json.hpp>
 #include <optional>
 #include <variant>
+
+#include <nlohmann/json.hpp>
 
 #include "base/netns.h"
 #include "cni/internal/rtnl.h"
@@ -64,7 +65,8 @@ struct PodArgs {
 };
 
 bool Supported(const std::string& version) {
-  return std::any_of(std::begin(kSupported), std::end(kSupported), [&](const char* v) { return version == v; });
+  return std::any_of(std::begin(kSupported), std::end(kSupported),
+                     [&](const char* v) { return version == v; });
 }
 
 Outcome ErrorOutcome(const std::string& version, const Failure& f) {
@@ -93,7 +95,8 @@ std::variant<NetConf, Failure> ParseConfig(const std::string& text, bool need_ve
     if (j.contains("ipam") && j["ipam"].contains("ranges")) {
       for (const json& r : j["ipam"]["ranges"]) {
         const Result<IpPrefix> prefix = IpPrefix::Parse(r.get<std::string>());
-        if (!prefix) return Failure{kInvalidConfig, "invalid ipam.ranges entry " + r.dump(), prefix.error().message()};
+        if (!prefix)
+          return Failure{kInvalidConfig, "invalid ipam.ranges entry " + r.dump(), prefix.error().message()};
         conf.ranges.push_back(*prefix);
       }
     }
@@ -105,7 +108,8 @@ std::variant<NetConf, Failure> ParseConfig(const std::string& text, bool need_ve
     if (j.contains("prevResult") && !j["prevResult"].is_null()) conf.prev_result = j["prevResult"];
     if (j.contains("cni.dev/valid-attachments")) {
       for (const json& a : j["cni.dev/valid-attachments"]) {
-        conf.valid_attachments.push_back({a.at("containerID").get<std::string>(), a.at("ifname").get<std::string>()});
+        conf.valid_attachments.push_back(
+            {a.at("containerID").get<std::string>(), a.at("ifname").get<std::string>()});
       }
     }
   } catch (const json::exception& e) {
@@ -153,8 +157,8 @@ PodArgs ParseArgs(const std::string& args) {
 
 std::string MacText(const Mac& mac) {
   char buffer[18];
-  std::snprintf(buffer, sizeof(buffer), "%02x:%02x:%02x:%02x:%02x:%02x", mac[0], mac[1], mac[2], mac[3], mac[4],
-                mac[5]);
+  std::snprintf(buffer, sizeof(buffer), "%02x:%02x:%02x:%02x:%02x:%02x", mac[0], mac[1], mac[2], mac[3],
+                mac[4], mac[5]);
   return buffer;
 }
 
@@ -195,7 +199,9 @@ std::vector<IpAddress> AddressesOf(const json& result) {
   return out;
 }
 
-std::string IpamDir(const NetConf& conf) { return conf.state_dir + "/ipam/" + conf.name; }
+std::string IpamDir(const NetConf& conf) {
+  return conf.state_dir + "/ipam/" + conf.name;
+}
 
 // Tests kill the plugin at these points of ADD (NETPOL_CNI_TEST_PAUSE_AT=allocated|wired)
 // to prove that nothing leaks that DEL or GC cannot reclaim.
@@ -224,14 +230,16 @@ class Plugin {
 
   Outcome Add() {
     const PodArgs args = ParseArgs(call_.args);
-    PodRegistration pod{owner_, args.pod_namespace, args.pod_name, args.pod_uid, {}, host_, call_.netns, false};
+    PodRegistration pod{owner_, args.pod_namespace, args.pod_name, args.pod_uid, {},
+                        host_,  call_.netns,        false};
     json result;
     if (conf_.prev_result) {
       // Chained: someone else wired the pod; take its addresses, pass the result on.
       pod.chained = true;
       pod.host_interface.clear();
       pod.ips = AddressesOf(*conf_.prev_result);
-      if (pod.ips.empty()) return Fail({kInvalidConfig, "prevResult has no addresses to enforce policy on", ""});
+      if (pod.ips.empty())
+        return Fail({kInvalidConfig, "prevResult has no addresses to enforce policy on", ""});
       result = *conf_.prev_result;
     } else {
       if (conf_.ranges.empty()) return Fail({kInvalidConfig, "ipam.ranges is required in routed mode", ""});
@@ -247,8 +255,8 @@ class Plugin {
       return Fail({kIoFailure, "cannot register the pod", s.error().message()});
     }
     if (!conf_.agent_socket.empty()) {
-      const Status confirmed = ConfirmWithAgent(conf_.agent_socket, "add", pod,
-                                                std::chrono::milliseconds(conf_.agent_timeout_ms));
+      const Status confirmed =
+          ConfirmWithAgent(conf_.agent_socket, "add", pod, std::chrono::milliseconds(conf_.agent_timeout_ms));
       if (!confirmed.ok()) {
         // Fail closed: a pod whose policy is not in force does not start.
         Undo();
@@ -267,7 +275,8 @@ class Plugin {
     if (!conf_.agent_socket.empty()) {
       if (Result<PodRegistration> pod = FindRegistration(conf_.state_dir, owner_)) {
         // An agent that is down forgets the pod when it reconciles on start.
-        (void)ConfirmWithAgent(conf_.agent_socket, "del", *pod, std::chrono::milliseconds(conf_.agent_timeout_ms));
+        (void)ConfirmWithAgent(conf_.agent_socket, "del", *pod,
+                               std::chrono::milliseconds(conf_.agent_timeout_ms));
       }
     }
     if (Status s = Unregister(conf_.state_dir, owner_); !s.ok()) problems += s.error().message() + "; ";
@@ -301,9 +310,10 @@ class Plugin {
       if (auto f = CheckWiring(expected)) return Fail(*f);
     }
     if (!conf_.agent_socket.empty()) {
-      const Status s =
-          ConfirmWithAgent(conf_.agent_socket, "check", *pod, std::chrono::milliseconds(conf_.agent_timeout_ms));
-      if (!s.ok()) return Fail({kCheckFailed, "the pod's network policy is not confirmed", s.error().message()});
+      const Status s = ConfirmWithAgent(conf_.agent_socket, "check", *pod,
+                                        std::chrono::milliseconds(conf_.agent_timeout_ms));
+      if (!s.ok())
+        return Fail({kCheckFailed, "the pod's network policy is not confirmed", s.error().message()});
     }
     return {0, ""};
   }
@@ -347,7 +357,8 @@ class Plugin {
       for (const PodRegistration& pod : *pods) {
         if (std::find(valid.begin(), valid.end(), pod.owner) != valid.end()) continue;
         if (!conf_.agent_socket.empty()) {
-          (void)ConfirmWithAgent(conf_.agent_socket, "del", pod, std::chrono::milliseconds(conf_.agent_timeout_ms));
+          (void)ConfirmWithAgent(conf_.agent_socket, "del", pod,
+                                 std::chrono::milliseconds(conf_.agent_timeout_ms));
         }
         if (auto s = Unregister(conf_.state_dir, pod.owner); !s.ok()) problems += s.error().message() + "; ";
         if (!pod.chained) drop_link(pod.owner);
@@ -376,7 +387,9 @@ class Plugin {
       return Failure{kWiringFailed, what, e.message()};
     };
     Result<int> netns_fd = OpenNetns(call_.netns);
-    if (!netns_fd) return Failure{kUnknownContainer, "cannot open the pod's network namespace", netns_fd.error().message()};
+    if (!netns_fd)
+      return Failure{kUnknownContainer, "cannot open the pod's network namespace",
+                     netns_fd.error().message()};
     struct CloseFd {
       int fd;
       ~CloseFd() { ::close(fd); }
@@ -400,21 +413,27 @@ class Plugin {
     }
     Result<internal::LinkInfo> host_link = node->Link(host_);
     if (!host_link) return fail("the host interface vanished", host_link.error());
-    const bool v6 = std::any_of(pod.ips.begin(), pod.ips.end(), [](const IpAddress& ip) { return !ip.is_v4(); });
-    for (const auto& [key, value] : std::map<std::string, std::string>{
-             {"net.ipv4.conf." + host_ + ".proxy_arp", "1"}, {"net.ipv4.neigh." + host_ + ".proxy_delay", "0"}}) {
+    const bool v6 =
+        std::any_of(pod.ips.begin(), pod.ips.end(), [](const IpAddress& ip) { return !ip.is_v4(); });
+    for (const auto& [key, value] :
+         std::map<std::string, std::string>{{"net.ipv4.conf." + host_ + ".proxy_arp", "1"},
+                                            {"net.ipv4.neigh." + host_ + ".proxy_delay", "0"}}) {
       if (Status s = Sysctl(key, value); !s.ok()) return fail("node sysctl", s.error());
     }
     if (v6) {
-      if (Status s = Sysctl("net.ipv6.conf." + host_ + ".proxy_ndp", "1"); !s.ok()) return fail("node sysctl", s.error());
+      if (Status s = Sysctl("net.ipv6.conf." + host_ + ".proxy_ndp", "1"); !s.ok())
+        return fail("node sysctl", s.error());
       if (Status s = node->AddAddress(host_link->index, *IpAddress::Parse(kGateway6), 64); !s.ok()) {
         return fail("cannot give the host interface the IPv6 gateway address", s.error());
       }
     }
-    if (Status s = node->SetUp(host_link->index); !s.ok()) return fail("cannot bring the host interface up", s.error());
+    if (Status s = node->SetUp(host_link->index); !s.ok())
+      return fail("cannot bring the host interface up", s.error());
     for (const IpAddress& ip : pod.ips) {
-      const RouteSpec route{*IpPrefix::Make(ip, ip.is_v4() ? 32 : 128), std::nullopt, host_link->index, ip.is_v4()};
-      if (Status s = node->AddRoute(route); !s.ok()) return fail("cannot add the host route to " + ip.ToString(), s.error());
+      const RouteSpec route{*IpPrefix::Make(ip, ip.is_v4() ? 32 : 128), std::nullopt, host_link->index,
+                            ip.is_v4()};
+      if (Status s = node->AddRoute(route); !s.ok())
+        return fail("cannot add the host route to " + ip.ToString(), s.error());
     }
     // The pod's side.
     if (Result<internal::LinkInfo> lo = in_pod->Link("lo")) (void)in_pod->SetUp(lo->index);
@@ -425,7 +444,8 @@ class Plugin {
         return fail("cannot add " + ip.ToString() + " to the pod", s.error());
       }
     }
-    if (Status s = in_pod->SetUp(link->index); !s.ok()) return fail("cannot bring the pod interface up", s.error());
+    if (Status s = in_pod->SetUp(link->index); !s.ok())
+      return fail("cannot bring the pod interface up", s.error());
     json routes = json::array();
     json ips_json = json::array();
     const IpAddress gw4 = *IpAddress::Parse(kGateway4);
@@ -469,24 +489,29 @@ class Plugin {
     Result<Rtnl> node = Rtnl::Open("");
     if (!node) return Failure{kCheckFailed, "cannot talk to the node's netlink", node.error().message()};
     Result<internal::LinkInfo> host = node->Link(host_);
-    if (!host) return Failure{kCheckFailed, "host interface " + host_ + " is missing", host.error().message()};
+    if (!host)
+      return Failure{kCheckFailed, "host interface " + host_ + " is missing", host.error().message()};
     if (!host->up) return Failure{kCheckFailed, "host interface " + host_ + " is down", ""};
     Result<Rtnl> in_pod = Rtnl::Open(call_.netns);
-    if (!in_pod) return Failure{kUnknownContainer, "cannot enter the pod's network namespace", in_pod.error().message()};
+    if (!in_pod)
+      return Failure{kUnknownContainer, "cannot enter the pod's network namespace", in_pod.error().message()};
     Result<internal::LinkInfo> link = in_pod->Link(call_.ifname);
-    if (!link) return Failure{kCheckFailed, "pod interface " + call_.ifname + " is missing", link.error().message()};
+    if (!link)
+      return Failure{kCheckFailed, "pod interface " + call_.ifname + " is missing", link.error().message()};
     if (!link->up) return Failure{kCheckFailed, "pod interface " + call_.ifname + " is down", ""};
     Result<std::vector<IpAddress>> have = in_pod->Addresses(link->index);
     if (!have) return Failure{kCheckFailed, "cannot list the pod's addresses", have.error().message()};
     Result<Ipam> ipam = Ipam::Open(IpamDir(conf_), conf_.ranges);
-    Result<std::vector<Allocation>> allocations = ipam ? ipam->List() : Result<std::vector<Allocation>>(ipam.error());
+    Result<std::vector<Allocation>> allocations =
+        ipam ? ipam->List() : Result<std::vector<Allocation>>(ipam.error());
     for (const IpAddress& ip : expected) {
       if (std::find(have->begin(), have->end(), ip) == have->end()) {
         return Failure{kCheckFailed, "the pod interface lacks " + ip.ToString(), ""};
       }
-      const bool reserved = allocations && std::any_of(allocations->begin(), allocations->end(), [&](const Allocation& a) {
-                              return a.address == ip && a.owner == owner_;
-                            });
+      const bool reserved =
+          allocations && std::any_of(allocations->begin(), allocations->end(), [&](const Allocation& a) {
+            return a.address == ip && a.owner == owner_;
+          });
       if (!reserved) return Failure{kCheckFailed, ip.ToString() + " is not reserved for this pod", ""};
     }
     return std::nullopt;

@@ -9,8 +9,9 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <nlohmann/json.hpp>
 #include <sstream>
+
+#include <nlohmann/json.hpp>
 
 namespace netpol::cni {
 namespace {
@@ -18,7 +19,9 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-std::string PodsDir(const std::string& state_dir) { return state_dir + "/pods"; }
+std::string PodsDir(const std::string& state_dir) {
+  return state_dir + "/pods";
+}
 
 std::string FileOf(const std::string& state_dir, const Owner& owner) {
   return PodsDir(state_dir) + "/" + owner.container_id + "_" + owner.ifname + ".json";
@@ -48,7 +51,9 @@ struct Fd {
 
 }  // namespace
 
-std::string EncodeRegistration(const PodRegistration& pod) { return ToJson(pod).dump(); }
+std::string EncodeRegistration(const PodRegistration& pod) {
+  return ToJson(pod).dump();
+}
 
 Result<PodRegistration> DecodeRegistration(const std::string& text) {
   try {
@@ -138,8 +143,10 @@ Status ConfirmWithAgent(const std::string& socket_path, const std::string& op, c
   std::string reply;
   char buffer[4096];
   while (reply.find('\n') == std::string::npos) {
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-    if (left.count() <= 0) return Unavailable("the node agent did not confirm within " + std::to_string(timeout.count()) + " ms");
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0)
+      return Unavailable("the node agent did not confirm within " + std::to_string(timeout.count()) + " ms");
     pollfd p{sock.fd, POLLIN, 0};
     const int ready = ::poll(&p, 1, static_cast<int>(left.count()));
     if (ready < 0 && errno == EINTR) continue;
@@ -151,7 +158,8 @@ Status ConfirmWithAgent(const std::string& socket_path, const std::string& op, c
   try {
     const json answer = json::parse(reply.substr(0, reply.find('\n')));
     if (answer.value("ok", false)) return Ok();
-    return FailedPrecondition("the node agent refused: " + answer.value("error", std::string("no reason given")));
+    return FailedPrecondition("the node agent refused: " +
+                              answer.value("error", std::string("no reason given")));
   } catch (const json::exception& e) {
     return Unavailable(std::string("unreadable answer from the node agent: ") + e.what());
   }

@@ -19,11 +19,11 @@
 namespace netpol::dataplane {
 
 struct ApplyStats {
-  bool created = false;     // the table did not exist (or had another schema) and was built
-  size_t added = 0;         // elements added
-  size_t removed = 0;       // elements removed
-  std::string commands;     // the transaction that was sent ("" when nothing changed)
-  bool batched = false;     // sent as a netlink batch of element edits, not through a parser
+  bool created = false;  // the table did not exist (or had another schema) and was built
+  size_t added = 0;      // elements added
+  size_t removed = 0;    // elements removed
+  std::string commands;  // the transaction that was sent ("" when nothing changed)
+  bool batched = false;  // sent as a netlink batch of element edits, not through a parser
 };
 
 class Backend {

@@ -8,7 +8,9 @@
 namespace netpol::dataplane {
 namespace {
 
-uint64_t Hex(const std::string& text) { return std::stoull(text, nullptr, 16); }
+uint64_t Hex(const std::string& text) {
+  return std::stoull(text, nullptr, 16);
+}
 
 }  // namespace
 
@@ -36,7 +38,8 @@ Result<std::map<IpAddress, std::string>> HostRoutes(const std::string& netns) {
     // dest dest_len src src_len next_hop metric refcnt use flags iface
     std::ifstream in("/proc/thread-self/net/ipv6_route");
     std::string dest, dest_len, src, src_len, next_hop, metric, refcnt, use, flags, iface;
-    while (in >> dest >> dest_len >> src >> src_len >> next_hop >> metric >> refcnt >> use >> flags >> iface) {
+    while (in >> dest >> dest_len >> src >> src_len >> next_hop >> metric >> refcnt >> use >> flags >>
+           iface) {
       if (Hex(dest_len) != 128 || next_hop != std::string(32, '0') || iface == "lo") continue;
       const uint64_t flag_bits = Hex(flags);
       // Skip local and multicast entries (RTF_LOCAL 0x80000000, RTF_CACHE 0x01000000).

@@ -47,14 +47,20 @@ Error FromStatus(long code, const std::string& body) {
   } catch (const Json::exception&) {
   }
   switch (code) {
-    case 404: return NotFound(message);
-    case 409: return Error(ErrorCode::kAlreadyExists, message);
+    case 404:
+      return NotFound(message);
+    case 409:
+      return Error(ErrorCode::kAlreadyExists, message);
     case 400:
-    case 422: return InvalidArgument(message);
+    case 422:
+      return InvalidArgument(message);
     case 401:
-    case 403: return PermissionDenied(message);
-    case 410: return FailedPrecondition("gone: " + message);
-    default: return Unavailable(message);
+    case 403:
+      return PermissionDenied(message);
+    case 410:
+      return FailedPrecondition("gone: " + message);
+    default:
+      return Unavailable(message);
   }
 }
 
@@ -68,7 +74,8 @@ size_t Collect(char* data, size_t size, size_t n, void* out) {
 Result<std::unique_ptr<Client>> Client::Create(const ClientConfig& config) {
   GlobalInit();
   if (config.server.rfind("http://", 0) != 0 && config.server.rfind("https://", 0) != 0) {
-    return InvalidArgument("API server address must start with http:// or https://: \"" + config.server + "\"");
+    return InvalidArgument("API server address must start with http:// or https://: \"" + config.server +
+                           "\"");
   }
   return std::unique_ptr<Client>(new Client(config));
 }
@@ -135,7 +142,8 @@ Status Client::Stream(const std::string& path, const std::function<bool(const st
   curl_easy_setopt(h.curl, CURLOPT_WRITEDATA, &state);
   // Stop promptly when asked: the progress callback runs about once a second
   // even when no data flows.
-  const curl_xferinfo_callback progress = [](void* user, curl_off_t, curl_off_t, curl_off_t, curl_off_t) -> int {
+  const curl_xferinfo_callback progress = [](void* user, curl_off_t, curl_off_t, curl_off_t,
+                                             curl_off_t) -> int {
     return static_cast<State*>(user)->stop->load() ? 1 : 0;
   };
   curl_easy_setopt(h.curl, CURLOPT_NOPROGRESS, 0L);
@@ -172,8 +180,10 @@ void ListWatch::Run(const std::atomic<bool>& stop) {
       continue;
     }
     // Jittered exponential back-off, capped, sliced so `stop` is honoured.
-    const auto wait = backoff / 2 + std::chrono::milliseconds(rng() % static_cast<uint64_t>(backoff.count() + 1));
-    for (auto waited = std::chrono::milliseconds(0); waited < wait && !stop.load(); waited += std::chrono::milliseconds(20)) {
+    const auto wait =
+        backoff / 2 + std::chrono::milliseconds(rng() % static_cast<uint64_t>(backoff.count() + 1));
+    for (auto waited = std::chrono::milliseconds(0); waited < wait && !stop.load();
+         waited += std::chrono::milliseconds(20)) {
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
     backoff = std::min(backoff * 2, std::chrono::milliseconds(10000));
@@ -201,8 +211,9 @@ Status ListWatch::Watch(const std::atomic<bool>& stop) {
   ++watches_;
   bool gone = false;
   const char join = path_.find('?') == std::string::npos ? '?' : '&';
-  const std::string query = path_ + join + "watch=true&allowWatchBookmarks=true&timeoutSeconds=300&resourceVersion=" +
-                            resource_version_;
+  const std::string query =
+      path_ + join +
+      "watch=true&allowWatchBookmarks=true&timeoutSeconds=300&resourceVersion=" + resource_version_;
   const Status s = client_.Stream(
       query,
       [&](const std::string& line) {

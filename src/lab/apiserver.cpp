@@ -47,13 +47,22 @@ const std::vector<Resource>& Resources() {
       {"", "v1", "pods", "pod", "Pod", true, {"po"}, true, true, true},
       {"", "v1", "services", "service", "Service", true, {"svc"}, true, true, false},
       {"apps", "v1", "deployments", "deployment", "Deployment", true, {"deploy"}, true, true, true},
-      {"networking.k8s.io", "v1", "networkpolicies", "networkpolicy", "NetworkPolicy", true, {"netpol"}, false,
-       true, true},
+      {"networking.k8s.io",
+       "v1",
+       "networkpolicies",
+       "networkpolicy",
+       "NetworkPolicy",
+       true,
+       {"netpol"},
+       false,
+       true,
+       true},
   };
   return resources;
 }
 
-const Resource* FindResource(const std::string& group, const std::string& version, const std::string& plural) {
+const Resource* FindResource(const std::string& group, const std::string& version,
+                             const std::string& plural) {
   for (const Resource& r : Resources()) {
     if (r.group == group && r.version == version && r.plural == plural) return &r;
   }
@@ -95,7 +104,8 @@ std::optional<Route> ParseRoute(const std::string& path) {
     return std::nullopt;
   }
   Route route;
-  if (parts.size() >= i + 3 && parts[i] == "namespaces" && FindResource(group, version, parts[i + 2]) != nullptr) {
+  if (parts.size() >= i + 3 && parts[i] == "namespaces" &&
+      FindResource(group, version, parts[i + 2]) != nullptr) {
     route.ns = parts[i + 1];
     i += 2;
   }
@@ -142,9 +152,10 @@ std::string Uid() {
   return buffer;
 }
 
-Json StatusJson(int code, const std::string& reason, const std::string& message, Json details = Json::object()) {
+Json StatusJson(int code, const std::string& reason, const std::string& message,
+                Json details = Json::object()) {
   return {{"kind", "Status"},   {"apiVersion", "v1"}, {"metadata", Json::object()}, {"status", "Failure"},
-          {"message", message}, {"reason", reason},   {"details", details},        {"code", code}};
+          {"message", message}, {"reason", reason},   {"details", details},         {"code", code}};
 }
 
 void Reply(httplib::Response& res, int code, const Json& body) {
@@ -209,22 +220,35 @@ struct Column {
 
 std::vector<Column> ColumnsFor(const Resource& r) {
   if (r.plural == "pods") {
-    return {{"Name", "string", 0},     {"Ready", "string", 0}, {"Status", "string", 0},
-            {"Restarts", "string", 0}, {"Age", "string", 0},   {"IP", "string", 1},
-            {"Node", "string", 1},     {"Nominated Node", "string", 1}, {"Readiness Gates", "string", 1}};
+    return {{"Name", "string", 0},
+            {"Ready", "string", 0},
+            {"Status", "string", 0},
+            {"Restarts", "string", 0},
+            {"Age", "string", 0},
+            {"IP", "string", 1},
+            {"Node", "string", 1},
+            {"Nominated Node", "string", 1},
+            {"Readiness Gates", "string", 1}};
   }
   if (r.plural == "deployments") {
-    return {{"Name", "string", 0}, {"Ready", "string", 0}, {"Up-to-date", "string", 0},
-            {"Available", "string", 0}, {"Age", "string", 0}};
+    return {{"Name", "string", 0},
+            {"Ready", "string", 0},
+            {"Up-to-date", "string", 0},
+            {"Available", "string", 0},
+            {"Age", "string", 0}};
   }
   if (r.plural == "services") {
-    return {{"Name", "string", 0}, {"Type", "string", 0}, {"Cluster-IP", "string", 0},
+    return {{"Name", "string", 0},        {"Type", "string", 0},    {"Cluster-IP", "string", 0},
             {"External-IP", "string", 0}, {"Port(s)", "string", 0}, {"Age", "string", 0}};
   }
-  if (r.plural == "networkpolicies") return {{"Name", "string", 0}, {"Pod-Selector", "string", 0}, {"Age", "string", 0}};
+  if (r.plural == "networkpolicies")
+    return {{"Name", "string", 0}, {"Pod-Selector", "string", 0}, {"Age", "string", 0}};
   if (r.plural == "namespaces") return {{"Name", "string", 0}, {"Status", "string", 0}, {"Age", "string", 0}};
   if (r.plural == "nodes") {
-    return {{"Name", "string", 0}, {"Status", "string", 0}, {"Roles", "string", 0}, {"Age", "string", 0},
+    return {{"Name", "string", 0},
+            {"Status", "string", 0},
+            {"Roles", "string", 0},
+            {"Age", "string", 0},
             {"Version", "string", 0}};
   }
   return {{"Name", "string", 0}, {"Age", "string", 0}};
@@ -268,17 +292,18 @@ Json CellsFor(const Resource& r, const Json& o) {
   if (r.plural == "services") {
     std::string ports;
     for (const Json& p : spec.value("ports", Json::array())) {
-      ports += (ports.empty() ? "" : ",") + std::to_string(p.value("port", 0)) + "/" + p.value("protocol", "TCP");
+      ports +=
+          (ports.empty() ? "" : ",") + std::to_string(p.value("port", 0)) + "/" + p.value("protocol", "TCP");
     }
-    return {name, spec.value("type", "ClusterIP"), spec.value("clusterIP", "None"), "<none>",
-            ports.empty() ? "<none>" : ports, age};
+    return {name,     spec.value("type", "ClusterIP"),  spec.value("clusterIP", "None"),
+            "<none>", ports.empty() ? "<none>" : ports, age};
   }
   if (r.plural == "networkpolicies") {
     std::string selector = "<none>";
     if (spec.contains("podSelector") && spec["podSelector"].contains("matchLabels")) {
       selector.clear();
-      for (auto it = spec["podSelector"]["matchLabels"].begin(); it != spec["podSelector"]["matchLabels"].end();
-           ++it) {
+      for (auto it = spec["podSelector"]["matchLabels"].begin();
+           it != spec["podSelector"]["matchLabels"].end(); ++it) {
         selector += (selector.empty() ? "" : ",") + it.key() + "=" + it.value().get<std::string>();
       }
     }
@@ -293,8 +318,11 @@ Json TableOf(const Resource& r, const std::vector<Json>& objects, const std::str
   Json columns = Json::array();
   if (with_columns) {
     for (const Column& c : ColumnsFor(r)) {
-      columns.push_back({{"name", c.name}, {"type", c.type}, {"format", c.name == "Name" ? "name" : ""},
-                         {"description", c.name}, {"priority", c.priority}});
+      columns.push_back({{"name", c.name},
+                         {"type", c.type},
+                         {"format", c.name == "Name" ? "name" : ""},
+                         {"description", c.name},
+                         {"priority", c.priority}});
     }
   }
   Json rows = Json::array();
@@ -305,7 +333,10 @@ Json TableOf(const Resource& r, const std::vector<Json>& objects, const std::str
                       {"apiVersion", "meta.k8s.io/v1"},
                       {"metadata", o.value("metadata", Json::object())}}}});
   }
-  Json table = {{"kind", "Table"}, {"apiVersion", "meta.k8s.io/v1"}, {"metadata", {{"resourceVersion", rv}}}, {"rows", rows}};
+  Json table = {{"kind", "Table"},
+                {"apiVersion", "meta.k8s.io/v1"},
+                {"metadata", {{"resourceVersion", rv}}},
+                {"rows", rows}};
   // Watch events after the first leave the columns out: kubectl keeps the last
   // ones (an empty list would mean no columns).
   if (with_columns) table["columnDefinitions"] = columns;
@@ -334,9 +365,11 @@ struct ApiServer::Impl {
       if (r.api_version() != group_version) continue;
       Json verbs = r.user_writable ? Json{"create", "delete", "get", "list", "patch", "update", "watch"}
                                    : Json{"get", "list", "watch"};
-      Json resource = {{"name", r.plural},   {"singularName", r.singular}, {"namespaced", r.namespaced},
-                       {"kind", r.kind},      {"verbs", verbs},             {"shortNames", r.short_names}};
-      if (r.plural == "pods" || r.plural == "services" || r.plural == "deployments") resource["categories"] = {"all"};
+      Json resource = {
+          {"name", r.plural}, {"singularName", r.singular}, {"namespaced", r.namespaced}, {"kind", r.kind},
+          {"verbs", verbs},   {"shortNames", r.short_names}};
+      if (r.plural == "pods" || r.plural == "services" || r.plural == "deployments")
+        resource["categories"] = {"all"};
       resources.push_back(resource);
       if (r.has_status) {
         resources.push_back({{"name", r.plural + "/status"},
@@ -346,7 +379,9 @@ struct ApiServer::Impl {
                              {"verbs", {"get", "patch", "update"}}});
       }
     }
-    return {{"kind", "APIResourceList"}, {"apiVersion", "v1"}, {"groupVersion", group_version},
+    return {{"kind", "APIResourceList"},
+            {"apiVersion", "v1"},
+            {"groupVersion", group_version},
             {"resources", resources}};
   }
 
@@ -355,16 +390,23 @@ struct ApiServer::Impl {
       // A 1.32 version: kubectl wrappers that pick a client by the server's
       // minor version then pick the common one.
       Reply(res, 200,
-            {{"major", "1"}, {"minor", "32"}, {"gitVersion", "v1.32.0"}, {"gitCommit", "netpol-lab"},
-             {"gitTreeState", "clean"}, {"buildDate", "2026-01-01T00:00:00Z"}, {"goVersion", "go1.23"},
-             {"compiler", "gc"}, {"platform", "linux/amd64"}});
+            {{"major", "1"},
+             {"minor", "32"},
+             {"gitVersion", "v1.32.0"},
+             {"gitCommit", "netpol-lab"},
+             {"gitTreeState", "clean"},
+             {"buildDate", "2026-01-01T00:00:00Z"},
+             {"goVersion", "go1.23"},
+             {"compiler", "gc"},
+             {"platform", "linux/amd64"}});
     });
     http.Get("/api", [this](const httplib::Request&, httplib::Response& res) {
       Reply(res, 200,
             {{"kind", "APIVersions"},
              {"versions", {"v1"}},
              {"serverAddressByClientCIDRs",
-              {{{"clientCIDR", "0.0.0.0/0"}, {"serverAddress", options.address + ":" + std::to_string(port)}}}}});
+              {{{"clientCIDR", "0.0.0.0/0"},
+                {"serverAddress", options.address + ":" + std::to_string(port)}}}}});
     });
     http.Get("/apis", [](const httplib::Request&, httplib::Response& res) {
       Json groups = Json::array();
@@ -386,25 +428,35 @@ struct ApiServer::Impl {
       }
       Reply(res, 200, {{"paths", paths}});
     });
-    http.Get(R"(/openapi/v3/(api/v1|apis/[a-z0-9.-]+/v1))", [](const httplib::Request& req, httplib::Response& res) {
-      const std::string key = req.matches[1].str();
-      const std::string gv = key == "api/v1" ? "v1" : key.substr(5);
-      Json paths = Json::object();
-      for (const Resource& r : Resources()) {
-        if (r.api_version() != gv) continue;
-        const std::string path = "/" + key + (r.namespaced ? "/namespaces/{namespace}/" : "/") + r.plural + "/{name}";
-        Json patch = Json::object();
-        patch["x-kubernetes-group-version-kind"] = {{"group", r.group}, {"version", r.version}, {"kind", r.kind}};
-        patch["parameters"] = Json::array({Json{{"name", "fieldValidation"}, {"in", "query"}}});
-        paths[path]["patch"] = patch;
-      }
-      if (paths.empty()) return ReplyStatus(res, 404, "NotFound", "the server could not find the requested resource");
-      Reply(res, 200, {{"openapi", "3.0.0"}, {"info", {{"title", "netpol lab"}, {"version", "v1.32.0"}}}, {"paths", paths}});
+    http.Get(R"(/openapi/v3/(api/v1|apis/[a-z0-9.-]+/v1))",
+             [](const httplib::Request& req, httplib::Response& res) {
+               const std::string key = req.matches[1].str();
+               const std::string gv = key == "api/v1" ? "v1" : key.substr(5);
+               Json paths = Json::object();
+               for (const Resource& r : Resources()) {
+                 if (r.api_version() != gv) continue;
+                 const std::string path =
+                     "/" + key + (r.namespaced ? "/namespaces/{namespace}/" : "/") + r.plural + "/{name}";
+                 Json patch = Json::object();
+                 patch["x-kubernetes-group-version-kind"] = {
+                     {"group", r.group}, {"version", r.version}, {"kind", r.kind}};
+                 patch["parameters"] = Json::array({Json{{"name", "fieldValidation"}, {"in", "query"}}});
+                 paths[path]["patch"] = patch;
+               }
+               if (paths.empty())
+                 return ReplyStatus(res, 404, "NotFound", "the server could not find the requested resource");
+               Reply(res, 200,
+                     {{"openapi", "3.0.0"},
+                      {"info", {{"title", "netpol lab"}, {"version", "v1.32.0"}}},
+                      {"paths", paths}});
+             });
+    http.Get("/api/v1", [this](const httplib::Request&, httplib::Response& res) {
+      Reply(res, 200, ResourceList("v1"));
     });
-    http.Get("/api/v1", [this](const httplib::Request&, httplib::Response& res) { Reply(res, 200, ResourceList("v1")); });
     http.Get(R"(/apis/([a-z0-9.-]+)/v1)", [this](const httplib::Request& req, httplib::Response& res) {
       const Json list = ResourceList(req.matches[1].str() + "/v1");
-      if (list["resources"].empty()) return ReplyStatus(res, 404, "NotFound", "the server could not find the requested resource");
+      if (list["resources"].empty())
+        return ReplyStatus(res, 404, "NotFound", "the server could not find the requested resource");
       Reply(res, 200, list);
     });
   }
@@ -453,8 +505,9 @@ struct ApiServer::Impl {
     if (r.namespaced) {
       const std::string given = meta.value("namespace", "");
       if (!given.empty() && given != ns) {
-        return StatusJson(400, "BadRequest",
-                          "the namespace of the provided object does not match the namespace sent on the request");
+        return StatusJson(
+            400, "BadRequest",
+            "the namespace of the provided object does not match the namespace sent on the request");
       }
       meta["namespace"] = ns;
     }
@@ -462,7 +515,10 @@ struct ApiServer::Impl {
       meta["name"] = meta["generateName"].get<std::string>() + RandomName(5);
     }
     if (meta.value("name", "").empty()) {
-      return StatusJson(422, "Invalid", r.qualified_kind() + " \"\" is invalid: metadata.name: Required value: name or generateName is required");
+      return StatusJson(
+          422, "Invalid",
+          r.qualified_kind() +
+              " \"\" is invalid: metadata.name: Required value: name or generateName is required");
     }
     meta["uid"] = Uid();
     meta["creationTimestamp"] = Rfc3339Now();
@@ -501,21 +557,25 @@ struct ApiServer::Impl {
 
   void Fail(httplib::Response& res, const Resource& r, const std::string& name, const Error& e) {
     switch (e.code()) {
-      case ErrorCode::kNotFound: return ReplyStatus(res, 404, "NotFound", NotFoundMessage(r, name), Details(r, name));
+      case ErrorCode::kNotFound:
+        return ReplyStatus(res, 404, "NotFound", NotFoundMessage(r, name), Details(r, name));
       case ErrorCode::kAlreadyExists:
         return ReplyStatus(res, 409, "AlreadyExists", r.qualified() + " \"" + name + "\" already exists",
                            Details(r, name));
       case ErrorCode::kFailedPrecondition:
-        return ReplyStatus(res, 409, "Conflict",
-                           "Operation cannot be fulfilled on " + r.qualified() + " \"" + name + "\": " + e.message(),
-                           Details(r, name));
-      default: return ReplyStatus(res, 500, "InternalError", e.message());
+        return ReplyStatus(
+            res, 409, "Conflict",
+            "Operation cannot be fulfilled on " + r.qualified() + " \"" + name + "\": " + e.message(),
+            Details(r, name));
+      default:
+        return ReplyStatus(res, 500, "InternalError", e.message());
     }
   }
 
   void Create(const Route& route, const httplib::Request& req, httplib::Response& res) {
     const Resource& r = *route.resource;
-    if (!r.user_writable) return ReplyStatus(res, 405, "MethodNotAllowed", r.plural + " are read-only in the lab");
+    if (!r.user_writable)
+      return ReplyStatus(res, 405, "MethodNotAllowed", r.plural + " are read-only in the lab");
     Json object;
     try {
       object = Json::parse(req.body);
@@ -541,7 +601,8 @@ struct ApiServer::Impl {
     const Resource& r = *route.resource;
     Result<Json> got = store->Get(r.plural, route.ns, route.name);
     if (!got) return Fail(res, r, route.name, got.error());
-    if (WantsTable(req)) return Reply(res, 200, TableOf(r, {*got}, (*got)["metadata"].value("resourceVersion", ""), true));
+    if (WantsTable(req))
+      return Reply(res, 200, TableOf(r, {*got}, (*got)["metadata"].value("resourceVersion", ""), true));
     Reply(res, 200, *got);
   }
 
@@ -565,7 +626,8 @@ struct ApiServer::Impl {
     }
     // limit/continue: the continue token is the index to resume at.
     size_t begin = 0;
-    if (req.has_param("continue")) begin = std::min(items.size(), std::stoul(req.get_param_value("continue")));
+    if (req.has_param("continue"))
+      begin = std::min(items.size(), std::stoul(req.get_param_value("continue")));
     size_t end = items.size();
     Json list_meta = {{"resourceVersion", std::to_string(rv)}};
     if (req.has_param("limit")) {
@@ -582,7 +644,11 @@ struct ApiServer::Impl {
       table["metadata"] = list_meta;
       return Reply(res, 200, table);
     }
-    Reply(res, 200, {{"kind", r.kind + "List"}, {"apiVersion", r.api_version()}, {"metadata", list_meta}, {"items", page}});
+    Reply(res, 200,
+          {{"kind", r.kind + "List"},
+           {"apiVersion", r.api_version()},
+           {"metadata", list_meta},
+           {"items", page}});
   }
 
   struct WatchState {
@@ -618,7 +684,8 @@ struct ApiServer::Impl {
       state->since = std::stoull(rv_param);
     }
     int timeout = 1800;
-    if (req.has_param("timeoutSeconds")) timeout = std::max(1, std::stoi(req.get_param_value("timeoutSeconds")));
+    if (req.has_param("timeoutSeconds"))
+      timeout = std::max(1, std::stoi(req.get_param_value("timeoutSeconds")));
     state->deadline = Clock::now() + std::chrono::seconds(timeout);
     state->last_sent = Clock::now();
     const Resource* resource = &r;
@@ -631,7 +698,8 @@ struct ApiServer::Impl {
           const auto send = [&](const std::string& type, const Json& object) {
             Json body = object;
             if (table && type != "BOOKMARK" && type != "ERROR") {
-              body = TableOf(*resource, {object}, object["metadata"].value("resourceVersion", ""), state->first);
+              body =
+                  TableOf(*resource, {object}, object["metadata"].value("resourceVersion", ""), state->first);
               state->first = false;
             }
             const std::string line = Json{{"type", type}, {"object", body}}.dump() + "\n";
@@ -649,7 +717,8 @@ struct ApiServer::Impl {
           std::vector<Event> events;
           const auto slice = std::min(state->deadline, Clock::now() + std::chrono::seconds(1));
           if (!store->WaitEvents(resource->plural, state->since, slice, events)) {
-            send("ERROR", StatusJson(410, "Expired", "too old resource version: " + std::to_string(state->since)));
+            send("ERROR",
+                 StatusJson(410, "Expired", "too old resource version: " + std::to_string(state->since)));
             sink.done();
             return true;
           }
@@ -729,12 +798,14 @@ struct ApiServer::Impl {
     Json merged;
     if (type.find("strategic-merge-patch") != std::string::npos) {
       merged = internal::StrategicMerge(*current, patch);
-    } else if (type.find("merge-patch") != std::string::npos || type.find("apply-patch") != std::string::npos) {
+    } else if (type.find("merge-patch") != std::string::npos ||
+               type.find("apply-patch") != std::string::npos) {
       // Server-side apply, approximated: the applied fields win (no field
       // ownership is tracked in the lab).
       merged = internal::MergePatch(*current, patch);
     } else {
-      return ReplyStatus(res, 415, "UnsupportedMediaType", "the lab accepts merge and strategic merge patches, not " + type);
+      return ReplyStatus(res, 415, "UnsupportedMediaType",
+                         "the lab accepts merge and strategic merge patches, not " + type);
     }
     // A patch applies to the current version unless it names another.
     if (!patch.contains("metadata") || !patch["metadata"].contains("resourceVersion")) {
@@ -745,7 +816,8 @@ struct ApiServer::Impl {
 
   void Delete(const Route& route, httplib::Response& res) {
     const Resource& r = *route.resource;
-    if (!r.user_writable) return ReplyStatus(res, 405, "MethodNotAllowed", r.plural + " are read-only in the lab");
+    if (!r.user_writable)
+      return ReplyStatus(res, 405, "MethodNotAllowed", r.plural + " are read-only in the lab");
     Result<Json> deleted = store->Delete(r.plural, route.ns, route.name);
     if (!deleted) return Fail(res, r, route.name, deleted.error());
     // What a garbage collector would do: a namespace takes its objects along,
@@ -753,12 +825,14 @@ struct ApiServer::Impl {
     const std::string uid = (*deleted)["metadata"].value("uid", "");
     for (const Resource& other : Resources()) {
       if (!other.namespaced) continue;
-      for (const Json& o : store->List(other.plural, r.plural == "namespaces" ? route.name : route.ns).first) {
+      for (const Json& o :
+           store->List(other.plural, r.plural == "namespaces" ? route.name : route.ns).first) {
         bool owned = r.plural == "namespaces";
         for (const Json& owner : o["metadata"].value("ownerReferences", Json::array())) {
           owned = owned || owner.value("uid", "") == uid;
         }
-        if (owned) (void)store->Delete(other.plural, o["metadata"].value("namespace", ""), o["metadata"]["name"]);
+        if (owned)
+          (void)store->Delete(other.plural, o["metadata"].value("namespace", ""), o["metadata"]["name"]);
       }
     }
     Reply(res, 200, *deleted);
@@ -767,7 +841,8 @@ struct ApiServer::Impl {
   void Objects() {
     const auto dispatch = [this](const httplib::Request& req, httplib::Response& res) {
       const std::optional<Route> route = ParseRoute(req.path);
-      if (!route) return ReplyStatus(res, 404, "NotFound", "the server could not find the requested resource");
+      if (!route)
+        return ReplyStatus(res, 404, "NotFound", "the server could not find the requested resource");
       const bool item = !route->name.empty();
       if (route->resource->namespaced && route->ns.empty() && item) {
         return ReplyStatus(res, 404, "NotFound", "the server could not find the requested resource");
@@ -777,7 +852,8 @@ struct ApiServer::Impl {
       }
       if (req.method == "GET") {
         if (item) return Get(*route, req, res);
-        if (req.get_param_value("watch") == "true" || req.get_param_value("watch") == "1") return Watch(*route, req, res);
+        if (req.get_param_value("watch") == "true" || req.get_param_value("watch") == "1")
+          return Watch(*route, req, res);
         return List(*route, req, res);
       }
       if (req.method == "POST" && !item) {
@@ -811,8 +887,11 @@ struct ApiServer::Impl {
       if (store->Get("nodes", "", node).ok()) continue;
       Json object = {{"apiVersion", "v1"},
                      {"kind", "Node"},
-                     {"metadata", {{"name", node}, {"uid", Uid()}, {"creationTimestamp", Rfc3339Now()},
-                                   {"labels", {{"kubernetes.io/hostname", node}}}}},
+                     {"metadata",
+                      {{"name", node},
+                       {"uid", Uid()},
+                       {"creationTimestamp", Rfc3339Now()},
+                       {"labels", {{"kubernetes.io/hostname", node}}}}},
                      {"status", {{"conditions", {{{"type", "Ready"}, {"status", "True"}}}}}}};
       NETPOL_RETURN_IF_ERROR(store->Create("nodes", "", node, object), "seeding nodes");
     }
@@ -822,7 +901,9 @@ struct ApiServer::Impl {
 
 ApiServer::ApiServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
-ApiServer::~ApiServer() { Stop(); }
+ApiServer::~ApiServer() {
+  Stop();
+}
 
 Result<std::unique_ptr<ApiServer>> ApiServer::Start(const ApiServerOptions& options) {
   auto impl = std::make_unique<Impl>();
@@ -838,15 +919,20 @@ Result<std::unique_ptr<ApiServer>> ApiServer::Start(const ApiServerOptions& opti
   } else {
     impl->port = impl->http.bind_to_port(options.address, options.port) ? options.port : -1;
   }
-  if (impl->port <= 0) return Unavailable("cannot listen on " + options.address + ":" + std::to_string(options.port));
+  if (impl->port <= 0)
+    return Unavailable("cannot listen on " + options.address + ":" + std::to_string(options.port));
   Impl* raw = impl.get();
   impl->thread = std::thread([raw] { raw->http.listen_after_bind(); });
   return std::unique_ptr<ApiServer>(new ApiServer(std::move(impl)));
 }
 
-int ApiServer::port() const { return impl_->port; }
+int ApiServer::port() const {
+  return impl_->port;
+}
 
-std::string ApiServer::url() const { return "http://" + impl_->options.address + ":" + std::to_string(impl_->port); }
+std::string ApiServer::url() const {
+  return "http://" + impl_->options.address + ":" + std::to_string(impl_->port);
+}
 
 void ApiServer::Stop() {
   if (!impl_ || impl_->stopping.exchange(true)) return;

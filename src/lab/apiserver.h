@@ -30,9 +30,9 @@ namespace netpol::lab {
 
 struct ApiServerOptions {
   std::string address = "127.0.0.1";
-  int port = 0;                      // 0: any free port
+  int port = 0;                       // 0: any free port
   std::string database = ":memory:";  // SQLite file
-  std::vector<std::string> nodes;    // node objects to serve (the lab's nodes)
+  std::vector<std::string> nodes;     // node objects to serve (the lab's nodes)
 };
 
 class ApiServer {

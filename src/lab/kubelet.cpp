@@ -36,8 +36,9 @@ using internal::Rfc3339Now;
 // Runs argv (PATH lookup) with `env`, in the network namespace `netns` when
 // given; stdin from `input`, stdout collected. Returns the exit code (-1 when
 // killed or not run).
-int RunProgram(const std::vector<std::string>& argv, const std::vector<std::string>& env, const std::string& netns,
-        const std::string& input, std::string* output, std::chrono::milliseconds timeout) {
+int RunProgram(const std::vector<std::string>& argv, const std::vector<std::string>& env,
+               const std::string& netns, const std::string& input, std::string* output,
+               std::chrono::milliseconds timeout) {
   int in[2];
   int out[2];
   if (::pipe2(in, O_CLOEXEC) != 0) return -1;
@@ -100,7 +101,9 @@ int RunProgram(const std::vector<std::string>& argv, const std::vector<std::stri
   return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
-std::vector<std::string> BaseEnv() { return {"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}; }
+std::vector<std::string> BaseEnv() {
+  return {"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"};
+}
 
 struct Container {
   std::string name;
@@ -175,8 +178,8 @@ struct Kubelet::Impl {
       plugin["cniVersion"] = conflist["cniVersion"];
       if (!previous.is_null()) plugin["prevResult"] = previous;
       std::string out;
-      const int rc = RunProgram({options.cni_path + "/" + plugin.value("type", "")}, env, options.node_netns, plugin.dump(),
-                         &out, std::chrono::seconds(30));
+      const int rc = RunProgram({options.cni_path + "/" + plugin.value("type", "")}, env, options.node_netns,
+                                plugin.dump(), &out, std::chrono::seconds(30));
       if (rc != 0 && command != "DEL") return Unavailable("CNI " + command + " failed: " + out);
       if (command == "ADD") {
         try {
@@ -225,7 +228,9 @@ struct Kubelet::Impl {
     c.ready = c.readiness.is_null();
     c.readiness_failures = 0;
     c.liveness_failures = 0;
-    const auto delay = [](const Json& probe) { return std::chrono::seconds(probe.value("initialDelaySeconds", 0)); };
+    const auto delay = [](const Json& probe) {
+      return std::chrono::seconds(probe.value("initialDelaySeconds", 0));
+    };
     c.next_readiness = c.started + (c.readiness.is_null() ? std::chrono::seconds(0) : delay(c.readiness));
     c.next_liveness = c.started + (c.liveness.is_null() ? std::chrono::seconds(0) : delay(c.liveness));
     pod.status_dirty = true;
@@ -266,7 +271,8 @@ struct Kubelet::Impl {
         // No image to run: the probe server answers on the declared ports.
         c.argv = {options.probe_binary, "serve", "31536000"};
         for (const Json& port : spec.value("ports", Json::array())) {
-          c.argv.push_back(std::to_string(port.value("containerPort", 0)) + "/" + port.value("protocol", "TCP"));
+          c.argv.push_back(std::to_string(port.value("containerPort", 0)) + "/" +
+                           port.value("protocol", "TCP"));
         }
       }
       c.env = BaseEnv();
@@ -279,7 +285,8 @@ struct Kubelet::Impl {
       pod.containers.push_back(std::move(c));
     }
     std::string out;
-    if (RunProgram({"ip", "netns", "add", pod.netns}, BaseEnv(), "", "", &out, std::chrono::seconds(10)) != 0) {
+    if (RunProgram({"ip", "netns", "add", pod.netns}, BaseEnv(), "", "", &out, std::chrono::seconds(10)) !=
+        0) {
       Report(pod, "cannot create the pod's network namespace");
       return;
     }
@@ -322,24 +329,27 @@ struct Kubelet::Impl {
   }
 
   void Report(const Pod& pod, const std::string& problem) {
-    Json status = {{"phase", "Pending"},
-                   {"conditions", {{{"type", "PodScheduled"}, {"status", "True"}},
-                                   {{"type", "Ready"}, {"status", "False"}, {"reason", "SandboxFailed"},
-                                    {"message", problem}}}}};
-    (void)client->Request("PUT", "/api/v1/namespaces/" + pod.ns + "/pods/" + pod.name + "/status",
-                          Json{{"metadata", {{"name", pod.name}, {"namespace", pod.ns}}}, {"status", status}}.dump());
+    Json status = {
+        {"phase", "Pending"},
+        {"conditions",
+         {{{"type", "PodScheduled"}, {"status", "True"}},
+          {{"type", "Ready"}, {"status", "False"}, {"reason", "SandboxFailed"}, {"message", problem}}}}};
+    (void)client->Request(
+        "PUT", "/api/v1/namespaces/" + pod.ns + "/pods/" + pod.name + "/status",
+        Json{{"metadata", {{"name", pod.name}, {"namespace", pod.ns}}}, {"status", status}}.dump());
   }
 
   // --- probes -----------------------------------------------------------------------
 
   // From the node's namespace, as a kubelet probes.
-  bool Connect(const std::string& ip, int port, std::chrono::milliseconds timeout, const std::string& http_path,
-               int* http_code) {
+  bool Connect(const std::string& ip, int port, std::chrono::milliseconds timeout,
+               const std::string& http_path, int* http_code) {
     Result<NetnsGuard> in_node = NetnsGuard::Enter(options.node_netns);
     if (!in_node) return false;
     const Result<IpAddress> address = IpAddress::Parse(ip);
     if (!address) return false;
-    const int fd = ::socket(address->is_v4() ? AF_INET : AF_INET6, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    const int fd =
+        ::socket(address->is_v4() ? AF_INET : AF_INET6, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) return false;
     sockaddr_storage storage{};
     socklen_t length = 0;
@@ -363,7 +373,8 @@ struct Kubelet::Impl {
     socklen_t len = sizeof(err);
     ok = ok && ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err == 0;
     if (ok && http_code != nullptr) {
-      const std::string request = "GET " + http_path + " HTTP/1.0\r\nHost: " + ip + "\r\nUser-Agent: kube-probe/1.32\r\n\r\n";
+      const std::string request =
+          "GET " + http_path + " HTTP/1.0\r\nHost: " + ip + "\r\nUser-Agent: kube-probe/1.32\r\n\r\n";
       (void)::send(fd, request.data(), request.size(), MSG_NOSIGNAL);
       std::string reply;
       char buffer[512];
@@ -386,15 +397,18 @@ struct Kubelet::Impl {
   bool Probe(const Pod& pod, const Json& probe) {
     const auto timeout = std::chrono::milliseconds(1000 * probe.value("timeoutSeconds", 1));
     const std::string ip = pod.ips.empty() ? "" : pod.ips.front();
-    if (probe.contains("tcpSocket")) return Connect(ip, probe["tcpSocket"].value("port", 0), timeout, "", nullptr);
+    if (probe.contains("tcpSocket"))
+      return Connect(ip, probe["tcpSocket"].value("port", 0), timeout, "", nullptr);
     if (probe.contains("httpGet")) {
       int code = 0;
-      return Connect(ip, probe["httpGet"].value("port", 80), timeout, probe["httpGet"].value("path", "/"), &code) &&
+      return Connect(ip, probe["httpGet"].value("port", 80), timeout, probe["httpGet"].value("path", "/"),
+                     &code) &&
              code >= 200 && code < 400;
     }
     if (probe.contains("exec")) {
       std::vector<std::string> argv = {"ip", "netns", "exec", pod.netns};
-      for (const Json& part : probe["exec"].value("command", Json::array())) argv.push_back(part.get<std::string>());
+      for (const Json& part : probe["exec"].value("command", Json::array()))
+        argv.push_back(part.get<std::string>());
       return RunProgram(argv, BaseEnv(), "", "", nullptr, timeout) == 0;
     }
     return true;
@@ -420,12 +434,14 @@ struct Kubelet::Impl {
             pod.status_dirty = true;
           }
         }
-        if (c.pid <= 0 && !c.waiting_reason.empty() && c.ever_started && now >= c.restart_at) StartContainer(pod, c);
+        if (c.pid <= 0 && !c.waiting_reason.empty() && c.ever_started && now >= c.restart_at)
+          StartContainer(pod, c);
         if (c.pid <= 0) continue;
         if (!c.readiness.is_null() && now >= c.next_readiness) {
           const bool ok = Probe(pod, c.readiness);
           c.readiness_failures = ok ? 0 : c.readiness_failures + 1;
-          const bool ready = ok || (c.ready && c.readiness_failures < c.readiness.value("failureThreshold", 3));
+          const bool ready =
+              ok || (c.ready && c.readiness_failures < c.readiness.value("failureThreshold", 3));
           if (ready != c.ready) pod.status_dirty = true;
           c.ready = ready;
           c.next_readiness = now + std::chrono::seconds(c.readiness.value("periodSeconds", 10));
@@ -453,10 +469,17 @@ struct Kubelet::Impl {
     Json statuses = Json::array();
     for (const Container& c : pod.containers) {
       all_ready = all_ready && c.ready;
-      Json state = c.pid > 0 ? Json{{"running", {{"startedAt", c.started_at}}}}
-                             : Json{{"waiting", {{"reason", c.waiting_reason.empty() ? "Waiting" : c.waiting_reason}}}};
-      statuses.push_back({{"name", c.name}, {"ready", c.ready}, {"restartCount", c.restarts},
-                          {"started", c.pid > 0}, {"state", state}, {"image", "host"}, {"imageID", ""}});
+      Json state =
+          c.pid > 0
+              ? Json{{"running", {{"startedAt", c.started_at}}}}
+              : Json{{"waiting", {{"reason", c.waiting_reason.empty() ? "Waiting" : c.waiting_reason}}}};
+      statuses.push_back({{"name", c.name},
+                          {"ready", c.ready},
+                          {"restartCount", c.restarts},
+                          {"started", c.pid > 0},
+                          {"state", state},
+                          {"image", "host"},
+                          {"imageID", ""}});
     }
     Json ips = Json::array();
     for (const std::string& ip : pod.ips) ips.push_back({{"ip", ip}});
@@ -519,7 +542,9 @@ class PodWatcher final : public kube::ListWatchHandler {
 
 }  // namespace
 
-Kubelet::Kubelet(KubeletOptions options) : impl_(std::make_unique<Impl>()) { impl_->options = std::move(options); }
+Kubelet::Kubelet(KubeletOptions options) : impl_(std::make_unique<Impl>()) {
+  impl_->options = std::move(options);
+}
 
 Kubelet::~Kubelet() = default;
 
@@ -528,7 +553,8 @@ void Kubelet::Run(const std::atomic<bool>& stop) {
   if (!client) return;
   impl_->client = std::move(*client);
   PodWatcher watcher(*impl_);
-  kube::ListWatch watch(*impl_->client, "/api/v1/pods?fieldSelector=spec.nodeName%3D" + impl_->options.node, watcher);
+  kube::ListWatch watch(*impl_->client, "/api/v1/pods?fieldSelector=spec.nodeName%3D" + impl_->options.node,
+                        watcher);
   std::thread watching([&] { watch.Run(stop); });
   while (!stop.load()) {
     impl_->Tick();

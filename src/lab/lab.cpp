@@ -20,9 +20,9 @@
 #include "api/load.h"
 #include "base/netns.h"
 #include "kube/client.h"
-#include "lab/probe.h"
 #include "lab/apiserver.h"
 #include "lab/kubelet.h"
+#include "lab/probe.h"
 
 namespace netpol::lab {
 namespace {
@@ -71,7 +71,9 @@ Status Sysctl(const std::string& netns, const std::string& key, const std::strin
   return Ok();
 }
 
-std::string NodeName(int i) { return "node-" + std::to_string(i); }
+std::string NodeName(int i) {
+  return "node-" + std::to_string(i);
+}
 
 struct Paths {
   explicit Paths(const LabOptions& o) : dir(o.dir) {}
@@ -110,7 +112,9 @@ class Journal {
   std::mutex mu_;
 };
 
-bool Alive(pid_t pid) { return pid > 0 && ::kill(pid, 0) == 0; }
+bool Alive(pid_t pid) {
+  return pid > 0 && ::kill(pid, 0) == 0;
+}
 
 pid_t ReadPid(const std::string& path) {
   std::ifstream in(path);
@@ -138,27 +142,36 @@ Status SetUpNetwork(const LabOptions& o, Journal& journal) {
     NETPOL_RETURN_IF_ERROR(Ip({"-n", node, "link", "set", "lo", "up"}), "lab network");
     NETPOL_RETURN_IF_ERROR(Sysctl(node, "net.ipv4.ip_forward", "1"), "lab network");
     NETPOL_RETURN_IF_ERROR(Sysctl(node, "net.ipv6.conf.all.forwarding", "1"), "lab network");
-    NETPOL_RETURN_IF_ERROR(Ip({"-n", fabric, "link", "add", port, "type", "veth", "peer", "name", "fabric", "netns", node}),
-                           "lab network");
+    NETPOL_RETURN_IF_ERROR(
+        Ip({"-n", fabric, "link", "add", port, "type", "veth", "peer", "name", "fabric", "netns", node}),
+        "lab network");
     // Node side: 198.19.254.<i> and fe80::2; fabric side: 198.19.254.254 and fe80::1.
-    NETPOL_RETURN_IF_ERROR(Ip({"-n", node, "addr", "add", "198.19.254." + n + "/32", "dev", "fabric"}), "lab network");
-    NETPOL_RETURN_IF_ERROR(Ip({"-n", node, "addr", "add", "fe80::2/64", "dev", "fabric", "nodad"}), "lab network");
-    NETPOL_RETURN_IF_ERROR(Ip({"-n", fabric, "addr", "add", "198.19.254.254/32", "dev", port}), "lab network");
-    NETPOL_RETURN_IF_ERROR(Ip({"-n", fabric, "addr", "add", "fe80::1/64", "dev", port, "nodad"}), "lab network");
+    NETPOL_RETURN_IF_ERROR(Ip({"-n", node, "addr", "add", "198.19.254." + n + "/32", "dev", "fabric"}),
+                           "lab network");
+    NETPOL_RETURN_IF_ERROR(Ip({"-n", node, "addr", "add", "fe80::2/64", "dev", "fabric", "nodad"}),
+                           "lab network");
+    NETPOL_RETURN_IF_ERROR(Ip({"-n", fabric, "addr", "add", "198.19.254.254/32", "dev", port}),
+                           "lab network");
+    NETPOL_RETURN_IF_ERROR(Ip({"-n", fabric, "addr", "add", "fe80::1/64", "dev", port, "nodad"}),
+                           "lab network");
     NETPOL_RETURN_IF_ERROR(Ip({"-n", node, "link", "set", "fabric", "up"}), "lab network");
     NETPOL_RETURN_IF_ERROR(Ip({"-n", fabric, "link", "set", port, "up"}), "lab network");
-    NETPOL_RETURN_IF_ERROR(Ip({"-n", node, "route", "add", "198.19.254.254/32", "dev", "fabric", "scope", "link"}),
-                           "lab network");
-    NETPOL_RETURN_IF_ERROR(Ip({"-n", node, "route", "add", "default", "via", "198.19.254.254", "dev", "fabric"}),
-                           "lab network");
-    NETPOL_RETURN_IF_ERROR(Ip({"-n", node, "-6", "route", "add", "default", "via", "fe80::1", "dev", "fabric"}),
-                           "lab network");
-    NETPOL_RETURN_IF_ERROR(Ip({"-n", fabric, "route", "add", "198.19.254." + n + "/32", "dev", port, "scope", "link"}),
-                           "lab network");
-    NETPOL_RETURN_IF_ERROR(Ip({"-n", fabric, "route", "add", "198.18." + n + ".0/24", "via", "198.19.254." + n, "dev", port}),
-                           "lab network");
-    NETPOL_RETURN_IF_ERROR(Ip({"-n", fabric, "-6", "route", "add", "2001:2:0:" + n + "::/64", "via", "fe80::2", "dev", port}),
-                           "lab network");
+    NETPOL_RETURN_IF_ERROR(
+        Ip({"-n", node, "route", "add", "198.19.254.254/32", "dev", "fabric", "scope", "link"}),
+        "lab network");
+    NETPOL_RETURN_IF_ERROR(
+        Ip({"-n", node, "route", "add", "default", "via", "198.19.254.254", "dev", "fabric"}), "lab network");
+    NETPOL_RETURN_IF_ERROR(
+        Ip({"-n", node, "-6", "route", "add", "default", "via", "fe80::1", "dev", "fabric"}), "lab network");
+    NETPOL_RETURN_IF_ERROR(
+        Ip({"-n", fabric, "route", "add", "198.19.254." + n + "/32", "dev", port, "scope", "link"}),
+        "lab network");
+    NETPOL_RETURN_IF_ERROR(
+        Ip({"-n", fabric, "route", "add", "198.18." + n + ".0/24", "via", "198.19.254." + n, "dev", port}),
+        "lab network");
+    NETPOL_RETURN_IF_ERROR(
+        Ip({"-n", fabric, "-6", "route", "add", "2001:2:0:" + n + "::/64", "via", "fe80::2", "dev", port}),
+        "lab network");
   }
   return Ok();
 }
@@ -213,7 +226,8 @@ void ReconcileDeployments(kube::Client& api) {
     std::vector<Json> stale;
     for (const Json& p : (*pods)["items"]) {
       bool owned = false;
-      for (const Json& o : p["metadata"].value("ownerReferences", Json::array())) owned = owned || o.value("uid", "") == uid;
+      for (const Json& o : p["metadata"].value("ownerReferences", Json::array()))
+        owned = owned || o.value("uid", "") == uid;
       if (!owned) continue;
       (p["metadata"]["labels"].value("pod-template-hash", "") == hash ? current : stale).push_back(p);
     }
@@ -226,13 +240,17 @@ void ReconcileDeployments(kube::Client& api) {
       pod["metadata"]["generateName"] = name + "-" + hash + "-";
       pod["metadata"]["namespace"] = ns;
       pod["metadata"]["labels"]["pod-template-hash"] = hash;
-      pod["metadata"]["ownerReferences"] = {{{"apiVersion", "apps/v1"}, {"kind", "Deployment"}, {"name", name},
-                                            {"uid", uid}, {"controller", true}}};
+      pod["metadata"]["ownerReferences"] = {{{"apiVersion", "apps/v1"},
+                                             {"kind", "Deployment"},
+                                             {"name", name},
+                                             {"uid", uid},
+                                             {"controller", true}}};
       pod["spec"] = tmpl.value("spec", Json::object());
       (void)api.Request("POST", "/api/v1/namespaces/" + ns + "/pods", pod.dump());
     }
     for (size_t i = static_cast<size_t>(std::max(replicas, 0)); i < current.size(); ++i) {
-      (void)api.Request("DELETE", "/api/v1/namespaces/" + ns + "/pods/" + current[i]["metadata"].value("name", ""));
+      (void)api.Request("DELETE",
+                        "/api/v1/namespaces/" + ns + "/pods/" + current[i]["metadata"].value("name", ""));
     }
     int ready = 0;
     for (const Json& p : current) ready += PodReady(p) ? 1 : 0;
@@ -270,7 +288,8 @@ void ReconcileServices(kube::Client& api, const LabOptions& o, std::map<std::str
       }
       const std::string ip = p["status"].value("podIP", "");
       if (!match || ip.empty()) continue;
-      names += ip + " " + name + "." + ns + " " + name + "." + ns + ".svc " + name + "." + ns + ".svc.cluster.local";
+      names += ip + " " + name + "." + ns + " " + name + "." + ns + ".svc " + name + "." + ns +
+               ".svc.cluster.local";
       names += " @" + ns + ":" + name + "\n";
     }
   }
@@ -307,7 +326,9 @@ std::atomic<bool> g_stop{false};
 
 }  // namespace
 
-std::string KubeconfigPath(const LabOptions& options) { return Paths(options).kubeconfig(); }
+std::string KubeconfigPath(const LabOptions& options) {
+  return Paths(options).kubeconfig();
+}
 
 Status LabRun(const LabOptions& o) {
   const Paths paths(o);
@@ -329,7 +350,8 @@ Status LabRun(const LabOptions& o) {
                           "starting the lab");
   NETPOL_RETURN_IF_ERROR(
       WriteFile(paths.kubeconfig(),
-                "apiVersion: v1\nkind: Config\nclusters:\n- name: netpol-lab\n  cluster:\n    server: " + api->url() +
+                "apiVersion: v1\nkind: Config\nclusters:\n- name: netpol-lab\n  cluster:\n    server: " +
+                    api->url() +
                     "\nusers:\n- name: netpol-lab\n  user: {}\ncontexts:\n- name: netpol-lab\n  context:\n"
                     "    cluster: netpol-lab\n    user: netpol-lab\n    namespace: default\n"
                     "current-context: netpol-lab\n"),
@@ -358,9 +380,19 @@ Status LabRun(const LabOptions& o) {
       ::dup2(log, 1);
       ::dup2(log, 2);
       const std::string binary = o.bin_dir + "/netpold";
-      const std::vector<std::string> argv = {binary, "--server", api->url(), "--node-name", NodeName(i),
-                                             "--netns", o.name + "-" + NodeName(i), "--state-dir", node_dir + "/cni",
-                                             "--socket", node_dir + "/agent.sock", "--log-level", "info"};
+      const std::vector<std::string> argv = {binary,
+                                             "--server",
+                                             api->url(),
+                                             "--node-name",
+                                             NodeName(i),
+                                             "--netns",
+                                             o.name + "-" + NodeName(i),
+                                             "--state-dir",
+                                             node_dir + "/cni",
+                                             "--socket",
+                                             node_dir + "/agent.sock",
+                                             "--log-level",
+                                             "info"};
       std::vector<char*> args;
       for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
       args.push_back(nullptr);
@@ -415,7 +447,8 @@ Status LabRun(const LabOptions& o) {
 Status LabUp(const LabOptions& o, std::ostream& progress) {
   const Paths paths(o);
   if (Alive(ReadPid(paths.pid())) && fs::exists(paths.ready())) {
-    return Error(ErrorCode::kAlreadyExists, "a lab is already running in " + o.dir + " (netpol lab down first)");
+    return Error(ErrorCode::kAlreadyExists,
+                 "a lab is already running in " + o.dir + " (netpol lab down first)");
   }
   if (::geteuid() != 0) return PermissionDenied("netpol lab needs root (network namespaces, nftables)");
   std::error_code ec;
@@ -436,8 +469,17 @@ Status LabUp(const LabOptions& o, std::ostream& progress) {
     ::dup2(log, 1);
     ::dup2(log, 2);
     const std::string binary = o.bin_dir + "/netpol";
-    const std::vector<std::string> argv = {binary, "lab", "run", "--dir", o.dir, "--name", o.name,
-                                           "--nodes", std::to_string(o.nodes), "--port", std::to_string(o.port)};
+    const std::vector<std::string> argv = {binary,
+                                           "lab",
+                                           "run",
+                                           "--dir",
+                                           o.dir,
+                                           "--name",
+                                           o.name,
+                                           "--nodes",
+                                           std::to_string(o.nodes),
+                                           "--port",
+                                           std::to_string(o.port)};
     std::vector<char*> args;
     for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
     args.push_back(nullptr);
@@ -483,13 +525,13 @@ Status LabDown(const LabOptions& o, std::ostream& progress) {
   // Processes still inside the lab's namespaces, and its agents.
   std::set<ino_t> inodes;
   for (const std::string& ns : netns) {
-    struct stat st{};
+    struct stat st {};
     if (::stat(("/run/netns/" + ns).c_str(), &st) == 0) inodes.insert(st.st_ino);
   }
   for (const auto& entry : fs::directory_iterator("/proc")) {
     const std::string name = entry.path().filename().string();
     if (name.find_first_not_of("0123456789") != std::string::npos) continue;
-    struct stat st{};
+    struct stat st {};
     if (::stat((entry.path().string() + "/ns/net").c_str(), &st) == 0 && inodes.contains(st.st_ino)) {
       ::kill(static_cast<pid_t>(std::stoi(name)), SIGKILL);
     }
@@ -512,16 +554,19 @@ Status LabDown(const LabOptions& o, std::ostream& progress) {
     if (fs::exists("/run/netns/" + ns)) Exec({"ip", "netns", "del", ns});
   }
   if (!netns.empty()) progress << "removed " << netns.size() << " network namespaces\n";
-  for (const std::string& file : {paths.journal(), paths.pid(), paths.ready(), paths.kubeconfig()}) fs::remove(file, ec);
+  for (const std::string& file : {paths.journal(), paths.pid(), paths.ready(), paths.kubeconfig()})
+    fs::remove(file, ec);
   fs::remove_all(o.dir + "/nodes", ec);
   if (!o.keep_state) {
-    for (const std::string& file : {paths.database(), paths.database() + "-wal", paths.database() + "-shm", paths.log()}) {
+    for (const std::string& file :
+         {paths.database(), paths.database() + "-wal", paths.database() + "-shm", paths.log()}) {
       fs::remove(file, ec);
     }
     fs::remove_all(paths.logs(), ec);
     fs::remove(o.dir, ec);  // only when empty: the directory may hold the user's files
   }
-  progress << "lab down" << (o.keep_state ? " (state kept: netpol lab up brings the objects back)" : "") << "\n";
+  progress << "lab down" << (o.keep_state ? " (state kept: netpol lab up brings the objects back)" : "")
+           << "\n";
   return Ok();
 }
 
@@ -533,7 +578,8 @@ Result<LabProbe> ProbeLab(const LabOptions& o, const std::vector<policy::PortPro
     in >> url;
   }
   if (url.empty()) return FailedPrecondition("no lab is running in " + o.dir + " (netpol lab up)");
-  NETPOL_ASSIGN_OR_RETURN(std::unique_ptr<kube::Client> api, kube::Client::Create(kube::Api(url)), "lab probe");
+  NETPOL_ASSIGN_OR_RETURN(std::unique_ptr<kube::Client> api, kube::Client::Create(kube::Api(url)),
+                          "lab probe");
   policy::Engine engine;
   std::map<std::string, std::string> netns_of;  // ns/name -> pod namespace
   const struct {
@@ -558,7 +604,8 @@ Result<LabProbe> ProbeLab(const LabOptions& o, const std::vector<policy::PortPro
       }
     }
   }
-  const std::vector<policy::PortProto> ports = wanted_ports.empty() ? policy::DeclaredPorts(engine) : wanted_ports;
+  const std::vector<policy::PortProto> ports =
+      wanted_ports.empty() ? policy::DeclaredPorts(engine) : wanted_ports;
   policy::Matrix expected = policy::ComputeMatrix(engine, ports);
   policy::Matrix measured(expected.pods(), ports);
   const auto& pods = expected.pods();

@@ -30,9 +30,9 @@ struct LabOptions {
   std::string dir = "/var/lib/netpol/lab";
   std::string name = "nplab";  // prefix of every network namespace the lab creates
   int nodes = 1;
-  int port = 0;                // API server port; 0: any free one
-  std::string bin_dir;         // where netpol, netpol-cni, netpold and netpol-probe are
-  bool keep_state = false;     // down: keep the database (objects come back with `up`)
+  int port = 0;             // API server port; 0: any free one
+  std::string bin_dir;      // where netpol, netpol-cni, netpold and netpol-probe are
+  bool keep_state = false;  // down: keep the database (objects come back with `up`)
 };
 
 Status LabUp(const LabOptions& options, std::ostream& progress);

@@ -34,7 +34,8 @@ socklen_t Address(const IpAddress& ip, uint16_t port, sockaddr_storage& out) {
 }
 
 int64_t RemainingMs(std::chrono::steady_clock::time_point deadline) {
-  const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+  const auto left =
+      std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
   return std::max<int64_t>(left.count(), 0);
 }
 
@@ -86,7 +87,8 @@ void ProbeServer::Serve(std::chrono::milliseconds duration, const std::atomic<bo
   // connection can be held open across policy changes); at most kMaxOpen.
   constexpr size_t kMaxOpen = 256;
   while (RemainingMs(deadline) > 0 && (stop == nullptr || !stop->load())) {
-    if (::poll(fds.data(), fds.size(), static_cast<int>(std::min<int64_t>(RemainingMs(deadline), 100))) <= 0) {
+    if (::poll(fds.data(), fds.size(), static_cast<int>(std::min<int64_t>(RemainingMs(deadline), 100))) <=
+        0) {
       continue;
     }
     for (size_t i = fds.size(); i-- > listeners;) {
@@ -151,9 +153,11 @@ void ProbeServer::Serve(std::chrono::milliseconds duration, const std::atomic<bo
   for (size_t i = listeners; i < fds.size(); ++i) ::close(fds[i].fd);
 }
 
-Result<bool> Probe(const IpAddress& ip, api::Protocol protocol, uint16_t port, std::chrono::milliseconds timeout,
-                   const std::optional<IpAddress>& source, bool reachability) {
-  if (protocol == api::Protocol::kSCTP) return FailedPrecondition("SCTP sockets are not available on this kernel");
+Result<bool> Probe(const IpAddress& ip, api::Protocol protocol, uint16_t port,
+                   std::chrono::milliseconds timeout, const std::optional<IpAddress>& source,
+                   bool reachability) {
+  if (protocol == api::Protocol::kSCTP)
+    return FailedPrecondition("SCTP sockets are not available on this kernel");
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   sockaddr_storage addr{};
   const socklen_t len = Address(ip, port, addr);
@@ -175,7 +179,8 @@ Result<bool> Probe(const IpAddress& ip, api::Protocol protocol, uint16_t port, s
     if (protocol == api::Protocol::kTCP) {
       int err = 0;
       socklen_t err_len = sizeof(err);
-      const bool answered = WaitFor(fd, POLLOUT, deadline) && ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &err_len) == 0;
+      const bool answered =
+          WaitFor(fd, POLLOUT, deadline) && ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &err_len) == 0;
       if (answered && err == 0 && reachability) {
         ok = true;  // the handshake went through; what listens need not speak our protocol
       } else if (answered && err == 0) {

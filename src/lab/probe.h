@@ -49,7 +49,8 @@ class ProbeServer {
 // listens: a completed handshake or a refusal (TCP reset, ICMP port
 // unreachable) counts, since netpol drops denied packets silently and a
 // denial shows as a timeout.
-Result<bool> Probe(const IpAddress& ip, api::Protocol protocol, uint16_t port, std::chrono::milliseconds timeout,
-                   const std::optional<IpAddress>& source = std::nullopt, bool reachability = false);
+Result<bool> Probe(const IpAddress& ip, api::Protocol protocol, uint16_t port,
+                   std::chrono::milliseconds timeout, const std::optional<IpAddress>& source = std::nullopt,
+                   bool reachability = false);
 
 }  // namespace netpol::lab

@@ -38,7 +38,8 @@ int main(int argc, char** argv) {
       std::cerr << "netpol-probe: bad address or port\n";
       return 2;
     }
-    const auto ok = lab::Probe(*ip, p->protocol, *p->number, std::chrono::milliseconds(std::atoi(args[3].c_str())));
+    const auto ok =
+        lab::Probe(*ip, p->protocol, *p->number, std::chrono::milliseconds(std::atoi(args[3].c_str())));
     if (!ok) {
       std::cerr << "netpol-probe: " << ok.error().message() << "\n";
       return 2;

@@ -24,7 +24,9 @@ void Put16(uint8_t* p, uint16_t v) {
 void Put32(uint8_t* p, uint32_t v) {
   for (int i = 0; i < 4; ++i) p[i] = static_cast<uint8_t>(v >> (24 - 8 * i));
 }
-uint16_t Get16(const uint8_t* p) { return static_cast<uint16_t>((p[0] << 8) | p[1]); }
+uint16_t Get16(const uint8_t* p) {
+  return static_cast<uint16_t>((p[0] << 8) | p[1]);
+}
 uint32_t Get32(const uint8_t* p) {
   return (uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) | (uint32_t{p[2]} << 8) | p[3];
 }
@@ -89,38 +91,41 @@ Status SendSctpInit(const std::optional<IpAddress>& source, const IpAddress& des
     }
   }
   std::array<uint8_t, kCommonHeader + kInitLength> packet{};
-  Put16(&packet[0], 40000);           // source port
-  Put16(&packet[2], port);            // destination port
-  Put32(&packet[4], 0);               // verification tag: 0 in an INIT
+  Put16(&packet[0], 40000);  // source port
+  Put16(&packet[2], port);   // destination port
+  Put32(&packet[4], 0);      // verification tag: 0 in an INIT
   uint8_t* chunk = &packet[kCommonHeader];
   chunk[0] = kInitChunk;
   chunk[1] = 0;
   Put16(&chunk[2], static_cast<uint16_t>(kInitLength));
-  Put32(&chunk[4], initiate_tag);     // initiate tag (non-zero)
-  Put32(&chunk[8], 65535);            // advertised receiver window
-  Put16(&chunk[12], 1);               // outbound streams
-  Put16(&chunk[14], 1);               // inbound streams
-  Put32(&chunk[16], initiate_tag);    // initial TSN
+  Put32(&chunk[4], initiate_tag);   // initiate tag (non-zero)
+  Put32(&chunk[8], 65535);          // advertised receiver window
+  Put16(&chunk[12], 1);             // outbound streams
+  Put16(&chunk[14], 1);             // inbound streams
+  Put32(&chunk[16], initiate_tag);  // initial TSN
   // The checksum is stored little-endian-as-computed (RFC 4960 B: bytes in order).
   const uint32_t crc = Crc32c(packet.data(), packet.size());
   std::memcpy(&packet[8], &crc, sizeof(crc));
   sockaddr_storage to{};
   const socklen_t to_len = ToSockaddr(destination, to);
-  const ssize_t sent = ::sendto(fd, packet.data(), packet.size(), 0, reinterpret_cast<sockaddr*>(&to), to_len);
+  const ssize_t sent =
+      ::sendto(fd, packet.data(), packet.size(), 0, reinterpret_cast<sockaddr*>(&to), to_len);
   const int err = errno;
   ::close(fd);
-  if (sent != static_cast<ssize_t>(packet.size())) return Internal(std::string("sendto: ") + std::strerror(err));
+  if (sent != static_cast<ssize_t>(packet.size()))
+    return Internal(std::string("sendto: ") + std::strerror(err));
   return Ok();
 }
 
 Result<SctpInitObserver> SctpInitObserver::Open(IpFamily family) {
-  const int fd =
-      ::socket(family == IpFamily::kV4 ? AF_INET : AF_INET6, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, IPPROTO_SCTP);
+  const int fd = ::socket(family == IpFamily::kV4 ? AF_INET : AF_INET6,
+                          SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, IPPROTO_SCTP);
   if (fd < 0) return PermissionDenied(std::string("raw SCTP socket: ") + std::strerror(errno));
   return SctpInitObserver(fd, family);
 }
 
-SctpInitObserver::SctpInitObserver(SctpInitObserver&& other) noexcept : fd_(other.fd_), family_(other.family_) {
+SctpInitObserver::SctpInitObserver(SctpInitObserver&& other) noexcept
+    : fd_(other.fd_), family_(other.family_) {
   other.fd_ = -1;
 }
 
@@ -132,7 +137,8 @@ Result<bool> SctpInitObserver::Await(const IpAddress& source, uint16_t port, uin
                                      std::chrono::steady_clock::time_point deadline) {
   std::array<uint8_t, 2048> buffer{};
   while (true) {
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
     if (left.count() <= 0) return false;
     pollfd p{fd_, POLLIN, 0};
     if (::poll(&p, 1, static_cast<int>(left.count())) != 1) continue;
@@ -142,7 +148,8 @@ Result<bool> SctpInitObserver::Await(const IpAddress& source, uint16_t port, uin
         ::recvfrom(fd_, buffer.data(), buffer.size(), 0, reinterpret_cast<sockaddr*>(&from), &from_len);
     if (n <= 0) continue;
     size_t offset = 0;
-    if (family_ == IpFamily::kV4) offset = static_cast<size_t>(buffer[0] & 0x0f) * 4;  // IPv4 raw: header included
+    if (family_ == IpFamily::kV4)
+      offset = static_cast<size_t>(buffer[0] & 0x0f) * 4;  // IPv4 raw: header included
     if (static_cast<size_t>(n) < offset + kCommonHeader + kInitLength) continue;
     const uint8_t* sctp = &buffer[offset];
     if (!(FromSockaddr(from) == source) || Get16(&sctp[2]) != port || sctp[kCommonHeader] != kInitChunk ||

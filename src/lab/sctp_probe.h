@@ -24,8 +24,8 @@ uint32_t Crc32c(const uint8_t* data, size_t size);
 
 // Sends one SCTP packet with an INIT chunk from `source` (an address of this
 // namespace; the kernel picks one when empty) to destination:port.
-[[nodiscard]] Status SendSctpInit(const std::optional<IpAddress>& source, const IpAddress& destination, uint16_t port,
-                                  uint32_t initiate_tag);
+[[nodiscard]] Status SendSctpInit(const std::optional<IpAddress>& source, const IpAddress& destination,
+                                  uint16_t port, uint32_t initiate_tag);
 
 class SctpInitObserver {
  public:

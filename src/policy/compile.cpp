@@ -95,7 +95,8 @@ class Compiler {
   NodeProgram Run(const std::map<std::string, std::string>& local) {
     for (const auto& [name, interface] : local) {
       const size_t slash = name.find('/');
-      const auto id = engine_.FindPod(name.substr(0, slash), slash == std::string::npos ? "" : name.substr(slash + 1));
+      const auto id =
+          engine_.FindPod(name.substr(0, slash), slash == std::string::npos ? "" : name.substr(slash + 1));
       if (!id) continue;
       const internal::PodRec& rec = s_.pods[*id];
       if (rec.pod.ips.empty() || rec.cls == kNoClass) continue;  // unaddressable, or a node
@@ -159,7 +160,8 @@ class Compiler {
     const internal::PodRec& rec = s_.pods[pod];
     return std::any_of(rule.peers.begin(), rule.peers.end(), [&](const PeerRule& peer) {
       if (peer.is_ip_block()) {
-        return std::any_of(rec.pod.ips.begin(), rec.pod.ips.end(), [&](const IpAddress& ip) { return peer.MatchesIp(ip); });
+        return std::any_of(rec.pod.ips.begin(), rec.pod.ips.end(),
+                           [&](const IpAddress& ip) { return peer.MatchesIp(ip); });
       }
       return rec.cls != kNoClass && peer.classes.test(rec.cls);
     });
@@ -184,7 +186,8 @@ class Compiler {
             spans.push_back({p.protocol, p.first, p.last});
           } else if (dir == Direction::kIngress) {
             // Ingress: the destination is this pod; resolve against its own ports.
-            if (const auto n = cls.ResolveNamedPort(p.name, p.protocol)) spans.push_back({p.protocol, *n, *n});
+            if (const auto n = cls.ResolveNamedPort(p.name, p.protocol))
+              spans.push_back({p.protocol, *n, *n});
           } else {
             named.push_back(&p);
           }
@@ -193,7 +196,8 @@ class Compiler {
         if (!rule.peers.empty()) {
           // Rules are shared by every class their policy selects: their peers once.
           auto known = peer_sets_.find(&rule);
-          if (known == peer_sets_.end()) known = peer_sets_.emplace(&rule, Intern(PeerAddresses(rule), origin)).first;
+          if (known == peer_sets_.end())
+            known = peer_sets_.emplace(&rule, Intern(PeerAddresses(rule), origin)).first;
           peers = known->second;
         }
         if (rule.ports.empty() || !spans.empty()) {
@@ -239,9 +243,10 @@ bool DirectionAllows(const NodeProgram& program, const DirectionProgram& d, cons
                      api::Protocol protocol, uint16_t port) {
   if (!d.isolated) return true;
   return std::any_of(d.allow.begin(), d.allow.end(), [&](const Allowance& a) {
-    const bool port_ok = a.ports.empty() || std::any_of(a.ports.begin(), a.ports.end(), [&](const PortSpan& s) {
-                           return s.protocol == protocol && s.first <= port && port <= s.last;
-                         });
+    const bool port_ok =
+        a.ports.empty() || std::any_of(a.ports.begin(), a.ports.end(), [&](const PortSpan& s) {
+          return s.protocol == protocol && s.first <= port && port <= s.last;
+        });
     return port_ok && (!a.peers || program.sets.at(*a.peers).Contains(peer));
   });
 }

@@ -74,8 +74,8 @@ struct LocalPod {
 };
 
 struct NodeProgram {
-  std::map<std::string, LocalPod> pods;      // "namespace/name"
-  std::map<std::string, AddressSet> sets;    // id -> members
+  std::map<std::string, LocalPod> pods;    // "namespace/name"
+  std::map<std::string, AddressSet> sets;  // id -> members
   friend bool operator==(const NodeProgram&, const NodeProgram&) = default;
 
   // What the compiled form decides for a new connection between two addresses,

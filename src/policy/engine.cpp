@@ -20,8 +20,7 @@ using internal::State;
 
 namespace internal {
 
-std::optional<uint16_t> PodClass::ResolveNamedPort(const std::string& name,
-                                                   api::Protocol protocol) const {
+std::optional<uint16_t> PodClass::ResolveNamedPort(const std::string& name, api::Protocol protocol) const {
   for (const NamedPort& p : key.named_ports) {
     if (p.name == name) {
       if (p.protocol == protocol) return p.port;
@@ -44,8 +43,7 @@ bool PortRule::Matches(api::Protocol proto, uint16_t port, const PodClass* desti
 
 bool PeerRule::MatchesIp(const IpAddress& ip) const {
   if (!cidr || !cidr->Contains(ip)) return false;
-  return std::none_of(except.begin(), except.end(),
-                      [&](const IpPrefix& hole) { return hole.Contains(ip); });
+  return std::none_of(except.begin(), except.end(), [&](const IpPrefix& hole) { return hole.Contains(ip); });
 }
 
 }  // namespace internal
@@ -218,8 +216,7 @@ class Mutator {
         const bool seen = std::any_of(key.named_ports.begin(), key.named_ports.end(),
                                       [&](const internal::NamedPort& p) { return p.name == port.name; });
         if (!port.name.empty() && !seen) {
-          key.named_ports.push_back(
-              {port.name, port.protocol, static_cast<uint16_t>(port.container_port)});
+          key.named_ports.push_back({port.name, port.protocol, static_cast<uint16_t>(port.container_port)});
         }
       }
       std::sort(key.named_ports.begin(), key.named_ports.end());
@@ -427,10 +424,10 @@ std::vector<std::string> KnownNodes(const State& s) {
 // ---- verdicts ----------------------------------------------------------------
 
 struct Side {
-  const Pod* pod = nullptr;        // policy-managed pod at this end, if any
-  const PodClass* cls = nullptr;   // its class (null for hostNetwork and non-pods)
+  const Pod* pod = nullptr;       // policy-managed pod at this end, if any
+  const PodClass* cls = nullptr;  // its class (null for hostNetwork and non-pods)
   ClassId class_id = kNoClass;
-  std::string_view node;           // node of a pod, or the node endpoint
+  std::string_view node;  // node of a pod, or the node endpoint
   const IpAddress* ip = nullptr;
 };
 
@@ -447,8 +444,11 @@ Side Resolve(const State& s, const Endpoint& e) {
       if (side.ip == nullptr && !rec.pod.ips.empty()) side.ip = &rec.pod.ips.front();
       break;
     }
-    case Endpoint::Kind::kNode: side.node = e.node; break;
-    case Endpoint::Kind::kExternal: break;
+    case Endpoint::Kind::kNode:
+      side.node = e.node;
+      break;
+    case Endpoint::Kind::kExternal:
+      break;
   }
   return side;
 }
@@ -501,9 +501,9 @@ bool Allows(const State& s, Direction dir, const Side& self, const Side& other, 
   if (isolating.empty()) return true;
   const PodClass* destination = dir == Direction::kIngress ? self.cls : other.cls;
   for (const internal::ViewEntry& entry : View(s, *self.cls, dir).entries) {
-    if (!entry.ports.empty() &&
-        std::none_of(entry.ports.begin(), entry.ports.end(),
-                     [&](const PortRule& p) { return p.Matches(proto, port, destination); })) {
+    if (!entry.ports.empty() && std::none_of(entry.ports.begin(), entry.ports.end(), [&](const PortRule& p) {
+          return p.Matches(proto, port, destination);
+        })) {
       continue;
     }
     if (entry.any_peer) return true;
@@ -596,12 +596,18 @@ Verdict EvaluateFlow(const State& s, const Flow& flow) {
 
 std::string_view ReasonName(Reason reason) {
   switch (reason) {
-    case Reason::kNotIsolated: return "not isolated";
-    case Reason::kAllowedByRule: return "allowed by rule";
-    case Reason::kNoRuleMatched: return "no rule matched";
-    case Reason::kSelf: return "self";
-    case Reason::kOwnNode: return "own node";
-    case Reason::kNotPolicyManaged: return "not policy-managed";
+    case Reason::kNotIsolated:
+      return "not isolated";
+    case Reason::kAllowedByRule:
+      return "allowed by rule";
+    case Reason::kNoRuleMatched:
+      return "no rule matched";
+    case Reason::kSelf:
+      return "self";
+    case Reason::kOwnNode:
+      return "own node";
+    case Reason::kNotPolicyManaged:
+      return "not policy-managed";
   }
   return "?";
 }
@@ -724,7 +730,9 @@ bool Engine::Allowed(const Flow& flow) const {
          Allows(s, Direction::kIngress, dst, src, flow.protocol, flow.port);
 }
 
-Verdict Engine::Evaluate(const Flow& flow) const { return EvaluateFlow(*state_, flow); }
+Verdict Engine::Evaluate(const Flow& flow) const {
+  return EvaluateFlow(*state_, flow);
+}
 
 std::optional<PodId> Engine::FindPod(std::string_view namespace_, std::string_view name) const {
   const auto it = state_->pod_index.find(std::pair{std::string(namespace_), std::string(name)});
@@ -744,11 +752,17 @@ std::optional<PolicyId> Engine::FindPolicy(std::string_view namespace_, std::str
   return it->second;
 }
 
-const Pod& Engine::pod(PodId id) const { return state_->pods[id].pod; }
+const Pod& Engine::pod(PodId id) const {
+  return state_->pods[id].pod;
+}
 
-const api::NetworkPolicy& Engine::policy(PolicyId id) const { return state_->policies[id].spec; }
+const api::NetworkPolicy& Engine::policy(PolicyId id) const {
+  return state_->policies[id].spec;
+}
 
-std::string Engine::PolicyName(PolicyId id) const { return state_->policies[id].full_name; }
+std::string Engine::PolicyName(PolicyId id) const {
+  return state_->policies[id].full_name;
+}
 
 std::vector<PodId> Engine::Pods() const {
   std::vector<PodId> out;
@@ -781,8 +795,7 @@ std::vector<PodId> Engine::SelectedPods(PolicyId policy) const {
   return out;
 }
 
-std::vector<PodId> Engine::PeerPods(PolicyId policy, Direction direction, size_t rule,
-                                    size_t peer) const {
+std::vector<PodId> Engine::PeerPods(PolicyId policy, Direction direction, size_t rule, size_t peer) const {
   const PeerRule& p = state_->policies[policy].rules(direction)[rule].peers[peer];
   std::vector<PodId> out;
   if (p.is_ip_block()) return out;

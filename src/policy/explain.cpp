@@ -5,7 +5,9 @@
 namespace netpol::policy {
 namespace {
 
-std::string PodCount(size_t n) { return std::to_string(n) + (n == 1 ? " pod" : " pods"); }
+std::string PodCount(size_t n) {
+  return std::to_string(n) + (n == 1 ? " pod" : " pods");
+}
 
 // "2 pods: a-0, a-1" (at most `limit` names, then "...").
 std::string PodList(const Engine& engine, const std::vector<PodId>& pods, const std::string& ns,
@@ -84,8 +86,7 @@ void DescribeRules(const Engine& engine, PolicyId id, Direction dir, std::string
   }
 }
 
-std::string DirectionLine(const Engine& engine, const Flow& flow, Direction dir,
-                          const DirectionVerdict& v) {
+std::string DirectionLine(const Engine& engine, const Flow& flow, Direction dir, const DirectionVerdict& v) {
   const bool ingress = dir == Direction::kIngress;
   const Endpoint& self = ingress ? flow.dst : flow.src;
   const Endpoint& other = ingress ? flow.src : flow.dst;
@@ -101,15 +102,18 @@ std::string DirectionLine(const Engine& engine, const Flow& flow, Direction dir,
     case Reason::kNoRuleMatched: {
       std::vector<std::string> names;
       for (const PolicyId id : v.isolating) names.push_back(engine.PolicyName(id));
-      line += "denied: isolated by " + Join(names, ", ") + ", and no " +
-              (ingress ? "ingress" : "egress") + " rule of " +
-              (names.size() == 1 ? "it" : "them") + " allows " +
+      line += "denied: isolated by " + Join(names, ", ") + ", and no " + (ingress ? "ingress" : "egress") +
+              " rule of " + (names.size() == 1 ? "it" : "them") + " allows " +
               DescribeEndpoint(engine, other) + " on " + std::to_string(flow.port) + "/" +
               std::string(api::ProtocolName(flow.protocol));
       break;
     }
-    case Reason::kSelf: line += "allowed: a pod's traffic to itself never leaves it"; break;
-    case Reason::kOwnNode: line += "allowed: traffic between a pod and its own node is always allowed"; break;
+    case Reason::kSelf:
+      line += "allowed: a pod's traffic to itself never leaves it";
+      break;
+    case Reason::kOwnNode:
+      line += "allowed: traffic between a pod and its own node is always allowed";
+      break;
     case Reason::kNotPolicyManaged:
       line += "not judged: not a policy-managed pod";
       break;
@@ -160,7 +164,8 @@ std::string DescribeEndpoint(const Engine& engine, const Endpoint& e) {
     }
     case Endpoint::Kind::kNode:
       return "node " + e.node + (e.ip ? " (" + e.ip->ToString() + ")" : std::string());
-    case Endpoint::Kind::kExternal: return e.ip ? e.ip->ToString() : "?";
+    case Endpoint::Kind::kExternal:
+      return e.ip ? e.ip->ToString() : "?";
   }
   return "?";
 }
@@ -169,8 +174,8 @@ std::string DescribeRule(const Engine& engine, Direction dir, const RuleRef& ref
   const api::NetworkPolicy& p = engine.policy(ref.policy);
   const bool ingress = dir == Direction::kIngress;
   const auto& rule = (ingress ? p.ingress : p.egress)[static_cast<size_t>(ref.rule)];
-  std::string out = engine.PolicyName(ref.policy) + (ingress ? " ingress[" : " egress[") +
-                    std::to_string(ref.rule) + "] (";
+  std::string out =
+      engine.PolicyName(ref.policy) + (ingress ? " ingress[" : " egress[") + std::to_string(ref.rule) + "] (";
   const char* peers = ingress ? "from" : "to";
   if (ref.peer < 0) {
     out += std::string(peers) + ": any";
@@ -182,8 +187,8 @@ std::string DescribeRule(const Engine& engine, Direction dir, const RuleRef& ref
   if (ref.port < 0) {
     out += "ports: any";
   } else {
-    out += "ports[" + std::to_string(ref.port) +
-           "]: " + DescribePort(rule.ports[static_cast<size_t>(ref.port)]);
+    out +=
+        "ports[" + std::to_string(ref.port) + "]: " + DescribePort(rule.ports[static_cast<size_t>(ref.port)]);
   }
   return out + ")";
 }
@@ -210,9 +215,8 @@ std::string ExplainPolicy(const Engine& engine, PolicyId id) {
 
 std::string FormatVerdict(const Engine& engine, const Flow& flow, const Verdict& verdict) {
   std::string out = DescribeEndpoint(engine, flow.src) + " -> " + DescribeEndpoint(engine, flow.dst) +
-                    " on " + std::to_string(flow.port) + "/" +
-                    std::string(api::ProtocolName(flow.protocol)) + ": " +
-                    (verdict.allowed ? "ALLOWED" : "DENIED") + "\n";
+                    " on " + std::to_string(flow.port) + "/" + std::string(api::ProtocolName(flow.protocol)) +
+                    ": " + (verdict.allowed ? "ALLOWED" : "DENIED") + "\n";
   out += DirectionLine(engine, flow, Direction::kEgress, verdict.egress);
   out += DirectionLine(engine, flow, Direction::kIngress, verdict.ingress);
   return out;

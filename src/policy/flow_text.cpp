@@ -1,8 +1,8 @@
 #include "policy/flow_text.h"
 
 #include <algorithm>
-#include <charconv>
 #include <cctype>
+#include <charconv>
 
 namespace netpol::policy {
 
@@ -52,8 +52,7 @@ Result<PortText> ParsePortText(std::string_view text) {
     return spec;
   }
   if (port.empty()) {
-    return InvalidArgument("invalid port \"" + std::string(text) +
-                           "\": want PORT[/PROTOCOL], e.g. 3306/TCP");
+    return InvalidArgument("invalid port \"" + std::string(text) + "\": want PORT[/PROTOCOL], e.g. 3306/TCP");
   }
   spec.name = std::string(port);
   return spec;

@@ -18,13 +18,12 @@ using internal::RuleRec;
 using internal::State;
 
 std::string RulePath(Direction dir, size_t rule) {
-  return std::string(dir == Direction::kIngress ? "spec.ingress[" : "spec.egress[") +
-         std::to_string(rule) + "]";
+  return std::string(dir == Direction::kIngress ? "spec.ingress[" : "spec.egress[") + std::to_string(rule) +
+         "]";
 }
 
 std::string PeerPath(Direction dir, size_t rule, size_t peer) {
-  return RulePath(dir, rule) + (dir == Direction::kIngress ? ".from[" : ".to[") +
-         std::to_string(peer) + "]";
+  return RulePath(dir, rule) + (dir == Direction::kIngress ? ".from[" : ".to[") + std::to_string(peer) + "]";
 }
 
 class Linter {
@@ -51,8 +50,8 @@ class Linter {
   void Add(PolicyId id, std::string check, std::string field, std::string message) {
     const PolicyRec& p = s_.policies[id];
     api::SourceLocation where = p.spec.metadata.source.Locate(field.empty() ? "metadata.name" : field);
-    findings_.push_back({std::move(check), p.full_name, std::move(field), std::move(message),
-                         std::move(where)});
+    findings_.push_back(
+        {std::move(check), p.full_name, std::move(field), std::move(message), std::move(where)});
   }
 
   void SelectsNothing(PolicyId id) {
@@ -136,8 +135,7 @@ class Linter {
                                   s_.classes[c].ResolveNamedPort(port.name, port.protocol));
         });
         if (!declared) {
-          Add(id, "named-port-undeclared",
-              RulePath(dir, r) + ".ports[" + std::to_string(i) + "].port",
+          Add(id, "named-port-undeclared", RulePath(dir, r) + ".ports[" + std::to_string(i) + "].port",
               "no " + std::string(dir == Direction::kIngress ? "selected" : "destination") +
                   " pod declares a " + std::string(api::ProtocolName(port.protocol)) +
                   " container port named " + port.name + ", so this port matches nothing");
@@ -167,12 +165,12 @@ class Linter {
   }
 
   static bool RuleCovers(const RuleRec& wide, const RuleRec& narrow) {
-    const bool ports = wide.ports.empty() ||
-                       (!narrow.ports.empty() &&
-                        std::all_of(narrow.ports.begin(), narrow.ports.end(), [&](const PortRule& n) {
-                          return std::any_of(wide.ports.begin(), wide.ports.end(),
-                                             [&](const PortRule& w) { return PortCovers(w, n); });
-                        }));
+    const bool ports =
+        wide.ports.empty() || (!narrow.ports.empty() &&
+                               std::all_of(narrow.ports.begin(), narrow.ports.end(), [&](const PortRule& n) {
+                                 return std::any_of(wide.ports.begin(), wide.ports.end(),
+                                                    [&](const PortRule& w) { return PortCovers(w, n); });
+                               }));
     if (!ports) return false;
     return wide.peers.empty() ||
            (!narrow.peers.empty() &&
@@ -201,8 +199,7 @@ class Linter {
         for (size_t o = 0; o < other_rules.size() && !found; ++o) {
           if (other_id == id && o == r) continue;
           if (!RuleCovers(other_rules[o], rules[r])) continue;
-          const bool mutual =
-              RuleCovers(rules[r], other_rules[o]) && other.targets.IsSubsetOf(p.targets);
+          const bool mutual = RuleCovers(rules[r], other_rules[o]) && other.targets.IsSubsetOf(p.targets);
           const bool other_first = std::tie(other.full_name, o) < std::tie(p.full_name, r);
           if (mutual && !other_first) continue;
           Add(id, "rule-shadowed", RulePath(dir, r),
@@ -229,8 +226,8 @@ class Linter {
           for (const RuleRec& rule : s_.policies[pid].egress_rules) {
             allowed = allowed || rule.ports.empty() ||
                       std::any_of(rule.ports.begin(), rule.ports.end(), [&](const PortRule& port) {
-                        return port.protocol == proto && (port.any_port || !port.name.empty() ||
-                                                          (port.first <= 53 && 53 <= port.last));
+                        return port.protocol == proto &&
+                               (port.any_port || !port.name.empty() || (port.first <= 53 && 53 <= port.last));
                       });
           }
         }
@@ -261,6 +258,8 @@ std::string Finding::ToString() const {
   return out + message;
 }
 
-std::vector<Finding> Lint(const Engine& engine) { return Linter(engine).Run(); }
+std::vector<Finding> Lint(const Engine& engine) {
+  return Linter(engine).Run();
+}
 
 }  // namespace netpol::policy

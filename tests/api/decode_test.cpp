@@ -183,8 +183,9 @@ spec:
                              "Invalid value: 1: expected a string"));
   EXPECT_THAT(all, HasSubstr("in.yaml:9:26: error: NetworkPolicy default/p: spec.policyTypes[1]: "
                              "Unsupported value: \"Sideways\": supported values: \"Ingress\", \"Egress\""));
-  EXPECT_THAT(all, HasSubstr("in.yaml:12:17: error: NetworkPolicy default/p: spec.ingress[0].ports[0].protocol: "
-                             "Unsupported value: \"ICMP\": supported values: \"TCP\", \"UDP\", \"SCTP\""));
+  EXPECT_THAT(all,
+              HasSubstr("in.yaml:12:17: error: NetworkPolicy default/p: spec.ingress[0].ports[0].protocol: "
+                        "Unsupported value: \"ICMP\": supported values: \"TCP\", \"UDP\", \"SCTP\""));
   EXPECT_THAT(all, HasSubstr("spec.ingress[0].ports[0].port: Invalid value: expected a port number or name"));
 }
 
@@ -229,8 +230,9 @@ TEST(DecodeTest, DocumentLevelErrors) {
               HasSubstr("Object 'Kind' is missing"));
   EXPECT_THAT(AllDiagnostics(DecodeText("apiVersion: extensions/v1beta1\nkind: NetworkPolicy\n")),
               HasSubstr("no matches for kind \"NetworkPolicy\" in version \"extensions/v1beta1\""));
-  EXPECT_THAT(AllDiagnostics(DecodeText("apiVersion: v1\nkind: Pod\nmetadata: {name: a, name: b}\n")),
-              HasSubstr("in.yaml:3:21: error: Pod default/a: metadata.name: key \"name\" already set in map"));
+  EXPECT_THAT(
+      AllDiagnostics(DecodeText("apiVersion: v1\nkind: Pod\nmetadata: {name: a, name: b}\n")),
+      HasSubstr("in.yaml:3:21: error: Pod default/a: metadata.name: key \"name\" already set in map"));
   EXPECT_TRUE(DecodeText("").diagnostics.empty());
   EXPECT_TRUE(DecodeText("---\n---\n").objects.empty());
 }

@@ -1,11 +1,11 @@
 #include "api/load.h"
 
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
 #include <filesystem>
 #include <fstream>
 #include <sstream>
-
-#include <gmock/gmock.h>
-#include <gtest/gtest.h>
 
 namespace netpol::api {
 namespace {
@@ -23,7 +23,8 @@ class LoadTest : public ::testing::Test {
   fs::path dir_;
 };
 
-const char* kPolicy = "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: %s}\nspec: {podSelector: {}}\n";
+const char* kPolicy =
+    "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: %s}\nspec: {podSelector: {}}\n";
 
 std::string PolicyNamed(const std::string& name) {
   std::string text = kPolicy;
@@ -63,7 +64,8 @@ TEST_F(LoadTest, OneBadObjectRejectsEverything) {
   EXPECT_FALSE(r.ok());
   EXPECT_TRUE(r.objects.empty());
   ASSERT_EQ(CountErrors(r.diagnostics), 1u);
-  EXPECT_THAT(r.diagnostics[0].ToString(), ::testing::HasSubstr("bad.yaml:3:18: error: NetworkPolicy default/Bad"));
+  EXPECT_THAT(r.diagnostics[0].ToString(),
+              ::testing::HasSubstr("bad.yaml:3:18: error: NetworkPolicy default/Bad"));
 }
 
 TEST_F(LoadTest, DuplicatesAndMissingPathsAreErrors) {

@@ -34,8 +34,7 @@ TEST(RoundTripTest, GeneratedRealisticCluster) {
 }
 
 TEST(RoundTripTest, ExamplesAndEveryWorkloadKind) {
-  const LoadResult loaded =
-      LoadManifests({testing::SourceDir() + "/examples/wordpress"}, {}, std::cin);
+  const LoadResult loaded = LoadManifests({testing::SourceDir() + "/examples/wordpress"}, {}, std::cin);
   ASSERT_TRUE(loaded.ok());
   ExpectRoundTrip(loaded.objects);
   std::vector<Object> workloads;

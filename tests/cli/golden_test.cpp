@@ -1,13 +1,13 @@
 // The CLI, run in-process, against golden files of its whole output (stdout,
 // stderr, exit code). NETPOL_UPDATE_GOLDEN=1 rewrites them; review the diff.
+#include "testutil/golden.h"
+
+#include <gtest/gtest.h>
 #include <unistd.h>
 
 #include <sstream>
 
-#include <gtest/gtest.h>
-
 #include "cli/app.h"
-#include "testutil/golden.h"
 
 namespace netpol::cli {
 namespace {
@@ -20,7 +20,9 @@ struct Case {
 };
 
 // Keeps test listings short: gtest would otherwise print the case's bytes.
-void PrintTo(const Case& c, std::ostream* os) { *os << c.golden; }
+void PrintTo(const Case& c, std::ostream* os) {
+  *os << c.golden;
+}
 
 std::string RunCli(const Case& c, int& exit_code) {
   std::vector<const char*> argv = {"netpol"};
@@ -31,7 +33,8 @@ std::string RunCli(const Case& c, int& exit_code) {
   exit_code = Run(static_cast<int>(argv.size()), argv.data(), in, out, err);
   std::string cmd = "$ netpol";
   for (const auto& a : c.args) cmd += " " + a;
-  return cmd + "\nexit: " + std::to_string(exit_code) + "\n--- stdout\n" + out.str() + "--- stderr\n" + err.str();
+  return cmd + "\nexit: " + std::to_string(exit_code) + "\n--- stdout\n" + out.str() + "--- stderr\n" +
+         err.str();
 }
 
 class CliGoldenTest : public ::testing::TestWithParam<Case> {
@@ -53,33 +56,48 @@ const std::string kGuide = "examples/wordpress";
 
 INSTANTIATE_TEST_SUITE_P(
     Commands, CliGoldenTest,
-    ::testing::Values(
-        Case{"help", {"--help"}, 0},
-        Case{"check_help", {"check", "--help"}, 0},
-        Case{"usage_error", {"check", "-f", kGuide, "--from", "client"}, 2},
-        Case{"validate_guide", {"validate", "-f", kGuide}, 0},
-        Case{"validate_invalid", {"validate", "-f", "tests/cli/testdata/invalid.yaml"}, 1},
-        Case{"validate_stdin_yaml",
-             {"validate", "-f", "-", "-n", "team-a", "-o", "yaml"},
-             0,
-             "kind: NetworkPolicy\napiVersion: networking.k8s.io/v1\nmetadata: {name: p}\nspec: {podSelector: {}}\n"},
-        Case{"validate_missing_file", {"validate", "-f", "no/such/file.yaml"}, 1},
-        Case{"matrix_step1", {"matrix", "-f", kApp}, 0},
-        Case{"matrix_step2", {"matrix", "-f", kApp, "-f", kDeny}, 0},
-        Case{"matrix_step3", {"matrix", "-f", kGuide}, 0},
-        Case{"matrix_json", {"matrix", "-f", kGuide, "--port", "3306", "-o", "json"}, 0},
-        Case{"matrix_csv", {"matrix", "-f", kGuide, "--port", "3306/tcp", "--port", "53/UDP", "-o", "csv"}, 0},
-        Case{"matrix_yaml", {"matrix", "-f", kGuide, "--port", "80", "-o", "yaml"}, 0},
-        Case{"matrix_dot", {"matrix", "-f", kGuide, "-o", "dot"}, 0},
-        Case{"matrix_invalid_input", {"matrix", "-f", "tests/cli/testdata/invalid.yaml"}, 2},
-        Case{"check_allowed", {"check", "-f", kGuide, "--from", "np-test-wordpress-0", "--to", "np-test-mariadb-0", "--port", "3306"}, 0},
-        Case{"check_denied", {"check", "-f", kGuide, "--from", "default/client", "--to", "np-test-mariadb-0", "--port", "mysql"}, 1},
-        Case{"check_json", {"check", "-f", kGuide, "--from", "client", "--to", "np-test-wordpress-0", "--port", "80", "-o", "json"}, 1},
-        Case{"check_external", {"check", "-f", kGuide, "--from", "np-test-wordpress-0", "--to", "203.0.113.10", "--port", "443"}, 0},
-        Case{"check_unknown_pod", {"check", "-f", kGuide, "--from", "nope", "--to", "client", "--port", "80"}, 2},
-        Case{"explain_guide", {"explain", "-f", kGuide}, 0},
-        Case{"lint_guide", {"lint", "-f", kGuide}, 0},
-        Case{"lint_findings", {"lint", "-f", "tests/cli/testdata/lint.yaml"}, 1}),
+    ::testing::Values(Case{"help", {"--help"}, 0}, Case{"check_help", {"check", "--help"}, 0},
+                      Case{"usage_error", {"check", "-f", kGuide, "--from", "client"}, 2},
+                      Case{"validate_guide", {"validate", "-f", kGuide}, 0},
+                      Case{"validate_invalid", {"validate", "-f", "tests/cli/testdata/invalid.yaml"}, 1},
+                      Case{"validate_stdin_yaml",
+                           {"validate", "-f", "-", "-n", "team-a", "-o", "yaml"},
+                           0,
+                           "kind: NetworkPolicy\napiVersion: networking.k8s.io/v1\nmetadata: {name: "
+                           "p}\nspec: {podSelector: {}}\n"},
+                      Case{"validate_missing_file", {"validate", "-f", "no/such/file.yaml"}, 1},
+                      Case{"matrix_step1", {"matrix", "-f", kApp}, 0},
+                      Case{"matrix_step2", {"matrix", "-f", kApp, "-f", kDeny}, 0},
+                      Case{"matrix_step3", {"matrix", "-f", kGuide}, 0},
+                      Case{"matrix_json", {"matrix", "-f", kGuide, "--port", "3306", "-o", "json"}, 0},
+                      Case{"matrix_csv",
+                           {"matrix", "-f", kGuide, "--port", "3306/tcp", "--port", "53/UDP", "-o", "csv"},
+                           0},
+                      Case{"matrix_yaml", {"matrix", "-f", kGuide, "--port", "80", "-o", "yaml"}, 0},
+                      Case{"matrix_dot", {"matrix", "-f", kGuide, "-o", "dot"}, 0},
+                      Case{"matrix_invalid_input", {"matrix", "-f", "tests/cli/testdata/invalid.yaml"}, 2},
+                      Case{"check_allowed",
+                           {"check", "-f", kGuide, "--from", "np-test-wordpress-0", "--to",
+                            "np-test-mariadb-0", "--port", "3306"},
+                           0},
+                      Case{"check_denied",
+                           {"check", "-f", kGuide, "--from", "default/client", "--to", "np-test-mariadb-0",
+                            "--port", "mysql"},
+                           1},
+                      Case{"check_json",
+                           {"check", "-f", kGuide, "--from", "client", "--to", "np-test-wordpress-0",
+                            "--port", "80", "-o", "json"},
+                           1},
+                      Case{"check_external",
+                           {"check", "-f", kGuide, "--from", "np-test-wordpress-0", "--to", "203.0.113.10",
+                            "--port", "443"},
+                           0},
+                      Case{"check_unknown_pod",
+                           {"check", "-f", kGuide, "--from", "nope", "--to", "client", "--port", "80"},
+                           2},
+                      Case{"explain_guide", {"explain", "-f", kGuide}, 0},
+                      Case{"lint_guide", {"lint", "-f", kGuide}, 0},
+                      Case{"lint_findings", {"lint", "-f", "tests/cli/testdata/lint.yaml"}, 1}),
     [](const auto& param_info) { return std::string(param_info.param.golden); });
 
 // Installed as kubectl-netpol, the plugin names itself the way users type it.

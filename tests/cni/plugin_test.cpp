@@ -13,7 +13,8 @@ namespace {
 
 using nlohmann::json;
 
-const char* kConf = R"({"cniVersion":"1.0.0","name":"netpol","type":"netpol-cni","stateDir":"/nonexistent/netpol",
+const char* kConf =
+    R"({"cniVersion":"1.0.0","name":"netpol","type":"netpol-cni","stateDir":"/nonexistent/netpol",
                         "ipam":{"ranges":["198.18.1.0/24"]}})";
 
 Invocation Call(std::string command, std::string config = kConf) {
@@ -71,14 +72,20 @@ TEST(CniPluginTest, ErrorsCarryTheSpecCodes) {
 
 TEST(CniPluginTest, ChainedAddWithoutAddressesIsRefused) {
   const Outcome out = RunPlugin(Call(
-      "ADD", R"({"cniVersion":"1.0.0","name":"n","type":"netpol-cni","prevResult":{"cniVersion":"1.0.0","ips":[]}})"));
+      "ADD",
+      R"({"cniVersion":"1.0.0","name":"n","type":"netpol-cni","prevResult":{"cniVersion":"1.0.0","ips":[]}})"));
   EXPECT_EQ(json::parse(out.stdout_text)["code"], kInvalidConfig);
 }
 
 TEST(CniRegistryTest, EncodeDecodeRoundTrips) {
-  PodRegistration pod{{"c1", "eth0"}, "shop", "db-0", "u-1",
+  PodRegistration pod{{"c1", "eth0"},
+                      "shop",
+                      "db-0",
+                      "u-1",
                       {*IpAddress::Parse("198.18.1.2"), *IpAddress::Parse("2001:2::2")},
-                      "np0123456789ab", "/run/netns/x", false};
+                      "np0123456789ab",
+                      "/run/netns/x",
+                      false};
   const Result<PodRegistration> back = DecodeRegistration(EncodeRegistration(pod));
   ASSERT_TRUE(back.ok());
   EXPECT_EQ(*back, pod);

@@ -16,13 +16,17 @@ struct KeyCase {
 TEST(ElementBatchTest, EncodesKeysAsNftDoes) {
   const std::vector<KeyCase> cases = {
       {"ipv4_addr", "198.18.0.1", {198, 18, 0, 1}},
-      {"ipv4_addr . inet_proto . inet_service", "198.18.0.1 . tcp . 80", {198, 18, 0, 1, 6, 0, 0, 0, 0, 80, 0, 0}},
-      {"ipv4_addr . ipv4_addr . inet_proto", "198.18.0.1 . 198.19.0.2 . sctp",
+      {"ipv4_addr . inet_proto . inet_service",
+       "198.18.0.1 . tcp . 80",
+       {198, 18, 0, 1, 6, 0, 0, 0, 0, 80, 0, 0}},
+      {"ipv4_addr . ipv4_addr . inet_proto",
+       "198.18.0.1 . 198.19.0.2 . sctp",
        {198, 18, 0, 1, 198, 19, 0, 2, 132, 0, 0, 0}},
-      {"ipv6_addr . inet_proto . inet_service", "2001:2::1 . udp . 65535",
+      {"ipv6_addr . inet_proto . inet_service",
+       "2001:2::1 . udp . 65535",
        {0x20, 0x01, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 17, 0, 0, 0, 0xff, 0xff, 0, 0}},
-      {"ifname . ipv4_addr", "\"np0123\" . 198.18.0.1",
-       {'n', 'p', '0', '1', '2', '3', 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 198, 18, 0, 1}},
+      {"ifname . ipv4_addr", "\"np0123\" . 198.18.0.1", {'n', 'p', '0', '1', '2', '3', 0,   0,  0, 0,
+                                                         0,   0,   0,   0,   0,   0,   198, 18, 0, 1}},
   };
   for (const KeyCase& c : cases) {
     const Result<std::vector<uint8_t>> key = EncodeKey(c.type, c.element);
@@ -39,7 +43,8 @@ TEST(ElementBatchTest, OnlyHashSetsAreBatchable) {
   std::map<std::string, NftSet> layout;
   for (NftSet& set : SetLayout({})) layout[set.name] = std::move(set);
   EXPECT_TRUE(Batchable({{"in_exact_v4", "198.18.0.1 . 198.18.0.2 . tcp . 80", "x", true}}, layout));
-  EXPECT_FALSE(Batchable({{"in_ranges_v4", "198.18.0.1 . 198.18.0.0-198.18.0.255 . tcp . 80", "x", true}}, layout));
+  EXPECT_FALSE(
+      Batchable({{"in_ranges_v4", "198.18.0.1 . 198.18.0.0-198.18.0.255 . tcp . 80", "x", true}}, layout));
   EXPECT_FALSE(Batchable({{"no_such_set", "1", "", false}}, layout));
 }
 

@@ -62,12 +62,14 @@ spec:
   EXPECT_TRUE(loaded.ok());
   policy::Engine engine;
   for (const auto& o : loaded.objects) engine.Apply(o);
-  return policy::CompileNode(engine,
-                             {{"default/mariadb", "veth-db"}, {"default/wordpress", "veth-wp"}, {"default/client", "veth-cl"}});
+  return policy::CompileNode(
+      engine,
+      {{"default/mariadb", "veth-db"}, {"default/wordpress", "veth-wp"}, {"default/client", "veth-cl"}});
 }
 
 TEST(RulesetTest, GuideTableMatchesGolden) {
-  EXPECT_GOLDEN("dataplane/testdata/guide.nft", TableDefinition(RenderRuleset(GuideProgram(), {.log_group = 100})));
+  EXPECT_GOLDEN("dataplane/testdata/guide.nft",
+                TableDefinition(RenderRuleset(GuideProgram(), {.log_group = 100})));
 }
 
 // Rendering pod by pod (what incremental updates do) gives exactly the
@@ -96,7 +98,8 @@ TEST(RulesetTest, PerPodRenderingEqualsWhole) {
     for (const auto& o : testing::GenerateSmallCluster(choices)) engine.Apply(o);
     std::map<std::string, std::string> local;
     int i = 0;
-    for (const policy::PodId id : engine.Pods()) local[engine.pod(id).FullName()] = "veth" + std::to_string(i++);
+    for (const policy::PodId id : engine.Pods())
+      local[engine.pod(id).FullName()] = "veth" + std::to_string(i++);
     ExpectPerPodEqualsWhole(policy::CompileNode(engine, local));
   }
 }
@@ -111,13 +114,15 @@ TEST(RulesetTest, MemberChangeEqualsWholeRendering) {
     const std::vector<api::Object> objects = testing::GenerateSmallCluster(choices);
     std::vector<const api::Pod*> pods;
     for (const auto& o : objects) {
-      if (const auto* pod = std::get_if<api::Pod>(&o); pod != nullptr && !pod->pod_ips.empty()) pods.push_back(pod);
+      if (const auto* pod = std::get_if<api::Pod>(&o); pod != nullptr && !pod->pod_ips.empty())
+        pods.push_back(pod);
     }
     if (pods.size() < 2) continue;
     policy::Engine engine;
     for (const auto& o : objects) engine.Apply(o);
     std::map<std::string, std::string> local;
-    for (const policy::PodId id : engine.Pods()) local[engine.pod(id).FullName()] = "veth-" + engine.pod(id).FullName();
+    for (const policy::PodId id : engine.Pods())
+      local[engine.pod(id).FullName()] = "veth-" + engine.pod(id).FullName();
     const policy::NodeProgram before = policy::CompileNode(engine, local);
     // One change a peer set sees: a pod appears, goes, or takes another's labels.
     api::Pod changed = *pods[choices.Next(static_cast<uint32_t>(pods.size()))];
@@ -127,7 +132,9 @@ TEST(RulesetTest, MemberChangeEqualsWholeRendering) {
         changed.pod_ips = {seed % 2 ? "198.18.250.1" : "2001:2::250:1"};
         engine.Apply(changed);
         break;
-      case 1: engine.Delete("Pod", changed.metadata.namespace_, changed.metadata.name); break;
+      case 1:
+        engine.Delete("Pod", changed.metadata.namespace_, changed.metadata.name);
+        break;
       default:
         changed.metadata.labels = pods[choices.Next(static_cast<uint32_t>(pods.size()))]->metadata.labels;
         engine.Apply(changed);
@@ -151,7 +158,8 @@ TEST(RulesetTest, MemberChangeEqualsWholeRendering) {
       }
       for (const auto& [set, elements] : edits->added) {
         for (const auto& [element, origin] : elements) {
-          EXPECT_TRUE(result[set].emplace(element, origin).second) << "seed " << seed << ": adds present " << element;
+          EXPECT_TRUE(result[set].emplace(element, origin).second)
+              << "seed " << seed << ": adds present " << element;
         }
       }
       std::erase_if(result, [](const auto& entry) { return entry.second.empty(); });
@@ -183,10 +191,12 @@ TEST(RulesetTest, IntervalElementsNeverOverlap) {
   policy::LocalPod pod;
   pod.ips = {*IpAddress::Parse("198.18.0.1")};
   pod.ingress.isolated = true;
-  pod.ingress.allow = {{"wide", {{api::Protocol::kTCP, 80, 90}}, "a"}, {"narrow", {{api::Protocol::kTCP, 85, 100}}, "b"}};
+  pod.ingress.allow = {{"wide", {{api::Protocol::kTCP, 80, 90}}, "a"},
+                       {"narrow", {{api::Protocol::kTCP, 85, 100}}, "b"}};
   program.pods["ns/p"] = pod;
   const NftRuleset r = RenderRuleset(program, {});
-  const auto it = std::find_if(r.sets.begin(), r.sets.end(), [](const NftSet& s) { return s.name == "in_ranges_v4"; });
+  const auto it =
+      std::find_if(r.sets.begin(), r.sets.end(), [](const NftSet& s) { return s.name == "in_ranges_v4"; });
   ASSERT_NE(it, r.sets.end());
   std::vector<std::string> elements;
   for (const auto& [e, o] : it->elements) elements.push_back(e);

@@ -27,9 +27,12 @@ pid_t CniRunner::Start(const CniCall& call) {
   const std::string binary = Find(type);
   std::string path;
   for (const std::string& dir : dirs_) path += (path.empty() ? "" : ":") + dir;
-  std::vector<std::string> env = {"CNI_COMMAND=" + call.command, "CNI_CONTAINERID=" + call.container_id,
-                                  "CNI_NETNS=" + call.netns,     "CNI_IFNAME=" + call.ifname,
-                                  "CNI_ARGS=" + call.args,       "CNI_PATH=" + path,
+  std::vector<std::string> env = {"CNI_COMMAND=" + call.command,
+                                  "CNI_CONTAINERID=" + call.container_id,
+                                  "CNI_NETNS=" + call.netns,
+                                  "CNI_IFNAME=" + call.ifname,
+                                  "CNI_ARGS=" + call.args,
+                                  "CNI_PATH=" + path,
                                   "PATH=/usr/sbin:/usr/bin:/sbin:/bin"};
   for (const auto& [k, v] : call.extra_env) env.push_back(k + "=" + v);
   int in[2];

@@ -13,9 +13,10 @@
 #include <sys/types.h>
 
 #include <map>
-#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 namespace netpol::testing {
 

@@ -3,6 +3,7 @@
 // with pods as namespaces. Wiring and reachability, CHECK, idempotent DEL,
 // 100 concurrent ADD/DEL, a plugin killed mid-ADD, chaining with Debian's
 // reference plugins both ways, and the dataplane enforcing CNI-wired pods.
+#include <gtest/gtest.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -11,11 +12,11 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
-#include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 #include <random>
 #include <set>
 #include <thread>
+
+#include <nlohmann/json.hpp>
 
 #include "e2e/cni_runner.h"
 #include "e2e/lab.h"
@@ -59,8 +60,8 @@ class CniTest : public ::testing::Test {
     // veth: this kernel has no dummy interfaces).
     ASSERT_EQ(Sh("ip -n " + node_ + " link set lo up && ip netns exec " + node_ +
                  " sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1 && ip -n " + node_ +
-                 " link add up0 type veth peer name up1 && ip -n " + node_ + " link set up0 up && ip -n " + node_ +
-                 " route add 169.254.1.1/32 dev up0"),
+                 " link add up0 type veth peer name up1 && ip -n " + node_ + " link set up0 up && ip -n " +
+                 node_ + " route add 169.254.1.1/32 dev up0"),
               0);
     runner_ = std::make_unique<CniRunner>(node_, std::vector<std::string>{NETPOL_CNI_DIR, "/usr/lib/cni"});
   }
@@ -118,7 +119,8 @@ class CniTest : public ::testing::Test {
     const std::string probe = NETPOL_PROBE_BIN;
     // A server for at most 5 s (stopped as soon as the probe is done: only the
     // pid this shell started); a connection within 1 s.
-    const std::string server = "ip netns exec " + to_ns + " " + probe + " serve 5 8080/TCP >/dev/null & s=$!; ";
+    const std::string server =
+        "ip netns exec " + to_ns + " " + probe + " serve 5 8080/TCP >/dev/null & s=$!; ";
     const int rc = Sh(server + "sleep 0.3; ip netns exec " + from_ns + " " + probe + " connect " + ip +
                       " 8080/TCP 1000; r=$?; kill $s 2>/dev/null; wait $s 2>/dev/null; exit $r");
     return rc == 0;
@@ -135,7 +137,8 @@ class CniTest : public ::testing::Test {
 TEST_F(CniTest, AddWiresARoutedPodThatReachesOthers) {
   const std::string p1 = Pod("p1");
   const std::string p2 = Pod("p2");
-  const CniReply a1 = Call("ADD", "c1", p1, Conf(), "K8S_POD_NAMESPACE=shop;K8S_POD_NAME=web-0;K8S_POD_UID=u1");
+  const CniReply a1 =
+      Call("ADD", "c1", p1, Conf(), "K8S_POD_NAMESPACE=shop;K8S_POD_NAME=web-0;K8S_POD_UID=u1");
   ASSERT_EQ(a1.exit_code, 0) << a1.out;
   const CniReply a2 = Call("ADD", "c2", p2, Conf(), "K8S_POD_NAMESPACE=shop;K8S_POD_NAME=db-0");
   ASSERT_EQ(a2.exit_code, 0) << a2.out;
@@ -208,7 +211,8 @@ TEST_F(CniTest, HundredConcurrentAddsAndDelsNeverShareOrLeakAnAddress) {
   conf["ipam"]["ranges"] = {"198.18.96.0/24"};
   std::vector<pid_t> running;
   for (size_t i = 0; i < kPods; ++i) {
-    running.push_back(runner_->Start({"ADD", "c" + std::to_string(i), netns[i], "eth0", "", conf.dump(), {}}));
+    running.push_back(
+        runner_->Start({"ADD", "c" + std::to_string(i), netns[i], "eth0", "", conf.dump(), {}}));
   }
   std::set<std::string> addresses;
   for (size_t i = 0; i < kPods; ++i) {
@@ -221,7 +225,8 @@ TEST_F(CniTest, HundredConcurrentAddsAndDelsNeverShareOrLeakAnAddress) {
   EXPECT_EQ(HostLinks().size(), kPods);
   running.clear();
   for (size_t i = 0; i < kPods; ++i) {
-    running.push_back(runner_->Start({"DEL", "c" + std::to_string(i), netns[i], "eth0", "", conf.dump(), {}}));
+    running.push_back(
+        runner_->Start({"DEL", "c" + std::to_string(i), netns[i], "eth0", "", conf.dump(), {}}));
   }
   for (size_t i = 0; i < kPods; ++i) EXPECT_EQ(runner_->Wait(running[i]).exit_code, 0);
   EXPECT_TRUE(Allocated().empty());
@@ -277,7 +282,9 @@ TEST_F(CniTest, APluginKilledMidAddLeavesWhatDelAndGcReclaim) {
   const CniReply c3 = Call("CHECK", "c3", p2, [&] {
     json check = gc_conf;
     check.erase("cni.dev/valid-attachments");
-    check["prevResult"] = {{"cniVersion", "1.1.0"}, {"ips", {{{"address", left[0] + (left[0].find(':') == std::string::npos ? "/32" : "/128")}}}}};
+    check["prevResult"] = {
+        {"cniVersion", "1.1.0"},
+        {"ips", {{{"address", left[0] + (left[0].find(':') == std::string::npos ? "/32" : "/128")}}}}};
     return check;
   }());
   EXPECT_EQ(c3.exit_code, 0) << "GC left the valid pod alone: " << c3.out;
@@ -292,9 +299,10 @@ TEST_F(CniTest, ChainedAfterBridgeItEnforcesTheAddressesBridgeGave) {
        {{{"type", "bridge"},
          {"bridge", "npbr0"},
          {"isGateway", true},
-         {"ipam", {{"type", "host-local"}, {"dataDir", state_ + "/host-local"}, {"subnet", "198.18.97.0/24"}}}},
+         {"ipam",
+          {{"type", "host-local"}, {"dataDir", state_ + "/host-local"}, {"subnet", "198.18.97.0/24"}}}},
         {{"type", "netpol-cni"}, {"stateDir", state_}}}}};
-    // As kubelet passes them: plugins that do not know K8S_* ignore them.
+  // As kubelet passes them: plugins that do not know K8S_* ignore them.
   CniCall call{"ADD", "c1", p1, "eth0", "IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=web", "", {}};
   const CniReply add = runner_->RunList(conflist, call);
   ASSERT_EQ(add.exit_code, 0) << add.out;

@@ -1,6 +1,7 @@
 // End-to-end tests on real packets (root; CI runs them as root). Each test
 // builds its own network namespaces with a unique prefix and removes them.
 #include <arpa/inet.h>
+#include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -13,18 +14,16 @@
 #include <sstream>
 #include <thread>
 
-#include <gtest/gtest.h>
-
 #include "api/load.h"
 #include "base/netns.h"
 #include "dataplane/nft/nft_backend.h"
 #include "dataplane/routes.h"
 #include "e2e/lab.h"
 #include "e2e/packet_scenario.h"
-#include "testutil/scenario.h"
 #include "policy/compiled.h"
 #include "policy/engine.h"
 #include "testutil/golden.h"
+#include "testutil/scenario.h"
 
 namespace netpol::testing {
 namespace {
@@ -38,7 +37,8 @@ TEST_P(PacketScenarioTest, PacketsAgreeWithEngine) {
   for (const std::string& f : r.failures) ADD_FAILURE() << f;
   RecordProperty("checked_on_packets", r.checked);
   RecordProperty("skipped", r.skipped);
-  std::printf("%s: %d checks on packets, %d not expressible on packets\n", GetParam().c_str(), r.checked, r.skipped);
+  std::printf("%s: %d checks on packets, %d not expressible on packets\n", GetParam().c_str(), r.checked,
+              r.skipped);
 }
 
 INSTANTIATE_TEST_SUITE_P(Scenarios, PacketScenarioTest, ::testing::ValuesIn(ListScenarioFiles()),
@@ -150,9 +150,10 @@ TEST_F(EnforcedLabTest, SpoofedSourceAddressIsDropped) {
   // The client borrows web's address, the one the policy allows.
   const std::string ns = lab_.PodNetns("198.18.7.12");
   ASSERT_EQ(std::system(("ip -n " + ns + " addr add 198.18.7.11/32 dev eth0").c_str()), 0);
-  ASSERT_EQ(std::system(("ip -n " + ns + " route replace 198.18.7.10/32 via 169.254.1.1 dev eth0 src 198.18.7.11")
-                            .c_str()),
-            0);
+  ASSERT_EQ(
+      std::system(
+          ("ip -n " + ns + " route replace 198.18.7.10/32 via 169.254.1.1 dev eth0 src 198.18.7.11").c_str()),
+      0);
   // The reply would go to web, so the client never connects either way; what
   // matters is whether the spoofed SYN reached db at all: count db's TCP input.
   const uint64_t before = TcpSegmentsIn(lab_.PodNetns("198.18.7.10"));
@@ -187,7 +188,8 @@ TEST_F(EnforcedLabTest, RestartAdoptsTheTableWithoutChanges) {
   Enforce(kAllowWebToDb);
   const auto after = backend_->Observe();
   ASSERT_TRUE(before.ok() && after.ok());
-  for (const auto& [name, set] : before->sets) EXPECT_EQ(set.elements.size(), after->sets.at(name).elements.size());
+  for (const auto& [name, set] : before->sets)
+    EXPECT_EQ(set.elements.size(), after->sets.at(name).elements.size());
   EXPECT_TRUE(Reaches("198.18.7.11", "198.18.7.10"));
 }
 
@@ -237,13 +239,16 @@ TEST_F(EnforcedLabTest, OpenConnectionSurvivesAPolicyChange) {
     stage = 1;
     while (stage == 1) std::this_thread::sleep_for(std::chrono::milliseconds(1));
     char buffer[16];
-    const bool echoed = ::send(fd, "after\n", 6, MSG_NOSIGNAL) == 6 && ::recv(fd, buffer, sizeof(buffer), 0) > 0;
+    const bool echoed =
+        ::send(fd, "after\n", 6, MSG_NOSIGNAL) == 6 && ::recv(fd, buffer, sizeof(buffer), 0) > 0;
     stage = echoed ? 3 : -1;
     ::close(fd);
   });
   while (stage == 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
   ASSERT_EQ(stage.load(), 1) << "could not connect before the change";
-  Enforce("apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: deny}\nspec: {podSelector: {}}\n");
+  Enforce(
+      "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: deny}\nspec: {podSelector: "
+      "{}}\n");
   stage = 2;
   client.join();
   EXPECT_EQ(stage.load(), 3) << "the established connection was cut by the policy change";

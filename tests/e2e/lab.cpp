@@ -19,7 +19,9 @@ int Shell(const std::string& command) {
   return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
 }
 
-std::string LabScript() { return SourceDir() + "/tests/e2e/lab.sh"; }
+std::string LabScript() {
+  return SourceDir() + "/tests/e2e/lab.sh";
+}
 
 }  // namespace
 
@@ -86,8 +88,9 @@ Status PacketLab::Serve(const std::vector<std::pair<api::Protocol, uint16_t>>& p
 
 // No SCTP sockets on this kernel: an INIT chunk sent through a raw socket, and
 // a raw observer in the destination's namespace that reports its arrival.
-Result<bool> PacketLab::SctpReaches(const std::string& source_ns, const IpAddress& source, const IpAddress& target,
-                                    uint16_t port, std::chrono::milliseconds timeout) {
+Result<bool> PacketLab::SctpReaches(const std::string& source_ns, const IpAddress& source,
+                                    const IpAddress& target, uint16_t port,
+                                    std::chrono::milliseconds timeout) {
   const std::string target_ns = PodNetns(target.ToString());
   if (target_ns.empty()) return NotFound("no lab namespace owns " + target.ToString());
   const uint32_t tag = static_cast<uint32_t>(std::random_device{}()) | 1U;

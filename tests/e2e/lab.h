@@ -31,14 +31,14 @@ std::string MissingE2ePrerequisite();
 
 // At the top of an end-to-end test: in CI a missing prerequisite fails the
 // test; elsewhere it skips it.
-#define NETPOL_REQUIRE_E2E()                                                          \
-  do {                                                                                \
-    const std::string netpol_missing = ::netpol::testing::MissingE2ePrerequisite();   \
-    if (!netpol_missing.empty()) {                                                    \
-      const char* netpol_ci = std::getenv("CI");                                      \
+#define NETPOL_REQUIRE_E2E()                                                                  \
+  do {                                                                                        \
+    const std::string netpol_missing = ::netpol::testing::MissingE2ePrerequisite();           \
+    if (!netpol_missing.empty()) {                                                            \
+      const char* netpol_ci = std::getenv("CI");                                              \
       if (netpol_ci != nullptr && std::string(netpol_ci) == "true") FAIL() << netpol_missing; \
-      GTEST_SKIP() << netpol_missing;                                                 \
-    }                                                                                 \
+      GTEST_SKIP() << netpol_missing;                                                         \
+    }                                                                                         \
   } while (false)
 
 class PacketLab {

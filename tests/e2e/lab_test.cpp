@@ -2,26 +2,28 @@
 // kubectl commands against the lab, on real packets across two nodes; kubectl
 // against the lab's API server; cleanup after a crash; the agent killed with
 // -9 and restarted; no traffic from a new pod before its policy is in force.
+#include "e2e/lab.h"
+
 #include <arpa/inet.h>
+#include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
-#include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 #include <random>
 #include <sstream>
 #include <thread>
 
+#include <nlohmann/json.hpp>
+
 #include "base/netns.h"
-#include "e2e/lab.h"
 
 namespace netpol::testing {
 namespace {
@@ -69,7 +71,8 @@ class LabTest : public ::testing::Test {
     fs::create_directories(dir_ + "/home");
     // kubectl caches discovery under $HOME: one of our own per lab.
     kubectl_ = "HOME=" + dir_ + "/home KUBECONFIG=" + dir_ + "/kubeconfig kubectl ";
-    const Output up = Shell(std::string(NETPOL_CLI_BIN) + " lab up --nodes " + std::to_string(nodes) + flags_);
+    const Output up =
+        Shell(std::string(NETPOL_CLI_BIN) + " lab up --nodes " + std::to_string(nodes) + flags_);
     ASSERT_EQ(up.code, 0) << up.text;
     started_ = true;
   }
@@ -78,7 +81,8 @@ class LabTest : public ::testing::Test {
     if (started_) {
       const Output down = Shell(std::string(NETPOL_CLI_BIN) + " lab down" + flags_);
       EXPECT_EQ(down.code, 0) << down.text;
-      EXPECT_EQ(Shell("ip netns list | grep -c '^" + name_ + "-'").text, "0\n") << "the lab left namespaces behind";
+      EXPECT_EQ(Shell("ip netns list | grep -c '^" + name_ + "-'").text, "0\n")
+          << "the lab left namespaces behind";
     }
     std::error_code ec;
     if (!dir_.empty()) fs::remove_all(dir_, ec);
@@ -121,7 +125,7 @@ class LabTest : public ::testing::Test {
   // A real TCP connection from one pod to another (1 s bound).
   bool Connects(const json& from, const json& to, int port) {
     return Shell("ip netns exec " + Netns(from) + " " + NETPOL_PROBE_BIN + " connect " +
-               to["status"].value("podIP", "") + " " + std::to_string(port) + "/TCP 1000")
+                 to["status"].value("podIP", "") + " " + std::to_string(port) + "/TCP 1000")
                .code == 0;
   }
 
@@ -177,7 +181,8 @@ TEST_F(LabTest, KubectlWorksAgainstTheLab) {
                         "spec: {podSelector: {}, ingress: [{ports: [{port: 70000}]}]}\n";
   const Output invalid = Kubectl("create -f " + bad);
   EXPECT_NE(invalid.code, 0);
-  EXPECT_NE(invalid.text.find("The NetworkPolicy \"bad\" is invalid: spec.ingress[0].ports[0].port"), std::string::npos)
+  EXPECT_NE(invalid.text.find("The NetworkPolicy \"bad\" is invalid: spec.ingress[0].ports[0].port"),
+            std::string::npos)
       << invalid.text;
   // apply: create, unchanged, configure.
   const std::string policy = dir_ + "/policy.yaml";
@@ -192,7 +197,8 @@ TEST_F(LabTest, KubectlWorksAgainstTheLab) {
   // A watch sees a pod appear.
   std::thread later([&] {
     std::this_thread::sleep_for(std::chrono::milliseconds(700));
-    (void)Kubectl("run watched --image=none --restart=Never --dry-run=client -o json | " + kubectl_ + "create -f -");
+    (void)Kubectl("run watched --image=none --restart=Never --dry-run=client -o json | " + kubectl_ +
+                  "create -f -");
   });
   const Output watched = Kubectl("get pods -w --request-timeout=3s");
   later.join();
@@ -245,7 +251,8 @@ TEST_F(LabTest, ProbesDriveReadinessAndRestartsAndStateSurvivesKeepState) {
   const auto restarts = [&](const std::string& name) {
     const json pod = json::parse(Kubectl("get pod " + name + " -o json").text);
     int n = 0;
-    for (const json& c : pod["status"].value("containerStatuses", json::array())) n += c.value("restartCount", 0);
+    for (const json& c : pod["status"].value("containerStatuses", json::array()))
+      n += c.value("restartCount", 0);
     return n;
   };
   bool restarted = false;
@@ -334,7 +341,8 @@ TEST_F(LabTest, AgentKilledAndRestartedNeverLapsesAndKeepsConnections) {
   const pid_t restarted = ::fork();
   if (restarted == 0) {
     ::setsid();
-    ::execl("/bin/sh", "sh", "-c", ("exec " + command + " >>" + dir_ + "/agent-restart.log 2>&1").c_str(), nullptr);
+    ::execl("/bin/sh", "sh", "-c", ("exec " + command + " >>" + dir_ + "/agent-restart.log 2>&1").c_str(),
+            nullptr);
     ::_exit(127);
   }
   bool denied = false;
@@ -363,10 +371,12 @@ TEST_F(LabTest, ANewPodSendsNothingBeforeItsPolicyIsInForce) {
   const std::string log = dir_ + "/first-packet.log";
   std::ofstream(dir_ + "/eager.yaml")
       << "apiVersion: v1\nkind: Pod\nmetadata: {name: eager}\nspec:\n  containers:\n  - name: main\n"
-         "    command: [sh, -c, '" << NETPOL_PROBE_BIN << " connect " << db["status"].value("podIP", "")
-      << " 3306/TCP 300; echo $? >> " << log << "; sleep 3600']\n";
+         "    command: [sh, -c, '"
+      << NETPOL_PROBE_BIN << " connect " << db["status"].value("podIP", "") << " 3306/TCP 300; echo $? >> "
+      << log << "; sleep 3600']\n";
   ASSERT_EQ(Kubectl("create -f " + dir_ + "/eager.yaml").code, 0);
-  for (int i = 0; i < 100 && !fs::exists(log); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  for (int i = 0; i < 100 && !fs::exists(log); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
   std::ifstream in(log);
   std::string first;
   in >> first;

@@ -66,7 +66,8 @@ class PacketRunner {
   // port the scenario's pods declare or its checks name.
   bool Prepare(const std::vector<ScenarioRecord>& records) {
     std::set<std::pair<std::string, std::string>> pods;
-    std::set<std::pair<api::Protocol, uint16_t>> ports = {{api::Protocol::kTCP, 80}, {api::Protocol::kUDP, 53}};
+    std::set<std::pair<api::Protocol, uint16_t>> ports = {{api::Protocol::kTCP, 80},
+                                                          {api::Protocol::kUDP, 53}};
     for (const ScenarioRecord& r : records) {
       const std::vector<std::string> words = Words(r.command);
       if (!words.empty() && words[0] == "apply") {
@@ -152,7 +153,8 @@ class PacketRunner {
   void Program() {
     const auto routes = dataplane::HostRoutes(lab_.node());
     if (!routes) return Fail(routes.error().message());
-    const auto applied = backend_->Apply(policy::CompileNode(engine_, dataplane::LocalPods(engine_, *routes)));
+    const auto applied =
+        backend_->Apply(policy::CompileNode(engine_, dataplane::LocalPods(engine_, *routes)));
     if (!applied) Fail("enforce: " + applied.error().message());
   }
 
@@ -177,7 +179,8 @@ class PacketRunner {
     const std::string dst = lab_address(flow.dst);
     const bool same_pod = flow.src.kind == policy::Endpoint::Kind::kPod &&
                           flow.dst.kind == policy::Endpoint::Kind::kPod && flow.src.pod == flow.dst.pod;
-    if (src.empty() || dst.empty() || src == dst || same_pod || flow.src.ip->family() != flow.dst.ip->family()) {
+    if (src.empty() || dst.empty() || src == dst || same_pod ||
+        flow.src.ip->family() != flow.dst.ip->family()) {
       ++result_.skipped;
       return;
     }

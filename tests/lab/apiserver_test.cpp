@@ -76,10 +76,11 @@ TEST_F(ApiServerTest, CreateGetListDeleteWithTheApisCodes) {
 }
 
 TEST_F(ApiServerTest, InvalidObjectsAreRejectedWithFieldPaths) {
-  const Json policy = {{"apiVersion", "networking.k8s.io/v1"},
-                       {"kind", "NetworkPolicy"},
-                       {"metadata", {{"name", "bad"}}},
-                       {"spec", {{"podSelector", Json::object()}, {"ingress", {{{"ports", {{{"port", 70000}}}}}}}}}};
+  const Json policy = {
+      {"apiVersion", "networking.k8s.io/v1"},
+      {"kind", "NetworkPolicy"},
+      {"metadata", {{"name", "bad"}}},
+      {"spec", {{"podSelector", Json::object()}, {"ingress", {{{"ports", {{{"port", 70000}}}}}}}}}};
   const auto created = Create("/apis/networking.k8s.io/v1/namespaces/default/networkpolicies", policy);
   ASSERT_FALSE(created.ok());
   EXPECT_EQ(created.error().code(), ErrorCode::kInvalidArgument);
@@ -92,25 +93,29 @@ TEST_F(ApiServerTest, InvalidObjectsAreRejectedWithFieldPaths) {
 }
 
 TEST_F(ApiServerTest, PatchesMergeAsKubectlExpects) {
-  Json deploy = {{"apiVersion", "apps/v1"},
-                 {"kind", "Deployment"},
-                 {"metadata", {{"name", "web"}}},
-                 {"spec",
-                  {{"replicas", 1},
-                   {"selector", {{"matchLabels", {{"app", "web"}}}}},
-                   {"template",
-                    {{"metadata", {{"labels", {{"app", "web"}}}}},
-                     {"spec", {{"containers", {{{"name", "a"}, {"image", "one"}}, {{"name", "b"}, {"image", "two"}}}}}}}}}}};
+  Json deploy = {
+      {"apiVersion", "apps/v1"},
+      {"kind", "Deployment"},
+      {"metadata", {{"name", "web"}}},
+      {"spec",
+       {{"replicas", 1},
+        {"selector", {{"matchLabels", {{"app", "web"}}}}},
+        {"template",
+         {{"metadata", {{"labels", {{"app", "web"}}}}},
+          {"spec",
+           {{"containers", {{{"name", "a"}, {"image", "one"}}, {{"name", "b"}, {"image", "two"}}}}}}}}}}};
   ASSERT_TRUE(Create("/apis/apps/v1/namespaces/default/deployments", deploy).ok());
   // What `kubectl apply` sends when one container's image changes and another goes.
-  const Json patch = {{"spec",
-                       {{"replicas", 2},
-                        {"template",
-                         {{"spec",
-                           {{"$setElementOrder/containers", {{{"name", "a"}}}},
-                            {"containers", {{{"name", "a"}, {"image", "three"}}, {{"$patch", "delete"}, {"name", "b"}}}}}}}}}}};
-  const auto patched = api_->Request("PATCH", "/apis/apps/v1/namespaces/default/deployments/web", patch.dump(),
-                                     "application/strategic-merge-patch+json");
+  const Json patch = {
+      {"spec",
+       {{"replicas", 2},
+        {"template",
+         {{"spec",
+           {{"$setElementOrder/containers", {{{"name", "a"}}}},
+            {"containers",
+             {{{"name", "a"}, {"image", "three"}}, {{"$patch", "delete"}, {"name", "b"}}}}}}}}}}};
+  const auto patched = api_->Request("PATCH", "/apis/apps/v1/namespaces/default/deployments/web",
+                                     patch.dump(), "application/strategic-merge-patch+json");
   ASSERT_TRUE(patched.ok()) << patched.error().message();
   const Json& containers = (*patched)["spec"]["template"]["spec"]["containers"];
   ASSERT_EQ(containers.size(), 1u);
@@ -160,12 +165,13 @@ TEST_F(ApiServerTest, WatchDeliversEveryChangeOnceInOrder) {
   std::atomic<bool> stop{false};
   std::thread t([&] { watch.Run(stop); });
   const auto wait_for = [&](size_t n) {
-    for (int i = 0; i < 200 && recorder.Snapshot().size() < n; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    for (int i = 0; i < 200 && recorder.Snapshot().size() < n; ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
   };
   wait_for(1);
   ASSERT_TRUE(Create("/api/v1/namespaces/default/pods", PodJson("a", "x")).ok());
-  ASSERT_TRUE(api_->Request("PATCH", "/api/v1/namespaces/default/pods/a", R"({"metadata":{"labels":{"app":"y"}}})",
-                            "application/merge-patch+json")
+  ASSERT_TRUE(api_->Request("PATCH", "/api/v1/namespaces/default/pods/a",
+                            R"({"metadata":{"labels":{"app":"y"}}})", "application/merge-patch+json")
                   .ok());
   ASSERT_TRUE(api_->Request("DELETE", "/api/v1/namespaces/default/pods/a").ok());
   ASSERT_TRUE(Create("/api/v1/namespaces/kube-system/pods", PodJson("elsewhere", "x")).ok());

@@ -1,10 +1,10 @@
 // Differential tests: the engine against the plain reference evaluator, the
 // matrix against the engine, and incremental updates against a rebuild, on
 // thousands of small random clusters (OVS tests its classifier the same way).
+#include <gtest/gtest.h>
+
 #include <algorithm>
 #include <random>
-
-#include <gtest/gtest.h>
 
 #include "api/validate.h"
 #include "policy/engine.h"

@@ -22,10 +22,12 @@ void ApplyAll(Engine& engine, const std::string& yaml) {
 }
 
 std::string PodYaml(const std::string& name, const std::string& ns, const std::string& labels,
-                    const std::string& ip, const std::string& extra_spec = "", const std::string& node = "n1") {
-  return "apiVersion: v1\nkind: Pod\nmetadata: {name: " + name + ", namespace: " + ns + ", labels: {" + labels +
-         "}}\nspec: {nodeName: " + node + ", " + extra_spec +
-         "containers: [{name: c, ports: [{name: http, containerPort: 8080}]}]}\nstatus: {podIP: " + ip + "}\n---\n";
+                    const std::string& ip, const std::string& extra_spec = "",
+                    const std::string& node = "n1") {
+  return "apiVersion: v1\nkind: Pod\nmetadata: {name: " + name + ", namespace: " + ns + ", labels: {" +
+         labels + "}}\nspec: {nodeName: " + node + ", " + extra_spec +
+         "containers: [{name: c, ports: [{name: http, containerPort: 8080}]}]}\nstatus: {podIP: " + ip +
+         "}\n---\n";
 }
 
 Flow PodFlow(const Engine& e, const std::string& from, const std::string& to, uint16_t port,
@@ -56,7 +58,8 @@ spec:
 class EngineTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    ApplyAll(engine_, PodYaml("web", "shop", "app: web", "198.18.0.1") + PodYaml("db", "shop", "app: db", "198.18.0.2") +
+    ApplyAll(engine_, PodYaml("web", "shop", "app: web", "198.18.0.1") +
+                          PodYaml("db", "shop", "app: db", "198.18.0.2") +
                           PodYaml("other", "misc", "app: web", "198.18.0.3") + kTwoPolicies);
   }
   Engine engine_;
@@ -74,20 +77,21 @@ TEST_F(EngineTest, ExplanationNamesPolicyRulePeerAndPort) {
   EXPECT_EQ(v.ingress.allowed_by->peer, 1);
   EXPECT_EQ(v.ingress.allowed_by->port, 1);  // the named port http = 8080
   // Isolating policies are listed by name.
-  EXPECT_THAT(v.ingress.isolating,
-              ::testing::ElementsAre(*engine_.FindPolicy("shop", "a-deny"), *engine_.FindPolicy("shop", "b-allow")));
+  EXPECT_THAT(v.ingress.isolating, ::testing::ElementsAre(*engine_.FindPolicy("shop", "a-deny"),
+                                                          *engine_.FindPolicy("shop", "b-allow")));
 }
 
 TEST_F(EngineTest, AllowedAgreesWithEvaluateAndExternalEndpoints) {
-  const Flow from_world{Endpoint::OfIp(*IpAddress::Parse("198.51.100.9")), Endpoint::OfPod(*engine_.FindPod("shop", "db")),
-                        api::Protocol::kUDP, 5353};
+  const Flow from_world{Endpoint::OfIp(*IpAddress::Parse("198.51.100.9")),
+                        Endpoint::OfPod(*engine_.FindPod("shop", "db")), api::Protocol::kUDP, 5353};
   const Verdict v = engine_.Evaluate(from_world);
   EXPECT_TRUE(v.allowed);
   EXPECT_EQ(v.egress.reason, Reason::kNotPolicyManaged);
   EXPECT_EQ(v.ingress.allowed_by->rule, 0);
   EXPECT_EQ(v.ingress.allowed_by->port, -1);
   EXPECT_TRUE(engine_.Allowed(from_world));
-  const Flow from_elsewhere{Endpoint::OfIp(*IpAddress::Parse("203.0.113.1")), from_world.dst, api::Protocol::kTCP, 9};
+  const Flow from_elsewhere{Endpoint::OfIp(*IpAddress::Parse("203.0.113.1")), from_world.dst,
+                            api::Protocol::kTCP, 9};
   EXPECT_FALSE(engine_.Allowed(from_elsewhere));
   // A pod's own address identifies it.
   EXPECT_EQ(ParseEndpoint(engine_, "198.18.0.3", "x")->pod, *engine_.FindPod("misc", "other"));
@@ -106,7 +110,8 @@ TEST_F(EngineTest, LabelChangeMovesPodBetweenSelections) {
 
 TEST_F(EngineTest, PodsSharingNamespaceLabelsAndPortsShareAClass) {
   const size_t classes = engine_.stats().classes;
-  ApplyAll(engine_, PodYaml("web2", "shop", "app: web", "198.18.0.4") + PodYaml("web3", "shop", "app: web", "198.18.0.5"));
+  ApplyAll(engine_, PodYaml("web2", "shop", "app: web", "198.18.0.4") +
+                        PodYaml("web3", "shop", "app: web", "198.18.0.5"));
   EXPECT_EQ(engine_.stats().classes, classes);
   EXPECT_EQ(engine_.stats().pods, 5u);
   ApplyAll(engine_, PodYaml("web4", "shop", "app: web, v: '2'", "198.18.0.6"));
@@ -163,7 +168,8 @@ spec:
 
 TEST(EngineNamespaceTest, NamespaceLabelsAreMatchedAndUpdated) {
   Engine engine;
-  ApplyAll(engine, PodYaml("a", "one", "app: a", "198.18.0.1") + PodYaml("b", "two", "app: b", "198.18.0.2") + R"(
+  ApplyAll(engine,
+           PodYaml("a", "one", "app: a", "198.18.0.1") + PodYaml("b", "two", "app: b", "198.18.0.2") + R"(
 apiVersion: networking.k8s.io/v1
 kind: NetworkPolicy
 metadata: {name: from-red, namespace: two}
@@ -185,13 +191,16 @@ spec:
 
 TEST(EngineNodeTest, HostNetworkPodsAreTheirNode) {
   Engine engine;
-  ApplyAll(engine, PodYaml("agent", "kube-system", "app: agent", "198.19.0.1", "hostNetwork: true, ") +
-                       PodYaml("agent2", "kube-system", "app: agent", "198.19.0.2", "hostNetwork: true, ", "n2") +
-                       PodYaml("db", "shop", "app: db", "198.18.0.2") +
-                       "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: deny, namespace: shop}\n"
-                       "spec: {podSelector: {}}\n");
+  ApplyAll(
+      engine,
+      PodYaml("agent", "kube-system", "app: agent", "198.19.0.1", "hostNetwork: true, ") +
+          PodYaml("agent2", "kube-system", "app: agent", "198.19.0.2", "hostNetwork: true, ", "n2") +
+          PodYaml("db", "shop", "app: db", "198.18.0.2") +
+          "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: deny, namespace: shop}\n"
+          "spec: {podSelector: {}}\n");
   // Same node: always allowed. Another node's hostNetwork pod: judged by ipBlock only.
-  EXPECT_EQ(engine.Evaluate(PodFlow(engine, "kube-system/agent", "shop/db", 5432)).ingress.reason, Reason::kOwnNode);
+  EXPECT_EQ(engine.Evaluate(PodFlow(engine, "kube-system/agent", "shop/db", 5432)).ingress.reason,
+            Reason::kOwnNode);
   EXPECT_FALSE(engine.Allowed(PodFlow(engine, "kube-system/agent2", "shop/db", 5432)));
   // The exception is for ingress: db's egress to its own node's hostNetwork pod is judged
   // by db's egress policy (none here, so allowed).

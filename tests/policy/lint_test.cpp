@@ -70,7 +70,8 @@ spec:
   first.replace(first.find("NAME"), 4, "first");
   std::string second = policy;
   second.replace(second.find("NAME"), 4, "second");
-  EXPECT_THAT(LintOf(kPods + first + second), ::testing::ElementsAre("rule-shadowed default/second spec.ingress[0]"));
+  EXPECT_THAT(LintOf(kPods + first + second),
+              ::testing::ElementsAre("rule-shadowed default/second spec.ingress[0]"));
 }
 
 TEST(LintTest, PortRangesAndBlocksCover) {

@@ -1,12 +1,13 @@
 // Runs every tests/scenarios/*.scenario file against the engine (see
 // testutil/scenario.h for the format). One test per file.
-#include <algorithm>
-#include <filesystem>
+#include "testutil/scenario.h"
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <filesystem>
+
 #include "testutil/golden.h"
-#include "testutil/scenario.h"
 
 namespace netpol::testing {
 namespace {

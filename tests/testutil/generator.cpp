@@ -37,9 +37,14 @@ api::Labels SmallLabels(Choices& c) {
 LabelSelector SmallSelector(Choices& c) {
   LabelSelector s;
   switch (c.Next(4)) {
-    case 0: break;  // empty: everything
-    case 1: s.match_labels["app"] = kApps[c.Next(3)]; break;
-    case 2: s.match_labels["tier"] = kTiers[c.Next(2)]; break;
+    case 0:
+      break;  // empty: everything
+    case 1:
+      s.match_labels["app"] = kApps[c.Next(3)];
+      break;
+    case 2:
+      s.match_labels["tier"] = kTiers[c.Next(2)];
+      break;
     default: {
       LabelSelectorRequirement r;
       r.key = c.Coin() ? "app" : "tier";
@@ -59,9 +64,14 @@ LabelSelector SmallSelector(Choices& c) {
 LabelSelector SmallNamespaceSelector(Choices& c) {
   LabelSelector s;
   switch (c.Next(3)) {
-    case 0: break;
-    case 1: s.match_labels["team"] = c.Coin() ? "red" : "blue"; break;
-    default: s.match_labels["kubernetes.io/metadata.name"] = "ns" + std::to_string(c.Next(3)); break;
+    case 0:
+      break;
+    case 1:
+      s.match_labels["team"] = c.Coin() ? "red" : "blue";
+      break;
+    default:
+      s.match_labels["kubernetes.io/metadata.name"] = "ns" + std::to_string(c.Next(3));
+      break;
   }
   return s;
 }
@@ -70,14 +80,21 @@ api::NetworkPolicyPort SmallPort(Choices& c) {
   api::NetworkPolicyPort p;
   p.protocol = static_cast<api::Protocol>(c.Next(3));
   switch (c.Next(5)) {
-    case 0: break;  // every port of the protocol
-    case 1: p.port = static_cast<int32_t>(c.Coin() ? 80 : 53); break;
+    case 0:
+      break;  // every port of the protocol
+    case 1:
+      p.port = static_cast<int32_t>(c.Coin() ? 80 : 53);
+      break;
     case 2:
       p.port = int32_t{79};
       p.end_port = static_cast<int32_t>(80 + c.Next(8002));
       break;
-    case 3: p.port = std::string(c.Coin() ? "http" : "dns"); break;
-    default: p.port = std::string("sctp"); break;
+    case 3:
+      p.port = std::string(c.Coin() ? "http" : "dns");
+      break;
+    default:
+      p.port = std::string("sctp");
+      break;
   }
   return p;
 }
@@ -85,8 +102,12 @@ api::NetworkPolicyPort SmallPort(Choices& c) {
 api::NetworkPolicyPeer SmallPeer(Choices& c) {
   api::NetworkPolicyPeer peer;
   switch (c.Next(4)) {
-    case 0: peer.pod_selector = SmallSelector(c); break;
-    case 1: peer.namespace_selector = SmallNamespaceSelector(c); break;
+    case 0:
+      peer.pod_selector = SmallSelector(c);
+      break;
+    case 1:
+      peer.namespace_selector = SmallNamespaceSelector(c);
+      break;
     case 2:
       peer.pod_selector = SmallSelector(c);
       peer.namespace_selector = SmallNamespaceSelector(c);
@@ -143,7 +164,8 @@ std::vector<api::Object> GenerateSmallCluster(Choices& c) {
     api::Container container;
     container.name = "c";
     if (c.Coin()) container.ports.push_back({"http", c.Coin() ? 80 : 8080, api::Protocol::kTCP});
-    if (c.Coin(3)) container.ports.push_back({"dns", 53, c.Coin() ? api::Protocol::kUDP : api::Protocol::kTCP});
+    if (c.Coin(3))
+      container.ports.push_back({"dns", 53, c.Coin() ? api::Protocol::kUDP : api::Protocol::kTCP});
     if (c.Coin(4)) container.ports.push_back({"sctp", 9, api::Protocol::kSCTP});
     pod.spec.containers.push_back(std::move(container));
     if (!c.Coin(6)) pod.pod_ips.push_back(V4(i));
@@ -155,10 +177,17 @@ std::vector<api::Object> GenerateSmallCluster(Choices& c) {
     p.metadata = Meta("np" + std::to_string(i), "ns" + std::to_string(c.Next(namespaces)));
     p.pod_selector = SmallSelector(c);
     switch (c.Next(4)) {
-      case 0: break;
-      case 1: p.policy_types = {api::PolicyType::kIngress}; break;
-      case 2: p.policy_types = {api::PolicyType::kEgress}; break;
-      default: p.policy_types = {api::PolicyType::kIngress, api::PolicyType::kEgress}; break;
+      case 0:
+        break;
+      case 1:
+        p.policy_types = {api::PolicyType::kIngress};
+        break;
+      case 2:
+        p.policy_types = {api::PolicyType::kEgress};
+        break;
+      default:
+        p.policy_types = {api::PolicyType::kIngress, api::PolicyType::kEgress};
+        break;
     }
     p.ingress = SmallRules(c);
     p.egress = SmallRules(c);
@@ -246,7 +275,8 @@ std::vector<api::Object> GenerateRealisticCluster(const ClusterShape& shape, uin
           if (c.Coin()) {
             ns_sel.match_labels["kubernetes.io/metadata.name"] = source.ns;
           } else {
-            ns_sel.match_expressions.push_back({"team", SelectorOperator::kIn, {kTeams[c.Next(5)], kTeams[c.Next(5)]}});
+            ns_sel.match_expressions.push_back(
+                {"team", SelectorOperator::kIn, {kTeams[c.Next(5)], kTeams[c.Next(5)]}});
           }
           peer.namespace_selector = ns_sel;
         }
@@ -258,10 +288,18 @@ std::vector<api::Object> GenerateRealisticCluster(const ClusterShape& shape, uin
           rule.peers.push_back(api::NetworkPolicyPeer{std::nullopt, std::nullopt, block});
         }
         switch (c.Next(4)) {
-          case 0: rule.ports.push_back({api::Protocol::kTCP, std::string("http"), std::nullopt}); break;
-          case 1: rule.ports.push_back({api::Protocol::kTCP, int32_t{5432}, std::nullopt}); break;
-          case 2: rule.ports.push_back({api::Protocol::kTCP, int32_t{8000}, int32_t{8100}}); break;
-          default: rule.ports.push_back({api::Protocol::kTCP, int32_t{80}, std::nullopt}); break;
+          case 0:
+            rule.ports.push_back({api::Protocol::kTCP, std::string("http"), std::nullopt});
+            break;
+          case 1:
+            rule.ports.push_back({api::Protocol::kTCP, int32_t{5432}, std::nullopt});
+            break;
+          case 2:
+            rule.ports.push_back({api::Protocol::kTCP, int32_t{8000}, int32_t{8100}});
+            break;
+          default:
+            rule.ports.push_back({api::Protocol::kTCP, int32_t{80}, std::nullopt});
+            break;
         }
         p.ingress.push_back(std::move(rule));
         if (c.Coin(5)) {

@@ -36,9 +36,7 @@ class Choices {
 class SeededChoices final : public Choices {
  public:
   explicit SeededChoices(uint64_t seed) : rng_(seed) {}
-  uint32_t Next(uint32_t bound) override {
-    return static_cast<uint32_t>(rng_() % bound);
-  }
+  uint32_t Next(uint32_t bound) override { return static_cast<uint32_t>(rng_() % bound); }
 
  private:
   std::mt19937_64 rng_;

@@ -39,10 +39,10 @@ std::string ReadFileOrDie(const std::string& path) {
   std::ostringstream expected;
   expected << in.rdbuf();
   if (expected.str() == actual) return ::testing::AssertionSuccess();
-  return ::testing::AssertionFailure() << "output differs from " << path
-                                       << " (NETPOL_UPDATE_GOLDEN=1 rewrites it)\n--- want\n"
-                                       << expected.str() << "--- got\n"
-                                       << actual;
+  return ::testing::AssertionFailure()
+         << "output differs from " << path << " (NETPOL_UPDATE_GOLDEN=1 rewrites it)\n--- want\n"
+         << expected.str() << "--- got\n"
+         << actual;
 }
 
 }  // namespace netpol::testing

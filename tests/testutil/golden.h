@@ -6,9 +6,9 @@
 // check passes; review the diff before committing. Paths are relative to tests/.
 #pragma once
 
-#include <string>
-
 #include <gtest/gtest.h>
+
+#include <string>
 
 namespace netpol::testing {
 

@@ -14,14 +14,21 @@ ReferenceEvaluator::ReferenceEvaluator(const std::vector<api::Object>& objects) 
     if (const auto* ns = std::get_if<api::Namespace>(&object)) namespaces_.push_back(*ns);
     if (const auto* policy = std::get_if<api::NetworkPolicy>(&object)) policies_.push_back(*policy);
     if (const auto* pod = std::get_if<api::Pod>(&object)) {
-      RefPod p{pod->metadata.namespace_, pod->metadata.name, pod->metadata.labels,
-               pod->spec.node_name, pod->spec.host_network, std::nullopt, {}};
+      RefPod p{pod->metadata.namespace_,
+               pod->metadata.name,
+               pod->metadata.labels,
+               pod->spec.node_name,
+               pod->spec.host_network,
+               std::nullopt,
+               {}};
       if (!pod->pod_ips.empty()) p.ip = *IpAddress::Parse(pod->pod_ips.front());
-      for (const auto& c : pod->spec.containers) p.ports.insert(p.ports.end(), c.ports.begin(), c.ports.end());
+      for (const auto& c : pod->spec.containers)
+        p.ports.insert(p.ports.end(), c.ports.begin(), c.ports.end());
       pods_.push_back(std::move(p));
     }
     if (const auto* w = std::get_if<api::Workload>(&object); w && w->kind != api::WorkloadKind::kDaemonSet) {
-      for (int32_t i = 0; i < w->replicas; ++i) pods_.push_back(FromTemplate(*w, i, w->pod_template.spec.node_name));
+      for (int32_t i = 0; i < w->replicas; ++i)
+        pods_.push_back(FromTemplate(*w, i, w->pod_template.spec.node_name));
     }
   }
   // A DaemonSet: one pod per node the other pods run on (or one when none).
@@ -39,9 +46,15 @@ ReferenceEvaluator::ReferenceEvaluator(const std::vector<api::Object>& objects) 
 }
 
 RefPod ReferenceEvaluator::FromTemplate(const api::Workload& w, int index, const std::string& node) {
-  RefPod p{w.metadata.namespace_, w.metadata.name + "-" + std::to_string(index), w.pod_template.labels, node,
-           w.pod_template.spec.host_network, std::nullopt, {}};
-  for (const auto& c : w.pod_template.spec.containers) p.ports.insert(p.ports.end(), c.ports.begin(), c.ports.end());
+  RefPod p{w.metadata.namespace_,
+           w.metadata.name + "-" + std::to_string(index),
+           w.pod_template.labels,
+           node,
+           w.pod_template.spec.host_network,
+           std::nullopt,
+           {}};
+  for (const auto& c : w.pod_template.spec.containers)
+    p.ports.insert(p.ports.end(), c.ports.begin(), c.ports.end());
   return p;
 }
 
@@ -82,9 +95,9 @@ bool ReferenceEvaluator::DirectionAllowed(const RefPod& self, const RefPod& othe
           port_ok = port_ok || (port >= *n && port <= p.end_port.value_or(*n));
         } else if (!destination.host_network) {
           // The first container port with the name is the one it means.
-          const auto named = std::find_if(destination.ports.begin(), destination.ports.end(), [&](const auto& cp) {
-            return cp.name == std::get<std::string>(*p.port);
-          });
+          const auto named =
+              std::find_if(destination.ports.begin(), destination.ports.end(),
+                           [&](const auto& cp) { return cp.name == std::get<std::string>(*p.port); });
           port_ok = port_ok || (named != destination.ports.end() && named->protocol == protocol &&
                                 named->container_port == port);
         }
@@ -101,8 +114,9 @@ bool ReferenceEvaluator::DirectionAllowed(const RefPod& self, const RefPod& othe
           continue;
         }
         if (other.host_network) continue;
-        const bool ns_ok = peer.namespace_selector ? peer.namespace_selector->Matches(NamespaceLabels(other.namespace_))
-                                                   : other.namespace_ == policy.metadata.namespace_;
+        const bool ns_ok = peer.namespace_selector
+                               ? peer.namespace_selector->Matches(NamespaceLabels(other.namespace_))
+                               : other.namespace_ == policy.metadata.namespace_;
         const bool pod_ok = !peer.pod_selector || peer.pod_selector->Matches(other.labels);
         peer_ok = peer_ok || (ns_ok && pod_ok);
       }
@@ -130,7 +144,8 @@ const std::vector<policy::PortProto>& ComparePorts() {
 
 }  // namespace
 
-std::string CompareEngineWithReference(const policy::Engine& engine, const std::vector<api::Object>& objects) {
+std::string CompareEngineWithReference(const policy::Engine& engine,
+                                       const std::vector<api::Object>& objects) {
   const ReferenceEvaluator ref(objects);
   const auto& ports = ComparePorts();
   const policy::Matrix matrix = policy::ComputeMatrix(engine, ports);
@@ -153,13 +168,14 @@ std::string CompareEngineWithReference(const policy::Engine& engine, const std::
       if (i != j && !a.ips.empty() && !b.ips.empty() && a.ips[0].family() == b.ips[0].family()) {
         const bool from_node = a.host_network && !a.node.empty() && a.node == b.node;
         for (const policy::PortProto& pp : ports) {
-          const bool compiled = programs[a.node].Allows(a.ips[0], b.ips[0], pp.protocol, pp.port, from_node) &&
-                                programs[b.node].Allows(a.ips[0], b.ips[0], pp.protocol, pp.port, from_node);
-          const bool want = engine.Allowed({policy::Endpoint::OfPod(pods[i]), policy::Endpoint::OfPod(pods[j]),
-                                            pp.protocol, pp.port});
+          const bool compiled =
+              programs[a.node].Allows(a.ips[0], b.ips[0], pp.protocol, pp.port, from_node) &&
+              programs[b.node].Allows(a.ips[0], b.ips[0], pp.protocol, pp.port, from_node);
+          const bool want = engine.Allowed(
+              {policy::Endpoint::OfPod(pods[i]), policy::Endpoint::OfPod(pods[j]), pp.protocol, pp.port});
           if (compiled != want) {
-            return a.FullName() + " -> " + b.FullName() + " " + pp.ToString() + ": engine " + std::to_string(want) +
-                   ", compiled form " + std::to_string(compiled);
+            return a.FullName() + " -> " + b.FullName() + " " + pp.ToString() + ": engine " +
+                   std::to_string(want) + ", compiled form " + std::to_string(compiled);
           }
         }
       }
@@ -169,8 +185,8 @@ std::string CompareEngineWithReference(const policy::Engine& engine, const std::
       for (size_t p = 0; p < ports.size(); ++p) {
         const policy::PortProto& pp = ports[p];
         const bool want = ref.Allowed(*ra, *rb, pp.protocol, pp.port);
-        const policy::Flow flow{policy::Endpoint::OfPod(pods[i]), policy::Endpoint::OfPod(pods[j]), pp.protocol,
-                                pp.port};
+        const policy::Flow flow{policy::Endpoint::OfPod(pods[i]), policy::Endpoint::OfPod(pods[j]),
+                                pp.protocol, pp.port};
         const bool fast = engine.Allowed(flow);
         const bool full = engine.Evaluate(flow).allowed;
         const bool mat = matrix.Allowed(p, i, j);

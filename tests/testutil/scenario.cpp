@@ -40,7 +40,9 @@ std::vector<std::string> Words(std::string_view line) {
   return out;
 }
 
-std::string ObjectKey(const api::Object& object) { return api::ObjectRef(object); }
+std::string ObjectKey(const api::Object& object) {
+  return api::ObjectRef(object);
+}
 
 class Runner {
  public:
@@ -109,7 +111,8 @@ class Runner {
     std::string all;
     for (const auto& d : loaded.diagnostics) all += d.ToString() + "\n";
     for (const std::string& want : r.expected) {
-      if (all.find(want) == std::string::npos) Fail("reject: no diagnostic contains \"" + want + "\"; got:\n" + all);
+      if (all.find(want) == std::string::npos)
+        Fail("reject: no diagnostic contains \"" + want + "\"; got:\n" + all);
     }
   }
 
@@ -162,11 +165,16 @@ class Runner {
 
   std::string Why(const policy::DirectionVerdict& d) const {
     switch (d.reason) {
-      case policy::Reason::kNotIsolated: return "not-isolated";
-      case policy::Reason::kNoRuleMatched: return "denied";
-      case policy::Reason::kSelf: return "self";
-      case policy::Reason::kOwnNode: return "own-node";
-      case policy::Reason::kNotPolicyManaged: return "unmanaged";
+      case policy::Reason::kNotIsolated:
+        return "not-isolated";
+      case policy::Reason::kNoRuleMatched:
+        return "denied";
+      case policy::Reason::kSelf:
+        return "self";
+      case policy::Reason::kOwnNode:
+        return "own-node";
+      case policy::Reason::kNotPolicyManaged:
+        return "unmanaged";
       case policy::Reason::kAllowedByRule:
         return engine_.PolicyName(d.allowed_by->policy) + "[" + std::to_string(d.allowed_by->rule) + "]";
     }
@@ -295,10 +303,10 @@ class Runner {
         }
         for (size_t p = 0; p < ports.size(); ++p) {
           const auto& pp = ports[p];
-          const bool inc = engine_.Allowed({policy::Endpoint::OfPod(pods[i]), policy::Endpoint::OfPod(pods[j]),
-                                            pp.protocol, pp.port});
-          const bool scratch =
-              fresh.Allowed({policy::Endpoint::OfPod(*fa), policy::Endpoint::OfPod(*fb), pp.protocol, pp.port});
+          const bool inc = engine_.Allowed(
+              {policy::Endpoint::OfPod(pods[i]), policy::Endpoint::OfPod(pods[j]), pp.protocol, pp.port});
+          const bool scratch = fresh.Allowed(
+              {policy::Endpoint::OfPod(*fa), policy::Endpoint::OfPod(*fb), pp.protocol, pp.port});
           const bool mat = matrix.Allowed(p, i, j);
           const bool ref = reference.Allowed(*ra, *rb, pp.protocol, pp.port);
           if ((inc != scratch || inc != mat || inc != ref) && reported++ < 5) {

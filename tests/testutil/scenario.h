@@ -39,9 +39,9 @@ namespace netpol::testing {
 
 struct ScenarioRecord {
   int line = 0;
-  std::string command;               // first line
-  std::vector<std::string> lines;    // further lines before "----" (check lines, YAML)
-  std::vector<std::string> expected; // lines after "----"
+  std::string command;                // first line
+  std::vector<std::string> lines;     // further lines before "----" (check lines, YAML)
+  std::vector<std::string> expected;  // lines after "----"
   bool has_separator = false;
 };
 

@@ -15,8 +15,8 @@ struct YamlData {
   bool plain = true;
   int line = 0;
   int column = 0;
-  size_t weight = 1;  // nodes in the subtree, aliases expanded (saturating)
-  std::vector<const YamlData*> items;                               // sequence
+  size_t weight = 1;                   // nodes in the subtree, aliases expanded (saturating)
+  std::vector<const YamlData*> items;  // sequence
   std::vector<std::pair<const YamlData*, const YamlData*>> entries;  // mapping
 };
 
@@ -61,7 +61,8 @@ class TreeBuilder {
 
   void Fail(YamlStream& out, std::string message, const yaml_mark_t& mark) {
     if (!out.error) {
-      out.error = YamlError{std::move(message), static_cast<int>(mark.line) + 1, static_cast<int>(mark.column) + 1};
+      out.error =
+          YamlError{std::move(message), static_cast<int>(mark.line) + 1, static_cast<int>(mark.column) + 1};
     }
   }
 
@@ -109,14 +110,18 @@ class TreeBuilder {
       const yaml_mark_t mark = event.start_mark;
       bool stop = type == YAML_STREAM_END_EVENT;
       switch (type) {
-        case YAML_DOCUMENT_START_EVENT: anchors.clear(); break;
+        case YAML_DOCUMENT_START_EVENT:
+          anchors.clear();
+          break;
         case YAML_SCALAR_EVENT: {
           YamlData* node = New(YamlData::Kind::kScalar, mark);
-          node->value.assign(reinterpret_cast<const char*>(event.data.scalar.value), event.data.scalar.length);
+          node->value.assign(reinterpret_cast<const char*>(event.data.scalar.value),
+                             event.data.scalar.length);
           const char* tag = reinterpret_cast<const char*>(event.data.scalar.tag);
           const bool str_tag = tag != nullptr && std::string_view(tag) == "tag:yaml.org,2002:str";
           node->plain = event.data.scalar.style == YAML_PLAIN_SCALAR_STYLE && !str_tag;
-          if (event.data.scalar.anchor != nullptr) anchors[reinterpret_cast<const char*>(event.data.scalar.anchor)] = node;
+          if (event.data.scalar.anchor != nullptr)
+            anchors[reinterpret_cast<const char*>(event.data.scalar.anchor)] = node;
           if (budget-- == 0) {
             Fail(out, "document too large", mark);
             stop = true;
@@ -139,7 +144,8 @@ class TreeBuilder {
           }
           const bool seq = type == YAML_SEQUENCE_START_EVENT;
           YamlData* node = New(seq ? YamlData::Kind::kSequence : YamlData::Kind::kMapping, mark);
-          const unsigned char* anchor = seq ? event.data.sequence_start.anchor : event.data.mapping_start.anchor;
+          const unsigned char* anchor =
+              seq ? event.data.sequence_start.anchor : event.data.mapping_start.anchor;
           stack.push_back({node, nullptr, anchor != nullptr ? reinterpret_cast<const char*>(anchor) : ""});
           break;
         }
@@ -170,7 +176,8 @@ class TreeBuilder {
           Attach(it->second, stack, docs);
           break;
         }
-        default: break;
+        default:
+          break;
       }
       yaml_event_delete(&event);
       if (stop) return;
@@ -185,15 +192,30 @@ class TreeBuilder {
 }  // namespace
 
 bool YamlNode::IsNull() const {
-  return data_ != nullptr && data_->kind == YamlData::Kind::kScalar && data_->plain && IsNullText(data_->value);
+  return data_ != nullptr && data_->kind == YamlData::Kind::kScalar && data_->plain &&
+         IsNullText(data_->value);
 }
-bool YamlNode::IsScalar() const { return data_ != nullptr && data_->kind == YamlData::Kind::kScalar; }
-bool YamlNode::IsSequence() const { return data_ != nullptr && data_->kind == YamlData::Kind::kSequence; }
-bool YamlNode::IsMap() const { return data_ != nullptr && data_->kind == YamlData::Kind::kMapping; }
-const std::string& YamlNode::Scalar() const { return IsScalar() ? data_->value : kEmpty; }
-bool YamlNode::IsPlain() const { return IsScalar() && data_->plain; }
-int YamlNode::line() const { return data_ != nullptr ? data_->line : 0; }
-int YamlNode::column() const { return data_ != nullptr ? data_->column : 0; }
+bool YamlNode::IsScalar() const {
+  return data_ != nullptr && data_->kind == YamlData::Kind::kScalar;
+}
+bool YamlNode::IsSequence() const {
+  return data_ != nullptr && data_->kind == YamlData::Kind::kSequence;
+}
+bool YamlNode::IsMap() const {
+  return data_ != nullptr && data_->kind == YamlData::Kind::kMapping;
+}
+const std::string& YamlNode::Scalar() const {
+  return IsScalar() ? data_->value : kEmpty;
+}
+bool YamlNode::IsPlain() const {
+  return IsScalar() && data_->plain;
+}
+int YamlNode::line() const {
+  return data_ != nullptr ? data_->line : 0;
+}
+int YamlNode::column() const {
+  return data_ != nullptr ? data_->column : 0;
+}
 
 size_t YamlNode::size() const {
   if (IsSequence()) return data_->items.size();

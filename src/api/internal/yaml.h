@@ -48,8 +48,8 @@ class YamlNode {
   int line() const;
   int column() const;
 
-  size_t size() const;                         // items of a sequence, entries of a map
-  YamlNode operator[](size_t index) const;      // sequence item
+  size_t size() const;                              // items of a sequence, entries of a map
+  YamlNode operator[](size_t index) const;          // sequence item
   YamlNode operator[](std::string_view key) const;  // map value for a scalar key
   // Map entries in document order.
   std::vector<std::pair<YamlNode, YamlNode>> entries() const;

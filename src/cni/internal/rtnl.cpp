@@ -92,7 +92,9 @@ Result<Rtnl> Rtnl::Open(const std::string& netns) {
   return Rtnl(socket);
 }
 
-Rtnl::Rtnl(Rtnl&& other) noexcept : socket_(other.socket_), sequence_(other.sequence_) { other.socket_ = nullptr; }
+Rtnl::Rtnl(Rtnl&& other) noexcept : socket_(other.socket_), sequence_(other.sequence_) {
+  other.socket_ = nullptr;
+}
 
 Rtnl& Rtnl::operator=(Rtnl&& other) noexcept {
   std::swap(socket_, other.socket_);
@@ -122,7 +124,8 @@ Status Rtnl::Talk(void* request, const std::function<void(const void*)>* on_mess
   while (true) {
     const ssize_t n = mnl_socket_recvfrom(socket_, buffer.data(), buffer.size());
     if (n < 0) return NetlinkError("netlink receive", errno);
-    const int rc = mnl_cb_run(buffer.data(), static_cast<size_t>(n), nlh->nlmsg_seq, port, callback, &context);
+    const int rc =
+        mnl_cb_run(buffer.data(), static_cast<size_t>(n), nlh->nlmsg_seq, port, callback, &context);
     if (rc == MNL_CB_ERROR) return NetlinkError("netlink request", errno);
     if (rc == MNL_CB_STOP) return Ok();  // the acknowledgement, or the end of a dump
   }

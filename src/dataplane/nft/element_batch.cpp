@@ -100,7 +100,8 @@ Result<ElementBatcher> ElementBatcher::Open(const std::string& netns) {
   // A socket belongs to the namespace it was opened in.
   NETPOL_ASSIGN_OR_RETURN(NetnsGuard guard, NetnsGuard::Enter(netns), "opening a netfilter socket");
   mnl_socket* nl = mnl_socket_open2(NETLINK_NETFILTER, SOCK_CLOEXEC);
-  if (nl == nullptr) return FailedPrecondition(std::string("cannot open a netfilter socket: ") + std::strerror(errno));
+  if (nl == nullptr)
+    return FailedPrecondition(std::string("cannot open a netfilter socket: ") + std::strerror(errno));
   if (mnl_socket_bind(nl, 0, MNL_SOCKET_AUTOPID) < 0) {
     const int err = errno;
     mnl_socket_close(nl);
@@ -128,7 +129,8 @@ ElementBatcher::~ElementBatcher() {
   if (socket_ != nullptr) mnl_socket_close(socket_);
 }
 
-Status ElementBatcher::Send(const std::vector<ElementEdit>& edits, const std::map<std::string, NftSet>& layout) {
+Status ElementBatcher::Send(const std::vector<ElementEdit>& edits,
+                            const std::map<std::string, NftSet>& layout) {
   if (edits.empty()) return Ok();
   // One nftnl_set per (set, operation), in edit order (deletes first).
   std::vector<std::pair<std::unique_ptr<nftnl_set, SetDeleter>, bool>> groups;
@@ -136,7 +138,8 @@ Status ElementBatcher::Send(const std::vector<ElementEdit>& edits, const std::ma
   size_t per_message = 0;
   for (const ElementEdit& e : edits) {
     const auto it = layout.find(e.set);
-    if (it == layout.end() || it->second.interval) return Internal("set " + e.set + " cannot be sent as a batch");
+    if (it == layout.end() || it->second.interval)
+      return Internal("set " + e.set + " cannot be sent as a batch");
     NETPOL_ASSIGN_OR_RETURN(const std::vector<uint8_t> key, EncodeKey(it->second.type, e.element), "batch");
     // A new message per set and operation, and every kMaxPerMessage elements.
     constexpr size_t kMaxPerMessage = 512;
@@ -154,7 +157,8 @@ Status ElementBatcher::Send(const std::vector<ElementEdit>& edits, const std::ma
       // The comment, as nft stores it: a udata TLV on the element.
       nftnl_udata_buf* udata = nftnl_udata_buf_alloc(NFT_USERDATA_MAXLEN);
       nftnl_udata_put_strz(udata, NFTNL_UDATA_SET_ELEM_COMMENT, CommentText(e.origin).c_str());
-      nftnl_set_elem_set(elem, NFTNL_SET_ELEM_USERDATA, nftnl_udata_buf_data(udata), nftnl_udata_buf_len(udata));
+      nftnl_set_elem_set(elem, NFTNL_SET_ELEM_USERDATA, nftnl_udata_buf_data(udata),
+                         nftnl_udata_buf_len(udata));
       nftnl_udata_buf_free(udata);
     }
     nftnl_set_elem_add(groups.back().first.get(), elem);
@@ -202,7 +206,8 @@ Status ElementBatcher::Send(const std::vector<ElementEdit>& edits, const std::ma
     }
     if (!error.empty()) break;  // the transaction was aborted: nothing changed
   }
-  if (!error.empty()) return FailedPrecondition("nftables rejected the element batch; nothing was changed: " + error);
+  if (!error.empty())
+    return FailedPrecondition("nftables rejected the element batch; nothing was changed: " + error);
   return Ok();
 }
 

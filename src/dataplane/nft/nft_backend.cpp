@@ -3,8 +3,9 @@
 #include <nftables/libnftables.h>
 
 #include <algorithm>
-#include <nlohmann/json.hpp>
 #include <set>
+
+#include <nlohmann/json.hpp>
 
 #include "base/netns.h"
 
@@ -29,7 +30,9 @@ std::string AddressText(const std::string& text) {
   return ip ? ip->ToString() : text;
 }
 
-std::string Joined(const std::string& a, const std::string& b) { return a == b ? a : a + "-" + b; }
+std::string Joined(const std::string& a, const std::string& b) {
+  return a == b ? a : a + "-" + b;
+}
 
 // One field of an element, in the canonical text RenderRuleset writes.
 Result<std::string> FieldText(const json& v, const std::string& type) {
@@ -55,7 +58,8 @@ Result<std::string> FieldText(const json& v, const std::string& type) {
   }
   if (v.is_object() && v.contains("range")) {
     const json& r = v["range"];
-    if (address) return Joined(AddressText(r.at(0).get<std::string>()), AddressText(r.at(1).get<std::string>()));
+    if (address)
+      return Joined(AddressText(r.at(0).get<std::string>()), AddressText(r.at(1).get<std::string>()));
     if (type == "inet_proto") return Joined(ProtoText(r.at(0)), ProtoText(r.at(1)));
     return Joined(std::to_string(r.at(0).get<int>()), std::to_string(r.at(1).get<int>()));
   }
@@ -70,13 +74,15 @@ Result<std::string> ElementFromJson(const json& value, const std::vector<std::st
   std::vector<std::string> fields;
   if (value.is_object() && value.contains("concat")) {
     const json& parts = value["concat"];
-    if (parts.size() != types.size()) return Internal("element " + value.dump() + " does not fit the set type");
+    if (parts.size() != types.size())
+      return Internal("element " + value.dump() + " does not fit the set type");
     for (size_t i = 0; i < parts.size(); ++i) {
       NETPOL_ASSIGN_OR_RETURN(std::string f, FieldText(parts[i], types[i]), "reading element");
       fields.push_back(std::move(f));
     }
   } else {
-    NETPOL_ASSIGN_OR_RETURN(std::string f, FieldText(value, types.empty() ? "" : types[0]), "reading element");
+    NETPOL_ASSIGN_OR_RETURN(std::string f, FieldText(value, types.empty() ? "" : types[0]),
+                            "reading element");
     fields.push_back(std::move(f));
   }
   return ElementText(fields);
@@ -115,7 +121,8 @@ Result<ObservedTable> ParseListing(const std::string& text) {
           NETPOL_ASSIGN_OR_RETURN(std::string element, ElementFromJson(value, types),
                                   "set " + set.at("name").get<std::string>());
           uint64_t packets = 0;
-          if (wrapped && e["elem"].contains("counter")) packets = e["elem"]["counter"].value("packets", uint64_t{0});
+          if (wrapped && e["elem"].contains("counter"))
+            packets = e["elem"]["counter"].value("packets", uint64_t{0});
           observed.elements[element] = packets;
         }
       }
@@ -181,7 +188,9 @@ Result<std::unique_ptr<NftBackend>> NftBackend::Create(const NftBackendOptions& 
   return backend;
 }
 
-NftBackend::~NftBackend() { nft_ctx_free(ctx_); }
+NftBackend::~NftBackend() {
+  nft_ctx_free(ctx_);
+}
 
 Result<std::string> NftBackend::Run(const std::string& commands, bool json_output) {
   NETPOL_ASSIGN_OR_RETURN(NetnsGuard guard, NetnsGuard::Enter(options_.netns), "running nftables");
@@ -216,7 +225,8 @@ Result<NftBackend::Change> NftBackend::Prepare(const policy::NodeProgram& progra
     NETPOL_ASSIGN_OR_RETURN(const ObservedTable observed, Observe(), "reading the installed rules");
     change.stats.commands = PlanCommands(RenderRuleset(program, options_.nft), observed, change.stats);
     change.full = true;
-    for (const auto& [name, pod] : program.pods) change.rendered[name] = RenderPod(name, pod, program, options_.nft);
+    for (const auto& [name, pod] : program.pods)
+      change.rendered[name] = RenderPod(name, pod, program, options_.nft);
     return change;
   }
   ElementEdits edits;
@@ -254,8 +264,8 @@ Result<NftBackend::Change> NftBackend::Prepare(const policy::NodeProgram& progra
     change.removed.push_back(name);
   }
   for (const std::string& name : delta.changed) {
-    std::optional<PodEdits> member_edits =
-        RenderPodMemberChange(name, program_.pods.at(name), program_, program.pods.at(name), program, options_.nft);
+    std::optional<PodEdits> member_edits = RenderPodMemberChange(
+        name, program_.pods.at(name), program_, program.pods.at(name), program, options_.nft);
     if (member_edits) {
       record(member_edits->removed, false);
       record(member_edits->added, true);
@@ -305,8 +315,10 @@ Result<ApplyStats> NftBackend::Apply(const policy::NodeProgram& program) {
     if (!change.full && Batchable(change.edits, layout_)) {
       if (!batcher_) {
         Result<ElementBatcher> opened = ElementBatcher::Open(options_.netns);
-        if (opened) batcher_ = std::move(*opened);
-        else done = std::move(opened).error();
+        if (opened)
+          batcher_ = std::move(*opened);
+        else
+          done = std::move(opened).error();
       }
       if (batcher_) done = batcher_->Send(change.edits, layout_);
       change.stats.batched = true;
@@ -325,8 +337,9 @@ Result<ApplyStats> NftBackend::Apply(const policy::NodeProgram& program) {
   return std::move(change.stats);
 }
 
-Result<std::string> NftBackend::Show() { return Run("list table " + kTable, false); }
-
+Result<std::string> NftBackend::Show() {
+  return Run("list table " + kTable, false);
+}
 
 Status NftBackend::Remove() {
   in_sync_ = false;

@@ -70,11 +70,11 @@ class NftBackend final : public Backend {
   // A transaction, and the per-pod state to remember once it has committed.
   struct Change {
     ApplyStats stats;
-    bool full = false;                              // `rendered` is every pod's elements
-    std::map<std::string, PodElements> rendered;    // pods rendered whole
-    std::vector<std::string> removed;               // pods gone
-    std::map<std::string, PodEdits> edited;         // pods edited by peer members
-    std::vector<ElementEdit> edits;                 // the element edits, one by one (incremental only)
+    bool full = false;                            // `rendered` is every pod's elements
+    std::map<std::string, PodElements> rendered;  // pods rendered whole
+    std::vector<std::string> removed;             // pods gone
+    std::map<std::string, PodEdits> edited;       // pods edited by peer members
+    std::vector<ElementEdit> edits;               // the element edits, one by one (incremental only)
   };
 
   NftBackend(NftBackendOptions options, nft_ctx* ctx) : options_(std::move(options)), ctx_(ctx) {}
@@ -84,7 +84,7 @@ class NftBackend final : public Backend {
 
   NftBackendOptions options_;
   nft_ctx* ctx_;
-  std::map<std::string, NftSet> layout_;  // set name -> type and flags (no elements)
+  std::map<std::string, NftSet> layout_;   // set name -> type and flags (no elements)
   std::optional<ElementBatcher> batcher_;  // opened on first use
   // What this backend last committed, per local pod. After the first Apply has
   // read the table back and made it match, later Applies diff against this

@@ -36,9 +36,12 @@ constexpr Dir kDirs[] = {{"in", "ingress", "daddr", "saddr"}, {"eg", "egress", "
 
 const char* ProtoName(api::Protocol p) {
   switch (p) {
-    case api::Protocol::kTCP: return "tcp";
-    case api::Protocol::kUDP: return "udp";
-    case api::Protocol::kSCTP: return "sctp";
+    case api::Protocol::kTCP:
+      return "tcp";
+    case api::Protocol::kUDP:
+      return "udp";
+    case api::Protocol::kSCTP:
+      return "sctp";
   }
   return "tcp";
 }
@@ -47,14 +50,19 @@ std::string Range(const std::string& first, const std::string& last) {
   return first == last ? first : first + "-" + last;
 }
 
-std::string Quoted(const std::string& s) { return "\"" + s + "\""; }
+std::string Quoted(const std::string& s) {
+  return "\"" + s + "\"";
+}
 
 // nftables keeps at most 128 bytes of comment; names are DNS names, no quoting needed.
-std::string Comment(const std::string& s) { return Quoted(CommentText(s)); }
+std::string Comment(const std::string& s) {
+  return Quoted(CommentText(s));
+}
 
 class Renderer {
  public:
-  Renderer(const policy::NodeProgram& program, const NftOptions& options) : program_(program), options_(options) {}
+  Renderer(const policy::NodeProgram& program, const NftOptions& options)
+      : program_(program), options_(options) {}
 
   // Every set, empty, in a fixed order.
   void Layout() {
@@ -77,9 +85,11 @@ class Renderer {
             std::string("local pods isolated for ") + d.name + "; counts denied new connections");
         Add(p + "exact" + s, a + " . " + a + " . inet_proto . inet_service", false, false,
             "pod . peer . protocol . port");
-        Add(p + "proto" + s, a + " . " + a + " . inet_proto", false, false, "pod . peer . protocol (every port)");
+        Add(p + "proto" + s, a + " . " + a + " . inet_proto", false, false,
+            "pod . peer . protocol (every port)");
         Add(p + "all" + s, a + " . " + a, false, false, "pod . peer (every protocol and port)");
-        Add(p + "anyexact" + s, a + " . inet_proto . inet_service", false, false, "pod . protocol . port (any peer)");
+        Add(p + "anyexact" + s, a + " . inet_proto . inet_service", false, false,
+            "pod . protocol . port (any peer)");
         Add(p + "anyproto" + s, a + " . inet_proto", false, false, "pod . protocol (any peer, every port)");
         Add(p + "anyall" + s, a, false, false, "pod (any peer, protocol and port)");
         Add(p + "ranges" + s, a + " . " + a + " . inet_proto . inet_service", true, false,
@@ -161,8 +171,8 @@ class Renderer {
         } else if (span.first == span.last) {
           Element(p + "anyexact" + s, pod + " . " + proto + " . " + std::to_string(span.first), origin);
         } else {
-          Box(p + "ranges" + s, pod, f, AnyAddress(f), {ProtoNumber(span.protocol), ProtoNumber(span.protocol)},
-              {span.first, span.last}, origin);
+          Box(p + "ranges" + s, pod, f, AnyAddress(f),
+              {ProtoNumber(span.protocol), ProtoNumber(span.protocol)}, {span.first, span.last}, origin);
         }
       }
       return;
@@ -226,15 +236,18 @@ class Renderer {
   }
   static Value128 ProtoNumber(api::Protocol p) {
     switch (p) {
-      case api::Protocol::kTCP: return 6;
-      case api::Protocol::kUDP: return 17;
-      case api::Protocol::kSCTP: return 132;
+      case api::Protocol::kTCP:
+        return 6;
+      case api::Protocol::kUDP:
+        return 17;
+      case api::Protocol::kSCTP:
+        return 132;
     }
     return 6;
   }
 
-  void Box(const std::string& set, const std::string& pod, const Family& f, Span addresses, Span protos, Span ports,
-           const std::string& origin) {
+  void Box(const std::string& set, const std::string& pod, const Family& f, Span addresses, Span protos,
+           Span ports, const std::string& origin) {
     BoxGroup& group = boxes_[{set, pod}];
     group.family = &f;
     group.boxes.push_back({{addresses, protos, ports}, origin});
@@ -305,14 +318,16 @@ class Renderer {
         std::sort(cuts[d].begin(), cuts[d].end());
         cuts[d].erase(std::unique(cuts[d].begin(), cuts[d].end()), cuts[d].end());
       }
-      const auto end_of = [&](int d, size_t i) { return i + 1 < cuts[d].size() ? cuts[d][i + 1] - 1 : max[d]; };
+      const auto end_of = [&](int d, size_t i) {
+        return i + 1 < cuts[d].size() ? cuts[d][i + 1] - 1 : max[d];
+      };
       // For each protocol interval, runs of covered port intervals.
       for (size_t p = 0; p < cuts[1].size(); ++p) {
         const auto covering = [&](size_t q) -> const BoxRec* {
           for (const size_t i : active) {
             const BoxRec& b = boxes[i];
-            if (b.dims[1].first <= cuts[1][p] && cuts[1][p] <= b.dims[1].last && b.dims[2].first <= cuts[2][q] &&
-                cuts[2][q] <= b.dims[2].last) {
+            if (b.dims[1].first <= cuts[1][p] && cuts[1][p] <= b.dims[1].last &&
+                b.dims[2].first <= cuts[2][q] && cuts[2][q] <= b.dims[2].last) {
               return &b;
             }
           }
@@ -327,8 +342,9 @@ class Renderer {
             run_origin = cover;
           } else if (cover == nullptr && run_origin != nullptr) {
             Element(key.first,
-                    key.second + " . " + addresses + " . " + Range(Text(f, 1, cuts[1][p]), Text(f, 1, end_of(1, p))) +
-                        " . " + Range(Text(f, 2, cuts[2][run_start]), Text(f, 2, end_of(2, q - 1))),
+                    key.second + " . " + addresses + " . " +
+                        Range(Text(f, 1, cuts[1][p]), Text(f, 1, end_of(1, p))) + " . " +
+                        Range(Text(f, 2, cuts[2][run_start]), Text(f, 2, end_of(2, q - 1))),
                     run_origin->origin);
             run_origin = nullptr;
           }
@@ -352,7 +368,8 @@ class Renderer {
                (f.family == IpFamily::kV4 ? " comment \"a pod sending from its own address\"" : "") + "\n";
       }
       out +=
-          "\t\ticmpv6 type { nd-neighbor-solicit, nd-neighbor-advert, nd-router-solicit, mld-listener-report, "
+          "\t\ticmpv6 type { nd-neighbor-solicit, nd-neighbor-advert, nd-router-solicit, "
+          "mld-listener-report, "
           "mld2-listener-report } iifname @pod_ifaces ip6 saddr { ::, fe80::/10 } accept comment "
           "\"IPv6 neighbour discovery from pods\"\n"
           "\t\tiifname @pod_ifaces counter drop comment \"anti-spoofing: a pod sends only from its own "
@@ -393,8 +410,8 @@ class Renderer {
         c += "\t\t" + pod + " . meta l4proto @" + p + "anyproto" + s + " return\n";
         c += "\t\t" + pod + " @" + p + "anyall" + s + " return\n";
         c += "\t\t" + pod + " . " + peer + " . meta l4proto . th dport @" + p + "ranges" + s + " return\n";
-        c += "\t\t" + pod + " @" + p + "denied" + s + " log prefix \"netpol " + d.name + " deny \" group " + log +
-             " drop comment \"isolated, and no policy allows it\"\n\t}";
+        c += "\t\t" + pod + " @" + p + "denied" + s + " log prefix \"netpol " + d.name + " deny \" group " +
+             log + " drop comment \"isolated, and no policy allows it\"\n\t}";
         chains.push_back(std::move(c));
       }
     }
@@ -406,12 +423,14 @@ class Renderer {
   std::vector<NftSet> sets_;
   std::map<std::string, size_t> index_;
   std::map<std::pair<std::string, std::string>, BoxGroup> boxes_;  // (set, pod address) -> boxes
-  PodElements* pod_sink_ = nullptr;  // RunPod collects here instead of in sets_
+  PodElements* pod_sink_ = nullptr;                                // RunPod collects here instead of in sets_
 };
 
 }  // namespace
 
-std::string ElementComment(const std::string& origin) { return "comment " + Comment(origin); }
+std::string ElementComment(const std::string& origin) {
+  return "comment " + Comment(origin);
+}
 
 void ElementEdits::Delete(const std::string& set, const std::string& element) {
   std::string& list = edits_[set].first;
@@ -436,7 +455,9 @@ std::vector<ElementEdit> ElementEdits::List() const {
   return out;
 }
 
-std::string CommentText(const std::string& origin) { return origin.size() <= 120 ? origin : origin.substr(0, 117) + "..."; }
+std::string CommentText(const std::string& origin) {
+  return origin.size() <= 120 ? origin : origin.substr(0, 117) + "...";
+}
 
 std::vector<NftSet> SetLayout(const NftOptions& options) {
   return RenderRuleset(policy::NodeProgram{}, options).sets;
@@ -464,8 +485,8 @@ NftRuleset RenderRuleset(const policy::NodeProgram& program, const NftOptions& o
   return Renderer(program, options).Run();
 }
 
-PodElements RenderPod(const std::string& name, const policy::LocalPod& pod, const policy::NodeProgram& program,
-                      const NftOptions& options) {
+PodElements RenderPod(const std::string& name, const policy::LocalPod& pod,
+                      const policy::NodeProgram& program, const NftOptions& options) {
   return Renderer(program, options).RunPod(name, pod);
 }
 
@@ -528,7 +549,8 @@ Restricted Restrict(const policy::LocalPod& pod, const policy::NodeProgram& prog
 std::optional<PodEdits> RenderPodMemberChange(const std::string& name, const policy::LocalPod& before,
                                               const policy::NodeProgram& before_program,
                                               const policy::LocalPod& after,
-                                              const policy::NodeProgram& after_program, const NftOptions& options) {
+                                              const policy::NodeProgram& after_program,
+                                              const NftOptions& options) {
   if (before.ips != after.ips || before.interface != after.interface) return std::nullopt;
   std::vector<IpAddress> changed;  // peers gained or lost by some allowance
   for (const auto member : {&policy::LocalPod::ingress, &policy::LocalPod::egress}) {
@@ -547,8 +569,9 @@ std::optional<PodEdits> RenderPodMemberChange(const std::string& name, const pol
       const policy::AddressSet& old_set = before_program.sets.at(*was->peers);
       const policy::AddressSet& new_set = after_program.sets.at(*now.peers);
       if (old_set.ranges != new_set.ranges) return std::nullopt;
-      std::set_symmetric_difference(old_set.addresses.begin(), old_set.addresses.end(), new_set.addresses.begin(),
-                                    new_set.addresses.end(), std::back_inserter(changed));
+      std::set_symmetric_difference(old_set.addresses.begin(), old_set.addresses.end(),
+                                    new_set.addresses.begin(), new_set.addresses.end(),
+                                    std::back_inserter(changed));
     }
   }
   std::sort(changed.begin(), changed.end());

@@ -42,16 +42,16 @@ struct NftOptions {
 
 struct NftSet {
   std::string name;
-  std::string type;          // "ipv4_addr . ipv4_addr . inet_proto . inet_service"
+  std::string type;  // "ipv4_addr . ipv4_addr . inet_proto . inet_service"
   bool interval = false;
-  bool counter = false;      // per-element counters
+  bool counter = false;  // per-element counters
   std::string comment;
   std::map<std::string, std::string> elements;  // canonical element -> origin comment
 };
 
 struct NftRuleset {
-  std::string table_comment;      // carries the schema version and options
-  std::vector<NftSet> sets;       // in a fixed order
+  std::string table_comment;        // carries the schema version and options
+  std::vector<NftSet> sets;         // in a fixed order
   std::vector<std::string> chains;  // chain definitions, `chain name { ... }`
 };
 
@@ -61,8 +61,8 @@ NftRuleset RenderRuleset(const policy::NodeProgram& program, const NftOptions& o
 // Every element names the pod's address (or interface) first, so pods never
 // share an element: a pod's elements can be diffed on their own.
 using PodElements = std::map<std::string, std::map<std::string, std::string>>;
-PodElements RenderPod(const std::string& name, const policy::LocalPod& pod, const policy::NodeProgram& program,
-                      const NftOptions& options);
+PodElements RenderPod(const std::string& name, const policy::LocalPod& pod,
+                      const policy::NodeProgram& program, const NftOptions& options);
 
 // The element edits for one pod whose compiled rules changed only in the
 // members of its peer sets (same addresses, interface, isolation, and the same
@@ -78,7 +78,8 @@ struct PodEdits {
 std::optional<PodEdits> RenderPodMemberChange(const std::string& name, const policy::LocalPod& before,
                                               const policy::NodeProgram& before_program,
                                               const policy::LocalPod& after,
-                                              const policy::NodeProgram& after_program, const NftOptions& options);
+                                              const policy::NodeProgram& after_program,
+                                              const NftOptions& options);
 
 // The text that creates the whole table (for `nft -f`, dry runs and goldens).
 std::string TableDefinition(const NftRuleset& ruleset);

@@ -10,9 +10,14 @@ namespace {
 // The merge key of the lists that have one, by field name.
 const std::map<std::string, std::string>& MergeKeys() {
   static const std::map<std::string, std::string> keys = {
-      {"containers", "name"},      {"initContainers", "name"}, {"ephemeralContainers", "name"},
-      {"ports", "containerPort"},  {"env", "name"},            {"volumes", "name"},
-      {"volumeMounts", "mountPath"}, {"imagePullSecrets", "name"},
+      {"containers", "name"},
+      {"initContainers", "name"},
+      {"ephemeralContainers", "name"},
+      {"ports", "containerPort"},
+      {"env", "name"},
+      {"volumes", "name"},
+      {"volumeMounts", "mountPath"},
+      {"imagePullSecrets", "name"},
   };
   return keys;
 }
@@ -24,7 +29,8 @@ Json MergeList(const Json& target, const Json& patch, const std::string& key, co
   for (const Json& item : patch) {
     if (!item.is_object() || !item.contains(key)) continue;
     const Json& id = item[key];
-    auto it = std::find_if(out.begin(), out.end(), [&](const Json& e) { return e.is_object() && e.value(key, Json()) == id; });
+    auto it = std::find_if(out.begin(), out.end(),
+                           [&](const Json& e) { return e.is_object() && e.value(key, Json()) == id; });
     if (item.value("$patch", "") == "delete") {
       if (it != out.end()) out.erase(it);
       continue;
@@ -38,7 +44,9 @@ Json MergeList(const Json& target, const Json& patch, const std::string& key, co
   if (order != nullptr && order->is_array()) {
     Json ordered = Json::array();
     for (const Json& o : *order) {
-      const auto it = std::find_if(out.begin(), out.end(), [&](const Json& e) { return e.value(key, Json()) == o.value(key, Json()); });
+      const auto it = std::find_if(out.begin(), out.end(), [&](const Json& e) {
+        return e.value(key, Json()) == o.value(key, Json());
+      });
       if (it != out.end()) ordered.push_back(*it);
     }
     for (const Json& e : out) {
@@ -63,13 +71,15 @@ Json Strategic(const Json& target, const Json& patch) {
     const auto key = MergeKeys().find(field);
     if (value.is_array() && key != MergeKeys().end() && out.contains(field) && out[field].is_array()) {
       const std::string order_field = "$setElementOrder/" + field;
-      out[field] = MergeList(out[field], value, key->second, patch.contains(order_field) ? &patch[order_field] : nullptr);
+      out[field] = MergeList(out[field], value, key->second,
+                             patch.contains(order_field) ? &patch[order_field] : nullptr);
       continue;
     }
     if (value.is_array() && key != MergeKeys().end()) {
       Json clean = Json::array();
       for (const Json& e : value) {
-        if (!(e.is_object() && e.value("$patch", "") == "delete")) clean.push_back(Strategic(Json::object(), e));
+        if (!(e.is_object() && e.value("$patch", "") == "delete"))
+          clean.push_back(Strategic(Json::object(), e));
       }
       out[field] = clean;
       continue;
@@ -98,6 +108,8 @@ Json MergePatch(const Json& target, const Json& patch) {
   return out;
 }
 
-Json StrategicMerge(const Json& target, const Json& patch) { return Strategic(target, patch); }
+Json StrategicMerge(const Json& target, const Json& patch) {
+  return Strategic(target, patch);
+}
 
 }  // namespace netpol::lab::internal

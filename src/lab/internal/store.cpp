@@ -47,19 +47,23 @@ Result<std::unique_ptr<Store>> Store::Open(const std::string& path) {
     return FailedPrecondition("cannot open the lab database " + path + ": " + message);
   }
   std::unique_ptr<Store> store(new Store(db));
-  NETPOL_RETURN_IF_ERROR(store->Exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
-                                     "CREATE TABLE IF NOT EXISTS objects (resource TEXT NOT NULL, ns TEXT NOT NULL,"
-                                     " name TEXT NOT NULL, rv INTEGER NOT NULL, body TEXT NOT NULL,"
-                                     " PRIMARY KEY (resource, ns, name));"
-                                     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER);"),
-                         "initialising the lab database");
+  NETPOL_RETURN_IF_ERROR(
+      store->Exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
+                  "CREATE TABLE IF NOT EXISTS objects (resource TEXT NOT NULL, ns TEXT NOT NULL,"
+                  " name TEXT NOT NULL, rv INTEGER NOT NULL, body TEXT NOT NULL,"
+                  " PRIMARY KEY (resource, ns, name));"
+                  "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER);"),
+      "initialising the lab database");
   Statement rv(db, "SELECT value FROM meta WHERE key = 'rv'");
-  if (sqlite3_step(rv.get()) == SQLITE_ROW) store->rv_ = static_cast<uint64_t>(sqlite3_column_int64(rv.get(), 0));
+  if (sqlite3_step(rv.get()) == SQLITE_ROW)
+    store->rv_ = static_cast<uint64_t>(sqlite3_column_int64(rv.get(), 0));
   store->log_floor_ = store->rv_;
   return store;
 }
 
-Store::~Store() { sqlite3_close(db_); }
+Store::~Store() {
+  sqlite3_close(db_);
+}
 
 Status Store::Exec(const std::string& sql) {
   char* error = nullptr;
@@ -78,7 +82,8 @@ Status Store::SaveRv() {
   return Ok();
 }
 
-Status Store::Put(const std::string& resource, const std::string& ns, const std::string& name, const Json& object) {
+Status Store::Put(const std::string& resource, const std::string& ns, const std::string& name,
+                  const Json& object) {
   Statement put(db_, "INSERT OR REPLACE INTO objects (resource, ns, name, rv, body) VALUES (?, ?, ?, ?, ?)");
   BindKey(put, resource, ns, name);
   put.Bind(4, static_cast<int64_t>(rv_));
@@ -137,8 +142,9 @@ Result<Json> Store::Update(const std::string& resource, const std::string& ns, c
   // resourceVersion must name the current one.
   const std::string wanted = object["metadata"].value("resourceVersion", "");
   if (!wanted.empty() && wanted != current) {
-    return FailedPrecondition("the object has been modified; please apply your changes to the latest version and "
-                              "try again");
+    return FailedPrecondition(
+        "the object has been modified; please apply your changes to the latest version and "
+        "try again");
   }
   ++rv_;
   object["metadata"]["resourceVersion"] = std::to_string(rv_);
@@ -176,8 +182,8 @@ uint64_t Store::CurrentRv() {
   return rv_;
 }
 
-bool Store::WaitEvents(const std::string& resource, uint64_t since, std::chrono::steady_clock::time_point deadline,
-                       std::vector<Event>& out) {
+bool Store::WaitEvents(const std::string& resource, uint64_t since,
+                       std::chrono::steady_clock::time_point deadline, std::vector<Event>& out) {
   std::unique_lock lock(mu_);
   if (since < log_floor_) return false;
   const auto collect = [&] {

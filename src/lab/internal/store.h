@@ -18,10 +18,11 @@
 #include <deque>
 #include <memory>
 #include <mutex>
-#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "base/result.h"
 
@@ -46,8 +47,10 @@ class Store {
   ~Store();
 
   // The object with metadata.resourceVersion set. kAlreadyExists / kNotFound.
-  Result<Json> Create(const std::string& resource, const std::string& ns, const std::string& name, Json object);
-  Result<Json> Update(const std::string& resource, const std::string& ns, const std::string& name, Json object);
+  Result<Json> Create(const std::string& resource, const std::string& ns, const std::string& name,
+                      Json object);
+  Result<Json> Update(const std::string& resource, const std::string& ns, const std::string& name,
+                      Json object);
   Result<Json> Delete(const std::string& resource, const std::string& ns, const std::string& name);
   Result<Json> Get(const std::string& resource, const std::string& ns, const std::string& name);
   // Every object of a resource ("" namespace: all namespaces), in name order,
@@ -75,7 +78,7 @@ class Store {
   std::mutex mu_;
   std::condition_variable changed_;
   uint64_t rv_ = 0;
-  std::deque<Event> log_;  // the last kLogSize events
+  std::deque<Event> log_;   // the last kLogSize events
   uint64_t log_floor_ = 0;  // watches from before this rv must relist
   bool closing_ = false;
 };

@@ -80,10 +80,10 @@ struct PeerRule {
 // every policy peer that matches it; a retired class's bit is cleared from all;
 // a namespace label change drops every view.
 struct ViewEntry {
-  std::vector<PortRule> ports;           // empty: every port
-  bool any_peer = false;                 // some merged rule has no peers
-  DynamicBitset classes;                 // union of the selector peers
-  std::vector<const PeerRule*> blocks;   // ipBlock peers (PolicyRec storage is stable)
+  std::vector<PortRule> ports;          // empty: every port
+  bool any_peer = false;                // some merged rule has no peers
+  DynamicBitset classes;                // union of the selector peers
+  std::vector<const PeerRule*> blocks;  // ipBlock peers (PolicyRec storage is stable)
 };
 
 struct DirectionView {
