@@ -228,6 +228,16 @@ int Main(const std::string& bin) {
     stop = true;
     running.join();
     if (!add_ms.empty()) {
+      // The slowest, with when they happened (a kernel busy tearing down an
+      // earlier run's namespaces holds the rtnl lock the plugin needs).
+      std::vector<std::pair<double, size_t>> slowest;
+      for (size_t k = 0; k < add_ms.size(); ++k) slowest.emplace_back(add_ms[k], k);
+      std::sort(slowest.rbegin(), slowest.rend());
+      std::printf("slowest ADDs (ms @ index):");
+      for (size_t k = 0; k < std::min<size_t>(5, slowest.size()); ++k) {
+        std::printf(" %.1f@%zu", slowest[k].first, slowest[k].second);
+      }
+      std::printf("\n");
       std::printf(
           "pod ADD -> policy in force (netpol-cni ADD, wiring included), %zu pods: p50 %.2f ms, p99 %.2f "
           "ms\n",

@@ -190,8 +190,9 @@ struct Agent::Impl {
       if (!Synced() || applied == wanted || Clock::now() < retry_at) continue;
       const uint64_t target = wanted;
       const auto start = Clock::now();
-      const policy::NodeProgram program = Program();
-      Result<dataplane::ApplyStats> done = backend->Apply(program);
+      policy::NodeProgram program = Program();
+      const size_t local_pods = program.pods.size();
+      Result<dataplane::ApplyStats> done = backend->Apply(std::move(program));
       const double ms = std::chrono::duration<double, std::milli>(Clock::now() - start).count();
       if (!done) {
         ++stats.failures;
@@ -207,14 +208,14 @@ struct Agent::Impl {
         // documents; hand the freed heap back so the resident size is what the
         // agent keeps, not what the sync passed through.
         ::malloc_trim(0);
-        Log(LogLevel::kInfo, "first full sync in force", {{"pods", program.pods.size()}});
+        Log(LogLevel::kInfo, "first full sync in force", {{"pods", local_pods}});
       }
       stats.synced = true;
       Log(LogLevel::kDebug, "programmed",
           {{"ms", ms},
            {"added", done->added},
            {"removed", done->removed},
-           {"local_pods", program.pods.size()}});
+           {"local_pods", local_pods}});
       changed.notify_all();
     }
   }

@@ -33,6 +33,11 @@ class Backend {
   // Programs `program`, changing only what differs from what is installed. One
   // atomic transaction: on failure nothing changed and the error says why.
   [[nodiscard]] virtual Result<ApplyStats> Apply(const policy::NodeProgram& program) = 0;
+  // The same, for a caller that is done with `program`: a backend that keeps
+  // what it programmed may take it instead of copying it.
+  [[nodiscard]] virtual Result<ApplyStats> Apply(policy::NodeProgram&& program) {
+    return Apply(static_cast<const policy::NodeProgram&>(program));
+  }
   // The transaction Apply would send, without sending it.
   [[nodiscard]] virtual Result<std::string> Plan(const policy::NodeProgram& program) = 0;
   // What is installed, human-readable, each piece commented with its origin.

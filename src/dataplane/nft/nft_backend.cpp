@@ -306,7 +306,7 @@ Result<std::string> NftBackend::Plan(const policy::NodeProgram& program) {
   return change.stats.commands;
 }
 
-Result<ApplyStats> NftBackend::Apply(const policy::NodeProgram& program) {
+Result<ApplyStats> NftBackend::ApplyImpl(const policy::NodeProgram& program, policy::NodeProgram* owned) {
   NETPOL_ASSIGN_OR_RETURN(Change change, Prepare(program), "planning");
   if (!change.stats.commands.empty()) {
     // Hash-set element edits skip libnftables' parser (one libnftnl batch,
@@ -332,8 +332,12 @@ Result<ApplyStats> NftBackend::Apply(const policy::NodeProgram& program) {
     }
   }
   in_sync_ = true;
-  program_ = program;
   Commit(change);
+  if (owned != nullptr) {
+    program_ = std::move(*owned);
+  } else {
+    program_ = program;
+  }
   return std::move(change.stats);
 }
 

@@ -57,7 +57,8 @@ class NftBackend final : public Backend {
   [[nodiscard]] static Result<std::unique_ptr<NftBackend>> Create(const NftBackendOptions& options);
   ~NftBackend() override;
 
-  Result<ApplyStats> Apply(const policy::NodeProgram& program) override;
+  Result<ApplyStats> Apply(const policy::NodeProgram& program) override { return ApplyImpl(program, nullptr); }
+  Result<ApplyStats> Apply(policy::NodeProgram&& program) override { return ApplyImpl(program, &program); }
   Result<std::string> Plan(const policy::NodeProgram& program) override;
   Result<std::string> Show() override;
   Status Remove() override;
@@ -80,6 +81,8 @@ class NftBackend final : public Backend {
   NftBackend(NftBackendOptions options, nft_ctx* ctx) : options_(std::move(options)), ctx_(ctx) {}
   Result<std::string> Run(const std::string& commands, bool json);
   Result<Change> Prepare(const policy::NodeProgram& program);
+  // `owned`, when given, is `program` itself and may be moved from once applied.
+  Result<ApplyStats> ApplyImpl(const policy::NodeProgram& program, policy::NodeProgram* owned);
   void Commit(Change& change);
 
   NftBackendOptions options_;
