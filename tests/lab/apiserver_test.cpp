@@ -5,7 +5,9 @@
 #include "lab/apiserver.h"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 
+#include <filesystem>
 #include <thread>
 
 #include "kube/client.h"
@@ -180,6 +182,49 @@ TEST_F(ApiServerTest, WatchDeliversEveryChangeOnceInOrder) {
   t.join();
   EXPECT_EQ(recorder.Snapshot(), (std::vector<std::string>{"LIST 1", "ADDED a", "MODIFIED a", "DELETED a"}));
   EXPECT_EQ(watch.lists(), 1);
+}
+
+// A watcher that was away while the server restarted and others changed the
+// state gets 410 Gone for its old resourceVersion, lists again, and carries on.
+TEST(ApiServerRestartTest, AWatcherTooFarBehindListsAgain) {
+  char dir[] = "/tmp/netpol-api-XXXXXX";
+  ASSERT_NE(::mkdtemp(dir), nullptr);
+  const std::string db = std::string(dir) + "/state.db";
+  auto first = ApiServer::Start({.database = db, .nodes = {}});
+  ASSERT_TRUE(first.ok());
+  const int port = (*first)->port();
+  auto client = kube::Client::Create(kube::Api((*first)->url()));
+  const auto pod = [](const std::string& name) {
+    return Json{{"metadata", {{"name", name}}}, {"spec", {{"containers", {{{"name", "c"}}}}}}}.dump();
+  };
+  ASSERT_TRUE((*client)->Request("POST", "/api/v1/namespaces/default/pods", pod("a")).ok());
+  Recorder recorder;
+  kube::ListWatch watch(**client, "/api/v1/namespaces/default/pods", recorder);
+  std::atomic<bool> stop{false};
+  std::thread t([&] { watch.Run(stop); });
+  for (int i = 0; i < 200 && recorder.Snapshot().empty(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  (*first)->Stop();
+  // Changes the watcher does not see: made through another server on the same
+  // database, so the restarted server's history starts after them.
+  {
+    auto other = ApiServer::Start({.database = db, .nodes = {}});
+    ASSERT_TRUE(other.ok());
+    auto c = kube::Client::Create(kube::Api((*other)->url()));
+    for (const char* name : {"b", "c", "d"}) ASSERT_TRUE((*c)->Request("POST", "/api/v1/namespaces/default/pods", pod(name)).ok());
+    ASSERT_TRUE((*c)->Request("DELETE", "/api/v1/namespaces/default/pods/a").ok());
+  }
+  auto restarted = ApiServer::Start({.port = port, .database = db, .nodes = {}});
+  ASSERT_TRUE(restarted.ok()) << restarted.error().message();
+  for (int i = 0; i < 400 && watch.lists() < 2; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  stop = true;
+  t.join();
+  EXPECT_EQ(watch.lists(), 2) << "410 Gone makes it list again";
+  const std::vector<std::string> log = recorder.Snapshot();
+  ASSERT_FALSE(log.empty());
+  EXPECT_EQ(log.front(), "LIST 1");
+  EXPECT_EQ(log.back(), "LIST 3") << "the relist has b, c and d, and not a";
+  std::error_code ec;
+  std::filesystem::remove_all(dir, ec);
 }
 
 }  // namespace
