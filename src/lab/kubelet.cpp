@@ -20,6 +20,7 @@
 #include <sstream>
 #include <thread>
 
+#include "base/exec_args.h"
 #include "base/ip.h"
 #include "base/netns.h"
 #include "kube/client.h"
@@ -53,20 +54,13 @@ int RunProgram(const std::vector<std::string>& argv, const std::vector<std::stri
     if (!fd) return -1;
     ns_fd = *fd;
   }
+  const ExecArgs args(argv, env);
   const pid_t pid = ::fork();
   if (pid == 0) {
     if (ns_fd >= 0 && ::setns(ns_fd, CLONE_NEWNET) != 0) ::_exit(126);
     ::dup2(in[0], 0);
     ::dup2(out[1], 1);
-    std::vector<std::string> a = argv;
-    std::vector<std::string> e = env;
-    std::vector<char*> args;
-    for (std::string& s : a) args.push_back(s.data());
-    args.push_back(nullptr);
-    std::vector<char*> envp;
-    for (std::string& s : e) envp.push_back(s.data());
-    envp.push_back(nullptr);
-    ::execvpe(args[0], args.data(), envp.data());
+    ::execvpe(args.file(), args.argv(), args.envp());
     ::_exit(127);
   }
   if (ns_fd >= 0) ::close(ns_fd);
@@ -197,6 +191,9 @@ struct Kubelet::Impl {
   void StartContainer(Pod& pod, Container& c) {
     const std::string log = options.log_dir + "/" + pod.ns + "_" + pod.name + "_" + c.name + ".log";
     const int log_fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    std::vector<std::string> argv = {"ip", "netns", "exec", pod.netns};
+    argv.insert(argv.end(), c.argv.begin(), c.argv.end());
+    const ExecArgs args(std::move(argv), c.env);
     const pid_t pid = ::fork();
     if (pid == 0) {
       ::setsid();
@@ -206,16 +203,7 @@ struct Kubelet::Impl {
       }
       const int devnull = ::open("/dev/null", O_RDONLY);
       if (devnull >= 0) ::dup2(devnull, 0);
-      std::vector<std::string> argv = {"ip", "netns", "exec", pod.netns};
-      argv.insert(argv.end(), c.argv.begin(), c.argv.end());
-      std::vector<std::string> env = c.env;
-      std::vector<char*> args;
-      for (std::string& s : argv) args.push_back(s.data());
-      args.push_back(nullptr);
-      std::vector<char*> envp;
-      for (std::string& s : env) envp.push_back(s.data());
-      envp.push_back(nullptr);
-      ::execvpe("ip", args.data(), envp.data());
+      ::execvpe(args.file(), args.argv(), args.envp());
       ::_exit(127);
     }
     if (log_fd >= 0) ::close(log_fd);

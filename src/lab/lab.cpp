@@ -18,6 +18,7 @@
 #include <thread>
 
 #include "api/load.h"
+#include "base/exec_args.h"
 #include "base/netns.h"
 #include "kube/client.h"
 #include "lab/apiserver.h"
@@ -33,6 +34,7 @@ using Clock = std::chrono::steady_clock;
 
 // Runs a program (no shell) and waits; its exit code.
 int Exec(const std::vector<std::string>& argv, bool quiet = true) {
+  const ExecArgs args(argv);
   const pid_t pid = ::fork();
   if (pid == 0) {
     if (quiet) {
@@ -40,11 +42,7 @@ int Exec(const std::vector<std::string>& argv, bool quiet = true) {
       ::dup2(devnull, 1);
       ::dup2(devnull, 2);
     }
-    std::vector<std::string> a = argv;
-    std::vector<char*> args;
-    for (std::string& s : a) args.push_back(s.data());
-    args.push_back(nullptr);
-    ::execvp(args[0], args.data());
+    ::execvpe(args.file(), args.argv(), args.envp());
     ::_exit(127);
   }
   if (pid < 0) return -1;
@@ -372,31 +370,17 @@ Status LabRun(const LabOptions& o) {
            {"agentTimeoutMs", 10000},
            {"ipam", {{"ranges", {"198.18." + n + ".0/24", "2001:2:0:" + n + "::/64"}}}}}}}};
     NETPOL_RETURN_IF_ERROR(WriteFile(node_dir + "/10-netpol.conflist", conflist.dump(2)), "starting the lab");
+    const ExecArgs args({o.bin_dir + "/netpold", "--server", api->url(), "--node-name", NodeName(i), "--netns",
+                         o.name + "-" + NodeName(i), "--state-dir", node_dir + "/cni", "--socket",
+                         node_dir + "/agent.sock", "--log-level", "info"});
+    const std::string log_path = paths.logs() + "/netpold-" + NodeName(i) + ".log";
     const pid_t pid = ::fork();
     if (pid == 0) {
       ::setsid();
-      const int log = ::open((paths.logs() + "/netpold-" + NodeName(i) + ".log").c_str(),
-                             O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+      const int log = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
       ::dup2(log, 1);
       ::dup2(log, 2);
-      const std::string binary = o.bin_dir + "/netpold";
-      const std::vector<std::string> argv = {binary,
-                                             "--server",
-                                             api->url(),
-                                             "--node-name",
-                                             NodeName(i),
-                                             "--netns",
-                                             o.name + "-" + NodeName(i),
-                                             "--state-dir",
-                                             node_dir + "/cni",
-                                             "--socket",
-                                             node_dir + "/agent.sock",
-                                             "--log-level",
-                                             "info"};
-      std::vector<char*> args;
-      for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-      args.push_back(nullptr);
-      ::execv(binary.c_str(), args.data());
+      ::execve(args.file(), args.argv(), args.envp());
       ::_exit(127);
     }
     journal.Add("agent", std::to_string(pid));
@@ -462,28 +446,16 @@ Status LabUp(const LabOptions& o, std::ostream& progress) {
   }
   fs::remove(paths.ready(), ec);
   progress << "starting the control plane and " << o.nodes << " node" << (o.nodes == 1 ? "" : "s") << "\n";
+  const ExecArgs args({o.bin_dir + "/netpol", "lab", "run", "--dir", o.dir, "--name", o.name, "--nodes",
+                       std::to_string(o.nodes), "--port", std::to_string(o.port)});
+  const std::string log_path = paths.log();
   const pid_t pid = ::fork();
   if (pid == 0) {
     ::setsid();
-    const int log = ::open(paths.log().c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    const int log = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     ::dup2(log, 1);
     ::dup2(log, 2);
-    const std::string binary = o.bin_dir + "/netpol";
-    const std::vector<std::string> argv = {binary,
-                                           "lab",
-                                           "run",
-                                           "--dir",
-                                           o.dir,
-                                           "--name",
-                                           o.name,
-                                           "--nodes",
-                                           std::to_string(o.nodes),
-                                           "--port",
-                                           std::to_string(o.port)};
-    std::vector<char*> args;
-    for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-    args.push_back(nullptr);
-    ::execv(binary.c_str(), args.data());
+    ::execve(args.file(), args.argv(), args.envp());
     ::_exit(127);
   }
   const auto deadline = Clock::now() + std::chrono::seconds(60);

@@ -1,5 +1,7 @@
 #include "e2e/cni_runner.h"
 
+#include "base/exec_args.h"
+
 #include <fcntl.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -40,19 +42,13 @@ pid_t CniRunner::Start(const CniCall& call) {
   if (::pipe2(in, O_CLOEXEC) != 0 || ::pipe2(out, O_CLOEXEC) != 0) throw std::runtime_error("pipe");
   // Through `ip netns exec`: the plugin runs in the node's namespace, as the
   // runtime on that node would run it.
-  std::vector<std::string> argv = {"ip", "netns", "exec", node_, binary};
+  const ExecArgs args({"ip", "netns", "exec", node_, binary}, env);
   const pid_t pid = ::fork();
   if (pid < 0) throw std::runtime_error("fork");
   if (pid == 0) {
     ::dup2(in[0], 0);
     ::dup2(out[1], 1);
-    std::vector<char*> args;
-    for (std::string& a : argv) args.push_back(a.data());
-    args.push_back(nullptr);
-    std::vector<char*> envp;
-    for (std::string& e : env) envp.push_back(e.data());
-    envp.push_back(nullptr);
-    ::execvpe("ip", args.data(), envp.data());
+    ::execvpe(args.file(), args.argv(), args.envp());
     ::_exit(127);
   }
   ::close(in[0]);

@@ -17,6 +17,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <random>
 #include <sstream>
 #include <thread>
@@ -129,6 +130,19 @@ class LabTest : public ::testing::Test {
                .code == 0;
   }
 
+  // Policy reaches the nodes a few milliseconds after kubectl returns (each
+  // node's agent watches and programs on its own): what a test expects after
+  // a change must come true within a bound, not at once.
+  static bool Eventually(const std::function<bool()>& condition,
+                         std::chrono::milliseconds limit = std::chrono::milliseconds(5000)) {
+    const auto deadline = std::chrono::steady_clock::now() + limit;
+    while (!condition()) {
+      if (std::chrono::steady_clock::now() > deadline) return false;
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    return true;
+  }
+
   std::string name_;
   std::string dir_;
   std::string flags_;
@@ -150,9 +164,9 @@ TEST_F(LabTest, TheGuideOnTwoNodesWithKubectl) {
   EXPECT_TRUE(Connects(wp, db, 3306));
   EXPECT_TRUE(Connects(client, db, 3306));
   ASSERT_EQ(Kubectl("create -f " + Source("examples/wordpress/policy-deny-all.yaml")).code, 0);
-  EXPECT_FALSE(Connects(wp, db, 3306)) << "default-deny: WordPress loses its database";
+  EXPECT_TRUE(Eventually([&] { return !Connects(wp, db, 3306); })) << "default-deny: WordPress loses its database";
   ASSERT_EQ(Kubectl("create -f " + Source("examples/wordpress/policy-wordpress-mariadb.yaml")).code, 0);
-  EXPECT_TRUE(Connects(wp, db, 3306)) << "WordPress may reach MariaDB again";
+  EXPECT_TRUE(Eventually([&] { return Connects(wp, db, 3306); })) << "WordPress may reach MariaDB again";
   EXPECT_FALSE(Connects(client, db, 3306)) << "the client still may not";
   const Output probe = Shell(std::string(NETPOL_CLI_BIN) + " lab probe" + flags_);
   EXPECT_EQ(probe.code, 0) << probe.text;
@@ -305,7 +319,7 @@ TEST_F(LabTest, AgentKilledAndRestartedNeverLapsesAndKeepsConnections) {
   const json db = Pod("np-test-mariadb-");
   const json wp = Pod("np-test-wordpress-");
   const json client = Pod("client");
-  ASSERT_TRUE(Connects(wp, db, 3306));
+  ASSERT_TRUE(Eventually([&] { return Connects(wp, db, 3306); }));
   // An open connection from WordPress to MariaDB, held across the restart.
   int fd = -1;
   {
