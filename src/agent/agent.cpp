@@ -13,6 +13,7 @@
 #include <iostream>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <thread>
 
@@ -60,6 +61,11 @@ std::string PodKey(const std::string& ns, const std::string& name) {
   return ns + "/" + name;
 }
 
+uint64_t RvOf(const Json& object) {
+  const std::string rv = object["metadata"].value("resourceVersion", "");
+  return rv.empty() ? 0 : std::strtoull(rv.c_str(), nullptr, 10);
+}
+
 }  // namespace
 
 struct Agent::Impl {
@@ -71,6 +77,8 @@ struct Agent::Impl {
   std::map<std::string, cni::PodRegistration> local;   // ns/name -> registration
   std::map<std::string, bool> listed;                  // kind -> listed once
   std::map<std::string, std::set<std::string>> known;  // kind -> ns/name applied
+  std::map<std::string, uint64_t> policy_rv;           // ns/name -> resourceVersion applied
+  kube::Client* api_client = nullptr;  // for reads outside the watches
   uint64_t wanted = 0;                                 // generation of the desired state
   uint64_t applied = 0;                                // generation in force
   AgentStats stats;
@@ -117,9 +125,11 @@ struct Agent::Impl {
     if (type == "DELETED") {
       engine.Delete(kind, ns, name);
       known[kind].erase(PodKey(ns, name));
+      if (kind == "NetworkPolicy") policy_rv.erase(PodKey(ns, name));
       if (kind == "Pod") node_pods.erase(PodKey(ns, name));
     } else if (std::optional<api::Object> decoded = Decode(object)) {
       known[kind].insert(PodKey(ns, name));
+      if (kind == "NetworkPolicy") policy_rv[PodKey(ns, name)] = RvOf(object);
       if (auto* pod = std::get_if<api::Pod>(&*decoded)) {
         if (object["spec"].value("nodeName", "") == options.node_name) node_pods[PodKey(ns, name)] = *pod;
         ApplyPod(*pod);
@@ -239,7 +249,41 @@ struct Agent::Impl {
     }
     if (!reg) return Json{{"ok", false}, {"error", reg.error().message()}}.dump();
     const std::string key = PodKey(reg->pod_namespace, reg->pod_name);
+    // A policy created just before the pod may not have reached this agent's
+    // watch yet: the policies of the pod's namespace (the only ones that can
+    // isolate it) are read from the API first, and the answer waits until the
+    // watch has caught up with that read.
+    std::optional<Json> namespace_policies;
+    if (op == "add" && api_client != nullptr) {
+      Result<Json> read =
+          api_client->Get("/apis/networking.k8s.io/v1/namespaces/" + reg->pod_namespace + "/networkpolicies");
+      if (!read) {
+        return Json{{"ok", false}, {"error", "cannot read the pod's policies: " + read.error().message()}}.dump();
+      }
+      namespace_policies = std::move(*read);
+    }
     std::unique_lock lock(mu);
+    if (namespace_policies) {
+      const uint64_t read_at = RvOf(*namespace_policies);
+      const auto caught_up = [&] {
+        std::set<std::string> in_read;
+        for (const Json& p : (*namespace_policies)["items"]) {
+          const std::string name = PodKey(reg->pod_namespace, p["metadata"].value("name", ""));
+          in_read.insert(name);
+          const auto it = policy_rv.find(name);
+          if (it == policy_rv.end() || it->second < RvOf(p)) return false;
+        }
+        // Known here, absent there, and not changed since the read: its
+        // deletion has not reached the watch yet.
+        for (const auto& [name, rv] : policy_rv) {
+          if (name.rfind(reg->pod_namespace + "/", 0) == 0 && !in_read.contains(name) && rv < read_at) return false;
+        }
+        return true;
+      };
+      if (!changed.wait_for(lock, std::chrono::seconds(10), caught_up)) {
+        return Json{{"ok", false}, {"error", "the agent's watch has not caught up with the pod's policies"}}.dump();
+      }
+    }
     if (op == "add") {
       local[key] = *reg;
       if (const auto it = node_pods.find(key); it != node_pods.end()) ApplyPod(it->second);
@@ -354,6 +398,7 @@ Status Agent::Run(const std::atomic<bool>& stop) {
     std::lock_guard lock(a.mu);
     for (const auto& reg : registered) a.local[PodKey(reg.pod_namespace, reg.pod_name)] = reg;
   }
+  a.api_client = client.get();
   a.Log(LogLevel::kInfo, "starting",
         {{"server", a.options.api.server}, {"registered_pods", registered.size()}});
   Watcher namespaces(a, "Namespace");
