@@ -23,6 +23,12 @@ packages=(
   mariadb-server wordpress wordpress-theme-twentytwentythree php-cli php-mysql curl
 )
 
+# kubectl for the lab's tests and `make demo`: any kubectl works against the lab
+# (1.20 from Debian's kubernetes-client, or a newer one already installed).
+if ! command -v kubectl >/dev/null 2>&1; then
+  packages+=(kubernetes-client)
+fi
+
 missing=()
 for p in "${packages[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then

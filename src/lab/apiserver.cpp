@@ -420,6 +420,13 @@ struct ApiServer::Impl {
     // validates fields itself (a patch operation per kind with the
     // fieldValidation query parameter): it then sends fieldValidation=Strict
     // and the server's own validation (src/api) answers.
+    // OpenAPI v2 for older kubectl (1.20, Debian's): an empty protobuf
+    // Document, which gives their client-side validation no schema to hold
+    // objects against; the server's own validation still answers.
+    http.Get("/openapi/v2", [](const httplib::Request&, httplib::Response& res) {
+      res.status = 200;
+      res.set_content("", "application/com.github.proto-openapi.spec.v2.v1.0+protobuf");
+    });
     http.Get("/openapi/v3", [](const httplib::Request&, httplib::Response& res) {
       Json paths = Json::object();
       for (const std::string gv : {"v1", "apps/v1", "networking.k8s.io/v1"}) {
