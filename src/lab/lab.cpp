@@ -51,6 +51,22 @@ int Exec(const std::vector<std::string>& argv, bool quiet = true) {
   return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
+// Starts a program in a session of its own with stdout and stderr to `log`
+// (appended, or truncated first); its pid.
+pid_t SpawnDaemon(const ExecArgs& args, const std::string& log, bool truncate) {
+  const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC | (truncate ? O_TRUNC : O_APPEND), 0644);
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    ::setsid();
+    ::dup2(fd, 1);
+    ::dup2(fd, 2);
+    ::execve(args.file(), args.argv(), args.envp());
+    ::_exit(127);
+  }
+  if (fd >= 0) ::close(fd);
+  return pid;
+}
+
 Status Ip(const std::vector<std::string>& args) {
   std::vector<std::string> argv = {"ip"};
   argv.insert(argv.end(), args.begin(), args.end());
@@ -373,16 +389,7 @@ Status LabRun(const LabOptions& o) {
     const ExecArgs args({o.bin_dir + "/netpold", "--server", api->url(), "--node-name", NodeName(i), "--netns",
                          o.name + "-" + NodeName(i), "--state-dir", node_dir + "/cni", "--socket",
                          node_dir + "/agent.sock", "--log-level", "info"});
-    const std::string log_path = paths.logs() + "/netpold-" + NodeName(i) + ".log";
-    const pid_t pid = ::fork();
-    if (pid == 0) {
-      ::setsid();
-      const int log = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-      ::dup2(log, 1);
-      ::dup2(log, 2);
-      ::execve(args.file(), args.argv(), args.envp());
-      ::_exit(127);
-    }
+    const pid_t pid = SpawnDaemon(args, paths.logs() + "/netpold-" + NodeName(i) + ".log", false);
     journal.Add("agent", std::to_string(pid));
     agents.push_back(pid);
   }
@@ -448,16 +455,7 @@ Status LabUp(const LabOptions& o, std::ostream& progress) {
   progress << "starting the control plane and " << o.nodes << " node" << (o.nodes == 1 ? "" : "s") << "\n";
   const ExecArgs args({o.bin_dir + "/netpol", "lab", "run", "--dir", o.dir, "--name", o.name, "--nodes",
                        std::to_string(o.nodes), "--port", std::to_string(o.port)});
-  const std::string log_path = paths.log();
-  const pid_t pid = ::fork();
-  if (pid == 0) {
-    ::setsid();
-    const int log = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    ::dup2(log, 1);
-    ::dup2(log, 2);
-    ::execve(args.file(), args.argv(), args.envp());
-    ::_exit(127);
-  }
+  const pid_t pid = SpawnDaemon(args, paths.log(), true);
   const auto deadline = Clock::now() + std::chrono::seconds(60);
   while (!fs::exists(paths.ready())) {
     int status = 0;

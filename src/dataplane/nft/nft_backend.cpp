@@ -244,17 +244,7 @@ Result<NftBackend::Change> NftBackend::Prepare(const policy::NodeProgram& progra
   };
   // Only what is in one and not the other, both ways.
   const auto diff = [&](const PodElements& before, const PodElements& after) {
-    PodEdits d;
-    const auto one_way = [](const PodElements& from, const PodElements& other, PodElements& out) {
-      for (const auto& [set, elements] : from) {
-        const auto it = other.find(set);
-        for (const auto& [element, origin] : elements) {
-          if (it == other.end() || !it->second.contains(element)) out[set].emplace(element, origin);
-        }
-      }
-    };
-    one_way(before, after, d.removed);
-    one_way(after, before, d.added);
+    const PodEdits d = DiffElements(before, after);
     record(d.removed, false);
     record(d.added, true);
   };

@@ -594,12 +594,15 @@ std::optional<PodEdits> RenderPodMemberChange(const std::string& name, const pol
       }
     }
   }
-  PodEdits edits;
-  if (changed.empty()) return edits;
+  if (changed.empty()) return PodEdits{};
   const Restricted was = Restrict(before, before_program, changed);
   const Restricted now = Restrict(after, after_program, changed);
   const PodElements old_elements = RenderPod(name, was.pod, was.program, options);
   const PodElements new_elements = RenderPod(name, now.pod, now.program, options);
+  return DiffElements(old_elements, new_elements);
+}
+
+PodEdits DiffElements(const PodElements& before, const PodElements& after) {
   const auto one_way = [](const PodElements& from, const PodElements& other, PodElements& out) {
     for (const auto& [set, elements] : from) {
       const auto it = other.find(set);
@@ -608,8 +611,9 @@ std::optional<PodEdits> RenderPodMemberChange(const std::string& name, const pol
       }
     }
   };
-  one_way(old_elements, new_elements, edits.removed);
-  one_way(new_elements, old_elements, edits.added);
+  PodEdits edits;
+  one_way(before, after, edits.removed);
+  one_way(after, before, edits.added);
   return edits;
 }
 

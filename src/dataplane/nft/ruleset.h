@@ -75,6 +75,9 @@ struct PodEdits {
   PodElements added;
   PodElements removed;
 };
+// What turns `before` into `after`: the elements only one of them has.
+PodEdits DiffElements(const PodElements& before, const PodElements& after);
+
 std::optional<PodEdits> RenderPodMemberChange(const std::string& name, const policy::LocalPod& before,
                                               const policy::NodeProgram& before_program,
                                               const policy::LocalPod& after,
