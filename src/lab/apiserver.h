@@ -5,7 +5,8 @@
 //   int port = (*api)->port();                  // kubeconfig: server: http://127.0.0.1:<port>
 //
 // Served: discovery (/version, /api, /apis, resource lists), OpenAPI v3 enough
-// for kubectl to use server-side field validation, and namespaces, nodes,
+// for kubectl to use server-side field validation (and an empty v2 document for
+// older kubectl, which then validates nothing itself), and namespaces, nodes,
 // pods (and status), services, deployments (apps/v1) and networkpolicies
 // (networking.k8s.io/v1): create, get, list (label and field selectors), watch
 // (bookmarks, 410 Gone when too old), update, patch (merge and strategic, as
