@@ -16,6 +16,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "base/hash.h"
 #include "base/netns.h"
 #include "cni/internal/rtnl.h"
 #include "cni/ipam.h"
@@ -218,13 +219,10 @@ class Plugin {
   }
 
   static std::string HostInterfaceName(const Owner& owner) {
-    uint64_t h = 1469598103934665603ULL;
-    for (const char c : owner.container_id + "/" + owner.ifname) {
-      h ^= static_cast<unsigned char>(c);
-      h *= 1099511628211ULL;
-    }
+    Fnv1a h;
+    h.Add(owner.container_id + "/" + owner.ifname);
     char buffer[16];
-    std::snprintf(buffer, sizeof(buffer), "np%012llx", static_cast<unsigned long long>(h >> 16));
+    std::snprintf(buffer, sizeof(buffer), "np%012llx", static_cast<unsigned long long>(h.value() >> 16));
     return buffer;
   }
 
@@ -546,8 +544,7 @@ Outcome RunPlugin(const Invocation& call) {
     if (conf.version != "1.1.0") {
       return ErrorOutcome(conf.version, {kIncompatibleVersion, cmd + " needs cniVersion 1.1.0", ""});
     }
-    Invocation none = call;
-    Plugin plugin(none, std::move(conf));
+    Plugin plugin(call, std::move(conf));
     return cmd == "STATUS" ? plugin.ReportStatus() : plugin.Gc();
   }
   if (cmd != "ADD" && cmd != "DEL" && cmd != "CHECK") {

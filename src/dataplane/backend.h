@@ -22,7 +22,7 @@ struct ApplyStats {
   bool created = false;  // the table did not exist (or had another schema) and was built
   size_t added = 0;      // elements added
   size_t removed = 0;    // elements removed
-  std::string commands;  // the transaction that was sent ("" when nothing changed)
+  std::string commands;  // the transaction sent as nft text ("" when nothing changed or it went as a batch)
   bool batched = false;  // sent as a netlink batch of element edits, not through a parser
 };
 

@@ -19,6 +19,7 @@
 
 #include "api/load.h"
 #include "base/exec_args.h"
+#include "base/hash.h"
 #include "base/netns.h"
 #include "kube/client.h"
 #include "lab/apiserver.h"
@@ -203,11 +204,9 @@ Status WriteFile(const std::string& path, const std::string& content) {
 
 std::string TemplateHash(const Json& tmpl) {
   static constexpr char kAlphabet[] = "bcdfghjklmnpqrstvwxz2456789";
-  uint64_t h = 1469598103934665603ULL;
-  for (const char c : tmpl.dump()) {
-    h ^= static_cast<unsigned char>(c);
-    h *= 1099511628211ULL;
-  }
+  Fnv1a hash;
+  hash.Add(tmpl.dump());
+  uint64_t h = hash.value();
   std::string out;
   for (int i = 0; i < 10; ++i) {
     out += kAlphabet[h % (sizeof(kAlphabet) - 1)];
@@ -225,10 +224,9 @@ bool PodReady(const Json& pod) {
 
 // Deployments: replicas pods with the template's labels, named
 // <deployment>-<template hash>-<suffix>; a changed template replaces them.
-void ReconcileDeployments(kube::Client& api) {
+void ReconcileDeployments(kube::Client& api, const Json& pods) {
   Result<Json> deployments = api.Get("/apis/apps/v1/deployments");
-  Result<Json> pods = api.Get("/api/v1/pods");
-  if (!deployments || !pods) return;
+  if (!deployments) return;
   for (const Json& d : (*deployments)["items"]) {
     const std::string ns = d["metadata"].value("namespace", "");
     const std::string name = d["metadata"].value("name", "");
@@ -238,7 +236,7 @@ void ReconcileDeployments(kube::Client& api) {
     const int replicas = d["spec"].value("replicas", 1);
     std::vector<Json> current;
     std::vector<Json> stale;
-    for (const Json& p : (*pods)["items"]) {
+    for (const Json& p : pods["items"]) {
       bool owned = false;
       for (const Json& o : p["metadata"].value("ownerReferences", Json::array()))
         owned = owned || o.value("uid", "") == uid;
@@ -283,18 +281,18 @@ void ReconcileDeployments(kube::Client& api) {
 // Services as names: every pod's /etc/hosts (/etc/netns/<pod netns>/hosts,
 // which `ip netns exec` mounts) maps each service of its namespace, and of the
 // others by <svc>.<ns>, to the ready pods it selects. No virtual IPs.
-void ReconcileServices(kube::Client& api, const LabOptions& o, std::map<std::string, std::string>& written,
+void ReconcileServices(kube::Client& api, const Json& pods, const LabOptions& o,
+                       std::map<std::string, std::string>& written,
                        Journal& journal) {
   Result<Json> services = api.Get("/api/v1/services");
-  Result<Json> pods = api.Get("/api/v1/pods");
-  if (!services || !pods) return;
+  if (!services) return;
   std::string names;
   for (const Json& s : (*services)["items"]) {
     const std::string ns = s["metadata"].value("namespace", "");
     const std::string name = s["metadata"].value("name", "");
     const Json selector = s["spec"].value("selector", Json::object());
     if (selector.empty()) continue;
-    for (const Json& p : (*pods)["items"]) {
+    for (const Json& p : pods["items"]) {
       if (p["metadata"].value("namespace", "") != ns || !PodReady(p)) continue;
       bool match = true;
       for (auto it = selector.begin(); it != selector.end(); ++it) {
@@ -307,7 +305,7 @@ void ReconcileServices(kube::Client& api, const LabOptions& o, std::map<std::str
       names += " @" + ns + ":" + name + "\n";
     }
   }
-  for (const Json& p : (*pods)["items"]) {
+  for (const Json& p : pods["items"]) {
     const std::string ns = p["metadata"].value("namespace", "");
     const std::string netns = o.name + "-" + ns + "." + p["metadata"].value("name", "");
     // Short names resolve within the pod's own namespace.
@@ -414,8 +412,11 @@ Status LabRun(const LabOptions& o) {
     if (!client) return;
     std::map<std::string, std::string> written;
     while (!g_stop.load()) {
-      ReconcileDeployments(**client);
-      ReconcileServices(**client, o, written, journal);
+      // One list of pods per pass, for both controllers.
+      if (Result<Json> pods = (*client)->Get("/api/v1/pods")) {
+        ReconcileDeployments(**client, *pods);
+        ReconcileServices(**client, *pods, o, written, journal);
+      }
       std::this_thread::sleep_for(std::chrono::milliseconds(300));
     }
   });

@@ -2,6 +2,7 @@
 #include <cstdio>
 #include <set>
 
+#include "base/hash.h"
 #include "policy/compiled.h"
 #include "policy/internal/state.h"
 
@@ -18,26 +19,20 @@ using internal::State;
 
 // 64-bit FNV-1a over the set's members: a stable id for identical contents.
 std::string SetId(const AddressSet& set) {
-  uint64_t h = 1469598103934665603ULL;
-  const auto mix = [&](uint64_t v) {
-    for (int i = 0; i < 8; ++i) {
-      h ^= (v >> (8 * i)) & 0xff;
-      h *= 1099511628211ULL;
-    }
-  };
+  Fnv1a h;
   const auto mix_ip = [&](const IpAddress& ip) {
-    mix(static_cast<uint64_t>(ip.family()));
-    mix(ip.high());
-    mix(ip.low());
+    h.Add(static_cast<uint64_t>(ip.family()));
+    h.Add(ip.high());
+    h.Add(ip.low());
   };
   for (const IpAddress& ip : set.addresses) mix_ip(ip);
-  mix(0xfeed);
+  h.Add(uint64_t{0xfeed});
   for (const AddressRange& r : set.ranges) {
     mix_ip(r.first);
     mix_ip(r.last);
   }
   char buffer[24];
-  std::snprintf(buffer, sizeof(buffer), "p%016llx", static_cast<unsigned long long>(h));
+  std::snprintf(buffer, sizeof(buffer), "p%016llx", static_cast<unsigned long long>(h.value()));
   return buffer;
 }
 

@@ -271,8 +271,7 @@ Result<NftBackend::Change> NftBackend::Prepare(const policy::NodeProgram& progra
     diff({}, now);
     change.rendered[name] = std::move(now);
   }
-  change.stats.commands = edits.Commands();
-  change.edits = edits.List();
+  change.edits = std::move(edits);
   return change;
 }
 
@@ -293,16 +292,25 @@ void NftBackend::Commit(Change& change) {
 
 Result<std::string> NftBackend::Plan(const policy::NodeProgram& program) {
   NETPOL_ASSIGN_OR_RETURN(Change change, Prepare(program), "planning");
-  return change.stats.commands;
+  return change.full ? change.stats.commands : change.edits.Commands();
 }
 
 Result<ApplyStats> NftBackend::ApplyImpl(const policy::NodeProgram& program, policy::NodeProgram* owned) {
   NETPOL_ASSIGN_OR_RETURN(Change change, Prepare(program), "planning");
-  if (!change.stats.commands.empty()) {
-    // Hash-set element edits skip libnftables' parser (one libnftnl batch,
-    // still one transaction); anything else goes through libnftables.
+  // Hash-set element edits skip libnftables' parser (one libnftnl batch,
+  // still one transaction, and no text is rendered for them); anything else
+  // goes through libnftables.
+  std::vector<ElementEdit> batch;
+  if (!change.full && !change.edits.empty()) {
+    batch = change.edits.List();
+    if (!Batchable(batch, layout_)) {
+      batch.clear();
+      change.stats.commands = change.edits.Commands();
+    }
+  }
+  if (!change.stats.commands.empty() || !batch.empty()) {
     Status done = Ok();
-    if (!change.full && Batchable(change.edits, layout_)) {
+    if (!batch.empty()) {
       if (!batcher_) {
         Result<ElementBatcher> opened = ElementBatcher::Open(options_.netns);
         if (opened)
@@ -310,7 +318,7 @@ Result<ApplyStats> NftBackend::ApplyImpl(const policy::NodeProgram& program, pol
         else
           done = std::move(opened).error();
       }
-      if (batcher_) done = batcher_->Send(change.edits, layout_);
+      if (batcher_) done = batcher_->Send(batch, layout_);
       change.stats.batched = true;
     } else if (Result<std::string> ran = Run(change.stats.commands, false); !ran) {
       done = std::move(ran).error();

@@ -75,7 +75,7 @@ class NftBackend final : public Backend {
     std::map<std::string, PodElements> rendered;  // pods rendered whole
     std::vector<std::string> removed;             // pods gone
     std::map<std::string, PodEdits> edited;       // pods edited by peer members
-    std::vector<ElementEdit> edits;               // the element edits, one by one (incremental only)
+    ElementEdits edits;                           // incremental only; the full build is stats.commands
   };
 
   NftBackend(NftBackendOptions options, nft_ctx* ctx) : options_(std::move(options)), ctx_(ctx) {}

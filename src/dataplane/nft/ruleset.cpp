@@ -433,14 +433,10 @@ std::string ElementComment(const std::string& origin) {
 }
 
 void ElementEdits::Delete(const std::string& set, const std::string& element) {
-  std::string& list = edits_[set].first;
-  list += (list.empty() ? "" : ", ") + element;
   items_[set].first.push_back(element);
 }
 
 void ElementEdits::Add(const std::string& set, const std::string& element, const std::string& origin) {
-  std::string& list = edits_[set].second;
-  list += (list.empty() ? "" : ", ") + element + " " + ElementComment(origin);
   items_[set].second.emplace_back(element, origin);
 }
 
@@ -466,11 +462,19 @@ std::vector<NftSet> SetLayout(const NftOptions& options) {
 std::string ElementEdits::Commands() const {
   const std::string table = std::string(kTableFamily) + " " + kTableName;
   std::string out;
-  for (const auto& [set, edit] : edits_) {
-    if (!edit.first.empty()) out += "delete element " + table + " " + set + " { " + edit.first + " }\n";
+  for (const auto& [set, edit] : items_) {
+    if (edit.first.empty()) continue;
+    out += "delete element " + table + " " + set + " { ";
+    for (size_t i = 0; i < edit.first.size(); ++i) out += (i ? ", " : "") + edit.first[i];
+    out += " }\n";
   }
-  for (const auto& [set, edit] : edits_) {
-    if (!edit.second.empty()) out += "add element " + table + " " + set + " { " + edit.second + " }\n";
+  for (const auto& [set, edit] : items_) {
+    if (edit.second.empty()) continue;
+    out += "add element " + table + " " + set + " { ";
+    for (size_t i = 0; i < edit.second.size(); ++i) {
+      out += (i ? ", " : "") + edit.second[i].first + " " + ElementComment(edit.second[i].second);
+    }
+    out += " }\n";
   }
   return out;
 }

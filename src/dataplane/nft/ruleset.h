@@ -107,10 +107,9 @@ class ElementEdits {
   std::string Commands() const;
   // The same edits, one by one, in the order Commands() applies them.
   std::vector<ElementEdit> List() const;
-  bool empty() const { return edits_.empty(); }
+  bool empty() const { return items_.empty(); }
 
  private:
-  std::map<std::string, std::pair<std::string, std::string>> edits_;  // set -> (deletes, adds), as text
   std::map<std::string, std::pair<std::vector<std::string>, std::vector<std::pair<std::string, std::string>>>>
       items_;  // set -> (deleted elements, added (element, origin))
 };
