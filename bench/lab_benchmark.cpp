@@ -158,6 +158,7 @@ int Main(const std::string& bin) {
                        {"ipam", {{"ranges", {"198.18.1.0/24"}}}}};
     std::ofstream(dir + "/conf.json") << conf.dump();
     std::vector<double> add_ms;
+    std::vector<double> add_parts[3];  // until the agent has the request, compile, dataplane
     for (int i = 0; i < 100; ++i) {
       const std::string pod = "bench-" + std::to_string(i);
       const std::string pod_ns = tag + "-p" + std::to_string(i);
@@ -190,6 +191,12 @@ int Main(const std::string& bin) {
       int wstatus = 0;
       ::waitpid(child, &wstatus, 0);
       add_ms.push_back(Ms(Clock::now() - start));
+      {
+        const agent::AgentStats after = agent.stats();
+        add_parts[0].push_back(Ms(after.last_change_at - start));
+        add_parts[1].push_back(after.last_compile_ms);
+        add_parts[2].push_back(after.last_dataplane_ms);
+      }
       ::close(node_fd);
       ::close(conf_fd);
       const int rc = WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : -1;
@@ -202,6 +209,9 @@ int Main(const std::string& bin) {
     // Watch event -> dataplane updated: label flips of a local pod (its peers
     // and its own rules change) and policy creations, one at a time.
     std::vector<double> event_ms;
+    // Where an event's time goes: until the agent has it (API server, watch,
+    // decoding, engine), compiling, the dataplane backend.
+    std::vector<double> event_parts[3];
     for (int i = 0; i < 100 && status == 0; ++i) {
       const uint64_t before = agent.stats().programs;
       const auto start = Clock::now();
@@ -223,6 +233,10 @@ int Main(const std::string& bin) {
         std::this_thread::sleep_for(std::chrono::microseconds(50));
       }
       event_ms.push_back(Ms(Clock::now() - start));
+      const agent::AgentStats after = agent.stats();
+      event_parts[0].push_back(Ms(after.last_change_at - start));
+      event_parts[1].push_back(after.last_compile_ms);
+      event_parts[2].push_back(after.last_dataplane_ms);
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
     }
     stop = true;
@@ -242,10 +256,18 @@ int Main(const std::string& bin) {
           "pod ADD -> policy in force (netpol-cni ADD, wiring included), %zu pods: p50 %.2f ms, p99 %.2f "
           "ms\n",
           add_ms.size(), Percentile(add_ms, 0.5), Percentile(add_ms, 0.99));
+      std::printf("  of which: to the agent p50 %.2f p99 %.2f; compile p50 %.2f p99 %.2f; dataplane p50 %.2f p99 %.2f ms\n",
+                  Percentile(add_parts[0], 0.5), Percentile(add_parts[0], 0.99),
+                  Percentile(add_parts[1], 0.5), Percentile(add_parts[1], 0.99),
+                  Percentile(add_parts[2], 0.5), Percentile(add_parts[2], 0.99));
     }
     if (!event_ms.empty()) {
       std::printf("watch event -> dataplane updated, %zu changes: p50 %.2f ms, p99 %.2f ms\n",
                   event_ms.size(), Percentile(event_ms, 0.5), Percentile(event_ms, 0.99));
+      std::printf("  of which: to the agent p50 %.2f p99 %.2f; compile p50 %.2f p99 %.2f; dataplane p50 %.2f p99 %.2f ms\n",
+                  Percentile(event_parts[0], 0.5), Percentile(event_parts[0], 0.99),
+                  Percentile(event_parts[1], 0.5), Percentile(event_parts[1], 0.99),
+                  Percentile(event_parts[2], 0.5), Percentile(event_parts[2], 0.99));
     }
   }
   // Agent memory: the real binary, its RSS once synced.
@@ -256,6 +278,13 @@ int Main(const std::string& bin) {
     ::dup2(fd, 2);
     const std::string binary = bin + "/netpold";
     const std::string url = (*server)->url();
+    // NETPOL_BENCH_AGENT_WRAPPER (e.g. heaptrack) runs the agent under a profiler.
+    if (const char* wrapper = std::getenv("NETPOL_BENCH_AGENT_WRAPPER")) {
+      ::execlp(wrapper, wrapper, binary.c_str(), "--server", url.c_str(), "--node-name", "node-1", "--netns",
+               node_ns.c_str(), "--state-dir", (dir + "/cni").c_str(), "--socket",
+               (dir + "/agent2.sock").c_str(), nullptr);
+      ::_exit(127);
+    }
     ::execl(binary.c_str(), binary.c_str(), "--server", url.c_str(), "--node-name", "node-1", "--netns",
             node_ns.c_str(), "--state-dir", (dir + "/cni").c_str(), "--socket",
             (dir + "/agent2.sock").c_str(), nullptr);
@@ -266,7 +295,13 @@ int Main(const std::string& bin) {
   while (!synced && Clock::now() - start < std::chrono::seconds(120)) {
     std::ifstream in(log);
     std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    synced = text.find("first full sync in force") != std::string::npos;
+    const size_t at = text.find("first full sync in force");
+    synced = at != std::string::npos;
+    if (synced) {
+      const size_t begin = text.rfind('\n', at);
+      const size_t end = text.find('\n', at);
+      std::printf("netpold: %s\n", text.substr(begin == std::string::npos ? 0 : begin + 1, end - begin - 1).c_str());
+    }
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
   std::this_thread::sleep_for(std::chrono::milliseconds(500));

@@ -81,6 +81,7 @@ struct Agent::Impl {
   kube::Client* api_client = nullptr;  // for reads outside the watches
   uint64_t wanted = 0;                                 // generation of the desired state
   uint64_t applied = 0;                                // generation in force
+  Clock::time_point wanted_at;                         // when `wanted` last grew
   AgentStats stats;
   std::unique_ptr<dataplane::nft::NftBackend> backend;
 
@@ -98,7 +99,7 @@ struct Agent::Impl {
   // --- cluster state (called with mu held) -------------------------------------
 
   std::optional<api::Object> Decode(const Json& object) const {
-    api::LoadResult loaded = api::LoadText(object.dump(), "watch", {});
+    api::LoadResult loaded = api::LoadText(object.dump(), "watch", {.field_positions = false});
     if (!loaded.ok() || loaded.objects.size() != 1) {
       std::string why;
       for (const auto& d : loaded.diagnostics) why += d.ToString() + "; ";
@@ -138,8 +139,7 @@ struct Agent::Impl {
       }
     }
     ++stats.events;
-    ++wanted;
-    changed.notify_all();
+    Want();
   }
 
   void OnList(const std::string& kind, const std::vector<Json>& items) {
@@ -166,7 +166,13 @@ struct Agent::Impl {
       OnObject(kind, "ADDED", object);
     }
     listed[kind] = true;
+    Want();
+  }
+
+  // Something changed: the dataplane is behind until the next program.
+  void Want() {
     ++wanted;
+    wanted_at = Clock::now();
     changed.notify_all();
   }
 
@@ -199,11 +205,14 @@ struct Agent::Impl {
       changed.wait_for(lock, std::chrono::milliseconds(200));
       if (!Synced() || applied == wanted || Clock::now() < retry_at) continue;
       const uint64_t target = wanted;
+      const Clock::time_point change_at = wanted_at;
       const auto start = Clock::now();
       policy::NodeProgram program = Program();
       const size_t local_pods = program.pods.size();
+      const auto compiled = Clock::now();
       Result<dataplane::ApplyStats> done = backend->Apply(std::move(program));
-      const double ms = std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+      const auto end = Clock::now();
+      const double ms = std::chrono::duration<double, std::milli>(end - start).count();
       if (!done) {
         ++stats.failures;
         retry_at = Clock::now() + std::chrono::milliseconds(500);
@@ -212,13 +221,20 @@ struct Agent::Impl {
         continue;
       }
       applied = target;
+      stats.last_change_at = change_at;
+      stats.last_compile_ms = std::chrono::duration<double, std::milli>(compiled - start).count();
+      stats.last_dataplane_ms = std::chrono::duration<double, std::milli>(end - compiled).count();
       ++stats.programs;
       if (!stats.synced) {
         // The first lists decoded the whole cluster through short-lived JSON
         // documents; hand the freed heap back so the resident size is what the
         // agent keeps, not what the sync passed through.
         ::malloc_trim(0);
-        Log(LogLevel::kInfo, "first full sync in force", {{"pods", local_pods}});
+        const struct mallinfo2 heap = ::mallinfo2();
+        Log(LogLevel::kInfo, "first full sync in force",
+            {{"pods", local_pods},
+             {"heap_in_use_bytes", heap.uordblks + heap.hblkhd},
+             {"heap_free_bytes", heap.fordblks}});
       }
       stats.synced = true;
       Log(LogLevel::kDebug, "programmed",
@@ -294,9 +310,8 @@ struct Agent::Impl {
     } else if (op != "check") {
       return Json{{"ok", false}, {"error", "unknown op " + op}}.dump();
     }
-    ++wanted;
+    Want();
     const uint64_t target = wanted;
-    changed.notify_all();
     // Answer once the change is in force (the plugin times out on its side).
     const bool in_force = changed.wait_for(lock, std::chrono::seconds(30), [&] { return applied >= target; });
     if (!in_force)

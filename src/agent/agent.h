@@ -19,6 +19,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -45,6 +46,12 @@ struct AgentStats {
   uint64_t failures = 0;  // failed ones (retried)
   uint64_t events = 0;    // watch events applied
   bool synced = false;    // every resource listed and the first program in force
+  // The last successful update: when the newest change it carries reached the
+  // agent (a watch event or a CNI request), and how long it spent compiling
+  // and in the dataplane backend.
+  std::chrono::steady_clock::time_point last_change_at;
+  double last_compile_ms = 0;
+  double last_dataplane_ms = 0;
 };
 
 class Agent {

@@ -86,7 +86,7 @@ class ObjectDecoder {
   SourceLocation Where(const YamlNode& node) const { return {file_, node.line(), node.column()}; }
 
   void Record(const std::string& path, const YamlNode& node) {
-    if (!path.empty()) positions_->emplace(path, Where(node));
+    if (!path.empty() && options_.field_positions) positions_->emplace(path, Where(node));
   }
 
   void Report(Severity severity, const YamlNode& node, const std::string& path, std::string detail) {

@@ -28,6 +28,10 @@ struct DecodeOptions {
   std::string default_namespace = "default";
   // Unknown fields are errors instead of warnings.
   bool strict = false;
+  // Record where every field starts, so validation errors name line and
+  // column. Off for objects read from the API server, where nobody reads the
+  // positions and they would cost more than the object itself.
+  bool field_positions = true;
 };
 
 struct DecodeResult {

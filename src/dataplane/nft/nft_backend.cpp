@@ -177,27 +177,48 @@ std::string PlanCommands(const NftRuleset& desired, const ObservedTable& observe
   return edits.Commands();
 }
 
+namespace {
+
+// A libnftables context that lives for one command. libnftables keeps the
+// ruleset it read (every element of every set it had to look at) cached in
+// the context until the next command needs another one; after each commit the
+// kernel's generation changes and that cache is read again anyway, so a
+// long-lived context only keeps tens of MiB alive for nothing.
+struct NftContext {
+  NftContext() : ctx(nft_ctx_new(NFT_CTX_DEFAULT)) {
+    if (ctx != nullptr) {
+      nft_ctx_buffer_output(ctx);
+      nft_ctx_buffer_error(ctx);
+    }
+  }
+  ~NftContext() {
+    if (ctx != nullptr) nft_ctx_free(ctx);
+  }
+  NftContext(const NftContext&) = delete;
+  NftContext& operator=(const NftContext&) = delete;
+  nft_ctx* ctx;
+};
+
+}  // namespace
+
 Result<std::unique_ptr<NftBackend>> NftBackend::Create(const NftBackendOptions& options) {
   NETPOL_ASSIGN_OR_RETURN(NetnsGuard guard, NetnsGuard::Enter(options.netns), "opening nftables");
-  nft_ctx* ctx = nft_ctx_new(NFT_CTX_DEFAULT);
-  if (ctx == nullptr) return Internal("cannot create a libnftables context");
-  nft_ctx_buffer_output(ctx);
-  nft_ctx_buffer_error(ctx);
-  std::unique_ptr<NftBackend> backend(new NftBackend(options, ctx));
+  if (NftContext probe; probe.ctx == nullptr) return Internal("cannot create a libnftables context");
+  std::unique_ptr<NftBackend> backend(new NftBackend(options));
   for (NftSet& set : SetLayout(options.nft)) backend->layout_[set.name] = std::move(set);
   return backend;
 }
 
-NftBackend::~NftBackend() {
-  nft_ctx_free(ctx_);
-}
+NftBackend::~NftBackend() = default;
 
 Result<std::string> NftBackend::Run(const std::string& commands, bool json_output) {
   NETPOL_ASSIGN_OR_RETURN(NetnsGuard guard, NetnsGuard::Enter(options_.netns), "running nftables");
-  nft_ctx_output_set_flags(ctx_, json_output ? NFT_CTX_OUTPUT_JSON : 0);
-  const int rc = nft_run_cmd_from_buffer(ctx_, commands.c_str());
-  const char* out = nft_ctx_get_output_buffer(ctx_);
-  const char* err = nft_ctx_get_error_buffer(ctx_);
+  const NftContext nft;
+  if (nft.ctx == nullptr) return Internal("cannot create a libnftables context");
+  nft_ctx_output_set_flags(nft.ctx, json_output ? NFT_CTX_OUTPUT_JSON : 0);
+  const int rc = nft_run_cmd_from_buffer(nft.ctx, commands.c_str());
+  const char* out = nft_ctx_get_output_buffer(nft.ctx);
+  const char* err = nft_ctx_get_error_buffer(nft.ctx);
   const std::string output = out != nullptr ? out : "";
   const std::string error = err != nullptr ? err : "";
   if (rc != 0) {

@@ -22,8 +22,6 @@
 #include "dataplane/nft/element_batch.h"
 #include "dataplane/nft/ruleset.h"
 
-struct nft_ctx;
-
 namespace netpol::dataplane::nft {
 
 struct NftBackendOptions {
@@ -78,7 +76,7 @@ class NftBackend final : public Backend {
     ElementEdits edits;                           // incremental only; the full build is stats.commands
   };
 
-  NftBackend(NftBackendOptions options, nft_ctx* ctx) : options_(std::move(options)), ctx_(ctx) {}
+  explicit NftBackend(NftBackendOptions options) : options_(std::move(options)) {}
   Result<std::string> Run(const std::string& commands, bool json);
   Result<Change> Prepare(const policy::NodeProgram& program);
   // `owned`, when given, is `program` itself and may be moved from once applied.
@@ -86,7 +84,6 @@ class NftBackend final : public Backend {
   void Commit(Change& change);
 
   NftBackendOptions options_;
-  nft_ctx* ctx_;
   std::map<std::string, NftSet> layout_;   // set name -> type and flags (no elements)
   std::optional<ElementBatcher> batcher_;  // opened on first use
   // What this backend last committed, per local pod. After the first Apply has
