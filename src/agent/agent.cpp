@@ -73,6 +73,7 @@ struct Agent::Impl {
   mutable std::mutex mu;
   std::condition_variable changed;  // something to program, or a program done
   policy::Engine engine;
+  policy::NodeCompiler compiler;  // keeps peer sets between programs
   std::map<std::string, api::Pod> node_pods;           // this node's pods as the API has them
   std::map<std::string, cni::PodRegistration> local;   // ns/name -> registration
   std::map<std::string, bool> listed;                  // kind -> listed once
@@ -180,10 +181,10 @@ struct Agent::Impl {
 
   // The program for this node: registered pods the engine knows, compiled;
   // registered pods it does not know yet, isolated both ways.
-  policy::NodeProgram Program() const {
+  policy::NodeProgram Program() {
     std::map<std::string, std::string> names;
     for (const auto& [key, reg] : local) names[key] = reg.host_interface;
-    policy::NodeProgram program = policy::CompileNode(engine, names);
+    policy::NodeProgram program = compiler.Compile(engine, names);
     for (const auto& [key, reg] : local) {
       if (program.pods.contains(key) || reg.ips.empty()) continue;
       policy::LocalPod pod;

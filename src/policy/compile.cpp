@@ -1,6 +1,8 @@
 #include <algorithm>
 #include <cstdio>
 #include <set>
+#include <tuple>
+#include <unordered_map>
 
 #include "base/hash.h"
 #include "policy/compiled.h"
@@ -76,16 +78,47 @@ std::vector<AddressRange> BlockRanges(const PeerRule& peer) {
   return out;
 }
 
+bool RuleFresh(const State& s, const RuleRec& rule, uint64_t at) {
+  for (const PeerRule& peer : rule.peers) {
+    if (peer.is_ip_block()) continue;
+    if (peer.changed_at > at) return false;
+    bool fresh = true;
+    peer.classes.ForEach([&](size_t c) { fresh = fresh && s.classes[c].changed_at <= at; });
+    if (!fresh) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+// What a NodeCompiler keeps between compiles, by rule serial. An entry
+// computed at engine tick `at` stays good while every part it read is no
+// newer; entries no compile used are dropped at the end of each compile.
+struct NodeCompiler::Cache {
+  const Engine* engine = nullptr;
+  uint64_t clock = 0;  // the engine's tick at the last compile
+  struct PeerSet {
+    uint64_t at = 0;
+    std::string id;
+    SharedAddressSet set;
+    bool used = false;
+  };
+  struct NamedPortSets {
+    bool computed = false;
+    uint64_t at = 0;
+    std::vector<std::pair<uint16_t, std::pair<std::string, SharedAddressSet>>> by_port;
+    bool used = false;
+  };
+  std::unordered_map<uint64_t, PeerSet> peers;
+  std::map<std::tuple<uint64_t, std::string, api::Protocol>, NamedPortSets> named;
+};
+
+namespace {
+
 class Compiler {
  public:
-  Compiler(const Engine& engine, const State& s) : engine_(engine), s_(s) {
-    for (PodId id = 0; id < s_.pods.size(); ++id) {
-      const internal::PodRec& rec = s_.pods[id];
-      if (!rec.live || rec.pod.ips.empty()) continue;
-      addressable_.push_back(id);
-      if (rec.cls != kNoClass) by_class_[rec.cls].push_back(id);
-    }
-  }
+  Compiler(const Engine& engine, const State& s, NodeCompiler::Cache& cache)
+      : engine_(engine), s_(s), cache_(cache) {}
 
   NodeProgram Run(const std::map<std::string, std::string>& local) {
     for (const auto& [name, interface] : local) {
@@ -114,15 +147,18 @@ class Compiler {
     return it->second;
   }
 
-  std::string Intern(AddressSet set, const std::string& origin) {
+  static std::pair<std::string, SharedAddressSet> Intern(AddressSet set, const std::string& origin) {
     std::sort(set.addresses.begin(), set.addresses.end());
     set.addresses.erase(std::unique(set.addresses.begin(), set.addresses.end()), set.addresses.end());
     std::sort(set.ranges.begin(), set.ranges.end());
     std::string id = SetId(set);
-    if (!program_.sets.contains(id)) {
-      set.origin = origin;
-      program_.sets.emplace(id, std::move(set));
-    }
+    set.origin = origin;
+    return {std::move(id), std::make_shared<const AddressSet>(std::move(set))};
+  }
+
+  // A set into the program; the first one with an id names its origin.
+  const std::string& Use(const std::string& id, const SharedAddressSet& set) {
+    program_.sets.emplace(id, set);
     return id;
   }
 
@@ -141,12 +177,21 @@ class Compiler {
         continue;
       }
       peer.classes.ForEach([&](size_t c) {
-        if (const auto it = by_class_.find(static_cast<ClassId>(c)); it != by_class_.end()) {
-          for (const PodId id : it->second) AddPodAddresses(id, set);
-        }
+        for (const PodId id : s_.classes[c].pods) AddPodAddresses(id, set);
       });
     }
     return set;
+  }
+
+  // The rule's peer set: from the cache while nothing it was read from changed.
+  const std::string& PeerSet(const RuleRec& rule, const std::string& origin) {
+    NodeCompiler::Cache::PeerSet& entry = cache_.peers[rule.serial];
+    if (!entry.set || !RuleFresh(s_, rule, entry.at)) {
+      auto [id, set] = Intern(PeerAddresses(rule), origin);
+      entry = {s_.clock, std::move(id), std::move(set), false};
+    }
+    entry.used = true;
+    return Use(entry.id, entry.set);
   }
 
   // Does `rule` (egress) have `pod` as a peer?
@@ -160,6 +205,30 @@ class Compiler {
       }
       return rec.cls != kNoClass && peer.classes.test(rec.cls);
     });
+  }
+
+  // Egress named ports mean each destination pod's own number: the peer pods
+  // grouped by what the name resolves to on them. IpBlock peers are matched
+  // against every pod's addresses, so any pod change makes these stale.
+  const NodeCompiler::Cache::NamedPortSets& NamedPortPeers(const RuleRec& rule, const PortRule& p,
+                                                           const std::string& origin) {
+    NodeCompiler::Cache::NamedPortSets& entry = cache_.named[{rule.serial, p.name, p.protocol}];
+    if (!entry.computed || entry.at < s_.pods_changed_at || !RuleFresh(s_, rule, entry.at)) {
+      std::map<uint16_t, AddressSet> by_port;
+      for (PodId id = 0; id < s_.pods.size(); ++id) {
+        const internal::PodRec& rec = s_.pods[id];
+        if (!rec.live || rec.pod.ips.empty() || rec.cls == kNoClass || !IsPeer(rule, id)) continue;
+        if (const auto n = s_.classes[rec.cls].ResolveNamedPort(p.name, p.protocol)) {
+          AddPodAddresses(id, by_port[*n]);
+        }
+      }
+      entry.by_port.clear();
+      for (auto& [port, set] : by_port) entry.by_port.emplace_back(port, Intern(std::move(set), origin));
+      entry.at = s_.clock;
+      entry.computed = true;
+    }
+    entry.used = true;
+    return entry;
   }
 
   DirectionProgram Direction(const PodClass& cls, policy::Direction dir) {
@@ -188,30 +257,14 @@ class Compiler {
           }
         }
         std::optional<std::string> peers;
-        if (!rule.peers.empty()) {
-          // Rules are shared by every class their policy selects: their peers once.
-          auto known = peer_sets_.find(&rule);
-          if (known == peer_sets_.end())
-            known = peer_sets_.emplace(&rule, Intern(PeerAddresses(rule), origin)).first;
-          peers = known->second;
-        }
+        if (!rule.peers.empty()) peers = PeerSet(rule, origin);
         if (rule.ports.empty() || !spans.empty()) {
           std::sort(spans.begin(), spans.end());
           out.allow.push_back({peers, std::move(spans), origin});
         }
-        // Egress named ports mean each destination pod's own number: group the
-        // peer pods by what the name resolves to on them.
         for (const PortRule* p : named) {
-          std::map<uint16_t, AddressSet> by_port;
-          for (const PodId id : addressable_) {
-            const internal::PodRec& rec = s_.pods[id];
-            if (rec.cls == kNoClass || !IsPeer(rule, id)) continue;
-            if (const auto n = s_.classes[rec.cls].ResolveNamedPort(p->name, p->protocol)) {
-              AddPodAddresses(id, by_port[*n]);
-            }
-          }
-          for (auto& [port, set] : by_port) {
-            out.allow.push_back({Intern(std::move(set), origin), {{p->protocol, port, port}}, origin});
+          for (const auto& [port, set] : NamedPortPeers(rule, *p, origin).by_port) {
+            out.allow.push_back({Use(set.first, set.second), {{p->protocol, port, port}}, origin});
           }
         }
       }
@@ -227,11 +280,9 @@ class Compiler {
 
   const Engine& engine_;
   const State& s_;
-  std::vector<PodId> addressable_;  // live pods with an address
-  std::map<ClassId, std::vector<PodId>> by_class_;
+  NodeCompiler::Cache& cache_;
   NodeProgram program_;
   std::map<std::pair<ClassId, bool>, DirectionProgram> memo_;
-  std::map<const RuleRec*, std::string> peer_sets_;
 };
 
 bool DirectionAllows(const NodeProgram& program, const DirectionProgram& d, const IpAddress& peer,
@@ -242,7 +293,7 @@ bool DirectionAllows(const NodeProgram& program, const DirectionProgram& d, cons
         a.ports.empty() || std::any_of(a.ports.begin(), a.ports.end(), [&](const PortSpan& s) {
           return s.protocol == protocol && s.first <= port && port <= s.last;
         });
-    return port_ok && (!a.peers || program.sets.at(*a.peers).Contains(peer));
+    return port_ok && (!a.peers || program.set(*a.peers).Contains(peer));
   });
 }
 
@@ -282,8 +333,35 @@ ProgramDelta Diff(const NodeProgram& before, const NodeProgram& after) {
   return delta;
 }
 
+bool operator==(const NodeProgram& a, const NodeProgram& b) {
+  return a.pods == b.pods && std::equal(a.sets.begin(), a.sets.end(), b.sets.begin(), b.sets.end(),
+                                        [](const auto& x, const auto& y) {
+                                          return x.first == y.first && *x.second == *y.second;
+                                        });
+}
+
+NodeCompiler::NodeCompiler() : cache_(std::make_unique<Cache>()) {}
+NodeCompiler::~NodeCompiler() = default;
+NodeCompiler::NodeCompiler(NodeCompiler&&) noexcept = default;
+NodeCompiler& NodeCompiler::operator=(NodeCompiler&&) noexcept = default;
+
+NodeProgram NodeCompiler::Compile(const Engine& engine, const std::map<std::string, std::string>& local) {
+  const State& s = engine.state();
+  // Rule serials are unique within one engine's life only.
+  if (cache_->engine != &engine || s.clock < cache_->clock) *cache_ = Cache{};
+  cache_->engine = &engine;
+  cache_->clock = s.clock;
+  for (auto& [serial, entry] : cache_->peers) entry.used = false;
+  for (auto& [key, entry] : cache_->named) entry.used = false;
+  NodeProgram program = Compiler(engine, s, *cache_).Run(local);
+  std::erase_if(cache_->peers, [](const auto& e) { return !e.second.used; });
+  std::erase_if(cache_->named, [](const auto& e) { return !e.second.used; });
+  return program;
+}
+
 NodeProgram CompileNode(const Engine& engine, const std::map<std::string, std::string>& local) {
-  return Compiler(engine, engine.state()).Run(local);
+  NodeCompiler compiler;
+  return compiler.Compile(engine, local);
 }
 
 }  // namespace netpol::policy

@@ -18,6 +18,7 @@
 #include <compare>
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -73,10 +74,18 @@ struct LocalPod {
   friend bool operator==(const LocalPod&, const LocalPod&) = default;
 };
 
+// Sets are immutable once compiled and shared: between successive programs,
+// the compiler's cache and a backend's memory of what it installed, so a
+// recompile that changes one pod copies no addresses.
+using SharedAddressSet = std::shared_ptr<const AddressSet>;
+
 struct NodeProgram {
-  std::map<std::string, LocalPod> pods;    // "namespace/name"
-  std::map<std::string, AddressSet> sets;  // id -> members
-  friend bool operator==(const NodeProgram&, const NodeProgram&) = default;
+  std::map<std::string, LocalPod> pods;          // "namespace/name"
+  std::map<std::string, SharedAddressSet> sets;  // id -> members (never null)
+
+  const AddressSet& set(const std::string& id) const { return *sets.at(id); }
+  // Equal pods and equal set contents.
+  friend bool operator==(const NodeProgram& a, const NodeProgram& b);
 
   // What the compiled form decides for a new connection between two addresses,
   // as a dataplane that knows only this program would (used to prove the
@@ -99,5 +108,29 @@ ProgramDelta Diff(const NodeProgram& before, const NodeProgram& after);
 // Compiles the pods named in `local` (namespace/name -> host interface, "" when
 // unknown). Pods without an IP are skipped: no packet can carry them.
 NodeProgram CompileNode(const Engine& engine, const std::map<std::string, std::string>& local);
+
+// CompileNode for a caller that compiles one engine again and again (the node
+// agent, on every change): it keeps each rule's peer addresses between
+// compiles and gathers them again only when the engine has changed a part
+// they were read from (a member of a matched class, the classes a peer
+// matches). The result equals CompileNode's on the same engine state
+// (tests/policy/compile_test.cpp checks it over random changes).
+//
+//   NodeCompiler compiler;
+//   for (;;) { apply changes to engine; backend.Apply(compiler.Compile(engine, local)); }
+class NodeCompiler {
+ public:
+  NodeCompiler();
+  ~NodeCompiler();
+  NodeCompiler(NodeCompiler&&) noexcept;
+  NodeCompiler& operator=(NodeCompiler&&) noexcept;
+
+  NodeProgram Compile(const Engine& engine, const std::map<std::string, std::string>& local);
+
+  struct Cache;
+
+ private:
+  std::unique_ptr<Cache> cache_;
+};
 
 }  // namespace netpol::policy

@@ -144,7 +144,9 @@ class Mutator {
       ForEachPeer(p, [&](PeerRule& peer) {
         if (!peer.namespace_selector) return;
         for (const ClassId c : rec.classes) {
-          peer.classes.assign(c, PeerMatchesClass(s_, peer, s_.classes[c]));
+          const bool matches = PeerMatchesClass(s_, peer, s_.classes[c]);
+          if (peer.classes.test(c) != matches) peer.changed_at = ++s_.clock;
+          peer.classes.assign(c, matches);
         }
       });
     }
@@ -155,6 +157,7 @@ class Mutator {
     const ClassId id = AllocateSlot(s_.classes, s_.free_classes);
     PodClass& cls = s_.classes[id];
     cls.key = key;
+    cls.changed_at = ++s_.clock;  // the id may have served a retired class
     s_.class_index.emplace(std::move(key), id);
     s_.namespaces[cls.key.ns].classes.push_back(id);
     // Evaluate every policy once for the new class.
@@ -196,7 +199,11 @@ class Mutator {
     for (PolicyRec& p : s_.policies) {
       if (!p.live) continue;
       p.targets.reset(id);
-      ForEachPeer(p, [&](PeerRule& peer) { peer.classes.reset(id); });
+      ForEachPeer(p, [&](PeerRule& peer) {
+        if (!peer.classes.test(id)) return;
+        peer.classes.reset(id);
+        peer.changed_at = ++s_.clock;
+      });
     }
     auto& ns_classes = s_.namespaces[cls.key.ns].classes;
     ns_classes.erase(std::remove(ns_classes.begin(), ns_classes.end(), id), ns_classes.end());
@@ -221,9 +228,15 @@ class Mutator {
       }
       std::sort(key.named_ports.begin(), key.named_ports.end());
       cls = InternClass(std::move(key));
-      ++s_.classes[cls].members;
     }
     const PodId id = AllocateSlot(s_.pods, s_.free_pods);
+    s_.pods_changed_at = ++s_.clock;
+    if (cls != kNoClass) {
+      PodClass& c = s_.classes[cls];
+      ++c.members;
+      c.pods.push_back(id);
+      c.changed_at = s_.clock;
+    }
     s_.pod_index[{pod.namespace_, pod.name}] = id;
     for (const IpAddress& ip : pod.ips) s_.pod_by_ip[ip] = id;
     if (!pod.node.empty() && !pod.owner.starts_with("DaemonSet ")) ++s_.node_refs[pod.node];
@@ -242,7 +255,13 @@ class Mutator {
         s_.pod_by_ip.erase(it);
       }
     }
-    if (rec.cls != kNoClass && --s_.classes[rec.cls].members == 0) RetireClass(rec.cls);
+    s_.pods_changed_at = ++s_.clock;
+    if (rec.cls != kNoClass) {
+      PodClass& c = s_.classes[rec.cls];
+      c.pods.erase(std::find(c.pods.begin(), c.pods.end(), id));
+      c.changed_at = s_.clock;
+      if (--c.members == 0) RetireClass(rec.cls);
+    }
     if (!rec.pod.node.empty() && !rec.pod.owner.starts_with("DaemonSet ")) {
       if (const auto it = s_.node_refs.find(rec.pod.node); it != s_.node_refs.end() && --it->second == 0) {
         s_.node_refs.erase(it);
@@ -305,6 +324,7 @@ class Mutator {
     std::vector<RuleRec> out;
     for (const api::NetworkPolicyRule& rule : rules) {
       RuleRec rec;
+      rec.serial = ++s_.clock;
       for (const auto& port : rule.ports) rec.ports.push_back(CompilePort(port));
       for (const auto& peer : rule.peers) rec.peers.push_back(CompilePeer(peer, ns));
       out.push_back(std::move(rec));

@@ -187,7 +187,8 @@ TEST(RulesetTest, IntervalElementsNeverOverlap) {
   wide.ranges.push_back({*IpAddress::Parse("198.19.0.0"), *IpAddress::Parse("198.19.0.255")});
   policy::AddressSet narrow;
   narrow.ranges.push_back({*IpAddress::Parse("198.19.0.0"), *IpAddress::Parse("198.19.0.127")});
-  program.sets = {{"wide", wide}, {"narrow", narrow}};
+  program.sets = {{"wide", std::make_shared<const policy::AddressSet>(wide)},
+                  {"narrow", std::make_shared<const policy::AddressSet>(narrow)}};
   policy::LocalPod pod;
   pod.ips = {*IpAddress::Parse("198.18.0.1")};
   pod.ingress.isolated = true;

@@ -177,7 +177,7 @@ class Renderer {
       }
       return;
     }
-    const AddressSet& peers = program_.sets.at(*a.peers);
+    const AddressSet& peers = program_.set(*a.peers);
     for (const IpAddress& peer : peers.addresses) {
       if (peer.family() != f.family) continue;
       const std::string pair = pod + " . " + peer.ToString();
@@ -533,11 +533,11 @@ Restricted Restrict(const policy::LocalPod& pod, const policy::NodeProgram& prog
       if (!a.peers) continue;
       if (!r.program.sets.contains(*a.peers)) {
         policy::AddressSet s;
-        const std::vector<IpAddress>& all = program.sets.at(*a.peers).addresses;
+        const std::vector<IpAddress>& all = program.set(*a.peers).addresses;
         for (const IpAddress& ip : only) {
           if (std::binary_search(all.begin(), all.end(), ip)) s.addresses.push_back(ip);
         }
-        r.program.sets.emplace(*a.peers, std::move(s));
+        r.program.sets.emplace(*a.peers, std::make_shared<const policy::AddressSet>(std::move(s)));
       }
       out.allow.push_back(a);
     }
@@ -570,8 +570,8 @@ std::optional<PodEdits> RenderPodMemberChange(const std::string& name, const pol
       const Allowance& now = *it->second;
       if (was->peers.has_value() != now.peers.has_value()) return std::nullopt;
       if (!was->peers || *was->peers == *now.peers) continue;
-      const policy::AddressSet& old_set = before_program.sets.at(*was->peers);
-      const policy::AddressSet& new_set = after_program.sets.at(*now.peers);
+      const policy::AddressSet& old_set = before_program.set(*was->peers);
+      const policy::AddressSet& new_set = after_program.set(*now.peers);
       if (old_set.ranges != new_set.ranges) return std::nullopt;
       std::set_symmetric_difference(old_set.addresses.begin(), old_set.addresses.end(),
                                     new_set.addresses.begin(), new_set.addresses.end(),
@@ -591,7 +591,7 @@ std::optional<PodEdits> RenderPodMemberChange(const std::string& name, const pol
           if (HasPortRange(a) && !changed.empty()) return std::nullopt;
           continue;
         }
-        for (const policy::AddressRange& r : program.sets.at(*a.peers).ranges) {
+        for (const policy::AddressRange& r : program.set(*a.peers).ranges) {
           const auto in = std::lower_bound(changed.begin(), changed.end(), r.first);
           if (in != changed.end() && !(r.last < *in)) return std::nullopt;
         }

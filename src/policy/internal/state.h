@@ -64,6 +64,9 @@ struct PeerRule {
   std::optional<api::LabelSelector> pod_selector;
   NamespaceId own_namespace = 0;
   DynamicBitset classes;
+  // State::clock when `classes` last changed in a way the classes' own ticks
+  // do not show: a class dropped, or an existing class newly matched.
+  uint64_t changed_at = 0;
   // ipBlock peer.
   std::optional<IpPrefix> cidr;
   std::vector<IpPrefix> except;
@@ -94,6 +97,8 @@ struct DirectionView {
 struct PodClass {
   ClassKey key;
   uint32_t members = 0;
+  std::vector<PodId> pods;  // the members, in no particular order
+  uint64_t changed_at = 0;  // State::clock when a member came, went or was replaced
   std::vector<PolicyId> ingress_policies;
   std::vector<PolicyId> egress_policies;
   mutable DirectionView views[2];  // [Direction]
@@ -112,6 +117,7 @@ struct NamespaceRec {
 struct RuleRec {
   std::vector<PortRule> ports;  // empty: all
   std::vector<PeerRule> peers;  // empty: all
+  uint64_t serial = 0;          // unique over the engine's life (State::clock at creation)
 };
 
 struct PolicyRec {
@@ -138,6 +144,13 @@ struct PodRec {
 };
 
 struct State {
+  // Ticks on every change that can alter a rule's peer addresses, so that a
+  // compiler may keep what it derived from a rule until one of the parts it
+  // read has a newer tick (compile.cpp): a class's members, a peer's classes,
+  // any pod at all (for ipBlock peers matched against pod addresses).
+  uint64_t clock = 0;
+  uint64_t pods_changed_at = 0;
+
   std::vector<NamespaceRec> namespaces;
   std::map<std::string, NamespaceId, std::less<>> namespace_index;
 
