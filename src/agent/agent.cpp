@@ -225,6 +225,7 @@ struct Agent::Impl {
       stats.last_change_at = change_at;
       stats.last_compile_ms = std::chrono::duration<double, std::milli>(compiled - start).count();
       stats.last_dataplane_ms = std::chrono::duration<double, std::milli>(end - compiled).count();
+      stats.last_elements_changed = done->added + done->removed;
       ++stats.programs;
       if (!stats.synced) {
         // The first lists decoded the whole cluster through short-lived JSON
@@ -249,8 +250,21 @@ struct Agent::Impl {
 
   // --- the CNI socket -------------------------------------------------------------
 
+  // The policies of a namespace as the API has them now, with the list's
+  // resourceVersion.
+  Result<Json> ReadNamespacePolicies(const std::string& ns) const {
+    return api_client->Get("/apis/networking.k8s.io/v1/namespaces/" + ns + "/networkpolicies");
+  }
+
+  // A read started when the plugin announced the pod ("prepare"), before it
+  // wired it.
+  struct Prefetched {
+    std::string pod_namespace;
+    Result<Json> policies;
+  };
+
   // Handles one request; the answer line.
-  std::string Serve(const std::string& line) {
+  std::string Serve(const std::string& line, std::optional<Prefetched> prefetched = std::nullopt) {
     Json request;
     try {
       request = Json::parse(line);
@@ -272,8 +286,9 @@ struct Agent::Impl {
     // watch has caught up with that read.
     std::optional<Json> namespace_policies;
     if (op == "add" && api_client != nullptr) {
-      Result<Json> read =
-          api_client->Get("/apis/networking.k8s.io/v1/namespaces/" + reg->pod_namespace + "/networkpolicies");
+      Result<Json> read = prefetched && prefetched->pod_namespace == reg->pod_namespace
+                              ? std::move(prefetched->policies)
+                              : ReadNamespacePolicies(reg->pod_namespace);
       if (!read) {
         return Json{{"ok", false}, {"error", "cannot read the pod's policies: " + read.error().message()}}.dump();
       }
@@ -343,15 +358,31 @@ struct Agent::Impl {
       const int client = ::accept4(fd, nullptr, nullptr, SOCK_CLOEXEC);
       if (client < 0) continue;
       workers.emplace_back([this, client] {
-        std::string line;
+        std::string buffered;
         char buffer[4096];
-        while (line.find('\n') == std::string::npos) {
-          const ssize_t n = ::recv(client, buffer, sizeof(buffer), 0);
-          if (n <= 0) break;
-          line.append(buffer, static_cast<size_t>(n));
+        const auto next_line = [&]() -> std::optional<std::string> {
+          while (buffered.find('\n') == std::string::npos) {
+            const ssize_t n = ::recv(client, buffer, sizeof(buffer), 0);
+            if (n <= 0) return std::nullopt;
+            buffered.append(buffer, static_cast<size_t>(n));
+          }
+          std::string line = buffered.substr(0, buffered.find('\n'));
+          buffered.erase(0, line.size() + 1);
+          return line;
+        };
+        std::optional<std::string> line = next_line();
+        std::optional<Prefetched> prefetched;
+        // "prepare" (no answer): read the pod's policies while the plugin wires it.
+        if (line && line->find("\"prepare\"") != std::string::npos) {
+          const Json request = Json::parse(*line, nullptr, false);
+          if (request.is_object() && request.value("op", "") == "prepare" && api_client != nullptr) {
+            const std::string ns = request.value("namespace", "");
+            prefetched = Prefetched{ns, ReadNamespacePolicies(ns)};
+          }
+          line = next_line();
         }
-        if (line.find('\n') != std::string::npos) {
-          const std::string answer = Serve(line.substr(0, line.find('\n'))) + "\n";
+        if (line) {
+          const std::string answer = Serve(*line, std::move(prefetched)) + "\n";
           (void)::send(client, answer.data(), answer.size(), MSG_NOSIGNAL);
         }
         ::close(client);

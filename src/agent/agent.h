@@ -52,6 +52,7 @@ struct AgentStats {
   std::chrono::steady_clock::time_point last_change_at;
   double last_compile_ms = 0;
   double last_dataplane_ms = 0;
+  uint64_t last_elements_changed = 0;  // elements added plus removed
 };
 
 class Agent {

@@ -231,6 +231,14 @@ class Plugin {
     PodRegistration pod{owner_, args.pod_namespace, args.pod_name, args.pod_uid, {},
                         host_,  call_.netns,        false};
     json result;
+    // The agent learns of the pod first, so it reads the pod's policies from
+    // the API while we wire. Unreachable now: the confirmation below says so.
+    std::optional<AgentConnection> agent;
+    if (!conf_.agent_socket.empty()) {
+      if (Result<AgentConnection> opened = AgentConnection::Open(conf_.agent_socket); opened) {
+        if (opened->Announce(pod.pod_namespace, pod.pod_name).ok()) agent.emplace(std::move(*opened));
+      }
+    }
     if (conf_.prev_result) {
       // Chained: someone else wired the pod; take its addresses, pass the result on.
       pod.chained = true;
@@ -253,8 +261,9 @@ class Plugin {
       return Fail({kIoFailure, "cannot register the pod", s.error().message()});
     }
     if (!conf_.agent_socket.empty()) {
-      const Status confirmed =
-          ConfirmWithAgent(conf_.agent_socket, "add", pod, std::chrono::milliseconds(conf_.agent_timeout_ms));
+      const auto timeout = std::chrono::milliseconds(conf_.agent_timeout_ms);
+      const Status confirmed = agent ? agent->Confirm("add", pod, timeout)
+                                     : ConfirmWithAgent(conf_.agent_socket, "add", pod, timeout);
       if (!confirmed.ok()) {
         // Fail closed: a pod whose policy is not in force does not start.
         Undo();

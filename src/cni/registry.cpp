@@ -124,9 +124,7 @@ Result<PodRegistration> FindRegistration(const std::string& state_dir, const Own
   return DecodeRegistration(text.str());
 }
 
-Status ConfirmWithAgent(const std::string& socket_path, const std::string& op, const PodRegistration& pod,
-                        std::chrono::milliseconds timeout) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
+Result<AgentConnection> AgentConnection::Open(const std::string& socket_path) {
   Fd sock{::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)};
   if (sock.fd < 0) return Unavailable(std::string("socket: ") + std::strerror(errno));
   sockaddr_un address{};
@@ -136,10 +134,29 @@ Status ConfirmWithAgent(const std::string& socket_path, const std::string& op, c
   if (::connect(sock.fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0) {
     return Unavailable("the node agent is not reachable at " + socket_path + ": " + std::strerror(errno));
   }
-  const std::string request = json{{"op", op}, {"registration", ToJson(pod)}}.dump() + "\n";
-  if (::send(sock.fd, request.data(), request.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(request.size())) {
+  return AgentConnection(std::exchange(sock.fd, -1));
+}
+
+AgentConnection::~AgentConnection() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+Status AgentConnection::SendLine(const std::string& line) {
+  const std::string data = line + "\n";
+  if (::send(fd_, data.data(), data.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(data.size())) {
     return Unavailable("cannot send to the node agent: " + std::string(std::strerror(errno)));
   }
+  return Ok();
+}
+
+Status AgentConnection::Announce(const std::string& pod_namespace, const std::string& pod_name) {
+  return SendLine(json{{"op", "prepare"}, {"namespace", pod_namespace}, {"name", pod_name}}.dump());
+}
+
+Status AgentConnection::Confirm(const std::string& op, const PodRegistration& pod,
+                                std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  if (Status sent = SendLine(json{{"op", op}, {"registration", ToJson(pod)}}.dump()); !sent.ok()) return sent;
   std::string reply;
   char buffer[4096];
   while (reply.find('\n') == std::string::npos) {
@@ -147,11 +164,11 @@ Status ConfirmWithAgent(const std::string& socket_path, const std::string& op, c
         std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
     if (left.count() <= 0)
       return Unavailable("the node agent did not confirm within " + std::to_string(timeout.count()) + " ms");
-    pollfd p{sock.fd, POLLIN, 0};
+    pollfd p{fd_, POLLIN, 0};
     const int ready = ::poll(&p, 1, static_cast<int>(left.count()));
     if (ready < 0 && errno == EINTR) continue;
     if (ready <= 0) continue;
-    const ssize_t n = ::recv(sock.fd, buffer, sizeof(buffer), 0);
+    const ssize_t n = ::recv(fd_, buffer, sizeof(buffer), 0);
     if (n <= 0) return Unavailable("the node agent closed the connection without an answer");
     reply.append(buffer, static_cast<size_t>(n));
   }
@@ -163,6 +180,13 @@ Status ConfirmWithAgent(const std::string& socket_path, const std::string& op, c
   } catch (const json::exception& e) {
     return Unavailable(std::string("unreadable answer from the node agent: ") + e.what());
   }
+}
+
+Status ConfirmWithAgent(const std::string& socket_path, const std::string& op, const PodRegistration& pod,
+                        std::chrono::milliseconds timeout) {
+  Result<AgentConnection> agent = AgentConnection::Open(socket_path);
+  if (!agent) return std::move(agent).error();
+  return agent->Confirm(op, pod, timeout);
 }
 
 }  // namespace netpol::cni

@@ -14,6 +14,7 @@
 
 #include <chrono>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "base/ip.h"
@@ -48,5 +49,30 @@ Result<PodRegistration> FindRegistration(const std::string& state_dir, const Own
 // answer within `timeout`; kFailedPrecondition when it answers with an error.
 Status ConfirmWithAgent(const std::string& socket_path, const std::string& op, const PodRegistration& pod,
                         std::chrono::milliseconds timeout);
+
+// One conversation with the agent, for an ADD that announces the pod before it
+// wires it: the agent starts reading the pod's namespace's policies from the
+// API while the plugin creates interfaces, instead of after.
+//
+//   Result<AgentConnection> agent = AgentConnection::Open(socket);
+//   if (agent) (void)agent->Announce("shop", "db-0");   // no answer awaited
+//   ... wire ...
+//   Status s = agent ? agent->Confirm("add", pod, 5000ms) : ConfirmWithAgent(socket, "add", pod, 5000ms);
+class AgentConnection {
+ public:
+  [[nodiscard]] static Result<AgentConnection> Open(const std::string& socket_path);
+  AgentConnection(AgentConnection&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
+  AgentConnection& operator=(AgentConnection&&) = delete;
+  ~AgentConnection();
+
+  Status Announce(const std::string& pod_namespace, const std::string& pod_name);
+  // As ConfirmWithAgent, on this connection; once per connection.
+  Status Confirm(const std::string& op, const PodRegistration& pod, std::chrono::milliseconds timeout);
+
+ private:
+  explicit AgentConnection(int fd) : fd_(fd) {}
+  Status SendLine(const std::string& line);
+  int fd_;
+};
 
 }  // namespace netpol::cni

@@ -118,6 +118,7 @@ class Renderer {
     Pod(name, pod);
     EmitBoxes();
     pod_sink_ = nullptr;
+    std::erase_if(out, [](const auto& set) { return set.second.empty(); });  // looked up, never filled
     return out;
   }
 
@@ -127,12 +128,16 @@ class Renderer {
     sets_.push_back({std::move(name), std::move(type), interval, counter, std::move(comment), {}});
   }
 
+  using Members = std::map<std::string, std::string>;  // element -> origin
+
+  // Where a set's elements go: the pod's own map when rendering one pod.
+  Members& Target(const std::string& set) {
+    if (pod_sink_ != nullptr) return (*pod_sink_)[set];
+    return sets_[index_.at(set)].elements;
+  }
+
   void Element(const std::string& set, std::string element, const std::string& origin) {
-    if (pod_sink_ != nullptr) {
-      (*pod_sink_)[set].emplace(std::move(element), origin);
-      return;
-    }
-    sets_[index_.at(set)].elements.emplace(std::move(element), origin);
+    Target(set).emplace(std::move(element), origin);
   }
 
   void Pod(const std::string& name, const policy::LocalPod& pod) {
@@ -178,19 +183,36 @@ class Renderer {
       return;
     }
     const AddressSet& peers = program_.set(*a.peers);
+    // Per peer address, one element per port span: the sets are looked up and
+    // each span's text tail written once, not per element (a pod may have
+    // tens of thousands of elements).
+    Members* all = all_ports ? &Target(p + "all" + s) : nullptr;
+    std::vector<std::pair<Members*, std::string>> tails;  // per span; null set: a range (box)
+    for (const PortSpan& span : a.ports) {
+      const std::string proto = ProtoName(span.protocol);
+      if (span.first == 1 && span.last == 65535) {
+        tails.emplace_back(&Target(p + "proto" + s), " . " + proto);
+      } else if (span.first == span.last) {
+        tails.emplace_back(&Target(p + "exact" + s), " . " + proto + " . " + std::to_string(span.first));
+      } else {
+        tails.emplace_back(nullptr, "");
+      }
+    }
+    std::string pair;
     for (const IpAddress& peer : peers.addresses) {
       if (peer.family() != f.family) continue;
-      const std::string pair = pod + " . " + peer.ToString();
+      pair.assign(pod).append(" . ").append(peer.ToString());
       if (all_ports) {
-        Element(p + "all" + s, pair, origin);
+        all->emplace(pair, origin);
         continue;
       }
-      for (const PortSpan& span : a.ports) {
-        const std::string proto = ProtoName(span.protocol);
-        if (span.first == 1 && span.last == 65535) {
-          Element(p + "proto" + s, pair + " . " + proto, origin);
-        } else if (span.first == span.last) {
-          Element(p + "exact" + s, pair + " . " + proto + " . " + std::to_string(span.first), origin);
+      for (size_t k = 0; k < a.ports.size(); ++k) {
+        const PortSpan& span = a.ports[k];
+        if (tails[k].first != nullptr) {
+          std::string element;
+          element.reserve(pair.size() + tails[k].second.size());
+          element.append(pair).append(tails[k].second);
+          tails[k].first->emplace(std::move(element), origin);
         } else {
           Box(p + "ranges" + s, pod, f, {Value(peer), Value(peer)},
               {ProtoNumber(span.protocol), ProtoNumber(span.protocol)}, {span.first, span.last}, origin);
