@@ -112,6 +112,62 @@ void LoadCluster(kube::Client& api, int pods, int policies) {
   }
 }
 
+struct AgentMemory {
+  long rss_kb = 0;
+  long hwm_kb = 0;
+  long file_kb = 0;  // RssFile: pages of the binary and shared libraries
+  std::string sync_line;
+};
+
+// Starts the netpold binary in `node_ns`'s node, waits for its first full sync,
+// reads its memory, and stops it.
+AgentMemory MeasureAgent(const std::string& bin, const std::string& url, const std::string& node_ns,
+                         const std::string& state_dir, const std::string& socket, const std::string& log) {
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    ::dup2(fd, 2);
+    const std::string binary = bin + "/netpold";
+    // NETPOL_BENCH_AGENT_WRAPPER (e.g. heaptrack) runs the agent under a profiler.
+    if (const char* wrapper = std::getenv("NETPOL_BENCH_AGENT_WRAPPER")) {
+      ::execlp(wrapper, wrapper, binary.c_str(), "--server", url.c_str(), "--node-name", "node-1", "--netns",
+               node_ns.c_str(), "--state-dir", state_dir.c_str(), "--socket", socket.c_str(), nullptr);
+      ::_exit(127);
+    }
+    ::execl(binary.c_str(), binary.c_str(), "--server", url.c_str(), "--node-name", "node-1", "--netns",
+            node_ns.c_str(), "--state-dir", state_dir.c_str(), "--socket", socket.c_str(), nullptr);
+    ::_exit(127);
+  }
+  AgentMemory out;
+  const auto start = Clock::now();
+  bool synced = false;
+  while (!synced && Clock::now() - start < std::chrono::seconds(120)) {
+    std::ifstream in(log);
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const size_t at = text.find("first full sync in force");
+    synced = at != std::string::npos;
+    if (synced) {
+      const size_t begin = text.rfind('\n', at);
+      const size_t end = text.find('\n', at);
+      out.sync_line = text.substr(begin == std::string::npos ? 0 : begin + 1, end - begin - 1);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  {
+    std::ifstream st("/proc/" + std::to_string(pid) + "/status");
+    std::string key;
+    while (st >> key) {
+      if (key == "VmRSS:") st >> out.rss_kb;
+      if (key == "VmHWM:") st >> out.hwm_kb;
+      if (key == "RssFile:") st >> out.file_kb;
+    }
+  }
+  ::kill(pid, SIGTERM);
+  ::waitpid(pid, nullptr, 0);
+  return out;
+}
+
 int Main(const std::string& bin) {
   const std::string tag = "nplb" + std::to_string(::getpid());
   const std::string node_ns = tag + "-node";
@@ -123,14 +179,18 @@ int Main(const std::string& bin) {
     return 2;
   }
   auto client = kube::Client::Create(kube::Api((*server)->url()));
-  const auto load_start = Clock::now();
-  LoadCluster(**client, 10000, 1000);
-  std::printf("cluster loaded into the API server: 10000 pods, 1000 policies (%.1f s)\n",
-              Ms(Clock::now() - load_start) / 1000);
   // The node: its namespace with a route to the pods' gateway for proxy ARP.
   Sh("ip netns add " + node_ns + " && ip -n " + node_ns + " link set lo up && ip -n " + node_ns +
      " link add up0 type veth peer name up1 && ip -n " + node_ns + " link set up0 up && ip -n " + node_ns +
      " route add 169.254.1.1/32 dev up0");
+  // The agent's memory with nothing to know yet: the baseline for per-pod memory.
+  fs::create_directories(dir + "/empty-cni");
+  const AgentMemory empty = MeasureAgent(bin, (*server)->url(), node_ns, dir + "/empty-cni",
+                                         dir + "/agent0.sock", dir + "/netpold-empty.log");
+  const auto load_start = Clock::now();
+  LoadCluster(**client, 10000, 1000);
+  std::printf("cluster loaded into the API server: 10000 pods, 1000 policies (%.1f s)\n",
+              Ms(Clock::now() - load_start) / 1000);
   int status = 0;
   {
     agent::AgentOptions options;
@@ -282,59 +342,22 @@ int Main(const std::string& bin) {
                   Percentile(event_parts[2], 0.5), Percentile(event_parts[2], 0.99));
     }
   }
-  // Agent memory: the real binary, its RSS once synced.
-  const std::string log = dir + "/netpold.log";
-  const pid_t pid = ::fork();
-  if (pid == 0) {
-    const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    ::dup2(fd, 2);
-    const std::string binary = bin + "/netpold";
-    const std::string url = (*server)->url();
-    // NETPOL_BENCH_AGENT_WRAPPER (e.g. heaptrack) runs the agent under a profiler.
-    if (const char* wrapper = std::getenv("NETPOL_BENCH_AGENT_WRAPPER")) {
-      ::execlp(wrapper, wrapper, binary.c_str(), "--server", url.c_str(), "--node-name", "node-1", "--netns",
-               node_ns.c_str(), "--state-dir", (dir + "/cni").c_str(), "--socket",
-               (dir + "/agent2.sock").c_str(), nullptr);
-      ::_exit(127);
-    }
-    ::execl(binary.c_str(), binary.c_str(), "--server", url.c_str(), "--node-name", "node-1", "--netns",
-            node_ns.c_str(), "--state-dir", (dir + "/cni").c_str(), "--socket",
-            (dir + "/agent2.sock").c_str(), nullptr);
-    ::_exit(127);
-  }
-  const auto start = Clock::now();
-  bool synced = false;
-  while (!synced && Clock::now() - start < std::chrono::seconds(120)) {
-    std::ifstream in(log);
-    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    const size_t at = text.find("first full sync in force");
-    synced = at != std::string::npos;
-    if (synced) {
-      const size_t begin = text.rfind('\n', at);
-      const size_t end = text.find('\n', at);
-      std::printf("netpold: %s\n", text.substr(begin == std::string::npos ? 0 : begin + 1, end - begin - 1).c_str());
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  std::this_thread::sleep_for(std::chrono::milliseconds(500));
-  long rss_kb = 0;
-  long hwm_kb = 0;
-  {
-    std::ifstream st("/proc/" + std::to_string(pid) + "/status");
-    std::string key;
-    while (st >> key) {
-      if (key == "VmRSS:") st >> rss_kb;
-      if (key == "VmHWM:") st >> hwm_kb;
-    }
-  }
-  ::kill(pid, SIGTERM);
-  ::waitpid(pid, nullptr, 0);
+  // Agent memory: the real binary, its RSS once synced, against the same
+  // state minus the cluster (measured first, before the cluster was loaded).
+  const AgentMemory full = MeasureAgent(bin, (*server)->url(), node_ns, dir + "/cni", dir + "/agent2.sock",
+                                        dir + "/netpold.log");
   const double known = 10000 + 100;
+  std::printf("netpold: %s\n", full.sync_line.c_str());
   std::printf(
       "netpold memory after sync (10100 pods, 1050 policies known): RSS %.1f MiB (%.2f KiB/pod), peak %.1f "
       "MiB (%.2f KiB/pod)\n",
-      static_cast<double>(rss_kb) / 1024, static_cast<double>(rss_kb) / known,
-      static_cast<double>(hwm_kb) / 1024, static_cast<double>(hwm_kb) / known);
+      static_cast<double>(full.rss_kb) / 1024, static_cast<double>(full.rss_kb) / known,
+      static_cast<double>(full.hwm_kb) / 1024, static_cast<double>(full.hwm_kb) / known);
+  std::printf(
+      "netpold memory per known pod over an empty cluster's (RSS %.1f MiB, of it %.1f MiB shared library "
+      "pages): %.2f KiB/pod\n",
+      static_cast<double>(empty.rss_kb) / 1024, static_cast<double>(empty.file_kb) / 1024,
+      static_cast<double>(full.rss_kb - empty.rss_kb) / known);
   // Clean up exactly what we made.
   for (int i = 0; i < 100; ++i) Sh("ip netns del " + tag + "-p" + std::to_string(i) + " 2>/dev/null");
   Sh("ip netns del " + node_ns);

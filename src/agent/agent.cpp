@@ -77,7 +77,6 @@ struct Agent::Impl {
   std::map<std::string, api::Pod> node_pods;           // this node's pods as the API has them
   std::map<std::string, cni::PodRegistration> local;   // ns/name -> registration
   std::map<std::string, bool> listed;                  // kind -> listed once
-  std::map<std::string, std::set<std::string>> known;  // kind -> ns/name applied
   std::map<std::string, uint64_t> policy_rv;           // ns/name -> resourceVersion applied
   kube::Client* api_client = nullptr;  // for reads outside the watches
   uint64_t wanted = 0;                                 // generation of the desired state
@@ -126,11 +125,9 @@ struct Agent::Impl {
     const std::string name = meta.value("name", "");
     if (type == "DELETED") {
       engine.Delete(kind, ns, name);
-      known[kind].erase(PodKey(ns, name));
       if (kind == "NetworkPolicy") policy_rv.erase(PodKey(ns, name));
       if (kind == "Pod") node_pods.erase(PodKey(ns, name));
     } else if (std::optional<api::Object> decoded = Decode(object)) {
-      known[kind].insert(PodKey(ns, name));
       if (kind == "NetworkPolicy") policy_rv[PodKey(ns, name)] = RvOf(object);
       if (auto* pod = std::get_if<api::Pod>(&*decoded)) {
         if (object["spec"].value("nodeName", "") == options.node_name) node_pods[PodKey(ns, name)] = *pod;
@@ -150,14 +147,24 @@ struct Agent::Impl {
     for (const Json& item : items) {
       now.insert(PodKey(item["metadata"].value("namespace", ""), item["metadata"].value("name", "")));
     }
-    std::set<std::string>& had = known[kind];
-    for (const std::string& key : had) {
-      if (now.contains(key)) continue;
-      const size_t slash = key.find('/');
-      engine.Delete(kind, key.substr(0, slash), key.substr(slash + 1));
-      if (kind == "Pod") node_pods.erase(key);
+    // What the engine has of this kind (it is the agent's only record).
+    std::vector<std::pair<std::string, std::string>> had;
+    if (kind == "Pod") {
+      for (const policy::PodId id : engine.Pods()) had.emplace_back(engine.pod(id).namespace_, engine.pod(id).name);
+    } else if (kind == "NetworkPolicy") {
+      for (const policy::PolicyId id : engine.Policies()) {
+        const api::ObjectMeta& meta = engine.policy(id).metadata;
+        had.emplace_back(meta.namespace_, meta.name);
+      }
+    } else {
+      for (const auto& [name, labels] : engine.Namespaces()) had.emplace_back("", name);
     }
-    had = now;
+    for (const auto& [ns, name] : had) {
+      if (now.contains(PodKey(ns, name))) continue;
+      engine.Delete(kind, ns, name);  // a namespace only referenced, never listed, is not deleted
+      if (kind == "Pod") node_pods.erase(PodKey(ns, name));
+      if (kind == "NetworkPolicy") policy_rv.erase(PodKey(ns, name));
+    }
     for (const Json& item : items) {
       Json object = item;
       // Lists carry kind on the list, not on each item.

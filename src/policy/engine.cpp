@@ -212,11 +212,11 @@ class Mutator {
     s_.free_classes.push_back(id);
   }
 
-  PodId AddPod(Pod pod) {
+  PodId AddPod(Pod pod, const api::Labels& labels) {
     const NamespaceId ns = EnsureNamespace(pod.namespace_);
     ClassId cls = kNoClass;
     if (!pod.host_network) {
-      ClassKey key{ns, pod.labels, {}};
+      ClassKey key{ns, labels, {}};
       for (const api::ContainerPort& port : pod.ports) {
         // A name declared twice (in two containers) means its first declaration,
         // as for Services and probes.
@@ -271,12 +271,14 @@ class Mutator {
     s_.free_pods.push_back(id);
   }
 
-  void ReplaceOwner(const std::string& owner, std::vector<Pod> pods) {
+  // The pods of one owner share its labels (a bare Pod's own, or a workload's
+  // template's).
+  void ReplaceOwner(const std::string& owner, std::vector<Pod> pods, const api::Labels& labels = {}) {
     // Add the new pods before removing the old ones so that an unchanged class
     // is not retired and rebuilt in between.
     std::vector<PodId> added;
     added.reserve(pods.size());
-    for (Pod& pod : pods) added.push_back(AddPod(std::move(pod)));
+    for (Pod& pod : pods) added.push_back(AddPod(std::move(pod), labels));
     if (const auto it = s_.owners.find(owner); it != s_.owners.end()) {
       for (const PodId old : it->second) RemovePod(old);
       // Removing an old pod may have dropped the index entry of a same-named new one.
@@ -418,7 +420,6 @@ std::vector<Pod> ExpandWorkload(const State& s, const api::Workload& w, const st
     Pod pod;
     pod.namespace_ = w.metadata.namespace_;
     pod.name = w.metadata.name + "-" + std::to_string(i);
-    pod.labels = w.pod_template.labels;
     pod.node = i < nodes.size() ? nodes[i] : w.pod_template.spec.node_name;
     pod.host_network = w.pod_template.spec.host_network;
     pod.ports = PortsOf(w.pod_template.spec);
@@ -432,7 +433,9 @@ void Mutator::SyncDaemonSets(const std::vector<std::string>& nodes_before) {
   std::vector<std::string> nodes_now;
   for (const auto& [node, refs] : s_.node_refs) nodes_now.push_back(node);
   if (nodes_now == nodes_before) return;
-  for (const auto& [owner, ds] : s_.daemonsets) ReplaceOwner(owner, ExpandWorkload(s_, ds, owner));
+  for (const auto& [owner, ds] : s_.daemonsets) {
+    ReplaceOwner(owner, ExpandWorkload(s_, ds, owner), ds.pod_template.labels);
+  }
 }
 
 std::vector<std::string> KnownNodes(const State& s) {
@@ -672,7 +675,6 @@ void Engine::Apply(const api::Object& object) {
       Pod pod;
       pod.namespace_ = p.metadata.namespace_;
       pod.name = p.metadata.name;
-      pod.labels = p.metadata.labels;
       pod.node = p.spec.node_name;
       pod.host_network = p.spec.host_network;
       for (const std::string& ip : p.pod_ips) {
@@ -681,13 +683,13 @@ void Engine::Apply(const api::Object& object) {
       pod.ports = PortsOf(p.spec);
       std::vector<Pod> pods;
       pods.push_back(std::move(pod));
-      m.ReplaceOwner(OwnerKey("Pod", p.metadata.namespace_, p.metadata.name), std::move(pods));
+      m.ReplaceOwner(OwnerKey("Pod", p.metadata.namespace_, p.metadata.name), std::move(pods), p.metadata.labels);
     }
     void operator()(const api::Workload& w) {
       const std::string owner =
           OwnerKey(api::WorkloadKindName(w.kind), w.metadata.namespace_, w.metadata.name);
       if (w.kind == api::WorkloadKind::kDaemonSet) m.state().daemonsets[owner] = w;
-      m.ReplaceOwner(owner, ExpandWorkload(m.state(), w, owner));
+      m.ReplaceOwner(owner, ExpandWorkload(m.state(), w, owner), w.pod_template.labels);
     }
     void operator()(const api::NetworkPolicy& p) {
       m.RemovePolicy(p.metadata.namespace_, p.metadata.name);
@@ -830,6 +832,12 @@ std::vector<PolicyId> Engine::IsolatingPolicies(PodId pod, Direction direction) 
   const PodClass* cls = state_->ClassOfPod(pod);
   if (cls == nullptr) return {};
   return direction == Direction::kIngress ? cls->ingress_policies : cls->egress_policies;
+}
+
+const api::Labels& Engine::PodLabels(PodId id) const {
+  static const api::Labels kNone;
+  const PodClass* cls = state_->ClassOfPod(id);
+  return cls == nullptr ? kNone : cls->key.labels;
 }
 
 EngineStats Engine::stats() const {

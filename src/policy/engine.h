@@ -47,10 +47,11 @@ using PolicyId = uint32_t;
 // A pod as the engine sees it. Workloads are expanded into pods named
 // <workload>-0, -1, ... with the template's labels and ports and no IP; a
 // DaemonSet into one pod per node that other pods run on.
+// Its labels are its class's (Engine::PodLabels): pods mostly share them, so
+// they are kept once per class.
 struct Pod {
   std::string namespace_;
   std::string name;
-  api::Labels labels;
   std::string node;
   bool host_network = false;
   std::vector<IpAddress> ips;
@@ -147,6 +148,8 @@ class Engine {
   std::optional<PolicyId> FindPolicy(std::string_view namespace_, std::string_view name) const;
 
   const Pod& pod(PodId id) const;
+  // A pod's labels (none for hostNetwork pods, which policies never select).
+  const api::Labels& PodLabels(PodId id) const;
   const api::NetworkPolicy& policy(PolicyId id) const;
   std::string PolicyName(PolicyId id) const;  // "namespace/name"
 

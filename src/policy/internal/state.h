@@ -158,7 +158,7 @@ struct State {
   std::vector<ClassId> free_classes;
   std::map<ClassKey, ClassId> class_index;
 
-  std::vector<PodRec> pods;
+  std::deque<PodRec> pods;  // a deque: no spare capacity, no copies on growth
   std::vector<PodId> free_pods;
   std::map<std::pair<std::string, std::string>, PodId, std::less<>> pod_index;
   std::map<IpAddress, PodId> pod_by_ip;
