@@ -77,6 +77,7 @@ struct Agent::Impl {
   std::map<std::string, api::Pod> node_pods;           // this node's pods as the API has them
   std::map<std::string, cni::PodRegistration> local;   // ns/name -> registration
   std::map<std::string, bool> listed;                  // kind -> listed once
+  std::map<std::string, std::set<std::string>> listing;  // kind -> ns/name in the list under way
   std::map<std::string, uint64_t> policy_rv;           // ns/name -> resourceVersion applied
   kube::Client* api_client = nullptr;  // for reads outside the watches
   uint64_t wanted = 0;                                 // generation of the desired state
@@ -140,13 +141,27 @@ struct Agent::Impl {
     Want();
   }
 
-  void OnList(const std::string& kind, const std::vector<Json>& items) {
-    // What the list no longer has was deleted while we were not watching;
-    // everything it has is applied again (unchanged objects cost nothing).
-    std::set<std::string> now;
-    for (const Json& item : items) {
-      now.insert(PodKey(item["metadata"].value("namespace", ""), item["metadata"].value("name", "")));
+  // A list arrives page by page (so the whole cluster is never held as JSON):
+  // every item is applied as it comes; at the end, what the list did not have
+  // was deleted while we were not watching.
+  void OnListBegin(const std::string& kind) { listing[kind].clear(); }
+
+  void OnListPage(const std::string& kind, std::vector<Json>& items) {
+    std::set<std::string>& seen = listing[kind];
+    for (Json& object : items) {
+      seen.insert(PodKey(object["metadata"].value("namespace", ""), object["metadata"].value("name", "")));
+      // Lists carry kind on the list, not on each item.
+      if (!object.contains("kind")) object["kind"] = kind;
+      if (!object.contains("apiVersion"))
+        object["apiVersion"] = kind == "NetworkPolicy" ? "networking.k8s.io/v1" : "v1";
+      OnObject(kind, "ADDED", object);
+      object = Json();  // freed as we go
     }
+  }
+
+  void OnListEnd(const std::string& kind) {
+    const std::set<std::string> now = std::move(listing[kind]);
+    listing.erase(kind);
     // What the engine has of this kind (it is the agent's only record).
     std::vector<std::pair<std::string, std::string>> had;
     if (kind == "Pod") {
@@ -164,14 +179,6 @@ struct Agent::Impl {
       engine.Delete(kind, ns, name);  // a namespace only referenced, never listed, is not deleted
       if (kind == "Pod") node_pods.erase(PodKey(ns, name));
       if (kind == "NetworkPolicy") policy_rv.erase(PodKey(ns, name));
-    }
-    for (const Json& item : items) {
-      Json object = item;
-      // Lists carry kind on the list, not on each item.
-      if (!object.contains("kind")) object["kind"] = kind;
-      if (!object.contains("apiVersion"))
-        object["apiVersion"] = kind == "NetworkPolicy" ? "networking.k8s.io/v1" : "v1";
-      OnObject(kind, "ADDED", object);
     }
     listed[kind] = true;
     Want();
@@ -407,10 +414,20 @@ namespace {
 class Watcher final : public kube::ListWatchHandler {
  public:
   Watcher(Agent::Impl& agent, std::string kind) : agent_(agent), kind_(std::move(kind)) {}
-  void OnList(const std::vector<Json>& items) override {
+  void OnListBegin() override {
     std::lock_guard lock(agent_.mu);
-    agent_.OnList(kind_, items);
-    agent_.Log(LogLevel::kInfo, "listed", {{"kind", kind_}, {"items", items.size()}});
+    agent_.OnListBegin(kind_);
+    items_ = 0;
+  }
+  void OnListPage(std::vector<Json>& items) override {
+    std::lock_guard lock(agent_.mu);
+    agent_.OnListPage(kind_, items);
+    items_ += items.size();
+  }
+  void OnListEnd() override {
+    std::lock_guard lock(agent_.mu);
+    agent_.OnListEnd(kind_);
+    agent_.Log(LogLevel::kInfo, "listed", {{"kind", kind_}, {"items", items_}});
   }
   void OnEvent(const std::string& type, const Json& object) override {
     std::lock_guard lock(agent_.mu);
@@ -423,6 +440,7 @@ class Watcher final : public kube::ListWatchHandler {
  private:
   Agent::Impl& agent_;
   std::string kind_;
+  size_t items_ = 0;
 };
 
 }  // namespace
@@ -443,7 +461,8 @@ Status Agent::Run(const std::atomic<bool>& stop) {
   NETPOL_ASSIGN_OR_RETURN(std::unique_ptr<kube::Client> client, kube::Client::Create(a.options.api),
                           "netpold");
   NETPOL_ASSIGN_OR_RETURN(
-      a.backend, dataplane::nft::NftBackend::Create({a.options.netns, {.log_group = a.options.log_group}}),
+      a.backend, dataplane::nft::NftBackend::Create(
+          {a.options.netns, {.log_group = a.options.log_group}, /*observe_at_create=*/true}),
       "netpold");
   // Pods attached before this start (a restart): known at once, from disk.
   NETPOL_ASSIGN_OR_RETURN(const std::vector<cni::PodRegistration> registered,

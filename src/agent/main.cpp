@@ -1,4 +1,6 @@
 // netpold: flags and signals only; the agent is agent/agent.h.
+#include <malloc.h>
+
 #include <atomic>
 #include <csignal>
 #include <iostream>
@@ -12,6 +14,12 @@ std::atomic<bool> stop_requested{false};
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Lists and full programs pass through large short-lived buffers. A fixed
+  // mmap threshold keeps them out of the heap (glibc would otherwise raise
+  // the threshold after the first such buffer is freed, and later ones would
+  // fragment the heap the agent's long-lived state lives in).
+  mallopt(M_MMAP_THRESHOLD, 64 * 1024);
+  mallopt(M_ARENA_MAX, 1);
   netpol::agent::AgentOptions options;
   std::string level = "info";
   CLI::App app{

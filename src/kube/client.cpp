@@ -191,19 +191,23 @@ void ListWatch::Run(const std::atomic<bool>& stop) {
 }
 
 Status ListWatch::List() {
-  std::vector<Json> items;
+  handler_.OnListBegin();
   std::string next;
   do {
     const char join = path_.find('?') == std::string::npos ? '?' : '&';
     std::string query = path_ + join + "limit=500";
     if (!next.empty()) query += "&continue=" + next;
     NETPOL_ASSIGN_OR_RETURN(Json page, client_.Get(query), "listing " + path_);
+    std::vector<Json> items;
+    items.reserve(page["items"].size());
     for (Json& item : page["items"]) items.push_back(std::move(item));
     next = page["metadata"].value("continue", "");
     resource_version_ = page["metadata"].value("resourceVersion", "");
+    page = Json();  // the page's rest, before the handler allocates for its items
+    handler_.OnListPage(items);
   } while (!next.empty());
   ++lists_;
-  handler_.OnList(items);
+  handler_.OnListEnd();
   return Ok();
 }
 

@@ -71,12 +71,28 @@ class Client {
 class ListWatchHandler {
  public:
   virtual ~ListWatchHandler() = default;
-  // The complete current set (after the first list and after every relist).
-  virtual void OnList(const std::vector<Json>& items) = 0;
+  // A list (the first, and every relist) arrives as OnListBegin, OnListPage
+  // for each page, OnListEnd: together the complete current set. By default
+  // the pages are buffered and the whole set handed to OnList; a handler that
+  // can take pages as they come (and so never holds the whole list at once)
+  // overrides the three instead. A list that fails midway begins again.
+  virtual void OnListBegin() { buffered_.clear(); }
+  virtual void OnListPage(std::vector<Json>& items) {
+    for (Json& item : items) buffered_.push_back(std::move(item));
+  }
+  virtual void OnListEnd() {
+    OnList(buffered_);
+    std::vector<Json>().swap(buffered_);
+  }
+  // The complete current set, for handlers that keep the default paging.
+  virtual void OnList(const std::vector<Json>& items) { (void)items; }
   // One change: ADDED, MODIFIED or DELETED.
   virtual void OnEvent(const std::string& type, const Json& object) = 0;
   // A failure the loop recovers from (logged by the caller).
   virtual void OnProblem(const std::string& what) { (void)what; }
+
+ private:
+  std::vector<Json> buffered_;
 };
 
 class ListWatch {

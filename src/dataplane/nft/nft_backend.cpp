@@ -206,6 +206,14 @@ Result<std::unique_ptr<NftBackend>> NftBackend::Create(const NftBackendOptions& 
   if (NftContext probe; probe.ctx == nullptr) return Internal("cannot create a libnftables context");
   std::unique_ptr<NftBackend> backend(new NftBackend(options));
   for (NftSet& set : SetLayout(options.nft)) backend->layout_[set.name] = std::move(set);
+  // Read what an earlier run left now, before the caller builds its state:
+  // listing a big table passes tens of MiB through libnftables, and freed
+  // here it does not leave holes between long-lived allocations. Only this
+  // process changes the table, so the first Apply can still trust it.
+  if (options.observe_at_create) {
+    NETPOL_ASSIGN_OR_RETURN(ObservedTable observed, backend->Observe(), "reading the installed rules");
+    backend->observed_at_create_ = std::move(observed);
+  }
   return backend;
 }
 
@@ -243,11 +251,17 @@ Result<ObservedTable> NftBackend::Observe() {
 Result<NftBackend::Change> NftBackend::Prepare(const policy::NodeProgram& program) {
   Change change;
   if (!in_sync_) {
-    NETPOL_ASSIGN_OR_RETURN(const ObservedTable observed, Observe(), "reading the installed rules");
+    // The table as Create found it, once; after that (a failed update) as it is now.
+    std::optional<ObservedTable> at_start = std::exchange(observed_at_create_, std::nullopt);
+    if (!at_start) {
+      NETPOL_ASSIGN_OR_RETURN(ObservedTable now, Observe(), "reading the installed rules");
+      at_start = std::move(now);
+    }
+    const ObservedTable& observed = *at_start;
     change.stats.commands = PlanCommands(RenderRuleset(program, options_.nft), observed, change.stats);
     change.full = true;
     for (const auto& [name, pod] : program.pods)
-      change.rendered[name] = RenderPod(name, pod, program, options_.nft);
+      change.rendered[name] = InstalledPod::From(RenderPod(name, pod, program, options_.nft));
     return change;
   }
   ElementEdits edits;
@@ -264,8 +278,8 @@ Result<NftBackend::Change> NftBackend::Prepare(const policy::NodeProgram& progra
     }
   };
   // Only what is in one and not the other, both ways.
-  const auto diff = [&](const PodElements& before, const PodElements& after) {
-    const PodEdits d = DiffElements(before, after);
+  const auto diff = [&](const InstalledPod& before, const PodElements& after) {
+    const PodEdits d = before.DiffTo(after);
     record(d.removed, false);
     record(d.added, true);
   };
@@ -285,12 +299,12 @@ Result<NftBackend::Change> NftBackend::Prepare(const policy::NodeProgram& progra
     }
     PodElements now = RenderPod(name, program.pods.at(name), program, options_.nft);
     diff(elements_.at(name), now);
-    change.rendered[name] = std::move(now);
+    change.rendered[name] = InstalledPod::From(std::move(now));
   }
   for (const std::string& name : delta.added) {
     PodElements now = RenderPod(name, program.pods.at(name), program, options_.nft);
     diff({}, now);
-    change.rendered[name] = std::move(now);
+    change.rendered[name] = InstalledPod::From(std::move(now));
   }
   change.edits = std::move(edits);
   return change;
@@ -301,14 +315,7 @@ void NftBackend::Commit(Change& change) {
   if (change.full) elements_.clear();
   for (const std::string& name : change.removed) elements_.erase(name);
   for (auto& [name, elements] : change.rendered) elements_[name] = std::move(elements);
-  for (auto& [name, edits] : change.edited) {
-    PodElements& pod = elements_[name];
-    for (const auto& [set, elements] : edits.removed) {
-      auto& members = pod[set];
-      for (const auto& [element, origin] : elements) members.erase(element);
-    }
-    for (auto& [set, elements] : edits.added) pod[set].merge(elements);
-  }
+  for (auto& [name, edits] : change.edited) elements_[name].Apply(std::move(edits));
 }
 
 Result<std::string> NftBackend::Plan(const policy::NodeProgram& program) {

@@ -20,6 +20,7 @@
 
 #include "dataplane/backend.h"
 #include "dataplane/nft/element_batch.h"
+#include "dataplane/nft/installed.h"
 #include "dataplane/nft/ruleset.h"
 
 namespace netpol::dataplane::nft {
@@ -27,6 +28,9 @@ namespace netpol::dataplane::nft {
 struct NftBackendOptions {
   std::string netns;  // "" = the calling thread's namespace
   NftOptions nft;
+  // Read the installed table in Create and use that reading for the first
+  // Apply (a long-running owner of the table: the agent).
+  bool observe_at_create = false;
 };
 
 // What is installed, as listed by the kernel.
@@ -70,7 +74,7 @@ class NftBackend final : public Backend {
   struct Change {
     ApplyStats stats;
     bool full = false;                            // `rendered` is every pod's elements
-    std::map<std::string, PodElements> rendered;  // pods rendered whole
+    std::map<std::string, InstalledPod> rendered;  // pods rendered whole
     std::vector<std::string> removed;             // pods gone
     std::map<std::string, PodEdits> edited;       // pods edited by peer members
     ElementEdits edits;                           // incremental only; the full build is stats.commands
@@ -93,7 +97,8 @@ class NftBackend final : public Backend {
   // changes the pod). Any failure drops it: the next Apply reads back again.
   bool in_sync_ = false;
   policy::NodeProgram program_;
-  std::map<std::string, PodElements> elements_;
+  std::optional<ObservedTable> observed_at_create_;
+  std::map<std::string, InstalledPod> elements_;
 };
 
 }  // namespace netpol::dataplane::nft

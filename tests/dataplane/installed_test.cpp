@@ -1,0 +1,65 @@
+// InstalledPod keeps what PodElements holds, compactly: the same diffs, the
+// same content after edits.
+#include "dataplane/nft/installed.h"
+
+#include <gtest/gtest.h>
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "policy/compiled.h"
+#include "policy/engine.h"
+#include "testutil/generator.h"
+
+namespace netpol::dataplane::nft {
+namespace {
+
+// Every local pod's elements from a small random cluster.
+std::vector<PodElements> Renderings(uint64_t seed) {
+  testing::SeededChoices choices(seed);
+  policy::Engine engine;
+  for (const auto& o : testing::GenerateSmallCluster(choices)) engine.Apply(o);
+  std::map<std::string, std::string> local;
+  for (const policy::PodId id : engine.Pods()) local[engine.pod(id).FullName()] = "veth-" + engine.pod(id).name;
+  const policy::NodeProgram program = policy::CompileNode(engine, local);
+  std::vector<PodElements> out;
+  for (const auto& [name, pod] : program.pods) out.push_back(RenderPod(name, pod, program, {}));
+  return out;
+}
+
+TEST(InstalledPodTest, DiffsAndEditsAsPodElementsDo) {
+  int pairs = 0;
+  for (uint64_t seed = 0; seed < 200; ++seed) {
+    std::vector<PodElements> pods = Renderings(seed);
+    pods.push_back({});  // and nothing at all
+    for (size_t i = 0; i < pods.size(); ++i) {
+      const PodElements& a = pods[i];
+      const PodElements& b = pods[(i + 1) % pods.size()];
+      const InstalledPod installed = InstalledPod::From(a);
+      ASSERT_EQ(installed.Expand(), a);
+      const PodEdits expected = DiffElements(a, b);
+      const PodEdits got = installed.DiffTo(b);
+      ASSERT_EQ(got.added, expected.added);
+      ASSERT_EQ(got.removed, expected.removed);
+      // After the edits: b's elements; those a had too keep a's origin.
+      InstalledPod edited = installed;
+      edited.Apply(got);
+      const PodElements now = edited.Expand();
+      PodElements want = b;
+      for (auto& [set, members] : want) {
+        const auto was = a.find(set);
+        if (was == a.end()) continue;
+        for (auto& [element, origin] : members) {
+          if (const auto it = was->second.find(element); it != was->second.end()) origin = it->second;
+        }
+      }
+      ASSERT_EQ(now, want);
+      ++pairs;
+    }
+  }
+  EXPECT_GT(pairs, 400);
+}
+
+}  // namespace
+}  // namespace netpol::dataplane::nft
