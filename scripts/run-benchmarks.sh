@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Runs the engine benchmarks (Google Benchmark, 3 repetitions, medians) and the
-# peak-memory probe, and writes their raw output to build/bench-results/.
+# Runs the engine and rendering benchmarks (Google Benchmark, 3 repetitions,
+# medians) and the peak-memory probe, and writes their raw output to build/bench-results/.
 # docs/BENCHMARKS.md quotes these numbers with this command.
 set -euo pipefail
 build=${1:?build dir}
@@ -15,5 +15,9 @@ echo "== engine_memory (10k pods, 1k policies)"
 "$build/bench/engine_memory" 10000 1000 | tee "$out/engine_memory.txt"
 echo "== engine_memory (1k pods, 100 policies)"
 "$build/bench/engine_memory" 1000 100 | tee -a "$out/engine_memory.txt"
+echo
+echo "== render_benchmark (the dataplane's per-pod work; medians of 3 repetitions)"
+"$build/bench/render_benchmark" --benchmark_repetitions=3 --benchmark_report_aggregates_only=true \
+  | grep -E '^(BM_|-|Benchmark)' | grep -v -E '_(mean|stddev|cv) ' | tee "$out/render_benchmark.txt"
 echo
 echo "results in $out"

@@ -17,6 +17,9 @@
 #include <set>
 #include <thread>
 
+#include <httplib.h>
+
+#include "agent/metrics.h"
 #include "api/load.h"
 #include "cni/registry.h"
 #include "dataplane/nft/nft_backend.h"
@@ -28,6 +31,13 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 using kube::Json;
+
+const std::vector<double> kLatencyBuckets = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+                                             0.05,   0.1,   0.25,   0.5,   1,    2.5};
+
+double Seconds(Clock::duration d) {
+  return std::chrono::duration<double>(d).count();
+}
 
 const char* LevelName(LogLevel l) {
   switch (l) {
@@ -85,6 +95,12 @@ struct Agent::Impl {
   Clock::time_point wanted_at;                         // when `wanted` last grew
   AgentStats stats;
   std::unique_ptr<dataplane::nft::NftBackend> backend;
+  // For /metrics and /healthz.
+  Histogram program_seconds{kLatencyBuckets};  // compile + dataplane, per update
+  Histogram update_seconds{kLatencyBuckets};   // change reached the agent -> in force
+  std::map<std::string, uint64_t> events_by_kind;
+  std::map<std::string, const kube::ListWatch*> watches;  // kind -> its list/watch loop
+  std::atomic<int64_t> heartbeat_ns{Clock::now().time_since_epoch().count()};  // the programming loop's last turn
 
   void Log(LogLevel level, const std::string& msg, Json fields = Json::object()) const {
     if (level < options.log_level) return;
@@ -138,6 +154,7 @@ struct Agent::Impl {
       }
     }
     ++stats.events;
+    ++events_by_kind[kind];
     Want();
   }
 
@@ -218,6 +235,7 @@ struct Agent::Impl {
     auto retry_at = Clock::now();
     while (!stop.load()) {
       changed.wait_for(lock, std::chrono::milliseconds(200));
+      heartbeat_ns = Clock::now().time_since_epoch().count();
       if (!Synced() || applied == wanted || Clock::now() < retry_at) continue;
       const uint64_t target = wanted;
       const Clock::time_point change_at = wanted_at;
@@ -240,6 +258,8 @@ struct Agent::Impl {
       stats.last_compile_ms = std::chrono::duration<double, std::milli>(compiled - start).count();
       stats.last_dataplane_ms = std::chrono::duration<double, std::milli>(end - compiled).count();
       stats.last_elements_changed = done->added + done->removed;
+      program_seconds.Observe(Seconds(end - start));
+      update_seconds.Observe(Seconds(end - change_at));
       ++stats.programs;
       if (!stats.synced) {
         // The first lists decoded the whole cluster through short-lived JSON
@@ -260,6 +280,122 @@ struct Agent::Impl {
            {"local_pods", local_pods}});
       changed.notify_all();
     }
+  }
+
+  // --- metrics and health ---------------------------------------------------------
+
+  // Live: the programming loop turned within the last 10 s (it turns every
+  // 200 ms, or after each update).
+  bool Healthy() const {
+    return Clock::now() - Clock::time_point(Clock::duration(heartbeat_ns.load())) < std::chrono::seconds(10);
+  }
+
+  std::string Metrics() {
+    std::lock_guard lock(mu);
+    MetricsWriter out;
+    const policy::EngineStats known = engine.stats();
+    out.Gauge("netpol_agent_ready", "1 once the first full sync is in force on the node.",
+              {{{}, stats.synced ? 1.0 : 0.0}});
+    out.Gauge("netpol_agent_known_pods", "Pods the agent knows (the whole cluster).",
+              {{{}, static_cast<double>(known.pods)}});
+    out.Gauge("netpol_agent_known_policies", "NetworkPolicies the agent knows.",
+              {{{}, static_cast<double>(known.policies)}});
+    out.Gauge("netpol_agent_known_namespaces", "Namespaces the agent knows.",
+              {{{}, static_cast<double>(known.namespaces)}});
+    out.Gauge("netpol_agent_local_pods", "Pods attached on this node (CNI registrations).",
+              {{{}, static_cast<double>(local.size())}});
+    out.Gauge("netpol_agent_nft_set_elements", "nftables set elements installed for this node's pods.",
+              {{{}, static_cast<double>(backend ? backend->InstalledElements() : 0)}});
+    out.Counter("netpol_agent_programs_total", "Dataplane updates committed.",
+                {{{}, static_cast<double>(stats.programs)}});
+    out.Counter("netpol_agent_program_failures_total",
+                "Dataplane updates that failed (the previous rules stayed in force; retried).",
+                {{{}, static_cast<double>(stats.failures)}});
+    std::vector<MetricsWriter::Sample> events;
+    std::vector<MetricsWriter::Sample> restarts;
+    for (const auto& [kind, watch] : watches) {
+      const auto it = events_by_kind.find(kind);
+      events.push_back({{{"kind", kind}}, static_cast<double>(it == events_by_kind.end() ? 0 : it->second)});
+      // The first list and watch are the start, not restarts.
+      restarts.push_back(
+          {{{"kind", kind}, {"what", "list"}}, static_cast<double>(std::max(watch->lists() - 1, 0))});
+      restarts.push_back(
+          {{{"kind", kind}, {"what", "watch"}}, static_cast<double>(std::max(watch->watches() - 1, 0))});
+    }
+    out.Counter("netpol_agent_watch_events_total", "Objects applied from lists and watch events, by kind.",
+                events);
+    out.Counter("netpol_agent_watch_restarts_total",
+                "Lists and watches started again after the first (410 Gone, errors, stalls), by kind.", restarts);
+    out.Histogram("netpol_agent_program_duration_seconds",
+                  "Time to compile the node's program and update the dataplane, per update.", program_seconds);
+    out.Histogram("netpol_agent_update_latency_seconds",
+                  "From a change reaching the agent (watch event or CNI request) until its rules are in force.",
+                  update_seconds);
+    // Denied new connections, from the drop counters of each pod's address.
+    std::map<std::pair<std::string, std::string>, double> denied;  // (namespace, direction) -> packets
+    if (backend && stats.synced) {
+      for (const auto& [direction, prefix] : {std::pair{"ingress", "in"}, std::pair{"egress", "eg"}}) {
+        for (const char* family : {"v4", "v6"}) {
+          Result<dataplane::nft::ObservedSet> set =
+              backend->ObserveSet(std::string(prefix) + "_denied_" + family);
+          if (!set) continue;
+          for (const auto& [element, packets] : set->elements) {
+            std::string ns = "unknown";
+            if (Result<IpAddress> ip = IpAddress::Parse(element)) {
+              if (const auto pod = engine.FindPodByIp(*ip)) ns = engine.pod(*pod).namespace_;
+            }
+            denied[{ns, direction}] += static_cast<double>(packets);
+          }
+        }
+      }
+    }
+    std::vector<MetricsWriter::Sample> denied_samples;
+    for (const auto& [key, packets] : denied)
+      denied_samples.push_back({{{"namespace", key.first}, {"direction", key.second}}, packets});
+    out.Counter("netpol_denied_connections_total",
+                "New connections dropped by policy at this node's pods, by the pod's namespace and the direction "
+                "that denied (from per-pod counters: a pod that goes takes its count with it).",
+                denied_samples);
+    return out.text();
+  }
+
+  // Serves /metrics, /healthz and /readyz until stop.
+  Status MetricsLoop(const std::atomic<bool>& stop) {
+    const size_t colon = options.metrics_address.rfind(':');
+    if (colon == std::string::npos) {
+      return InvalidArgument("--metrics-address wants host:port, not \"" + options.metrics_address + "\"");
+    }
+    const std::string host = options.metrics_address.substr(0, colon);
+    const int port = std::atoi(options.metrics_address.c_str() + colon + 1);
+    httplib::Server server;
+    server.Get("/metrics", [&](const httplib::Request&, httplib::Response& res) {
+      res.set_content(Metrics(), "text/plain; version=0.0.4; charset=utf-8");
+    });
+    server.Get("/healthz", [&](const httplib::Request&, httplib::Response& res) {
+      const bool ok = Healthy();
+      res.status = ok ? 200 : 503;
+      res.set_content(ok ? "ok\n" : "the programming loop is stuck\n", "text/plain");
+    });
+    server.Get("/readyz", [&](const httplib::Request&, httplib::Response& res) {
+      bool ready = false;
+      {
+        std::lock_guard lock(mu);
+        ready = stats.synced;
+      }
+      res.status = ready ? 200 : 503;
+      res.set_content(ready ? "ok\n" : "the first full sync is not in force yet\n", "text/plain");
+    });
+    if (!server.bind_to_port(host, port)) {
+      return Unavailable("cannot serve metrics on " + options.metrics_address);
+    }
+    Log(LogLevel::kInfo, "serving /metrics, /healthz and /readyz", {{"address", options.metrics_address}});
+    std::thread stopper([&] {
+      while (!stop.load()) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      server.stop();
+    });
+    server.listen_after_bind();
+    stopper.join();
+    return Ok();
   }
 
   // --- the CNI socket -------------------------------------------------------------
@@ -480,6 +616,10 @@ Status Agent::Run(const std::atomic<bool>& stop) {
   kube::ListWatch watch_namespaces(*client, "/api/v1/namespaces", namespaces);
   kube::ListWatch watch_pods(*client, "/api/v1/pods", pods);
   kube::ListWatch watch_policies(*client, "/apis/networking.k8s.io/v1/networkpolicies", policies);
+  {
+    std::lock_guard lock(a.mu);
+    a.watches = {{"Namespace", &watch_namespaces}, {"Pod", &watch_pods}, {"NetworkPolicy", &watch_policies}};
+  }
   Status socket_status = Ok();
   std::vector<std::thread> threads;
   threads.emplace_back([&] { watch_namespaces.Run(stop); });
@@ -487,9 +627,16 @@ Status Agent::Run(const std::atomic<bool>& stop) {
   threads.emplace_back([&] { watch_policies.Run(stop); });
   threads.emplace_back([&] { a.ProgramLoop(stop); });
   threads.emplace_back([&] { socket_status = a.SocketLoop(stop); });
+  Status metrics_status = Ok();
+  if (!a.options.metrics_address.empty()) threads.emplace_back([&] { metrics_status = a.MetricsLoop(stop); });
   for (std::thread& t : threads) t.join();
   a.Log(LogLevel::kInfo, "stopped; the rules in force stay in force");
-  return socket_status;
+  {
+    std::lock_guard lock(a.mu);
+    a.watches.clear();
+  }
+  if (!socket_status.ok()) return socket_status;
+  return metrics_status;
 }
 
 }  // namespace netpol::agent

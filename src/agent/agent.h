@@ -39,6 +39,8 @@ struct AgentOptions {
   std::string socket_path = "/run/netpol/agent.sock";
   uint16_t log_group = 100;
   LogLevel log_level = LogLevel::kInfo;
+  // "host:port" serving /metrics (Prometheus), /healthz and /readyz; "" = none.
+  std::string metrics_address;
 };
 
 struct AgentStats {

@@ -41,6 +41,8 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--log-group", options.log_group, "NFLOG group for denied connections")
       ->capture_default_str();
+  app.add_option("--metrics-address", options.metrics_address,
+                 "host:port to serve /metrics (Prometheus), /healthz and /readyz on (default: none)");
   app.add_option("--log-level", level, "debug, info, warn or error")
       ->check(CLI::IsMember({"debug", "info", "warn", "error"}))
       ->capture_default_str();

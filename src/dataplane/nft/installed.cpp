@@ -58,8 +58,9 @@ PodEdits InstalledPod::DiffTo(const PodElements& after) const {
 }
 
 void InstalledPod::Apply(PodEdits edits) {
-  for (const auto& [set, removed] : edits.removed) {
-    const auto it = sets_.find(set);
+  for (const auto& entry : edits.removed) {
+    const auto& removed = entry.second;  // (a structured binding cannot be captured before C++20's fix in clang 16)
+    const auto it = sets_.find(entry.first);
     if (it == sets_.end()) continue;
     std::erase_if(it->second, [&](const Entry& e) { return removed.contains(e.first); });
     if (it->second.empty()) sets_.erase(it);

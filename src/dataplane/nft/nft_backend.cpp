@@ -248,6 +248,21 @@ Result<ObservedTable> NftBackend::Observe() {
   return ParseListing(*listing);
 }
 
+Result<ObservedSet> NftBackend::ObserveSet(const std::string& name) {
+  NETPOL_ASSIGN_OR_RETURN(const std::string listing, Run("list set " + kTable + " " + name, true),
+                          "listing set " + name);
+  NETPOL_ASSIGN_OR_RETURN(ObservedTable table, ParseListing(listing), "listing set " + name);
+  const auto it = table.sets.find(name);
+  if (it == table.sets.end()) return NotFound("no set " + name + " in table " + kTable);
+  return std::move(it->second);
+}
+
+size_t NftBackend::InstalledElements() const {
+  size_t n = 0;
+  for (const auto& [name, pod] : elements_) n += pod.size();
+  return n;
+}
+
 Result<NftBackend::Change> NftBackend::Prepare(const policy::NodeProgram& program) {
   Change change;
   if (!in_sync_) {

@@ -66,6 +66,11 @@ class NftBackend final : public Backend {
   Status Remove() override;
 
   Result<ObservedTable> Observe();
+  // One set as the kernel has it now, with its elements' packet counters
+  // (the per-pod drop counters of `in_denied_v4` and friends, for metrics).
+  Result<ObservedSet> ObserveSet(const std::string& name);
+  // Elements this backend installed for its pods (0 before the first Apply).
+  size_t InstalledElements() const;
   // Runs nft commands as one transaction (exposed for tests that inject faults).
   Result<std::string> RunForTest(const std::string& commands) { return Run(commands, false); }
 

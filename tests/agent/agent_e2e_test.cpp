@@ -1,0 +1,150 @@
+// netpold's health, readiness and metrics, on a node with real pods and real
+// denied packets (root: network namespaces and nftables).
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <httplib.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <regex>
+#include <string>
+#include <thread>
+
+#include "agent/agent.h"
+#include "cni/registry.h"
+#include "e2e/lab.h"
+#include "kube/client.h"
+#include "lab/apiserver.h"
+
+namespace netpol {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using kube::Json;
+
+// A loopback port nobody listens on now.
+int FreePort() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address));
+  socklen_t length = sizeof(address);
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
+  ::close(fd);
+  return ntohs(address.sin_port);
+}
+
+// Status code and body of GET http://127.0.0.1:port/path (0 when unreachable).
+std::pair<int, std::string> HttpGet(int port, const std::string& path) {
+  httplib::Client client("127.0.0.1", port);
+  client.set_connection_timeout(std::chrono::seconds(2));
+  const httplib::Result r = client.Get(path);
+  if (!r) return {0, httplib::to_string(r.error())};
+  return {r->status, r->body};
+}
+
+double Value(const std::string& metrics, const std::string& series) {
+  const size_t at = metrics.find("\n" + series + " ");
+  if (at == std::string::npos) return -1;
+  return std::strtod(metrics.c_str() + at + series.size() + 2, nullptr);
+}
+
+TEST(AgentE2eTest, ServesHealthReadinessAndMetricsCountingDeniedConnections) {
+  NETPOL_REQUIRE_E2E();
+  testing::PacketLab node;
+  ASSERT_TRUE(node.Up({{"198.18.7.10", ""}, {"198.18.7.11", ""}}).ok());
+  ASSERT_TRUE(node.Serve({{api::Protocol::kTCP, 8080}}).ok());
+  auto server = lab::ApiServer::Start({.nodes = {"node-1"}});
+  ASSERT_TRUE(server.ok()) << server.error().message();
+  auto api = kube::Client::Create(kube::Api((*server)->url()));
+  ASSERT_TRUE(api.ok());
+  ASSERT_TRUE((*api)->Request("POST", "/api/v1/namespaces", Json{{"metadata", {{"name", "shop"}}}}.dump()).ok());
+  const std::string dir = ::testing::TempDir() + "/" + node.prefix() + "-agent";
+  std::filesystem::create_directories(dir + "/cni");
+  for (const auto& [name, ip] : {std::pair{"web", "198.18.7.10"}, std::pair{"db", "198.18.7.11"}}) {
+    const Json pod = {{"metadata", {{"name", name}, {"labels", {{"app", name}}}}},
+                      {"spec", {{"nodeName", "node-1"}, {"containers", {{{"name", "c"}}}}}},
+                      {"status", {{"phase", "Running"}, {"podIP", ip}}}};
+    ASSERT_TRUE((*api)->Request("POST", "/api/v1/namespaces/shop/pods", pod.dump()).ok());
+    // Registered as netpol-cni registers a chained pod (its interface is not ours).
+    cni::PodRegistration reg{{std::string("c-") + name, "eth0"}, "shop", name, "", {*IpAddress::Parse(ip)},
+                             "", "", true};
+    ASSERT_TRUE(cni::Register(dir + "/cni", reg).ok());
+  }
+  const int port = FreePort();
+  agent::AgentOptions options;
+  options.api = kube::Api((*server)->url());
+  options.node_name = "node-1";
+  options.netns = node.node();
+  options.state_dir = dir + "/cni";
+  options.socket_path = dir + "/agent.sock";
+  options.metrics_address = "127.0.0.1:" + std::to_string(port);
+  options.log_level = agent::LogLevel::kWarn;
+  agent::Agent agent(options);
+  std::atomic<bool> stop{false};
+  std::thread running([&] { (void)agent.Run(stop); });
+  struct Stop {
+    std::atomic<bool>& stop;
+    std::thread& running;
+    ~Stop() {
+      stop = true;
+      running.join();
+    }
+  } stopper{stop, running};
+
+  const auto deadline = Clock::now() + std::chrono::seconds(20);
+  std::pair<int, std::string> ready{0, ""};
+  while (Clock::now() < deadline && (ready = HttpGet(port, "/readyz")).first != 200) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_EQ(ready.first, 200) << ready.second;
+  EXPECT_EQ(HttpGet(port, "/healthz").first, 200);
+  EXPECT_EQ(HttpGet(port, "/nothing").first, 404);
+
+  // Allowed until a default-deny policy isolates db; then denied and counted.
+  ASSERT_TRUE(*node.Reaches("198.18.7.10", "198.18.7.11", api::Protocol::kTCP, 8080, std::chrono::seconds(2)));
+  const uint64_t before = agent.stats().programs;
+  const Json deny = {{"metadata", {{"name", "db-deny"}}},
+                     {"spec", {{"podSelector", {{"matchLabels", {{"app", "db"}}}}}, {"policyTypes", {"Ingress"}}}}};
+  ASSERT_TRUE(
+      (*api)->Request("POST", "/apis/networking.k8s.io/v1/namespaces/shop/networkpolicies", deny.dump()).ok());
+  while (Clock::now() < deadline + std::chrono::seconds(10) && agent.stats().programs == before) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_FALSE(
+        *node.Reaches("198.18.7.10", "198.18.7.11", api::Protocol::kTCP, 8080, std::chrono::milliseconds(300)));
+  }
+
+  const auto [status, metrics] = HttpGet(port, "/metrics");
+  ASSERT_EQ(status, 200);
+  EXPECT_EQ(Value(metrics, "netpol_agent_ready"), 1) << metrics;
+  EXPECT_EQ(Value(metrics, "netpol_agent_known_pods"), 2);
+  EXPECT_EQ(Value(metrics, "netpol_agent_known_policies"), 1);
+  EXPECT_EQ(Value(metrics, "netpol_agent_local_pods"), 2);
+  EXPECT_GT(Value(metrics, "netpol_agent_nft_set_elements"), 0);
+  EXPECT_GE(Value(metrics, "netpol_agent_programs_total"), 2);
+  EXPECT_GE(Value(metrics, "netpol_agent_update_latency_seconds_count"), 2);
+  // Three refused connections: at least three SYNs dropped at db's ingress.
+  EXPECT_GE(Value(metrics, "netpol_denied_connections_total{namespace=\"shop\",direction=\"ingress\"}"), 3)
+      << metrics;
+  // No pod is isolated for egress: no egress series at all.
+  EXPECT_EQ(Value(metrics, "netpol_denied_connections_total{namespace=\"shop\",direction=\"egress\"}"), -1);
+
+  const std::string path = dir + "/metrics.txt";
+  std::ofstream(path) << metrics;
+  const int rc = std::system(("promtool check metrics < " + path).c_str());
+  EXPECT_EQ(WEXITSTATUS(rc), 0) << metrics;
+  std::filesystem::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace netpol
