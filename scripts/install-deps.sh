@@ -21,8 +21,9 @@ packages=(
   libcpp-httplib-dev libsqlite3-dev libcurl4-openssl-dev
   # the guide's real workloads in the lab (make demo and its end-to-end test)
   mariadb-server wordpress wordpress-theme-twentytwentythree php-cli php-mysql curl
-  # promtool, which checks the agent's /metrics output in tests
-  prometheus
+  # promtool, which checks the agent's /metrics output in tests; openssl, which makes the
+  # certificates of the API client's TLS tests
+  prometheus openssl
 )
 
 # kubectl for the lab's tests and `make demo`: any kubectl works against the lab

@@ -3,11 +3,13 @@
 
 #include <atomic>
 #include <csignal>
+#include <cstdlib>
 #include <iostream>
 
 #include <CLI/CLI.hpp>
 
 #include "agent/agent.h"
+#include "kube/kubeconfig.h"
 
 namespace {
 std::atomic<bool> stop_requested{false};
@@ -28,9 +30,15 @@ int main(int argc, char** argv) {
       "Example (the lab starts it like this, one per node):\n"
       "  netpold --server http://127.0.0.1:6443 --node-name node-1 --netns lab-node-1 \\\n"
       "          --state-dir /var/lib/netpol/lab/node-1/cni --socket /run/netpol/node-1.sock"};
-  app.add_option("--server", options.api.server, "API server URL")->required();
-  app.add_option("--token-file", options.api.bearer_token,
-                 "bearer token (file contents are read by the caller)");
+  std::string kubeconfig;
+  std::string context;
+  app.add_option("--server", options.api.server,
+                 "API server URL, instead of a kubeconfig or the pod's service account");
+  app.add_option("--token-file", options.api.bearer_token_file,
+                 "with --server: a file holding the bearer token (read before every request)");
+  app.add_option("--kubeconfig", kubeconfig,
+                 "kubeconfig file (default: $KUBECONFIG, then, outside a pod, ~/.kube/config)");
+  app.add_option("--context", context, "kubeconfig context (default: its current-context)");
   app.add_option("--node-name", options.node_name, "this node's name (pods with spec.nodeName equal to it)")
       ->required();
   app.add_option("--netns", options.netns,
@@ -47,6 +55,20 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"debug", "info", "warn", "error"}))
       ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
+  // Where the API is: --server; else a kubeconfig when one is named; else the
+  // pod's service account (a DaemonSet); else ~/.kube/config.
+  if (options.api.server.empty()) {
+    const bool named = !kubeconfig.empty() || std::getenv("KUBECONFIG") != nullptr || !context.empty();
+    netpol::Result<netpol::kube::ClientConfig> found =
+        !named && std::getenv("KUBERNETES_SERVICE_HOST") != nullptr
+            ? netpol::kube::InClusterConfig()
+            : netpol::kube::LoadKubeconfig({.path = kubeconfig, .context = context});
+    if (!found) {
+      std::cerr << "netpold: " << found.error().message() << "\n";
+      return 2;
+    }
+    options.api = std::move(*found);
+  }
   options.log_level = level == "debug"   ? netpol::agent::LogLevel::kDebug
                       : level == "warn"  ? netpol::agent::LogLevel::kWarn
                       : level == "error" ? netpol::agent::LogLevel::kError

@@ -29,11 +29,20 @@ namespace netpol::kube {
 
 using Json = nlohmann::json;
 
+// How to reach and authenticate to an API server; kube/kubeconfig.h fills it
+// from a kubeconfig or from a pod's service account.
 struct ClientConfig {
-  std::string server;  // "https://10.0.0.1:6443" or the lab's "http://127.0.0.1:PORT"
+  std::string server;  // "https://198.18.0.1:6443" or the lab's "http://127.0.0.1:PORT"
   std::string bearer_token;
-  std::string ca_file;
-  bool insecure_skip_tls_verify = false;
+  // Read again before every request: service account tokens are rotated.
+  std::string bearer_token_file;
+  std::string ca_file;  // PEM bundle the server's certificate must chain to
+  std::string ca_data;  // the same, inline (PEM)
+  std::string client_cert_file;
+  std::string client_key_file;
+  std::string client_cert_data;  // PEM
+  std::string client_key_data;   // PEM
+  bool insecure_skip_tls_verify = false;  // only when asked for, by name
   std::chrono::milliseconds request_timeout{30000};
 };
 

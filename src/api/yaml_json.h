@@ -1,0 +1,24 @@
+// A YAML (or JSON) document as a JSON value, for configuration files netpol
+// reads that are not API objects (a kubeconfig). Built on the same limited,
+// fuzzed YAML tree as the manifest decoder.
+//
+//   Result<nlohmann::json> config = YamlToJson(text, "/root/.kube/config");
+//   std::string server = (*config)["clusters"][0]["cluster"]["server"];
+//
+// Plain scalars true/false become booleans and null/~ (or nothing) null;
+// every other scalar is a string (numbers too: configuration values are read
+// as the reader needs them). An empty text is null; more than one document is
+// an error.
+#pragma once
+
+#include <string_view>
+
+#include <nlohmann/json.hpp>
+
+#include "base/result.h"
+
+namespace netpol::api {
+
+Result<nlohmann::json> YamlToJson(std::string_view text, std::string_view name);
+
+}  // namespace netpol::api
