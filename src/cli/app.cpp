@@ -15,6 +15,8 @@
 #include "cli/matrix_output.h"
 #include "dataplane/nft/nft_backend.h"
 #include "dataplane/routes.h"
+#include "kube/client.h"
+#include "kube/kubeconfig.h"
 #include "lab/lab.h"
 #include "policy/compiled.h"
 #include "policy/engine.h"
@@ -35,13 +37,23 @@ struct InputFlags {
   bool all_namespaces = false;
   bool strict = false;
   std::string output;
+  bool live = false;  // the cluster's current state instead of files
+  std::string kubeconfig;
+  std::string context;
 };
 
-void AddInputFlags(CLI::App& cmd, InputFlags& flags) {
+void AddInputFlags(CLI::App& cmd, InputFlags& flags, bool live = true) {
   cmd.add_option("-f,--filename", flags.files,
                  "Manifest file, directory (recursive: *.yaml, *.yml, *.json) or - for stdin; repeatable")
-      ->required()
       ->type_name("PATH");
+  if (live) {
+    cmd.add_flag("--live", flags.live,
+                 "Read namespaces, pods and policies from the cluster (kubeconfig as kubectl finds it)");
+    cmd.add_option("--kubeconfig", flags.kubeconfig, "With --live: kubeconfig file (default: $KUBECONFIG, ~/.kube/config)")
+        ->type_name("PATH");
+    cmd.add_option("--context", flags.context, "With --live: kubeconfig context (default: current-context)")
+        ->type_name("NAME");
+  }
   cmd.add_option("-n,--namespace", flags.namespace_,
                  "Namespace for objects that name none (default \"default\"); also limits what is shown")
       ->type_name("NAMESPACE");
@@ -55,12 +67,59 @@ struct Context {
   std::ostream& err;
 };
 
+// The cluster's namespaces, pods and policies, as objects. An object netpol
+// cannot read is left out with a warning: the API server already accepted it.
+Result<api::LoadResult> LoadLive(const InputFlags& flags) {
+  NETPOL_ASSIGN_OR_RETURN(kube::ClientConfig config,
+                          kube::LoadKubeconfig({.path = flags.kubeconfig, .context = flags.context}),
+                          "--live");
+  NETPOL_ASSIGN_OR_RETURN(std::unique_ptr<kube::Client> client, kube::Client::Create(config), "--live");
+  api::LoadResult out;
+  for (const auto& [kind, path] : {std::pair{"Namespace", "/api/v1/namespaces"}, std::pair{"Pod", "/api/v1/pods"},
+                                   std::pair{"NetworkPolicy", "/apis/networking.k8s.io/v1/networkpolicies"}}) {
+    std::string next;
+    do {
+      std::string query = std::string(path) + "?limit=500";
+      if (!next.empty()) query += "&continue=" + next;
+      NETPOL_ASSIGN_OR_RETURN(kube::Json page, client->Get(query), std::string("listing ") + path);
+      for (kube::Json& item : page["items"]) {
+        item["kind"] = kind;
+        item["apiVersion"] = std::string(kind) == "NetworkPolicy" ? "networking.k8s.io/v1" : "v1";
+        api::LoadResult one = api::LoadText(item.dump(), config.server + path, {.field_positions = false});
+        if (one.ok() && one.objects.size() == 1) {
+          out.objects.push_back(std::move(one.objects.front()));
+          continue;
+        }
+        for (api::Diagnostic& d : one.diagnostics) {
+          d.severity = api::Severity::kWarning;
+          out.diagnostics.push_back(std::move(d));
+        }
+      }
+      next = page["metadata"].value("continue", "");
+    } while (!next.empty());
+  }
+  return out;
+}
+
 // Loads and validates the input and prints every diagnostic on stderr.
 api::LoadResult LoadAndReport(const InputFlags& flags, Context& ctx) {
   api::DecodeOptions options;
   if (!flags.namespace_.empty()) options.default_namespace = flags.namespace_;
   options.strict = flags.strict;
-  api::LoadResult loaded = api::LoadManifests(flags.files, options, ctx.in);
+  api::LoadResult loaded;
+  if (flags.live) {
+    Result<api::LoadResult> live = LoadLive(flags);
+    if (!live) {
+      loaded.diagnostics.push_back({api::Severity::kError, {}, "", "", live.error().message()});
+    } else {
+      loaded = std::move(*live);
+    }
+  } else if (flags.files.empty()) {
+    loaded.diagnostics.push_back(
+        {api::Severity::kError, {}, "", "", "no input: give -f FILE (or a directory, or - for stdin), or --live"});
+  } else {
+    loaded = api::LoadManifests(flags.files, options, ctx.in);
+  }
   for (const auto& d : loaded.diagnostics) ctx.err << d.ToString() << "\n";
   return loaded;
 }
@@ -413,7 +472,7 @@ int Run(int argc, const char* const* argv, std::istream& in, std::ostream& out, 
   std::vector<std::string> ports;
 
   CLI::App* validate = app.add_subcommand("validate", "Check manifests as the API server would");
-  AddInputFlags(*validate, flags);
+  AddInputFlags(*validate, flags, /*live=*/false);
   validate->add_option("-o,--output", flags.output, "Print the decoded objects: yaml")
       ->check(CLI::IsMember({"yaml"}));
   validate->footer("Examples:\n  " + prog +

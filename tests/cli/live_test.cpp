@@ -1,0 +1,98 @@
+// `--live` reads the cluster through the API: the same answers as the same
+// objects given as files.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "cli/app.h"
+#include "kube/client.h"
+#include "lab/apiserver.h"
+
+namespace netpol {
+namespace {
+
+using Json = nlohmann::json;
+
+std::string RunCli(std::vector<std::string> args, int& code) {
+  args.insert(args.begin(), "netpol");
+  std::vector<const char*> argv;
+  for (const std::string& a : args) argv.push_back(a.c_str());
+  std::istringstream in;
+  std::ostringstream out;
+  std::ostringstream err;
+  code = cli::Run(static_cast<int>(argv.size()), argv.data(), in, out, err);
+  return out.str() + err.str();
+}
+
+Json Pod(const std::string& ns, const std::string& name, const std::string& app, const std::string& ip) {
+  return {{"apiVersion", "v1"},
+          {"kind", "Pod"},
+          {"metadata", {{"name", name}, {"namespace", ns}, {"labels", {{"app", app}}}}},
+          {"spec", {{"containers", {{{"name", "c"}, {"ports", {{{"name", "sql"}, {"containerPort", 3306}}}}}}}}},
+          {"status", {{"podIP", ip}}}};
+}
+
+TEST(LiveTest, MatrixAndCheckFromTheApiEqualThemFromFiles) {
+  const std::vector<Json> objects = {
+      {{"apiVersion", "v1"}, {"kind", "Namespace"}, {"metadata", {{"name", "shop"}, {"labels", {{"team", "a"}}}}}},
+      Pod("shop", "web", "web", "198.18.3.1"),
+      Pod("shop", "db", "db", "198.18.3.2"),
+      Pod("shop", "client", "client", "198.18.3.3"),
+      {{"apiVersion", "networking.k8s.io/v1"},
+       {"kind", "NetworkPolicy"},
+       {"metadata", {{"name", "db-from-web"}, {"namespace", "shop"}}},
+       {"spec",
+        {{"podSelector", {{"matchLabels", {{"app", "db"}}}}},
+         {"ingress",
+          {{{"from", {{{"podSelector", {{"matchLabels", {{"app", "web"}}}}}}}}, {"ports", {{{"port", "sql"}}}}}}}}}},
+  };
+  auto server = lab::ApiServer::Start({});
+  ASSERT_TRUE(server.ok()) << server.error().message();
+  auto api = kube::Client::Create(kube::Api((*server)->url()));
+  ASSERT_TRUE(api.ok());
+  for (const Json& o : objects) {
+    const std::string kind = o["kind"];
+    const std::string path = kind == "Namespace" ? "/api/v1/namespaces"
+                             : kind == "Pod"     ? "/api/v1/namespaces/shop/pods"
+                                                 : "/apis/networking.k8s.io/v1/namespaces/shop/networkpolicies";
+    ASSERT_TRUE((*api)->Request("POST", path, o.dump()).ok()) << o.dump();
+  }
+  const std::string dir = ::testing::TempDir() + "/netpol-live-" + std::to_string(::getpid());
+  std::filesystem::create_directories(dir);
+  std::ofstream(dir + "/objects.json") << Json{{"apiVersion", "v1"}, {"kind", "List"}, {"items", objects}}.dump();
+  std::ofstream(dir + "/kubeconfig") << "current-context: lab\n"
+                                        "clusters: [{name: lab, cluster: {server: \""
+                                     << (*server)->url()
+                                     << "\"}}]\n"
+                                        "contexts: [{name: lab, context: {cluster: lab}}]\n";
+  int from_files = -1;
+  int from_api = -1;
+  for (const std::vector<std::string>& command :
+       {std::vector<std::string>{"matrix", "--port", "3306/TCP"},
+        std::vector<std::string>{"check", "--from", "shop/client", "--to", "shop/db", "--port", "3306"},
+        std::vector<std::string>{"check", "--from", "shop/web", "--to", "shop/db", "--port", "3306"}}) {
+    std::vector<std::string> files = command;
+    files.insert(files.end(), {"-f", dir + "/objects.json"});
+    std::vector<std::string> live = command;
+    live.insert(live.end(), {"--live", "--kubeconfig", dir + "/kubeconfig"});
+    const std::string expected = RunCli(files, from_files);
+    EXPECT_EQ(RunCli(live, from_api), expected);
+    EXPECT_EQ(from_api, from_files);
+    EXPECT_NE(expected.find("shop/db"), std::string::npos) << expected;
+  }
+  int code = 0;
+  const std::string unreachable = RunCli({"matrix", "--live", "--kubeconfig", dir + "/missing"}, code);
+  EXPECT_EQ(code, 2);
+  EXPECT_NE(unreachable.find("kubeconfig"), std::string::npos) << unreachable;
+  std::filesystem::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace netpol
