@@ -14,30 +14,60 @@
 #include <cstring>
 #include <ctime>
 #include <memory>
+#include <string_view>
 
 #include "base/netns.h"
 
 namespace netpol::dataplane::nft {
 namespace {
 
-std::vector<std::string> SplitFields(const std::string& text) {
-  std::vector<std::string> out;
-  size_t start = 0;
-  while (true) {
-    const size_t at = text.find(" . ", start);
-    out.push_back(text.substr(start, at - start));
-    if (at == std::string::npos) break;
-    start = at + 3;
+// Fields of a concatenation, "a . b . c" -> {a, b, c}, as views into `text`.
+size_t SplitFields(std::string_view text, std::string_view* out, size_t max) {
+  size_t n = 0;
+  while (n < max) {
+    const size_t at = text.find(" . ");
+    out[n++] = text.substr(0, at);
+    if (at == std::string_view::npos) return n;
+    text.remove_prefix(at + 3);
   }
-  return out;
+  return max + 1;  // more fields than any set has
+}
+
+// Dotted-quad IPv4 by hand: this runs for every element of a batch.
+bool ParseV4(std::string_view text, uint32_t& out) {
+  uint32_t value = 0;
+  int octets = 0;
+  size_t i = 0;
+  while (octets < 4) {
+    uint32_t octet = 0;
+    size_t digits = 0;
+    while (i < text.size() && text[i] >= '0' && text[i] <= '9' && digits < 3) {
+      octet = octet * 10 + static_cast<uint32_t>(text[i] - '0');
+      ++i;
+      ++digits;
+    }
+    if (digits == 0 || octet > 255 || (digits > 1 && text[i - digits] == '0')) return false;
+    value = value << 8 | octet;
+    ++octets;
+    if (octets < 4) {
+      if (i >= text.size() || text[i] != '.') return false;
+      ++i;
+    }
+  }
+  out = value;
+  return i == text.size();
 }
 
 // Appends one field; `pad` rounds it up to 4 bytes (inside a concatenation).
-Status AppendField(const std::string& type, const std::string& text, bool pad, std::vector<uint8_t>& out) {
+Status AppendField(std::string_view type, std::string_view text, bool pad, std::vector<uint8_t>& out) {
   const size_t start = out.size();
-  if (type == "ipv4_addr" || type == "ipv6_addr") {
+  if (uint32_t v4 = 0; type == "ipv4_addr" && ParseV4(text, v4)) {
+    for (int i = 3; i >= 0; --i) out.push_back(static_cast<uint8_t>(v4 >> (8 * i)));
+  } else if (type == "ipv4_addr" || type == "ipv6_addr") {
     const Result<IpAddress> ip = IpAddress::Parse(text);
-    if (!ip || ip->is_v4() != (type == "ipv4_addr")) return InvalidArgument("not an " + type + ": " + text);
+    if (!ip || ip->is_v4() != (type == "ipv4_addr")) {
+      return InvalidArgument("not an " + std::string(type) + ": " + std::string(text));
+    }
     if (ip->is_v4()) {
       for (int i = 3; i >= 0; --i) out.push_back(static_cast<uint8_t>(ip->v4() >> (8 * i)));
     } else {
@@ -49,23 +79,26 @@ Status AppendField(const std::string& type, const std::string& text, bool pad, s
     if (text == "tcp") proto = 6;
     if (text == "udp") proto = 17;
     if (text == "sctp") proto = 132;
-    if (proto < 0) return InvalidArgument("unknown protocol " + text);
+    if (proto < 0) return InvalidArgument("unknown protocol " + std::string(text));
     out.push_back(static_cast<uint8_t>(proto));
   } else if (type == "inet_service") {
-    char* end = nullptr;
-    const unsigned long port = std::strtoul(text.c_str(), &end, 10);
-    if (end == text.c_str() || *end != '\0' || port > 65535) return InvalidArgument("not a port: " + text);
+    unsigned long port = 0;
+    for (const char c : text) {
+      if (c < '0' || c > '9' || port > 65535) return InvalidArgument("not a port: " + std::string(text));
+      port = port * 10 + static_cast<unsigned long>(c - '0');
+    }
+    if (text.empty() || port > 65535) return InvalidArgument("not a port: " + std::string(text));
     out.push_back(static_cast<uint8_t>(port >> 8));
     out.push_back(static_cast<uint8_t>(port & 0xff));
   } else if (type == "ifname") {
     if (text.size() < 2 || text.front() != '"' || text.back() != '"' || text.size() - 2 >= 16) {
-      return InvalidArgument("not an interface name: " + text);
+      return InvalidArgument("not an interface name: " + std::string(text));
     }
-    const std::string name = text.substr(1, text.size() - 2);
+    const std::string_view name = text.substr(1, text.size() - 2);
     out.insert(out.end(), name.begin(), name.end());
     out.resize(start + 16, 0);  // IFNAMSIZ, zero-padded
   } else {
-    return Error(ErrorCode::kUnimplemented, "no key encoding for " + type);
+    return Error(ErrorCode::kUnimplemented, "no key encoding for " + std::string(type));
   }
   if (pad) out.resize(start + (out.size() - start + 3) / 4 * 4, 0);
   return Ok();
@@ -78,12 +111,17 @@ struct SetDeleter {
 }  // namespace
 
 Result<std::vector<uint8_t>> EncodeKey(const std::string& type, const std::string& element) {
-  const std::vector<std::string> types = SplitFields(type);
-  const std::vector<std::string> fields = SplitFields(element);
-  if (types.size() != fields.size()) return InvalidArgument("element " + element + " does not fit " + type);
+  constexpr size_t kMaxFields = 8;
+  std::string_view types[kMaxFields];
+  std::string_view fields[kMaxFields];
+  const size_t n = SplitFields(type, types, kMaxFields);
+  if (n > kMaxFields || SplitFields(element, fields, kMaxFields) != n) {
+    return InvalidArgument("element " + element + " does not fit " + type);
+  }
   std::vector<uint8_t> key;
-  for (size_t i = 0; i < types.size(); ++i) {
-    NETPOL_RETURN_IF_ERROR(AppendField(types[i], fields[i], types.size() > 1, key), "encoding " + element);
+  key.reserve(64);
+  for (size_t i = 0; i < n; ++i) {
+    NETPOL_RETURN_IF_ERROR(AppendField(types[i], fields[i], n > 1, key), "encoding " + element);
   }
   return key;
 }
