@@ -116,7 +116,7 @@ struct Agent::Impl {
   // --- cluster state (called with mu held) -------------------------------------
 
   std::optional<api::Object> Decode(const Json& object) const {
-    api::LoadResult loaded = api::LoadText(object.dump(), "watch", {.field_positions = false});
+    api::LoadResult loaded = api::LoadJson(object, "watch", {.field_positions = false});
     if (!loaded.ok() || loaded.objects.size() != 1) {
       std::string why;
       for (const auto& d : loaded.diagnostics) why += d.ToString() + "; ";

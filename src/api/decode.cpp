@@ -688,6 +688,12 @@ class Decoder {
     return std::move(result_);
   }
 
+  DecodeResult RunJson(const nlohmann::json& object) {
+    const internal::YamlStream stream = internal::TreeFromJson(object);
+    for (const YamlNode& doc : stream.documents) Document(doc, 0);
+    return std::move(result_);
+  }
+
  private:
   void FileError(const YamlNode& node, std::string detail) {
     result_.diagnostics.push_back(
@@ -790,6 +796,10 @@ class Decoder {
 
 DecodeResult Decode(std::string_view text, std::string_view file, const DecodeOptions& options) {
   return Decoder(file, options).Run(text);
+}
+
+DecodeResult DecodeJson(const nlohmann::json& object, std::string_view name, const DecodeOptions& options) {
+  return Decoder(name, options).RunJson(object);
 }
 
 }  // namespace netpol::api

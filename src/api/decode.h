@@ -18,6 +18,8 @@
 #include <string_view>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "api/diagnostic.h"
 #include "api/objects.h"
 
@@ -41,5 +43,11 @@ struct DecodeResult {
 };
 
 DecodeResult Decode(std::string_view text, std::string_view file, const DecodeOptions& options);
+
+// Decode for an already parsed JSON value (what the API returns): the same
+// objects and diagnostics as Decode on the value's JSON text, without writing
+// and parsing that text again. Diagnostics carry no line numbers (and so may
+// come in another order).
+DecodeResult DecodeJson(const nlohmann::json& object, std::string_view name, const DecodeOptions& options);
 
 }  // namespace netpol::api

@@ -75,6 +75,13 @@ LoadResult LoadText(std::string_view text, std::string_view name, const DecodeOp
   return result;
 }
 
+LoadResult LoadJson(const nlohmann::json& object, std::string_view name, const DecodeOptions& options) {
+  LoadResult result;
+  Absorb(result, DecodeJson(object, name, options));
+  Finish(result);
+  return result;
+}
+
 LoadResult LoadManifests(const std::vector<std::string>& paths, const DecodeOptions& options,
                          std::istream& stdin_stream) {
   LoadResult result;

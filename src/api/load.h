@@ -36,5 +36,7 @@ LoadResult LoadManifests(const std::vector<std::string>& paths, const DecodeOpti
 
 // Decodes and validates one in-memory text (as LoadManifests does per file).
 LoadResult LoadText(std::string_view text, std::string_view name, const DecodeOptions& options);
+// The same for one parsed JSON object (from the API).
+LoadResult LoadJson(const nlohmann::json& object, std::string_view name, const DecodeOptions& options);
 
 }  // namespace netpol::api

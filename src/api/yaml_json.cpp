@@ -15,6 +15,12 @@ nlohmann::json ToJson(const internal::YamlNode& node) {
       if (text == "true" || text == "True" || text == "TRUE") return true;
       if (text == "false" || text == "False" || text == "FALSE") return false;
       if (text.empty() || text == "null" || text == "~") return nullptr;
+      // Plain integers are numbers (as in JSON); anything else stays text.
+      const bool negative = text[0] == '-';
+      if (text.size() > (negative ? 1u : 0u) && text.size() < 19 &&
+          text.find_first_not_of("0123456789", negative ? 1 : 0) == std::string::npos) {
+        return std::stoll(text);
+      }
     }
     return text;
   }

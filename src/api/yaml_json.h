@@ -5,10 +5,9 @@
 //   Result<nlohmann::json> config = YamlToJson(text, "/root/.kube/config");
 //   std::string server = (*config)["clusters"][0]["cluster"]["server"];
 //
-// Plain scalars true/false become booleans and null/~ (or nothing) null;
-// every other scalar is a string (numbers too: configuration values are read
-// as the reader needs them). An empty text is null; more than one document is
-// an error.
+// Plain scalars true/false become booleans, null/~ (or nothing) null, and
+// integers numbers; every other scalar is a string. An empty text is null;
+// more than one document is an error.
 #pragma once
 
 #include <string_view>

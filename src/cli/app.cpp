@@ -85,7 +85,7 @@ Result<api::LoadResult> LoadLive(const InputFlags& flags) {
       for (kube::Json& item : page["items"]) {
         item["kind"] = kind;
         item["apiVersion"] = std::string(kind) == "NetworkPolicy" ? "networking.k8s.io/v1" : "v1";
-        api::LoadResult one = api::LoadText(item.dump(), config.server + path, {.field_positions = false});
+        api::LoadResult one = api::LoadJson(item, config.server + path, {.field_positions = false});
         if (one.ok() && one.objects.size() == 1) {
           out.objects.push_back(std::move(one.objects.front()));
           continue;

@@ -483,7 +483,7 @@ struct ApiServer::Impl {
   // Decodes and validates with src/api; the Status kubectl prints, or nullopt.
   static std::optional<Json> Invalid(const Resource& r, const Json& object) {
     if (!r.validated) return std::nullopt;
-    const api::LoadResult loaded = api::LoadText(object.dump(), "request", {});
+    const api::LoadResult loaded = api::LoadJson(object, "request", {});
     if (loaded.ok()) return std::nullopt;
     const std::string name = object["metadata"].value("name", "");
     Json causes = Json::array();

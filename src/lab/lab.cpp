@@ -565,7 +565,7 @@ Result<LabProbe> ProbeLab(const LabOptions& o, const std::vector<policy::PortPro
     for (Json& item : list["items"]) {
       item["kind"] = source.kind;
       item["apiVersion"] = source.api_version;
-      const api::LoadResult loaded = api::LoadText(item.dump(), "lab", {});
+      const api::LoadResult loaded = api::LoadJson(item, "lab", {});
       if (!loaded.ok() || loaded.objects.empty()) continue;
       engine.Apply(loaded.objects.front());
       if (std::string(source.kind) == "Pod") {

@@ -248,4 +248,52 @@ YamlStream ParseYaml(std::string_view text, const YamlLimits& limits) {
   return TreeBuilder(text, limits).Build();
 }
 
+namespace {
+
+const YamlData* FromJson(const nlohmann::json& v, std::deque<YamlData>& nodes) {
+  YamlData& node = nodes.emplace_back();
+  switch (v.type()) {
+    case nlohmann::json::value_t::object:
+      node.kind = YamlData::Kind::kMapping;
+      for (const auto& [key, value] : v.items()) {
+        YamlData& k = nodes.emplace_back();
+        k.value = key;
+        k.plain = false;
+        const YamlData* child = FromJson(value, nodes);
+        node.entries.emplace_back(&k, child);
+        node.weight += 1 + child->weight;
+      }
+      break;
+    case nlohmann::json::value_t::array:
+      node.kind = YamlData::Kind::kSequence;
+      for (const nlohmann::json& item : v) {
+        const YamlData* child = FromJson(item, nodes);
+        node.items.push_back(child);
+        node.weight += child->weight;
+      }
+      break;
+    case nlohmann::json::value_t::string:
+      node.value = v.get<std::string>();
+      node.plain = false;
+      break;
+    case nlohmann::json::value_t::null:
+      node.value = "null";
+      break;
+    default:  // numbers and booleans: their JSON text, plain
+      node.value = v.dump();
+      break;
+  }
+  return &node;
+}
+
+}  // namespace
+
+YamlStream TreeFromJson(const nlohmann::json& value) {
+  YamlStream out;
+  auto nodes = std::make_shared<std::deque<YamlData>>();
+  out.documents.emplace_back(FromJson(value, *nodes));
+  out.storage = nodes;
+  return out;
+}
+
 }  // namespace netpol::api::internal

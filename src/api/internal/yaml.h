@@ -25,6 +25,8 @@
 #include <utility>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 namespace netpol::api::internal {
 
 struct YamlData;
@@ -76,5 +78,10 @@ struct YamlLimits {
 };
 
 YamlStream ParseYaml(std::string_view text, const YamlLimits& limits = {});
+
+// The same tree for an already parsed JSON value (an object from the API),
+// as ParseYaml would build it from the value's JSON text: strings are quoted
+// scalars, numbers, booleans and null plain ones. No positions (line 0).
+YamlStream TreeFromJson(const nlohmann::json& value);
 
 }  // namespace netpol::api::internal
