@@ -20,4 +20,8 @@ echo "== render_benchmark (the dataplane's per-pod work; medians of 3 repetition
 "$build/bench/render_benchmark" --benchmark_repetitions=3 --benchmark_report_aggregates_only=true \
   | grep -E '^(BM_|-|Benchmark)' | grep -v -E '_(mean|stddev|cv) ' | tee "$out/render_benchmark.txt"
 echo
+echo "== decode_benchmark (a 10k-pod LIST as the API returns it)"
+"$build/bench/decode_benchmark" --benchmark_repetitions=3 --benchmark_report_aggregates_only=true \
+  | grep -E '^(BM_|-|Benchmark)' | grep -v -E '_(mean|stddev|cv) ' | tee "$out/decode_benchmark.txt"
+echo
 echo "results in $out"
