@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <condition_variable>
+#include <deque>
 #include <cstring>
 #include <filesystem>
 #include <iostream>
@@ -22,6 +23,7 @@
 #include "agent/metrics.h"
 #include "api/load.h"
 #include "cni/registry.h"
+#include "dataplane/nflog.h"
 #include "dataplane/nft/nft_backend.h"
 #include "policy/compiled.h"
 #include "policy/engine.h"
@@ -101,6 +103,19 @@ struct Agent::Impl {
   std::map<std::string, uint64_t> events_by_kind;
   std::map<std::string, const kube::ListWatch*> watches;  // kind -> its list/watch loop
   std::atomic<int64_t> heartbeat_ns{Clock::now().time_since_epoch().count()};  // the programming loop's last turn
+
+  // Flow logs: denied connections the dataplane logged, attributed, newest
+  // last. A token bucket keeps a flood of denials from costing more than
+  // kFlowsPerSecond lines a second; what it drops is counted.
+  static constexpr size_t kFlowRing = 2000;
+  static constexpr double kFlowsPerSecond = 200;
+  std::mutex flows_mu;
+  std::condition_variable flows_changed;
+  std::deque<std::pair<uint64_t, Json>> flows;  // (sequence, line)
+  uint64_t flow_seq = 0;
+  uint64_t flows_suppressed = 0;
+  double flow_tokens = kFlowsPerSecond;
+  Clock::time_point flow_refill = Clock::now();
 
   void Log(LogLevel level, const std::string& msg, Json fields = Json::object()) const {
     if (level < options.log_level) return;
@@ -282,6 +297,89 @@ struct Agent::Impl {
     }
   }
 
+  // --- flow logs -------------------------------------------------------------------
+
+  // One end of a logged flow: its address, and the pod it is, if known.
+  Json EndpointJson(const IpAddress& ip) const {
+    Json out = {{"ip", ip.ToString()}};
+    if (const auto pod = engine.FindPodByIp(ip)) {
+      out["namespace"] = engine.pod(*pod).namespace_;
+      out["pod"] = engine.pod(*pod).name;
+    }
+    return out;
+  }
+
+  // A denied connection, attributed: the direction that denied it and the
+  // policies isolating the pod for that direction (none of whose rules allow it).
+  Json Attribute(const dataplane::LoggedPacket& p) {
+    const bool ingress = p.prefix.find("ingress") != std::string::npos;
+    Json line = {{"time", Timestamp()},
+                 {"node", options.node_name},
+                 {"verdict", "denied"},
+                 {"direction", ingress ? "ingress" : "egress"},
+                 {"protocol", p.protocol ? std::string(api::ProtocolName(*p.protocol))
+                                         : std::to_string(p.ip_protocol)}};
+    if (p.protocol) line["port"] = p.dst_port;
+    std::lock_guard lock(mu);
+    line["src"] = EndpointJson(p.src);
+    line["dst"] = EndpointJson(p.dst);
+    Json policies = Json::array();
+    if (const auto pod = engine.FindPodByIp(ingress ? p.dst : p.src)) {
+      for (const policy::PolicyId id :
+           engine.IsolatingPolicies(*pod, ingress ? policy::Direction::kIngress : policy::Direction::kEgress)) {
+        policies.push_back(engine.PolicyName(id));
+      }
+    }
+    line["reason"] = policies.empty() ? "isolated (its policies have just changed)"
+                                      : "isolated, and no rule of its policies allows this peer and port";
+    line["policies"] = std::move(policies);
+    return line;
+  }
+
+  void FlowLoop(const std::atomic<bool>& stop) {
+    Result<dataplane::NflogReader> reader = dataplane::NflogReader::Open(options.netns, options.log_group);
+    if (!reader) {
+      Log(LogLevel::kWarn, "no flow logs: cannot read NFLOG", {{"error", reader.error().message()}});
+      return;
+    }
+    while (!stop.load()) {
+      Result<std::vector<dataplane::LoggedPacket>> next = reader->Next(std::chrono::milliseconds(200));
+      if (!next) {
+        Log(LogLevel::kWarn, "reading flow logs failed", {{"error", next.error().message()}});
+        std::this_thread::sleep_for(std::chrono::milliseconds(200));
+        continue;
+      }
+      for (const dataplane::LoggedPacket& packet : *next) {
+        Json line = Attribute(packet);
+        std::lock_guard lock(flows_mu);
+        const Clock::time_point now = Clock::now();
+        flow_tokens = std::min(kFlowsPerSecond, flow_tokens + Seconds(now - flow_refill) * kFlowsPerSecond);
+        flow_refill = now;
+        if (flow_tokens < 1) {
+          ++flows_suppressed;
+          continue;
+        }
+        flow_tokens -= 1;
+        flows.emplace_back(++flow_seq, std::move(line));
+        if (flows.size() > kFlowRing) flows.pop_front();
+        flows_changed.notify_all();
+      }
+    }
+  }
+
+  static bool FlowMatches(const Json& line, const std::string& ns, const std::string& pod,
+                          const std::string& verdict) {
+    if (!verdict.empty() && line.value("verdict", "") != verdict) return false;
+    const auto end_matches = [&](const char* end) {
+      const Json& e = line[end];
+      if (!ns.empty() && e.value("namespace", "") != ns) return false;
+      if (!pod.empty() && e.value("pod", "") != pod && e.value("namespace", "") + "/" + e.value("pod", "") != pod)
+        return false;
+      return true;
+    };
+    return end_matches("src") || end_matches("dst");
+  }
+
   // --- metrics and health ---------------------------------------------------------
 
   // Live: the programming loop turned within the last 10 s (it turns every
@@ -326,6 +424,14 @@ struct Agent::Impl {
                 events);
     out.Counter("netpol_agent_watch_restarts_total",
                 "Lists and watches started again after the first (410 Gone, errors, stalls), by kind.", restarts);
+    {
+      std::lock_guard flows_lock(flows_mu);
+      out.Counter("netpol_flow_log_lines_total", "Flow log lines written (denied connections, attributed).",
+                  {{{}, static_cast<double>(flow_seq)}});
+      out.Counter("netpol_flow_log_suppressed_total",
+                  "Denied connections not written to the flow log by its rate limit.",
+                  {{{}, static_cast<double>(flows_suppressed)}});
+    }
     out.Histogram("netpol_agent_program_duration_seconds",
                   "Time to compile the node's program and update the dataplane, per update.", program_seconds);
     out.Histogram("netpol_agent_update_latency_seconds",
@@ -365,11 +471,56 @@ struct Agent::Impl {
     if (colon == std::string::npos) {
       return InvalidArgument("--metrics-address wants host:port, not \"" + options.metrics_address + "\"");
     }
-    const std::string host = options.metrics_address.substr(0, colon);
+    std::string host = options.metrics_address.substr(0, colon);
+    if (host.empty()) host = "0.0.0.0";  // ":9963": every address (a hostNetwork DaemonSet's probes)
     const int port = std::atoi(options.metrics_address.c_str() + colon + 1);
     httplib::Server server;
     server.Get("/metrics", [&](const httplib::Request&, httplib::Response& res) {
       res.set_content(Metrics(), "text/plain; version=0.0.4; charset=utf-8");
+    });
+    // Flow log lines (JSON, one per line); ?namespace=&pod=&verdict= filter,
+    // ?follow=true keeps the response open and streams new lines.
+    server.Get("/flows", [&](const httplib::Request& req, httplib::Response& res) {
+      const std::string ns = req.get_param_value("namespace");
+      const std::string pod = req.get_param_value("pod");
+      const std::string verdict = req.get_param_value("verdict");
+      const bool follow = req.get_param_value("follow") == "true";
+      std::string body;
+      uint64_t seen = 0;
+      {
+        std::lock_guard lock(flows_mu);
+        for (const auto& [seq, line] : flows) {
+          if (FlowMatches(line, ns, pod, verdict)) body += line.dump() + "\n";
+          seen = seq;
+        }
+        if (flows.empty()) seen = flow_seq;
+      }
+      if (!follow) {
+        res.set_content(body, "application/x-ndjson");
+        return;
+      }
+      res.set_chunked_content_provider(
+          "application/x-ndjson", [this, &stop, ns, pod, verdict, body, seen](size_t, httplib::DataSink& sink) mutable {
+            if (!body.empty()) {
+              sink.write(body.data(), body.size());
+              body.clear();
+            }
+            std::unique_lock lock(flows_mu);
+            flows_changed.wait_for(lock, std::chrono::milliseconds(500), [&] { return flow_seq > seen || stop.load(); });
+            if (stop.load()) {
+              sink.done();
+              return true;
+            }
+            std::string more;
+            for (const auto& [seq, line] : flows) {
+              if (seq <= seen) continue;
+              if (FlowMatches(line, ns, pod, verdict)) more += line.dump() + "\n";
+              seen = seq;
+            }
+            lock.unlock();
+            if (!more.empty() && !sink.write(more.data(), more.size())) return false;
+            return sink.is_writable();
+          });
     });
     server.Get("/healthz", [&](const httplib::Request&, httplib::Response& res) {
       const bool ok = Healthy();
@@ -629,6 +780,7 @@ Status Agent::Run(const std::atomic<bool>& stop) {
   threads.emplace_back([&] { socket_status = a.SocketLoop(stop); });
   Status metrics_status = Ok();
   if (!a.options.metrics_address.empty()) threads.emplace_back([&] { metrics_status = a.MetricsLoop(stop); });
+  threads.emplace_back([&] { a.FlowLoop(stop); });
   for (std::thread& t : threads) t.join();
   a.Log(LogLevel::kInfo, "stopped; the rules in force stay in force");
   {

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include <CLI/CLI.hpp>
+#include <httplib.h>
 
 #include "api/encode.h"
 #include "api/load.h"
@@ -281,6 +282,70 @@ int MatrixCommand(const InputFlags& flags, const std::vector<std::string>& port_
 
 // `netpol lab probe`: the measured matrix beside the expected one, every
 // difference marked; exit 1 when they differ.
+struct FlowsFlags {
+  std::string agent = "http://127.0.0.1:9963";
+  std::string namespace_;
+  std::string pod;
+  std::string verdict;
+  bool follow = false;
+  std::string output = "text";
+};
+
+// One flow log line for people: "12:00:01 node-1 ingress DENIED shop/web 198.18.3.1 -> shop/db
+// 198.18.3.2 TCP/3306 (isolated by shop/db-deny)".
+std::string FlowText(const kube::Json& flow) {
+  const auto end = [](const kube::Json& e) {
+    std::string out = e.contains("pod") ? e.value("namespace", "") + "/" + e.value("pod", "") + " " : "";
+    return out + e.value("ip", "?");
+  };
+  std::string policies;
+  for (const kube::Json& p : flow.value("policies", kube::Json::array())) {
+    policies += (policies.empty() ? "" : ", ") + p.get<std::string>();
+  }
+  std::string line = flow.value("time", "") + " " + flow.value("node", "") + " " + flow.value("direction", "") +
+                     " " + (flow.value("verdict", "") == "denied" ? "DENIED" : "allowed") + " " +
+                     end(flow.value("src", kube::Json::object())) + " -> " +
+                     end(flow.value("dst", kube::Json::object())) + " " + flow.value("protocol", "");
+  if (flow.contains("port")) line += "/" + std::to_string(flow["port"].get<int>());
+  if (!policies.empty()) line += " (isolated by " + policies + ")";
+  return line;
+}
+
+int FlowsCommand(const FlowsFlags& f, Context& ctx) {
+  httplib::Client client(f.agent);
+  if (!client.is_valid()) return Fail(ctx, InvalidArgument("--agent wants http://host:port, not " + f.agent));
+  client.set_read_timeout(f.follow ? std::chrono::hours(24) : std::chrono::seconds(10));
+  httplib::Params params;
+  if (!f.namespace_.empty()) params.emplace("namespace", f.namespace_);
+  if (!f.pod.empty()) params.emplace("pod", f.pod);
+  if (!f.verdict.empty()) params.emplace("verdict", f.verdict);
+  if (f.follow) params.emplace("follow", "true");
+  std::string pending;
+  const auto print = [&](const char* data, size_t size) {
+    pending.append(data, size);
+    for (size_t nl = pending.find('\n'); nl != std::string::npos; nl = pending.find('\n')) {
+      const std::string line = pending.substr(0, nl);
+      pending.erase(0, nl + 1);
+      if (f.output == "json") {
+        ctx.out << line << "\n";
+      } else {
+        const kube::Json flow = kube::Json::parse(line, nullptr, false);
+        ctx.out << (flow.is_object() ? FlowText(flow) : line) << "\n";
+      }
+    }
+    ctx.out.flush();
+    return true;
+  };
+  const httplib::Result res = client.Get("/flows", params, httplib::Headers{},
+                                         [&](const char* data, size_t size) { return print(data, size); });
+  if (!res) {
+    return Fail(ctx, Unavailable("cannot read flow logs from the agent at " + f.agent + ": " +
+                                 httplib::to_string(res.error()) + " (is netpold running with --metrics-address?)"));
+  }
+  if (res->status != 200) return Fail(ctx, Unavailable("the agent answered HTTP " + std::to_string(res->status)));
+  return kExitOk;
+}
+
 int LabProbeCommand(const lab::LabOptions& options, const std::vector<std::string>& port_flags,
                     const std::string& output, Context& ctx) {
   std::vector<policy::PortProto> ports;
@@ -544,6 +609,22 @@ int Run(int argc, const char* const* argv, std::istream& in, std::ostream& out, 
                   "Pods whose IP has a host route to an interface of the namespace are local; only\n"
                   "they are programmed. Running it again applies only the difference, atomically.");
 
+  FlowsFlags flows_flags;
+  CLI::App* flows = app.add_subcommand("flows", "Denied connections as the node agent logged them, with the policy");
+  flows->add_option("--agent", flows_flags.agent, "The agent's --metrics-address, as a URL")->capture_default_str();
+  flows->add_option("-n,--namespace", flows_flags.namespace_, "Only flows from or to this namespace");
+  flows->add_option("--pod", flows_flags.pod, "Only flows from or to this pod (NAME or NAMESPACE/NAME)");
+  flows->add_option("--verdict", flows_flags.verdict, "Only this verdict")->check(CLI::IsMember({"denied"}));
+  flows->add_flag("-f,--follow", flows_flags.follow, "Keep printing new flows as they come");
+  flows->add_option("-o,--output", flows_flags.output, "text or json (the agent's JSON lines)")
+      ->check(CLI::IsMember({"text", "json"}))
+      ->capture_default_str();
+  flows->footer("Examples:\n  " + prog + " flows -n shop --verdict denied\n  " + prog +
+                " flows --agent http://198.18.0.5:9963 --pod shop/db -f\n\n"
+                "Each line names both ends (pod and address), the protocol and port, the direction\n"
+                "that denied it and the policies isolating the pod there. The agent keeps the last\n"
+                "2,000 and writes at most 200 a second (netpol_flow_log_suppressed_total counts the rest).");
+
   lab::LabOptions lab_options;
   CLI::App* lab_cmd = app.add_subcommand("lab", "A Kubernetes-compatible cluster on this machine (root)");
   lab_cmd->require_subcommand(1);
@@ -594,6 +675,7 @@ int Run(int argc, const char* const* argv, std::istream& in, std::ostream& out, 
     return kExitError;
   }
 
+  if (flows->parsed()) return FlowsCommand(flows_flags, ctx);
   if (validate->parsed()) return Validate(flags, ctx);
   if (check_cmd->parsed()) return Check(flags, check, ctx);
   if (matrix->parsed()) return MatrixCommand(flags, ports, ctx);

@@ -14,10 +14,12 @@
 #include <filesystem>
 #include <fstream>
 #include <regex>
+#include <sstream>
 #include <string>
 #include <thread>
 
 #include "agent/agent.h"
+#include "cli/app.h"
 #include "cni/registry.h"
 #include "e2e/lab.h"
 #include "kube/client.h"
@@ -138,6 +140,45 @@ TEST(AgentE2eTest, ServesHealthReadinessAndMetricsCountingDeniedConnections) {
       << metrics;
   // No pod is isolated for egress: no egress series at all.
   EXPECT_EQ(Value(metrics, "netpol_denied_connections_total{namespace=\"shop\",direction=\"egress\"}"), -1);
+
+  // The flow log names both pods and the policy that isolates db.
+  const auto [flows_status, flows] = HttpGet(port, "/flows?namespace=shop&verdict=denied");
+  ASSERT_EQ(flows_status, 200);
+  std::istringstream lines(flows);
+  std::string line;
+  int denied = 0;
+  while (std::getline(lines, line)) {
+    const Json flow = Json::parse(line);
+    EXPECT_EQ(flow["direction"], "ingress") << line;
+    EXPECT_EQ(flow["src"]["pod"], "web") << line;
+    EXPECT_EQ(flow["dst"]["pod"], "db") << line;
+    EXPECT_EQ(flow["dst"]["namespace"], "shop") << line;
+    EXPECT_EQ(flow["protocol"], "TCP") << line;
+    EXPECT_EQ(flow["port"], 8080) << line;
+    EXPECT_EQ(flow["policies"], Json::array({"shop/db-deny"})) << line;
+    ++denied;
+  }
+  EXPECT_GE(denied, 3) << flows;
+  EXPECT_EQ(HttpGet(port, "/flows?namespace=elsewhere").second, "");
+  // `netpol flows` prints them for people.
+  {
+    const std::string agent_url = "http://127.0.0.1:" + std::to_string(port);
+    const char* argv[] = {"netpol", "flows", "--agent", agent_url.c_str(), "-n", "shop"};
+    std::istringstream in;
+    std::ostringstream out;
+    std::ostringstream err;
+    EXPECT_EQ(cli::Run(6, argv, in, out, err), 0) << err.str();
+    EXPECT_NE(out.str().find("ingress DENIED shop/web 198.18.7.10 -> shop/db 198.18.7.11 TCP/8080 (isolated by "
+                             "shop/db-deny)"),
+              std::string::npos)
+        << out.str();
+    const char* nowhere[] = {"netpol", "flows", "--agent", "http://127.0.0.1:1"};
+    std::ostringstream out2;
+    std::ostringstream err2;
+    EXPECT_EQ(cli::Run(4, nowhere, in, out2, err2), 2);
+    EXPECT_NE(err2.str().find("cannot read flow logs"), std::string::npos) << err2.str();
+  }
+  EXPECT_GE(Value(metrics, "netpol_flow_log_lines_total"), 0);
 
   const std::string path = dir + "/metrics.txt";
   std::ofstream(path) << metrics;
