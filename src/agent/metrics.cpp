@@ -15,15 +15,17 @@ std::string Number(double v) {
   return buffer;
 }
 
-std::string Escaped(const std::string& value) {
+// The exposition format's escapes: backslash and newline everywhere, and the
+// double quote inside label values.
+std::string Escaped(const std::string& text, bool quote) {
   std::string out;
-  for (const char c : value) {
+  for (const char c : text) {
     if (c == '\\') {
       out += "\\\\";
-    } else if (c == '"') {
-      out += "\\\"";
     } else if (c == '\n') {
       out += "\\n";
+    } else if (c == '"' && quote) {
+      out += "\\\"";
     } else {
       out += c;
     }
@@ -36,23 +38,9 @@ std::string LabelText(const MetricLabels& labels) {
   std::string out = "{";
   for (size_t i = 0; i < labels.size(); ++i) {
     if (i > 0) out += ",";
-    out += labels[i].first + "=\"" + Escaped(labels[i].second) + "\"";
+    out += labels[i].first + "=\"" + Escaped(labels[i].second, true) + "\"";
   }
   return out + "}";
-}
-
-std::string HelpText(const std::string& help) {
-  std::string out;
-  for (const char c : help) {
-    if (c == '\\') {
-      out += "\\\\";
-    } else if (c == '\n') {
-      out += "\\n";
-    } else {
-      out += c;
-    }
-  }
-  return out;
 }
 
 }  // namespace
@@ -72,7 +60,7 @@ void Histogram::Observe(double value) {
 
 void MetricsWriter::Family(const std::string& name, const std::string& help, const char* type,
                            const std::vector<Sample>& samples) {
-  text_ += "# HELP " + name + " " + HelpText(help) + "\n# TYPE " + name + " " + type + "\n";
+  text_ += "# HELP " + name + " " + Escaped(help, false) + "\n# TYPE " + name + " " + type + "\n";
   for (const Sample& s : samples) text_ += name + LabelText(s.labels) + " " + Number(s.value) + "\n";
 }
 
@@ -85,7 +73,7 @@ void MetricsWriter::Gauge(const std::string& name, const std::string& help, cons
 }
 
 void MetricsWriter::Histogram(const std::string& name, const std::string& help, const agent::Histogram& h) {
-  text_ += "# HELP " + name + " " + HelpText(help) + "\n# TYPE " + name + " histogram\n";
+  text_ += "# HELP " + name + " " + Escaped(help, false) + "\n# TYPE " + name + " histogram\n";
   uint64_t cumulative = 0;
   for (size_t i = 0; i < h.upper_bounds().size(); ++i) {
     cumulative += h.counts()[i];
