@@ -24,6 +24,8 @@ packages=(
   # promtool, which checks the agent's /metrics output in tests; openssl, which makes the
   # certificates of the API client's TLS tests
   prometheus openssl
+  # jq, which deploy/install-cni.sh (the DaemonSet's CNI installer) uses; its tests run it
+  jq
 )
 
 # kubectl for the lab's tests and `make demo`: any kubectl works against the lab

@@ -51,3 +51,20 @@ Result<nlohmann::json> YamlToJson(std::string_view text, std::string_view name) 
 }
 
 }  // namespace netpol::api
+
+namespace netpol::api {
+
+Result<std::vector<nlohmann::json>> YamlDocumentsToJson(std::string_view text, std::string_view name) {
+  const internal::YamlStream stream = internal::ParseYaml(text);
+  if (stream.error) {
+    return InvalidArgument(std::string(name) + ":" + std::to_string(stream.error->line) + ":" +
+                           std::to_string(stream.error->column) + ": " + stream.error->message);
+  }
+  std::vector<nlohmann::json> out;
+  for (const internal::YamlNode& doc : stream.documents) {
+    if (doc && !doc.IsNull()) out.push_back(ToJson(doc));
+  }
+  return out;
+}
+
+}  // namespace netpol::api

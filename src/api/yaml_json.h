@@ -11,6 +11,7 @@
 #pragma once
 
 #include <string_view>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -19,5 +20,7 @@
 namespace netpol::api {
 
 Result<nlohmann::json> YamlToJson(std::string_view text, std::string_view name);
+// Every document of a multi-document stream (empty documents left out).
+Result<std::vector<nlohmann::json>> YamlDocumentsToJson(std::string_view text, std::string_view name);
 
 }  // namespace netpol::api
