@@ -318,10 +318,11 @@ int Main(const std::string& bin) {
           "pod ADD -> policy in force (netpol-cni ADD, wiring included), %zu pods: p50 %.2f ms, p99 %.2f "
           "ms\n",
           add_ms.size(), Percentile(add_ms, 0.5), Percentile(add_ms, 0.99));
-      std::printf("  of which: to the agent p50 %.2f p99 %.2f; compile p50 %.2f p99 %.2f; dataplane p50 %.2f p99 %.2f ms\n",
-                  Percentile(add_parts[0], 0.5), Percentile(add_parts[0], 0.99),
-                  Percentile(add_parts[1], 0.5), Percentile(add_parts[1], 0.99),
-                  Percentile(add_parts[2], 0.5), Percentile(add_parts[2], 0.99));
+      std::printf(
+          "  of which: to the agent p50 %.2f p99 %.2f; compile p50 %.2f p99 %.2f; dataplane p50 %.2f p99 "
+          "%.2f ms\n",
+          Percentile(add_parts[0], 0.5), Percentile(add_parts[0], 0.99), Percentile(add_parts[1], 0.5),
+          Percentile(add_parts[1], 0.99), Percentile(add_parts[2], 0.5), Percentile(add_parts[2], 0.99));
     }
     if (!event_ms.empty()) {
       std::vector<std::pair<double, size_t>> slowest;
@@ -336,16 +337,18 @@ int Main(const std::string& bin) {
       std::printf("\n");
       std::printf("watch event -> dataplane updated, %zu changes: p50 %.2f ms, p99 %.2f ms\n",
                   event_ms.size(), Percentile(event_ms, 0.5), Percentile(event_ms, 0.99));
-      std::printf("  of which: to the agent p50 %.2f p99 %.2f; compile p50 %.2f p99 %.2f; dataplane p50 %.2f p99 %.2f ms\n",
-                  Percentile(event_parts[0], 0.5), Percentile(event_parts[0], 0.99),
-                  Percentile(event_parts[1], 0.5), Percentile(event_parts[1], 0.99),
-                  Percentile(event_parts[2], 0.5), Percentile(event_parts[2], 0.99));
+      std::printf(
+          "  of which: to the agent p50 %.2f p99 %.2f; compile p50 %.2f p99 %.2f; dataplane p50 %.2f p99 "
+          "%.2f ms\n",
+          Percentile(event_parts[0], 0.5), Percentile(event_parts[0], 0.99), Percentile(event_parts[1], 0.5),
+          Percentile(event_parts[1], 0.99), Percentile(event_parts[2], 0.5),
+          Percentile(event_parts[2], 0.99));
     }
   }
   // Agent memory: the real binary, its RSS once synced, against the same
   // state minus the cluster (measured first, before the cluster was loaded).
-  const AgentMemory full = MeasureAgent(bin, (*server)->url(), node_ns, dir + "/cni", dir + "/agent2.sock",
-                                        dir + "/netpold.log");
+  const AgentMemory full =
+      MeasureAgent(bin, (*server)->url(), node_ns, dir + "/cni", dir + "/agent2.sock", dir + "/netpold.log");
   const double known = 10000 + 100;
   std::printf("netpold: %s\n", full.sync_line.c_str());
   std::printf(

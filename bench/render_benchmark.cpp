@@ -25,7 +25,8 @@ struct Fixture {
   size_t elements = 0;
 
   Fixture() {
-    for (const auto& o : testing::GenerateRealisticCluster({.namespaces = 100, .pods = 10000, .policies = 1000}, 42))
+    for (const auto& o :
+         testing::GenerateRealisticCluster({.namespaces = 100, .pods = 10000, .policies = 1000}, 42))
       engine.Apply(o);
     std::map<std::string, std::string> local;
     for (const policy::PodId id : engine.Pods()) {
@@ -35,7 +36,8 @@ struct Fixture {
     program = policy::CompileNode(engine, local);
     for (const auto& [name, pod] : program.pods) {
       size_t n = 0;
-      for (const auto& [set, members] : dataplane::nft::RenderPod(name, pod, program, {})) n += members.size();
+      for (const auto& [set, members] : dataplane::nft::RenderPod(name, pod, program, {}))
+        n += members.size();
       if (n > elements) {
         elements = n;
         biggest = name;
@@ -63,8 +65,8 @@ BENCHMARK(BM_RenderPod)->Unit(benchmark::kMicrosecond);
 void BM_DiffPodElements(benchmark::State& state) {
   const Fixture& f = Cluster();
   const auto a = dataplane::nft::RenderPod(f.biggest, f.program.pods.at(f.biggest), f.program, {});
-  const auto b = dataplane::nft::RenderPod(f.program.pods.begin()->first, f.program.pods.begin()->second,
-                                           f.program, {});
+  const auto b =
+      dataplane::nft::RenderPod(f.program.pods.begin()->first, f.program.pods.begin()->second, f.program, {});
   for (auto _ : state) benchmark::DoNotOptimize(dataplane::nft::DiffElements(a, b));
   state.SetItemsProcessed(state.iterations() * static_cast<int64_t>(f.elements));
 }

@@ -1,5 +1,6 @@
 #include "agent/agent.h"
 
+#include <httplib.h>
 #include <malloc.h>
 #include <poll.h>
 #include <sys/socket.h>
@@ -8,8 +9,8 @@
 
 #include <chrono>
 #include <condition_variable>
-#include <deque>
 #include <cstring>
+#include <deque>
 #include <filesystem>
 #include <iostream>
 #include <map>
@@ -17,8 +18,6 @@
 #include <optional>
 #include <set>
 #include <thread>
-
-#include <httplib.h>
 
 #include "agent/metrics.h"
 #include "api/load.h"
@@ -85,16 +84,16 @@ struct Agent::Impl {
   mutable std::mutex mu;
   std::condition_variable changed;  // something to program, or a program done
   policy::Engine engine;
-  policy::NodeCompiler compiler;  // keeps peer sets between programs
-  std::map<std::string, api::Pod> node_pods;           // this node's pods as the API has them
-  std::map<std::string, cni::PodRegistration> local;   // ns/name -> registration
-  std::map<std::string, bool> listed;                  // kind -> listed once
+  policy::NodeCompiler compiler;                         // keeps peer sets between programs
+  std::map<std::string, api::Pod> node_pods;             // this node's pods as the API has them
+  std::map<std::string, cni::PodRegistration> local;     // ns/name -> registration
+  std::map<std::string, bool> listed;                    // kind -> listed once
   std::map<std::string, std::set<std::string>> listing;  // kind -> ns/name in the list under way
-  std::map<std::string, uint64_t> policy_rv;           // ns/name -> resourceVersion applied
-  kube::Client* api_client = nullptr;  // for reads outside the watches
-  uint64_t wanted = 0;                                 // generation of the desired state
-  uint64_t applied = 0;                                // generation in force
-  Clock::time_point wanted_at;                         // when `wanted` last grew
+  std::map<std::string, uint64_t> policy_rv;             // ns/name -> resourceVersion applied
+  kube::Client* api_client = nullptr;                    // for reads outside the watches
+  uint64_t wanted = 0;                                   // generation of the desired state
+  uint64_t applied = 0;                                  // generation in force
+  Clock::time_point wanted_at;                           // when `wanted` last grew
   AgentStats stats;
   std::unique_ptr<dataplane::nft::NftBackend> backend;
   // For /metrics and /healthz.
@@ -102,7 +101,8 @@ struct Agent::Impl {
   Histogram update_seconds{kLatencyBuckets};   // change reached the agent -> in force
   std::map<std::string, uint64_t> events_by_kind;
   std::map<std::string, const kube::ListWatch*> watches;  // kind -> its list/watch loop
-  std::atomic<int64_t> heartbeat_ns{Clock::now().time_since_epoch().count()};  // the programming loop's last turn
+  std::atomic<int64_t> heartbeat_ns{
+      Clock::now().time_since_epoch().count()};  // the programming loop's last turn
 
   // Flow logs: denied connections the dataplane logged, attributed, newest
   // last. A token bucket keeps a flood of denials from costing more than
@@ -197,7 +197,8 @@ struct Agent::Impl {
     // What the engine has of this kind (it is the agent's only record).
     std::vector<std::pair<std::string, std::string>> had;
     if (kind == "Pod") {
-      for (const policy::PodId id : engine.Pods()) had.emplace_back(engine.pod(id).namespace_, engine.pod(id).name);
+      for (const policy::PodId id : engine.Pods())
+        had.emplace_back(engine.pod(id).namespace_, engine.pod(id).name);
     } else if (kind == "NetworkPolicy") {
       for (const policy::PolicyId id : engine.Policies()) {
         const api::ObjectMeta& meta = engine.policy(id).metadata;
@@ -289,10 +290,7 @@ struct Agent::Impl {
       }
       stats.synced = true;
       Log(LogLevel::kDebug, "programmed",
-          {{"ms", ms},
-           {"added", done->added},
-           {"removed", done->removed},
-           {"local_pods", local_pods}});
+          {{"ms", ms}, {"added", done->added}, {"removed", done->removed}, {"local_pods", local_pods}});
       changed.notify_all();
     }
   }
@@ -317,16 +315,16 @@ struct Agent::Impl {
                  {"node", options.node_name},
                  {"verdict", "denied"},
                  {"direction", ingress ? "ingress" : "egress"},
-                 {"protocol", p.protocol ? std::string(api::ProtocolName(*p.protocol))
-                                         : std::to_string(p.ip_protocol)}};
+                 {"protocol",
+                  p.protocol ? std::string(api::ProtocolName(*p.protocol)) : std::to_string(p.ip_protocol)}};
     if (p.protocol) line["port"] = p.dst_port;
     std::lock_guard lock(mu);
     line["src"] = EndpointJson(p.src);
     line["dst"] = EndpointJson(p.dst);
     Json policies = Json::array();
     if (const auto pod = engine.FindPodByIp(ingress ? p.dst : p.src)) {
-      for (const policy::PolicyId id :
-           engine.IsolatingPolicies(*pod, ingress ? policy::Direction::kIngress : policy::Direction::kEgress)) {
+      for (const policy::PolicyId id : engine.IsolatingPolicies(
+               *pod, ingress ? policy::Direction::kIngress : policy::Direction::kEgress)) {
         policies.push_back(engine.PolicyName(id));
       }
     }
@@ -373,7 +371,8 @@ struct Agent::Impl {
     const auto end_matches = [&](const char* end) {
       const Json& e = line[end];
       if (!ns.empty() && e.value("namespace", "") != ns) return false;
-      if (!pod.empty() && e.value("pod", "") != pod && e.value("namespace", "") + "/" + e.value("pod", "") != pod)
+      if (!pod.empty() && e.value("pod", "") != pod &&
+          e.value("namespace", "") + "/" + e.value("pod", "") != pod)
         return false;
       return true;
     };
@@ -423,7 +422,8 @@ struct Agent::Impl {
     out.Counter("netpol_agent_watch_events_total", "Objects applied from lists and watch events, by kind.",
                 events);
     out.Counter("netpol_agent_watch_restarts_total",
-                "Lists and watches started again after the first (410 Gone, errors, stalls), by kind.", restarts);
+                "Lists and watches started again after the first (410 Gone, errors, stalls), by kind.",
+                restarts);
     {
       std::lock_guard flows_lock(flows_mu);
       out.Counter("netpol_flow_log_lines_total", "Flow log lines written (denied connections, attributed).",
@@ -433,10 +433,12 @@ struct Agent::Impl {
                   {{{}, static_cast<double>(flows_suppressed)}});
     }
     out.Histogram("netpol_agent_program_duration_seconds",
-                  "Time to compile the node's program and update the dataplane, per update.", program_seconds);
-    out.Histogram("netpol_agent_update_latency_seconds",
-                  "From a change reaching the agent (watch event or CNI request) until its rules are in force.",
-                  update_seconds);
+                  "Time to compile the node's program and update the dataplane, per update.",
+                  program_seconds);
+    out.Histogram(
+        "netpol_agent_update_latency_seconds",
+        "From a change reaching the agent (watch event or CNI request) until its rules are in force.",
+        update_seconds);
     // Denied new connections, from the drop counters of each pod's address.
     std::map<std::pair<std::string, std::string>, double> denied;  // (namespace, direction) -> packets
     if (backend && stats.synced) {
@@ -458,10 +460,11 @@ struct Agent::Impl {
     std::vector<MetricsWriter::Sample> denied_samples;
     for (const auto& [key, packets] : denied)
       denied_samples.push_back({{{"namespace", key.first}, {"direction", key.second}}, packets});
-    out.Counter("netpol_denied_connections_total",
-                "New connections dropped by policy at this node's pods, by the pod's namespace and the direction "
-                "that denied (from per-pod counters: a pod that goes takes its count with it).",
-                denied_samples);
+    out.Counter(
+        "netpol_denied_connections_total",
+        "New connections dropped by policy at this node's pods, by the pod's namespace and the direction "
+        "that denied (from per-pod counters: a pod that goes takes its count with it).",
+        denied_samples);
     return out.text();
   }
 
@@ -499,28 +502,29 @@ struct Agent::Impl {
         res.set_content(body, "application/x-ndjson");
         return;
       }
-      res.set_chunked_content_provider(
-          "application/x-ndjson", [this, &stop, ns, pod, verdict, body, seen](size_t, httplib::DataSink& sink) mutable {
-            if (!body.empty()) {
-              sink.write(body.data(), body.size());
-              body.clear();
-            }
-            std::unique_lock lock(flows_mu);
-            flows_changed.wait_for(lock, std::chrono::milliseconds(500), [&] { return flow_seq > seen || stop.load(); });
-            if (stop.load()) {
-              sink.done();
-              return true;
-            }
-            std::string more;
-            for (const auto& [seq, line] : flows) {
-              if (seq <= seen) continue;
-              if (FlowMatches(line, ns, pod, verdict)) more += line.dump() + "\n";
-              seen = seq;
-            }
-            lock.unlock();
-            if (!more.empty() && !sink.write(more.data(), more.size())) return false;
-            return sink.is_writable();
-          });
+      res.set_chunked_content_provider("application/x-ndjson", [this, &stop, ns, pod, verdict, body, seen](
+                                                                   size_t, httplib::DataSink& sink) mutable {
+        if (!body.empty()) {
+          sink.write(body.data(), body.size());
+          body.clear();
+        }
+        std::unique_lock lock(flows_mu);
+        flows_changed.wait_for(lock, std::chrono::milliseconds(500),
+                               [&] { return flow_seq > seen || stop.load(); });
+        if (stop.load()) {
+          sink.done();
+          return true;
+        }
+        std::string more;
+        for (const auto& [seq, line] : flows) {
+          if (seq <= seen) continue;
+          if (FlowMatches(line, ns, pod, verdict)) more += line.dump() + "\n";
+          seen = seq;
+        }
+        lock.unlock();
+        if (!more.empty() && !sink.write(more.data(), more.size())) return false;
+        return sink.is_writable();
+      });
     });
     server.Get("/healthz", [&](const httplib::Request&, httplib::Response& res) {
       const bool ok = Healthy();
@@ -591,7 +595,8 @@ struct Agent::Impl {
                               ? std::move(prefetched->policies)
                               : ReadNamespacePolicies(reg->pod_namespace);
       if (!read) {
-        return Json{{"ok", false}, {"error", "cannot read the pod's policies: " + read.error().message()}}.dump();
+        return Json{{"ok", false}, {"error", "cannot read the pod's policies: " + read.error().message()}}
+            .dump();
       }
       namespace_policies = std::move(*read);
     }
@@ -609,12 +614,14 @@ struct Agent::Impl {
         // Known here, absent there, and not changed since the read: its
         // deletion has not reached the watch yet.
         for (const auto& [name, rv] : policy_rv) {
-          if (name.rfind(reg->pod_namespace + "/", 0) == 0 && !in_read.contains(name) && rv < read_at) return false;
+          if (name.rfind(reg->pod_namespace + "/", 0) == 0 && !in_read.contains(name) && rv < read_at)
+            return false;
         }
         return true;
       };
       if (!changed.wait_for(lock, std::chrono::seconds(10), caught_up)) {
-        return Json{{"ok", false}, {"error", "the agent's watch has not caught up with the pod's policies"}}.dump();
+        return Json{{"ok", false}, {"error", "the agent's watch has not caught up with the pod's policies"}}
+            .dump();
       }
     }
     if (op == "add") {
@@ -748,7 +755,8 @@ Status Agent::Run(const std::atomic<bool>& stop) {
   NETPOL_ASSIGN_OR_RETURN(std::unique_ptr<kube::Client> client, kube::Client::Create(a.options.api),
                           "netpold");
   NETPOL_ASSIGN_OR_RETURN(
-      a.backend, dataplane::nft::NftBackend::Create(
+      a.backend,
+      dataplane::nft::NftBackend::Create(
           {a.options.netns, {.log_group = a.options.log_group}, /*observe_at_create=*/true}),
       "netpold");
   // Pods attached before this start (a restart): known at once, from disk.

@@ -64,11 +64,13 @@ void MetricsWriter::Family(const std::string& name, const std::string& help, con
   for (const Sample& s : samples) text_ += name + LabelText(s.labels) + " " + Number(s.value) + "\n";
 }
 
-void MetricsWriter::Counter(const std::string& name, const std::string& help, const std::vector<Sample>& samples) {
+void MetricsWriter::Counter(const std::string& name, const std::string& help,
+                            const std::vector<Sample>& samples) {
   Family(name, help, "counter", samples);
 }
 
-void MetricsWriter::Gauge(const std::string& name, const std::string& help, const std::vector<Sample>& samples) {
+void MetricsWriter::Gauge(const std::string& name, const std::string& help,
+                          const std::vector<Sample>& samples) {
   Family(name, help, "gauge", samples);
 }
 
@@ -77,7 +79,8 @@ void MetricsWriter::Histogram(const std::string& name, const std::string& help, 
   uint64_t cumulative = 0;
   for (size_t i = 0; i < h.upper_bounds().size(); ++i) {
     cumulative += h.counts()[i];
-    text_ += name + "_bucket{le=\"" + Number(h.upper_bounds()[i]) + "\"} " + std::to_string(cumulative) + "\n";
+    text_ +=
+        name + "_bucket{le=\"" + Number(h.upper_bounds()[i]) + "\"} " + std::to_string(cumulative) + "\n";
   }
   text_ += name + "_bucket{le=\"+Inf\"} " + std::to_string(h.count()) + "\n";
   text_ += name + "_sum " + Number(h.sum()) + "\n";

@@ -46,7 +46,8 @@ Result<nlohmann::json> YamlToJson(std::string_view text, std::string_view name) 
                            std::to_string(stream.error->column) + ": " + stream.error->message);
   }
   if (stream.documents.empty()) return nlohmann::json(nullptr);
-  if (stream.documents.size() > 1) return InvalidArgument(std::string(name) + ": more than one YAML document");
+  if (stream.documents.size() > 1)
+    return InvalidArgument(std::string(name) + ": more than one YAML document");
   return ToJson(stream.documents.front());
 }
 

@@ -1,5 +1,7 @@
 #include "cli/app.h"
 
+#include <httplib.h>
+
 #include <algorithm>
 #include <filesystem>
 #include <iostream>
@@ -9,7 +11,6 @@
 #include <vector>
 
 #include <CLI/CLI.hpp>
-#include <httplib.h>
 
 #include "api/encode.h"
 #include "api/load.h"
@@ -50,7 +51,8 @@ void AddInputFlags(CLI::App& cmd, InputFlags& flags, bool live = true) {
   if (live) {
     cmd.add_flag("--live", flags.live,
                  "Read namespaces, pods and policies from the cluster (kubeconfig as kubectl finds it)");
-    cmd.add_option("--kubeconfig", flags.kubeconfig, "With --live: kubeconfig file (default: $KUBECONFIG, ~/.kube/config)")
+    cmd.add_option("--kubeconfig", flags.kubeconfig,
+                   "With --live: kubeconfig file (default: $KUBECONFIG, ~/.kube/config)")
         ->type_name("PATH");
     cmd.add_option("--context", flags.context, "With --live: kubeconfig context (default: current-context)")
         ->type_name("NAME");
@@ -76,8 +78,9 @@ Result<api::LoadResult> LoadLive(const InputFlags& flags) {
                           "--live");
   NETPOL_ASSIGN_OR_RETURN(std::unique_ptr<kube::Client> client, kube::Client::Create(config), "--live");
   api::LoadResult out;
-  for (const auto& [kind, path] : {std::pair{"Namespace", "/api/v1/namespaces"}, std::pair{"Pod", "/api/v1/pods"},
-                                   std::pair{"NetworkPolicy", "/apis/networking.k8s.io/v1/networkpolicies"}}) {
+  for (const auto& [kind, path] :
+       {std::pair{"Namespace", "/api/v1/namespaces"}, std::pair{"Pod", "/api/v1/pods"},
+        std::pair{"NetworkPolicy", "/apis/networking.k8s.io/v1/networkpolicies"}}) {
     std::string next;
     do {
       std::string query = std::string(path) + "?limit=500";
@@ -116,8 +119,11 @@ api::LoadResult LoadAndReport(const InputFlags& flags, Context& ctx) {
       loaded = std::move(*live);
     }
   } else if (flags.files.empty()) {
-    loaded.diagnostics.push_back(
-        {api::Severity::kError, {}, "", "", "no input: give -f FILE (or a directory, or - for stdin), or --live"});
+    loaded.diagnostics.push_back({api::Severity::kError,
+                                  {},
+                                  "",
+                                  "",
+                                  "no input: give -f FILE (or a directory, or - for stdin), or --live"});
   } else {
     loaded = api::LoadManifests(flags.files, options, ctx.in);
   }
@@ -302,8 +308,9 @@ std::string FlowText(const kube::Json& flow) {
   for (const kube::Json& p : flow.value("policies", kube::Json::array())) {
     policies += (policies.empty() ? "" : ", ") + p.get<std::string>();
   }
-  std::string line = flow.value("time", "") + " " + flow.value("node", "") + " " + flow.value("direction", "") +
-                     " " + (flow.value("verdict", "") == "denied" ? "DENIED" : "allowed") + " " +
+  std::string line = flow.value("time", "") + " " + flow.value("node", "") + " " +
+                     flow.value("direction", "") + " " +
+                     (flow.value("verdict", "") == "denied" ? "DENIED" : "allowed") + " " +
                      end(flow.value("src", kube::Json::object())) + " -> " +
                      end(flow.value("dst", kube::Json::object())) + " " + flow.value("protocol", "");
   if (flow.contains("port")) line += "/" + std::to_string(flow["port"].get<int>());
@@ -339,10 +346,12 @@ int FlowsCommand(const FlowsFlags& f, Context& ctx) {
   const httplib::Result res = client.Get("/flows", params, httplib::Headers{},
                                          [&](const char* data, size_t size) { return print(data, size); });
   if (!res) {
-    return Fail(ctx, Unavailable("cannot read flow logs from the agent at " + f.agent + ": " +
-                                 httplib::to_string(res.error()) + " (is netpold running with --metrics-address?)"));
+    return Fail(
+        ctx, Unavailable("cannot read flow logs from the agent at " + f.agent + ": " +
+                         httplib::to_string(res.error()) + " (is netpold running with --metrics-address?)"));
   }
-  if (res->status != 200) return Fail(ctx, Unavailable("the agent answered HTTP " + std::to_string(res->status)));
+  if (res->status != 200)
+    return Fail(ctx, Unavailable("the agent answered HTTP " + std::to_string(res->status)));
   return kExitOk;
 }
 
@@ -610,8 +619,10 @@ int Run(int argc, const char* const* argv, std::istream& in, std::ostream& out, 
                   "they are programmed. Running it again applies only the difference, atomically.");
 
   FlowsFlags flows_flags;
-  CLI::App* flows = app.add_subcommand("flows", "Denied connections as the node agent logged them, with the policy");
-  flows->add_option("--agent", flows_flags.agent, "The agent's --metrics-address, as a URL")->capture_default_str();
+  CLI::App* flows =
+      app.add_subcommand("flows", "Denied connections as the node agent logged them, with the policy");
+  flows->add_option("--agent", flows_flags.agent, "The agent's --metrics-address, as a URL")
+      ->capture_default_str();
   flows->add_option("-n,--namespace", flows_flags.namespace_, "Only flows from or to this namespace");
   flows->add_option("--pod", flows_flags.pod, "Only flows from or to this pod (NAME or NAMESPACE/NAME)");
   flows->add_option("--verdict", flows_flags.verdict, "Only this verdict")->check(CLI::IsMember({"denied"}));

@@ -59,7 +59,8 @@ std::optional<LoggedPacket> ParsePacketHeaders(std::span<const uint8_t> packet) 
     if (ihl < 20 || packet.size() < ihl) return std::nullopt;
     out.ip_protocol = packet[9];
     const auto v4 = [&](size_t at) {
-      return IpAddress::V4(static_cast<uint32_t>(packet[at]) << 24 | static_cast<uint32_t>(packet[at + 1]) << 16 |
+      return IpAddress::V4(static_cast<uint32_t>(packet[at]) << 24 |
+                           static_cast<uint32_t>(packet[at + 1]) << 16 |
                            static_cast<uint32_t>(packet[at + 2]) << 8 | packet[at + 3]);
     };
     out.src = v4(12);

@@ -36,7 +36,8 @@ std::string TokenOf(const ClientConfig& config) {
   if (config.bearer_token_file.empty()) return config.bearer_token;
   std::ifstream in(config.bearer_token_file);
   std::string token((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  while (!token.empty() && (token.back() == '\n' || token.back() == '\r' || token.back() == ' ')) token.pop_back();
+  while (!token.empty() && (token.back() == '\n' || token.back() == '\r' || token.back() == ' '))
+    token.pop_back();
   return token.empty() ? config.bearer_token : token;
 }
 
@@ -46,9 +47,11 @@ void Configure(Handle& h, const ClientConfig& config, const std::string& url) {
   curl_easy_setopt(h.curl, CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_2TLS);
   if (!config.ca_file.empty()) curl_easy_setopt(h.curl, CURLOPT_CAINFO, config.ca_file.c_str());
   if (!config.ca_data.empty()) SetBlob(h.curl, CURLOPT_CAINFO_BLOB, config.ca_data);
-  if (!config.client_cert_file.empty()) curl_easy_setopt(h.curl, CURLOPT_SSLCERT, config.client_cert_file.c_str());
+  if (!config.client_cert_file.empty())
+    curl_easy_setopt(h.curl, CURLOPT_SSLCERT, config.client_cert_file.c_str());
   if (!config.client_cert_data.empty()) SetBlob(h.curl, CURLOPT_SSLCERT_BLOB, config.client_cert_data);
-  if (!config.client_key_file.empty()) curl_easy_setopt(h.curl, CURLOPT_SSLKEY, config.client_key_file.c_str());
+  if (!config.client_key_file.empty())
+    curl_easy_setopt(h.curl, CURLOPT_SSLKEY, config.client_key_file.c_str());
   if (!config.client_key_data.empty()) SetBlob(h.curl, CURLOPT_SSLKEY_BLOB, config.client_key_data);
   if (config.insecure_skip_tls_verify) {
     curl_easy_setopt(h.curl, CURLOPT_SSL_VERIFYPEER, 0L);

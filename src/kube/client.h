@@ -40,8 +40,8 @@ struct ClientConfig {
   std::string ca_data;  // the same, inline (PEM)
   std::string client_cert_file;
   std::string client_key_file;
-  std::string client_cert_data;  // PEM
-  std::string client_key_data;   // PEM
+  std::string client_cert_data;           // PEM
+  std::string client_key_data;            // PEM
   bool insecure_skip_tls_verify = false;  // only when asked for, by name
   std::chrono::milliseconds request_timeout{30000};
 };

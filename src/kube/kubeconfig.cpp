@@ -81,7 +81,8 @@ Result<ClientConfig> LoadKubeconfig(const KubeconfigOptions& options) {
     size_t start = 0;
     while (start <= list.size()) {
       const size_t colon = list.find(':', start);
-      const std::string p = list.substr(start, colon == std::string::npos ? std::string::npos : colon - start);
+      const std::string p =
+          list.substr(start, colon == std::string::npos ? std::string::npos : colon - start);
       if (!p.empty()) paths.push_back(p);
       if (colon == std::string::npos) break;
       start = colon + 1;
@@ -116,7 +117,8 @@ Result<ClientConfig> LoadKubeconfig(const KubeconfigOptions& options) {
   const File* cluster_file = nullptr;
   const nlohmann::json* cluster_entry = Find(files, "clusters", cluster_name, &cluster_file);
   if (cluster_entry == nullptr) {
-    return NotFound("cluster \"" + cluster_name + "\" of context \"" + context_name + "\" is not in the kubeconfig");
+    return NotFound("cluster \"" + cluster_name + "\" of context \"" + context_name +
+                    "\" is not in the kubeconfig");
   }
   const nlohmann::json cluster = cluster_entry->value("cluster", nlohmann::json::object());
   ClientConfig config;
@@ -124,7 +126,8 @@ Result<ClientConfig> LoadKubeconfig(const KubeconfigOptions& options) {
   if (config.server.empty()) return InvalidArgument("cluster \"" + cluster_name + "\" has no server");
   config.ca_file = Resolve(*cluster_file, Str(cluster, "certificate-authority"));
   if (const std::string data = Str(cluster, "certificate-authority-data"); !data.empty()) {
-    NETPOL_ASSIGN_OR_RETURN(config.ca_data, Base64(data, "certificate-authority-data"), "cluster " + cluster_name);
+    NETPOL_ASSIGN_OR_RETURN(config.ca_data, Base64(data, "certificate-authority-data"),
+                            "cluster " + cluster_name);
   }
   config.insecure_skip_tls_verify =
       cluster.contains("insecure-skip-tls-verify") && cluster["insecure-skip-tls-verify"] == true;
@@ -132,7 +135,8 @@ Result<ClientConfig> LoadKubeconfig(const KubeconfigOptions& options) {
   const File* user_file = nullptr;
   const nlohmann::json* user_entry = Find(files, "users", user_name, &user_file);
   if (user_entry == nullptr) {
-    return NotFound("user \"" + user_name + "\" of context \"" + context_name + "\" is not in the kubeconfig");
+    return NotFound("user \"" + user_name + "\" of context \"" + context_name +
+                    "\" is not in the kubeconfig");
   }
   const nlohmann::json user = user_entry->value("user", nlohmann::json::object());
   for (const char* unsupported : {"exec", "auth-provider", "username", "password"}) {
@@ -147,7 +151,8 @@ Result<ClientConfig> LoadKubeconfig(const KubeconfigOptions& options) {
   config.client_cert_file = Resolve(*user_file, Str(user, "client-certificate"));
   config.client_key_file = Resolve(*user_file, Str(user, "client-key"));
   if (const std::string data = Str(user, "client-certificate-data"); !data.empty()) {
-    NETPOL_ASSIGN_OR_RETURN(config.client_cert_data, Base64(data, "client-certificate-data"), "user " + user_name);
+    NETPOL_ASSIGN_OR_RETURN(config.client_cert_data, Base64(data, "client-certificate-data"),
+                            "user " + user_name);
   }
   if (const std::string data = Str(user, "client-key-data"); !data.empty()) {
     NETPOL_ASSIGN_OR_RETURN(config.client_key_data, Base64(data, "client-key-data"), "user " + user_name);
@@ -168,8 +173,10 @@ Result<ClientConfig> InClusterConfig(const std::string& root) {
   config.server = "https://" + (h.find(':') != std::string::npos ? "[" + h + "]" : h) + ":" + port;
   config.bearer_token_file = dir + "/token";
   config.ca_file = dir + "/ca.crt";
-  NETPOL_ASSIGN_OR_RETURN(config.bearer_token, ReadFile(config.bearer_token_file), "the service account token");
-  if (!fs::exists(config.ca_file)) return NotFound("the service account CA " + config.ca_file + " is missing");
+  NETPOL_ASSIGN_OR_RETURN(config.bearer_token, ReadFile(config.bearer_token_file),
+                          "the service account token");
+  if (!fs::exists(config.ca_file))
+    return NotFound("the service account CA " + config.ca_file + " is missing");
   return config;
 }
 

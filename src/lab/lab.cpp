@@ -282,8 +282,7 @@ void ReconcileDeployments(kube::Client& api, const Json& pods) {
 // which `ip netns exec` mounts) maps each service of its namespace, and of the
 // others by <svc>.<ns>, to the ready pods it selects. No virtual IPs.
 void ReconcileServices(kube::Client& api, const Json& pods, const LabOptions& o,
-                       std::map<std::string, std::string>& written,
-                       Journal& journal) {
+                       std::map<std::string, std::string>& written, Journal& journal) {
   Result<Json> services = api.Get("/api/v1/services");
   if (!services) return;
   std::string names;
@@ -384,8 +383,8 @@ Status LabRun(const LabOptions& o) {
            {"agentTimeoutMs", 10000},
            {"ipam", {{"ranges", {"198.18." + n + ".0/24", "2001:2:0:" + n + "::/64"}}}}}}}};
     NETPOL_RETURN_IF_ERROR(WriteFile(node_dir + "/10-netpol.conflist", conflist.dump(2)), "starting the lab");
-    const ExecArgs args({o.bin_dir + "/netpold", "--server", api->url(), "--node-name", NodeName(i), "--netns",
-                         o.name + "-" + NodeName(i), "--state-dir", node_dir + "/cni", "--socket",
+    const ExecArgs args({o.bin_dir + "/netpold", "--server", api->url(), "--node-name", NodeName(i),
+                         "--netns", o.name + "-" + NodeName(i), "--state-dir", node_dir + "/cni", "--socket",
                          node_dir + "/agent.sock", "--log-level", "info"});
     const pid_t pid = SpawnDaemon(args, paths.logs() + "/netpold-" + NodeName(i) + ".log", false);
     journal.Add("agent", std::to_string(pid));

@@ -683,7 +683,8 @@ void Engine::Apply(const api::Object& object) {
       pod.ports = PortsOf(p.spec);
       std::vector<Pod> pods;
       pods.push_back(std::move(pod));
-      m.ReplaceOwner(OwnerKey("Pod", p.metadata.namespace_, p.metadata.name), std::move(pods), p.metadata.labels);
+      m.ReplaceOwner(OwnerKey("Pod", p.metadata.namespace_, p.metadata.name), std::move(pods),
+                     p.metadata.labels);
     }
     void operator()(const api::Workload& w) {
       const std::string owner =

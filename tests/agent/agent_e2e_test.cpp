@@ -68,7 +68,8 @@ TEST(AgentE2eTest, ServesHealthReadinessAndMetricsCountingDeniedConnections) {
   ASSERT_TRUE(server.ok()) << server.error().message();
   auto api = kube::Client::Create(kube::Api((*server)->url()));
   ASSERT_TRUE(api.ok());
-  ASSERT_TRUE((*api)->Request("POST", "/api/v1/namespaces", Json{{"metadata", {{"name", "shop"}}}}.dump()).ok());
+  ASSERT_TRUE(
+      (*api)->Request("POST", "/api/v1/namespaces", Json{{"metadata", {{"name", "shop"}}}}.dump()).ok());
   const std::string dir = ::testing::TempDir() + "/" + node.prefix() + "-agent";
   std::filesystem::create_directories(dir + "/cni");
   for (const auto& [name, ip] : {std::pair{"web", "198.18.7.10"}, std::pair{"db", "198.18.7.11"}}) {
@@ -77,8 +78,8 @@ TEST(AgentE2eTest, ServesHealthReadinessAndMetricsCountingDeniedConnections) {
                       {"status", {{"phase", "Running"}, {"podIP", ip}}}};
     ASSERT_TRUE((*api)->Request("POST", "/api/v1/namespaces/shop/pods", pod.dump()).ok());
     // Registered as netpol-cni registers a chained pod (its interface is not ours).
-    cni::PodRegistration reg{{std::string("c-") + name, "eth0"}, "shop", name, "", {*IpAddress::Parse(ip)},
-                             "", "", true};
+    cni::PodRegistration reg{
+        {std::string("c-") + name, "eth0"}, "shop", name, "", {*IpAddress::Parse(ip)}, "", "", true};
     ASSERT_TRUE(cni::Register(dir + "/cni", reg).ok());
   }
   const int port = FreePort();
@@ -112,18 +113,21 @@ TEST(AgentE2eTest, ServesHealthReadinessAndMetricsCountingDeniedConnections) {
   EXPECT_EQ(HttpGet(port, "/nothing").first, 404);
 
   // Allowed until a default-deny policy isolates db; then denied and counted.
-  ASSERT_TRUE(*node.Reaches("198.18.7.10", "198.18.7.11", api::Protocol::kTCP, 8080, std::chrono::seconds(2)));
-  const uint64_t before = agent.stats().programs;
-  const Json deny = {{"metadata", {{"name", "db-deny"}}},
-                     {"spec", {{"podSelector", {{"matchLabels", {{"app", "db"}}}}}, {"policyTypes", {"Ingress"}}}}};
   ASSERT_TRUE(
-      (*api)->Request("POST", "/apis/networking.k8s.io/v1/namespaces/shop/networkpolicies", deny.dump()).ok());
+      *node.Reaches("198.18.7.10", "198.18.7.11", api::Protocol::kTCP, 8080, std::chrono::seconds(2)));
+  const uint64_t before = agent.stats().programs;
+  const Json deny = {
+      {"metadata", {{"name", "db-deny"}}},
+      {"spec", {{"podSelector", {{"matchLabels", {{"app", "db"}}}}}, {"policyTypes", {"Ingress"}}}}};
+  ASSERT_TRUE((*api)
+                  ->Request("POST", "/apis/networking.k8s.io/v1/namespaces/shop/networkpolicies", deny.dump())
+                  .ok());
   while (Clock::now() < deadline + std::chrono::seconds(10) && agent.stats().programs == before) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   for (int i = 0; i < 3; ++i) {
-    EXPECT_FALSE(
-        *node.Reaches("198.18.7.10", "198.18.7.11", api::Protocol::kTCP, 8080, std::chrono::milliseconds(300)));
+    EXPECT_FALSE(*node.Reaches("198.18.7.10", "198.18.7.11", api::Protocol::kTCP, 8080,
+                               std::chrono::milliseconds(300)));
   }
 
   const auto [status, metrics] = HttpGet(port, "/metrics");
@@ -168,9 +172,10 @@ TEST(AgentE2eTest, ServesHealthReadinessAndMetricsCountingDeniedConnections) {
     std::ostringstream out;
     std::ostringstream err;
     EXPECT_EQ(cli::Run(6, argv, in, out, err), 0) << err.str();
-    EXPECT_NE(out.str().find("ingress DENIED shop/web 198.18.7.10 -> shop/db 198.18.7.11 TCP/8080 (isolated by "
-                             "shop/db-deny)"),
-              std::string::npos)
+    EXPECT_NE(
+        out.str().find("ingress DENIED shop/web 198.18.7.10 -> shop/db 198.18.7.11 TCP/8080 (isolated by "
+                       "shop/db-deny)"),
+        std::string::npos)
         << out.str();
     const char* nowhere[] = {"netpol", "flows", "--agent", "http://127.0.0.1:1"};
     std::ostringstream out2;

@@ -45,7 +45,8 @@ TEST(MetricsWriterTest, WritesTheExpositionFormat) {
       << text;
   EXPECT_NE(text.find("netpol_denied_connections_total{namespace=\"shop\",direction=\"ingress\"} 3\n"),
             std::string::npos);
-  EXPECT_NE(text.find("{namespace=\"we\\\"ird\\\\ns\\n\",direction=\"egress\"} 0\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("{namespace=\"we\\\"ird\\\\ns\\n\",direction=\"egress\"} 0\n"), std::string::npos)
+      << text;
   // Cumulative buckets, +Inf equal to the count.
   EXPECT_NE(text.find("netpol_agent_update_latency_seconds_bucket{le=\"0.001\"} 1\n"), std::string::npos);
   EXPECT_NE(text.find("netpol_agent_update_latency_seconds_bucket{le=\"0.01\"} 1\n"), std::string::npos);

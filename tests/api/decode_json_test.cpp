@@ -19,7 +19,8 @@ namespace {
 std::multiset<std::string> Problems(const LoadResult& r) {
   std::multiset<std::string> out;
   for (const Diagnostic& d : r.diagnostics) {
-    out.insert(std::to_string(static_cast<int>(d.severity)) + "|" + d.object + "|" + d.field + "|" + d.detail);
+    out.insert(std::to_string(static_cast<int>(d.severity)) + "|" + d.object + "|" + d.field + "|" +
+               d.detail);
   }
   return out;
 }

@@ -32,16 +32,19 @@ std::string RunCli(std::vector<std::string> args, int& code) {
 }
 
 Json Pod(const std::string& ns, const std::string& name, const std::string& app, const std::string& ip) {
-  return {{"apiVersion", "v1"},
-          {"kind", "Pod"},
-          {"metadata", {{"name", name}, {"namespace", ns}, {"labels", {{"app", app}}}}},
-          {"spec", {{"containers", {{{"name", "c"}, {"ports", {{{"name", "sql"}, {"containerPort", 3306}}}}}}}}},
-          {"status", {{"podIP", ip}}}};
+  return {
+      {"apiVersion", "v1"},
+      {"kind", "Pod"},
+      {"metadata", {{"name", name}, {"namespace", ns}, {"labels", {{"app", app}}}}},
+      {"spec", {{"containers", {{{"name", "c"}, {"ports", {{{"name", "sql"}, {"containerPort", 3306}}}}}}}}},
+      {"status", {{"podIP", ip}}}};
 }
 
 TEST(LiveTest, MatrixAndCheckFromTheApiEqualThemFromFiles) {
   const std::vector<Json> objects = {
-      {{"apiVersion", "v1"}, {"kind", "Namespace"}, {"metadata", {{"name", "shop"}, {"labels", {{"team", "a"}}}}}},
+      {{"apiVersion", "v1"},
+       {"kind", "Namespace"},
+       {"metadata", {{"name", "shop"}, {"labels", {{"team", "a"}}}}}},
       Pod("shop", "web", "web", "198.18.3.1"),
       Pod("shop", "db", "db", "198.18.3.2"),
       Pod("shop", "client", "client", "198.18.3.3"),
@@ -51,7 +54,8 @@ TEST(LiveTest, MatrixAndCheckFromTheApiEqualThemFromFiles) {
        {"spec",
         {{"podSelector", {{"matchLabels", {{"app", "db"}}}}},
          {"ingress",
-          {{{"from", {{{"podSelector", {{"matchLabels", {{"app", "web"}}}}}}}}, {"ports", {{{"port", "sql"}}}}}}}}}},
+          {{{"from", {{{"podSelector", {{"matchLabels", {{"app", "web"}}}}}}}},
+            {"ports", {{{"port", "sql"}}}}}}}}}},
   };
   auto server = lab::ApiServer::Start({});
   ASSERT_TRUE(server.ok()) << server.error().message();
@@ -61,12 +65,13 @@ TEST(LiveTest, MatrixAndCheckFromTheApiEqualThemFromFiles) {
     const std::string kind = o["kind"];
     const std::string path = kind == "Namespace" ? "/api/v1/namespaces"
                              : kind == "Pod"     ? "/api/v1/namespaces/shop/pods"
-                                                 : "/apis/networking.k8s.io/v1/namespaces/shop/networkpolicies";
+                                             : "/apis/networking.k8s.io/v1/namespaces/shop/networkpolicies";
     ASSERT_TRUE((*api)->Request("POST", path, o.dump()).ok()) << o.dump();
   }
   const std::string dir = ::testing::TempDir() + "/netpol-live-" + std::to_string(::getpid());
   std::filesystem::create_directories(dir);
-  std::ofstream(dir + "/objects.json") << Json{{"apiVersion", "v1"}, {"kind", "List"}, {"items", objects}}.dump();
+  std::ofstream(dir + "/objects.json")
+      << Json{{"apiVersion", "v1"}, {"kind", "List"}, {"items", objects}}.dump();
   std::ofstream(dir + "/kubeconfig") << "current-context: lab\n"
                                         "clusters: [{name: lab, cluster: {server: \""
                                      << (*server)->url()

@@ -57,11 +57,11 @@ namespace {
 // Keys are parsed by hand for speed: what nft would reject is rejected.
 TEST(ElementBatchTest, MalformedElementsAreRejected) {
   const std::string v4 = "ipv4_addr . inet_proto . inet_service";
-  for (const char* bad : {"198.18.0.01 . tcp . 80", "198.18.0.256 . tcp . 80", "198.18.0 . tcp . 80",
-                          "198.18.0.1.5 . tcp . 80", "198.18.0.1x . tcp . 80", " . tcp . 80",
-                          "198.18.0.1 . tcp . 65536", "198.18.0.1 . tcp . ", "198.18.0.1 . tcp . 8a",
-                          "198.18.0.1 . icmp . 80", "198.18.0.1 . tcp", "198.18.0.1 . tcp . 80 . 1",
-                          "2001:2::1 . tcp . 80"}) {
+  for (const char* bad :
+       {"198.18.0.01 . tcp . 80", "198.18.0.256 . tcp . 80", "198.18.0 . tcp . 80", "198.18.0.1.5 . tcp . 80",
+        "198.18.0.1x . tcp . 80", " . tcp . 80", "198.18.0.1 . tcp . 65536", "198.18.0.1 . tcp . ",
+        "198.18.0.1 . tcp . 8a", "198.18.0.1 . icmp . 80", "198.18.0.1 . tcp", "198.18.0.1 . tcp . 80 . 1",
+        "2001:2::1 . tcp . 80"}) {
     SCOPED_TRACE(bad);
     EXPECT_FALSE(EncodeKey(v4, bad).ok());
   }

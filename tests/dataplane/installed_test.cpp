@@ -21,7 +21,8 @@ std::vector<PodElements> Renderings(uint64_t seed) {
   policy::Engine engine;
   for (const auto& o : testing::GenerateSmallCluster(choices)) engine.Apply(o);
   std::map<std::string, std::string> local;
-  for (const policy::PodId id : engine.Pods()) local[engine.pod(id).FullName()] = "veth-" + engine.pod(id).name;
+  for (const policy::PodId id : engine.Pods())
+    local[engine.pod(id).FullName()] = "veth-" + engine.pod(id).name;
   const policy::NodeProgram program = policy::CompileNode(engine, local);
   std::vector<PodElements> out;
   for (const auto& [name, pod] : program.pods) out.push_back(RenderPod(name, pod, program, {}));

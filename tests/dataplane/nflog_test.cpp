@@ -18,8 +18,8 @@ namespace netpol::dataplane {
 namespace {
 
 TEST(PacketHeadersTest, ReadsIpv4AndIpv6TransportHeaders) {
-  const uint8_t v4_tcp[] = {0x45, 0, 0, 40, 0, 0, 0, 0, 64, 6, 0, 0, 198, 18, 0, 1, 198, 18, 0, 2,
-                            0x9c, 0x40, 0x0c, 0xea, 0, 0, 0, 0};
+  const uint8_t v4_tcp[] = {0x45, 0, 0,   40, 0, 0, 0,    0,    64,   6,    0, 0, 198, 18,
+                            0,    1, 198, 18, 0, 2, 0x9c, 0x40, 0x0c, 0xea, 0, 0, 0,   0};
   const auto a = ParsePacketHeaders(v4_tcp);
   ASSERT_TRUE(a.has_value());
   EXPECT_EQ(a->src.ToString(), "198.18.0.1");
@@ -58,12 +58,14 @@ TEST(NflogReaderTest, ReadsWhatARuleLogs) {
     std::string ns;
     ~Cleanup() { (void)std::system(("ip netns del " + ns).c_str()); }
   } cleanup{ns};
-  ASSERT_EQ(std::system(("ip netns exec " + ns +
-                         " nft 'add table inet t; add chain inet t out { type filter hook output priority 0; }; "
-                         "add rule inet t out ip daddr 198.18.250.9 udp dport 4242 log prefix \"netpol ingress deny \" "
-                         "group 77 drop'")
-                            .c_str()),
-            0);
+  ASSERT_EQ(
+      std::system(
+          ("ip netns exec " + ns +
+           " nft 'add table inet t; add chain inet t out { type filter hook output priority 0; }; "
+           "add rule inet t out ip daddr 198.18.250.9 udp dport 4242 log prefix \"netpol ingress deny \" "
+           "group 77 drop'")
+              .c_str()),
+      0);
   Result<NflogReader> reader = NflogReader::Open(ns, 77);
   ASSERT_TRUE(reader.ok()) << reader.error().message();
   {

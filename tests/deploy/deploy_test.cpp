@@ -32,7 +32,8 @@ std::string Read(const std::string& path) {
 }
 
 std::vector<Json> Manifest() {
-  Result<std::vector<Json>> docs = api::YamlDocumentsToJson(Read(Source("deploy/netpol.yaml")), "netpol.yaml");
+  Result<std::vector<Json>> docs =
+      api::YamlDocumentsToJson(Read(Source("deploy/netpol.yaml")), "netpol.yaml");
   EXPECT_TRUE(docs.ok()) << docs.error().message();
   return docs.ok() ? *docs : std::vector<Json>{};
 }
@@ -106,9 +107,10 @@ class InstallCniTest : public ::testing::Test {
   }
   void TearDown() override { fs::remove_all(dir_); }
   int Install(const std::string& env) {
-    const std::string command = "CNI_BIN_DIR=" + (dir_ / "bin").string() + " CNI_CONF_DIR=" +
-                                (dir_ / "conf").string() + " NETPOL_CNI_PLUGIN=" + (dir_ / "plugin").string() +
-                                " " + env + " " + Source("deploy/install-cni.sh") + " >/dev/null 2>&1";
+    const std::string command = "CNI_BIN_DIR=" + (dir_ / "bin").string() +
+                                " CNI_CONF_DIR=" + (dir_ / "conf").string() +
+                                " NETPOL_CNI_PLUGIN=" + (dir_ / "plugin").string() + " " + env + " " +
+                                Source("deploy/install-cni.sh") + " >/dev/null 2>&1";
     const int rc = std::system(command.c_str());
     return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
   }
@@ -123,7 +125,7 @@ TEST_F(InstallCniTest, ChainsAfterTheNodesCniOnceAndOnlyOnce) {
   const std::string once = Read((dir_ / "conf/10-bridge.conflist").string());
   const Json conf = Json::parse(once);
   ASSERT_EQ(conf["plugins"].size(), 3u);
-  EXPECT_EQ(conf["plugins"][0]["type"], "bridge");  // the node's CNI still wires the pod
+  EXPECT_EQ(conf["plugins"][0]["type"], "bridge");      // the node's CNI still wires the pod
   EXPECT_EQ(conf["plugins"][2]["type"], "netpol-cni");  // last: it sees prevResult
   EXPECT_EQ(conf["plugins"][2]["agentSocket"], "/run/netpol/agent.sock");
   EXPECT_TRUE(fs::exists(dir_ / "bin/netpol-cni"));

@@ -187,13 +187,16 @@ class TlsTest : public ::testing::Test {
     const std::string d = dir_.string();
     const std::string script =
         "set -e; cd " + d +
-        "; openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.crt -days 1 -subj /CN=netpol-test-ca"
+        "; openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.crt -days 1 -subj "
+        "/CN=netpol-test-ca"
         " 2>/dev/null"
-        "; openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj /CN=127.0.0.1 2>/dev/null"
+        "; openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj /CN=127.0.0.1 "
+        "2>/dev/null"
         "; printf 'subjectAltName=IP:127.0.0.1' > san"
         "; openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out server.crt -days 1"
         " -extfile san 2>/dev/null"
-        "; openssl req -newkey rsa:2048 -nodes -keyout client.key -out client.csr -subj /CN=netpold 2>/dev/null"
+        "; openssl req -newkey rsa:2048 -nodes -keyout client.key -out client.csr -subj /CN=netpold "
+        "2>/dev/null"
         "; openssl x509 -req -in client.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out client.crt -days 1"
         " 2>/dev/null"
         "; openssl req -x509 -newkey rsa:2048 -nodes -keyout other.key -out other.crt -days 1 -subj /CN=other"

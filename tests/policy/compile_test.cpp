@@ -16,7 +16,8 @@ namespace {
 
 std::map<std::string, std::string> AllPodsLocal(const policy::Engine& engine) {
   std::map<std::string, std::string> local;
-  for (const policy::PodId id : engine.Pods()) local[engine.pod(id).FullName()] = "veth-" + engine.pod(id).name;
+  for (const policy::PodId id : engine.Pods())
+    local[engine.pod(id).FullName()] = "veth-" + engine.pod(id).name;
   return local;
 }
 

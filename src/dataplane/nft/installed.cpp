@@ -59,7 +59,8 @@ PodEdits InstalledPod::DiffTo(const PodElements& after) const {
 
 void InstalledPod::Apply(PodEdits edits) {
   for (const auto& entry : edits.removed) {
-    const auto& removed = entry.second;  // (a structured binding cannot be captured before C++20's fix in clang 16)
+    const auto& removed =
+        entry.second;  // (a structured binding cannot be captured before C++20's fix in clang 16)
     const auto it = sets_.find(entry.first);
     if (it == sets_.end()) continue;
     std::erase_if(it->second, [&](const Entry& e) { return removed.contains(e.first); });
@@ -96,7 +97,8 @@ PodElements InstalledPod::Expand() const {
   PodElements out;
   for (const auto& [set, entries] : sets_) {
     auto& members = out[set];
-    for (const auto& [element, origin] : entries) members.emplace_hint(members.end(), element, origins_[origin]);
+    for (const auto& [element, origin] : entries)
+      members.emplace_hint(members.end(), element, origins_[origin]);
   }
   return out;
 }

@@ -59,7 +59,9 @@ class NftBackend final : public Backend {
   [[nodiscard]] static Result<std::unique_ptr<NftBackend>> Create(const NftBackendOptions& options);
   ~NftBackend() override;
 
-  Result<ApplyStats> Apply(const policy::NodeProgram& program) override { return ApplyImpl(program, nullptr); }
+  Result<ApplyStats> Apply(const policy::NodeProgram& program) override {
+    return ApplyImpl(program, nullptr);
+  }
   Result<ApplyStats> Apply(policy::NodeProgram&& program) override { return ApplyImpl(program, &program); }
   Result<std::string> Plan(const policy::NodeProgram& program) override;
   Result<std::string> Show() override;
@@ -78,11 +80,11 @@ class NftBackend final : public Backend {
   // A transaction, and the per-pod state to remember once it has committed.
   struct Change {
     ApplyStats stats;
-    bool full = false;                            // `rendered` is every pod's elements
+    bool full = false;                             // `rendered` is every pod's elements
     std::map<std::string, InstalledPod> rendered;  // pods rendered whole
-    std::vector<std::string> removed;             // pods gone
-    std::map<std::string, PodEdits> edited;       // pods edited by peer members
-    ElementEdits edits;                           // incremental only; the full build is stats.commands
+    std::vector<std::string> removed;              // pods gone
+    std::map<std::string, PodEdits> edited;        // pods edited by peer members
+    ElementEdits edits;                            // incremental only; the full build is stats.commands
   };
 
   explicit NftBackend(NftBackendOptions options) : options_(std::move(options)) {}
