@@ -29,6 +29,7 @@
 #include <vector>
 
 #include "agent/agent.h"
+#include "base/exec_args.h"
 #include "kube/client.h"
 #include "lab/apiserver.h"
 
@@ -123,21 +124,18 @@ struct AgentMemory {
 // reads its memory, and stops it.
 AgentMemory MeasureAgent(const std::string& bin, const std::string& url, const std::string& node_ns,
                          const std::string& state_dir, const std::string& socket, const std::string& log) {
+  // Built before fork: this process has threads (the API server), so the
+  // child may not allocate.
+  const ExecArgs args({bin + "/netpold", "--server", url, "--node-name", "node-1", "--netns", node_ns,
+                       "--state-dir", state_dir, "--socket", socket});
+  const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   const pid_t pid = ::fork();
   if (pid == 0) {
-    const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     ::dup2(fd, 2);
-    const std::string binary = bin + "/netpold";
-    // NETPOL_BENCH_AGENT_WRAPPER (e.g. heaptrack) runs the agent under a profiler.
-    if (const char* wrapper = std::getenv("NETPOL_BENCH_AGENT_WRAPPER")) {
-      ::execlp(wrapper, wrapper, binary.c_str(), "--server", url.c_str(), "--node-name", "node-1", "--netns",
-               node_ns.c_str(), "--state-dir", state_dir.c_str(), "--socket", socket.c_str(), nullptr);
-      ::_exit(127);
-    }
-    ::execl(binary.c_str(), binary.c_str(), "--server", url.c_str(), "--node-name", "node-1", "--netns",
-            node_ns.c_str(), "--state-dir", state_dir.c_str(), "--socket", socket.c_str(), nullptr);
+    ::execve(args.file(), args.argv(), args.envp());
     ::_exit(127);
   }
+  ::close(fd);
   AgentMemory out;
   const auto start = Clock::now();
   bool synced = false;

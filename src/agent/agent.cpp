@@ -13,6 +13,7 @@
 #include <deque>
 #include <filesystem>
 #include <iostream>
+#include <iterator>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -178,14 +179,14 @@ struct Agent::Impl {
   // was deleted while we were not watching.
   void OnListBegin(const std::string& kind) { listing[kind].clear(); }
 
-  void OnListPage(const std::string& kind, std::vector<Json>& items) {
+  void OnListPage(const kube::PolicyResource& resource, std::vector<Json>& items) {
+    const std::string kind = resource.kind;
     std::set<std::string>& seen = listing[kind];
     for (Json& object : items) {
       seen.insert(PodKey(object["metadata"].value("namespace", ""), object["metadata"].value("name", "")));
       // Lists carry kind on the list, not on each item.
-      if (!object.contains("kind")) object["kind"] = kind;
-      if (!object.contains("apiVersion"))
-        object["apiVersion"] = kind == "NetworkPolicy" ? "networking.k8s.io/v1" : "v1";
+      object["kind"] = resource.kind;
+      object["apiVersion"] = resource.api_version;
       OnObject(kind, "ADDED", object);
       object = Json();  // freed as we go
     }
@@ -224,7 +225,7 @@ struct Agent::Impl {
     changed.notify_all();
   }
 
-  bool Synced() const { return listed.size() == 3; }
+  bool Synced() const { return listed.size() == std::size(kube::kPolicyResources); }
 
   // The program for this node: registered pods the engine knows, compiled;
   // registered pods it does not know yet, isolated both ways.
@@ -707,7 +708,8 @@ namespace {
 
 class Watcher final : public kube::ListWatchHandler {
  public:
-  Watcher(Agent::Impl& agent, std::string kind) : agent_(agent), kind_(std::move(kind)) {}
+  Watcher(Agent::Impl& agent, const kube::PolicyResource& resource)
+      : agent_(agent), resource_(resource), kind_(resource.kind) {}
   void OnListBegin() override {
     std::lock_guard lock(agent_.mu);
     agent_.OnListBegin(kind_);
@@ -715,7 +717,7 @@ class Watcher final : public kube::ListWatchHandler {
   }
   void OnListPage(std::vector<Json>& items) override {
     std::lock_guard lock(agent_.mu);
-    agent_.OnListPage(kind_, items);
+    agent_.OnListPage(resource_, items);
     items_ += items.size();
   }
   void OnListEnd() override {
@@ -733,6 +735,7 @@ class Watcher final : public kube::ListWatchHandler {
 
  private:
   Agent::Impl& agent_;
+  const kube::PolicyResource& resource_;
   std::string kind_;
   size_t items_ = 0;
 };
@@ -769,21 +772,17 @@ Status Agent::Run(const std::atomic<bool>& stop) {
   a.api_client = client.get();
   a.Log(LogLevel::kInfo, "starting",
         {{"server", a.options.api.server}, {"registered_pods", registered.size()}});
-  Watcher namespaces(a, "Namespace");
-  Watcher pods(a, "Pod");
-  Watcher policies(a, "NetworkPolicy");
-  kube::ListWatch watch_namespaces(*client, "/api/v1/namespaces", namespaces);
-  kube::ListWatch watch_pods(*client, "/api/v1/pods", pods);
-  kube::ListWatch watch_policies(*client, "/apis/networking.k8s.io/v1/networkpolicies", policies);
-  {
+  std::vector<std::unique_ptr<Watcher>> handlers;
+  std::vector<std::unique_ptr<kube::ListWatch>> loops;
+  for (const kube::PolicyResource& resource : kube::kPolicyResources) {
+    handlers.push_back(std::make_unique<Watcher>(a, resource));
+    loops.push_back(std::make_unique<kube::ListWatch>(*client, resource.path, *handlers.back()));
     std::lock_guard lock(a.mu);
-    a.watches = {{"Namespace", &watch_namespaces}, {"Pod", &watch_pods}, {"NetworkPolicy", &watch_policies}};
+    a.watches[resource.kind] = loops.back().get();
   }
   Status socket_status = Ok();
   std::vector<std::thread> threads;
-  threads.emplace_back([&] { watch_namespaces.Run(stop); });
-  threads.emplace_back([&] { watch_pods.Run(stop); });
-  threads.emplace_back([&] { watch_policies.Run(stop); });
+  for (const auto& loop : loops) threads.emplace_back([&stop, &loop] { loop->Run(stop); });
   threads.emplace_back([&] { a.ProgramLoop(stop); });
   threads.emplace_back([&] { socket_status = a.SocketLoop(stop); });
   Status metrics_status = Ok();

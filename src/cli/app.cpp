@@ -78,29 +78,26 @@ Result<api::LoadResult> LoadLive(const InputFlags& flags) {
                           "--live");
   NETPOL_ASSIGN_OR_RETURN(std::unique_ptr<kube::Client> client, kube::Client::Create(config), "--live");
   api::LoadResult out;
-  for (const auto& [kind, path] :
-       {std::pair{"Namespace", "/api/v1/namespaces"}, std::pair{"Pod", "/api/v1/pods"},
-        std::pair{"NetworkPolicy", "/apis/networking.k8s.io/v1/networkpolicies"}}) {
-    std::string next;
-    do {
-      std::string query = std::string(path) + "?limit=500";
-      if (!next.empty()) query += "&continue=" + next;
-      NETPOL_ASSIGN_OR_RETURN(kube::Json page, client->Get(query), std::string("listing ") + path);
-      for (kube::Json& item : page["items"]) {
-        item["kind"] = kind;
-        item["apiVersion"] = std::string(kind) == "NetworkPolicy" ? "networking.k8s.io/v1" : "v1";
-        api::LoadResult one = api::LoadJson(item, config.server + path, {.field_positions = false});
-        if (one.ok() && one.objects.size() == 1) {
-          out.objects.push_back(std::move(one.objects.front()));
-          continue;
-        }
-        for (api::Diagnostic& d : one.diagnostics) {
-          d.severity = api::Severity::kWarning;
-          out.diagnostics.push_back(std::move(d));
-        }
-      }
-      next = page["metadata"].value("continue", "");
-    } while (!next.empty());
+  for (const kube::PolicyResource& resource : kube::kPolicyResources) {
+    NETPOL_RETURN_IF_ERROR(client->List(resource.path,
+                                        [&](std::vector<kube::Json>& items, const kube::Json&) {
+                                          for (kube::Json& item : items) {
+                                            item["kind"] = resource.kind;
+                                            item["apiVersion"] = resource.api_version;
+                                            api::LoadResult one =
+                                                api::LoadJson(item, config.server + resource.path,
+                                                              {.field_positions = false});
+                                            if (one.ok() && one.objects.size() == 1) {
+                                              out.objects.push_back(std::move(one.objects.front()));
+                                              continue;
+                                            }
+                                            for (api::Diagnostic& d : one.diagnostics) {
+                                              d.severity = api::Severity::kWarning;
+                                              out.diagnostics.push_back(std::move(d));
+                                            }
+                                          }
+                                        }),
+                           "--live");
   }
   return out;
 }

@@ -214,22 +214,33 @@ void ListWatch::Run(const std::atomic<bool>& stop) {
   }
 }
 
-Status ListWatch::List() {
-  handler_.OnListBegin();
+Status Client::List(const std::string& path,
+                    const std::function<void(std::vector<Json>& items, const Json& metadata)>& on_page) {
   std::string next;
   do {
-    const char join = path_.find('?') == std::string::npos ? '?' : '&';
-    std::string query = path_ + join + "limit=500";
+    const char join = path.find('?') == std::string::npos ? '?' : '&';
+    std::string query = path + join + "limit=500";
     if (!next.empty()) query += "&continue=" + next;
-    NETPOL_ASSIGN_OR_RETURN(Json page, client_.Get(query), "listing " + path_);
+    NETPOL_ASSIGN_OR_RETURN(Json page, Get(query), "listing " + path);
     std::vector<Json> items;
     items.reserve(page["items"].size());
     for (Json& item : page["items"]) items.push_back(std::move(item));
-    next = page["metadata"].value("continue", "");
-    resource_version_ = page["metadata"].value("resourceVersion", "");
-    page = Json();  // the page's rest, before the handler allocates for its items
-    handler_.OnListPage(items);
+    const Json metadata = std::move(page["metadata"]);
+    page = Json();  // the page's rest, before the caller allocates for its items
+    next = metadata.value("continue", "");
+    on_page(items, metadata);
   } while (!next.empty());
+  return Ok();
+}
+
+Status ListWatch::List() {
+  handler_.OnListBegin();
+  NETPOL_RETURN_IF_ERROR(client_.List(path_,
+                                      [&](std::vector<Json>& items, const Json& metadata) {
+                                        resource_version_ = metadata.value("resourceVersion", "");
+                                        handler_.OnListPage(items);
+                                      }),
+                         "");
   ++lists_;
   handler_.OnListEnd();
   return Ok();

@@ -64,6 +64,12 @@ class Client {
                        const std::string& content_type = "application/json");
   Result<Json> Get(const std::string& path) { return Request("GET", path); }
 
+  // A paginated LIST (limit/continue): `on_page` for each page's items, with
+  // the page's list metadata (resourceVersion, continue). Items carry neither
+  // kind nor apiVersion: the list does.
+  Status List(const std::string& path,
+              const std::function<void(std::vector<Json>& items, const Json& metadata)>& on_page);
+
   // Streams a watch: `on_line` for each newline-terminated JSON event, until
   // the server ends the stream, `on_line` returns false, `stop` is set, or no
   // byte arrives for `stall` (then kUnavailable).
@@ -75,6 +81,19 @@ class Client {
  private:
   explicit Client(ClientConfig config) : config_(std::move(config)) {}
   ClientConfig config_;
+};
+
+// The resources NetworkPolicy semantics depend on, as the agent watches them
+// and `--live` and the lab read them.
+struct PolicyResource {
+  const char* kind;
+  const char* api_version;
+  const char* path;  // the cluster-wide collection
+};
+inline constexpr PolicyResource kPolicyResources[] = {
+    {"Namespace", "v1", "/api/v1/namespaces"},
+    {"Pod", "v1", "/api/v1/pods"},
+    {"NetworkPolicy", "networking.k8s.io/v1", "/apis/networking.k8s.io/v1/networkpolicies"},
 };
 
 class ListWatchHandler {

@@ -552,27 +552,23 @@ Result<LabProbe> ProbeLab(const LabOptions& o, const std::vector<policy::PortPro
                           "lab probe");
   policy::Engine engine;
   std::map<std::string, std::string> netns_of;  // ns/name -> pod namespace
-  const struct {
-    const char* path;
-    const char* kind;
-    const char* api_version;
-  } sources[] = {{"/api/v1/namespaces", "Namespace", "v1"},
-                 {"/api/v1/pods", "Pod", "v1"},
-                 {"/apis/networking.k8s.io/v1/networkpolicies", "NetworkPolicy", "networking.k8s.io/v1"}};
-  for (const auto& source : sources) {
-    NETPOL_ASSIGN_OR_RETURN(Json list, api->Get(source.path), "lab probe");
-    for (Json& item : list["items"]) {
-      item["kind"] = source.kind;
-      item["apiVersion"] = source.api_version;
-      const api::LoadResult loaded = api::LoadJson(item, "lab", {});
-      if (!loaded.ok() || loaded.objects.empty()) continue;
-      engine.Apply(loaded.objects.front());
-      if (std::string(source.kind) == "Pod") {
-        const std::string ns = item["metadata"].value("namespace", "");
-        const std::string name = item["metadata"].value("name", "");
-        netns_of[ns + "/" + name] = o.name + "-" + ns + "." + name;
-      }
-    }
+  for (const kube::PolicyResource& resource : kube::kPolicyResources) {
+    NETPOL_RETURN_IF_ERROR(api->List(resource.path,
+                                     [&](std::vector<Json>& items, const Json&) {
+                                       for (Json& item : items) {
+                                         item["kind"] = resource.kind;
+                                         item["apiVersion"] = resource.api_version;
+                                         const api::LoadResult loaded = api::LoadJson(item, "lab", {});
+                                         if (!loaded.ok() || loaded.objects.empty()) continue;
+                                         engine.Apply(loaded.objects.front());
+                                         if (std::string(resource.kind) == "Pod") {
+                                           const std::string ns = item["metadata"].value("namespace", "");
+                                           const std::string name = item["metadata"].value("name", "");
+                                           netns_of[ns + "/" + name] = o.name + "-" + ns + "." + name;
+                                         }
+                                       }
+                                     }),
+                           "lab probe");
   }
   const std::vector<policy::PortProto> ports =
       wanted_ports.empty() ? policy::DeclaredPorts(engine) : wanted_ports;
