@@ -5,6 +5,7 @@
 #include <fstream>
 #include <iterator>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <thread>
 
@@ -141,14 +142,24 @@ Status Client::Stream(const std::string& path, const std::function<bool(const st
   Configure(h, config_, config_.server + path);
   curl_easy_setopt(h.curl, CURLOPT_HTTPHEADER, h.headers);
   struct State {
+    CURL* curl;
     std::string buffer;
     const std::function<bool(const std::string&)>* on_line;
     const std::atomic<bool>* stop;
+    std::chrono::steady_clock::duration stall;
+    std::chrono::steady_clock::time_point last_data = std::chrono::steady_clock::now();
     bool stopped_by_handler = false;
-  } state{{}, &on_line, &stop, false};
+    bool stalled = false;
+  } state{h.curl, {}, &on_line, &stop, stall};
   const curl_write_callback write = [](char* data, size_t size, size_t n, void* user) -> size_t {
     auto* s = static_cast<State*>(user);
+    s->last_data = std::chrono::steady_clock::now();
     s->buffer.append(data, size * n);
+    // A refusal (410 Gone, 403...) is a Status object, not events: keep it
+    // whole for the error.
+    long code = 0;
+    curl_easy_getinfo(s->curl, CURLINFO_RESPONSE_CODE, &code);
+    if (code < 200 || code >= 300) return size * n;
     size_t start = 0;
     for (size_t end = s->buffer.find('\n'); end != std::string::npos; end = s->buffer.find('\n', start)) {
       const std::string line = s->buffer.substr(start, end - start);
@@ -164,53 +175,69 @@ Status Client::Stream(const std::string& path, const std::function<bool(const st
   };
   curl_easy_setopt(h.curl, CURLOPT_WRITEFUNCTION, write);
   curl_easy_setopt(h.curl, CURLOPT_WRITEDATA, &state);
-  // Stop promptly when asked: the progress callback runs about once a second
-  // even when no data flows.
+  // Stop promptly when asked, and give a stream up when no byte (not even a
+  // bookmark) came for `stall`: the progress callback runs about once a
+  // second even when no data flows. (curl's own low-speed check averages over
+  // several seconds, so a burst before the silence would hide it.)
   const curl_xferinfo_callback progress = [](void* user, curl_off_t, curl_off_t, curl_off_t,
                                              curl_off_t) -> int {
-    return static_cast<State*>(user)->stop->load() ? 1 : 0;
+    auto* s = static_cast<State*>(user);
+    if (s->stop->load()) return 1;
+    s->stalled = std::chrono::steady_clock::now() - s->last_data > s->stall;
+    return s->stalled ? 1 : 0;
   };
   curl_easy_setopt(h.curl, CURLOPT_NOPROGRESS, 0L);
   curl_easy_setopt(h.curl, CURLOPT_XFERINFOFUNCTION, progress);
   curl_easy_setopt(h.curl, CURLOPT_XFERINFODATA, &state);
-  // A stream that delivers nothing (not even a bookmark) for `stall` is dead.
-  curl_easy_setopt(h.curl, CURLOPT_LOW_SPEED_LIMIT, 1L);
-  curl_easy_setopt(h.curl, CURLOPT_LOW_SPEED_TIME, static_cast<long>(stall.count()));
   const CURLcode rc = curl_easy_perform(h.curl);
   if (state.stopped_by_handler || stop.load()) return Ok();
   long code = 0;
   curl_easy_getinfo(h.curl, CURLINFO_RESPONSE_CODE, &code);
   if (rc == CURLE_OK && code >= 200 && code < 300) return Ok();  // the server ended the watch
   if (rc == CURLE_OK) return FromStatus(code, state.buffer).WithContext("watch " + path);
+  if (state.stalled) {
+    return Unavailable("watch " + path + ": nothing received for " + std::to_string(stall.count()) + " s");
+  }
   return Unavailable("watch " + path + ": " + curl_easy_strerror(rc));
 }
 
 void ListWatch::Run(const std::atomic<bool>& stop) {
   std::mt19937_64 rng{std::random_device{}()};
-  std::chrono::milliseconds backoff{100};
+  std::chrono::milliseconds backoff = options_.backoff_initial;
+  // Jittered (half to all of `backoff`), then doubled up to the cap; sliced
+  // so `stop` is honoured.
+  const auto wait = [&] {
+    const auto span = std::chrono::milliseconds(
+        backoff / 2 + std::chrono::milliseconds(rng() % static_cast<uint64_t>(backoff.count() / 2 + 1)));
+    for (auto waited = std::chrono::milliseconds(0); waited < span && !stop.load();
+         waited += std::chrono::milliseconds(10)) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    backoff = std::min(backoff * 2, options_.backoff_max);
+  };
   bool need_list = true;
   while (!stop.load()) {
-    Status s = need_list ? List() : Watch(stop);
+    bool progress = true;
+    const Status s = need_list ? List() : Watch(stop, &progress);
     if (s.ok()) {
       // A list is followed by a watch; a watch the server ended normally is
-      // resumed from the last resourceVersion seen.
+      // resumed from the last resourceVersion seen, at once if it delivered
+      // something, else after a wait (a server that ends every watch at once
+      // is not hammered).
       need_list = false;
-      backoff = std::chrono::milliseconds(100);
+      if (progress) {
+        backoff = options_.backoff_initial;
+      } else {
+        wait();
+      }
       continue;
     }
     handler_.OnProblem(s.error().message());
     if (s.error().code() == ErrorCode::kFailedPrecondition) {
-      need_list = true;  // 410 Gone: our resourceVersion is too old
+      need_list = true;  // 410 Gone: our resourceVersion (or continue token) is too old
       continue;
     }
-    // Jittered exponential back-off, capped, sliced so `stop` is honoured.
-    const auto wait =
-        backoff / 2 + std::chrono::milliseconds(rng() % static_cast<uint64_t>(backoff.count() + 1));
-    for (auto waited = std::chrono::milliseconds(0); waited < wait && !stop.load();
-         waited += std::chrono::milliseconds(20)) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
-    backoff = std::min(backoff * 2, std::chrono::milliseconds(10000));
+    wait();
   }
 }
 
@@ -246,13 +273,14 @@ Status ListWatch::List() {
   return Ok();
 }
 
-Status ListWatch::Watch(const std::atomic<bool>& stop) {
+Status ListWatch::Watch(const std::atomic<bool>& stop, bool* progress) {
   ++watches_;
-  bool gone = false;
+  *progress = false;
+  std::optional<Status> failed;  // an ERROR event
   const char join = path_.find('?') == std::string::npos ? '?' : '&';
-  const std::string query =
-      path_ + join +
-      "watch=true&allowWatchBookmarks=true&timeoutSeconds=300&resourceVersion=" + resource_version_;
+  const std::string query = path_ + join + "watch=true&allowWatchBookmarks=true&timeoutSeconds=" +
+                            std::to_string(options_.timeout_seconds) +
+                            "&resourceVersion=" + resource_version_;
   const Status s = client_.Stream(
       query,
       [&](const std::string& line) {
@@ -260,14 +288,21 @@ Status ListWatch::Watch(const std::atomic<bool>& stop) {
         try {
           event = Json::parse(line);
         } catch (const Json::exception&) {
-          handler_.OnProblem("unreadable watch event");
+          failed = Unavailable("unreadable watch event");
           return false;
         }
+        *progress = true;
         const std::string type = event.value("type", "");
         const Json& object = event["object"];
         if (type == "ERROR") {
-          gone = object.value("code", 0) == 410;
-          handler_.OnProblem("watch error: " + object.value("message", std::string("unknown")));
+          // 410 (Expired, Gone): the resourceVersion is compacted away, list
+          // again; anything else: watch again after a back-off.
+          const std::string message = "watch error: " + object.value("message", std::string("unknown"));
+          failed = object.value("code", 0) == 410 ? FailedPrecondition(message) : Unavailable(message);
+          return false;
+        }
+        if (type != "ADDED" && type != "MODIFIED" && type != "DELETED" && type != "BOOKMARK") {
+          failed = Unavailable("watch event of unknown type \"" + type + "\"");
           return false;
         }
         const std::string rv = object["metadata"].value("resourceVersion", "");
@@ -275,8 +310,8 @@ Status ListWatch::Watch(const std::atomic<bool>& stop) {
         if (!rv.empty()) resource_version_ = rv;
         return true;
       },
-      stop, std::chrono::seconds(60));
-  if (gone) return FailedPrecondition("resource version " + resource_version_ + " is gone");
+      stop, options_.stall);
+  if (failed) return *failed;
   return s;
 }
 

@@ -123,10 +123,22 @@ class ListWatchHandler {
   std::vector<Json> buffered_;
 };
 
+struct ListWatchOptions {
+  // No byte for this long (a real server sends bookmarks about once a minute)
+  // means the stream is dead: reconnect.
+  std::chrono::seconds stall{90};
+  // Asked of the server, which then ends the watch normally; a fresh watch
+  // resumes from the last resourceVersion seen.
+  int timeout_seconds = 300;
+  std::chrono::milliseconds backoff_initial{100};
+  std::chrono::milliseconds backoff_max{10000};
+};
+
 class ListWatch {
  public:
-  ListWatch(Client& client, std::string collection_path, ListWatchHandler& handler)
-      : client_(client), path_(std::move(collection_path)), handler_(handler) {}
+  ListWatch(Client& client, std::string collection_path, ListWatchHandler& handler,
+            ListWatchOptions options = {})
+      : client_(client), path_(std::move(collection_path)), handler_(handler), options_(options) {}
 
   // Runs until `stop` is set.
   void Run(const std::atomic<bool>& stop);
@@ -136,11 +148,14 @@ class ListWatch {
 
  private:
   Status List();
-  Status Watch(const std::atomic<bool>& stop);
+  // Ok with `*progress` false when the server ended a watch that delivered
+  // nothing (then the loop waits before watching again).
+  Status Watch(const std::atomic<bool>& stop, bool* progress);
 
   Client& client_;
   std::string path_;
   ListWatchHandler& handler_;
+  ListWatchOptions options_;
   std::string resource_version_;
   std::atomic<int> lists_{0};
   std::atomic<int> watches_{0};
