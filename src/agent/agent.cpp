@@ -787,7 +787,7 @@ Status Agent::Run(const std::atomic<bool>& stop) {
   threads.emplace_back([&] { socket_status = a.SocketLoop(stop); });
   Status metrics_status = Ok();
   if (!a.options.metrics_address.empty()) threads.emplace_back([&] { metrics_status = a.MetricsLoop(stop); });
-  threads.emplace_back([&] { a.FlowLoop(stop); });
+  if (a.options.flow_logs) threads.emplace_back([&] { a.FlowLoop(stop); });
   for (std::thread& t : threads) t.join();
   a.Log(LogLevel::kInfo, "stopped; the rules in force stay in force");
   {

@@ -38,6 +38,10 @@ struct AgentOptions {
   std::string state_dir = "/var/lib/netpol/cni";  // where netpol-cni registers pods
   std::string socket_path = "/run/netpol/agent.sock";
   uint16_t log_group = 100;
+  // Read the NFLOG group and write attributed flow lines (GET /flows,
+  // `netpol flows`). Off, denied packets are still logged by the rules to a
+  // group nobody reads, which the kernel discards.
+  bool flow_logs = true;
   LogLevel log_level = LogLevel::kInfo;
   // "host:port" serving /metrics (Prometheus), /healthz and /readyz; "" = none.
   std::string metrics_address;

@@ -49,6 +49,10 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--log-group", options.log_group, "NFLOG group for denied connections")
       ->capture_default_str();
+  app.add_option("--flow-logs", options.flow_logs,
+                 "read denied connections from the NFLOG group and serve them as flow lines "
+                 "(GET /flows, `netpol flows`)")
+      ->capture_default_str();
   app.add_option("--metrics-address", options.metrics_address,
                  "host:port to serve /metrics (Prometheus), /healthz and /readyz on (default: none)");
   app.add_option("--log-level", level, "debug, info, warn or error")
