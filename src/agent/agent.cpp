@@ -569,8 +569,97 @@ struct Agent::Impl {
     Result<Json> policies;
   };
 
+  // Attaches a pod for "add" (and "stage"): a policy created just before the
+  // pod may not have reached this agent's watch yet, so the policies of the
+  // pod's namespace (the only ones that can isolate it) are read from the API
+  // first (or taken from the read "prepare" started), and the pod is attached
+  // only once the watch has caught up with that read. Holds `lock` on return;
+  // an error message when the pod cannot be attached.
+  std::optional<std::string> Attach(const cni::PodRegistration& reg, std::optional<Prefetched> prefetched,
+                                    std::unique_lock<std::mutex>& lock) {
+    const std::string key = PodKey(reg.pod_namespace, reg.pod_name);
+    std::optional<Json> namespace_policies;
+    if (api_client != nullptr) {
+      Result<Json> read = prefetched && prefetched->pod_namespace == reg.pod_namespace
+                              ? std::move(prefetched->policies)
+                              : ReadNamespacePolicies(reg.pod_namespace);
+      if (!read) return "cannot read the pod's policies: " + read.error().message();
+      namespace_policies = std::move(*read);
+    }
+    lock.lock();
+    if (namespace_policies) {
+      const uint64_t read_at = RvOf(*namespace_policies);
+      const auto caught_up = [&] {
+        std::set<std::string> in_read;
+        for (const Json& p : (*namespace_policies)["items"]) {
+          const std::string name = PodKey(reg.pod_namespace, p["metadata"].value("name", ""));
+          in_read.insert(name);
+          const auto it = policy_rv.find(name);
+          if (it == policy_rv.end() || it->second < RvOf(p)) return false;
+        }
+        // Known here, absent there, and not changed since the read: its
+        // deletion has not reached the watch yet.
+        for (const auto& [name, rv] : policy_rv) {
+          if (name.rfind(reg.pod_namespace + "/", 0) == 0 && !in_read.contains(name) && rv < read_at)
+            return false;
+        }
+        return true;
+      };
+      if (!changed.wait_for(lock, std::chrono::seconds(10), caught_up)) {
+        return std::string("the agent's watch has not caught up with the pod's policies");
+      }
+    }
+    local[key] = reg;
+    if (const auto it = node_pods.find(key); it != node_pods.end()) ApplyPod(it->second);
+    Log(LogLevel::kInfo, "pod attached", {{"pod", key}, {"interface", reg.host_interface}});
+    return std::nullopt;
+  }
+
+  // Waits (holding `lock`) until the program numbered `target` is in force; the answer line.
+  std::string AnswerWhenInForce(uint64_t target, std::unique_lock<std::mutex>& lock) {
+    // The plugin times out on its side.
+    const bool in_force = changed.wait_for(lock, std::chrono::seconds(30), [&] { return applied >= target; });
+    if (!in_force)
+      return Json{{"ok", false}, {"error", "the dataplane has not applied the pod's rules yet"}}.dump();
+    return Json{{"ok", true}}.dump();
+  }
+
+  // A pod staged before its wiring ("stage"): what to wait for when its "add" comes.
+  struct Staged {
+    Json registration;  // as the plugin sent it
+    std::string key;
+    cni::Owner owner;
+    uint64_t target = 0;  // the program that carries it
+  };
+
+  // "stage": attaches the pod and asks for a program, without waiting for it.
+  std::optional<Staged> Stage(const Json& request, std::optional<Prefetched> prefetched) {
+    const Json registration = request.value("registration", Json::object());
+    Result<cni::PodRegistration> reg = cni::DecodeRegistration(registration.dump());
+    if (!reg) return std::nullopt;  // the "add" that follows gets the error
+    std::unique_lock lock(mu, std::defer_lock);
+    if (Attach(*reg, std::move(prefetched), lock)) return std::nullopt;  // "add" tries again
+    Want();
+    return Staged{registration, PodKey(reg->pod_namespace, reg->pod_name), reg->owner, wanted};
+  }
+
+  // The plugin went away between "stage" and "add" (its ADD failed): the pod
+  // is not attached after all, unless another ADD has attached it since.
+  void Withdraw(const Staged& staged) {
+    std::lock_guard lock(mu);
+    const auto it = local.find(staged.key);
+    if (it == local.end() || it->second.owner.container_id != staged.owner.container_id ||
+        it->second.owner.ifname != staged.owner.ifname) {
+      return;
+    }
+    local.erase(it);
+    Log(LogLevel::kInfo, "pod withdrawn: its ADD did not complete", {{"pod", staged.key}});
+    Want();
+  }
+
   // Handles one request; the answer line.
-  std::string Serve(const std::string& line, std::optional<Prefetched> prefetched = std::nullopt) {
+  std::string Serve(const std::string& line, std::optional<Prefetched> prefetched = std::nullopt,
+                    const std::optional<Staged>& staged = std::nullopt) {
     Json request;
     try {
       request = Json::parse(line);
@@ -578,6 +667,11 @@ struct Agent::Impl {
       return Json{{"ok", false}, {"error", std::string("unreadable request: ") + e.what()}}.dump();
     }
     const std::string op = request.value("op", "");
+    if (op == "add" && staged && request.value("registration", Json::object()) == staged->registration) {
+      // Attached at "stage" (after the same checks); its program may already be in force.
+      std::unique_lock lock(mu);
+      return AnswerWhenInForce(staged->target, lock);
+    }
     Result<cni::PodRegistration> reg =
         cni::DecodeRegistration(request.value("registration", Json::object()).dump());
     if (op == "status") {
@@ -586,62 +680,22 @@ struct Agent::Impl {
     }
     if (!reg) return Json{{"ok", false}, {"error", reg.error().message()}}.dump();
     const std::string key = PodKey(reg->pod_namespace, reg->pod_name);
-    // A policy created just before the pod may not have reached this agent's
-    // watch yet: the policies of the pod's namespace (the only ones that can
-    // isolate it) are read from the API first, and the answer waits until the
-    // watch has caught up with that read.
-    std::optional<Json> namespace_policies;
-    if (op == "add" && api_client != nullptr) {
-      Result<Json> read = prefetched && prefetched->pod_namespace == reg->pod_namespace
-                              ? std::move(prefetched->policies)
-                              : ReadNamespacePolicies(reg->pod_namespace);
-      if (!read) {
-        return Json{{"ok", false}, {"error", "cannot read the pod's policies: " + read.error().message()}}
-            .dump();
-      }
-      namespace_policies = std::move(*read);
-    }
-    std::unique_lock lock(mu);
-    if (namespace_policies) {
-      const uint64_t read_at = RvOf(*namespace_policies);
-      const auto caught_up = [&] {
-        std::set<std::string> in_read;
-        for (const Json& p : (*namespace_policies)["items"]) {
-          const std::string name = PodKey(reg->pod_namespace, p["metadata"].value("name", ""));
-          in_read.insert(name);
-          const auto it = policy_rv.find(name);
-          if (it == policy_rv.end() || it->second < RvOf(p)) return false;
-        }
-        // Known here, absent there, and not changed since the read: its
-        // deletion has not reached the watch yet.
-        for (const auto& [name, rv] : policy_rv) {
-          if (name.rfind(reg->pod_namespace + "/", 0) == 0 && !in_read.contains(name) && rv < read_at)
-            return false;
-        }
-        return true;
-      };
-      if (!changed.wait_for(lock, std::chrono::seconds(10), caught_up)) {
-        return Json{{"ok", false}, {"error", "the agent's watch has not caught up with the pod's policies"}}
-            .dump();
-      }
-    }
+    std::unique_lock lock(mu, std::defer_lock);
     if (op == "add") {
-      local[key] = *reg;
-      if (const auto it = node_pods.find(key); it != node_pods.end()) ApplyPod(it->second);
-      Log(LogLevel::kInfo, "pod attached", {{"pod", key}, {"interface", reg->host_interface}});
+      if (std::optional<std::string> failed = Attach(*reg, std::move(prefetched), lock)) {
+        return Json{{"ok", false}, {"error", *failed}}.dump();
+      }
     } else if (op == "del") {
+      lock.lock();
       local.erase(key);
       Log(LogLevel::kInfo, "pod detached", {{"pod", key}});
-    } else if (op != "check") {
+    } else if (op == "check") {
+      lock.lock();
+    } else {
       return Json{{"ok", false}, {"error", "unknown op " + op}}.dump();
     }
     Want();
-    const uint64_t target = wanted;
-    // Answer once the change is in force (the plugin times out on its side).
-    const bool in_force = changed.wait_for(lock, std::chrono::seconds(30), [&] { return applied >= target; });
-    if (!in_force)
-      return Json{{"ok", false}, {"error", "the dataplane has not applied the pod's rules yet"}}.dump();
-    return Json{{"ok", true}}.dump();
+    return AnswerWhenInForce(wanted, lock);
   }
 
   Status SocketLoop(const std::atomic<bool>& stop) {
@@ -690,9 +744,22 @@ struct Agent::Impl {
           }
           line = next_line();
         }
+        // "stage" (no answer): the pod's addresses are known; program its
+        // rules while the plugin wires it.
+        std::optional<Staged> staged;
+        if (line && line->find("\"stage\"") != std::string::npos) {
+          const Json request = Json::parse(*line, nullptr, false);
+          if (request.is_object() && request.value("op", "") == "stage") {
+            staged = Stage(request, std::move(prefetched));
+            prefetched.reset();
+            line = next_line();
+          }
+        }
         if (line) {
-          const std::string answer = Serve(*line, std::move(prefetched)) + "\n";
+          const std::string answer = Serve(*line, std::move(prefetched), staged) + "\n";
           (void)::send(client, answer.data(), answer.size(), MSG_NOSIGNAL);
+        } else if (staged) {
+          Withdraw(*staged);
         }
         ::close(client);
       });

@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <optional>
 #include <variant>
@@ -239,6 +240,11 @@ class Plugin {
         if (opened->Announce(pod.pod_namespace, pod.pod_name).ok()) agent.emplace(std::move(*opened));
       }
     }
+    // With the pod's addresses known, the agent programs its rules while the
+    // rest of ADD runs (wiring, registration): they overlap instead of adding up.
+    const auto stage = [&](const PodRegistration& staged) {
+      if (agent && !agent->Stage(staged).ok()) agent.reset();
+    };
     if (conf_.prev_result) {
       // Chained: someone else wired the pod; take its addresses, pass the result on.
       pod.chained = true;
@@ -246,10 +252,11 @@ class Plugin {
       pod.ips = AddressesOf(*conf_.prev_result);
       if (pod.ips.empty())
         return Fail({kInvalidConfig, "prevResult has no addresses to enforce policy on", ""});
+      stage(pod);
       result = *conf_.prev_result;
     } else {
       if (conf_.ranges.empty()) return Fail({kInvalidConfig, "ipam.ranges is required in routed mode", ""});
-      auto wired = Wire(pod);
+      auto wired = Wire(pod, stage);
       if (auto* f = std::get_if<Failure>(&wired)) {
         Undo();
         return Fail(*f);
@@ -389,7 +396,10 @@ class Plugin {
     (void)Unregister(conf_.state_dir, owner_);
   }
 
-  std::variant<json, Failure> Wire(PodRegistration& pod) {
+  // `allocated` is called once the pod's addresses are allocated, before any
+  // interface exists.
+  std::variant<json, Failure> Wire(PodRegistration& pod,
+                                   const std::function<void(const PodRegistration&)>& allocated) {
     const auto fail = [](const std::string& what, const Error& e) {
       return Failure{kWiringFailed, what, e.message()};
     };
@@ -408,6 +418,7 @@ class Plugin {
     if (!ips) return Failure{kWiringFailed, "cannot allocate an address", ips.error().message()};
     pod.ips = *ips;
     TestPause("allocated");
+    allocated(pod);
     Result<Rtnl> node = Rtnl::Open("");
     if (!node) return fail("cannot talk to the node's netlink", node.error());
     Result<Rtnl> in_pod = Rtnl::Open(call_.netns);

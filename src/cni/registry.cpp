@@ -153,6 +153,10 @@ Status AgentConnection::Announce(const std::string& pod_namespace, const std::st
   return SendLine(json{{"op", "prepare"}, {"namespace", pod_namespace}, {"name", pod_name}}.dump());
 }
 
+Status AgentConnection::Stage(const PodRegistration& pod) {
+  return SendLine(json{{"op", "stage"}, {"registration", ToJson(pod)}}.dump());
+}
+
 Status AgentConnection::Confirm(const std::string& op, const PodRegistration& pod,
                                 std::chrono::milliseconds timeout) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;

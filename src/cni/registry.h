@@ -56,6 +56,8 @@ Status ConfirmWithAgent(const std::string& socket_path, const std::string& op, c
 //
 //   Result<AgentConnection> agent = AgentConnection::Open(socket);
 //   if (agent) (void)agent->Announce("shop", "db-0");   // no answer awaited
+//   ... allocate addresses ...
+//   if (agent) (void)agent->Stage(pod);                  // no answer awaited
 //   ... wire ...
 //   Status s = agent ? agent->Confirm("add", pod, 5000ms) : ConfirmWithAgent(socket, "add", pod, 5000ms);
 class AgentConnection {
@@ -66,6 +68,11 @@ class AgentConnection {
   ~AgentConnection();
 
   Status Announce(const std::string& pod_namespace, const std::string& pod_name);
+  // The pod's registration as soon as its addresses are known, before it is
+  // wired: the agent programs its rules while the plugin wires (no answer
+  // awaited). Confirm("add") with the same registration then waits for them
+  // to be in force; a connection closed without it withdraws the pod.
+  Status Stage(const PodRegistration& pod);
   // As ConfirmWithAgent, on this connection; once per connection.
   Status Confirm(const std::string& op, const PodRegistration& pod, std::chrono::milliseconds timeout);
 

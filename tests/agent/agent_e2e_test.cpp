@@ -192,5 +192,94 @@ TEST(AgentE2eTest, ServesHealthReadinessAndMetricsCountingDeniedConnections) {
   std::filesystem::remove_all(dir);
 }
 
+// netpol-cni stages a pod (its addresses, before wiring) so the agent
+// programs it while the plugin wires; the ADD's confirmation then only waits
+// for that program. A plugin that dies between the two leaves nothing attached.
+TEST(AgentE2eTest, AStagedPodIsAttachedBeforeItsAddAndWithdrawnWhenTheAddDies) {
+  NETPOL_REQUIRE_E2E();
+  testing::PacketLab node;
+  ASSERT_TRUE(node.Up({{"198.18.7.30", ""}}).ok());
+  auto server = lab::ApiServer::Start({.nodes = {"node-1"}});
+  ASSERT_TRUE(server.ok()) << server.error().message();
+  auto api = kube::Client::Create(kube::Api((*server)->url()));
+  ASSERT_TRUE(api.ok());
+  ASSERT_TRUE(
+      (*api)->Request("POST", "/api/v1/namespaces", Json{{"metadata", {{"name", "shop"}}}}.dump()).ok());
+  const Json pod = {{"metadata", {{"name", "web"}, {"labels", {{"app", "web"}}}}},
+                    {"spec", {{"nodeName", "node-1"}, {"containers", {{{"name", "c"}}}}}},
+                    {"status", {{"phase", "Running"}, {"podIP", "198.18.7.30"}}}};
+  ASSERT_TRUE((*api)->Request("POST", "/api/v1/namespaces/shop/pods", pod.dump()).ok());
+  const std::string dir = ::testing::TempDir() + "/" + node.prefix() + "-stage";
+  std::filesystem::create_directories(dir + "/cni");
+  const int port = FreePort();
+  agent::AgentOptions options;
+  options.api = kube::Api((*server)->url());
+  options.node_name = "node-1";
+  options.netns = node.node();
+  options.state_dir = dir + "/cni";
+  options.socket_path = dir + "/agent.sock";
+  options.metrics_address = "127.0.0.1:" + std::to_string(port);
+  options.log_level = agent::LogLevel::kWarn;
+  options.flow_logs = false;
+  agent::Agent agent(options);
+  std::atomic<bool> stop{false};
+  std::thread running([&] { (void)agent.Run(stop); });
+  struct Stop {
+    std::atomic<bool>& stop;
+    std::thread& running;
+    ~Stop() {
+      stop = true;
+      running.join();
+    }
+  } stopper{stop, running};
+  const auto local_pods = [&] { return Value(HttpGet(port, "/metrics").second, "netpol_agent_local_pods"); };
+  const auto wait_for = [&](double want) {
+    const auto deadline = Clock::now() + std::chrono::seconds(10);
+    while (Clock::now() < deadline && local_pods() != want) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    return local_pods();
+  };
+  const auto deadline = Clock::now() + std::chrono::seconds(20);
+  while (Clock::now() < deadline && HttpGet(port, "/readyz").first != 200) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_EQ(wait_for(0), 0);
+
+  const cni::PodRegistration reg{
+      {"c-web", "eth0"}, "shop", "web", "", {*IpAddress::Parse("198.18.7.30")}, "", "", true};
+  {  // Staged, then the plugin dies: attached meanwhile, withdrawn after.
+    Result<cni::AgentConnection> connection = cni::AgentConnection::Open(options.socket_path);
+    ASSERT_TRUE(connection.ok()) << connection.error().message();
+    ASSERT_TRUE(connection->Announce("shop", "web").ok());
+    ASSERT_TRUE(connection->Stage(reg).ok());
+    EXPECT_EQ(wait_for(1), 1) << "staging attaches the pod before its ADD completes";
+  }
+  EXPECT_EQ(wait_for(0), 0) << "a connection closed without \"add\" withdraws the staged pod";
+
+  {  // Staged, then confirmed: the confirmation answers once the program is in force.
+    Result<cni::AgentConnection> connection = cni::AgentConnection::Open(options.socket_path);
+    ASSERT_TRUE(connection.ok());
+    ASSERT_TRUE(connection->Announce("shop", "web").ok());
+    ASSERT_TRUE(connection->Stage(reg).ok());
+    const Status confirmed = connection->Confirm("add", reg, std::chrono::milliseconds(10000));
+    EXPECT_TRUE(confirmed.ok()) << confirmed.error().message();
+  }
+  EXPECT_EQ(local_pods(), 1) << "a confirmed pod stays when the connection closes";
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  EXPECT_EQ(local_pods(), 1);
+
+  {  // Staged with one address, confirmed with another: the confirmed one is attached.
+    cni::PodRegistration moved = reg;
+    moved.ips = {*IpAddress::Parse("198.18.7.31")};
+    Result<cni::AgentConnection> connection = cni::AgentConnection::Open(options.socket_path);
+    ASSERT_TRUE(connection.ok());
+    ASSERT_TRUE(connection->Stage(reg).ok());
+    EXPECT_TRUE(connection->Confirm("add", moved, std::chrono::milliseconds(10000)).ok());
+  }
+  const std::string metrics = HttpGet(port, "/metrics").second;
+  EXPECT_EQ(Value(metrics, "netpol_agent_local_pods"), 1);
+}
+
 }  // namespace
 }  // namespace netpol
