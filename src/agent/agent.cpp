@@ -27,6 +27,7 @@
 #include "dataplane/nft/nft_backend.h"
 #include "policy/compiled.h"
 #include "policy/engine.h"
+#include "policy/explain.h"
 
 namespace netpol::agent {
 namespace {
@@ -308,13 +309,16 @@ struct Agent::Impl {
     return out;
   }
 
-  // A denied connection, attributed: the direction that denied it and the
-  // policies isolating the pod for that direction (none of whose rules allow it).
+  // A logged connection, attributed. Denied: the direction that denied it and
+  // the policies isolating the pod for that direction (none of whose rules
+  // allow it). Allowed: the policy and rule that allowed it.
   Json Attribute(const dataplane::LoggedPacket& p) {
     const bool ingress = p.prefix.find("ingress") != std::string::npos;
+    const bool allowed = p.prefix.find(" allow ") != std::string::npos;
+    const policy::Direction direction = ingress ? policy::Direction::kIngress : policy::Direction::kEgress;
     Json line = {{"time", Timestamp()},
                  {"node", options.node_name},
-                 {"verdict", "denied"},
+                 {"verdict", allowed ? "allowed" : "denied"},
                  {"direction", ingress ? "ingress" : "egress"},
                  {"protocol",
                   p.protocol ? std::string(api::ProtocolName(*p.protocol)) : std::to_string(p.ip_protocol)}};
@@ -322,10 +326,28 @@ struct Agent::Impl {
     std::lock_guard lock(mu);
     line["src"] = EndpointJson(p.src);
     line["dst"] = EndpointJson(p.dst);
+    if (allowed) {
+      const auto endpoint = [&](const IpAddress& ip) {
+        const auto pod = engine.FindPodByIp(ip);
+        return pod ? policy::Endpoint::OfPod(*pod, ip) : policy::Endpoint::OfIp(ip);
+      };
+      const policy::Flow flow{endpoint(p.src), endpoint(p.dst), p.protocol.value_or(api::Protocol::kTCP),
+                              p.dst_port};
+      const policy::Verdict verdict = engine.Evaluate(flow);
+      const policy::DirectionVerdict& judged = ingress ? verdict.ingress : verdict.egress;
+      if (judged.allowed_by) {
+        line["policy"] = engine.PolicyName(judged.allowed_by->policy);
+        line["rule"] =
+            std::string(ingress ? "ingress[" : "egress[") + std::to_string(judged.allowed_by->rule) + "]";
+        line["reason"] = policy::DescribeRule(engine, direction, *judged.allowed_by);
+      } else {
+        line["reason"] = "allowed by the rules in force when it was logged (its policies have changed since)";
+      }
+      return line;
+    }
     Json policies = Json::array();
     if (const auto pod = engine.FindPodByIp(ingress ? p.dst : p.src)) {
-      for (const policy::PolicyId id : engine.IsolatingPolicies(
-               *pod, ingress ? policy::Direction::kIngress : policy::Direction::kEgress)) {
+      for (const policy::PolicyId id : engine.IsolatingPolicies(*pod, direction)) {
         policies.push_back(engine.PolicyName(id));
       }
     }
@@ -440,32 +462,39 @@ struct Agent::Impl {
         "netpol_agent_update_latency_seconds",
         "From a change reaching the agent (watch event or CNI request) until its rules are in force.",
         update_seconds);
-    // Denied new connections, from the drop counters of each pod's address.
-    std::map<std::pair<std::string, std::string>, double> denied;  // (namespace, direction) -> packets
-    if (backend && stats.synced) {
-      for (const auto& [direction, prefix] : {std::pair{"ingress", "in"}, std::pair{"egress", "eg"}}) {
-        for (const char* family : {"v4", "v6"}) {
-          Result<dataplane::nft::ObservedSet> set =
-              backend->ObserveSet(std::string(prefix) + "_denied_" + family);
-          if (!set) continue;
-          for (const auto& [element, packets] : set->elements) {
-            std::string ns = "unknown";
-            if (Result<IpAddress> ip = IpAddress::Parse(element)) {
-              if (const auto pod = engine.FindPodByIp(*ip)) ns = engine.pod(*pod).namespace_;
+    // New connections denied, and allowed by a rule, from the per-pod
+    // counters of the isolated pods' addresses.
+    for (const auto& [verdict, help] :
+         {std::pair{"denied",
+                    "New connections dropped by policy at this node's pods, by the pod's namespace and "
+                    "the direction that denied (from per-pod counters: a pod that goes takes its "
+                    "count with it)."},
+          std::pair{"allowed",
+                    "New connections a policy rule allowed at this node's policy-isolated pods, by the "
+                    "pod's namespace and direction (pods not isolated in a direction are not "
+                    "counted: no policy decides for them)."}}) {
+      std::map<std::pair<std::string, std::string>, double> counted;  // (namespace, direction) -> connections
+      if (backend && stats.synced) {
+        for (const auto& [direction, prefix] : {std::pair{"ingress", "in"}, std::pair{"egress", "eg"}}) {
+          for (const char* family : {"v4", "v6"}) {
+            Result<dataplane::nft::ObservedSet> set =
+                backend->ObserveSet(std::string(prefix) + "_" + verdict + "_" + family);
+            if (!set) continue;
+            for (const auto& [element, packets] : set->elements) {
+              std::string ns = "unknown";
+              if (Result<IpAddress> ip = IpAddress::Parse(element)) {
+                if (const auto pod = engine.FindPodByIp(*ip)) ns = engine.pod(*pod).namespace_;
+              }
+              counted[{ns, direction}] += static_cast<double>(packets);
             }
-            denied[{ns, direction}] += static_cast<double>(packets);
           }
         }
       }
+      std::vector<MetricsWriter::Sample> samples;
+      for (const auto& [key, packets] : counted)
+        samples.push_back({{{"namespace", key.first}, {"direction", key.second}}, packets});
+      out.Counter(std::string("netpol_") + verdict + "_connections_total", help, samples);
     }
-    std::vector<MetricsWriter::Sample> denied_samples;
-    for (const auto& [key, packets] : denied)
-      denied_samples.push_back({{{"namespace", key.first}, {"direction", key.second}}, packets});
-    out.Counter(
-        "netpol_denied_connections_total",
-        "New connections dropped by policy at this node's pods, by the pod's namespace and the direction "
-        "that denied (from per-pod counters: a pod that goes takes its count with it).",
-        denied_samples);
     return out.text();
   }
 
@@ -826,8 +855,10 @@ Status Agent::Run(const std::atomic<bool>& stop) {
                           "netpold");
   NETPOL_ASSIGN_OR_RETURN(
       a.backend,
-      dataplane::nft::NftBackend::Create(
-          {a.options.netns, {.log_group = a.options.log_group}, /*observe_at_create=*/true}),
+      dataplane::nft::NftBackend::Create({a.options.netns,
+                                          {.log_group = a.options.log_group,
+                                           .log_allowed = a.options.flow_logs && a.options.flow_logs_allowed},
+                                          /*observe_at_create=*/true}),
       "netpold");
   // Pods attached before this start (a restart): known at once, from disk.
   NETPOL_ASSIGN_OR_RETURN(const std::vector<cni::PodRegistration> registered,

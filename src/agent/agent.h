@@ -42,6 +42,9 @@ struct AgentOptions {
   // `netpol flows`). Off, denied packets are still logged by the rules to a
   // group nobody reads, which the kernel discards.
   bool flow_logs = true;
+  // Also log (and attribute to the allowing policy and rule) new connections
+  // a rule allowed, rate-limited in the kernel; off by default.
+  bool flow_logs_allowed = false;
   LogLevel log_level = LogLevel::kInfo;
   // "host:port" serving /metrics (Prometheus), /healthz and /readyz; "" = none.
   std::string metrics_address;

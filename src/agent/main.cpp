@@ -9,6 +9,7 @@
 #include <CLI/CLI.hpp>
 
 #include "agent/agent.h"
+#include "dataplane/nft/ruleset.h"
 #include "kube/kubeconfig.h"
 
 namespace {
@@ -52,6 +53,10 @@ int main(int argc, char** argv) {
   app.add_option("--flow-logs", options.flow_logs,
                  "read denied connections from the NFLOG group and serve them as flow lines "
                  "(GET /flows, `netpol flows`)")
+      ->capture_default_str();
+  app.add_option("--flow-logs-allowed", options.flow_logs_allowed,
+                 "also log new connections a rule allowed, with the policy and rule (at most " +
+                     std::to_string(netpol::dataplane::nft::kAllowedLogRate) + "/s per direction and family)")
       ->capture_default_str();
   app.add_option("--metrics-address", options.metrics_address,
                  "host:port to serve /metrics (Prometheus), /healthz and /readyz on (default: none)");

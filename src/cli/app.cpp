@@ -312,6 +312,8 @@ std::string FlowText(const kube::Json& flow) {
                      end(flow.value("dst", kube::Json::object())) + " " + flow.value("protocol", "");
   if (flow.contains("port")) line += "/" + std::to_string(flow["port"].get<int>());
   if (!policies.empty()) line += " (isolated by " + policies + ")";
+  if (flow.contains("policy"))
+    line += " (by " + flow.value("policy", "") + " " + flow.value("rule", "") + ")";
   return line;
 }
 
@@ -616,13 +618,17 @@ int Run(int argc, const char* const* argv, std::istream& in, std::ostream& out, 
                   "they are programmed. Running it again applies only the difference, atomically.");
 
   FlowsFlags flows_flags;
-  CLI::App* flows =
-      app.add_subcommand("flows", "Denied connections as the node agent logged them, with the policy");
+  CLI::App* flows = app.add_subcommand(
+      "flows",
+      "Connections the node agent logged (denied; allowed if asked), with the policy");
   flows->add_option("--agent", flows_flags.agent, "The agent's --metrics-address, as a URL")
       ->capture_default_str();
   flows->add_option("-n,--namespace", flows_flags.namespace_, "Only flows from or to this namespace");
   flows->add_option("--pod", flows_flags.pod, "Only flows from or to this pod (NAME or NAMESPACE/NAME)");
-  flows->add_option("--verdict", flows_flags.verdict, "Only this verdict")->check(CLI::IsMember({"denied"}));
+  flows
+      ->add_option("--verdict", flows_flags.verdict,
+                   "Only this verdict (denied, or allowed when netpold logs them)")
+      ->check(CLI::IsMember({"denied", "allowed"}));
   flows->add_flag("-f,--follow", flows_flags.follow, "Keep printing new flows as they come");
   flows->add_option("-o,--output", flows_flags.output, "text or json (the agent's JSON lines)")
       ->check(CLI::IsMember({"text", "json"}))

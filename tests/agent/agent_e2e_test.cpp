@@ -91,6 +91,7 @@ TEST(AgentE2eTest, ServesHealthReadinessAndMetricsCountingDeniedConnections) {
   options.socket_path = dir + "/agent.sock";
   options.metrics_address = "127.0.0.1:" + std::to_string(port);
   options.log_level = agent::LogLevel::kWarn;
+  options.flow_logs_allowed = true;
   agent::Agent agent(options);
   std::atomic<bool> stop{false};
   std::thread running([&] { (void)agent.Run(stop); });
@@ -145,6 +146,33 @@ TEST(AgentE2eTest, ServesHealthReadinessAndMetricsCountingDeniedConnections) {
   // No pod is isolated for egress: no egress series at all.
   EXPECT_EQ(Value(metrics, "netpol_denied_connections_total{namespace=\"shop\",direction=\"egress\"}"), -1);
 
+  // A rule allowing web to reach db: its connections are counted as allowed
+  // at db's ingress (db is isolated there); web is not isolated, so nothing
+  // is counted for its egress.
+  const uint64_t programs = agent.stats().programs;
+  const Json allow = {{"metadata", {{"name", "db-from-web"}}},
+                      {"spec",
+                       {{"podSelector", {{"matchLabels", {{"app", "db"}}}}},
+                        {"ingress",
+                         {{{"from", {{{"podSelector", {{"matchLabels", {{"app", "web"}}}}}}}},
+                           {"ports", {{{"port", 8080}}}}}}}}}};
+  ASSERT_TRUE(
+      (*api)
+          ->Request("POST", "/apis/networking.k8s.io/v1/namespaces/shop/networkpolicies", allow.dump())
+          .ok());
+  const auto programmed_by = Clock::now() + std::chrono::seconds(10);
+  while (Clock::now() < programmed_by && agent.stats().programs == programs) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  for (int i = 0; i < 2; ++i) {
+    EXPECT_TRUE(
+        *node.Reaches("198.18.7.10", "198.18.7.11", api::Protocol::kTCP, 8080, std::chrono::seconds(2)));
+  }
+  const std::string after = HttpGet(port, "/metrics").second;
+  EXPECT_GE(Value(after, "netpol_allowed_connections_total{namespace=\"shop\",direction=\"ingress\"}"), 2)
+      << after;
+  EXPECT_EQ(Value(after, "netpol_allowed_connections_total{namespace=\"shop\",direction=\"egress\"}"), -1);
+
   // The flow log names both pods and the policy that isolates db.
   const auto [flows_status, flows] = HttpGet(port, "/flows?namespace=shop&verdict=denied");
   ASSERT_EQ(flows_status, 200);
@@ -182,6 +210,38 @@ TEST(AgentE2eTest, ServesHealthReadinessAndMetricsCountingDeniedConnections) {
     std::ostringstream err2;
     EXPECT_EQ(cli::Run(4, nowhere, in, out2, err2), 2);
     EXPECT_NE(err2.str().find("cannot read flow logs"), std::string::npos) << err2.str();
+  }
+  // With --flow-logs-allowed, the allowed connections are logged too, each
+  // with the policy and rule that allowed it.
+  std::string allowed_flows;
+  for (const auto until = Clock::now() + std::chrono::seconds(5);
+       Clock::now() < until && (allowed_flows = HttpGet(port, "/flows?verdict=allowed").second).empty();) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  std::istringstream allowed_lines(allowed_flows);
+  int allowed = 0;
+  while (std::getline(allowed_lines, line)) {
+    const Json flow = Json::parse(line);
+    EXPECT_EQ(flow["verdict"], "allowed") << line;
+    EXPECT_EQ(flow["direction"], "ingress") << line;
+    EXPECT_EQ(flow["src"]["pod"], "web") << line;
+    EXPECT_EQ(flow["dst"]["pod"], "db") << line;
+    EXPECT_EQ(flow["policy"], "shop/db-from-web") << line;
+    EXPECT_EQ(flow["rule"], "ingress[0]") << line;
+    ++allowed;
+  }
+  EXPECT_GE(allowed, 2) << allowed_flows;
+  {
+    const std::string agent_url = "http://127.0.0.1:" + std::to_string(port);
+    const char* argv[] = {"netpol", "flows", "--agent", agent_url.c_str(), "--verdict", "allowed"};
+    std::istringstream in;
+    std::ostringstream out;
+    std::ostringstream err;
+    EXPECT_EQ(cli::Run(6, argv, in, out, err), 0) << err.str();
+    EXPECT_NE(out.str().find("ingress allowed shop/web 198.18.7.10 -> shop/db 198.18.7.11 TCP/8080 (by "
+                             "shop/db-from-web ingress[0])"),
+              std::string::npos)
+        << out.str();
   }
   EXPECT_GE(Value(metrics, "netpol_flow_log_lines_total"), 0);
 

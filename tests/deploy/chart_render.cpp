@@ -80,7 +80,7 @@ Status Parse(const std::vector<Token>& tokens, size_t& i, std::vector<Node>& out
       continue;
     }
     if (t.text.rfind("/*", 0) == 0) continue;  // a comment
-    if (t.text == "end" || t.text == "else") {
+    if (t.text == "end" || t.text == "else" || t.text.rfind("else if ", 0) == 0) {
       if (stop == nullptr)
         return InvalidArgument("line " + std::to_string(t.line) + ": " + t.text + " without if");
       *stop = t.text;
@@ -91,9 +91,18 @@ Status Parse(const std::vector<Token>& tokens, size_t& i, std::vector<Node>& out
       std::string ended;
       ++i;
       NETPOL_RETURN_IF_ERROR(Parse(tokens, i, node.then_nodes, &ended), "");
+      // `else if C` is an else holding an if that the same `end` closes.
+      Node* current = &node;
+      while (ended.rfind("else if ", 0) == 0) {
+        Node nested{Node::kIf, ended.substr(8), tokens[i].line, {}, {}};
+        ++i;
+        NETPOL_RETURN_IF_ERROR(Parse(tokens, i, nested.then_nodes, &ended), "");
+        current->else_nodes.push_back(std::move(nested));
+        current = &current->else_nodes.back();
+      }
       if (ended == "else") {
         ++i;
-        NETPOL_RETURN_IF_ERROR(Parse(tokens, i, node.else_nodes, &ended), "");
+        NETPOL_RETURN_IF_ERROR(Parse(tokens, i, current->else_nodes, &ended), "");
       }
       if (ended != "end") return InvalidArgument("line " + std::to_string(t.line) + ": if without end");
       out.push_back(std::move(node));

@@ -7,7 +7,7 @@
 //   Result<std::string> yaml = render.Render(template_text, "daemonset.yaml");
 //
 // Supported: text; `{{ }}` with `{{-`/`-}}` whitespace trimming; `{{/* */}}`;
-// `if PIPELINE` / `else` / `end`; pipelines of `.Values.a.b`, `.Release.Name`,
+// `if PIPELINE` / `else if PIPELINE` / `else` / `end`; pipelines of `.Values.a.b`, `.Release.Name`,
 // `.Release.Namespace`, `.Chart.Name|Version|AppVersion`, "strings" and
 // integers through quote, eq, not, default, join, toYaml, indent, nindent.
 // A value that is missing (or a map or list) where text is written is an

@@ -166,6 +166,14 @@ TEST(ChartTest, EachValueReachesItsObject) {
     EXPECT_EQ(agent["image"], "registry.example/netpol:0.1.0");
     EXPECT_EQ(agent["imagePullPolicy"], "Always");
   }
+  {  // Allowed connections logged too; but flow logs off wins.
+    EXPECT_TRUE(
+        Has(Command(Render(Json::parse(R"({"flowLogs":{"allowed":true}})"))), "--flow-logs-allowed=true"));
+    const std::vector<std::string> off =
+        Command(Render(Json::parse(R"({"flowLogs":{"enabled":false,"allowed":true}})")));
+    EXPECT_TRUE(Has(off, "--flow-logs=false"));
+    EXPECT_FALSE(Has(off, "--flow-logs-allowed=true"));
+  }
   {  // Resources are passed through whole.
     const std::vector<Json> docs = Render(Json::parse(R"({"resources":{"requests":{"cpu":"200m"}}})"));
     const Json& agent = DaemonSet(docs)["spec"]["template"]["spec"]["containers"][0];
@@ -184,7 +192,8 @@ TEST(ChartTest, NetpoldAcceptsEveryFlagTheChartPasses) {
       help.append(buffer.data(), n);
   }
   ASSERT_NE(help.find("--node-name"), std::string::npos) << help;
-  for (const Json& overrides : {Json::object(), Json::parse(R"({"flowLogs":{"enabled":false}})")}) {
+  for (const Json& overrides : {Json::object(), Json::parse(R"({"flowLogs":{"enabled":false}})"),
+                                Json::parse(R"({"flowLogs":{"allowed":true}})")}) {
     for (const std::string& arg : Command(Render(overrides))) {
       if (arg.rfind("--", 0) != 0) continue;
       const std::string flag = arg.substr(0, arg.find('='));
@@ -207,6 +216,9 @@ TEST(ChartRenderTest, TheSubsetItSupports) {
   EXPECT_EQ(run("a\n  {{- if .Values.a.on }}\nb\n  {{- end }}\nc"), "a\nb\nc");
   EXPECT_EQ(run("a\n  {{- if .Values.a.off }}\nb\n  {{- else }}\nd\n  {{- end }}\nc"), "a\nd\nc");
   EXPECT_EQ(run("{{ if not .Values.a.off }}yes{{ end }}"), "yes");
+  EXPECT_EQ(run("{{ if .Values.a.off }}1{{ else if .Values.a.on }}2{{ else }}3{{ end }}"), "2");
+  EXPECT_EQ(run("{{ if .Values.a.off }}1{{ else if .Values.a.off }}2{{ else }}3{{ end }}"), "3");
+  EXPECT_EQ(run("{{ if .Values.a.on }}1{{ else if .Values.a.on }}2{{ end }}"), "1");
   EXPECT_EQ(run("{{ if eq .Values.a.b \"x y\" }}same{{ end }}"), "same");
   EXPECT_EQ(run("{{ join \",\" .Values.a.list }}"), "p,q");
   EXPECT_EQ(run("{{ .Values.a.missing | default \"d\" }}"), "d");

@@ -67,7 +67,8 @@ class Renderer {
   // Every set, empty, in a fixed order.
   void Layout() {
     const std::string schema = "netpol schema=" + std::to_string(kSchemaVersion) +
-                               " log-group=" + std::to_string(options_.log_group);
+                               " log-group=" + std::to_string(options_.log_group) +
+                               (options_.log_allowed ? " log-allowed" : "");
     Add("pod_ifaces", "ifname", false, false, "host-side interfaces of local pods");
     for (const Family& f : kFamilies) {
       Add(std::string("pods_") + f.suffix, f.addr_type, false, false,
@@ -83,6 +84,8 @@ class Renderer {
         Add(p + "isolated" + s, a, false, false, std::string("local pods isolated for ") + d.name);
         Add(p + "denied" + s, a, false, true,
             std::string("local pods isolated for ") + d.name + "; counts denied new connections");
+        Add(p + "allowed" + s, a, false, true,
+            std::string("local pods isolated for ") + d.name + "; counts new connections a rule allowed");
         Add(p + "exact" + s, a + " . " + a + " . inet_proto . inet_service", false, false,
             "pod . peer . protocol . port");
         Add(p + "proto" + s, a + " . " + a + " . inet_proto", false, false,
@@ -157,6 +160,7 @@ class Renderer {
         const std::string p = std::string(d.prefix) + "_";
         Element(p + "isolated" + s, ip.ToString(), name);
         Element(p + "denied" + s, ip.ToString(), name);
+        Element(p + "allowed" + s, ip.ToString(), name);
         for (const Allowance& a : dp.allow) Allow(p, s, f, ip.ToString(), a);
       }
     }
@@ -423,18 +427,29 @@ class Renderer {
         const std::string peer = m + " " + d.peer_side;
         const std::string p = std::string(d.prefix) + "_";
         const std::string s = std::string("_") + f.suffix;
+        // An allowed new connection leaves through the counting chain.
+        const std::string allowed = std::string(" goto ") + d.name + "_allowed_" + f.suffix + "\n";
         std::string c = std::string("chain ") + d.name + "_" + f.suffix + " {\n";
         c += "\t\t" + pod + " != @" + p + "isolated" + s + " return comment \"not isolated\"\n";
-        c += "\t\t" + pod + " . " + peer + " . meta l4proto . th dport @" + p + "exact" + s + " return\n";
-        c += "\t\t" + pod + " . " + peer + " . meta l4proto @" + p + "proto" + s + " return\n";
-        c += "\t\t" + pod + " . " + peer + " @" + p + "all" + s + " return\n";
-        c += "\t\t" + pod + " . meta l4proto . th dport @" + p + "anyexact" + s + " return\n";
-        c += "\t\t" + pod + " . meta l4proto @" + p + "anyproto" + s + " return\n";
-        c += "\t\t" + pod + " @" + p + "anyall" + s + " return\n";
-        c += "\t\t" + pod + " . " + peer + " . meta l4proto . th dport @" + p + "ranges" + s + " return\n";
+        c += "\t\t" + pod + " . " + peer + " . meta l4proto . th dport @" + p + "exact" + s + allowed;
+        c += "\t\t" + pod + " . " + peer + " . meta l4proto @" + p + "proto" + s + allowed;
+        c += "\t\t" + pod + " . " + peer + " @" + p + "all" + s + allowed;
+        c += "\t\t" + pod + " . meta l4proto . th dport @" + p + "anyexact" + s + allowed;
+        c += "\t\t" + pod + " . meta l4proto @" + p + "anyproto" + s + allowed;
+        c += "\t\t" + pod + " @" + p + "anyall" + s + allowed;
+        c += "\t\t" + pod + " . " + peer + " . meta l4proto . th dport @" + p + "ranges" + s + allowed;
         c += "\t\t" + pod + " @" + p + "denied" + s + " log prefix \"netpol " + d.name + " deny \" group " +
              log + " drop comment \"isolated, and no policy allows it\"\n\t}";
         chains.push_back(std::move(c));
+        // The lookup counts the connection on the pod's element; falling off
+        // the end returns as the allowance's `return` did.
+        std::string count = std::string("chain ") + d.name + "_allowed_" + f.suffix + " {\n\t\t" + pod +
+                            " @" + p + "allowed" + s + " comment \"a rule allowed it: count it\"\n";
+        if (options_.log_allowed) {
+          count += "\t\tlimit rate " + std::to_string(kAllowedLogRate) + "/second log prefix \"netpol " +
+                   d.name + " allow \" group " + log + "\n";
+        }
+        chains.push_back(count + "\t}");
       }
     }
     return chains;

@@ -15,7 +15,8 @@
 //     connection: "is the pod isolated", six exact (hash) sets keyed by pod
 //     address plus peer address, protocol and port (or the parts an allowance
 //     leaves open), one interval set for ipBlock ranges and port ranges, and
-//     the drop with a per-pod counter and NFLOG.
+//     the drop with a per-pod counter and NFLOG. An allowed connection leaves
+//     through <direction>_allowed_v4/6, whose lookup counts it per pod.
 //
 // Elements are kept as canonical text (the form `nft` prints and parses), keyed
 // to the origin ("shop/db ingress[0]") that becomes the element's comment.
@@ -34,11 +35,17 @@ namespace netpol::dataplane::nft {
 inline constexpr const char* kTableFamily = "inet";
 inline constexpr const char* kTableName = "netpol";
 // Bump when sets or chains change shape; a table with another schema is replaced.
-inline constexpr int kSchemaVersion = 2;
+inline constexpr int kSchemaVersion = 3;
 
 struct NftOptions {
   uint16_t log_group = 100;  // NFLOG group for denied new connections
+  // Also log new connections a rule allowed (to the same group, at most
+  // kAllowedLogRate per second per direction and family: allowed traffic is
+  // most traffic).
+  bool log_allowed = false;
 };
+
+inline constexpr int kAllowedLogRate = 100;
 
 struct NftSet {
   std::string name;
