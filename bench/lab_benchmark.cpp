@@ -270,7 +270,8 @@ int Main(const std::string& bin) {
     // Where an event's time goes: until the agent has it (API server, watch,
     // decoding, engine), compiling, the dataplane backend.
     std::vector<double> event_parts[3];
-    std::vector<uint64_t> event_elements;  // nft elements each change added or removed
+    std::vector<uint64_t> event_elements;                // nft elements each change added or removed
+    std::vector<std::pair<double, double>> event_split;  // of the dataplane: plan, send (ms)
     for (int i = 0; i < 100 && status == 0; ++i) {
       const uint64_t before = agent.stats().programs;
       const auto start = Clock::now();
@@ -297,6 +298,7 @@ int Main(const std::string& bin) {
       event_parts[1].push_back(after.last_compile_ms);
       event_parts[2].push_back(after.last_dataplane_ms);
       event_elements.push_back(after.last_elements_changed);
+      event_split.emplace_back(after.last_plan_ms, after.last_send_ms);
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
     }
     stop = true;
@@ -326,11 +328,12 @@ int Main(const std::string& bin) {
       std::vector<std::pair<double, size_t>> slowest;
       for (size_t k = 0; k < event_ms.size(); ++k) slowest.emplace_back(event_ms[k], k);
       std::sort(slowest.rbegin(), slowest.rend());
-      std::printf("slowest events (ms: to agent + compile + dataplane, elements changed):");
+      std::printf("slowest events (ms: to agent + compile + dataplane [plan/send], elements changed):");
       for (size_t k = 0; k < std::min<size_t>(5, slowest.size()); ++k) {
         const size_t at = slowest[k].second;
-        std::printf(" %.1f (%.1f+%.1f+%.1f, %llu)", slowest[k].first, event_parts[0][at], event_parts[1][at],
-                    event_parts[2][at], static_cast<unsigned long long>(event_elements[at]));
+        std::printf(" %.1f (%.1f+%.1f+%.1f [%.1f/%.1f], %llu)", slowest[k].first, event_parts[0][at],
+                    event_parts[1][at], event_parts[2][at], event_split[at].first, event_split[at].second,
+                    static_cast<unsigned long long>(event_elements[at]));
       }
       std::printf("\n");
       std::printf("watch event -> dataplane updated, %zu changes: p50 %.2f ms, p99 %.2f ms\n",

@@ -276,6 +276,8 @@ struct Agent::Impl {
       stats.last_compile_ms = std::chrono::duration<double, std::milli>(compiled - start).count();
       stats.last_dataplane_ms = std::chrono::duration<double, std::milli>(end - compiled).count();
       stats.last_elements_changed = done->added + done->removed;
+      stats.last_plan_ms = done->plan_ms;
+      stats.last_send_ms = done->send_ms;
       program_seconds.Observe(Seconds(end - start));
       update_seconds.Observe(Seconds(end - change_at));
       ++stats.programs;

@@ -62,6 +62,8 @@ struct AgentStats {
   double last_compile_ms = 0;
   double last_dataplane_ms = 0;
   uint64_t last_elements_changed = 0;  // elements added plus removed
+  double last_plan_ms = 0;             // of last_dataplane_ms: render and diff
+  double last_send_ms = 0;             // of last_dataplane_ms: encode, kernel transaction
 };
 
 class Agent {

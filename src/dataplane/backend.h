@@ -24,6 +24,10 @@ struct ApplyStats {
   size_t removed = 0;    // elements removed
   std::string commands;  // the transaction sent as nft text ("" when nothing changed or it went as a batch)
   bool batched = false;  // sent as a netlink batch of element edits, not through a parser
+  // Where the time went: planning (render, diff) and sending (encoding, the
+  // kernel's transaction, its answer).
+  double plan_ms = 0;
+  double send_ms = 0;
 };
 
 class Backend {

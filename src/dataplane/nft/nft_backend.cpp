@@ -3,6 +3,7 @@
 #include <nftables/libnftables.h>
 
 #include <algorithm>
+#include <chrono>
 #include <set>
 
 #include <nlohmann/json.hpp>
@@ -339,6 +340,10 @@ Result<std::string> NftBackend::Plan(const policy::NodeProgram& program) {
 }
 
 Result<ApplyStats> NftBackend::ApplyImpl(const policy::NodeProgram& program, policy::NodeProgram* owned) {
+  const auto ms_since = [](std::chrono::steady_clock::time_point t) {
+    return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t).count();
+  };
+  const auto planning = std::chrono::steady_clock::now();
   NETPOL_ASSIGN_OR_RETURN(Change change, Prepare(program), "planning");
   // Hash-set element edits skip libnftables' parser (one libnftnl batch,
   // still one transaction, and no text is rendered for them); anything else
@@ -351,6 +356,8 @@ Result<ApplyStats> NftBackend::ApplyImpl(const policy::NodeProgram& program, pol
       change.stats.commands = change.edits.Commands();
     }
   }
+  change.stats.plan_ms = ms_since(planning);
+  const auto sending = std::chrono::steady_clock::now();
   if (!change.stats.commands.empty() || !batch.empty()) {
     Status done = Ok();
     if (!batch.empty()) {
@@ -372,6 +379,7 @@ Result<ApplyStats> NftBackend::ApplyImpl(const policy::NodeProgram& program, pol
       return std::move(done).error().WithContext("applying the policy");
     }
   }
+  change.stats.send_ms = ms_since(sending);
   in_sync_ = true;
   Commit(change);
   if (owned != nullptr) {
