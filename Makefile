@@ -25,7 +25,7 @@ test-fast: build
 
 test-asan: deps
 	@cmake --preset asan >/dev/null
-	@cmake --build --preset asan -j $(JOBS)
+	@cmake --build --preset asan -j $(JOBS) --target fast-tests
 	@ctest --preset asan -j $(JOBS)
 
 fuzz: deps
