@@ -606,8 +606,10 @@ struct Agent::Impl {
   // first (or taken from the read "prepare" started), and the pod is attached
   // only once the watch has caught up with that read. Holds `lock` on return;
   // an error message when the pod cannot be attached.
+  // `replaced`, when given, receives the registration the pod had before.
   std::optional<std::string> Attach(const cni::PodRegistration& reg, std::optional<Prefetched> prefetched,
-                                    std::unique_lock<std::mutex>& lock) {
+                                    std::unique_lock<std::mutex>& lock,
+                                    std::optional<cni::PodRegistration>* replaced = nullptr) {
     const std::string key = PodKey(reg.pod_namespace, reg.pod_name);
     std::optional<Json> namespace_policies;
     if (api_client != nullptr) {
@@ -640,6 +642,10 @@ struct Agent::Impl {
         return std::string("the agent's watch has not caught up with the pod's policies");
       }
     }
+    if (replaced != nullptr) {
+      const auto it = local.find(key);
+      if (it != local.end()) *replaced = it->second;
+    }
     local[key] = reg;
     if (const auto it = node_pods.find(key); it != node_pods.end()) ApplyPod(it->second);
     Log(LogLevel::kInfo, "pod attached", {{"pod", key}, {"interface", reg.host_interface}});
@@ -661,6 +667,9 @@ struct Agent::Impl {
     std::string key;
     cni::Owner owner;
     uint64_t target = 0;  // the program that carries it
+    // What the pod was attached as before (an earlier sandbox of the same
+    // pod), put back if this ADD does not complete.
+    std::optional<cni::PodRegistration> replaced;
   };
 
   // "stage": attaches the pod and asks for a program, without waiting for it.
@@ -669,13 +678,16 @@ struct Agent::Impl {
     Result<cni::PodRegistration> reg = cni::DecodeRegistration(registration.dump());
     if (!reg) return std::nullopt;  // the "add" that follows gets the error
     std::unique_lock lock(mu, std::defer_lock);
-    if (Attach(*reg, std::move(prefetched), lock)) return std::nullopt;  // "add" tries again
+    std::optional<cni::PodRegistration> replaced;
+    if (Attach(*reg, std::move(prefetched), lock, &replaced)) return std::nullopt;  // "add" tries again
     Want();
-    return Staged{registration, PodKey(reg->pod_namespace, reg->pod_name), reg->owner, wanted};
+    return Staged{registration, PodKey(reg->pod_namespace, reg->pod_name), reg->owner, wanted,
+                  std::move(replaced)};
   }
 
   // The plugin went away between "stage" and "add" (its ADD failed): the pod
-  // is not attached after all, unless another ADD has attached it since.
+  // is not attached after all (or attached as it was before the stage),
+  // unless another ADD has attached it since.
   void Withdraw(const Staged& staged) {
     std::lock_guard lock(mu);
     const auto it = local.find(staged.key);
@@ -683,7 +695,11 @@ struct Agent::Impl {
         it->second.owner.ifname != staged.owner.ifname) {
       return;
     }
-    local.erase(it);
+    if (staged.replaced) {
+      it->second = *staged.replaced;
+    } else {
+      local.erase(it);
+    }
     Log(LogLevel::kInfo, "pod withdrawn: its ADD did not complete", {{"pod", staged.key}});
     Want();
   }

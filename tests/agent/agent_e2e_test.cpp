@@ -329,6 +329,26 @@ TEST(AgentE2eTest, AStagedPodIsAttachedBeforeItsAddAndWithdrawnWhenTheAddDies) {
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
   EXPECT_EQ(local_pods(), 1);
 
+  {  // A second sandbox of the attached pod staged, then its ADD dies: the
+     // first stays attached (withdrawing must not leave the pod unpoliced).
+    cni::PodRegistration second = reg;
+    second.owner.container_id = "c-web-2";
+    second.ips = {*IpAddress::Parse("198.18.7.32")};
+    {
+      Result<cni::AgentConnection> connection = cni::AgentConnection::Open(options.socket_path);
+      ASSERT_TRUE(connection.ok());
+      ASSERT_TRUE(connection->Stage(second).ok());
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    EXPECT_EQ(local_pods(), 1) << "the earlier attachment is put back";
+    // It is the first registration that is attached again: confirming the
+    // first sandbox once more changes nothing and answers at once.
+    Result<cni::AgentConnection> connection = cni::AgentConnection::Open(options.socket_path);
+    ASSERT_TRUE(connection.ok());
+    EXPECT_TRUE(connection->Confirm("check", reg, std::chrono::milliseconds(5000)).ok());
+  }
+
   {  // Staged with one address, confirmed with another: the confirmed one is attached.
     cni::PodRegistration moved = reg;
     moved.ips = {*IpAddress::Parse("198.18.7.31")};
