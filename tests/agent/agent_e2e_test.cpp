@@ -17,6 +17,7 @@
 #include <sstream>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "agent/agent.h"
 #include "cli/app.h"
@@ -59,6 +60,62 @@ double Value(const std::string& metrics, const std::string& series) {
   return std::strtod(metrics.c_str() + at + series.size() + 2, nullptr);
 }
 
+// The options of an agent for `node`, talking to `server`, keeping its
+// files in `dir`, serving metrics on `port`.
+agent::AgentOptions OptionsFor(const testing::PacketLab& node, const std::string& server,
+                               const std::string& dir, int port) {
+  agent::AgentOptions options;
+  options.api = kube::Api(server);
+  options.node_name = "node-1";
+  options.netns = node.node();
+  options.state_dir = dir + "/cni";
+  options.socket_path = dir + "/agent.sock";
+  options.metrics_address = "127.0.0.1:" + std::to_string(port);
+  options.log_level = agent::LogLevel::kWarn;
+  return options;
+}
+
+// An agent running on its own thread for the scope of a test.
+class RunningAgent {
+ public:
+  explicit RunningAgent(const agent::AgentOptions& options)
+      : agent_(options), running_([this] { (void)agent_.Run(stop_); }) {}
+  ~RunningAgent() {
+    stop_ = true;
+    running_.join();
+  }
+  agent::Agent& operator*() { return agent_; }
+  agent::Agent* operator->() { return &agent_; }
+
+ private:
+  agent::Agent agent_;
+  std::atomic<bool> stop_{false};
+  std::thread running_;
+};
+
+// What `netpol flows --agent http://127.0.0.1:PORT ARGS...` prints; its exit code in *rc.
+std::string NetpolFlows(int port, std::vector<std::string> args, int* rc) {
+  const std::string agent_url = "http://127.0.0.1:" + std::to_string(port);
+  args.insert(args.begin(), {"netpol", "flows", "--agent", agent_url});
+  std::vector<const char*> argv;
+  for (const std::string& a : args) argv.push_back(a.c_str());
+  std::istringstream in;
+  std::ostringstream out;
+  std::ostringstream err;
+  *rc = cli::Run(static_cast<int>(argv.size()), argv.data(), in, out, err);
+  return out.str() + err.str();
+}
+
+// A running pod of namespace shop on node-1, as the API has it.
+Status PostPod(kube::Client& api, const std::string& name, const std::string& ip) {
+  const Json pod = {{"metadata", {{"name", name}, {"labels", {{"app", name}}}}},
+                    {"spec", {{"nodeName", "node-1"}, {"containers", {{{"name", "c"}}}}}},
+                    {"status", {{"phase", "Running"}, {"podIP", ip}}}};
+  Result<Json> created = api.Request("POST", "/api/v1/namespaces/shop/pods", pod.dump());
+  if (!created) return std::move(created).error();
+  return Ok();
+}
+
 TEST(AgentE2eTest, ServesHealthReadinessAndMetricsCountingDeniedConnections) {
   NETPOL_REQUIRE_E2E();
   testing::PacketLab node;
@@ -73,36 +130,16 @@ TEST(AgentE2eTest, ServesHealthReadinessAndMetricsCountingDeniedConnections) {
   const std::string dir = ::testing::TempDir() + "/" + node.prefix() + "-agent";
   std::filesystem::create_directories(dir + "/cni");
   for (const auto& [name, ip] : {std::pair{"web", "198.18.7.10"}, std::pair{"db", "198.18.7.11"}}) {
-    const Json pod = {{"metadata", {{"name", name}, {"labels", {{"app", name}}}}},
-                      {"spec", {{"nodeName", "node-1"}, {"containers", {{{"name", "c"}}}}}},
-                      {"status", {{"phase", "Running"}, {"podIP", ip}}}};
-    ASSERT_TRUE((*api)->Request("POST", "/api/v1/namespaces/shop/pods", pod.dump()).ok());
+    ASSERT_TRUE(PostPod(**api, name, ip).ok());
     // Registered as netpol-cni registers a chained pod (its interface is not ours).
     cni::PodRegistration reg{
         {std::string("c-") + name, "eth0"}, "shop", name, "", {*IpAddress::Parse(ip)}, "", "", true};
     ASSERT_TRUE(cni::Register(dir + "/cni", reg).ok());
   }
   const int port = FreePort();
-  agent::AgentOptions options;
-  options.api = kube::Api((*server)->url());
-  options.node_name = "node-1";
-  options.netns = node.node();
-  options.state_dir = dir + "/cni";
-  options.socket_path = dir + "/agent.sock";
-  options.metrics_address = "127.0.0.1:" + std::to_string(port);
-  options.log_level = agent::LogLevel::kWarn;
+  agent::AgentOptions options = OptionsFor(node, (*server)->url(), dir, port);
   options.flow_logs_allowed = true;
-  agent::Agent agent(options);
-  std::atomic<bool> stop{false};
-  std::thread running([&] { (void)agent.Run(stop); });
-  struct Stop {
-    std::atomic<bool>& stop;
-    std::thread& running;
-    ~Stop() {
-      stop = true;
-      running.join();
-    }
-  } stopper{stop, running};
+  RunningAgent agent(options);
 
   const auto deadline = Clock::now() + std::chrono::seconds(20);
   std::pair<int, std::string> ready{0, ""};
@@ -116,14 +153,14 @@ TEST(AgentE2eTest, ServesHealthReadinessAndMetricsCountingDeniedConnections) {
   // Allowed until a default-deny policy isolates db; then denied and counted.
   ASSERT_TRUE(
       *node.Reaches("198.18.7.10", "198.18.7.11", api::Protocol::kTCP, 8080, std::chrono::seconds(2)));
-  const uint64_t before = agent.stats().programs;
+  const uint64_t before = agent->stats().programs;
   const Json deny = {
       {"metadata", {{"name", "db-deny"}}},
       {"spec", {{"podSelector", {{"matchLabels", {{"app", "db"}}}}}, {"policyTypes", {"Ingress"}}}}};
   ASSERT_TRUE((*api)
                   ->Request("POST", "/apis/networking.k8s.io/v1/namespaces/shop/networkpolicies", deny.dump())
                   .ok());
-  while (Clock::now() < deadline + std::chrono::seconds(10) && agent.stats().programs == before) {
+  while (Clock::now() < deadline + std::chrono::seconds(10) && agent->stats().programs == before) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   for (int i = 0; i < 3; ++i) {
@@ -149,7 +186,7 @@ TEST(AgentE2eTest, ServesHealthReadinessAndMetricsCountingDeniedConnections) {
   // A rule allowing web to reach db: its connections are counted as allowed
   // at db's ingress (db is isolated there); web is not isolated, so nothing
   // is counted for its egress.
-  const uint64_t programs = agent.stats().programs;
+  const uint64_t programs = agent->stats().programs;
   const Json allow = {{"metadata", {{"name", "db-from-web"}}},
                       {"spec",
                        {{"podSelector", {{"matchLabels", {{"app", "db"}}}}},
@@ -161,7 +198,7 @@ TEST(AgentE2eTest, ServesHealthReadinessAndMetricsCountingDeniedConnections) {
           ->Request("POST", "/apis/networking.k8s.io/v1/namespaces/shop/networkpolicies", allow.dump())
           .ok());
   const auto programmed_by = Clock::now() + std::chrono::seconds(10);
-  while (Clock::now() < programmed_by && agent.stats().programs == programs) {
+  while (Clock::now() < programmed_by && agent->stats().programs == programs) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   for (int i = 0; i < 2; ++i) {
@@ -194,22 +231,16 @@ TEST(AgentE2eTest, ServesHealthReadinessAndMetricsCountingDeniedConnections) {
   EXPECT_EQ(HttpGet(port, "/flows?namespace=elsewhere").second, "");
   // `netpol flows` prints them for people.
   {
-    const std::string agent_url = "http://127.0.0.1:" + std::to_string(port);
-    const char* argv[] = {"netpol", "flows", "--agent", agent_url.c_str(), "-n", "shop"};
-    std::istringstream in;
-    std::ostringstream out;
-    std::ostringstream err;
-    EXPECT_EQ(cli::Run(6, argv, in, out, err), 0) << err.str();
-    EXPECT_NE(
-        out.str().find("ingress DENIED shop/web 198.18.7.10 -> shop/db 198.18.7.11 TCP/8080 (isolated by "
-                       "shop/db-deny)"),
-        std::string::npos)
-        << out.str();
-    const char* nowhere[] = {"netpol", "flows", "--agent", "http://127.0.0.1:1"};
-    std::ostringstream out2;
-    std::ostringstream err2;
-    EXPECT_EQ(cli::Run(4, nowhere, in, out2, err2), 2);
-    EXPECT_NE(err2.str().find("cannot read flow logs"), std::string::npos) << err2.str();
+    int rc = 0;
+    const std::string printed = NetpolFlows(port, {"-n", "shop"}, &rc);
+    EXPECT_EQ(rc, 0) << printed;
+    EXPECT_NE(printed.find("ingress DENIED shop/web 198.18.7.10 -> shop/db 198.18.7.11 TCP/8080 (isolated by "
+                           "shop/db-deny)"),
+              std::string::npos)
+        << printed;
+    const std::string nowhere = NetpolFlows(1, {}, &rc);  // nothing listens on port 1
+    EXPECT_EQ(rc, 2);
+    EXPECT_NE(nowhere.find("cannot read flow logs"), std::string::npos) << nowhere;
   }
   // With --flow-logs-allowed, the allowed connections are logged too, each
   // with the policy and rule that allowed it.
@@ -232,16 +263,13 @@ TEST(AgentE2eTest, ServesHealthReadinessAndMetricsCountingDeniedConnections) {
   }
   EXPECT_GE(allowed, 2) << allowed_flows;
   {
-    const std::string agent_url = "http://127.0.0.1:" + std::to_string(port);
-    const char* argv[] = {"netpol", "flows", "--agent", agent_url.c_str(), "--verdict", "allowed"};
-    std::istringstream in;
-    std::ostringstream out;
-    std::ostringstream err;
-    EXPECT_EQ(cli::Run(6, argv, in, out, err), 0) << err.str();
-    EXPECT_NE(out.str().find("ingress allowed shop/web 198.18.7.10 -> shop/db 198.18.7.11 TCP/8080 (by "
-                             "shop/db-from-web ingress[0])"),
+    int rc = 0;
+    const std::string printed = NetpolFlows(port, {"--verdict", "allowed"}, &rc);
+    EXPECT_EQ(rc, 0) << printed;
+    EXPECT_NE(printed.find("ingress allowed shop/web 198.18.7.10 -> shop/db 198.18.7.11 TCP/8080 (by "
+                           "shop/db-from-web ingress[0])"),
               std::string::npos)
-        << out.str();
+        << printed;
   }
   EXPECT_GE(Value(metrics, "netpol_flow_log_lines_total"), 0);
 
@@ -265,33 +293,13 @@ TEST(AgentE2eTest, AStagedPodIsAttachedBeforeItsAddAndWithdrawnWhenTheAddDies) {
   ASSERT_TRUE(api.ok());
   ASSERT_TRUE(
       (*api)->Request("POST", "/api/v1/namespaces", Json{{"metadata", {{"name", "shop"}}}}.dump()).ok());
-  const Json pod = {{"metadata", {{"name", "web"}, {"labels", {{"app", "web"}}}}},
-                    {"spec", {{"nodeName", "node-1"}, {"containers", {{{"name", "c"}}}}}},
-                    {"status", {{"phase", "Running"}, {"podIP", "198.18.7.30"}}}};
-  ASSERT_TRUE((*api)->Request("POST", "/api/v1/namespaces/shop/pods", pod.dump()).ok());
+  ASSERT_TRUE(PostPod(**api, "web", "198.18.7.30").ok());
   const std::string dir = ::testing::TempDir() + "/" + node.prefix() + "-stage";
   std::filesystem::create_directories(dir + "/cni");
   const int port = FreePort();
-  agent::AgentOptions options;
-  options.api = kube::Api((*server)->url());
-  options.node_name = "node-1";
-  options.netns = node.node();
-  options.state_dir = dir + "/cni";
-  options.socket_path = dir + "/agent.sock";
-  options.metrics_address = "127.0.0.1:" + std::to_string(port);
-  options.log_level = agent::LogLevel::kWarn;
+  agent::AgentOptions options = OptionsFor(node, (*server)->url(), dir, port);
   options.flow_logs = false;
-  agent::Agent agent(options);
-  std::atomic<bool> stop{false};
-  std::thread running([&] { (void)agent.Run(stop); });
-  struct Stop {
-    std::atomic<bool>& stop;
-    std::thread& running;
-    ~Stop() {
-      stop = true;
-      running.join();
-    }
-  } stopper{stop, running};
+  RunningAgent agent(options);
   const auto local_pods = [&] { return Value(HttpGet(port, "/metrics").second, "netpol_agent_local_pods"); };
   const auto wait_for = [&](double want) {
     const auto deadline = Clock::now() + std::chrono::seconds(10);
