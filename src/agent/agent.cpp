@@ -106,8 +106,8 @@ struct Agent::Impl {
   std::atomic<int64_t> heartbeat_ns{
       Clock::now().time_since_epoch().count()};  // the programming loop's last turn
 
-  // Flow logs: denied connections the dataplane logged, attributed, newest
-  // last. A token bucket keeps a flood of denials from costing more than
+  // Flow logs: connections the dataplane logged (denied; allowed when asked
+  // for), attributed, newest last. A token bucket keeps a flood of denials from costing more than
   // kFlowsPerSecond lines a second; what it drops is counted.
   static constexpr size_t kFlowRing = 2000;
   static constexpr double kFlowsPerSecond = 200;
@@ -359,6 +359,21 @@ struct Agent::Impl {
     return line;
   }
 
+  // The token bucket: true when one more flow line may be written now; else
+  // counts it as suppressed.
+  bool TakeFlowToken() {
+    std::lock_guard lock(flows_mu);
+    const Clock::time_point now = Clock::now();
+    flow_tokens = std::min(kFlowsPerSecond, flow_tokens + Seconds(now - flow_refill) * kFlowsPerSecond);
+    flow_refill = now;
+    if (flow_tokens < 1) {
+      ++flows_suppressed;
+      return false;
+    }
+    flow_tokens -= 1;
+    return true;
+  }
+
   void FlowLoop(const std::atomic<bool>& stop) {
     Result<dataplane::NflogReader> reader = dataplane::NflogReader::Open(options.netns, options.log_group);
     if (!reader) {
@@ -373,16 +388,11 @@ struct Agent::Impl {
         continue;
       }
       for (const dataplane::LoggedPacket& packet : *next) {
+        // The rate limit first: a packet it drops is not attributed (that
+        // takes the agent's lock, which programming needs).
+        if (!TakeFlowToken()) continue;
         Json line = Attribute(packet);
         std::lock_guard lock(flows_mu);
-        const Clock::time_point now = Clock::now();
-        flow_tokens = std::min(kFlowsPerSecond, flow_tokens + Seconds(now - flow_refill) * kFlowsPerSecond);
-        flow_refill = now;
-        if (flow_tokens < 1) {
-          ++flows_suppressed;
-          continue;
-        }
-        flow_tokens -= 1;
         flows.emplace_back(++flow_seq, std::move(line));
         if (flows.size() > kFlowRing) flows.pop_front();
         flows_changed.notify_all();
@@ -451,10 +461,10 @@ struct Agent::Impl {
                 restarts);
     {
       std::lock_guard flows_lock(flows_mu);
-      out.Counter("netpol_flow_log_lines_total", "Flow log lines written (denied connections, attributed).",
+      out.Counter("netpol_flow_log_lines_total", "Flow log lines written (logged connections, attributed).",
                   {{{}, static_cast<double>(flow_seq)}});
       out.Counter("netpol_flow_log_suppressed_total",
-                  "Denied connections not written to the flow log by its rate limit.",
+                  "Logged connections the flow log's rate limit left out.",
                   {{{}, static_cast<double>(flows_suppressed)}});
     }
     out.Histogram("netpol_agent_program_duration_seconds",
