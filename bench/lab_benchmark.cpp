@@ -20,9 +20,11 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <random>
 #include <string>
 #include <thread>
@@ -44,9 +46,13 @@ double Ms(Clock::duration d) {
   return std::chrono::duration<double, std::milli>(d).count();
 }
 
+// Nearest rank: the smallest sample with at least p of the samples at or
+// below it (p99 of 100 samples is the 99th smallest; the largest is printed as
+// the max).
 double Percentile(std::vector<double> v, double p) {
   std::sort(v.begin(), v.end());
-  return v[std::min(v.size() - 1, static_cast<size_t>(p * static_cast<double>(v.size())))];
+  const auto rank = static_cast<size_t>(std::ceil(p * static_cast<double>(v.size()) - 1e-9));
+  return v[std::clamp<size_t>(rank, 1, v.size()) - 1];
 }
 
 int Sh(const std::string& command) {
@@ -216,6 +222,7 @@ int Main(const std::string& bin) {
                        {"ipam", {{"ranges", {"198.18.1.0/24"}}}}};
     std::ofstream(dir + "/conf.json") << conf.dump();
     std::vector<double> add_ms;
+    std::vector<Clock::time_point> add_start;
     std::vector<double> add_parts[3];  // until the agent has the request, compile, dataplane
     for (int i = 0; i < 100; ++i) {
       const std::string pod = "bench-" + std::to_string(i);
@@ -234,7 +241,8 @@ int Main(const std::string& bin) {
                                             "CNI_NETNS=/run/netns/" + pod_ns,
                                             "CNI_IFNAME=eth0",
                                             "CNI_PATH=" + bin,
-                                            "CNI_ARGS=K8S_POD_NAMESPACE=ns-1;K8S_POD_NAME=" + pod};
+                                            "CNI_ARGS=K8S_POD_NAMESPACE=ns-1;K8S_POD_NAME=" + pod,
+                                            "NETPOL_CNI_TRACE=" + dir + "/cni-trace.txt"};
       const int node_fd = ::open(("/run/netns/" + node_ns).c_str(), O_RDONLY | O_CLOEXEC);
       const int conf_fd = ::open((dir + "/conf.json").c_str(), O_RDONLY | O_CLOEXEC);
       const std::string plugin = bin + "/netpol-cni";
@@ -249,6 +257,7 @@ int Main(const std::string& bin) {
       int wstatus = 0;
       ::waitpid(child, &wstatus, 0);
       add_ms.push_back(Ms(Clock::now() - start));
+      add_start.push_back(start);
       {
         const agent::AgentStats after = agent.stats();
         add_parts[0].push_back(Ms(after.last_change_at - start));
@@ -314,10 +323,31 @@ int Main(const std::string& bin) {
         std::printf(" %.1f@%zu", slowest[k].first, slowest[k].second);
       }
       std::printf("\n");
+      // The plugin's steps (NETPOL_CNI_TRACE), in ms since the ADD started.
+      std::map<std::string, std::vector<std::pair<std::string, double>>> steps;
+      {
+        std::ifstream trace(dir + "/cni-trace.txt");
+        std::string container, step;
+        long long ns = 0;
+        while (trace >> container >> step >> ns) {
+          const size_t k = std::stoul(container.substr(1));
+          if (k >= add_start.size()) continue;
+          const auto at = Clock::time_point(std::chrono::nanoseconds(ns));
+          steps[container].emplace_back(step, Ms(at - add_start[k]));
+        }
+      }
+      const auto print_steps = [&](size_t k) {
+        std::printf("  ADD %zu (%.1f ms):", k, add_ms[k]);
+        for (const auto& [step, ms] : steps["c" + std::to_string(k)])
+          std::printf(" %s %.2f", step.c_str(), ms);
+        std::printf("; agent had it at %.2f\n", add_parts[0][k]);
+      };
+      for (size_t k = 0; k < std::min<size_t>(3, slowest.size()); ++k) print_steps(slowest[k].second);
+      print_steps(slowest[slowest.size() / 2].second);
       std::printf(
           "pod ADD -> policy in force (netpol-cni ADD, wiring included), %zu pods: p50 %.2f ms, p99 %.2f "
-          "ms\n",
-          add_ms.size(), Percentile(add_ms, 0.5), Percentile(add_ms, 0.99));
+          "ms, max %.2f ms\n",
+          add_ms.size(), Percentile(add_ms, 0.5), Percentile(add_ms, 0.99), Percentile(add_ms, 1.0));
       std::printf(
           "  of which: to the agent p50 %.2f p99 %.2f; compile p50 %.2f p99 %.2f; dataplane p50 %.2f p99 "
           "%.2f ms\n",
@@ -336,8 +366,9 @@ int Main(const std::string& bin) {
                     static_cast<unsigned long long>(event_elements[at]));
       }
       std::printf("\n");
-      std::printf("watch event -> dataplane updated, %zu changes: p50 %.2f ms, p99 %.2f ms\n",
-                  event_ms.size(), Percentile(event_ms, 0.5), Percentile(event_ms, 0.99));
+      std::printf("watch event -> dataplane updated, %zu changes: p50 %.2f ms, p99 %.2f ms, max %.2f ms\n",
+                  event_ms.size(), Percentile(event_ms, 0.5), Percentile(event_ms, 0.99),
+                  Percentile(event_ms, 1.0));
       std::printf(
           "  of which: to the agent p50 %.2f p99 %.2f; compile p50 %.2f p99 %.2f; dataplane p50 %.2f p99 "
           "%.2f ms\n",

@@ -65,6 +65,25 @@ Status WriteAtomically(const std::string& path, const std::string& content) {
   return Ok();
 }
 
+// Overwrites the hint file `path` in place, as one fixed-size record. Not
+// WriteAtomically: replacing an existing file by rename (or truncating it)
+// makes ext4 (auto_da_alloc) write the new data out before the rename, and an
+// ADD was measured waiting 26 ms on that. A hint needs no atomicity: a record
+// that does not parse is ignored (the search starts at the range's start).
+Status OverwriteHint(const std::string& path, const std::string& text) {
+  std::string record = text + "\n";
+  record.resize(std::max<size_t>(record.size(), 63), ' ');
+  record += "\n";
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) return PermissionDenied("cannot open " + path + ": " + std::strerror(errno));
+  const ssize_t n = ::pwrite(fd, record.data(), record.size(), 0);
+  const int err = errno;
+  ::close(fd);
+  if (n != static_cast<ssize_t>(record.size()))
+    return PermissionDenied("cannot write " + path + ": " + std::strerror(n < 0 ? err : EIO));
+  return Ok();
+}
+
 IpAddress Next(const IpAddress& ip) {
   if (ip.is_v4()) return IpAddress::V4(ip.v4() + 1);
   const uint64_t low = ip.low() + 1;
@@ -162,7 +181,7 @@ Result<std::vector<IpAddress>> Ipam::Allocate(const Owner& owner) {
     NETPOL_RETURN_IF_ERROR(WriteAtomically(directory_ + "/" + found->ToString(),
                                            owner.container_id + "\n" + owner.ifname + "\n"),
                            "recording allocation");
-    NETPOL_RETURN_IF_ERROR(WriteAtomically(directory_ + "/" + LastFile(r), found->ToString() + "\n"),
+    NETPOL_RETURN_IF_ERROR(OverwriteHint(directory_ + "/" + LastFile(r), found->ToString()),
                            "recording allocation");
     taken.push_back({*found, owner});
     out.push_back(*found);

@@ -20,6 +20,7 @@
 #include "base/hash.h"
 #include "base/netns.h"
 #include "cni/internal/rtnl.h"
+#include "cni/internal/trace.h"
 #include "cni/ipam.h"
 #include "cni/registry.h"
 
@@ -239,11 +240,13 @@ class Plugin {
       if (Result<AgentConnection> opened = AgentConnection::Open(conf_.agent_socket); opened) {
         if (opened->Announce(pod.pod_namespace, pod.pod_name).ok()) agent.emplace(std::move(*opened));
       }
+      internal::TraceStep(call_.container_id, "announced");
     }
     // With the pod's addresses known, the agent programs its rules while the
     // rest of ADD runs (wiring, registration): they overlap instead of adding up.
     const auto stage = [&](const PodRegistration& staged) {
       if (agent && !agent->Stage(staged).ok()) agent.reset();
+      internal::TraceStep(call_.container_id, "staged");
     };
     if (conf_.prev_result) {
       // Chained: someone else wired the pod; take its addresses, pass the result on.
@@ -262,11 +265,13 @@ class Plugin {
         return Fail(*f);
       }
       result = std::get<json>(wired);
+      internal::TraceStep(call_.container_id, "wired");
     }
     if (Status s = Register(conf_.state_dir, pod); !s.ok()) {
       Undo();
       return Fail({kIoFailure, "cannot register the pod", s.error().message()});
     }
+    internal::TraceStep(call_.container_id, "registered");
     if (!conf_.agent_socket.empty()) {
       const auto timeout = std::chrono::milliseconds(conf_.agent_timeout_ms);
       const Status confirmed = agent ? agent->Confirm("add", pod, timeout)
@@ -278,6 +283,7 @@ class Plugin {
         return Fail({later ? kTryAgainLater : kPolicyNotConfirmed, "the pod's network policy is not in force",
                      confirmed.error().message()});
       }
+      internal::TraceStep(call_.container_id, "confirmed");
     }
     return {0, ConvertResult(result, conf_.version).dump(2) + "\n"};
   }
@@ -417,6 +423,7 @@ class Plugin {
     Result<std::vector<IpAddress>> ips = ipam->Allocate(owner_);
     if (!ips) return Failure{kWiringFailed, "cannot allocate an address", ips.error().message()};
     pod.ips = *ips;
+    internal::TraceStep(call_.container_id, "allocated");
     TestPause("allocated");
     allocated(pod);
     Result<Rtnl> node = Rtnl::Open("");
@@ -429,6 +436,7 @@ class Plugin {
     if (Status s = node->CreateVeth(host_, kHostMac, call_.ifname, *netns_fd, conf_.mtu); !s.ok()) {
       return fail("cannot create the veth pair", s.error());
     }
+    internal::TraceStep(call_.container_id, "veth");
     Result<internal::LinkInfo> host_link = node->Link(host_);
     if (!host_link) return fail("the host interface vanished", host_link.error());
     const bool v6 =
@@ -572,7 +580,10 @@ Outcome RunPlugin(const Invocation& call) {
   }
   if (auto f = CheckEnvironment(call, cmd != "DEL")) return ErrorOutcome(conf.version, *f);
   Plugin plugin(call, std::move(conf));
-  if (cmd == "ADD") return plugin.Add();
+  if (cmd == "ADD") {
+    internal::TraceStep(call.container_id, "configured");
+    return plugin.Add();
+  }
   if (cmd == "DEL") return plugin.Del();
   return plugin.Check();
 }

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <fstream>
 #include <set>
 #include <thread>
 
@@ -69,6 +70,27 @@ TEST_F(IpamTest, ReleasedAddressesAreNotReusedAtOnceAndExhaustionIsAnError) {
   ASSERT_TRUE(ipam.Release({"c3", "eth0"}).ok());
   // After the last handed out (.1), the next free one going round: .3, not .1 again.
   EXPECT_EQ((*ipam.Allocate({"next", "eth0"}))[0].ToString(), "198.18.1.3");
+}
+
+// The "last handed out" hint is overwritten in place, not replaced: whatever
+// it holds (an older version's short record, a longer address before a
+// shorter one, garbage) the next search starts after it, or at the range's
+// start when it does not parse, and never hands out a taken address.
+TEST_F(IpamTest, TheLastHandedOutHintIsReadWhateverItHolds) {
+  Ipam ipam = Open({"198.18.1.0/24"});
+  const std::string hint = dir_ + "/last_reserved.0";
+  std::ofstream(hint) << "198.18.1.200\n";  // as an earlier version wrote it
+  EXPECT_EQ((*ipam.Allocate({"a", "eth0"}))[0].ToString(), "198.18.1.201");
+  EXPECT_EQ((*ipam.Allocate({"b", "eth0"}))[0].ToString(), "198.18.1.202");
+  std::ofstream(hint) << "198.18.1.253\n";
+  EXPECT_EQ((*ipam.Allocate({"c1", "eth0"}))[0].ToString(), "198.18.1.254");
+  // Round to the start: the allocator writes a shorter address over a longer one.
+  EXPECT_EQ((*ipam.Allocate({"c2", "eth0"}))[0].ToString(), "198.18.1.1");
+  EXPECT_EQ((*ipam.Allocate({"c3", "eth0"}))[0].ToString(), "198.18.1.2");
+  std::ofstream(hint) << "not an address";
+  EXPECT_EQ((*ipam.Allocate({"d", "eth0"}))[0].ToString(), "198.18.1.3");
+  std::ofstream(hint) << "198.18.1.200\n";  // the next one after it is taken
+  EXPECT_EQ((*ipam.Allocate({"e", "eth0"}))[0].ToString(), "198.18.1.203");
 }
 
 TEST_F(IpamTest, RetainReleasesEveryOwnerNotListed) {
