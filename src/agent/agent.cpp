@@ -252,7 +252,10 @@ struct Agent::Impl {
     std::unique_lock lock(mu);
     auto retry_at = Clock::now();
     while (!stop.load()) {
-      changed.wait_for(lock, std::chrono::milliseconds(200));
+      // A change may have come while the lock was free (during Apply): check first.
+      changed.wait_for(lock, std::chrono::milliseconds(200), [&] {
+        return stop.load() || (Synced() && applied != wanted && Clock::now() >= retry_at);
+      });
       heartbeat_ns = Clock::now().time_since_epoch().count();
       if (!Synced() || applied == wanted || Clock::now() < retry_at) continue;
       const uint64_t target = wanted;
@@ -261,7 +264,13 @@ struct Agent::Impl {
       policy::NodeProgram program = Program();
       const size_t local_pods = program.pods.size();
       const auto compiled = Clock::now();
+      // The backend's work (rendering, the kernel transaction) needs nothing
+      // the lock guards: watch events and CNI requests go on meanwhile, and
+      // the next program starts as soon as this one is in force.
+      lock.unlock();
       Result<dataplane::ApplyStats> done = backend->Apply(std::move(program));
+      const size_t installed = backend->InstalledElements();
+      lock.lock();
       const auto end = Clock::now();
       const double ms = std::chrono::duration<double, std::milli>(end - start).count();
       if (!done) {
@@ -278,6 +287,7 @@ struct Agent::Impl {
       stats.last_elements_changed = done->added + done->removed;
       stats.last_plan_ms = done->plan_ms;
       stats.last_send_ms = done->send_ms;
+      stats.installed_elements = installed;
       program_seconds.Observe(Seconds(end - start));
       update_seconds.Observe(Seconds(end - change_at));
       ++stats.programs;
@@ -423,6 +433,27 @@ struct Agent::Impl {
   }
 
   std::string Metrics() {
+    // The per-pod counters first, from the kernel, without the agent's lock:
+    // listing eight sets takes milliseconds, and programming waits for that
+    // lock (a scrape must not show up in the update latency).
+    std::map<std::string, std::map<std::string, uint64_t>> counters;  // set -> element -> packets
+    bool synced = false;
+    {
+      std::lock_guard lock(mu);
+      synced = stats.synced;
+    }
+    if (backend && synced) {
+      for (const char* verdict : {"denied", "allowed"}) {
+        for (const char* prefix : {"in", "eg"}) {
+          for (const char* family : {"v4", "v6"}) {
+            const std::string name = std::string(prefix) + "_" + verdict + "_" + family;
+            if (Result<dataplane::nft::ObservedSet> set = backend->ObserveSet(name)) {
+              counters[name] = std::move(set->elements);
+            }
+          }
+        }
+      }
+    }
     std::lock_guard lock(mu);
     MetricsWriter out;
     const policy::EngineStats known = engine.stats();
@@ -437,7 +468,7 @@ struct Agent::Impl {
     out.Gauge("netpol_agent_local_pods", "Pods attached on this node (CNI registrations).",
               {{{}, static_cast<double>(local.size())}});
     out.Gauge("netpol_agent_nft_set_elements", "nftables set elements installed for this node's pods.",
-              {{{}, static_cast<double>(backend ? backend->InstalledElements() : 0)}});
+              {{{}, static_cast<double>(stats.installed_elements)}});
     out.Counter("netpol_agent_programs_total", "Dataplane updates committed.",
                 {{{}, static_cast<double>(stats.programs)}});
     out.Counter("netpol_agent_program_failures_total",
@@ -486,19 +517,16 @@ struct Agent::Impl {
                     "pod's namespace and direction (pods not isolated in a direction are not "
                     "counted: no policy decides for them)."}}) {
       std::map<std::pair<std::string, std::string>, double> counted;  // (namespace, direction) -> connections
-      if (backend && stats.synced) {
-        for (const auto& [direction, prefix] : {std::pair{"ingress", "in"}, std::pair{"egress", "eg"}}) {
-          for (const char* family : {"v4", "v6"}) {
-            Result<dataplane::nft::ObservedSet> set =
-                backend->ObserveSet(std::string(prefix) + "_" + verdict + "_" + family);
-            if (!set) continue;
-            for (const auto& [element, packets] : set->elements) {
-              std::string ns = "unknown";
-              if (Result<IpAddress> ip = IpAddress::Parse(element)) {
-                if (const auto pod = engine.FindPodByIp(*ip)) ns = engine.pod(*pod).namespace_;
-              }
-              counted[{ns, direction}] += static_cast<double>(packets);
+      for (const auto& [direction, prefix] : {std::pair{"ingress", "in"}, std::pair{"egress", "eg"}}) {
+        for (const char* family : {"v4", "v6"}) {
+          const auto set = counters.find(std::string(prefix) + "_" + verdict + "_" + family);
+          if (set == counters.end()) continue;
+          for (const auto& [element, packets] : set->second) {
+            std::string ns = "unknown";
+            if (Result<IpAddress> ip = IpAddress::Parse(element)) {
+              if (const auto pod = engine.FindPodByIp(*ip)) ns = engine.pod(*pod).namespace_;
             }
+            counted[{ns, direction}] += static_cast<double>(packets);
           }
         }
       }

@@ -64,6 +64,7 @@ struct AgentStats {
   uint64_t last_elements_changed = 0;  // elements added plus removed
   double last_plan_ms = 0;             // of last_dataplane_ms: render and diff
   double last_send_ms = 0;             // of last_dataplane_ms: encode, kernel transaction
+  uint64_t installed_elements = 0;     // nftables elements in force for the node's pods
 };
 
 class Agent {
