@@ -39,6 +39,16 @@ TEST(InstalledPodTest, DiffsAndEditsAsPodElementsDo) {
       const PodElements& b = pods[(i + 1) % pods.size()];
       const InstalledPod installed = InstalledPod::From(a);
       ASSERT_EQ(installed.Expand(), a);
+      // Contains answers as the rendering does, for its elements and the other's.
+      for (const PodElements* side : {&a, &b}) {
+        for (const auto& [set, members] : *side) {
+          for (const auto& [element, origin] : members) {
+            const auto it = a.find(set);
+            ASSERT_EQ(installed.Contains(set, element), it != a.end() && it->second.contains(element));
+          }
+        }
+      }
+      EXPECT_FALSE(installed.Contains("no_such_set", "198.18.0.1"));
       const PodEdits expected = DiffElements(a, b);
       const PodEdits got = installed.DiffTo(b);
       ASSERT_EQ(got.added, expected.added);

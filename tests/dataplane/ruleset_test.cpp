@@ -180,6 +180,88 @@ TEST(RulesetTest, MemberChangeEqualsWholeRendering) {
   EXPECT_GT(whole, 0);
 }
 
+// Editing a pod by the allowances it gained or lost (a policy came or went)
+// ends exactly where rendering it whole does, whatever the pod had installed.
+TEST(RulesetTest, AllowanceChangeEqualsWholeRendering) {
+  int edited = 0;
+  int whole = 0;
+  for (uint64_t seed = 0; seed < 1500; ++seed) {
+    testing::SeededChoices choices(seed);
+    const std::vector<api::Object> objects = testing::GenerateSmallCluster(choices);
+    std::vector<const api::NetworkPolicy*> policies;
+    for (const auto& o : objects) {
+      if (const auto* p = std::get_if<api::NetworkPolicy>(&o)) policies.push_back(p);
+    }
+    if (policies.size() < 2) continue;
+    policy::Engine engine;
+    for (const auto& o : objects) engine.Apply(o);
+    std::map<std::string, std::string> local;
+    for (const policy::PodId id : engine.Pods())
+      local[engine.pod(id).FullName()] = "veth-" + engine.pod(id).FullName();
+    const policy::NodeProgram before = policy::CompileNode(engine, local);
+    // One change to the allowances: a policy goes, comes (another's copy
+    // under a new name), or takes another's rules.
+    api::NetworkPolicy changed = *policies[choices.Next(static_cast<uint32_t>(policies.size()))];
+    const api::NetworkPolicy& other = *policies[choices.Next(static_cast<uint32_t>(policies.size()))];
+    switch (choices.Next(3)) {
+      case 0:
+        engine.Delete("NetworkPolicy", changed.metadata.namespace_, changed.metadata.name);
+        break;
+      case 1:
+        changed.metadata.name += "-copy";
+        engine.Apply(changed);
+        break;
+      default:
+        changed.ingress = other.ingress;
+        changed.egress = other.egress;
+        changed.policy_types = other.policy_types;
+        engine.Apply(changed);
+        break;
+    }
+    const policy::NodeProgram after = policy::CompileNode(engine, local);
+    for (const auto& [name, pod] : after.pods) {
+      const auto was = before.pods.find(name);
+      if (was == before.pods.end() || was->second == pod) continue;
+      PodElements result = RenderPod(name, was->second, before, {});
+      const auto installed = [&](const std::string& set, const std::string& element) {
+        const auto it = result.find(set);
+        return it != result.end() && it->second.contains(element);
+      };
+      const std::optional<PodEdits> edits =
+          RenderPodAllowanceChange(name, was->second, before, pod, after, {}, installed);
+      if (!edits) {
+        ++whole;
+        continue;
+      }
+      ++edited;
+      PodElements applied = result;
+      for (const auto& [set, elements] : edits->removed) {
+        for (const auto& [element, origin] : elements) {
+          EXPECT_EQ(applied[set].erase(element), 1u) << "seed " << seed << ": removes absent " << element;
+        }
+      }
+      for (const auto& [set, elements] : edits->added) {
+        for (const auto& [element, origin] : elements) {
+          EXPECT_TRUE(applied[set].emplace(element, origin).second)
+              << "seed " << seed << ": adds present " << element;
+        }
+      }
+      std::erase_if(applied, [](const auto& entry) { return entry.second.empty(); });
+      const auto keys = [](const PodElements& e) {
+        std::map<std::string, std::vector<std::string>> out;
+        for (const auto& [set, elements] : e) {
+          for (const auto& [element, origin] : elements) out[set].push_back(element);
+        }
+        return out;
+      };
+      EXPECT_EQ(keys(applied), keys(RenderPod(name, pod, after, {}))) << "seed " << seed << " pod " << name;
+    }
+  }
+  // Both paths ran, so the equivalence above says something.
+  EXPECT_GT(edited, 50) << whole;
+  EXPECT_GT(whole, 0);
+}
+
 TEST(RulesetTest, IntervalElementsNeverOverlap) {
   // Two overlapping ipBlock/port boxes for one pod must come out disjoint.
   policy::NodeProgram program;

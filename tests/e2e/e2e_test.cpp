@@ -11,6 +11,8 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -215,6 +217,52 @@ TEST_F(EnforcedLabTest, IncrementalUpdateEqualsRebuild) {
     for (const auto& [e, c] : incremental->sets.at(name).elements) b.insert(e);
     EXPECT_EQ(a, b) << name;
   }
+}
+
+// A policy that only adds to (then takes from) what an isolated pod allows is
+// edited in place (RenderPodAllowanceChange): packets follow, and the table
+// ends as a rebuild from scratch would make it.
+TEST_F(EnforcedLabTest, AllowanceGainedAndLostInPlaceEqualsRebuild) {
+  const std::string client_to_db_http = std::string(kAllowWebToDb) + R"(---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: db-http}
+spec:
+  podSelector: {matchLabels: {app: db}}
+  ingress: [{from: [{podSelector: {matchLabels: {app: client}}}], ports: [{port: 80}]}]
+)";
+  Enforce(kAllowWebToDb);
+  ASSERT_FALSE(Reaches("198.18.7.12", "198.18.7.10", 80));
+  Enforce(client_to_db_http);
+  EXPECT_EQ(last_.added, 1u) << "client . tcp . 80 for db's IPv4 address, nothing else";
+  EXPECT_EQ(last_.removed, 0u);
+  EXPECT_TRUE(Reaches("198.18.7.12", "198.18.7.10", 80));
+  EXPECT_FALSE(Reaches("198.18.7.12", "198.18.7.10", 3306));
+  EXPECT_TRUE(Reaches("198.18.7.11", "198.18.7.10", 3306));
+  const auto observe_elements = [&] {
+    std::map<std::string, std::set<std::string>> out;
+    const auto table = backend_->Observe();
+    EXPECT_TRUE(table.ok());
+    if (table.ok()) {
+      for (const auto& [name, set] : table->sets) {
+        for (const auto& [e, c] : set.elements) out[name].insert(e);
+      }
+    }
+    return out;
+  };
+  const auto gained = observe_elements();
+  ASSERT_TRUE(backend_->Remove().ok());
+  Enforce(client_to_db_http);
+  EXPECT_EQ(observe_elements(), gained);
+  Enforce(kAllowWebToDb);  // lost again
+  EXPECT_EQ(last_.removed, 1u);
+  EXPECT_EQ(last_.added, 0u);
+  EXPECT_FALSE(Reaches("198.18.7.12", "198.18.7.10", 80));
+  EXPECT_TRUE(Reaches("198.18.7.11", "198.18.7.10", 3306));
+  const auto lost = observe_elements();
+  ASSERT_TRUE(backend_->Remove().ok());
+  Enforce(kAllowWebToDb);
+  EXPECT_EQ(observe_elements(), lost);
 }
 
 // docs/SEMANTICS.md §5: an established connection keeps flowing after a policy

@@ -57,6 +57,14 @@ PodEdits InstalledPod::DiffTo(const PodElements& after) const {
   return edits;
 }
 
+bool InstalledPod::Contains(const std::string& set, const std::string& element) const {
+  const auto it = sets_.find(set);
+  if (it == sets_.end()) return false;
+  const auto at = std::lower_bound(it->second.begin(), it->second.end(), element,
+                                   [](const Entry& e, const std::string& x) { return e.first < x; });
+  return at != it->second.end() && at->first == element;
+}
+
 void InstalledPod::Apply(PodEdits edits) {
   for (const auto& entry : edits.removed) {
     const auto& removed =

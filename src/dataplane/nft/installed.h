@@ -32,6 +32,7 @@ class InstalledPod {
   // Applies committed edits: removed elements go, added ones come.
   void Apply(PodEdits edits);
   PodElements Expand() const;
+  bool Contains(const std::string& set, const std::string& element) const;
   size_t size() const;
 
  private:

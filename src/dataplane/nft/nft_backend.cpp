@@ -305,12 +305,20 @@ Result<NftBackend::Change> NftBackend::Prepare(const policy::NodeProgram& progra
     change.removed.push_back(name);
   }
   for (const std::string& name : delta.changed) {
-    std::optional<PodEdits> member_edits = RenderPodMemberChange(
-        name, program_.pods.at(name), program_, program.pods.at(name), program, options_.nft);
-    if (member_edits) {
-      record(member_edits->removed, false);
-      record(member_edits->added, true);
-      change.edited[name] = std::move(*member_edits);
+    std::optional<PodEdits> in_place = RenderPodMemberChange(name, program_.pods.at(name), program_,
+                                                             program.pods.at(name), program, options_.nft);
+    if (!in_place) {
+      const InstalledPod& installed = elements_.at(name);
+      in_place =
+          RenderPodAllowanceChange(name, program_.pods.at(name), program_, program.pods.at(name), program,
+                                   options_.nft, [&](const std::string& set, const std::string& element) {
+                                     return installed.Contains(set, element);
+                                   });
+    }
+    if (in_place) {
+      record(in_place->removed, false);
+      record(in_place->added, true);
+      change.edited[name] = std::move(*in_place);
       continue;
     }
     PodElements now = RenderPod(name, program.pods.at(name), program, options_.nft);

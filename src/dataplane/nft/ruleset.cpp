@@ -643,6 +643,86 @@ std::optional<PodEdits> RenderPodMemberChange(const std::string& name, const pol
   return DiffElements(old_elements, new_elements);
 }
 
+namespace {
+
+// Whether an allowance renders only hash-set elements: no port range, no
+// peer range. Interval elements are cut per pod from all its ranges together.
+bool HashOnly(const Allowance& a, const policy::NodeProgram& program) {
+  return !HasPortRange(a) && (!a.peers || program.set(*a.peers).ranges.empty());
+}
+
+// `from` without the allowances `minus` has (both sorted).
+std::vector<Allowance> Without(const std::vector<Allowance>& from, const std::vector<Allowance>& minus) {
+  std::vector<Allowance> out;
+  std::set_difference(from.begin(), from.end(), minus.begin(), minus.end(), std::back_inserter(out));
+  return out;
+}
+
+}  // namespace
+
+std::optional<PodEdits> RenderPodAllowanceChange(const std::string& name, const policy::LocalPod& before,
+                                                 const policy::NodeProgram& before_program,
+                                                 const policy::LocalPod& after,
+                                                 const policy::NodeProgram& after_program,
+                                                 const NftOptions& options,
+                                                 const InstalledLookup& installed) {
+  if (before.ips != after.ips || before.interface != after.interface) return std::nullopt;
+  // Per direction: the allowances gained (in `gained`) and lost (in `lost`),
+  // rendered on a pod of their own (no interface: the pod's anti-spoofing
+  // elements do not change; the isolation elements come out on every side
+  // and cancel).
+  policy::LocalPod gained{after.ips, "", {}, {}};
+  policy::LocalPod lost{before.ips, "", {}, {}};
+  std::vector<IpAddress> lost_peers;
+  for (const auto member : {&policy::LocalPod::ingress, &policy::LocalPod::egress}) {
+    const DirectionProgram& b = before.*member;
+    const DirectionProgram& a = after.*member;
+    if (b.isolated != a.isolated) return std::nullopt;
+    (gained.*member).isolated = (lost.*member).isolated = a.isolated;
+    (gained.*member).allow = Without(a.allow, b.allow);
+    (lost.*member).allow = Without(b.allow, a.allow);
+    for (const Allowance& x : (gained.*member).allow) {
+      if (!HashOnly(x, after_program)) return std::nullopt;
+    }
+    for (const Allowance& x : (lost.*member).allow) {
+      if (!HashOnly(x, before_program)) return std::nullopt;
+      if (x.peers) {
+        const std::vector<IpAddress>& peers = before_program.set(*x.peers).addresses;
+        lost_peers.insert(lost_peers.end(), peers.begin(), peers.end());
+      }
+    }
+  }
+  PodEdits edits;
+  // Gained elements the pod does not have yet. Those it has came from an
+  // allowance it keeps (or one it loses, which the other side sorts out).
+  for (auto& [set, elements] : RenderPod(name, gained, after_program, options)) {
+    for (auto& [element, origin] : elements) {
+      if (!installed(set, element)) edits.added[set].emplace(element, std::move(origin));
+    }
+  }
+  // Lost elements no allowance of `after` renders: what `after` renders for
+  // the lost allowances' peers (and to any peer) is all there is to compare.
+  if (lost.ingress.allow.empty() && lost.egress.allow.empty()) return edits;
+  std::sort(lost_peers.begin(), lost_peers.end());
+  lost_peers.erase(std::unique(lost_peers.begin(), lost_peers.end()), lost_peers.end());
+  Restricted kept = Restrict(after, after_program, lost_peers);
+  for (const auto member : {&policy::LocalPod::ingress, &policy::LocalPod::egress}) {
+    for (const Allowance& a : (after.*member).allow) {
+      if (!a.peers) (kept.pod.*member).allow.push_back(a);  // Restrict keeps only peer allowances
+    }
+    std::sort((kept.pod.*member).allow.begin(), (kept.pod.*member).allow.end());
+  }
+  const PodElements still = RenderPod(name, kept.pod, kept.program, options);
+  for (auto& [set, elements] : RenderPod(name, lost, before_program, options)) {
+    const auto other = still.find(set);
+    for (auto& [element, origin] : elements) {
+      if (other != still.end() && other->second.contains(element)) continue;
+      if (installed(set, element)) edits.removed[set].emplace(element, std::move(origin));
+    }
+  }
+  return edits;
+}
+
 PodEdits DiffElements(const PodElements& before, const PodElements& after) {
   const auto one_way = [](const PodElements& from, const PodElements& other, PodElements& out) {
     for (const auto& [set, elements] : from) {

@@ -23,6 +23,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -90,6 +91,21 @@ std::optional<PodEdits> RenderPodMemberChange(const std::string& name, const pol
                                               const policy::LocalPod& after,
                                               const policy::NodeProgram& after_program,
                                               const NftOptions& options);
+
+// The element edits for one pod whose compiled rules changed in which
+// allowances it has (a policy selecting it came or went, a rule's ports
+// changed), with the same addresses, interface and isolation: only the
+// allowances gained and lost are rendered, and `installed` (what the pod has
+// in force: its whole rendering before) answers for the rest. Exact when none
+// of the allowances gained or lost renders interval elements (ranges cut each
+// other per pod); else nullopt: render the pod whole. Elements the pod keeps
+// keep their comments.
+using InstalledLookup = std::function<bool(const std::string& set, const std::string& element)>;
+std::optional<PodEdits> RenderPodAllowanceChange(const std::string& name, const policy::LocalPod& before,
+                                                 const policy::NodeProgram& before_program,
+                                                 const policy::LocalPod& after,
+                                                 const policy::NodeProgram& after_program,
+                                                 const NftOptions& options, const InstalledLookup& installed);
 
 // The text that creates the whole table (for `nft -f`, dry runs and goldens).
 std::string TableDefinition(const NftRuleset& ruleset);
