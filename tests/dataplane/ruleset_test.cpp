@@ -4,6 +4,10 @@
 
 #include <gtest/gtest.h>
 
+#include <map>
+#include <set>
+#include <string>
+
 #include "api/load.h"
 #include "policy/compiled.h"
 #include "policy/engine.h"
@@ -104,6 +108,22 @@ TEST(RulesetTest, PerPodRenderingEqualsWhole) {
   }
 }
 
+// Every element's comment names the pod (its own elements) or one of the
+// rules it has now: never a rule that is gone.
+void ExpectCommentsNameCurrentRules(const PodElements& elements, const std::string& name,
+                                    const policy::LocalPod& pod, uint64_t seed) {
+  std::set<std::string> origins = {name};
+  for (const policy::DirectionProgram* d : {&pod.ingress, &pod.egress}) {
+    for (const policy::Allowance& a : d->allow) origins.insert(a.origin);
+  }
+  for (const auto& [set, members] : elements) {
+    for (const auto& [element, origin] : members) {
+      EXPECT_TRUE(origins.contains(origin)) << "seed " << seed << ": " << set << " " << element << " names "
+                                            << origin << ", not a rule of " << name;
+    }
+  }
+}
+
 // Editing a pod by the peers it gained or lost (what updates do when only
 // peer sets change) ends exactly where rendering it whole does.
 TEST(RulesetTest, MemberChangeEqualsWholeRendering) {
@@ -164,7 +184,7 @@ TEST(RulesetTest, MemberChangeEqualsWholeRendering) {
       }
       std::erase_if(result, [](const auto& entry) { return entry.second.empty(); });
       PodElements expected = RenderPod(name, pod, after, {});
-      // Same elements; comments may name another rule allowing the element.
+      // Same elements (comments: checked below to name current rules).
       const auto keys = [](const PodElements& e) {
         std::map<std::string, std::vector<std::string>> out;
         for (const auto& [set, elements] : e) {
@@ -173,6 +193,7 @@ TEST(RulesetTest, MemberChangeEqualsWholeRendering) {
         return out;
       };
       EXPECT_EQ(keys(result), keys(expected)) << "seed " << seed << " pod " << name;
+      ExpectCommentsNameCurrentRules(result, name, pod, seed);
     }
   }
   // Both paths ran, so the equivalence above says something.
@@ -223,9 +244,11 @@ TEST(RulesetTest, AllowanceChangeEqualsWholeRendering) {
       const auto was = before.pods.find(name);
       if (was == before.pods.end() || was->second == pod) continue;
       PodElements result = RenderPod(name, was->second, before, {});
-      const auto installed = [&](const std::string& set, const std::string& element) {
+      const auto installed = [&](const std::string& set, const std::string& element) -> const std::string* {
         const auto it = result.find(set);
-        return it != result.end() && it->second.contains(element);
+        if (it == result.end()) return nullptr;
+        const auto e = it->second.find(element);
+        return e == it->second.end() ? nullptr : &e->second;
       };
       const std::optional<PodEdits> edits =
           RenderPodAllowanceChange(name, was->second, before, pod, after, {}, installed);
@@ -255,6 +278,7 @@ TEST(RulesetTest, AllowanceChangeEqualsWholeRendering) {
         return out;
       };
       EXPECT_EQ(keys(applied), keys(RenderPod(name, pod, after, {}))) << "seed " << seed << " pod " << name;
+      ExpectCommentsNameCurrentRules(applied, name, pod, seed);
     }
   }
   // Both paths ran, so the equivalence above says something.

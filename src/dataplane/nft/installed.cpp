@@ -45,6 +45,10 @@ PodEdits InstalledPod::DiffTo(const PodElements& after) const {
         edits.added[set].emplace(b->first, b->second);
         ++b;
       } else {
+        if (origins_[a->second] != b->second) {  // the comment would name another rule
+          edits.removed[set].emplace(a->first, origins_[a->second]);
+          edits.added[set].emplace(b->first, b->second);
+        }
         ++a;
         ++b;
       }
@@ -57,12 +61,12 @@ PodEdits InstalledPod::DiffTo(const PodElements& after) const {
   return edits;
 }
 
-bool InstalledPod::Contains(const std::string& set, const std::string& element) const {
+const std::string* InstalledPod::Find(const std::string& set, const std::string& element) const {
   const auto it = sets_.find(set);
-  if (it == sets_.end()) return false;
+  if (it == sets_.end()) return nullptr;
   const auto at = std::lower_bound(it->second.begin(), it->second.end(), element,
                                    [](const Entry& e, const std::string& x) { return e.first < x; });
-  return at != it->second.end() && at->first == element;
+  return at != it->second.end() && at->first == element ? &origins_[at->second] : nullptr;
 }
 
 void InstalledPod::Apply(PodEdits edits) {

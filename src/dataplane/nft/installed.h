@@ -27,12 +27,15 @@ class InstalledPod {
   static InstalledPod From(PodElements elements);
 
   // The elements only this has (removed) and only `after` has (added), as
-  // DiffElements(Expand(), after) would give them.
+  // DiffElements(Expand(), after) would give them: an element both have under
+  // another origin is replaced (removed and added), so its comment names a
+  // rule that allows it now.
   PodEdits DiffTo(const PodElements& after) const;
   // Applies committed edits: removed elements go, added ones come.
   void Apply(PodEdits edits);
   PodElements Expand() const;
-  bool Contains(const std::string& set, const std::string& element) const;
+  // The origin of an installed element; null when the pod does not have it.
+  const std::string* Find(const std::string& set, const std::string& element) const;
   size_t size() const;
 
  private:

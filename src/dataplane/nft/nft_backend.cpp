@@ -309,11 +309,9 @@ Result<NftBackend::Change> NftBackend::Prepare(const policy::NodeProgram& progra
                                                              program.pods.at(name), program, options_.nft);
     if (!in_place) {
       const InstalledPod& installed = elements_.at(name);
-      in_place =
-          RenderPodAllowanceChange(name, program_.pods.at(name), program_, program.pods.at(name), program,
-                                   options_.nft, [&](const std::string& set, const std::string& element) {
-                                     return installed.Contains(set, element);
-                                   });
+      in_place = RenderPodAllowanceChange(
+          name, program_.pods.at(name), program_, program.pods.at(name), program, options_.nft,
+          [&](const std::string& set, const std::string& element) { return installed.Find(set, element); });
     }
     if (in_place) {
       record(in_place->removed, false);

@@ -697,7 +697,7 @@ std::optional<PodEdits> RenderPodAllowanceChange(const std::string& name, const 
   // allowance it keeps (or one it loses, which the other side sorts out).
   for (auto& [set, elements] : RenderPod(name, gained, after_program, options)) {
     for (auto& [element, origin] : elements) {
-      if (!installed(set, element)) edits.added[set].emplace(element, std::move(origin));
+      if (installed(set, element) == nullptr) edits.added[set].emplace(element, std::move(origin));
     }
   }
   // Lost elements no allowance of `after` renders: what `after` renders for
@@ -712,12 +712,21 @@ std::optional<PodEdits> RenderPodAllowanceChange(const std::string& name, const 
     }
     std::sort((kept.pod.*member).allow.begin(), (kept.pod.*member).allow.end());
   }
+  // The same allowances, in the same order, render these elements in a whole
+  // rendering of `after`: where an element stays, its first rule is the one a
+  // whole rendering names.
   const PodElements still = RenderPod(name, kept.pod, kept.program, options);
   for (auto& [set, elements] : RenderPod(name, lost, before_program, options)) {
     const auto other = still.find(set);
     for (auto& [element, origin] : elements) {
-      if (other != still.end() && other->second.contains(element)) continue;
-      if (installed(set, element)) edits.removed[set].emplace(element, std::move(origin));
+      const std::string* was = installed(set, element);
+      if (was == nullptr) continue;
+      const std::string* now = nullptr;
+      if (other != still.end()) {
+        if (const auto it = other->second.find(element); it != other->second.end()) now = &it->second;
+      }
+      if (now == nullptr || *now != *was) edits.removed[set].emplace(element, *was);
+      if (now != nullptr && *now != *was) edits.added[set].emplace(element, *now);
     }
   }
   return edits;
@@ -728,7 +737,11 @@ PodEdits DiffElements(const PodElements& before, const PodElements& after) {
     for (const auto& [set, elements] : from) {
       const auto it = other.find(set);
       for (const auto& [element, origin] : elements) {
-        if (it == other.end() || !it->second.contains(element)) out[set].emplace(element, origin);
+        const std::string* there = nullptr;
+        if (it != other.end()) {
+          if (const auto e = it->second.find(element); e != it->second.end()) there = &e->second;
+        }
+        if (there == nullptr || *there != origin) out[set].emplace(element, origin);
       }
     }
   };

@@ -77,13 +77,14 @@ PodElements RenderPod(const std::string& name, const policy::LocalPod& pod,
 // allowances by origin and ports): the pod's elements for the peers gained or
 // lost, rendered before and after from those addresses alone, and compared.
 // Exact because every element names one peer address, or a range that covers
-// none of the changed ones (else nullopt: render the pod whole). An element
-// both renderings have keeps its comment (comments name one rule allowing it).
+// none of the changed ones (else nullopt: render the pod whole). Comments
+// name a rule that allows the element: one that changed rule is re-commented.
 struct PodEdits {
   PodElements added;
   PodElements removed;
 };
-// What turns `before` into `after`: the elements only one of them has.
+// What turns `before` into `after`: the elements only one of them has, and
+// those both have under different origins (replaced, for their comments).
 PodEdits DiffElements(const PodElements& before, const PodElements& after);
 
 std::optional<PodEdits> RenderPodMemberChange(const std::string& name, const policy::LocalPod& before,
@@ -98,9 +99,10 @@ std::optional<PodEdits> RenderPodMemberChange(const std::string& name, const pol
 // allowances gained and lost are rendered, and `installed` (what the pod has
 // in force: its whole rendering before) answers for the rest. Exact when none
 // of the allowances gained or lost renders interval elements (ranges cut each
-// other per pod); else nullopt: render the pod whole. Elements the pod keeps
-// keep their comments.
-using InstalledLookup = std::function<bool(const std::string& set, const std::string& element)>;
+// other per pod); else nullopt: render the pod whole. An element a lost
+// allowance named and a kept one still allows is re-commented.
+// `installed` gives an installed element's origin (null: not installed).
+using InstalledLookup = std::function<const std::string*(const std::string& set, const std::string& element)>;
 std::optional<PodEdits> RenderPodAllowanceChange(const std::string& name, const policy::LocalPod& before,
                                                  const policy::NodeProgram& before_program,
                                                  const policy::LocalPod& after,
