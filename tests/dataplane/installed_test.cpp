@@ -70,5 +70,23 @@ TEST(InstalledPodTest, DiffsAndEditsAsPodElementsDo) {
   EXPECT_GT(pairs, 400);
 }
 
+// A pod whose elements are re-commented again and again (policies replaced)
+// keeps only the origins its elements name, give or take the slack between
+// compactions.
+TEST(InstalledPodTest, ReplacedOriginsAreDropped) {
+  PodElements elements;
+  for (int i = 0; i < 50; ++i)
+    elements["in_exact_v4"]["198.18.0.1 . 198.18.1." + std::to_string(i) + " . tcp . 80"] = "a";
+  InstalledPod pod = InstalledPod::From(elements);
+  for (int round = 0; round < 200; ++round) {
+    PodElements next = elements;
+    for (auto& [element, origin] : next["in_exact_v4"])
+      origin = "policy-" + std::to_string(round) + " ingress[0]";
+    pod.Apply(pod.DiffTo(next));
+    ASSERT_EQ(pod.Expand(), next);
+    ASSERT_LE(pod.origin_count(), 17u) << "round " << round;
+  }
+}
+
 }  // namespace
 }  // namespace netpol::dataplane::nft

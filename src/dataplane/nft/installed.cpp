@@ -103,6 +103,30 @@ void InstalledPod::Apply(PodEdits edits) {
     }
     entries = std::move(merged);
   }
+  // Replaced elements leave their old origins behind: drop them once they
+  // could be half of what is kept (amortised: a pass over the pod's elements
+  // each time the list has doubled).
+  if (origins_.size() > 2 * std::max<size_t>(8, origins_after_compaction_)) {
+    CompactOrigins();
+    origins_after_compaction_ = origins_.size();
+  }
+}
+
+void InstalledPod::CompactOrigins() {
+  constexpr uint32_t kUnused = ~uint32_t{0};
+  std::vector<uint32_t> remap(origins_.size(), kUnused);
+  std::vector<std::string> kept;
+  for (auto& [set, entries] : sets_) {
+    for (Entry& e : entries) {
+      uint32_t& to = remap[e.second];
+      if (to == kUnused) {
+        to = static_cast<uint32_t>(kept.size());
+        kept.push_back(std::move(origins_[e.second]));
+      }
+      e.second = to;
+    }
+  }
+  origins_ = std::move(kept);
 }
 
 PodElements InstalledPod::Expand() const {

@@ -34,6 +34,8 @@ class InstalledPod {
   // Applies committed edits: removed elements go, added ones come.
   void Apply(PodEdits edits);
   PodElements Expand() const;
+  // Distinct origins kept (those of replaced elements are dropped now and then).
+  size_t origin_count() const { return origins_.size(); }
   // The origin of an installed element; null when the pod does not have it.
   const std::string* Find(const std::string& set, const std::string& element) const;
   size_t size() const;
@@ -41,8 +43,11 @@ class InstalledPod {
  private:
   using Entry = std::pair<std::string, uint32_t>;  // element, origin index
   uint32_t OriginIndex(std::string origin);
+  // Drops origins no element names any more.
+  void CompactOrigins();
 
   std::vector<std::string> origins_;
+  size_t origins_after_compaction_ = 0;
   std::map<std::string, std::vector<Entry>> sets_;  // set -> entries sorted by element
 };
 
