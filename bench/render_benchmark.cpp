@@ -1,15 +1,19 @@
 // What the nftables backend spends per pod: rendering a local pod's elements
 // (the 10k-pod / 1k-policy cluster; the pod with the most elements of 100
 // local pods) and diffing two renderings, against a baseline of copying the
-// same elements, measured in the same run.
+// same elements, measured in the same run; and a policy that gives that pod
+// one more port, edited in place against rendered whole and diffed.
 //
 //   build/release/bench/render_benchmark
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
 #include <map>
+#include <optional>
 #include <string>
 
 #include "dataplane/nft/element_batch.h"
+#include "dataplane/nft/installed.h"
 #include "dataplane/nft/ruleset.h"
 #include "policy/compiled.h"
 #include "policy/engine.h"
@@ -105,6 +109,52 @@ void BM_EncodePodKeys(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations() * static_cast<int64_t>(n));
 }
 BENCHMARK(BM_EncodePodKeys)->Unit(benchmark::kMicrosecond);
+
+// A policy comes that gives the biggest pod one more port from anywhere: the
+// edit as the backend makes it in place (only the gained allowance rendered,
+// checked against what is installed), against the baseline of rendering the
+// pod whole and diffing it with what is installed.
+struct GainedPort {
+  policy::NodeProgram after;
+  dataplane::nft::InstalledPod installed;
+  GainedPort() {
+    const Fixture& f = Cluster();
+    after = f.program;
+    policy::LocalPod& pod = after.pods.at(f.biggest);
+    pod.ingress.isolated = true;
+    pod.ingress.allow.push_back({std::nullopt, {{api::Protocol::kTCP, 9999, 9999}}, "bench/new ingress[0]"});
+    std::sort(pod.ingress.allow.begin(), pod.ingress.allow.end());
+    policy::LocalPod before_pod = pod;
+    std::erase_if(before_pod.ingress.allow,
+                  [](const policy::Allowance& a) { return a.origin == "bench/new ingress[0]"; });
+    before = f.program;
+    before.pods.at(f.biggest) = before_pod;
+    installed =
+        dataplane::nft::InstalledPod::From(dataplane::nft::RenderPod(f.biggest, before_pod, before, {}));
+  }
+  policy::NodeProgram before;
+};
+
+void BM_AllowanceGainedWhole(benchmark::State& state) {
+  const Fixture& f = Cluster();
+  static const GainedPort* g = new GainedPort();
+  for (auto _ : state) {
+    const auto now = dataplane::nft::RenderPod(f.biggest, g->after.pods.at(f.biggest), g->after, {});
+    benchmark::DoNotOptimize(g->installed.DiffTo(now));
+  }
+}
+BENCHMARK(BM_AllowanceGainedWhole)->Unit(benchmark::kMicrosecond);
+
+void BM_AllowanceGainedInPlace(benchmark::State& state) {
+  const Fixture& f = Cluster();
+  static const GainedPort* g = new GainedPort();
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(dataplane::nft::RenderPodAllowanceChange(
+        f.biggest, g->before.pods.at(f.biggest), g->before, g->after.pods.at(f.biggest), g->after, {},
+        [&](const std::string& set, const std::string& element) { return g->installed.Find(set, element); }));
+  }
+}
+BENCHMARK(BM_AllowanceGainedInPlace)->Unit(benchmark::kMicrosecond);
 
 }  // namespace
 }  // namespace netpol
