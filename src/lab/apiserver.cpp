@@ -626,26 +626,50 @@ struct ApiServer::Impl {
     const auto selector = Selector(req, res);
     if (!selector) return;
     const std::string fields = req.get_param_value("fieldSelector");
-    auto [all, rv] = store->List(r.plural, route.ns);
-    std::vector<Json> items;
-    for (Json& o : all) {
-      if (selector->Matches(LabelsOf(o)) && MatchesFields(o, fields)) items.push_back(std::move(o));
+    // limit/continue: the continue token is the namespace and name of the
+    // page's last object; the next page starts after it.
+    std::pair<std::string, std::string> after;
+    if (req.has_param("continue")) {
+      const std::string token = req.get_param_value("continue");
+      const size_t slash = token.find('/');
+      if (slash == std::string::npos) {
+        return ReplyStatus(res, 410, "Expired",
+                           "the continue token \"" + token + "\" is not one of this server's");
+      }
+      after = {token.substr(0, slash), token.substr(slash + 1)};
     }
-    // limit/continue: the continue token is the index to resume at.
-    size_t begin = 0;
-    if (req.has_param("continue"))
-      begin = std::min(items.size(), std::stoul(req.get_param_value("continue")));
-    size_t end = items.size();
-    Json list_meta = {{"resourceVersion", std::to_string(rv)}};
-    if (req.has_param("limit")) {
-      const size_t limit = std::stoul(req.get_param_value("limit"));
-      if (limit > 0 && begin + limit < items.size()) {
-        end = begin + limit;
-        list_meta["continue"] = std::to_string(end);
-        list_meta["remainingItemCount"] = items.size() - end;
+    const size_t limit = req.has_param("limit") ? std::stoul(req.get_param_value("limit")) : 0;
+    std::vector<Json> page;
+    size_t remaining = 0;
+    uint64_t rv = 0;
+    const auto key_of = [](const Json& o) {
+      return std::pair<std::string, std::string>{o["metadata"].value("namespace", ""),
+                                                 o["metadata"].value("name", "")};
+    };
+    if (req.get_param_value("labelSelector").empty() && fields.empty()) {
+      // Nothing to filter: read only the page from the store.
+      Store::Page read = store->ListPage(r.plural, route.ns, after, limit > 0 ? limit : SIZE_MAX >> 2);
+      page = std::move(read.items);
+      remaining = read.remaining;
+      rv = read.rv;
+    } else {
+      auto [all, at] = store->List(r.plural, route.ns);
+      rv = at;
+      for (Json& o : all) {
+        if (key_of(o) <= after || !selector->Matches(LabelsOf(o)) || !MatchesFields(o, fields)) continue;
+        if (limit == 0 || page.size() < limit) {
+          page.push_back(std::move(o));
+        } else {
+          ++remaining;
+        }
       }
     }
-    std::vector<Json> page(items.begin() + static_cast<long>(begin), items.begin() + static_cast<long>(end));
+    Json list_meta = {{"resourceVersion", std::to_string(rv)}};
+    if (remaining > 0 && !page.empty()) {
+      const auto [ns, name] = key_of(page.back());
+      list_meta["continue"] = ns + "/" + name;
+      list_meta["remainingItemCount"] = remaining;
+    }
     if (WantsTable(req)) {
       Json table = TableOf(r, page, std::to_string(rv), true);
       table["metadata"] = list_meta;

@@ -8,7 +8,9 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <string>
 #include <thread>
+#include <vector>
 
 #include "kube/client.h"
 #include "lab/internal/patch.h"
@@ -75,6 +77,50 @@ TEST_F(ApiServerTest, CreateGetListDeleteWithTheApisCodes) {
   EXPECT_EQ(gone.error().code(), ErrorCode::kNotFound);
   // Nodes are the lab's, not the user's.
   EXPECT_FALSE(api_->Request("DELETE", "/api/v1/nodes/node-1").ok());
+}
+
+// Pages resume after the last object returned, so objects created or deleted
+// between pages shift nothing: every object there throughout comes exactly
+// once (with and without a selector), and a foreign token is 410 Expired.
+TEST_F(ApiServerTest, PagesResumeAfterTheLastObjectReturned) {
+  ASSERT_TRUE(Create("/api/v1/namespaces", {{"metadata", {{"name", "other"}}}}).ok());
+  for (const char* name : {"a", "b", "c", "d", "e"}) {
+    ASSERT_TRUE(Create("/api/v1/namespaces/default/pods", PodJson(name, "web")).ok());
+    ASSERT_TRUE(Create("/api/v1/namespaces/other/pods", PodJson(name, "web")).ok());
+  }
+  for (const std::string selector : {"", "&labelSelector=app%3Dweb"}) {
+    std::vector<std::string> seen;
+    std::string token;
+    for (int page = 0; page < 10; ++page) {
+      const auto got =
+          api_->Get("/api/v1/pods?limit=3" + selector + (token.empty() ? "" : "&continue=" + token));
+      ASSERT_TRUE(got.ok()) << got.error().message();
+      for (const Json& pod : (*got)["items"])
+        seen.push_back(pod["metadata"]["namespace"].get<std::string>() + "/" +
+                       pod["metadata"]["name"].get<std::string>());
+      if (page == 0) {
+        ASSERT_EQ((*got)["metadata"].value("remainingItemCount", 0), 7);
+        // Between pages: one already returned goes (an index-based token
+        // would now skip one), and one sorting after everything comes.
+        ASSERT_TRUE(api_->Request("DELETE", "/api/v1/namespaces/default/pods/a").ok());
+        ASSERT_TRUE(Create("/api/v1/namespaces/other/pods", PodJson("zz", "web")).ok());
+      }
+      token = (*got)["metadata"].value("continue", "");
+      if (token.empty()) break;
+    }
+    // Every object there throughout, once, in order; the new one may come too
+    // (it does here: it sorts after the resume point).
+    const std::vector<std::string> want = {"default/a", "default/b", "default/c", "default/d",
+                                           "default/e", "other/a",   "other/b",   "other/c",
+                                           "other/d",   "other/e",   "other/zz"};
+    EXPECT_EQ(seen, want) << "selector: " << selector;
+    // As it was, for the next round.
+    ASSERT_TRUE(api_->Request("DELETE", "/api/v1/namespaces/other/pods/zz").ok());
+    ASSERT_TRUE(Create("/api/v1/namespaces/default/pods", PodJson("a", "web")).ok());
+  }
+  const auto foreign = api_->Get("/api/v1/pods?limit=3&continue=17");
+  ASSERT_FALSE(foreign.ok());
+  EXPECT_EQ(foreign.error().code(), ErrorCode::kFailedPrecondition) << foreign.error().message();
 }
 
 TEST_F(ApiServerTest, InvalidObjectsAreRejectedWithFieldPaths) {
@@ -202,7 +248,8 @@ TEST(ApiServerRestartTest, AWatcherTooFarBehindListsAgain) {
   kube::ListWatch watch(**client, "/api/v1/namespaces/default/pods", recorder);
   std::atomic<bool> stop{false};
   std::thread t([&] { watch.Run(stop); });
-  for (int i = 0; i < 200 && recorder.Snapshot().empty(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  for (int i = 0; i < 200 && recorder.Snapshot().empty(); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
   (*first)->Stop();
   // Changes the watcher does not see: made through another server on the same
   // database, so the restarted server's history starts after them.
@@ -210,12 +257,14 @@ TEST(ApiServerRestartTest, AWatcherTooFarBehindListsAgain) {
     auto other = ApiServer::Start({.database = db, .nodes = {}});
     ASSERT_TRUE(other.ok());
     auto c = kube::Client::Create(kube::Api((*other)->url()));
-    for (const char* name : {"b", "c", "d"}) ASSERT_TRUE((*c)->Request("POST", "/api/v1/namespaces/default/pods", pod(name)).ok());
+    for (const char* name : {"b", "c", "d"})
+      ASSERT_TRUE((*c)->Request("POST", "/api/v1/namespaces/default/pods", pod(name)).ok());
     ASSERT_TRUE((*c)->Request("DELETE", "/api/v1/namespaces/default/pods/a").ok());
   }
   auto restarted = ApiServer::Start({.port = port, .database = db, .nodes = {}});
   ASSERT_TRUE(restarted.ok()) << restarted.error().message();
-  for (int i = 0; i < 400 && watch.lists() < 2; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  for (int i = 0; i < 400 && watch.lists() < 2; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
   stop = true;
   t.join();
   EXPECT_EQ(watch.lists(), 2) << "410 Gone makes it list again";

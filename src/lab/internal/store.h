@@ -56,6 +56,17 @@ class Store {
   // Every object of a resource ("" namespace: all namespaces), in name order,
   // and the resourceVersion the list is current at.
   std::pair<std::vector<Json>, uint64_t> List(const std::string& resource, const std::string& ns);
+  // At most `limit` objects of a resource after the object `after` (a
+  // namespace and name; both empty: from the start), in (namespace, name)
+  // order: only those are read and parsed. With the resourceVersion and how
+  // many objects come after the page.
+  struct Page {
+    std::vector<Json> items;
+    uint64_t rv = 0;
+    size_t remaining = 0;
+  };
+  Page ListPage(const std::string& resource, const std::string& ns,
+                const std::pair<std::string, std::string>& after, size_t limit);
   uint64_t CurrentRv();
 
   // Events of `resource` after `since` (exclusive), waiting until one exists or
