@@ -11,6 +11,7 @@
 #include <fstream>
 #include <optional>
 #include <sstream>
+#include <string_view>
 
 namespace netpol::cni {
 namespace {
@@ -121,10 +122,19 @@ Result<std::vector<Allocation>> Ipam::ListLocked() {
     const std::string name = entry.path().filename().string();
     const Result<IpAddress> ip = IpAddress::Parse(name);
     if (!ip) continue;  // the lock, last_reserved.*, temporary files
-    std::ifstream in(entry.path());
+    // open/read, not a stream: this runs for every allocation on every ADD.
+    char buffer[4096];  // a container id and an interface name
+    ssize_t n = -1;
+    if (const int fd = ::open(entry.path().c_str(), O_RDONLY | O_CLOEXEC); fd >= 0) {
+      n = ::read(fd, buffer, sizeof(buffer));
+      ::close(fd);
+    }
+    const std::string_view text(buffer, static_cast<size_t>(std::max<ssize_t>(n, 0)));
+    const size_t first = text.find('\n');
+    const size_t second = first == std::string_view::npos ? first : text.find('\n', first + 1);
     Allocation a{*ip, {}};
-    std::getline(in, a.owner.container_id);
-    std::getline(in, a.owner.ifname);
+    a.owner.container_id = std::string(text.substr(0, first));
+    if (first != std::string_view::npos) a.owner.ifname = std::string(text.substr(first + 1, second - first - 1));
     out.push_back(std::move(a));
   }
   if (ec) return PermissionDenied("cannot read IPAM directory " + directory_ + ": " + ec.message());
