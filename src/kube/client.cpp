@@ -2,12 +2,14 @@
 
 #include <curl/curl.h>
 
+#include <atomic>
 #include <fstream>
 #include <iterator>
 #include <mutex>
 #include <optional>
 #include <random>
 #include <thread>
+#include <vector>
 
 namespace netpol::kube {
 namespace {
@@ -17,14 +19,63 @@ void GlobalInit() {
   std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
 }
 
-// A curl easy handle and header list, released on every path out.
-struct Handle {
-  CURL* curl = curl_easy_init();
-  curl_slist* headers = nullptr;
-  ~Handle() {
-    curl_slist_free_all(headers);
-    curl_easy_cleanup(curl);
+}  // namespace
+
+namespace internal {
+
+// Idle curl easy handles. A handle keeps its connection (and TLS session)
+// after a transfer, so the next request through it skips the TCP and TLS
+// handshakes: against a real API server, a handshake per request would be a
+// pod start's largest cost. (curl's shared connection cache is not for
+// concurrent threads, hence a pool of handles, one thread each at a time.)
+struct CurlPool {
+  static constexpr size_t kMaxIdle = 8;
+  std::mutex mu;
+  std::vector<CURL*> idle;
+  std::atomic<uint64_t> connections{0};
+  ~CurlPool() {
+    for (CURL* curl : idle) curl_easy_cleanup(curl);
   }
+};
+
+}  // namespace internal
+
+namespace {
+
+// A curl easy handle leased from the pool, and a header list, given back on
+// every path out.
+struct Handle {
+  explicit Handle(internal::CurlPool& from) : pool(from) {
+    {
+      std::lock_guard lock(pool.mu);
+      if (!pool.idle.empty()) {
+        curl = pool.idle.back();
+        pool.idle.pop_back();
+      }
+    }
+    if (curl == nullptr) curl = curl_easy_init();
+  }
+  ~Handle() {
+    if (curl != nullptr) {
+      long opened = 0;
+      curl_easy_getinfo(curl, CURLINFO_NUM_CONNECTS, &opened);
+      pool.connections += static_cast<uint64_t>(opened);
+      curl_easy_reset(curl);  // options back to defaults; the connection stays
+    }
+    curl_slist_free_all(headers);
+    if (curl == nullptr) return;
+    std::lock_guard lock(pool.mu);
+    if (pool.idle.size() < internal::CurlPool::kMaxIdle) {
+      pool.idle.push_back(curl);
+    } else {
+      curl_easy_cleanup(curl);
+    }
+  }
+  Handle(const Handle&) = delete;
+  Handle& operator=(const Handle&) = delete;
+  internal::CurlPool& pool;
+  CURL* curl = nullptr;
+  curl_slist* headers = nullptr;
 };
 
 // curl copies blobs given with CURL_BLOB_COPY, so the strings need not outlive the call.
@@ -105,11 +156,18 @@ Result<std::unique_ptr<Client>> Client::Create(const ClientConfig& config) {
   return std::unique_ptr<Client>(new Client(config));
 }
 
+Client::Client(ClientConfig config)
+    : config_(std::move(config)), pool_(std::make_unique<internal::CurlPool>()) {}
+
 Client::~Client() = default;
+
+uint64_t Client::connections_opened() const {
+  return pool_->connections.load();
+}
 
 Result<Json> Client::Request(const std::string& method, const std::string& path, const std::string& body,
                              const std::string& content_type) {
-  Handle h;
+  Handle h(*pool_);
   if (h.curl == nullptr) return Internal("curl_easy_init failed");
   Configure(h, config_, config_.server + path);
   std::string response;
@@ -137,7 +195,7 @@ Result<Json> Client::Request(const std::string& method, const std::string& path,
 
 Status Client::Stream(const std::string& path, const std::function<bool(const std::string&)>& on_line,
                       const std::atomic<bool>& stop, std::chrono::seconds stall) {
-  Handle h;
+  Handle h(*pool_);
   if (h.curl == nullptr) return Internal("curl_easy_init failed");
   Configure(h, config_, config_.server + path);
   curl_easy_setopt(h.curl, CURLOPT_HTTPHEADER, h.headers);

@@ -53,6 +53,10 @@ inline ClientConfig Api(std::string server) {
   return config;
 }
 
+namespace internal {
+struct CurlPool;
+}
+
 class Client {
  public:
   [[nodiscard]] static Result<std::unique_ptr<Client>> Create(const ClientConfig& config);
@@ -78,9 +82,15 @@ class Client {
 
   const ClientConfig& config() const { return config_; }
 
+  // Connections opened so far. Requests reuse idle connections (each request
+  // leases a curl handle from a pool, and a handle keeps its connection and
+  // TLS session), so this grows with concurrency, not with requests.
+  uint64_t connections_opened() const;
+
  private:
-  explicit Client(ClientConfig config) : config_(std::move(config)) {}
+  explicit Client(ClientConfig config);
   ClientConfig config_;
+  std::unique_ptr<internal::CurlPool> pool_;
 };
 
 // The resources NetworkPolicy semantics depend on, as the agent watches them

@@ -943,6 +943,12 @@ Result<std::unique_ptr<ApiServer>> ApiServer::Start(const ApiServerOptions& opti
   NETPOL_RETURN_IF_ERROR(impl->Seed(), "starting the lab API server");
   // Watches hold a thread each for their lifetime.
   impl->http.new_task_queue = [] { return new httplib::ThreadPool(64); };
+  // Clients keep their connections (kube::Client pools them, kubectl too):
+  // without TCP_NODELAY a response written in two parts on a kept-alive
+  // connection waits for the client's delayed ACK (tens of ms; Go's net, and
+  // so kube-apiserver, sets it too). And many requests per connection.
+  impl->http.set_tcp_nodelay(true);
+  impl->http.set_keep_alive_max_count(1000);
   impl->Discovery();
   impl->Objects();
   if (options.port == 0) {

@@ -123,6 +123,24 @@ TEST_F(ApiServerTest, PagesResumeAfterTheLastObjectReturned) {
   EXPECT_EQ(foreign.error().code(), ErrorCode::kFailedPrecondition) << foreign.error().message();
 }
 
+// The client keeps its connections: twenty requests one after another open
+// one, not twenty.
+TEST_F(ApiServerTest, RequestsReuseTheClientsConnections) {
+  const uint64_t before = api_->connections_opened();
+  for (int i = 0; i < 20; ++i) ASSERT_TRUE(api_->Get("/api/v1/namespaces/default/pods").ok());
+  const uint64_t opened = api_->connections_opened() - before;
+  EXPECT_EQ(opened, 1u) << "a connection per request";
+  // Concurrent requests each need one of their own, and give it back.
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < 5; ++i) EXPECT_TRUE(api_->Get("/api/v1/namespaces").ok());
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  EXPECT_LE(api_->connections_opened() - before, 1u + 4u);
+}
+
 TEST_F(ApiServerTest, InvalidObjectsAreRejectedWithFieldPaths) {
   const Json policy = {
       {"apiVersion", "networking.k8s.io/v1"},
