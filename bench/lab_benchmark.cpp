@@ -223,7 +223,8 @@ int Main(const std::string& bin) {
     std::ofstream(dir + "/conf.json") << conf.dump();
     std::vector<double> add_ms;
     std::vector<Clock::time_point> add_start;
-    std::vector<double> add_parts[3];  // until the agent has the request, compile, dataplane
+    std::vector<double> add_parts[3];                  // until the agent has the request, compile, dataplane
+    std::vector<std::pair<double, double>> add_agent;  // the agent's policy read, attach (ms)
     for (int i = 0; i < 100; ++i) {
       const std::string pod = "bench-" + std::to_string(i);
       const std::string pod_ns = tag + "-p" + std::to_string(i);
@@ -263,6 +264,7 @@ int Main(const std::string& bin) {
         add_parts[0].push_back(Ms(after.last_change_at - start));
         add_parts[1].push_back(after.last_compile_ms);
         add_parts[2].push_back(after.last_dataplane_ms);
+        add_agent.emplace_back(after.last_policy_read_ms, after.last_attach_ms);
       }
       ::close(node_fd);
       ::close(conf_fd);
@@ -340,7 +342,9 @@ int Main(const std::string& bin) {
         std::printf("  ADD %zu (%.1f ms):", k, add_ms[k]);
         for (const auto& [step, ms] : steps["c" + std::to_string(k)])
           std::printf(" %s %.2f", step.c_str(), ms);
-        std::printf("; agent had it at %.2f\n", add_parts[0][k]);
+        std::printf("; agent had it at %.2f (policy read %.2f, attach %.2f), compile %.2f, dataplane %.2f\n",
+                    add_parts[0][k], add_agent[k].first, add_agent[k].second, add_parts[1][k],
+                    add_parts[2][k]);
       };
       for (size_t k = 0; k < std::min<size_t>(3, slowest.size()); ++k) print_steps(slowest[k].second);
       print_steps(slowest[slowest.size() / 2].second);

@@ -13,6 +13,7 @@
 #include <cstring>
 #include <deque>
 #include <filesystem>
+#include <future>
 #include <iostream>
 #include <iterator>
 #include <map>
@@ -641,55 +642,73 @@ struct Agent::Impl {
     return api_client->Get("/apis/networking.k8s.io/v1/namespaces/" + ns + "/networkpolicies");
   }
 
-  // A read started when the plugin announced the pod ("prepare"), before it
-  // wired it.
+  // A read started when the plugin announced the pod ("prepare"), running
+  // while the plugin allocates and wires.
   struct Prefetched {
     std::string pod_namespace;
-    Result<Json> policies;
+    std::future<Result<Json>> policies;
   };
 
-  // Attaches a pod for "add" (and "stage"): a policy created just before the
-  // pod may not have reached this agent's watch yet, so the policies of the
-  // pod's namespace (the only ones that can isolate it) are read from the API
-  // first (or taken from the read "prepare" started), and the pod is attached
-  // only once the watch has caught up with that read. Holds `lock` on return;
-  // an error message when the pod cannot be attached.
-  // `replaced`, when given, receives the registration the pod had before.
-  std::optional<std::string> Attach(const cni::PodRegistration& reg, std::optional<Prefetched> prefetched,
-                                    std::unique_lock<std::mutex>& lock,
-                                    std::optional<cni::PodRegistration>* replaced = nullptr) {
-    const std::string key = PodKey(reg.pod_namespace, reg.pod_name);
+  // Starts reading a namespace's policies on a thread of its own.
+  Prefetched Prefetch(const std::string& ns) {
+    return {ns, std::async(std::launch::async, [this, ns] {
+              const auto start = Clock::now();
+              Result<Json> read = ReadNamespacePolicies(ns);
+              const double ms = std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+              std::lock_guard lock(mu);
+              stats.last_policy_read_ms = ms;
+              return read;
+            })};
+  }
+
+  // The start-race check: a policy created just before the pod may not have
+  // reached this agent's watch yet, so the policies of the pod's namespace
+  // (the only ones that can isolate it) are read from the API (or taken from
+  // the read "prepare" started), and this waits until the watch has caught
+  // up with that read. Holds `lock` on return, unless the read failed; an
+  // error message when the watch cannot be trusted for the pod.
+  std::optional<std::string> CatchUp(const std::string& ns, std::optional<Prefetched>& prefetched,
+                                     std::unique_lock<std::mutex>& lock) {
     std::optional<Json> namespace_policies;
     if (api_client != nullptr) {
-      Result<Json> read = prefetched && prefetched->pod_namespace == reg.pod_namespace
-                              ? std::move(prefetched->policies)
-                              : ReadNamespacePolicies(reg.pod_namespace);
+      Result<Json> read = prefetched && prefetched->pod_namespace == ns && prefetched->policies.valid()
+                              ? prefetched->policies.get()
+                              : ReadNamespacePolicies(ns);
       if (!read) return "cannot read the pod's policies: " + read.error().message();
       namespace_policies = std::move(*read);
     }
     lock.lock();
-    if (namespace_policies) {
-      const uint64_t read_at = RvOf(*namespace_policies);
-      const auto caught_up = [&] {
-        std::set<std::string> in_read;
-        for (const Json& p : (*namespace_policies)["items"]) {
-          const std::string name = PodKey(reg.pod_namespace, p["metadata"].value("name", ""));
-          in_read.insert(name);
-          const auto it = policy_rv.find(name);
-          if (it == policy_rv.end() || it->second < RvOf(p)) return false;
-        }
-        // Known here, absent there, and not changed since the read: its
-        // deletion has not reached the watch yet.
-        for (const auto& [name, rv] : policy_rv) {
-          if (name.rfind(reg.pod_namespace + "/", 0) == 0 && !in_read.contains(name) && rv < read_at)
-            return false;
-        }
-        return true;
-      };
-      if (!changed.wait_for(lock, std::chrono::seconds(10), caught_up)) {
-        return std::string("the agent's watch has not caught up with the pod's policies");
+    if (!namespace_policies) return std::nullopt;
+    const uint64_t read_at = RvOf(*namespace_policies);
+    const std::string prefix = ns + "/";
+    const auto caught_up = [&] {
+      std::set<std::string> in_read;
+      for (const Json& p : (*namespace_policies)["items"]) {
+        const std::string name = PodKey(ns, p["metadata"].value("name", ""));
+        in_read.insert(name);
+        const auto it = policy_rv.find(name);
+        if (it == policy_rv.end() || it->second < RvOf(p)) return false;
       }
+      // Known here, absent there, and not changed since the read: its
+      // deletion has not reached the watch yet. (The namespace's policies
+      // are one range of the ordered map.)
+      for (auto it = policy_rv.lower_bound(prefix); it != policy_rv.end() && it->first.starts_with(prefix);
+           ++it) {
+        if (!in_read.contains(it->first) && it->second < read_at) return false;
+      }
+      return true;
+    };
+    if (!changed.wait_for(lock, std::chrono::seconds(10), caught_up)) {
+      return std::string("the agent's watch has not caught up with the pod's policies");
     }
+    return std::nullopt;
+  }
+
+  // Attaches a pod (holding the lock). `replaced`, when given, receives the
+  // registration the pod had before.
+  void AttachLocked(const cni::PodRegistration& reg,
+                    std::optional<cni::PodRegistration>* replaced = nullptr) {
+    const std::string key = PodKey(reg.pod_namespace, reg.pod_name);
     if (replaced != nullptr) {
       const auto it = local.find(key);
       if (it != local.end()) *replaced = it->second;
@@ -697,6 +716,14 @@ struct Agent::Impl {
     local[key] = reg;
     if (const auto it = node_pods.find(key); it != node_pods.end()) ApplyPod(it->second);
     Log(LogLevel::kInfo, "pod attached", {{"pod", key}, {"interface", reg.host_interface}});
+  }
+
+  // Attaches a pod for "add" once the start-race check passed. Holds `lock`
+  // on return; an error message when the pod cannot be attached.
+  std::optional<std::string> Attach(const cni::PodRegistration& reg, std::optional<Prefetched> prefetched,
+                                    std::unique_lock<std::mutex>& lock) {
+    if (std::optional<std::string> failed = CatchUp(reg.pod_namespace, prefetched, lock)) return failed;
+    AttachLocked(reg);
     return std::nullopt;
   }
 
@@ -720,17 +747,27 @@ struct Agent::Impl {
     std::optional<cni::PodRegistration> replaced;
   };
 
-  // "stage": attaches the pod and asks for a program, without waiting for it.
+  // "stage": attaches the pod and asks for a program at once, with what the
+  // watch has seen so far, then makes the start-race check while that program
+  // runs. The pod runs nothing before "add" is answered, and "add" waits for
+  // the newest program asked for once the check passed: one carrying every
+  // policy the check waited for.
   std::optional<Staged> Stage(const Json& request, std::optional<Prefetched> prefetched) {
     const Json registration = request.value("registration", Json::object());
     Result<cni::PodRegistration> reg = cni::DecodeRegistration(registration.dump());
     if (!reg) return std::nullopt;  // the "add" that follows gets the error
-    std::unique_lock lock(mu, std::defer_lock);
-    std::optional<cni::PodRegistration> replaced;
-    if (Attach(*reg, std::move(prefetched), lock, &replaced)) return std::nullopt;  // "add" tries again
+    Staged staged{registration, PodKey(reg->pod_namespace, reg->pod_name), reg->owner, 0, std::nullopt};
+    std::unique_lock lock(mu);
+    AttachLocked(*reg, &staged.replaced);
     Want();
-    return Staged{registration, PodKey(reg->pod_namespace, reg->pod_name), reg->owner, wanted,
-                  std::move(replaced)};
+    lock.unlock();
+    if (CatchUp(reg->pod_namespace, prefetched, lock)) {
+      if (!lock.owns_lock()) lock.lock();
+      WithdrawLocked(staged);  // as it was; the "add" that follows tries again and fails
+      return std::nullopt;
+    }
+    staged.target = wanted;
+    return staged;
   }
 
   // The plugin went away between "stage" and "add" (its ADD failed): the pod
@@ -738,6 +775,10 @@ struct Agent::Impl {
   // unless another ADD has attached it since.
   void Withdraw(const Staged& staged) {
     std::lock_guard lock(mu);
+    WithdrawLocked(staged);
+  }
+
+  void WithdrawLocked(const Staged& staged) {
     const auto it = local.find(staged.key);
     if (it == local.end() || it->second.owner.container_id != staged.owner.container_id ||
         it->second.owner.ifname != staged.owner.ifname) {
@@ -837,7 +878,7 @@ struct Agent::Impl {
           const Json request = Json::parse(*line, nullptr, false);
           if (request.is_object() && request.value("op", "") == "prepare" && api_client != nullptr) {
             const std::string ns = request.value("namespace", "");
-            prefetched = Prefetched{ns, ReadNamespacePolicies(ns)};
+            prefetched = Prefetch(ns);
           }
           line = next_line();
         }
@@ -847,7 +888,14 @@ struct Agent::Impl {
         if (line && line->find("\"stage\"") != std::string::npos) {
           const Json request = Json::parse(*line, nullptr, false);
           if (request.is_object() && request.value("op", "") == "stage") {
+            const auto attach_start = Clock::now();
             staged = Stage(request, std::move(prefetched));
+            const double attach_ms =
+                std::chrono::duration<double, std::milli>(Clock::now() - attach_start).count();
+            {
+              std::lock_guard lock(mu);
+              stats.last_attach_ms = attach_ms;
+            }
             prefetched.reset();
             line = next_line();
           }

@@ -65,6 +65,11 @@ struct AgentStats {
   double last_plan_ms = 0;             // of last_dataplane_ms: render and diff
   double last_send_ms = 0;             // of last_dataplane_ms: encode, kernel transaction
   uint64_t installed_elements = 0;     // nftables elements in force for the node's pods
+  // The last pod staged by the CNI plugin: its namespace's policies read from
+  // the API (started when the plugin announced the pod), and attaching it once
+  // its addresses came (the lock, the watch catching up with that read).
+  double last_policy_read_ms = 0;
+  double last_attach_ms = 0;
 };
 
 class Agent {

@@ -753,6 +753,8 @@ struct ApiServer::Impl {
             sink.done();
             return true;
           }
+          if (!events.empty() && options.watch_delay.count() > 0)
+            std::this_thread::sleep_for(options.watch_delay);
           for (const Event& e : events) {
             state->since = std::max(state->since, e.rv);
             if (matches(e.object) && !send(e.type, e.object)) return false;

@@ -21,6 +21,7 @@
 // only: clusterIP None).
 #pragma once
 
+#include <chrono>
 #include <memory>
 #include <string>
 #include <vector>
@@ -34,6 +35,9 @@ struct ApiServerOptions {
   int port = 0;                       // 0: any free port
   std::string database = ":memory:";  // SQLite file
   std::vector<std::string> nodes;     // node objects to serve (the lab's nodes)
+  // Watch events reach watchers this much after they happen: a lagging watch,
+  // for tests of what a client must not assume about it (start races).
+  std::chrono::milliseconds watch_delay{0};
 };
 
 class ApiServer {

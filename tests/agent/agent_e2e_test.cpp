@@ -369,5 +369,71 @@ TEST(AgentE2eTest, AStagedPodIsAttachedBeforeItsAddAndWithdrawnWhenTheAddDies) {
   EXPECT_EQ(Value(metrics, "netpol_agent_local_pods"), 1);
 }
 
+// The start race, as the plugin meets it: a policy is created, and at once a
+// pod it selects is staged and added, while the agent's watch lags 300 ms
+// behind the API. The agent attaches a staged pod before its start-race check
+// (so programming starts early), yet "add" must not be answered before the
+// policy is in force for the pod. Checked on the node's table the moment
+// "add" is answered.
+TEST(AgentE2eTest, AnAddIsAnsweredOnlyOnceAPolicyCreatedJustBeforeIsInForce) {
+  NETPOL_REQUIRE_E2E();
+  testing::PacketLab node;
+  ASSERT_TRUE(node.Up({{"198.18.7.40", ""}}).ok());
+  constexpr auto kLag = std::chrono::milliseconds(300);
+  auto server = lab::ApiServer::Start({.nodes = {"node-1"}, .watch_delay = kLag});
+  ASSERT_TRUE(server.ok()) << server.error().message();
+  auto api = kube::Client::Create(kube::Api((*server)->url()));
+  ASSERT_TRUE(api.ok());
+  ASSERT_TRUE(
+      (*api)->Request("POST", "/api/v1/namespaces", Json{{"metadata", {{"name", "shop"}}}}.dump()).ok());
+  const std::string dir = ::testing::TempDir() + "/" + node.prefix() + "-race";
+  std::filesystem::create_directories(dir + "/cni");
+  const int port = FreePort();
+  agent::AgentOptions options = OptionsFor(node, (*server)->url(), dir, port);
+  options.flow_logs = false;
+  RunningAgent agent(options);
+  const auto ready_by = Clock::now() + std::chrono::seconds(20);
+  while (Clock::now() < ready_by && HttpGet(port, "/readyz").first != 200) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  const auto isolated = [&] {
+    std::string out;
+    const std::string command = "ip netns exec " + node.node() + " nft list set inet netpol in_isolated_v4";
+    if (FILE* f = ::popen(command.c_str(), "r")) {
+      char buffer[4096];
+      size_t n = 0;
+      while ((n = std::fread(buffer, 1, sizeof(buffer), f)) > 0) out.append(buffer, n);
+      ::pclose(f);
+    }
+    return out;
+  };
+  for (int i = 0; i < 3; ++i) {
+    const std::string name = "race-" + std::to_string(i);
+    const std::string ip = "198.18.7." + std::to_string(50 + i);
+    ASSERT_TRUE(PostPod(**api, name, ip).ok());
+    std::this_thread::sleep_for(kLag * 2);  // the agent knows the pod (not isolated: no policy yet)
+    const Json policy = {
+        {"metadata", {{"name", "deny-" + name}}},
+        {"spec", {{"podSelector", {{"matchLabels", {{"app", name}}}}}, {"ingress", Json::array()}}}};
+    ASSERT_TRUE(
+        (*api)
+            ->Request("POST", "/apis/networking.k8s.io/v1/namespaces/shop/networkpolicies", policy.dump())
+            .ok());
+    const auto created = Clock::now();
+    const cni::PodRegistration reg{{"c-" + name, "eth0"},   "shop", name, "",
+                                   {*IpAddress::Parse(ip)}, "",     "",   true};
+    Result<cni::AgentConnection> connection = cni::AgentConnection::Open(options.socket_path);
+    ASSERT_TRUE(connection.ok()) << connection.error().message();
+    ASSERT_TRUE(connection->Announce("shop", name).ok());
+    ASSERT_TRUE(connection->Stage(reg).ok());
+    const Status confirmed = connection->Confirm("add", reg, std::chrono::milliseconds(10000));
+    ASSERT_TRUE(confirmed.ok()) << confirmed.error().message();
+    const auto elapsed = Clock::now() - created;
+    EXPECT_NE(isolated().find(ip), std::string::npos)
+        << name << ": \"add\" was answered before the policy created just before it isolated the pod";
+    EXPECT_GE(elapsed, kLag) << "answered before the lagging watch could have had the policy";
+  }
+}
+
 }  // namespace
 }  // namespace netpol
