@@ -124,6 +124,35 @@ void ExpectCommentsNameCurrentRules(const PodElements& elements, const std::stri
   }
 }
 
+// Applies `edits` to what a pod had (`installed`: removes must be present,
+// adds absent) and expects what rendering the pod whole gives, comments
+// naming rules the pod has now.
+void ExpectEditsGiveWholeRendering(PodElements installed, const PodEdits& edits, const std::string& name,
+                                   const policy::LocalPod& pod, const policy::NodeProgram& program,
+                                   uint64_t seed) {
+  for (const auto& [set, elements] : edits.removed) {
+    for (const auto& [element, origin] : elements) {
+      EXPECT_EQ(installed[set].erase(element), 1u) << "seed " << seed << ": removes absent " << element;
+    }
+  }
+  for (const auto& [set, elements] : edits.added) {
+    for (const auto& [element, origin] : elements) {
+      EXPECT_TRUE(installed[set].emplace(element, origin).second)
+          << "seed " << seed << ": adds present " << element;
+    }
+  }
+  std::erase_if(installed, [](const auto& entry) { return entry.second.empty(); });
+  const auto keys = [](const PodElements& e) {
+    std::map<std::string, std::vector<std::string>> out;
+    for (const auto& [set, elements] : e) {
+      for (const auto& [element, origin] : elements) out[set].push_back(element);
+    }
+    return out;
+  };
+  EXPECT_EQ(keys(installed), keys(RenderPod(name, pod, program, {}))) << "seed " << seed << " pod " << name;
+  ExpectCommentsNameCurrentRules(installed, name, pod, seed);
+}
+
 // Editing a pod by the peers it gained or lost (what updates do when only
 // peer sets change) ends exactly where rendering it whole does.
 TEST(RulesetTest, MemberChangeEqualsWholeRendering) {
@@ -170,30 +199,7 @@ TEST(RulesetTest, MemberChangeEqualsWholeRendering) {
         continue;
       }
       ++edited;
-      PodElements result = RenderPod(name, was->second, before, {});
-      for (const auto& [set, elements] : edits->removed) {
-        for (const auto& [element, origin] : elements) {
-          EXPECT_EQ(result[set].erase(element), 1u) << "seed " << seed << ": removes absent " << element;
-        }
-      }
-      for (const auto& [set, elements] : edits->added) {
-        for (const auto& [element, origin] : elements) {
-          EXPECT_TRUE(result[set].emplace(element, origin).second)
-              << "seed " << seed << ": adds present " << element;
-        }
-      }
-      std::erase_if(result, [](const auto& entry) { return entry.second.empty(); });
-      PodElements expected = RenderPod(name, pod, after, {});
-      // Same elements (comments: checked below to name current rules).
-      const auto keys = [](const PodElements& e) {
-        std::map<std::string, std::vector<std::string>> out;
-        for (const auto& [set, elements] : e) {
-          for (const auto& [element, origin] : elements) out[set].push_back(element);
-        }
-        return out;
-      };
-      EXPECT_EQ(keys(result), keys(expected)) << "seed " << seed << " pod " << name;
-      ExpectCommentsNameCurrentRules(result, name, pod, seed);
+      ExpectEditsGiveWholeRendering(RenderPod(name, was->second, before, {}), *edits, name, pod, after, seed);
     }
   }
   // Both paths ran, so the equivalence above says something.
@@ -257,28 +263,7 @@ TEST(RulesetTest, AllowanceChangeEqualsWholeRendering) {
         continue;
       }
       ++edited;
-      PodElements applied = result;
-      for (const auto& [set, elements] : edits->removed) {
-        for (const auto& [element, origin] : elements) {
-          EXPECT_EQ(applied[set].erase(element), 1u) << "seed " << seed << ": removes absent " << element;
-        }
-      }
-      for (const auto& [set, elements] : edits->added) {
-        for (const auto& [element, origin] : elements) {
-          EXPECT_TRUE(applied[set].emplace(element, origin).second)
-              << "seed " << seed << ": adds present " << element;
-        }
-      }
-      std::erase_if(applied, [](const auto& entry) { return entry.second.empty(); });
-      const auto keys = [](const PodElements& e) {
-        std::map<std::string, std::vector<std::string>> out;
-        for (const auto& [set, elements] : e) {
-          for (const auto& [element, origin] : elements) out[set].push_back(element);
-        }
-        return out;
-      };
-      EXPECT_EQ(keys(applied), keys(RenderPod(name, pod, after, {}))) << "seed " << seed << " pod " << name;
-      ExpectCommentsNameCurrentRules(applied, name, pod, seed);
+      ExpectEditsGiveWholeRendering(result, *edits, name, pod, after, seed);
     }
   }
   // Both paths ran, so the equivalence above says something.
