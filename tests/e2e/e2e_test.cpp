@@ -205,6 +205,12 @@ TEST_F(EnforcedLabTest, IncrementalUpdateEqualsRebuild) {
   EXPECT_GT(last_.added, 0u);
   EXPECT_TRUE(Reaches("198.18.7.11", "198.18.7.10")) << "the batch's allow elements are in force";
   EXPECT_FALSE(Reaches("198.18.7.12", "198.18.7.10"));
+  // The batch's elements carry their comments as nft writes them.
+  const auto listed = backend_->Show();
+  ASSERT_TRUE(listed.ok());
+  EXPECT_NE(listed->find("198.18.7.10 . 198.18.7.11 . tcp . 3306 comment \"default/db ingress[0]\""),
+            std::string::npos)
+      << *listed;
   const auto incremental = backend_->Observe();
   ASSERT_TRUE(backend_->Remove().ok());
   Enforce(kAllowWebToDb);  // from scratch

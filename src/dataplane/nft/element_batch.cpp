@@ -174,15 +174,25 @@ Status ElementBatcher::Send(const std::vector<ElementEdit>& edits,
   std::vector<std::pair<std::unique_ptr<nftnl_set, SetDeleter>, bool>> groups;
   size_t bytes = 64 * 1024;
   size_t per_message = 0;
+  // Edits come grouped by set: the set's layout is looked up once per run.
+  const std::string* current_set = nullptr;
+  const NftSet* current_layout = nullptr;
+  const std::string* udata_origin = nullptr;
+  std::string udata_bytes;
   for (const ElementEdit& e : edits) {
-    const auto it = layout.find(e.set);
-    if (it == layout.end() || it->second.interval)
-      return Internal("set " + e.set + " cannot be sent as a batch");
-    NETPOL_ASSIGN_OR_RETURN(const std::vector<uint8_t> key, EncodeKey(it->second.type, e.element), "batch");
+    const bool new_set = current_set == nullptr || *current_set != e.set;
+    if (new_set) {
+      const auto it = layout.find(e.set);
+      if (it == layout.end() || it->second.interval)
+        return Internal("set " + e.set + " cannot be sent as a batch");
+      current_set = &e.set;
+      current_layout = &it->second;
+    }
+    NETPOL_ASSIGN_OR_RETURN(const std::vector<uint8_t> key, EncodeKey(current_layout->type, e.element),
+                            "batch");
     // A new message per set and operation, and every kMaxPerMessage elements.
     constexpr size_t kMaxPerMessage = 512;
-    if (groups.empty() || groups.back().second != e.add || per_message == kMaxPerMessage ||
-        std::string(nftnl_set_get_str(groups.back().first.get(), NFTNL_SET_NAME)) != e.set) {
+    if (groups.empty() || groups.back().second != e.add || per_message == kMaxPerMessage || new_set) {
       per_message = 0;
       std::unique_ptr<nftnl_set, SetDeleter> set(nftnl_set_alloc());
       nftnl_set_set_str(set.get(), NFTNL_SET_TABLE, kTableName);
@@ -192,12 +202,17 @@ Status ElementBatcher::Send(const std::vector<ElementEdit>& edits,
     nftnl_set_elem* elem = nftnl_set_elem_alloc();
     nftnl_set_elem_set(elem, NFTNL_SET_ELEM_KEY, key.data(), static_cast<uint32_t>(key.size()));
     if (e.add) {
-      // The comment, as nft stores it: a udata TLV on the element.
-      nftnl_udata_buf* udata = nftnl_udata_buf_alloc(NFT_USERDATA_MAXLEN);
-      nftnl_udata_put_strz(udata, NFTNL_UDATA_SET_ELEM_COMMENT, CommentText(e.origin).c_str());
-      nftnl_set_elem_set(elem, NFTNL_SET_ELEM_USERDATA, nftnl_udata_buf_data(udata),
-                         nftnl_udata_buf_len(udata));
-      nftnl_udata_buf_free(udata);
+      // The comment, as nft stores it: a udata TLV on the element (built once
+      // per run of elements from one rule; libnftnl copies it).
+      if (udata_origin == nullptr || *udata_origin != e.origin) {
+        nftnl_udata_buf* udata = nftnl_udata_buf_alloc(NFT_USERDATA_MAXLEN);
+        nftnl_udata_put_strz(udata, NFTNL_UDATA_SET_ELEM_COMMENT, CommentText(e.origin).c_str());
+        udata_bytes.assign(static_cast<const char*>(nftnl_udata_buf_data(udata)), nftnl_udata_buf_len(udata));
+        nftnl_udata_buf_free(udata);
+        udata_origin = &e.origin;
+      }
+      nftnl_set_elem_set(elem, NFTNL_SET_ELEM_USERDATA, udata_bytes.data(),
+                         static_cast<uint32_t>(udata_bytes.size()));
     }
     nftnl_set_elem_add(groups.back().first.get(), elem);
     ++per_message;

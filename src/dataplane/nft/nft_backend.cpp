@@ -325,7 +325,7 @@ Result<NftBackend::Change> NftBackend::Prepare(const policy::NodeProgram& progra
   }
   for (const std::string& name : delta.added) {
     PodElements now = RenderPod(name, program.pods.at(name), program, options_.nft);
-    diff({}, now);
+    record(now, true);  // a new pod: every element is added
     change.rendered[name] = InstalledPod::From(std::move(now));
   }
   change.edits = std::move(edits);
