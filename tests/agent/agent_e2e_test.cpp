@@ -116,28 +116,40 @@ Status PostPod(kube::Client& api, const std::string& name, const std::string& ip
   return Ok();
 }
 
+// The lab API server with a namespace "shop", and a client of it.
+struct ShopApi {
+  std::unique_ptr<lab::ApiServer> server;
+  std::unique_ptr<kube::Client> client;
+};
+Result<ShopApi> StartShopApi(const lab::ApiServerOptions& options = {.nodes = {"node-1"}}) {
+  Result<std::unique_ptr<lab::ApiServer>> server = lab::ApiServer::Start(options);
+  if (!server) return std::move(server).error();
+  Result<std::unique_ptr<kube::Client>> client = kube::Client::Create(kube::Api((*server)->url()));
+  if (!client) return std::move(client).error();
+  const Result<Json> shop =
+      (*client)->Request("POST", "/api/v1/namespaces", Json{{"metadata", {{"name", "shop"}}}}.dump());
+  if (!shop) return shop.error();
+  return ShopApi{std::move(*server), std::move(*client)};
+}
+
 TEST(AgentE2eTest, ServesHealthReadinessAndMetricsCountingDeniedConnections) {
   NETPOL_REQUIRE_E2E();
   testing::PacketLab node;
   ASSERT_TRUE(node.Up({{"198.18.7.10", ""}, {"198.18.7.11", ""}}).ok());
   ASSERT_TRUE(node.Serve({{api::Protocol::kTCP, 8080}}).ok());
-  auto server = lab::ApiServer::Start({.nodes = {"node-1"}});
-  ASSERT_TRUE(server.ok()) << server.error().message();
-  auto api = kube::Client::Create(kube::Api((*server)->url()));
-  ASSERT_TRUE(api.ok());
-  ASSERT_TRUE(
-      (*api)->Request("POST", "/api/v1/namespaces", Json{{"metadata", {{"name", "shop"}}}}.dump()).ok());
+  Result<ShopApi> api = StartShopApi();
+  ASSERT_TRUE(api.ok()) << api.error().message();
   const std::string dir = ::testing::TempDir() + "/" + node.prefix() + "-agent";
   std::filesystem::create_directories(dir + "/cni");
   for (const auto& [name, ip] : {std::pair{"web", "198.18.7.10"}, std::pair{"db", "198.18.7.11"}}) {
-    ASSERT_TRUE(PostPod(**api, name, ip).ok());
+    ASSERT_TRUE(PostPod(*api->client, name, ip).ok());
     // Registered as netpol-cni registers a chained pod (its interface is not ours).
     cni::PodRegistration reg{
         {std::string("c-") + name, "eth0"}, "shop", name, "", {*IpAddress::Parse(ip)}, "", "", true};
     ASSERT_TRUE(cni::Register(dir + "/cni", reg).ok());
   }
   const int port = FreePort();
-  agent::AgentOptions options = OptionsFor(node, (*server)->url(), dir, port);
+  agent::AgentOptions options = OptionsFor(node, api->server->url(), dir, port);
   options.flow_logs_allowed = true;
   RunningAgent agent(options);
 
@@ -157,9 +169,9 @@ TEST(AgentE2eTest, ServesHealthReadinessAndMetricsCountingDeniedConnections) {
   const Json deny = {
       {"metadata", {{"name", "db-deny"}}},
       {"spec", {{"podSelector", {{"matchLabels", {{"app", "db"}}}}}, {"policyTypes", {"Ingress"}}}}};
-  ASSERT_TRUE((*api)
-                  ->Request("POST", "/apis/networking.k8s.io/v1/namespaces/shop/networkpolicies", deny.dump())
-                  .ok());
+  ASSERT_TRUE(
+      api->client->Request("POST", "/apis/networking.k8s.io/v1/namespaces/shop/networkpolicies", deny.dump())
+          .ok());
   while (Clock::now() < deadline + std::chrono::seconds(10) && agent->stats().programs == before) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
@@ -194,8 +206,7 @@ TEST(AgentE2eTest, ServesHealthReadinessAndMetricsCountingDeniedConnections) {
                          {{{"from", {{{"podSelector", {{"matchLabels", {{"app", "web"}}}}}}}},
                            {"ports", {{{"port", 8080}}}}}}}}}};
   ASSERT_TRUE(
-      (*api)
-          ->Request("POST", "/apis/networking.k8s.io/v1/namespaces/shop/networkpolicies", allow.dump())
+      api->client->Request("POST", "/apis/networking.k8s.io/v1/namespaces/shop/networkpolicies", allow.dump())
           .ok());
   const auto programmed_by = Clock::now() + std::chrono::seconds(10);
   while (Clock::now() < programmed_by && agent->stats().programs == programs) {
@@ -287,17 +298,13 @@ TEST(AgentE2eTest, AStagedPodIsAttachedBeforeItsAddAndWithdrawnWhenTheAddDies) {
   NETPOL_REQUIRE_E2E();
   testing::PacketLab node;
   ASSERT_TRUE(node.Up({{"198.18.7.30", ""}}).ok());
-  auto server = lab::ApiServer::Start({.nodes = {"node-1"}});
-  ASSERT_TRUE(server.ok()) << server.error().message();
-  auto api = kube::Client::Create(kube::Api((*server)->url()));
-  ASSERT_TRUE(api.ok());
-  ASSERT_TRUE(
-      (*api)->Request("POST", "/api/v1/namespaces", Json{{"metadata", {{"name", "shop"}}}}.dump()).ok());
-  ASSERT_TRUE(PostPod(**api, "web", "198.18.7.30").ok());
+  Result<ShopApi> api = StartShopApi();
+  ASSERT_TRUE(api.ok()) << api.error().message();
+  ASSERT_TRUE(PostPod(*api->client, "web", "198.18.7.30").ok());
   const std::string dir = ::testing::TempDir() + "/" + node.prefix() + "-stage";
   std::filesystem::create_directories(dir + "/cni");
   const int port = FreePort();
-  agent::AgentOptions options = OptionsFor(node, (*server)->url(), dir, port);
+  agent::AgentOptions options = OptionsFor(node, api->server->url(), dir, port);
   options.flow_logs = false;
   RunningAgent agent(options);
   const auto local_pods = [&] { return Value(HttpGet(port, "/metrics").second, "netpol_agent_local_pods"); };
@@ -380,16 +387,12 @@ TEST(AgentE2eTest, AnAddIsAnsweredOnlyOnceAPolicyCreatedJustBeforeIsInForce) {
   testing::PacketLab node;
   ASSERT_TRUE(node.Up({{"198.18.7.40", ""}}).ok());
   constexpr auto kLag = std::chrono::milliseconds(300);
-  auto server = lab::ApiServer::Start({.nodes = {"node-1"}, .watch_delay = kLag});
-  ASSERT_TRUE(server.ok()) << server.error().message();
-  auto api = kube::Client::Create(kube::Api((*server)->url()));
-  ASSERT_TRUE(api.ok());
-  ASSERT_TRUE(
-      (*api)->Request("POST", "/api/v1/namespaces", Json{{"metadata", {{"name", "shop"}}}}.dump()).ok());
+  Result<ShopApi> api = StartShopApi({.nodes = {"node-1"}, .watch_delay = kLag});
+  ASSERT_TRUE(api.ok()) << api.error().message();
   const std::string dir = ::testing::TempDir() + "/" + node.prefix() + "-race";
   std::filesystem::create_directories(dir + "/cni");
   const int port = FreePort();
-  agent::AgentOptions options = OptionsFor(node, (*server)->url(), dir, port);
+  agent::AgentOptions options = OptionsFor(node, api->server->url(), dir, port);
   options.flow_logs = false;
   RunningAgent agent(options);
   const auto ready_by = Clock::now() + std::chrono::seconds(20);
@@ -410,13 +413,13 @@ TEST(AgentE2eTest, AnAddIsAnsweredOnlyOnceAPolicyCreatedJustBeforeIsInForce) {
   for (int i = 0; i < 3; ++i) {
     const std::string name = "race-" + std::to_string(i);
     const std::string ip = "198.18.7." + std::to_string(50 + i);
-    ASSERT_TRUE(PostPod(**api, name, ip).ok());
+    ASSERT_TRUE(PostPod(*api->client, name, ip).ok());
     std::this_thread::sleep_for(kLag * 2);  // the agent knows the pod (not isolated: no policy yet)
     const Json policy = {
         {"metadata", {{"name", "deny-" + name}}},
         {"spec", {{"podSelector", {{"matchLabels", {{"app", name}}}}}, {"ingress", Json::array()}}}};
     ASSERT_TRUE(
-        (*api)
+        api->client
             ->Request("POST", "/apis/networking.k8s.io/v1/namespaces/shop/networkpolicies", policy.dump())
             .ok());
     const auto created = Clock::now();
