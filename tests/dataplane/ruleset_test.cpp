@@ -108,6 +108,14 @@ TEST(RulesetTest, PerPodRenderingEqualsWhole) {
   }
 }
 
+// Every pod of `engine` on this node, each with an interface of its own.
+std::map<std::string, std::string> EveryPodLocal(const policy::Engine& engine) {
+  std::map<std::string, std::string> local;
+  for (const policy::PodId id : engine.Pods())
+    local[engine.pod(id).FullName()] = "veth-" + engine.pod(id).FullName();
+  return local;
+}
+
 // Every element's comment names the pod (its own elements) or one of the
 // rules it has now: never a rule that is gone.
 void ExpectCommentsNameCurrentRules(const PodElements& elements, const std::string& name,
@@ -169,9 +177,7 @@ TEST(RulesetTest, MemberChangeEqualsWholeRendering) {
     if (pods.size() < 2) continue;
     policy::Engine engine;
     for (const auto& o : objects) engine.Apply(o);
-    std::map<std::string, std::string> local;
-    for (const policy::PodId id : engine.Pods())
-      local[engine.pod(id).FullName()] = "veth-" + engine.pod(id).FullName();
+    const std::map<std::string, std::string> local = EveryPodLocal(engine);
     const policy::NodeProgram before = policy::CompileNode(engine, local);
     // One change a peer set sees: a pod appears, goes, or takes another's labels.
     api::Pod changed = *pods[choices.Next(static_cast<uint32_t>(pods.size()))];
@@ -222,9 +228,7 @@ TEST(RulesetTest, AllowanceChangeEqualsWholeRendering) {
     if (policies.size() < 2) continue;
     policy::Engine engine;
     for (const auto& o : objects) engine.Apply(o);
-    std::map<std::string, std::string> local;
-    for (const policy::PodId id : engine.Pods())
-      local[engine.pod(id).FullName()] = "veth-" + engine.pod(id).FullName();
+    const std::map<std::string, std::string> local = EveryPodLocal(engine);
     const policy::NodeProgram before = policy::CompileNode(engine, local);
     // One change to the allowances: a policy goes, comes (another's copy
     // under a new name), or takes another's rules.
