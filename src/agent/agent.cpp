@@ -756,6 +756,7 @@ struct Agent::Impl {
     const Json registration = request.value("registration", Json::object());
     Result<cni::PodRegistration> reg = cni::DecodeRegistration(registration.dump());
     if (!reg) return std::nullopt;  // the "add" that follows gets the error
+    const auto start = Clock::now();
     Staged staged{registration, PodKey(reg->pod_namespace, reg->pod_name), reg->owner, 0, std::nullopt};
     std::unique_lock lock(mu);
     AttachLocked(*reg, &staged.replaced);
@@ -767,6 +768,7 @@ struct Agent::Impl {
       return std::nullopt;
     }
     staged.target = wanted;
+    stats.last_attach_ms = std::chrono::duration<double, std::milli>(Clock::now() - start).count();
     return staged;
   }
 
@@ -888,14 +890,7 @@ struct Agent::Impl {
         if (line && line->find("\"stage\"") != std::string::npos) {
           const Json request = Json::parse(*line, nullptr, false);
           if (request.is_object() && request.value("op", "") == "stage") {
-            const auto attach_start = Clock::now();
             staged = Stage(request, std::move(prefetched));
-            const double attach_ms =
-                std::chrono::duration<double, std::milli>(Clock::now() - attach_start).count();
-            {
-              std::lock_guard lock(mu);
-              stats.last_attach_ms = attach_ms;
-            }
             prefetched.reset();
             line = next_line();
           }

@@ -648,7 +648,7 @@ struct ApiServer::Impl {
     };
     if (req.get_param_value("labelSelector").empty() && fields.empty()) {
       // Nothing to filter: read only the page from the store.
-      Store::Page read = store->ListPage(r.plural, route.ns, after, limit > 0 ? limit : SIZE_MAX >> 2);
+      Store::Page read = store->ListPage(r.plural, route.ns, after, limit);
       page = std::move(read.items);
       remaining = read.remaining;
       rv = read.rv;

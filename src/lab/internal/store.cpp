@@ -184,25 +184,25 @@ Store::Page Store::ListPage(const std::string& resource, const std::string& ns,
   // objects created or deleted between pages shift nothing.
   const std::string where = std::string("WHERE resource = ?1") + (ns.empty() ? "" : " AND ns = ?4") +
                             " AND (ns > ?2 OR (ns = ?2 AND name > ?3))";
+  const auto bind_where = [&](Statement& st, const std::pair<std::string, std::string>& from) {
+    st.Bind(1, resource);
+    st.Bind(2, from.first);
+    st.Bind(3, from.second);
+    if (!ns.empty()) st.Bind(4, ns);
+  };
   Page page;
   page.rv = rv_;
   Statement list(db_,
                  ("SELECT ns, name, body FROM objects " + where + " ORDER BY ns, name LIMIT ?5").c_str());
-  list.Bind(1, resource);
-  list.Bind(2, after.first);
-  list.Bind(3, after.second);
-  if (!ns.empty()) list.Bind(4, ns);
-  list.Bind(5, static_cast<int64_t>(limit));
+  bind_where(list, after);
+  list.Bind(5, limit == 0 ? int64_t{-1} : static_cast<int64_t>(limit));  // -1: no limit
   std::pair<std::string, std::string> last = after;
   while (sqlite3_step(list.get()) == SQLITE_ROW) {
     last = {list.Text(0), list.Text(1)};
     page.items.push_back(Json::parse(list.Text(2)));
   }
   Statement count(db_, ("SELECT COUNT(*) FROM objects " + where).c_str());
-  count.Bind(1, resource);
-  count.Bind(2, last.first);
-  count.Bind(3, last.second);
-  if (!ns.empty()) count.Bind(4, ns);
+  bind_where(count, last);
   if (sqlite3_step(count.get()) == SQLITE_ROW)
     page.remaining = static_cast<size_t>(sqlite3_column_int64(count.get(), 0));
   return page;

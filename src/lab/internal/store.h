@@ -56,7 +56,7 @@ class Store {
   // Every object of a resource ("" namespace: all namespaces), in name order,
   // and the resourceVersion the list is current at.
   std::pair<std::vector<Json>, uint64_t> List(const std::string& resource, const std::string& ns);
-  // At most `limit` objects of a resource after the object `after` (a
+  // At most `limit` (0: every) objects of a resource after the object `after` (a
   // namespace and name; both empty: from the start), in (namespace, name)
   // order: only those are read and parsed. With the resourceVersion and how
   // many objects come after the page.
