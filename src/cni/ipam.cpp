@@ -8,9 +8,8 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <optional>
-#include <sstream>
+#include <set>
 #include <string_view>
 
 namespace netpol::cni {
@@ -54,15 +53,15 @@ class DirectoryLock {
 Status WriteAtomically(const std::string& path, const std::string& content) {
   const std::string temp =
       fs::path(path).parent_path().string() + "/.tmp-" + fs::path(path).filename().string();
-  {
-    std::ofstream out(temp, std::ios::trunc);
-    out << content;
-    out.flush();
-    if (!out) return PermissionDenied("cannot write " + temp);
-  }
-  std::error_code ec;
-  fs::rename(temp, path, ec);
-  if (ec) return PermissionDenied("cannot rename " + temp + " to " + path + ": " + ec.message());
+  const int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return PermissionDenied("cannot create " + temp + ": " + std::strerror(errno));
+  const ssize_t n = ::write(fd, content.data(), content.size());
+  const int err = errno;
+  ::close(fd);
+  if (n != static_cast<ssize_t>(content.size()))
+    return PermissionDenied("cannot write " + temp + ": " + std::strerror(n < 0 ? err : EIO));
+  if (::rename(temp.c_str(), path.c_str()) != 0)
+    return PermissionDenied("cannot rename " + temp + " to " + path + ": " + std::strerror(errno));
   return Ok();
 }
 
@@ -95,6 +94,40 @@ std::string LastFile(size_t range) {
   return "last_reserved." + std::to_string(range);
 }
 
+// The owner's index file: the addresses it holds, one per line, so that a
+// repeated ADD finds them without reading every allocation. Named by the
+// owner's bytes in hex (a container id or interface name may hold any byte
+// but NUL); "" when that name would be too long for the filesystem, and the
+// allocator then reads every allocation instead.
+std::string OwnerFile(const Owner& owner) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string name = "owner.";
+  const auto put = [&](const std::string& bytes) {
+    for (const char c : bytes) {
+      const auto b = static_cast<unsigned char>(c);
+      name += kHex[b >> 4];
+      name += kHex[b & 15];
+    }
+  };
+  put(owner.container_id);
+  name += '.';
+  put(owner.ifname);
+  return name.size() <= 250 ? name : "";
+}
+
+// The whole content of a small file; nullopt when it cannot be read.
+std::optional<std::string> ReadSmallFile(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return std::nullopt;
+  char buffer[4096];
+  const ssize_t n = ::read(fd, buffer, sizeof(buffer));
+  ::close(fd);
+  if (n < 0) return std::nullopt;
+  return std::string(buffer, static_cast<size_t>(n));
+}
+
+bool Exists(const std::string& path) { return ::access(path.c_str(), F_OK) == 0; }
+
 }  // namespace
 
 bool Allocatable(const IpPrefix& range, const IpAddress& ip) {
@@ -122,14 +155,8 @@ Result<std::vector<Allocation>> Ipam::ListLocked() {
     const std::string name = entry.path().filename().string();
     const Result<IpAddress> ip = IpAddress::Parse(name);
     if (!ip) continue;  // the lock, last_reserved.*, temporary files
-    // open/read, not a stream: this runs for every allocation on every ADD.
-    char buffer[4096];  // a container id and an interface name
-    ssize_t n = -1;
-    if (const int fd = ::open(entry.path().c_str(), O_RDONLY | O_CLOEXEC); fd >= 0) {
-      n = ::read(fd, buffer, sizeof(buffer));
-      ::close(fd);
-    }
-    const std::string_view text(buffer, static_cast<size_t>(std::max<ssize_t>(n, 0)));
+    const std::string content = ReadSmallFile(entry.path().string()).value_or("");
+    const std::string_view text(content);
     const size_t first = text.find('\n');
     const size_t second = first == std::string_view::npos ? first : text.find('\n', first + 1);
     Allocation a{*ip, {}};
@@ -148,44 +175,86 @@ Result<std::vector<Allocation>> Ipam::List() {
   return ListLocked();
 }
 
+std::optional<std::vector<IpAddress>> Ipam::HeldLocked(const Owner& owner, const std::string& owner_file) {
+  const std::optional<std::string> index = ReadSmallFile(directory_ + "/" + owner_file);
+  if (!index) return std::nullopt;
+  std::vector<std::optional<IpAddress>> per_range(ranges_.size());
+  std::string_view rest(*index);
+  while (!rest.empty()) {
+    const size_t end = rest.find('\n');
+    const std::string line(rest.substr(0, end));
+    rest = end == std::string_view::npos ? std::string_view() : rest.substr(end + 1);
+    const Result<IpAddress> ip = IpAddress::Parse(line);
+    if (!ip) continue;
+    // Still the owner's? (A release killed half way leaves the index behind.)
+    const std::optional<std::string> held = ReadSmallFile(directory_ + "/" + ip->ToString());
+    if (!held || *held != owner.container_id + "\n" + owner.ifname + "\n") return std::nullopt;
+    for (size_t r = 0; r < ranges_.size(); ++r) {
+      if (ranges_[r].Contains(*ip) && !per_range[r]) per_range[r] = *ip;
+    }
+  }
+  std::vector<IpAddress> out;
+  for (const std::optional<IpAddress>& ip : per_range) {
+    if (!ip) return std::nullopt;
+    out.push_back(*ip);
+  }
+  return out;
+}
+
 Result<std::vector<IpAddress>> Ipam::Allocate(const Owner& owner) {
   NETPOL_ASSIGN_OR_RETURN(DirectoryLock lock, DirectoryLock::Acquire(directory_), "allocating");
-  NETPOL_ASSIGN_OR_RETURN(std::vector<Allocation> taken, ListLocked(), "allocating");
+  const std::string owner_file = OwnerFile(owner);
+  // The owner's index answers a repeated ADD, and its absence a new owner,
+  // without reading every allocation. An index that does not match the
+  // allocations (a plugin killed half way) sends this to reading them all.
+  std::optional<std::vector<Allocation>> taken;
+  if (owner_file.empty() || Exists(directory_ + "/" + owner_file)) {
+    if (!owner_file.empty()) {
+      if (std::optional<std::vector<IpAddress>> held = HeldLocked(owner, owner_file)) return *held;
+    }
+    NETPOL_ASSIGN_OR_RETURN(taken, ListLocked(), "allocating");
+  }
   std::vector<IpAddress> out;
   for (size_t r = 0; r < ranges_.size(); ++r) {
     const IpPrefix& range = ranges_[r];
-    const auto mine = std::find_if(taken.begin(), taken.end(), [&](const Allocation& a) {
-      return a.owner == owner && range.Contains(a.address);
-    });
-    if (mine != taken.end()) {
-      out.push_back(mine->address);
-      continue;
+    if (taken) {
+      const auto mine = std::find_if(taken->begin(), taken->end(), [&](const Allocation& a) {
+        return a.owner == owner && range.Contains(a.address);
+      });
+      if (mine != taken->end()) {
+        out.push_back(mine->address);
+        continue;
+      }
     }
     // Start after the last address handed out; wrap once around the range.
     IpAddress start = Next(range.address());
-    {
-      std::ifstream in(directory_ + "/" + LastFile(r));
-      std::string text;
-      if (std::getline(in, text)) {
-        if (const Result<IpAddress> last = IpAddress::Parse(text); last && range.Contains(*last))
-          start = Next(*last);
-      }
+    if (const std::optional<std::string> hint = ReadSmallFile(directory_ + "/" + LastFile(r))) {
+      const std::string text = hint->substr(0, hint->find_first_of(" \n"));
+      if (const Result<IpAddress> last = IpAddress::Parse(text); last && range.Contains(*last))
+        start = Next(*last);
     }
     if (!range.Contains(start)) start = Next(range.address());
     std::optional<IpAddress> found;
-    IpAddress candidate = start;
-    // Bounded: at most the whole range (capped, so a /64 cannot spin forever).
-    constexpr uint64_t kMaxProbes = uint64_t{1} << 24;
-    for (uint64_t probe = 0; probe < kMaxProbes; ++probe) {
-      if (Allocatable(range, candidate) && std::none_of(taken.begin(), taken.end(), [&](const Allocation& a) {
-            return a.address == candidate;
-          })) {
-        found = candidate;
-        break;
+    if (!taken && Allocatable(range, start) && !Exists(directory_ + "/" + start.ToString())) {
+      found = start;  // the usual case: the one after the last handed out is free
+    } else {
+      if (!taken) {
+        NETPOL_ASSIGN_OR_RETURN(taken, ListLocked(), "allocating");
       }
-      candidate = Next(candidate);
-      if (!range.Contains(candidate)) candidate = Next(range.address());
-      if (candidate == start) break;
+      IpAddress candidate = start;
+      // Bounded: at most the whole range (capped, so a /64 cannot spin forever).
+      constexpr uint64_t kMaxProbes = uint64_t{1} << 24;
+      for (uint64_t probe = 0; probe < kMaxProbes; ++probe) {
+        if (Allocatable(range, candidate) && std::none_of(taken->begin(), taken->end(), [&](const Allocation& a) {
+              return a.address == candidate;
+            })) {
+          found = candidate;
+          break;
+        }
+        candidate = Next(candidate);
+        if (!range.Contains(candidate)) candidate = Next(range.address());
+        if (candidate == start) break;
+      }
     }
     if (!found) return Unavailable("no free address left in " + range.ToString());
     NETPOL_RETURN_IF_ERROR(WriteAtomically(directory_ + "/" + found->ToString(),
@@ -193,8 +262,16 @@ Result<std::vector<IpAddress>> Ipam::Allocate(const Owner& owner) {
                            "recording allocation");
     NETPOL_RETURN_IF_ERROR(OverwriteHint(directory_ + "/" + LastFile(r), found->ToString()),
                            "recording allocation");
-    taken.push_back({*found, owner});
+    if (taken) taken->push_back({*found, owner});
     out.push_back(*found);
+  }
+  // The index after the allocations it names: a plugin killed in between
+  // leaves allocations without an index, which DEL and GC find by reading
+  // every allocation.
+  if (!owner_file.empty()) {
+    std::string index;
+    for (const IpAddress& ip : out) index += ip.ToString() + "\n";
+    NETPOL_RETURN_IF_ERROR(WriteAtomically(directory_ + "/" + owner_file, index), "recording allocation");
   }
   return out;
 }
@@ -207,6 +284,13 @@ Status Ipam::Release(const Owner& owner) {
     std::error_code ec;
     fs::remove(directory_ + "/" + a.address.ToString(), ec);
     if (ec) return PermissionDenied("cannot release " + a.address.ToString() + ": " + ec.message());
+  }
+  // The index last: one left by a release killed half way names addresses
+  // that are no longer the owner's, which Allocate checks.
+  if (const std::string owner_file = OwnerFile(owner); !owner_file.empty()) {
+    std::error_code ec;
+    fs::remove(directory_ + "/" + owner_file, ec);
+    if (ec) return PermissionDenied("cannot remove " + owner_file + ": " + ec.message());
   }
   return Ok();
 }
@@ -222,6 +306,18 @@ Result<std::vector<Allocation>> Ipam::Retain(const std::vector<Owner>& valid) {
     if (ec) return PermissionDenied("cannot release " + a.address.ToString() + ": " + ec.message());
     released.push_back(a);
   }
+  // Every index but the valid owners' (also those a killed release left).
+  std::set<std::string> keep;
+  for (const Owner& owner : valid) keep.insert(OwnerFile(owner));
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(directory_, ec)) {
+    const std::string name = entry.path().filename().string();
+    if (!name.starts_with("owner.") || keep.contains(name)) continue;
+    std::error_code removed;
+    fs::remove(entry.path(), removed);
+    if (removed) return PermissionDenied("cannot remove " + name + ": " + removed.message());
+  }
+  if (ec) return PermissionDenied("cannot read IPAM directory " + directory_ + ": " + ec.message());
   return released;
 }
 

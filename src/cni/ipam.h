@@ -9,11 +9,16 @@
 // (container id and interface), written under an exclusive lock on the
 // directory's lock file: concurrent ADDs never hand out one address twice. A
 // plugin killed mid-ADD leaves at most a file naming its owner, which the
-// runtime's DEL (or GC with the valid attachments) removes. Allocation resumes
+// runtime's DEL (or GC with the valid attachments) removes. Each owner also
+// has an index file naming its addresses, written after them: an ADD checks
+// it, and the file after the last address handed out, instead of reading
+// every allocation (it reads them all only when those disagree or are taken).
+// Allocation resumes
 // after the last address handed out, so a released address is not reused at
 // once (a late packet to an old pod does not reach a new one).
 #pragma once
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -51,6 +56,9 @@ class Ipam {
   Ipam(std::string directory, std::vector<IpPrefix> ranges)
       : directory_(std::move(directory)), ranges_(std::move(ranges)) {}
   Result<std::vector<Allocation>> ListLocked();
+  // What the owner's index file names, one per range, when the allocations
+  // agree; nullopt otherwise.
+  std::optional<std::vector<IpAddress>> HeldLocked(const Owner& owner, const std::string& owner_file);
 
   std::string directory_;
   std::vector<IpPrefix> ranges_;

@@ -104,6 +104,61 @@ TEST_F(IpamTest, RetainReleasesEveryOwnerNotListed) {
   EXPECT_EQ((*left)[0].owner.container_id, "b");
 }
 
+// Each owner's index file lets an ADD skip reading every allocation; the
+// allocations stay the truth: an index that disagrees with them is ignored,
+// and allocations without one (a plugin killed before writing it) are still
+// found by a repeated ADD's fallback, DEL and GC.
+TEST_F(IpamTest, TheOwnerIndexIsCheckedAgainstTheAllocations) {
+  Ipam ipam = Open({"198.18.1.0/24"});
+  const auto a = ipam.Allocate({"a", "eth0"});
+  const auto b = ipam.Allocate({"b", "eth0"});
+  ASSERT_TRUE(a.ok() && b.ok());
+  std::vector<std::string> indexes;
+  for (const auto& entry : fs::directory_iterator(dir_)) {
+    if (entry.path().filename().string().starts_with("owner.")) indexes.push_back(entry.path().string());
+  }
+  ASSERT_EQ(indexes.size(), 2u);
+  // Point a's index at b's address: a does not get b's address.
+  for (const std::string& index : indexes) {
+    std::ifstream in(index);
+    std::string line;
+    std::getline(in, line);
+    if (line == (*a)[0].ToString()) {
+      in.close();
+      std::ofstream(index) << (*b)[0].ToString() << "\n";
+    }
+  }
+  EXPECT_EQ(*ipam.Allocate({"a", "eth0"}), *a) << "found by reading the allocations";
+  // Release removes the owner's index with its addresses; GC every index but the valid owners'.
+  ASSERT_TRUE(ipam.Release({"a", "eth0"}).ok());
+  std::ofstream(dir_ + "/owner.6767.657468") << "198.18.1.77\n";  // a leftover for owner "gg"
+  ASSERT_TRUE(ipam.Retain({{"b", "eth0"}}).ok());
+  std::vector<std::string> left;
+  for (const auto& entry : fs::directory_iterator(dir_)) {
+    if (entry.path().filename().string().starts_with("owner.")) left.push_back(entry.path().string());
+  }
+  EXPECT_EQ(left.size(), 1u) << "only b's index is left";
+  EXPECT_EQ(*ipam.Allocate({"b", "eth0"}), *b);
+}
+
+TEST_F(IpamTest, AllocationsWithoutTheirIndexAreStillReleased) {
+  Ipam ipam = Open({"198.18.1.0/24", "2001:2:0:1::/64"});
+  ASSERT_TRUE(ipam.Allocate({"killed", "eth0"}).ok());
+  for (const auto& entry : fs::directory_iterator(dir_)) {
+    if (entry.path().filename().string().starts_with("owner.")) fs::remove(entry.path());
+  }
+  ASSERT_TRUE(ipam.Release({"killed", "eth0"}).ok());
+  EXPECT_TRUE(ipam.List()->empty());
+  ASSERT_TRUE(ipam.Allocate({"killed", "eth1"}).ok());
+  for (const auto& entry : fs::directory_iterator(dir_)) {
+    if (entry.path().filename().string().starts_with("owner.")) fs::remove(entry.path());
+  }
+  const auto released = ipam.Retain({});
+  ASSERT_TRUE(released.ok());
+  EXPECT_EQ(released->size(), 2u);
+  EXPECT_TRUE(ipam.List()->empty());
+}
+
 TEST_F(IpamTest, ConcurrentAllocatorsNeverShareAnAddress) {
   constexpr int kThreads = 8;
   constexpr int kEach = 25;
