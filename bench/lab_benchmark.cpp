@@ -225,6 +225,7 @@ int Main(const std::string& bin) {
     std::vector<Clock::time_point> add_start;
     std::vector<double> add_parts[3];                  // until the agent has the request, compile, dataplane
     std::vector<std::pair<double, double>> add_agent;  // the agent's policy read, attach (ms)
+    std::vector<agent::AgentStats::AddTimeline> add_timeline;
     for (int i = 0; i < 100; ++i) {
       const std::string pod = "bench-" + std::to_string(i);
       const std::string pod_ns = tag + "-p" + std::to_string(i);
@@ -265,6 +266,7 @@ int Main(const std::string& bin) {
         add_parts[1].push_back(after.last_compile_ms);
         add_parts[2].push_back(after.last_dataplane_ms);
         add_agent.emplace_back(after.last_policy_read_ms, after.last_attach_ms);
+        add_timeline.push_back(after.last_add);
       }
       ::close(node_fd);
       ::close(conf_fd);
@@ -345,6 +347,14 @@ int Main(const std::string& bin) {
         std::printf("; agent had it at %.2f (policy read %.2f, attach %.2f), compile %.2f, dataplane %.2f\n",
                     add_parts[0][k], add_agent[k].first, add_agent[k].second, add_parts[1][k],
                     add_parts[2][k]);
+        // The agent's side, on the same clock: its threads waking, its lock, its program.
+        const agent::AgentStats::AddTimeline& t = add_timeline[k];
+        const auto at = [&](Clock::time_point p) { return p == Clock::time_point() ? -1.0 : Ms(p - add_start[k]); };
+        std::printf(
+            "    agent: stage read %.2f, attached %.2f, checked %.2f; program %.2f-%.2f-%.2f; add read %.2f, "
+            "answered %.2f\n",
+            at(t.stage_received), at(t.attached), at(t.checked), at(t.program_started), at(t.program_compiled),
+            at(t.program_applied), at(t.add_received), at(t.answered));
       };
       for (size_t k = 0; k < std::min<size_t>(3, slowest.size()); ++k) print_steps(slowest[k].second);
       print_steps(slowest[slowest.size() / 2].second);

@@ -227,6 +227,11 @@ struct Agent::Impl {
     Want();
   }
 
+  // The last program in force: when it started, was compiled, was applied.
+  struct ProgramTimes {
+    Clock::time_point started, compiled, applied;
+  } program_times;
+
   // Something changed: the dataplane is behind until the next program.
   void Want() {
     ++wanted;
@@ -290,6 +295,7 @@ struct Agent::Impl {
         continue;
       }
       applied = target;
+      program_times = {start, compiled, end};
       stats.last_change_at = change_at;
       stats.last_compile_ms = std::chrono::duration<double, std::milli>(compiled - start).count();
       stats.last_dataplane_ms = std::chrono::duration<double, std::milli>(end - compiled).count();
@@ -761,6 +767,9 @@ struct Agent::Impl {
     std::unique_lock lock(mu);
     AttachLocked(*reg, &staged.replaced);
     Want();
+    stats.last_add = {};
+    stats.last_add.stage_received = start;
+    stats.last_add.attached = Clock::now();
     lock.unlock();
     if (CatchUp(reg->pod_namespace, prefetched, lock)) {
       if (!lock.owns_lock()) lock.lock();
@@ -768,7 +777,8 @@ struct Agent::Impl {
       return std::nullopt;
     }
     staged.target = wanted;
-    stats.last_attach_ms = std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+    stats.last_add.checked = Clock::now();
+    stats.last_attach_ms = std::chrono::duration<double, std::milli>(stats.last_add.checked - start).count();
     return staged;
   }
 
@@ -807,8 +817,15 @@ struct Agent::Impl {
     const std::string op = request.value("op", "");
     if (op == "add" && staged && request.value("registration", Json::object()) == staged->registration) {
       // Attached at "stage" (after the same checks); its program may already be in force.
+      const auto received = Clock::now();
       std::unique_lock lock(mu);
-      return AnswerWhenInForce(staged->target, lock);
+      std::string answer = AnswerWhenInForce(staged->target, lock);
+      stats.last_add.add_received = received;
+      stats.last_add.answered = Clock::now();
+      stats.last_add.program_started = program_times.started;
+      stats.last_add.program_compiled = program_times.compiled;
+      stats.last_add.program_applied = program_times.applied;
+      return answer;
     }
     Result<cni::PodRegistration> reg =
         cni::DecodeRegistration(request.value("registration", Json::object()).dump());

@@ -70,6 +70,19 @@ struct AgentStats {
   // its addresses came (the lock, the watch catching up with that read).
   double last_policy_read_ms = 0;
   double last_attach_ms = 0;
+  // The last ADD that was staged, step by step as the agent saw it, and the
+  // program that carried its pod (for `bench-lab`'s slowest ADDs).
+  struct AddTimeline {
+    std::chrono::steady_clock::time_point stage_received;  // "stage" read from the plugin
+    std::chrono::steady_clock::time_point attached;        // attached, program asked for
+    std::chrono::steady_clock::time_point checked;         // start-race check passed
+    std::chrono::steady_clock::time_point add_received;    // "add" read
+    std::chrono::steady_clock::time_point answered;        // "add" answered
+    std::chrono::steady_clock::time_point program_started;
+    std::chrono::steady_clock::time_point program_compiled;
+    std::chrono::steady_clock::time_point program_applied;
+  };
+  AddTimeline last_add;
 };
 
 class Agent {

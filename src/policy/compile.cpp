@@ -19,9 +19,9 @@ using internal::PortRule;
 using internal::RuleRec;
 using internal::State;
 
-// 64-bit FNV-1a over the set's members: a stable id for identical contents.
+// A 64-bit hash of the set's members: a stable id for identical contents.
 std::string SetId(const AddressSet& set) {
-  Fnv1a h;
+  WordHash h;
   const auto mix_ip = [&](const IpAddress& ip) {
     h.Add(static_cast<uint64_t>(ip.family()));
     h.Add(ip.high());
@@ -148,7 +148,13 @@ class Compiler {
   }
 
   static std::pair<std::string, SharedAddressSet> Intern(AddressSet set, const std::string& origin) {
-    std::sort(set.addresses.begin(), set.addresses.end());
+    // The order of IpAddress's <=>, spelled out so that it inlines (a rule's
+    // peers can be thousands of addresses, sorted on every change to them).
+    std::sort(set.addresses.begin(), set.addresses.end(), [](const IpAddress& a, const IpAddress& b) {
+      if (a.family() != b.family()) return a.family() < b.family();
+      if (a.high() != b.high()) return a.high() < b.high();
+      return a.low() < b.low();
+    });
     set.addresses.erase(std::unique(set.addresses.begin(), set.addresses.end()), set.addresses.end());
     std::sort(set.ranges.begin(), set.ranges.end());
     std::string id = SetId(set);
@@ -163,14 +169,18 @@ class Compiler {
   }
 
   void AddPodAddresses(PodId id, AddressSet& set) const {
-    const auto& ips = s_.pods[id].pod.ips;
-    set.addresses.insert(set.addresses.end(), ips.begin(), ips.end());
+    for (const IpAddress& ip : s_.pods[id].pod.ips) set.addresses.push_back(ip);
   }
 
   // Peer addresses of a rule: every address of the pods its selector peers
   // match, and the ranges of its ipBlocks.
   AddressSet PeerAddresses(const RuleRec& rule) const {
     AddressSet set;
+    size_t pods = 0;
+    for (const PeerRule& peer : rule.peers) {
+      if (!peer.is_ip_block()) peer.classes.ForEach([&](size_t c) { pods += s_.classes[c].pods.size(); });
+    }
+    set.addresses.reserve(pods);
     for (const PeerRule& peer : rule.peers) {
       if (peer.is_ip_block()) {
         for (const AddressRange& r : BlockRanges(peer)) set.ranges.push_back(r);
