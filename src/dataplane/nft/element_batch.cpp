@@ -14,6 +14,7 @@
 #include <cstring>
 #include <ctime>
 #include <memory>
+#include <optional>
 #include <string_view>
 
 #include "base/netns.h"
@@ -110,26 +111,38 @@ struct SetDeleter {
 
 }  // namespace
 
-Result<std::vector<uint8_t>> EncodeKey(const std::string& type, const std::string& element) {
+Status EncodeKeyInto(std::string_view type, std::string_view element, std::vector<uint8_t>& key) {
   constexpr size_t kMaxFields = 8;
   std::string_view types[kMaxFields];
   std::string_view fields[kMaxFields];
   const size_t n = SplitFields(type, types, kMaxFields);
   if (n > kMaxFields || SplitFields(element, fields, kMaxFields) != n) {
-    return InvalidArgument("element " + element + " does not fit " + type);
+    return InvalidArgument("element " + std::string(element) + " does not fit " + std::string(type));
   }
+  key.clear();
+  for (size_t i = 0; i < n; ++i) {
+    NETPOL_RETURN_IF_ERROR(AppendField(types[i], fields[i], n > 1, key), "encoding " + std::string(element));
+  }
+  return Ok();
+}
+
+Result<std::vector<uint8_t>> EncodeKey(const std::string& type, const std::string& element) {
   std::vector<uint8_t> key;
   key.reserve(64);
-  for (size_t i = 0; i < n; ++i) {
-    NETPOL_RETURN_IF_ERROR(AppendField(types[i], fields[i], n > 1, key), "encoding " + element);
-  }
+  NETPOL_RETURN_IF_ERROR(EncodeKeyInto(type, element, key), "encoding a key");
   return key;
 }
 
 bool Batchable(const std::vector<ElementEdit>& edits, const std::map<std::string, NftSet>& layout) {
+  // Edits come grouped by set: one lookup per run.
+  std::string_view checked;
+  bool any = false;
   for (const ElementEdit& e : edits) {
-    const auto it = layout.find(e.set);
+    if (any && e.set == checked) continue;
+    const auto it = layout.find(std::string(e.set));
     if (it == layout.end() || it->second.interval) return false;
+    checked = e.set;
+    any = true;
   }
   return true;
 }
@@ -175,28 +188,31 @@ Status ElementBatcher::Send(const std::vector<ElementEdit>& edits,
   size_t bytes = 64 * 1024;
   size_t per_message = 0;
   // Edits come grouped by set: the set's layout is looked up once per run.
-  const std::string* current_set = nullptr;
+  std::optional<std::string_view> current_set;
   const NftSet* current_layout = nullptr;
-  const std::string* udata_origin = nullptr;
+  const std::string* current_name = nullptr;
+  std::optional<std::string_view> udata_origin;
   std::string udata_bytes;
+  std::vector<uint8_t> key;
+  key.reserve(64);
   for (const ElementEdit& e : edits) {
-    const bool new_set = current_set == nullptr || *current_set != e.set;
+    const bool new_set = !current_set || *current_set != e.set;
     if (new_set) {
-      const auto it = layout.find(e.set);
+      const auto it = layout.find(std::string(e.set));
       if (it == layout.end() || it->second.interval)
-        return Internal("set " + e.set + " cannot be sent as a batch");
-      current_set = &e.set;
+        return Internal("set " + std::string(e.set) + " cannot be sent as a batch");
+      current_set = e.set;
       current_layout = &it->second;
+      current_name = &it->first;
     }
-    NETPOL_ASSIGN_OR_RETURN(const std::vector<uint8_t> key, EncodeKey(current_layout->type, e.element),
-                            "batch");
+    NETPOL_RETURN_IF_ERROR(EncodeKeyInto(current_layout->type, e.element, key), "batch");
     // A new message per set and operation, and every kMaxPerMessage elements.
     constexpr size_t kMaxPerMessage = 512;
     if (groups.empty() || groups.back().second != e.add || per_message == kMaxPerMessage || new_set) {
       per_message = 0;
       std::unique_ptr<nftnl_set, SetDeleter> set(nftnl_set_alloc());
       nftnl_set_set_str(set.get(), NFTNL_SET_TABLE, kTableName);
-      nftnl_set_set_str(set.get(), NFTNL_SET_NAME, e.set.c_str());
+      nftnl_set_set_str(set.get(), NFTNL_SET_NAME, current_name->c_str());
       groups.emplace_back(std::move(set), e.add);
     }
     nftnl_set_elem* elem = nftnl_set_elem_alloc();
@@ -204,12 +220,12 @@ Status ElementBatcher::Send(const std::vector<ElementEdit>& edits,
     if (e.add) {
       // The comment, as nft stores it: a udata TLV on the element (built once
       // per run of elements from one rule; libnftnl copies it).
-      if (udata_origin == nullptr || *udata_origin != e.origin) {
+      if (!udata_origin || *udata_origin != e.origin) {
         nftnl_udata_buf* udata = nftnl_udata_buf_alloc(NFT_USERDATA_MAXLEN);
-        nftnl_udata_put_strz(udata, NFTNL_UDATA_SET_ELEM_COMMENT, CommentText(e.origin).c_str());
+        nftnl_udata_put_strz(udata, NFTNL_UDATA_SET_ELEM_COMMENT, CommentText(std::string(e.origin)).c_str());
         udata_bytes.assign(static_cast<const char*>(nftnl_udata_buf_data(udata)), nftnl_udata_buf_len(udata));
         nftnl_udata_buf_free(udata);
-        udata_origin = &e.origin;
+        udata_origin = e.origin;
       }
       nftnl_set_elem_set(elem, NFTNL_SET_ELEM_USERDATA, udata_bytes.data(),
                          static_cast<uint32_t>(udata_bytes.size()));

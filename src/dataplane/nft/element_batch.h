@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "base/result.h"
@@ -28,6 +29,8 @@ namespace netpol::dataplane::nft {
 // inet_service"), from the element's canonical text ("198.18.0.1 . tcp . 80"):
 // fields in network order, each padded to 4 bytes in a concatenation.
 Result<std::vector<uint8_t>> EncodeKey(const std::string& type, const std::string& element);
+// The same into `key` (cleared first), for a caller encoding many elements.
+Status EncodeKeyInto(std::string_view type, std::string_view element, std::vector<uint8_t>& key);
 
 // True when every edit is of a set in `layout` that is not an interval set.
 bool Batchable(const std::vector<ElementEdit>& edits, const std::map<std::string, NftSet>& layout);

@@ -39,6 +39,13 @@ class InstalledPod {
   // The origin of an installed element; null when the pod does not have it.
   const std::string* Find(const std::string& set, const std::string& element) const;
   size_t size() const;
+  // Calls fn(set, element, origin) for every element, in set and element order.
+  template <typename Fn>
+  void ForEach(Fn&& fn) const {
+    for (const auto& [set, entries] : sets_) {
+      for (const auto& [element, origin] : entries) fn(set, element, origins_[origin]);
+    }
+  }
 
  private:
   using Entry = std::pair<std::string, uint32_t>;  // element, origin index

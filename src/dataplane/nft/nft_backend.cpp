@@ -301,7 +301,11 @@ Result<NftBackend::Change> NftBackend::Prepare(const policy::NodeProgram& progra
   };
   const policy::ProgramDelta delta = policy::Diff(program_, program);
   for (const std::string& name : delta.removed) {
-    diff(elements_.at(name), {});
+    // A pod gone: every element it has goes, as they are (no diff to make).
+    elements_.at(name).ForEach([&](const std::string& set, const std::string& element, const std::string&) {
+      edits.Delete(set, element);
+      ++change.stats.removed;
+    });
     change.removed.push_back(name);
   }
   for (const std::string& name : delta.changed) {

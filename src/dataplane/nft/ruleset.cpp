@@ -479,8 +479,11 @@ void ElementEdits::Add(const std::string& set, const std::string& element, const
 
 std::vector<ElementEdit> ElementEdits::List() const {
   std::vector<ElementEdit> out;
+  size_t n = 0;
+  for (const auto& [set, edit] : items_) n += edit.first.size() + edit.second.size();
+  out.reserve(n);
   for (const auto& [set, edit] : items_) {
-    for (const std::string& element : edit.first) out.push_back({set, element, "", false});
+    for (const std::string& element : edit.first) out.push_back({set, element, {}, false});
   }
   for (const auto& [set, edit] : items_) {
     for (const auto& [element, origin] : edit.second) out.push_back({set, element, origin, true});

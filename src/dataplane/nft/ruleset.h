@@ -27,6 +27,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "policy/compiled.h"
@@ -119,9 +120,9 @@ std::string ElementComment(const std::string& origin);
 // every delete before any add, since an interval set must never hold
 // overlapping elements.
 struct ElementEdit {
-  std::string set;
-  std::string element;
-  std::string origin;  // "" for deletes
+  std::string_view set;
+  std::string_view element;
+  std::string_view origin;  // "" for deletes
   bool add = false;
 };
 
@@ -130,7 +131,8 @@ class ElementEdits {
   void Delete(const std::string& set, const std::string& element);
   void Add(const std::string& set, const std::string& element, const std::string& origin);
   std::string Commands() const;
-  // The same edits, one by one, in the order Commands() applies them.
+  // The same edits, one by one, in the order Commands() applies them: views
+  // into this object (no element is copied), valid while it is unchanged.
   std::vector<ElementEdit> List() const;
   bool empty() const { return items_.empty(); }
 

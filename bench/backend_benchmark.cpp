@@ -1,0 +1,128 @@
+// What the nftables backend spends on the kernel's real table for a new pod
+// on a node with 100 pods (the 10k-pod / 1k-policy cluster): the pod comes
+// (its elements planned, encoded and committed) and goes, for a pod of about
+// Arg elements. Baseline in the same run: the same element edits sent as one
+// batch with nothing planned (encoding and the kernel's transaction alone).
+// Needs root: each benchmark works in a network namespace of its own.
+//
+//   sudo build/release/bench/backend_benchmark
+#include <benchmark/benchmark.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <map>
+#include <string>
+
+#include "dataplane/nft/element_batch.h"
+#include "dataplane/nft/nft_backend.h"
+#include "dataplane/nft/ruleset.h"
+#include "policy/compiled.h"
+#include "policy/engine.h"
+#include "testutil/generator.h"
+
+namespace netpol {
+namespace {
+
+using dataplane::nft::NftBackend;
+
+struct Node {
+  std::string netns;
+  policy::NodeProgram program;  // 100 local pods
+  policy::NodeProgram with;     // and one more, like the pod of about `target` elements
+  size_t elements = 0;          // the new pod's
+  dataplane::nft::ElementEdits add_edits, delete_edits;
+  std::vector<dataplane::nft::ElementEdit> adds, deletes;  // views into those
+
+  explicit Node(size_t target) {
+    netns = "np-bb-" + std::to_string(::getpid());
+    if (std::system(("ip netns add " + netns).c_str()) != 0) std::abort();
+    policy::Engine engine;
+    for (const auto& o :
+         testing::GenerateRealisticCluster({.namespaces = 100, .pods = 10000, .policies = 1000}, 42))
+      engine.Apply(o);
+    std::map<std::string, std::string> local;
+    for (const policy::PodId id : engine.Pods()) {
+      if (local.size() == 100) break;
+      local[engine.pod(id).FullName()] = "veth" + std::to_string(local.size());
+    }
+    program = policy::CompileNode(engine, local);
+    std::string like;
+    size_t best = SIZE_MAX;
+    for (const auto& [name, pod] : program.pods) {
+      size_t n = 0;
+      for (const auto& [set, members] : dataplane::nft::RenderPod(name, pod, program, {})) n += members.size();
+      const size_t distance = n > target ? n - target : target - n;
+      if (distance < best) {
+        best = distance;
+        like = name;
+        elements = n;
+      }
+    }
+    with = program;
+    policy::LocalPod pod = program.pods.at(like);
+    pod.ips = {*IpAddress::Parse("198.18.200.1")};
+    pod.interface = "vethnew";
+    with.pods["bench/new"] = pod;
+    for (const auto& [set, members] : dataplane::nft::RenderPod("bench/new", pod, with, {})) {
+      for (const auto& [element, origin] : members) {
+        add_edits.Add(set, element, origin);
+        delete_edits.Delete(set, element);
+      }
+    }
+    adds = add_edits.List();
+    deletes = delete_edits.List();
+  }
+  ~Node() { (void)std::system(("ip netns del " + netns).c_str()); }
+};
+
+void BM_NewPodComesAndGoes(benchmark::State& state) {
+  Node node(static_cast<size_t>(state.range(0)));
+  auto backend = NftBackend::Create({.netns = node.netns, .nft = {}, .observe_at_create = false});
+  if (!backend.ok() || !(*backend)->Apply(node.program).ok()) {
+    state.SkipWithError("cannot program the node (root?)");
+    return;
+  }
+  double plan = 0, send = 0;
+  for (auto _ : state) {
+    const auto came = (*backend)->Apply(node.with);
+    const auto went = (*backend)->Apply(node.program);
+    if (!came.ok() || !went.ok()) {
+      state.SkipWithError("apply failed");
+      break;
+    }
+    plan += came->plan_ms + went->plan_ms;
+    send += came->send_ms + went->send_ms;
+  }
+  const auto n = static_cast<double>(state.iterations());
+  state.counters["elements"] = static_cast<double>(node.elements);
+  state.counters["plan_ms"] = plan / n;
+  state.counters["send_ms"] = send / n;
+  (void)(*backend)->Remove();
+}
+BENCHMARK(BM_NewPodComesAndGoes)->Arg(1500)->Unit(benchmark::kMillisecond);
+
+void BM_SameEditsSentAlone(benchmark::State& state) {
+  Node node(static_cast<size_t>(state.range(0)));
+  auto backend = NftBackend::Create({.netns = node.netns, .nft = {}, .observe_at_create = false});
+  if (!backend.ok() || !(*backend)->Apply(node.program).ok()) {
+    state.SkipWithError("cannot program the node (root?)");
+    return;
+  }
+  std::map<std::string, dataplane::nft::NftSet> layout;
+  for (dataplane::nft::NftSet& set : dataplane::nft::SetLayout({})) layout[set.name] = std::move(set);
+  auto batcher = dataplane::nft::ElementBatcher::Open(node.netns);
+  for (auto _ : state) {
+    if (!batcher->Send(node.adds, layout).ok() || !batcher->Send(node.deletes, layout).ok()) {
+      state.SkipWithError("send failed");
+      break;
+    }
+  }
+  state.counters["elements"] = static_cast<double>(node.elements);
+  (void)(*backend)->Remove();
+}
+BENCHMARK(BM_SameEditsSentAlone)->Arg(1500)->Unit(benchmark::kMillisecond);
+
+}  // namespace
+}  // namespace netpol
+
+BENCHMARK_MAIN();
