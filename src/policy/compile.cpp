@@ -19,23 +19,52 @@ using internal::PortRule;
 using internal::RuleRec;
 using internal::State;
 
-// A 64-bit hash of the set's members: a stable id for identical contents.
-std::string SetId(const AddressSet& set) {
+// A set's id hashes its members as a sum of one hash per address (and then its
+// ranges), so that a set changed in a few addresses gets its id from the
+// old one in a few steps (the compile cache's Update) and equal contents
+// always get equal ids, however they were built.
+uint64_t AddressHash(const IpAddress& ip) {
   WordHash h;
-  const auto mix_ip = [&](const IpAddress& ip) {
-    h.Add(static_cast<uint64_t>(ip.family()));
-    h.Add(ip.high());
-    h.Add(ip.low());
-  };
-  for (const IpAddress& ip : set.addresses) mix_ip(ip);
-  h.Add(uint64_t{0xfeed});
-  for (const AddressRange& r : set.ranges) {
-    mix_ip(r.first);
-    mix_ip(r.last);
+  h.Add(static_cast<uint64_t>(ip.family()));
+  h.Add(ip.high());
+  h.Add(ip.low());
+  return h.value();
+}
+
+uint64_t AddressSum(const std::vector<IpAddress>& addresses) {
+  uint64_t sum = 0;
+  for (const IpAddress& ip : addresses) sum += AddressHash(ip);
+  return sum;
+}
+
+std::string SetIdOf(uint64_t address_sum, size_t address_count, const std::vector<AddressRange>& ranges) {
+  WordHash h;
+  h.Add(address_sum);
+  h.Add(address_count);
+  for (const AddressRange& r : ranges) {
+    h.Add(AddressHash(r.first));
+    h.Add(AddressHash(r.last));
   }
   char buffer[24];
   std::snprintf(buffer, sizeof(buffer), "p%016llx", static_cast<unsigned long long>(h.value()));
   return buffer;
+}
+
+std::string SetId(const AddressSet& set) {
+  return SetIdOf(AddressSum(set.addresses), set.addresses.size(), set.ranges);
+}
+
+// The order of IpAddress's <=>, spelled out so that it inlines (a rule's peers
+// can be thousands of addresses, sorted on every change to them).
+bool AddressLess(const IpAddress& a, const IpAddress& b) {
+  if (a.family() != b.family()) return a.family() < b.family();
+  if (a.high() != b.high()) return a.high() < b.high();
+  return a.low() < b.low();
+}
+
+void SortUnique(std::vector<IpAddress>& addresses) {
+  std::sort(addresses.begin(), addresses.end(), AddressLess);
+  addresses.erase(std::unique(addresses.begin(), addresses.end()), addresses.end());
 }
 
 IpAddress Plus(const IpAddress& ip, int delta) {
@@ -102,6 +131,13 @@ struct NodeCompiler::Cache {
     std::string id;
     SharedAddressSet set;
     bool used = false;
+    // What each class the rule matched gave at `at` (its addresses, sorted,
+    // one run of class_addresses per class, in class order; each class with
+    // the end of its run), and the sum of the set's address hashes: a change
+    // to a few classes is applied by re-reading those classes alone.
+    std::vector<IpAddress> class_addresses;
+    std::vector<std::pair<ClassId, uint32_t>> classes;
+    uint64_t address_sum = 0;
   };
   struct NamedPortSets {
     bool computed = false;
@@ -148,14 +184,7 @@ class Compiler {
   }
 
   static std::pair<std::string, SharedAddressSet> Intern(AddressSet set, const std::string& origin) {
-    // The order of IpAddress's <=>, spelled out so that it inlines (a rule's
-    // peers can be thousands of addresses, sorted on every change to them).
-    std::sort(set.addresses.begin(), set.addresses.end(), [](const IpAddress& a, const IpAddress& b) {
-      if (a.family() != b.family()) return a.family() < b.family();
-      if (a.high() != b.high()) return a.high() < b.high();
-      return a.low() < b.low();
-    });
-    set.addresses.erase(std::unique(set.addresses.begin(), set.addresses.end()), set.addresses.end());
+    SortUnique(set.addresses);
     std::sort(set.ranges.begin(), set.ranges.end());
     std::string id = SetId(set);
     set.origin = origin;
@@ -172,33 +201,168 @@ class Compiler {
     for (const IpAddress& ip : s_.pods[id].pod.ips) set.addresses.push_back(ip);
   }
 
-  // Peer addresses of a rule: every address of the pods its selector peers
-  // match, and the ranges of its ipBlocks.
-  AddressSet PeerAddresses(const RuleRec& rule) const {
-    AddressSet set;
-    size_t pods = 0;
+  // The classes a rule's selector peers match, in increasing order, once each.
+  std::vector<ClassId> MatchedClasses(const RuleRec& rule) const {
+    std::vector<ClassId> classes;
     for (const PeerRule& peer : rule.peers) {
-      if (!peer.is_ip_block()) peer.classes.ForEach([&](size_t c) { pods += s_.classes[c].pods.size(); });
+      if (!peer.is_ip_block()) peer.classes.ForEach([&](size_t c) { classes.push_back(static_cast<ClassId>(c)); });
     }
-    set.addresses.reserve(pods);
+    if (!std::is_sorted(classes.begin(), classes.end())) std::sort(classes.begin(), classes.end());
+    classes.erase(std::unique(classes.begin(), classes.end()), classes.end());
+    return classes;
+  }
+
+  // Appends every address of a class's pods to `out`, sorted among themselves.
+  void AppendClassAddresses(ClassId c, std::vector<IpAddress>& out) const {
+    const size_t start = out.size();
+    for (const PodId id : s_.classes[c].pods) {
+      for (const IpAddress& ip : s_.pods[id].pod.ips) out.push_back(ip);
+    }
+    const auto first = out.begin() + static_cast<std::ptrdiff_t>(start);
+    std::sort(first, out.end(), AddressLess);
+    out.erase(std::unique(first, out.end()), out.end());
+  }
+
+  // The ranges of a rule's ipBlocks, sorted.
+  static std::vector<AddressRange> RuleRanges(const RuleRec& rule) {
+    std::vector<AddressRange> ranges;
     for (const PeerRule& peer : rule.peers) {
-      if (peer.is_ip_block()) {
-        for (const AddressRange& r : BlockRanges(peer)) set.ranges.push_back(r);
+      if (!peer.is_ip_block()) continue;
+      for (const AddressRange& r : BlockRanges(peer)) ranges.push_back(r);
+    }
+    std::sort(ranges.begin(), ranges.end());
+    return ranges;
+  }
+
+  // Peer addresses of a rule, read whole: every address of the pods its
+  // selector peers match (kept per class in `entry`), and the ranges of its
+  // ipBlocks.
+  void BuildPeerSet(NodeCompiler::Cache::PeerSet& entry, const RuleRec& rule, const std::string& origin) const {
+    entry.class_addresses.clear();
+    entry.classes.clear();
+    size_t pods = 0;
+    const std::vector<ClassId> matched = MatchedClasses(rule);
+    for (const ClassId c : matched) pods += s_.classes[c].pods.size();
+    entry.class_addresses.reserve(pods);
+    for (const ClassId c : matched) {
+      AppendClassAddresses(c, entry.class_addresses);
+      entry.classes.emplace_back(c, static_cast<uint32_t>(entry.class_addresses.size()));
+    }
+    AddressSet set;
+    set.addresses = entry.class_addresses;
+    SortUnique(set.addresses);
+    set.ranges = RuleRanges(rule);
+    entry.address_sum = AddressSum(set.addresses);
+    entry.id = SetIdOf(entry.address_sum, set.addresses.size(), set.ranges);
+    set.origin = origin;
+    entry.set = std::make_shared<const AddressSet>(std::move(set));
+    entry.at = s_.clock;
+  }
+
+  // Brings a rule's kept peer set up to date by re-reading only the classes
+  // that changed (or that the rule newly matches or no longer matches) since
+  // it was read: the set changes by the addresses that left and came, and
+  // its id by their hashes. Reads it whole when much changed.
+  void UpdatePeerSet(NodeCompiler::Cache::PeerSet& entry, const RuleRec& rule, const std::string& origin) const {
+    const std::vector<ClassId> now = MatchedClasses(rule);
+    std::vector<IpAddress> class_addresses;
+    std::vector<std::pair<ClassId, uint32_t>> classes;
+    class_addresses.reserve(entry.class_addresses.size() + 8);
+    classes.reserve(now.size());
+    std::vector<std::pair<uint32_t, uint32_t>> kept;  // runs of class_addresses read before, unchanged since
+    kept.reserve(now.size());
+    std::vector<IpAddress> left, came;
+    const auto run = [&](size_t k) {
+      const uint32_t begin = k == 0 ? 0 : entry.classes[k - 1].second;
+      return std::make_pair(entry.class_addresses.begin() + begin,
+                            entry.class_addresses.begin() + entry.classes[k].second);
+    };
+    size_t old = 0;
+    for (const ClassId c : now) {
+      for (; old < entry.classes.size() && entry.classes[old].first < c; ++old) {
+        left.insert(left.end(), run(old).first, run(old).second);  // no longer matched
+      }
+      const bool had = old < entry.classes.size() && entry.classes[old].first == c;
+      if (had && s_.classes[c].changed_at <= entry.at) {
+        const auto [first, last] = run(old);
+        const auto begin = static_cast<uint32_t>(class_addresses.size());
+        class_addresses.insert(class_addresses.end(), first, last);
+        kept.emplace_back(begin, static_cast<uint32_t>(class_addresses.size()));
+        classes.emplace_back(c, static_cast<uint32_t>(class_addresses.size()));
+        ++old;
         continue;
       }
-      peer.classes.ForEach([&](size_t c) {
-        for (const PodId id : s_.classes[c].pods) AddPodAddresses(id, set);
-      });
+      const size_t begin = class_addresses.size();
+      AppendClassAddresses(c, class_addresses);
+      const auto first = class_addresses.begin() + static_cast<std::ptrdiff_t>(begin);
+      if (had) {
+        // What the class lost and gained (both runs sorted).
+        const auto [was_first, was_last] = run(old);
+        std::set_difference(was_first, was_last, first, class_addresses.end(), std::back_inserter(left),
+                            AddressLess);
+        std::set_difference(first, class_addresses.end(), was_first, was_last, std::back_inserter(came),
+                            AddressLess);
+        ++old;
+      } else {
+        came.insert(came.end(), first, class_addresses.end());
+      }
+      classes.emplace_back(c, static_cast<uint32_t>(class_addresses.size()));
     }
-    return set;
+    for (; old < entry.classes.size(); ++old) left.insert(left.end(), run(old).first, run(old).second);
+    entry.class_addresses = std::move(class_addresses);
+    entry.classes = std::move(classes);
+    const AddressSet& before = *entry.set;
+    if (left.size() + came.size() > before.addresses.size() / 4 + 64) return BuildPeerSet(entry, rule, origin);
+    SortUnique(left);
+    SortUnique(came);
+    // An address that left one class stays when a class has it now (pods can
+    // share an address: a finished pod's, reused).
+    std::vector<IpAddress> gone;
+    for (const IpAddress& ip : left) {
+      if (std::binary_search(came.begin(), came.end(), ip, AddressLess)) continue;
+      const bool still = std::any_of(kept.begin(), kept.end(), [&](const std::pair<uint32_t, uint32_t>& k) {
+        return std::binary_search(entry.class_addresses.begin() + k.first, entry.class_addresses.begin() + k.second,
+                                  ip, AddressLess);
+      });
+      if (!still) gone.push_back(ip);
+    }
+    std::vector<IpAddress> added;
+    for (const IpAddress& ip : came) {
+      if (!std::binary_search(before.addresses.begin(), before.addresses.end(), ip, AddressLess))
+        added.push_back(ip);
+    }
+    AddressSet set;
+    set.ranges = RuleRanges(rule);
+    if (gone.empty() && added.empty() && set.ranges == before.ranges) {
+      entry.at = s_.clock;  // the same addresses: the same set and id
+      return;
+    }
+    // Into sized vectors (copies, not an insertion per address).
+    std::vector<IpAddress> remaining;
+    if (!gone.empty()) {
+      remaining.resize(before.addresses.size(), IpAddress::V4(0));
+      remaining.erase(std::set_difference(before.addresses.begin(), before.addresses.end(), gone.begin(),
+                                          gone.end(), remaining.begin(), AddressLess),
+                      remaining.end());
+    }
+    const std::vector<IpAddress>& base = gone.empty() ? before.addresses : remaining;
+    set.addresses.resize(base.size() + added.size(), IpAddress::V4(0));
+    std::merge(base.begin(), base.end(), added.begin(), added.end(), set.addresses.begin(), AddressLess);
+    entry.address_sum += AddressSum(added);
+    entry.address_sum -= AddressSum(gone);
+    entry.id = SetIdOf(entry.address_sum, set.addresses.size(), set.ranges);
+    set.origin = origin;
+    entry.set = std::make_shared<const AddressSet>(std::move(set));
+    entry.at = s_.clock;
   }
 
   // The rule's peer set: from the cache while nothing it was read from changed.
   const std::string& PeerSet(const RuleRec& rule, const std::string& origin) {
     NodeCompiler::Cache::PeerSet& entry = cache_.peers[rule.serial];
-    if (!entry.set || !RuleFresh(s_, rule, entry.at)) {
-      auto [id, set] = Intern(PeerAddresses(rule), origin);
-      entry = {s_.clock, std::move(id), std::move(set), false};
+    if (!entry.set) {
+      BuildPeerSet(entry, rule, origin);
+    } else if (!RuleFresh(s_, rule, entry.at)) {
+      UpdatePeerSet(entry, rule, origin);
     }
     entry.used = true;
     return Use(entry.id, entry.set);
