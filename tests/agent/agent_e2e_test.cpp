@@ -291,7 +291,8 @@ TEST(AgentE2eTest, ServesHealthReadinessAndMetricsCountingDeniedConnections) {
   std::filesystem::remove_all(dir);
 }
 
-// netpol-cni stages a pod (its addresses, before wiring) so the agent
+// netpol-cni stages a pod (its addresses and veth, before the rest of the
+// wiring) so the agent
 // programs it while the plugin wires; the ADD's confirmation then only waits
 // for that program. A plugin that dies between the two leaves nothing attached.
 TEST(AgentE2eTest, AStagedPodIsAttachedBeforeItsAddAndWithdrawnWhenTheAddDies) {

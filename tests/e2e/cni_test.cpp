@@ -107,10 +107,9 @@ class CniTest : public ::testing::Test {
     std::vector<std::string> out;
     std::error_code ec;
     for (const auto& e : fs::directory_iterator(state_ + "/ipam/netpol", ec)) {
+      // One file per allocated address, named by it (beside the lock, hints and owners' indexes).
       const std::string name = e.path().filename().string();
-      if (name.find('.') != std::string::npos || name.find(':') != std::string::npos) {
-        if (name.rfind("last_", 0) != 0 && name.rfind(".tmp", 0) != 0) out.push_back(name);
-      }
+      if (IpAddress::Parse(name).ok()) out.push_back(name);
     }
     return out;
   }
