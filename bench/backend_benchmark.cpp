@@ -50,7 +50,8 @@ struct Node {
     size_t best = SIZE_MAX;
     for (const auto& [name, pod] : program.pods) {
       size_t n = 0;
-      for (const auto& [set, members] : dataplane::nft::RenderPod(name, pod, program, {})) n += members.size();
+      for (const auto& [set, members] : dataplane::nft::RenderPod(name, pod, program, {}))
+        n += members.size();
       const size_t distance = n > target ? n - target : target - n;
       if (distance < best) {
         best = distance;

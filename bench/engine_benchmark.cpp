@@ -235,7 +235,8 @@ BENCHMARK(BM_CompileAfterPodAdded)->Arg(10000)->Unit(benchmark::kMicrosecond);
 
 void BM_CompileNodeFromScratch(benchmark::State& state) {
   Fixture& f = GetFixture(state.range(0));
-  const std::map<std::string, std::string> local = LocalPods(f.engine, FirstPod(f.objects).metadata.namespace_);
+  const std::map<std::string, std::string> local =
+      LocalPods(f.engine, FirstPod(f.objects).metadata.namespace_);
   for (auto _ : state) benchmark::DoNotOptimize(policy::CompileNode(f.engine, local));
   state.SetItemsProcessed(state.iterations());
 }

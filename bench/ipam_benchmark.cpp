@@ -46,10 +46,14 @@ void Allocate(benchmark::State& state, bool hint_on_taken) {
   fs::remove_all(dir);
 }
 
-void BM_AllocateNewOwner(benchmark::State& state) { Allocate(state, false); }
+void BM_AllocateNewOwner(benchmark::State& state) {
+  Allocate(state, false);
+}
 BENCHMARK(BM_AllocateNewOwner)->Unit(benchmark::kMicrosecond);
 
-void BM_AllocateReadingEveryAllocation(benchmark::State& state) { Allocate(state, true); }
+void BM_AllocateReadingEveryAllocation(benchmark::State& state) {
+  Allocate(state, true);
+}
 BENCHMARK(BM_AllocateReadingEveryAllocation)->Unit(benchmark::kMicrosecond);
 
 }  // namespace

@@ -349,12 +349,14 @@ int Main(const std::string& bin) {
                     add_parts[2][k]);
         // The agent's side, on the same clock: its threads waking, its lock, its program.
         const agent::AgentStats::AddTimeline& t = add_timeline[k];
-        const auto at = [&](Clock::time_point p) { return p == Clock::time_point() ? -1.0 : Ms(p - add_start[k]); };
+        const auto at = [&](Clock::time_point p) {
+          return p == Clock::time_point() ? -1.0 : Ms(p - add_start[k]);
+        };
         std::printf(
             "    agent: stage read %.2f, attached %.2f, checked %.2f; program %.2f-%.2f-%.2f; add read %.2f, "
             "answered %.2f\n",
-            at(t.stage_received), at(t.attached), at(t.checked), at(t.program_started), at(t.program_compiled),
-            at(t.program_applied), at(t.add_received), at(t.answered));
+            at(t.stage_received), at(t.attached), at(t.checked), at(t.program_started),
+            at(t.program_compiled), at(t.program_applied), at(t.add_received), at(t.answered));
       };
       for (size_t k = 0; k < std::min<size_t>(3, slowest.size()); ++k) print_steps(slowest[k].second);
       print_steps(slowest[slowest.size() / 2].second);

@@ -126,7 +126,9 @@ std::optional<std::string> ReadSmallFile(const std::string& path) {
   return std::string(buffer, static_cast<size_t>(n));
 }
 
-bool Exists(const std::string& path) { return ::access(path.c_str(), F_OK) == 0; }
+bool Exists(const std::string& path) {
+  return ::access(path.c_str(), F_OK) == 0;
+}
 
 }  // namespace
 
@@ -161,7 +163,8 @@ Result<std::vector<Allocation>> Ipam::ListLocked() {
     const size_t second = first == std::string_view::npos ? first : text.find('\n', first + 1);
     Allocation a{*ip, {}};
     a.owner.container_id = std::string(text.substr(0, first));
-    if (first != std::string_view::npos) a.owner.ifname = std::string(text.substr(first + 1, second - first - 1));
+    if (first != std::string_view::npos)
+      a.owner.ifname = std::string(text.substr(first + 1, second - first - 1));
     out.push_back(std::move(a));
   }
   if (ec) return PermissionDenied("cannot read IPAM directory " + directory_ + ": " + ec.message());
@@ -245,9 +248,9 @@ Result<std::vector<IpAddress>> Ipam::Allocate(const Owner& owner) {
       // Bounded: at most the whole range (capped, so a /64 cannot spin forever).
       constexpr uint64_t kMaxProbes = uint64_t{1} << 24;
       for (uint64_t probe = 0; probe < kMaxProbes; ++probe) {
-        if (Allocatable(range, candidate) && std::none_of(taken->begin(), taken->end(), [&](const Allocation& a) {
-              return a.address == candidate;
-            })) {
+        if (Allocatable(range, candidate) &&
+            std::none_of(taken->begin(), taken->end(),
+                         [&](const Allocation& a) { return a.address == candidate; })) {
           found = candidate;
           break;
         }

@@ -6,6 +6,7 @@
 
 #include "base/hash.h"
 #include "policy/compiled.h"
+#include "policy/internal/set_ids.h"
 #include "policy/internal/state.h"
 
 namespace netpol::policy {
@@ -192,9 +193,9 @@ class Compiler {
   }
 
   // A set into the program; the first one with an id names its origin.
+  // A set into the program under its id (see internal::AddSet).
   const std::string& Use(const std::string& id, const SharedAddressSet& set) {
-    program_.sets.emplace(id, set);
-    return id;
+    return internal::AddSet(program_.sets, id, set);
   }
 
   void AddPodAddresses(PodId id, AddressSet& set) const {
@@ -205,7 +206,8 @@ class Compiler {
   std::vector<ClassId> MatchedClasses(const RuleRec& rule) const {
     std::vector<ClassId> classes;
     for (const PeerRule& peer : rule.peers) {
-      if (!peer.is_ip_block()) peer.classes.ForEach([&](size_t c) { classes.push_back(static_cast<ClassId>(c)); });
+      if (!peer.is_ip_block())
+        peer.classes.ForEach([&](size_t c) { classes.push_back(static_cast<ClassId>(c)); });
     }
     if (!std::is_sorted(classes.begin(), classes.end())) std::sort(classes.begin(), classes.end());
     classes.erase(std::unique(classes.begin(), classes.end()), classes.end());
@@ -237,7 +239,8 @@ class Compiler {
   // Peer addresses of a rule, read whole: every address of the pods its
   // selector peers match (kept per class in `entry`), and the ranges of its
   // ipBlocks.
-  void BuildPeerSet(NodeCompiler::Cache::PeerSet& entry, const RuleRec& rule, const std::string& origin) const {
+  void BuildPeerSet(NodeCompiler::Cache::PeerSet& entry, const RuleRec& rule,
+                    const std::string& origin) const {
     entry.class_addresses.clear();
     entry.classes.clear();
     size_t pods = 0;
@@ -263,7 +266,8 @@ class Compiler {
   // that changed (or that the rule newly matches or no longer matches) since
   // it was read: the set changes by the addresses that left and came, and
   // its id by their hashes. Reads it whole when much changed.
-  void UpdatePeerSet(NodeCompiler::Cache::PeerSet& entry, const RuleRec& rule, const std::string& origin) const {
+  void UpdatePeerSet(NodeCompiler::Cache::PeerSet& entry, const RuleRec& rule,
+                     const std::string& origin) const {
     const std::vector<ClassId> now = MatchedClasses(rule);
     std::vector<IpAddress> class_addresses;
     std::vector<std::pair<ClassId, uint32_t>> classes;
@@ -312,7 +316,8 @@ class Compiler {
     entry.class_addresses = std::move(class_addresses);
     entry.classes = std::move(classes);
     const AddressSet& before = *entry.set;
-    if (left.size() + came.size() > before.addresses.size() / 4 + 64) return BuildPeerSet(entry, rule, origin);
+    if (left.size() + came.size() > before.addresses.size() / 4 + 64)
+      return BuildPeerSet(entry, rule, origin);
     SortUnique(left);
     SortUnique(came);
     // An address that left one class stays when a class has it now (pods can
@@ -321,8 +326,8 @@ class Compiler {
     for (const IpAddress& ip : left) {
       if (std::binary_search(came.begin(), came.end(), ip, AddressLess)) continue;
       const bool still = std::any_of(kept.begin(), kept.end(), [&](const std::pair<uint32_t, uint32_t>& k) {
-        return std::binary_search(entry.class_addresses.begin() + k.first, entry.class_addresses.begin() + k.second,
-                                  ip, AddressLess);
+        return std::binary_search(entry.class_addresses.begin() + k.first,
+                                  entry.class_addresses.begin() + k.second, ip, AddressLess);
       });
       if (!still) gone.push_back(ip);
     }
@@ -538,4 +543,16 @@ NodeProgram CompileNode(const Engine& engine, const std::map<std::string, std::s
   return compiler.Compile(engine, local);
 }
 
+namespace internal {
+
+const std::string& AddSet(std::map<std::string, SharedAddressSet>& sets, const std::string& id,
+                          const SharedAddressSet& set) {
+  auto [it, added] = sets.emplace(id, set);
+  for (int n = 2; !added && it->second != set && !(*it->second == *set); ++n) {
+    std::tie(it, added) = sets.emplace(id + "~" + std::to_string(n), set);
+  }
+  return it->first;
+}
+
+}  // namespace internal
 }  // namespace netpol::policy

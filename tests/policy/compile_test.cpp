@@ -9,6 +9,7 @@
 
 #include "policy/compiled.h"
 #include "policy/engine.h"
+#include "policy/internal/set_ids.h"
 #include "testutil/generator.h"
 
 namespace netpol {
@@ -89,6 +90,28 @@ TEST(NodeCompilerTest, AnotherEngineStartsOver) {
   policy::NodeCompiler compiler;
   ASSERT_TRUE(compiler.Compile(a, AllPodsLocal(a)) == policy::CompileNode(a, AllPodsLocal(a)));
   EXPECT_TRUE(compiler.Compile(b, AllPodsLocal(b)) == policy::CompileNode(b, AllPodsLocal(b)));
+}
+
+// Set ids are content hashes: a set whose id another set already has keeps
+// its own members under a suffixed id; an equal set shares the entry.
+TEST(SetIdsTest, ACollidingSetGetsItsOwnId) {
+  const auto set_of = [](const char* ip) {
+    policy::AddressSet set;
+    set.addresses = {*IpAddress::Parse(ip)};
+    return std::make_shared<const policy::AddressSet>(std::move(set));
+  };
+  std::map<std::string, policy::SharedAddressSet> sets;
+  const policy::SharedAddressSet a = set_of("198.18.0.1");
+  const policy::SharedAddressSet b = set_of("198.18.0.2");
+  EXPECT_EQ(policy::internal::AddSet(sets, "p1", a), "p1");
+  EXPECT_EQ(policy::internal::AddSet(sets, "p1", a), "p1");
+  EXPECT_EQ(policy::internal::AddSet(sets, "p1", set_of("198.18.0.1")), "p1") << "equal contents share";
+  EXPECT_EQ(policy::internal::AddSet(sets, "p1", b), "p1~2") << "a collision keeps its own members";
+  EXPECT_EQ(policy::internal::AddSet(sets, "p1", b), "p1~2");
+  EXPECT_EQ(policy::internal::AddSet(sets, "p1", set_of("198.18.0.3")), "p1~3");
+  ASSERT_EQ(sets.size(), 3u);
+  EXPECT_TRUE(*sets.at("p1") == *a);
+  EXPECT_TRUE(*sets.at("p1~2") == *b);
 }
 
 }  // namespace
