@@ -353,9 +353,9 @@ int Main(const std::string& bin) {
           return p == Clock::time_point() ? -1.0 : Ms(p - add_start[k]);
         };
         std::printf(
-            "    agent: stage read %.2f, attached %.2f, checked %.2f, veth %.2f; program %.2f-%.2f-%.2f; add "
-            "read %.2f, answered %.2f\n",
-            at(t.stage_received), at(t.attached), at(t.checked), at(t.veth_created), at(t.program_started),
+            "    agent: stage read %.2f, attached %.2f, checked %.2f; program %.2f-%.2f-%.2f; add read %.2f, "
+            "answered %.2f\n",
+            at(t.stage_received), at(t.attached), at(t.checked), at(t.program_started),
             at(t.program_compiled), at(t.program_applied), at(t.add_received), at(t.answered));
       };
       for (size_t k = 0; k < std::min<size_t>(3, slowest.size()); ++k) print_steps(slowest[k].second);

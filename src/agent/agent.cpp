@@ -227,31 +227,6 @@ struct Agent::Impl {
     Want();
   }
 
-  // Pods staged by a plugin that is creating their veth pair, with when: a
-  // transaction waits for those (briefly, see WaitForVeths).
-  std::map<std::string, Clock::time_point> creating_veth;
-  static constexpr auto kVethWait = std::chrono::milliseconds(5);
-
-  // Called right before each transaction is sent. Creating the node's end of
-  // a veth pair waits for any nftables transaction in the node's namespace
-  // (the netdevice notifier takes nftables' commit lock): a transaction sent
-  // while a plugin creates one holds that pod's ADD up for as long as it
-  // runs. So it waits until every pod staged in the last kVethWait has its
-  // veth (a plugin that never says so costs one wait of at most kVethWait).
-  void WaitForVeths() {
-    std::unique_lock lock(mu);
-    for (;;) {
-      const auto now = Clock::now();
-      std::optional<Clock::time_point> until;
-      for (const auto& [key, staged_at] : creating_veth) {
-        const auto limit = staged_at + kVethWait;
-        if (limit > now && (!until || limit < *until)) until = limit;
-      }
-      if (!until) return;
-      changed.wait_until(lock, *until);  // "created" notifies: look again
-    }
-  }
-
   // The last program in force: when it started, was compiled, was applied.
   struct ProgramTimes {
     Clock::time_point started, compiled, applied;
@@ -791,7 +766,6 @@ struct Agent::Impl {
     Staged staged{registration, PodKey(reg->pod_namespace, reg->pod_name), reg->owner, 0, std::nullopt};
     std::unique_lock lock(mu);
     AttachLocked(*reg, &staged.replaced);
-    if (request.value("creating_veth", false)) creating_veth[staged.key] = start;
     Want();
     stats.last_add = {};
     stats.last_add.stage_received = start;
@@ -817,7 +791,6 @@ struct Agent::Impl {
   }
 
   void WithdrawLocked(const Staged& staged) {
-    creating_veth.erase(staged.key);
     const auto it = local.find(staged.key);
     if (it == local.end() || it->second.owner.container_id != staged.owner.container_id ||
         it->second.owner.ifname != staged.owner.ifname) {
@@ -846,7 +819,6 @@ struct Agent::Impl {
       // Attached at "stage" (after the same checks); its program may already be in force.
       const auto received = Clock::now();
       std::unique_lock lock(mu);
-      creating_veth.erase(staged->key);
       std::string answer = AnswerWhenInForce(staged->target, lock);
       stats.last_add.add_received = received;
       stats.last_add.answered = Clock::now();
@@ -940,16 +912,6 @@ struct Agent::Impl {
             line = next_line();
           }
         }
-        // "created" (no answer): the staged pod's veth pair exists.
-        if (line && staged && line->find("\"created\"") != std::string::npos) {
-          {
-            std::lock_guard lock(mu);
-            creating_veth.erase(staged->key);
-            stats.last_add.veth_created = Clock::now();
-          }
-          changed.notify_all();
-          line = next_line();
-        }
         if (line) {
           const std::string answer = Serve(*line, std::move(prefetched), staged) + "\n";
           (void)::send(client, answer.data(), answer.size(), MSG_NOSIGNAL);
@@ -1033,7 +995,6 @@ Status Agent::Run(const std::atomic<bool>& stop) {
     std::lock_guard lock(a.mu);
     for (const auto& reg : registered) a.local[PodKey(reg.pod_namespace, reg.pod_name)] = reg;
   }
-  a.backend->SetBeforeSend([&a] { a.WaitForVeths(); });
   a.api_client = client.get();
   a.Log(LogLevel::kInfo, "starting",
         {{"server", a.options.api.server}, {"registered_pods", registered.size()}});

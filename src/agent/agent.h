@@ -76,7 +76,6 @@ struct AgentStats {
     std::chrono::steady_clock::time_point stage_received;  // "stage" read from the plugin
     std::chrono::steady_clock::time_point attached;        // attached, program asked for
     std::chrono::steady_clock::time_point checked;         // start-race check passed
-    std::chrono::steady_clock::time_point veth_created;    // the plugin's veth pair exists
     std::chrono::steady_clock::time_point add_received;    // "add" read
     std::chrono::steady_clock::time_point answered;        // "add" answered
     std::chrono::steady_clock::time_point program_started;

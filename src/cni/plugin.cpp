@@ -242,14 +242,12 @@ class Plugin {
       }
       internal::TraceStep(call_.container_id, "announced");
     }
-    // With the pod's addresses known, the agent programs its rules while the
-    // rest of ADD runs (wiring, registration): they overlap instead of adding up.
-    const auto stage = [&](const PodRegistration& staged, bool creating_veth) {
-      if (agent && !agent->Stage(staged, creating_veth).ok()) agent.reset();
+    // With the pod's addresses known (and its veth created), the agent programs
+    // its rules while the rest of ADD runs (wiring, registration): they
+    // overlap instead of adding up.
+    const auto stage = [&](const PodRegistration& staged) {
+      if (agent && !agent->Stage(staged).ok()) agent.reset();
       internal::TraceStep(call_.container_id, "staged");
-    };
-    const auto created = [&] {
-      if (agent && !agent->Created().ok()) agent.reset();
     };
     if (conf_.prev_result) {
       // Chained: someone else wired the pod; take its addresses, pass the result on.
@@ -258,12 +256,11 @@ class Plugin {
       pod.ips = AddressesOf(*conf_.prev_result);
       if (pod.ips.empty())
         return Fail({kInvalidConfig, "prevResult has no addresses to enforce policy on", ""});
-      stage(pod, false);
+      stage(pod);
       result = *conf_.prev_result;
     } else {
       if (conf_.ranges.empty()) return Fail({kInvalidConfig, "ipam.ranges is required in routed mode", ""});
-      auto wired = Wire(
-          pod, [&](const PodRegistration& staged) { stage(staged, true); }, created);
+      auto wired = Wire(pod, stage);
       if (auto* f = std::get_if<Failure>(&wired)) {
         Undo();
         return Fail(*f);
@@ -406,16 +403,14 @@ class Plugin {
     (void)Unregister(conf_.state_dir, owner_);
   }
 
-  // `allocated` is called once the pod's addresses are allocated, before any
-  // interface exists (the agent compiles and plans its rules meanwhile), and
-  // `created` once its veth pair exists: the agent holds its transaction
-  // until then, because creating the node's end of the pair waits for any
-  // nftables transaction in the node's namespace (the kernel's netdevice
-  // notifier takes nftables' commit lock), and a pod of many elements held
-  // its own veth up 6-8 ms.
+  // `created` is called once the pod's addresses are allocated and its veth
+  // pair exists, before the rest of the wiring. Not earlier: creating the
+  // node's end of the pair waits for any nftables transaction in the node's
+  // namespace to finish (the kernel's netdevice notifier takes nftables'
+  // commit lock), so the agent programming a pod of many elements meanwhile
+  // would hold the veth up for as long (6-8 ms measured).
   std::variant<json, Failure> Wire(PodRegistration& pod,
-                                   const std::function<void(const PodRegistration&)>& allocated,
-                                   const std::function<void()>& created) {
+                                   const std::function<void(const PodRegistration&)>& created) {
     const auto fail = [](const std::string& what, const Error& e) {
       return Failure{kWiringFailed, what, e.message()};
     };
@@ -435,7 +430,6 @@ class Plugin {
     pod.ips = *ips;
     internal::TraceStep(call_.container_id, "allocated");
     TestPause("allocated");
-    allocated(pod);
     Result<Rtnl> node = Rtnl::Open("");
     if (!node) return fail("cannot talk to the node's netlink", node.error());
     Result<Rtnl> in_pod = Rtnl::Open(call_.netns);
@@ -447,7 +441,7 @@ class Plugin {
       return fail("cannot create the veth pair", s.error());
     }
     internal::TraceStep(call_.container_id, "veth");
-    created();
+    created(pod);
     Result<internal::LinkInfo> host_link = node->Link(host_);
     if (!host_link) return fail("the host interface vanished", host_link.error());
     const bool v6 =

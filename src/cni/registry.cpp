@@ -153,14 +153,8 @@ Status AgentConnection::Announce(const std::string& pod_namespace, const std::st
   return SendLine(json{{"op", "prepare"}, {"namespace", pod_namespace}, {"name", pod_name}}.dump());
 }
 
-Status AgentConnection::Stage(const PodRegistration& pod, bool creating_veth) {
-  json line = {{"op", "stage"}, {"registration", ToJson(pod)}};
-  if (creating_veth) line["creating_veth"] = true;
-  return SendLine(line.dump());
-}
-
-Status AgentConnection::Created() {
-  return SendLine(json{{"op", "created"}}.dump());
+Status AgentConnection::Stage(const PodRegistration& pod) {
+  return SendLine(json{{"op", "stage"}, {"registration", ToJson(pod)}}.dump());
 }
 
 Status AgentConnection::Confirm(const std::string& op, const PodRegistration& pod,

@@ -57,9 +57,7 @@ Status ConfirmWithAgent(const std::string& socket_path, const std::string& op, c
 //   Result<AgentConnection> agent = AgentConnection::Open(socket);
 //   if (agent) (void)agent->Announce("shop", "db-0");   // no answer awaited
 //   ... allocate addresses ...
-//   if (agent) (void)agent->Stage(pod, true);            // no answer awaited
-//   ... create the veth pair ...
-//   if (agent) (void)agent->Created();
+//   if (agent) (void)agent->Stage(pod);                  // no answer awaited
 //   ... wire ...
 //   Status s = agent ? agent->Confirm("add", pod, 5000ms) : ConfirmWithAgent(socket, "add", pod, 5000ms);
 class AgentConnection {
@@ -74,11 +72,7 @@ class AgentConnection {
   // wired: the agent programs its rules while the plugin wires (no answer
   // awaited). Confirm("add") with the same registration then waits for them
   // to be in force; a connection closed without it withdraws the pod.
-  // `creating_veth`: Created() follows once the pod's veth pair exists, and
-  // the agent holds its transaction until then (briefly), since creating the
-  // node's end would wait for that transaction.
-  Status Stage(const PodRegistration& pod, bool creating_veth = false);
-  Status Created();
+  Status Stage(const PodRegistration& pod);
   // As ConfirmWithAgent, on this connection; once per connection.
   Status Confirm(const std::string& op, const PodRegistration& pod, std::chrono::milliseconds timeout);
 

@@ -11,7 +11,6 @@
 // implementation of this interface and nothing above it changes.
 #pragma once
 
-#include <functional>
 #include <string>
 
 #include "base/result.h"
@@ -49,20 +48,6 @@ class Backend {
   [[nodiscard]] virtual Result<std::string> Show() = 0;
   // Removes everything this backend installed.
   [[nodiscard]] virtual Status Remove() = 0;
-
-  // Called by Apply once a transaction is planned, right before it is sent:
-  // a caller that knows the kernel is about to do something the transaction
-  // would hold up (nftables' commit lock also guards netdevice registration
-  // in the namespace) can wait for it there. Optional.
-  void SetBeforeSend(std::function<void()> hook) { before_send_ = std::move(hook); }
-
- protected:
-  void BeforeSend() const {
-    if (before_send_) before_send_();
-  }
-
- private:
-  std::function<void()> before_send_;
 };
 
 }  // namespace netpol::dataplane

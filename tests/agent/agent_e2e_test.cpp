@@ -345,21 +345,6 @@ TEST(AgentE2eTest, AStagedPodIsAttachedBeforeItsAddAndWithdrawnWhenTheAddDies) {
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
   EXPECT_EQ(local_pods(), 1);
 
-  // Staged while its veth pair is created: the agent holds its transaction
-  // until "created", or briefly when that never comes; either way the ADD is
-  // answered once the rules are in force.
-  for (const bool says_created : {true, false}) {
-    Result<cni::AgentConnection> connection = cni::AgentConnection::Open(options.socket_path);
-    ASSERT_TRUE(connection.ok());
-    ASSERT_TRUE(connection->Announce("shop", "web").ok());
-    ASSERT_TRUE(connection->Stage(reg, /*creating_veth=*/true).ok());
-    if (says_created) ASSERT_TRUE(connection->Created().ok());
-    const Status confirmed = connection->Confirm("add", reg, std::chrono::milliseconds(10000));
-    EXPECT_TRUE(confirmed.ok()) << (says_created ? "created: " : "never created: ")
-                                << confirmed.error().message();
-  }
-  EXPECT_EQ(local_pods(), 1);
-
   {  // A second sandbox of the attached pod staged, then its ADD dies: the
      // first stays attached (withdrawing must not leave the pod unpoliced).
     cni::PodRegistration second = reg;

@@ -367,7 +367,6 @@ Result<ApplyStats> NftBackend::ApplyImpl(const policy::NodeProgram& program, pol
     }
   }
   change.stats.plan_ms = ms_since(planning);
-  if (!change.stats.commands.empty() || !batch.empty()) BeforeSend();
   const auto sending = std::chrono::steady_clock::now();
   if (!change.stats.commands.empty() || !batch.empty()) {
     Status done = Ok();
