@@ -24,4 +24,16 @@ echo "== decode_benchmark (a 10k-pod LIST as the API returns it)"
 "$build/bench/decode_benchmark" --benchmark_repetitions=3 --benchmark_report_aggregates_only=true \
   | grep -E '^(BM_|-|Benchmark)' | grep -v -E '_(mean|stddev|cv) ' | tee "$out/decode_benchmark.txt"
 echo
+echo "== ipam_benchmark (the CNI plugin's allocation with 100 pods; medians of 5 repetitions)"
+"$build/bench/ipam_benchmark" --benchmark_repetitions=5 --benchmark_report_aggregates_only=true \
+  | grep -E '^(BM_|-|Benchmark)' | grep -v -E '_(mean|stddev|cv) ' | tee "$out/ipam_benchmark.txt"
+echo
+if [ "$(id -u)" -eq 0 ]; then
+  echo "== backend_benchmark (a new pod through the real kernel, in a netns of its own; medians of 5)"
+  "$build/bench/backend_benchmark" --benchmark_repetitions=5 --benchmark_report_aggregates_only=true \
+    | grep -E '^(BM_|-|Benchmark)' | grep -v -E '_(mean|stddev|cv) ' | tee "$out/backend_benchmark.txt"
+else
+  echo "== backend_benchmark needs root (a network namespace of its own): not run"
+fi
+echo
 echo "results in $out"
