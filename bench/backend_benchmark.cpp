@@ -11,6 +11,7 @@
 
 #include <cstdlib>
 #include <map>
+#include <memory>
 #include <string>
 
 #include "dataplane/nft/element_batch.h"
@@ -40,12 +41,7 @@ struct Node {
     for (const auto& o :
          testing::GenerateRealisticCluster({.namespaces = 100, .pods = 10000, .policies = 1000}, 42))
       engine.Apply(o);
-    std::map<std::string, std::string> local;
-    for (const policy::PodId id : engine.Pods()) {
-      if (local.size() == 100) break;
-      local[engine.pod(id).FullName()] = "veth" + std::to_string(local.size());
-    }
-    program = policy::CompileNode(engine, local);
+    program = policy::CompileNode(engine, testing::FirstPodsAsLocal(engine, 100));
     std::string like;
     size_t best = SIZE_MAX;
     for (const auto& [name, pod] : program.pods) {
@@ -74,19 +70,26 @@ struct Node {
     deletes = delete_edits.List();
   }
   ~Node() { (void)std::system(("ip netns del " + netns).c_str()); }
+
+  // A backend on the node's namespace with its 100 pods in force; null when that fails.
+  std::unique_ptr<NftBackend> Programmed() const {
+    auto backend = NftBackend::Create({.netns = netns, .nft = {}, .observe_at_create = false});
+    if (!backend.ok() || !(*backend)->Apply(program).ok()) return nullptr;
+    return std::move(*backend);
+  }
 };
 
 void BM_NewPodComesAndGoes(benchmark::State& state) {
   Node node(static_cast<size_t>(state.range(0)));
-  auto backend = NftBackend::Create({.netns = node.netns, .nft = {}, .observe_at_create = false});
-  if (!backend.ok() || !(*backend)->Apply(node.program).ok()) {
+  std::unique_ptr<NftBackend> backend = node.Programmed();
+  if (backend == nullptr) {
     state.SkipWithError("cannot program the node (root?)");
     return;
   }
   double plan = 0, send = 0;
   for (auto _ : state) {
-    const auto came = (*backend)->Apply(node.with);
-    const auto went = (*backend)->Apply(node.program);
+    const auto came = backend->Apply(node.with);
+    const auto went = backend->Apply(node.program);
     if (!came.ok() || !went.ok()) {
       state.SkipWithError("apply failed");
       break;
@@ -98,14 +101,14 @@ void BM_NewPodComesAndGoes(benchmark::State& state) {
   state.counters["elements"] = static_cast<double>(node.elements);
   state.counters["plan_ms"] = plan / n;
   state.counters["send_ms"] = send / n;
-  (void)(*backend)->Remove();
+  (void)backend->Remove();
 }
 BENCHMARK(BM_NewPodComesAndGoes)->Arg(1500)->Unit(benchmark::kMillisecond);
 
 void BM_SameEditsSentAlone(benchmark::State& state) {
   Node node(static_cast<size_t>(state.range(0)));
-  auto backend = NftBackend::Create({.netns = node.netns, .nft = {}, .observe_at_create = false});
-  if (!backend.ok() || !(*backend)->Apply(node.program).ok()) {
+  std::unique_ptr<NftBackend> backend = node.Programmed();
+  if (backend == nullptr) {
     state.SkipWithError("cannot program the node (root?)");
     return;
   }
@@ -119,7 +122,7 @@ void BM_SameEditsSentAlone(benchmark::State& state) {
     }
   }
   state.counters["elements"] = static_cast<double>(node.elements);
-  (void)(*backend)->Remove();
+  (void)backend->Remove();
 }
 BENCHMARK(BM_SameEditsSentAlone)->Arg(1500)->Unit(benchmark::kMillisecond);
 

@@ -32,12 +32,7 @@ struct Fixture {
     for (const auto& o :
          testing::GenerateRealisticCluster({.namespaces = 100, .pods = 10000, .policies = 1000}, 42))
       engine.Apply(o);
-    std::map<std::string, std::string> local;
-    for (const policy::PodId id : engine.Pods()) {
-      if (local.size() == 100) break;
-      local[engine.pod(id).FullName()] = "veth" + std::to_string(local.size());
-    }
-    program = policy::CompileNode(engine, local);
+    program = policy::CompileNode(engine, testing::FirstPodsAsLocal(engine, 100));
     for (const auto& [name, pod] : program.pods) {
       size_t n = 0;
       for (const auto& [set, members] : dataplane::nft::RenderPod(name, pod, program, {}))

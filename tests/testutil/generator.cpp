@@ -315,4 +315,13 @@ std::vector<api::Object> GenerateRealisticCluster(const ClusterShape& shape, uin
   return objects;
 }
 
+std::map<std::string, std::string> FirstPodsAsLocal(const policy::Engine& engine, size_t count) {
+  std::map<std::string, std::string> local;
+  for (const policy::PodId id : engine.Pods()) {
+    if (local.size() == count) break;
+    local[engine.pod(id).FullName()] = "veth" + std::to_string(local.size());
+  }
+  return local;
+}
+
 }  // namespace netpol::testing

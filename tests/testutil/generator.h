@@ -16,11 +16,14 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <map>
 #include <random>
 #include <span>
+#include <string>
 #include <vector>
 
 #include "api/objects.h"
+#include "policy/engine.h"
 
 namespace netpol::testing {
 
@@ -67,5 +70,10 @@ struct ClusterShape {
 };
 
 std::vector<api::Object> GenerateRealisticCluster(const ClusterShape& shape, uint64_t seed);
+
+// A node of such a cluster, as the benchmarks model one: the engine's first
+// `count` pods, each with a host interface ("veth0", "veth1", ...), ready for
+// CompileNode.
+std::map<std::string, std::string> FirstPodsAsLocal(const policy::Engine& engine, size_t count);
 
 }  // namespace netpol::testing
