@@ -273,8 +273,6 @@ class Compiler {
     std::vector<std::pair<ClassId, uint32_t>> classes;
     class_addresses.reserve(entry.class_addresses.size() + 8);
     classes.reserve(now.size());
-    std::vector<std::pair<uint32_t, uint32_t>> kept;  // runs of class_addresses read before, unchanged since
-    kept.reserve(now.size());
     std::vector<IpAddress> left, came;
     const auto run = [&](size_t k) {
       const uint32_t begin = k == 0 ? 0 : entry.classes[k - 1].second;
@@ -289,9 +287,7 @@ class Compiler {
       const bool had = old < entry.classes.size() && entry.classes[old].first == c;
       if (had && s_.classes[c].changed_at <= entry.at) {
         const auto [first, last] = run(old);
-        const auto begin = static_cast<uint32_t>(class_addresses.size());
         class_addresses.insert(class_addresses.end(), first, last);
-        kept.emplace_back(begin, static_cast<uint32_t>(class_addresses.size()));
         classes.emplace_back(c, static_cast<uint32_t>(class_addresses.size()));
         ++old;
         continue;
@@ -320,16 +316,21 @@ class Compiler {
       return BuildPeerSet(entry, rule, origin);
     SortUnique(left);
     SortUnique(came);
-    // An address that left one class stays when a class has it now (pods can
-    // share an address: a finished pod's, reused).
+    // An address that left one class stays when any class has it now, changed
+    // or not (pods can share an address: a finished pod's, reused).
+    const auto held_now = [&](const IpAddress& ip) {
+      uint32_t begin = 0;
+      for (const auto& [c, end] : entry.classes) {
+        if (std::binary_search(entry.class_addresses.begin() + begin, entry.class_addresses.begin() + end, ip,
+                               AddressLess))
+          return true;
+        begin = end;
+      }
+      return false;
+    };
     std::vector<IpAddress> gone;
     for (const IpAddress& ip : left) {
-      if (std::binary_search(came.begin(), came.end(), ip, AddressLess)) continue;
-      const bool still = std::any_of(kept.begin(), kept.end(), [&](const std::pair<uint32_t, uint32_t>& k) {
-        return std::binary_search(entry.class_addresses.begin() + k.first,
-                                  entry.class_addresses.begin() + k.second, ip, AddressLess);
-      });
-      if (!still) gone.push_back(ip);
+      if (!std::binary_search(came.begin(), came.end(), ip, AddressLess) && !held_now(ip)) gone.push_back(ip);
     }
     std::vector<IpAddress> added;
     for (const IpAddress& ip : came) {
