@@ -130,17 +130,33 @@ TEST(SetIdsTest, ACollidingSetGetsItsOwnId) {
   EXPECT_TRUE(*sets.at("p1~2") == *b);
 }
 
+// A pod "server" in namespace shop and a policy letting in the pods the
+// given podSelector matches: one rule whose peers the tests below move.
+std::string ServerAllowing(const std::string& pod_selector) {
+  return R"(
+apiVersion: v1
+kind: Pod
+metadata: {name: server, namespace: shop, labels: {role: server}}
+status: {podIP: 198.18.0.10}
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: from-apps, namespace: shop}
+spec:
+  podSelector: {matchLabels: {role: server}}
+  ingress:
+  - from: [{podSelector: )" +
+         pod_selector + R"(}]
+)";
+}
+
 // Two pods of different classes share an address (a finished pod's, reused).
 // When one moves to the other's class, its old class loses the address and
 // the class it joins changes too while still holding it: the kept set must
 // keep the address, as a fresh compile does.
 TEST(NodeCompilerTest, AnAddressAnotherClassStillHoldsStaysWhenItsPodMoves) {
   const auto objects = [](const std::string& p_label) {
-    const std::string yaml = R"(
-apiVersion: v1
-kind: Pod
-metadata: {name: server, namespace: shop, labels: {role: server}}
-status: {podIP: 198.18.0.10}
+    const std::string yaml = ServerAllowing("{matchExpressions: [{key: app, operator: Exists}]}") + R"(
 ---
 apiVersion: v1
 kind: Pod
@@ -157,14 +173,6 @@ apiVersion: v1
 kind: Pod
 metadata: {name: r, namespace: shop, labels: {app: b}}
 status: {podIP: 198.18.0.30}
----
-apiVersion: networking.k8s.io/v1
-kind: NetworkPolicy
-metadata: {name: from-apps, namespace: shop}
-spec:
-  podSelector: {matchLabels: {role: server}}
-  ingress:
-  - from: [{podSelector: {matchExpressions: [{key: app, operator: Exists}]}}]
 )";
     return api::Decode(yaml, "t.yaml", {}).objects;
   };
@@ -196,22 +204,10 @@ TEST(NodeCompilerTest, KeptPeerSetsFollowPodsThatShareAddresses) {
                              std::to_string(20 + ip) + "}\n";
     return api::Decode(yaml, "t.yaml", {}).objects.at(0);
   };
-  const std::vector<api::Object> base = api::Decode(R"(
-apiVersion: v1
-kind: Pod
-metadata: {name: server, namespace: shop, labels: {role: server}}
-status: {podIP: 198.18.0.10}
----
-apiVersion: networking.k8s.io/v1
-kind: NetworkPolicy
-metadata: {name: from-apps, namespace: shop}
-spec:
-  podSelector: {matchLabels: {role: server}}
-  ingress:
-  - from: [{podSelector: {matchExpressions: [{key: app, operator: In, values: [a, b]}]}}]
-)",
-                                                    "t.yaml", {})
-                                            .objects;
+  const std::vector<api::Object> base =
+      api::Decode(ServerAllowing("{matchExpressions: [{key: app, operator: In, values: [a, b]}]}"), "t.yaml",
+                  {})
+          .objects;
   ASSERT_EQ(base.size(), 2u);
   const std::map<std::string, std::string> local = {{"shop/server", "veth0"}};
   const char* apps[] = {"a", "b", "c"};
