@@ -223,11 +223,8 @@ int Main(const std::string& bin) {
     std::ofstream(dir + "/conf.json") << conf.dump();
     std::vector<double> add_ms;
     std::vector<Clock::time_point> add_start;
-    std::vector<double> add_parts[3];                  // until the agent has the request, compile, dataplane
-    std::vector<std::pair<double, double>> add_agent;  // the agent's policy read, attach (ms)
-    std::vector<agent::AgentStats::AddTimeline> add_timeline;
-    std::vector<std::pair<double, double>> add_split;  // of the dataplane: plan, send (ms)
-    std::vector<uint64_t> add_elements;                // nft elements each ADD's program changed
+    std::vector<double> add_parts[3];          // until the agent has the request, compile, dataplane
+    std::vector<agent::AgentStats> add_stats;  // the agent's, right after each ADD
     // One unmeasured ADD first (pod 100): the plugin's first exec from this
     // process pays cold caches (configured at 7 ms instead of 1.3; up to
     // 36 ms measured), which a node running it all day does not.
@@ -272,10 +269,7 @@ int Main(const std::string& bin) {
         add_parts[0].push_back(Ms(after.last_change_at - start));
         add_parts[1].push_back(after.last_compile_ms);
         add_parts[2].push_back(after.last_dataplane_ms);
-        add_agent.emplace_back(after.last_policy_read_ms, after.last_attach_ms);
-        add_timeline.push_back(after.last_add);
-        add_split.emplace_back(after.last_plan_ms, after.last_send_ms);
-        add_elements.push_back(after.last_elements_changed);
+        add_stats.push_back(after);
       }
       ::close(node_fd);
       ::close(conf_fd);
@@ -353,14 +347,14 @@ int Main(const std::string& bin) {
         std::printf("  ADD %zu (%.1f ms):", k, add_ms[k]);
         for (const auto& [step, ms] : steps["c" + std::to_string(k)])
           std::printf(" %s %.2f", step.c_str(), ms);
+        const agent::AgentStats& a = add_stats[k];
         std::printf(
-            "; agent had it at %.2f (policy read %.2f, attach %.2f), compile %.2f, dataplane %.2f [plan %.2f "
-            "/ send "
-            "%.2f, %llu elements]\n",
-            add_parts[0][k], add_agent[k].first, add_agent[k].second, add_parts[1][k], add_parts[2][k],
-            add_split[k].first, add_split[k].second, static_cast<unsigned long long>(add_elements[k]));
+            "; agent had it at %.2f (policy read %.2f, attach %.2f), compile %.2f, dataplane %.2f "
+            "[plan %.2f / send %.2f, %llu elements]\n",
+            add_parts[0][k], a.last_policy_read_ms, a.last_attach_ms, add_parts[1][k], add_parts[2][k],
+            a.last_plan_ms, a.last_send_ms, static_cast<unsigned long long>(a.last_elements_changed));
         // The agent's side, on the same clock: its threads waking, its lock, its program.
-        const agent::AgentStats::AddTimeline& t = add_timeline[k];
+        const agent::AgentStats::AddTimeline& t = a.last_add;
         const auto at = [&](Clock::time_point p) {
           return p == Clock::time_point() ? -1.0 : Ms(p - add_start[k]);
         };

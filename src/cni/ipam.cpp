@@ -126,6 +126,11 @@ std::optional<std::string> ReadSmallFile(const std::string& path) {
   return std::string(buffer, static_cast<size_t>(n));
 }
 
+// What an allocation file holds: its owner, one field per line.
+std::string AllocationRecord(const Owner& owner) {
+  return owner.container_id + "\n" + owner.ifname + "\n";
+}
+
 bool Exists(const std::string& path) {
   return ::access(path.c_str(), F_OK) == 0;
 }
@@ -191,7 +196,7 @@ std::optional<std::vector<IpAddress>> Ipam::HeldLocked(const Owner& owner, const
     if (!ip) continue;
     // Still the owner's? (A release killed half way leaves the index behind.)
     const std::optional<std::string> held = ReadSmallFile(directory_ + "/" + ip->ToString());
-    if (!held || *held != owner.container_id + "\n" + owner.ifname + "\n") return std::nullopt;
+    if (!held || *held != AllocationRecord(owner)) return std::nullopt;
     for (size_t r = 0; r < ranges_.size(); ++r) {
       if (ranges_[r].Contains(*ip) && !per_range[r]) per_range[r] = *ip;
     }
@@ -260,8 +265,7 @@ Result<std::vector<IpAddress>> Ipam::Allocate(const Owner& owner) {
       }
     }
     if (!found) return Unavailable("no free address left in " + range.ToString());
-    NETPOL_RETURN_IF_ERROR(WriteAtomically(directory_ + "/" + found->ToString(),
-                                           owner.container_id + "\n" + owner.ifname + "\n"),
+    NETPOL_RETURN_IF_ERROR(WriteAtomically(directory_ + "/" + found->ToString(), AllocationRecord(owner)),
                            "recording allocation");
     NETPOL_RETURN_IF_ERROR(OverwriteHint(directory_ + "/" + LastFile(r), found->ToString()),
                            "recording allocation");

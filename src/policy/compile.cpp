@@ -192,8 +192,8 @@ class Compiler {
     return {std::move(id), std::make_shared<const AddressSet>(std::move(set))};
   }
 
-  // A set into the program; the first one with an id names its origin.
-  // A set into the program under its id (see internal::AddSet).
+  // A set into the program under its id (see internal::AddSet); the first
+  // one with an id names its origin.
   const std::string& Use(const std::string& id, const SharedAddressSet& set) {
     return internal::AddSet(program_.sets, id, set);
   }
@@ -279,11 +279,13 @@ class Compiler {
       return std::make_pair(entry.class_addresses.begin() + begin,
                             entry.class_addresses.begin() + entry.classes[k].second);
     };
+    const auto leave = [&](size_t k) {  // the whole run of a class no longer matched
+      const auto [first, last] = run(k);
+      left.insert(left.end(), first, last);
+    };
     size_t old = 0;
     for (const ClassId c : now) {
-      for (; old < entry.classes.size() && entry.classes[old].first < c; ++old) {
-        left.insert(left.end(), run(old).first, run(old).second);  // no longer matched
-      }
+      for (; old < entry.classes.size() && entry.classes[old].first < c; ++old) leave(old);
       const bool had = old < entry.classes.size() && entry.classes[old].first == c;
       if (had && s_.classes[c].changed_at <= entry.at) {
         const auto [first, last] = run(old);
@@ -308,7 +310,7 @@ class Compiler {
       }
       classes.emplace_back(c, static_cast<uint32_t>(class_addresses.size()));
     }
-    for (; old < entry.classes.size(); ++old) left.insert(left.end(), run(old).first, run(old).second);
+    for (; old < entry.classes.size(); ++old) leave(old);
     entry.class_addresses = std::move(class_addresses);
     entry.classes = std::move(classes);
     const AddressSet& before = *entry.set;

@@ -135,14 +135,12 @@ Result<std::vector<uint8_t>> EncodeKey(const std::string& type, const std::strin
 
 bool Batchable(const std::vector<ElementEdit>& edits, const std::map<std::string, NftSet>& layout) {
   // Edits come grouped by set: one lookup per run.
-  std::string_view checked;
-  bool any = false;
+  std::optional<std::string_view> checked;
   for (const ElementEdit& e : edits) {
-    if (any && e.set == checked) continue;
+    if (checked == e.set) continue;
     const auto it = layout.find(std::string(e.set));
     if (it == layout.end() || it->second.interval) return false;
     checked = e.set;
-    any = true;
   }
   return true;
 }
