@@ -13,6 +13,7 @@
 #include <cstring>
 #include <deque>
 #include <filesystem>
+#include <fstream>
 #include <future>
 #include <iostream>
 #include <iterator>
@@ -20,10 +21,13 @@
 #include <mutex>
 #include <optional>
 #include <set>
+#include <sstream>
 #include <thread>
 
 #include "agent/metrics.h"
 #include "api/load.h"
+#include "cni/ipam.h"
+#include "cni/plugin.h"
 #include "cni/registry.h"
 #include "dataplane/nflog.h"
 #include "dataplane/nft/nft_backend.h"
@@ -94,9 +98,22 @@ struct Agent::Impl {
   mutable std::mutex mu;
   std::condition_variable changed;  // something to program, or a program done
   policy::Engine engine;
-  policy::NodeCompiler compiler;                         // keeps peer sets between programs
-  std::map<std::string, api::Pod> node_pods;             // this node's pods as the API has them
-  std::map<std::string, cni::PodRegistration> local;     // ns/name -> registration
+  policy::NodeCompiler compiler;                      // keeps peer sets between programs
+  std::map<std::string, api::Pod> node_pods;          // this node's pods as the API has them
+  std::map<std::string, cni::PodRegistration> local;  // ns/name -> registration
+  // Pods scheduled here, not attached yet, whose addresses this agent
+  // reserved in the plugin's allocator (options.cni_conf): programmed ahead
+  // of their ADD.
+  struct Reservation {
+    std::vector<IpAddress> ips;
+    uint64_t generation = 0;  // the first program carrying it
+    bool in_force = false;
+  };
+  std::optional<cni::Ipam> ipam;
+  std::map<std::string, Reservation> reserved;  // ns/name ->
+  // Reservations to release once a program without them is in force:
+  // (generation, namespace, name).
+  std::vector<std::tuple<uint64_t, std::string, std::string>> unreserving;
   std::map<std::string, bool> listed;                    // kind -> listed once
   std::map<std::string, std::set<std::string>> listing;  // kind -> ns/name in the list under way
   std::map<std::string, uint64_t> policy_rv;             // ns/name -> resourceVersion applied
@@ -153,12 +170,66 @@ struct Agent::Impl {
 
   // A pod as the engine should see it: a local pod's addresses come from its
   // registration until the API reports them.
+  // A pod as the engine should see it: a local pod's addresses come from its
+  // registration (or reservation) until the API reports them.
   void ApplyPod(api::Pod pod) {
     const std::string key = PodKey(pod.metadata.namespace_, pod.metadata.name);
-    if (const auto reg = local.find(key); reg != local.end() && pod.pod_ips.empty()) {
-      for (const IpAddress& ip : reg->second.ips) pod.pod_ips.push_back(ip.ToString());
+    if (pod.pod_ips.empty()) {
+      if (const auto reg = local.find(key); reg != local.end()) {
+        for (const IpAddress& ip : reg->second.ips) pod.pod_ips.push_back(ip.ToString());
+      } else if (const auto res = reserved.find(key); res != reserved.end()) {
+        for (const IpAddress& ip : res->second.ips) pod.pod_ips.push_back(ip.ToString());
+      }
     }
     engine.Apply(pod);
+  }
+
+  // A pod the API shows scheduled here, not running yet and not attached:
+  // reserve its addresses so its rules are in force before its ADD.
+  void MaybeReserve(const std::string& key, const api::Pod& pod) {
+    if (!ipam || !pod.pod_ips.empty() || pod.spec.host_network || pod.phase == "Succeeded" ||
+        pod.phase == "Failed" || local.contains(key) || reserved.contains(key)) {
+      return;
+    }
+    Result<std::vector<IpAddress>> ips =
+        ipam->Allocate(cni::ReservationOwner(pod.metadata.namespace_, pod.metadata.name));
+    if (!ips) {
+      Log(LogLevel::kWarn, "cannot reserve a pod's addresses; its ADD will allocate them",
+          {{"pod", key}, {"error", ips.error().message()}});
+      return;
+    }
+    reserved[key] = {std::move(*ips), wanted + 1, false};
+  }
+
+  // The reservation of `key` ends without an ADD taking it over (the pod is
+  // gone, or attached with other addresses): its addresses go back to the
+  // allocator once a program without them is in force.
+  void Unreserve(const std::string& key) {
+    if (reserved.erase(key) == 0) return;
+    const size_t slash = key.find('/');
+    unreserving.emplace_back(wanted + 1, key.substr(0, slash), key.substr(slash + 1));
+  }
+
+  // After the program numbered `generation` is in force.
+  void ReservationsInForce(uint64_t generation) {
+    for (auto& [key, r] : reserved) {
+      if (!r.in_force && r.generation <= generation) {
+        r.in_force = true;
+        ++stats.reservations_in_force;
+      }
+    }
+    std::erase_if(unreserving, [&](const auto& entry) {
+      const auto& [after, ns, name] = entry;
+      if (after > generation) return false;
+      // Reserved again meanwhile (the pod came back): the same addresses, kept.
+      if (reserved.contains(PodKey(ns, name))) return true;
+      if (Status s = ipam->Release(cni::ReservationOwner(ns, name)); !s.ok()) {
+        Log(LogLevel::kWarn, "cannot release a reservation; retried",
+            {{"pod", PodKey(ns, name)}, {"error", s.error().message()}});
+        return false;
+      }
+      return true;
+    });
   }
 
   void OnObject(const std::string& kind, const std::string& type, const Json& object) {
@@ -168,11 +239,17 @@ struct Agent::Impl {
     if (type == "DELETED") {
       engine.Delete(kind, ns, name);
       if (kind == "NetworkPolicy") policy_rv.erase(PodKey(ns, name));
-      if (kind == "Pod") node_pods.erase(PodKey(ns, name));
+      if (kind == "Pod") {
+        node_pods.erase(PodKey(ns, name));
+        Unreserve(PodKey(ns, name));
+      }
     } else if (std::optional<api::Object> decoded = Decode(object)) {
       if (kind == "NetworkPolicy") policy_rv[PodKey(ns, name)] = RvOf(object);
       if (auto* pod = std::get_if<api::Pod>(&*decoded)) {
-        if (object["spec"].value("nodeName", "") == options.node_name) node_pods[PodKey(ns, name)] = *pod;
+        if (object["spec"].value("nodeName", "") == options.node_name) {
+          node_pods[PodKey(ns, name)] = *pod;
+          MaybeReserve(PodKey(ns, name), *pod);
+        }
         ApplyPod(*pod);
       } else {
         engine.Apply(*decoded);
@@ -223,6 +300,14 @@ struct Agent::Impl {
       if (kind == "Pod") node_pods.erase(PodKey(ns, name));
       if (kind == "NetworkPolicy") policy_rv.erase(PodKey(ns, name));
     }
+    if (kind == "Pod") {
+      // Reservations a previous run left for pods that are gone or attached.
+      std::vector<std::string> ended;
+      for (const auto& [key, r] : reserved) {
+        if (!node_pods.contains(key) || local.contains(key)) ended.push_back(key);
+      }
+      for (const std::string& key : ended) Unreserve(key);
+    }
     listed[kind] = true;
     Want();
   }
@@ -242,11 +327,17 @@ struct Agent::Impl {
   bool Synced() const { return listed.size() == std::size(kube::kPolicyResources); }
 
   // The program for this node: registered pods the engine knows, compiled;
-  // registered pods it does not know yet, isolated both ways.
+  // registered pods it does not know yet, isolated both ways; reserved pods,
+  // compiled, their addresses claimed until they are wired.
   policy::NodeProgram Program() {
     std::map<std::string, std::string> names;
     for (const auto& [key, reg] : local) names[key] = reg.host_interface;
+    for (const auto& [key, r] : reserved) names.emplace(key, "");
     policy::NodeProgram program = compiler.Compile(engine, names);
+    for (const auto& [key, r] : reserved) {
+      if (const auto it = program.pods.find(key); it != program.pods.end() && !local.contains(key))
+        it->second.reserved = true;
+    }
     for (const auto& [key, reg] : local) {
       if (program.pods.contains(key) || reg.ips.empty()) continue;
       policy::LocalPod pod;
@@ -303,6 +394,7 @@ struct Agent::Impl {
       stats.last_plan_ms = done->plan_ms;
       stats.last_send_ms = done->send_ms;
       stats.installed_elements = installed;
+      ReservationsInForce(target);
       program_seconds.Observe(Seconds(end - start));
       update_seconds.Observe(Seconds(end - change_at));
       ++stats.programs;
@@ -720,6 +812,13 @@ struct Agent::Impl {
       if (it != local.end()) *replaced = it->second;
     }
     local[key] = reg;
+    if (const auto it = reserved.find(key); it != reserved.end()) {
+      if (it->second.ips == reg.ips) {
+        reserved.erase(it);  // taken over by the ADD
+      } else {
+        Unreserve(key);  // the ADD allocated before the reservation was made
+      }
+    }
     if (const auto it = node_pods.find(key); it != node_pods.end()) ApplyPod(it->second);
     Log(LogLevel::kInfo, "pod attached", {{"pod", key}, {"interface", reg.host_interface}});
   }
@@ -994,6 +1093,30 @@ Status Agent::Run(const std::atomic<bool>& stop) {
   {
     std::lock_guard lock(a.mu);
     for (const auto& reg : registered) a.local[PodKey(reg.pod_namespace, reg.pod_name)] = reg;
+  }
+  if (!a.options.cni_conf.empty()) {
+    std::ifstream in(a.options.cni_conf);
+    std::stringstream text;
+    text << in.rdbuf();
+    if (!in) return InvalidArgument("cannot read the CNI configuration " + a.options.cni_conf);
+    Result<cni::Ipam> ipam = cni::OpenNetworkIpam(text.str());
+    if (!ipam && ipam.error().code() != ErrorCode::kNotFound) {
+      return std::move(ipam).error().WithContext("reserving pods' addresses from " + a.options.cni_conf);
+    }
+    if (!ipam) {
+      a.Log(LogLevel::kInfo, "pods wait for their ADD to be programmed", {{"why", ipam.error().message()}});
+    } else {
+      // Reservations of a previous run: kept for their pods, or released once
+      // the pod list shows them gone.
+      NETPOL_ASSIGN_OR_RETURN(const std::vector<cni::Allocation> allocations, ipam->List(),
+                              "reading reservations");
+      std::lock_guard lock(a.mu);
+      for (const cni::Allocation& allocation : allocations) {
+        if (const std::optional<std::string> pod = cni::ReservedPod(allocation.owner))
+          a.reserved[*pod].ips.push_back(allocation.address);
+      }
+      a.ipam = std::move(*ipam);
+    }
   }
   a.api_client = client.get();
   a.Log(LogLevel::kInfo, "starting",

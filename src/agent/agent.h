@@ -10,7 +10,9 @@
 // their interface and addresses come from the registration, their labels from
 // the API. The plugin asks over the agent's socket and its ADD succeeds only
 // once the pod's rules are in force. A registered pod the API has not shown yet
-// is isolated both ways until it has (fail closed).
+// is isolated both ways until it has (fail closed). With `cni_conf`, a pod the
+// API shows scheduled here is programmed before its ADD, for addresses the
+// agent reserves in the plugin's allocator (the ADD takes them over).
 //
 // Restart-safe: the table the previous run left stays in force (the backend
 // adopts it, never flushes), nothing is programmed before every watched
@@ -37,6 +39,11 @@ struct AgentOptions {
   std::string netns;                              // node namespace to program; "" = this one
   std::string state_dir = "/var/lib/netpol/cni";  // where netpol-cni registers pods
   std::string socket_path = "/run/netpol/agent.sock";
+  // netpol-cni's network configuration (conf or conflist). With one in routed
+  // mode, a pod seen scheduled here gets its addresses reserved and its rules
+  // put in force before its CNI ADD, which takes the addresses over and then
+  // only has the pod's interface to add. "" = every pod waits for its ADD.
+  std::string cni_conf;
   uint16_t log_group = 100;
   // Read the NFLOG group and write attributed flow lines (GET /flows,
   // `netpol flows`). Off, denied packets are still logged by the rules to a
@@ -65,6 +72,7 @@ struct AgentStats {
   double last_plan_ms = 0;             // of last_dataplane_ms: render and diff
   double last_send_ms = 0;             // of last_dataplane_ms: encode, kernel transaction
   uint64_t installed_elements = 0;     // nftables elements in force for the node's pods
+  uint64_t reservations_in_force = 0;  // pods whose rules went in force ahead of their ADD
   // The last pod staged by the CNI plugin: its namespace's policies read from
   // the API (started when the plugin announced the pod), and attaching it once
   // its addresses came (the lock, the watch catching up with that read).

@@ -48,6 +48,9 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--socket", options.socket_path, "unix socket netpol-cni confirms pods on")
       ->capture_default_str();
+  app.add_option("--cni-conf", options.cni_conf,
+                 "netpol-cni's network configuration (conf or conflist): reserve the addresses of pods "
+                 "scheduled here and put their rules in force before their CNI ADD");
   app.add_option("--log-group", options.log_group, "NFLOG group for denied connections")
       ->capture_default_str();
   app.add_option("--flow-logs", options.flow_logs,

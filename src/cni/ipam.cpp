@@ -131,11 +131,29 @@ std::string AllocationRecord(const Owner& owner) {
   return owner.container_id + "\n" + owner.ifname + "\n";
 }
 
+// What an owner's index file holds: its addresses, one per line.
+std::string IndexRecord(const std::vector<IpAddress>& addresses) {
+  std::string out;
+  for (const IpAddress& ip : addresses) out += ip.ToString() + "\n";
+  return out;
+}
+
 bool Exists(const std::string& path) {
   return ::access(path.c_str(), F_OK) == 0;
 }
 
+constexpr std::string_view kReservationPrefix = "reserved:";
+
 }  // namespace
+
+Owner ReservationOwner(std::string_view pod_namespace, std::string_view pod_name) {
+  return {std::string(kReservationPrefix) + std::string(pod_namespace) + "/" + std::string(pod_name), ""};
+}
+
+std::optional<std::string> ReservedPod(const Owner& owner) {
+  if (!owner.container_id.starts_with(kReservationPrefix)) return std::nullopt;
+  return owner.container_id.substr(kReservationPrefix.size());
+}
 
 bool Allocatable(const IpPrefix& range, const IpAddress& ip) {
   if (!range.Contains(ip) || ip == range.address()) return false;
@@ -209,9 +227,28 @@ std::optional<std::vector<IpAddress>> Ipam::HeldLocked(const Owner& owner, const
   return out;
 }
 
-Result<std::vector<IpAddress>> Ipam::Allocate(const Owner& owner) {
+Result<std::vector<IpAddress>> Ipam::Allocate(const Owner& owner, const std::optional<Owner>& reserved) {
   NETPOL_ASSIGN_OR_RETURN(DirectoryLock lock, DirectoryLock::Acquire(directory_), "allocating");
   const std::string owner_file = OwnerFile(owner);
+  if (reserved && !owner_file.empty() && !Exists(directory_ + "/" + owner_file)) {
+    const std::string reserved_file = OwnerFile(*reserved);
+    if (std::optional<std::vector<IpAddress>> held =
+            reserved_file.empty() ? std::nullopt : HeldLocked(*reserved, reserved_file)) {
+      // Taken over: the allocations first, then the owner's index, then the
+      // reservation's. Killed in between, the allocations are the owner's
+      // (DEL and GC find them by reading every allocation) and the
+      // reservation's index names addresses no longer its own (ignored).
+      for (const IpAddress& ip : *held) {
+        NETPOL_RETURN_IF_ERROR(WriteAtomically(directory_ + "/" + ip.ToString(), AllocationRecord(owner)),
+                               "taking over a reservation");
+      }
+      NETPOL_RETURN_IF_ERROR(WriteAtomically(directory_ + "/" + owner_file, IndexRecord(*held)),
+                             "taking over a reservation");
+      std::error_code ignored;  // a leftover names addresses that are not the reservation's
+      fs::remove(directory_ + "/" + reserved_file, ignored);
+      return *held;
+    }
+  }
   // The owner's index answers a repeated ADD, and its absence a new owner,
   // without reading every allocation. An index that does not match the
   // allocations (a plugin killed half way) sends this to reading them all.
@@ -276,9 +313,8 @@ Result<std::vector<IpAddress>> Ipam::Allocate(const Owner& owner) {
   // leaves allocations without an index, which DEL and GC find by reading
   // every allocation.
   if (!owner_file.empty()) {
-    std::string index;
-    for (const IpAddress& ip : out) index += ip.ToString() + "\n";
-    NETPOL_RETURN_IF_ERROR(WriteAtomically(directory_ + "/" + owner_file, index), "recording allocation");
+    NETPOL_RETURN_IF_ERROR(WriteAtomically(directory_ + "/" + owner_file, IndexRecord(out)),
+                           "recording allocation");
   }
   return out;
 }
@@ -307,15 +343,19 @@ Result<std::vector<Allocation>> Ipam::Retain(const std::vector<Owner>& valid) {
   NETPOL_ASSIGN_OR_RETURN(const std::vector<Allocation> taken, ListLocked(), "collecting garbage");
   std::vector<Allocation> released;
   for (const Allocation& a : taken) {
-    if (std::find(valid.begin(), valid.end(), a.owner) != valid.end()) continue;
+    if (ReservedPod(a.owner) || std::find(valid.begin(), valid.end(), a.owner) != valid.end()) continue;
     std::error_code ec;
     fs::remove(directory_ + "/" + a.address.ToString(), ec);
     if (ec) return PermissionDenied("cannot release " + a.address.ToString() + ": " + ec.message());
     released.push_back(a);
   }
-  // Every index but the valid owners' (also those a killed release left).
+  // Every index but the valid owners' and the reservations' (also those a
+  // killed release left).
   std::set<std::string> keep;
   for (const Owner& owner : valid) keep.insert(OwnerFile(owner));
+  for (const Allocation& a : taken) {
+    if (ReservedPod(a.owner)) keep.insert(OwnerFile(a.owner));
+  }
   std::error_code ec;
   for (const auto& entry : fs::directory_iterator(directory_, ec)) {
     const std::string name = entry.path().filename().string();

@@ -16,10 +16,18 @@
 // Allocation resumes
 // after the last address handed out, so a released address is not reused at
 // once (a late packet to an old pod does not reach a new one).
+//
+// The node agent may reserve a pod's addresses before its ADD (it sees the pod
+// scheduled to the node first) and program the pod's rules for them ahead of
+// time; the ADD that names the pod then takes them over:
+//
+//   ipam->Allocate(ReservationOwner("shop", "db-0"));                        // the agent
+//   ipam->Allocate({"c1", "eth0"}, ReservationOwner("shop", "db-0"));        // the ADD
 #pragma once
 
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "base/ip.h"
@@ -34,6 +42,12 @@ struct Owner {
   friend auto operator<=>(const Owner&, const Owner&) = default;
 };
 
+// The owner of a pod's addresses reserved before its ADD. Never a runtime's
+// attachment: a container id starts with a letter or digit and has no ':'.
+Owner ReservationOwner(std::string_view pod_namespace, std::string_view pod_name);
+// The pod ("namespace/name") a reservation is for; nullopt for an attachment.
+std::optional<std::string> ReservedPod(const Owner& owner);
+
 struct Allocation {
   IpAddress address;
   Owner owner;
@@ -44,12 +58,14 @@ class Ipam {
   [[nodiscard]] static Result<Ipam> Open(std::string directory, std::vector<IpPrefix> ranges);
 
   // One address from each range for `owner`; the ones it already has when it
-  // has some (a repeated ADD). kUnavailable when a range is exhausted.
-  Result<std::vector<IpAddress>> Allocate(const Owner& owner);
+  // has some (a repeated ADD); else those `reserved` holds, taken over (the
+  // reservation ends). kUnavailable when a range is exhausted.
+  Result<std::vector<IpAddress>> Allocate(const Owner& owner, const std::optional<Owner>& reserved = {});
   // Releases every address of `owner`; no error when it has none.
   Status Release(const Owner& owner);
   Result<std::vector<Allocation>> List();
   // Releases every allocation whose owner is not in `valid`; returns them.
+  // Reservations are kept: they are the agent's to release, not the runtime's.
   Result<std::vector<Allocation>> Retain(const std::vector<Owner>& valid);
 
  private:

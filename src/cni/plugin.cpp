@@ -425,7 +425,12 @@ class Plugin {
     Result<Ipam> ipam = Ipam::Open(IpamDir(conf_), conf_.ranges);
     if (!ipam) return Failure{kInvalidConfig, "invalid IPAM configuration", ipam.error().message()};
     undo_ipam_ = true;
-    Result<std::vector<IpAddress>> ips = ipam->Allocate(owner_);
+    // The addresses the agent reserved for the pod, when it saw it scheduled
+    // here, are the ones its rules are already in force for.
+    std::optional<Owner> reserved;
+    if (!pod.pod_namespace.empty() && !pod.pod_name.empty())
+      reserved = ReservationOwner(pod.pod_namespace, pod.pod_name);
+    Result<std::vector<IpAddress>> ips = ipam->Allocate(owner_, reserved);
     if (!ips) return Failure{kWiringFailed, "cannot allocate an address", ips.error().message()};
     pod.ips = *ips;
     internal::TraceStep(call_.container_id, "allocated");
@@ -591,6 +596,32 @@ Outcome RunPlugin(const Invocation& call) {
   }
   if (cmd == "DEL") return plugin.Del();
   return plugin.Check();
+}
+
+Result<Ipam> OpenNetworkIpam(const std::string& config) {
+  json j;
+  try {
+    j = json::parse(config);
+  } catch (const json::exception& e) {
+    return InvalidArgument(std::string("cannot decode the network configuration: ") + e.what());
+  }
+  // A conflist names the network; its netpol-cni entry holds the rest.
+  json entry = j;
+  if (j.is_object() && j.contains("plugins") && j["plugins"].is_array()) {
+    const auto ours = std::find_if(j["plugins"].begin(), j["plugins"].end(), [](const json& p) {
+      return p.is_object() && p.value("type", "") == "netpol-cni";
+    });
+    if (ours == j["plugins"].end()) return NotFound("the configuration list has no netpol-cni entry");
+    entry = *ours;
+    entry["name"] = j.value("name", "");
+  }
+  auto parsed = ParseConfig(entry.dump(), /*need_version=*/false);
+  if (const auto* f = std::get_if<Failure>(&parsed)) {
+    return InvalidArgument(f->msg + (f->details.empty() ? "" : ": " + f->details));
+  }
+  const NetConf& conf = std::get<NetConf>(parsed);
+  if (conf.ranges.empty()) return NotFound("netpol-cni has no ipam.ranges here (chained mode)");
+  return Ipam::Open(IpamDir(conf), conf.ranges);
 }
 
 }  // namespace netpol::cni

@@ -28,6 +28,9 @@
 
 #include <string>
 
+#include "base/result.h"
+#include "cni/ipam.h"
+
 namespace netpol::cni {
 
 struct Invocation {
@@ -46,6 +49,12 @@ struct Outcome {
 };
 
 Outcome RunPlugin(const Invocation& call);
+
+// The address allocator of a network configuration (a conf, or a conflist
+// with a netpol-cni entry) as the plugin's ADD uses it, for the node agent to
+// reserve pods' addresses ahead of their ADD (cni/ipam.h). kNotFound when the
+// configuration has no netpol-cni entry or no ranges (chained mode).
+Result<Ipam> OpenNetworkIpam(const std::string& config);
 
 // The spec's well-known error codes (plugin-specific ones are >= 100).
 enum CniError : int {

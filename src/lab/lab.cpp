@@ -385,7 +385,8 @@ Status LabRun(const LabOptions& o) {
     NETPOL_RETURN_IF_ERROR(WriteFile(node_dir + "/10-netpol.conflist", conflist.dump(2)), "starting the lab");
     const ExecArgs args({o.bin_dir + "/netpold", "--server", api->url(), "--node-name", NodeName(i),
                          "--netns", o.name + "-" + NodeName(i), "--state-dir", node_dir + "/cni", "--socket",
-                         node_dir + "/agent.sock", "--log-level", "info"});
+                         node_dir + "/agent.sock", "--cni-conf", node_dir + "/10-netpol.conflist",
+                         "--log-level", "info"});
     const pid_t pid = SpawnDaemon(args, paths.logs() + "/netpold-" + NodeName(i) + ".log", false);
     journal.Add("agent", std::to_string(pid));
     agents.push_back(pid);

@@ -493,7 +493,7 @@ bool NodeProgram::Allows(const IpAddress& src, const IpAddress& dst, api::Protoc
   for (const auto& [name, pod] : pods) {
     const bool is_src = std::find(pod.ips.begin(), pod.ips.end(), src) != pod.ips.end();
     const bool is_dst = std::find(pod.ips.begin(), pod.ips.end(), dst) != pod.ips.end();
-    if (is_src && !DirectionAllows(*this, pod.egress, dst, protocol, port)) return false;
+    if (is_src && (pod.reserved || !DirectionAllows(*this, pod.egress, dst, protocol, port))) return false;
     if (is_dst && !from_node && !DirectionAllows(*this, pod.ingress, src, protocol, port)) return false;
   }
   return true;

@@ -71,6 +71,10 @@ struct LocalPod {
   std::string interface;  // host-side interface, when known (anti-spoofing)
   DirectionProgram ingress;
   DirectionProgram egress;
+  // Scheduled to the node with its addresses reserved, not wired yet (its
+  // rules are put in force ahead of its CNI ADD): nothing may send from its
+  // addresses until it is.
+  bool reserved = false;
   friend bool operator==(const LocalPod&, const LocalPod&) = default;
 };
 

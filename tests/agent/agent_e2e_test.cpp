@@ -13,6 +13,8 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <functional>
+#include <optional>
 #include <regex>
 #include <sstream>
 #include <string>
@@ -21,7 +23,10 @@
 
 #include "agent/agent.h"
 #include "cli/app.h"
+#include "cni/ipam.h"
+#include "cni/plugin.h"
 #include "cni/registry.h"
+#include "e2e/cni_runner.h"
 #include "e2e/lab.h"
 #include "kube/client.h"
 #include "lab/apiserver.h"
@@ -74,6 +79,21 @@ agent::AgentOptions OptionsFor(const testing::PacketLab& node, const std::string
   options.log_level = agent::LogLevel::kWarn;
   return options;
 }
+
+// A directory for a test's files (its "cni" state directory within),
+// removed with everything in it when the test ends, however it ends.
+struct ScratchDir {
+  explicit ScratchDir(const std::string& name) : path(::testing::TempDir() + "/" + name) {
+    std::filesystem::create_directories(path + "/cni");
+  }
+  ~ScratchDir() {
+    std::error_code ignored;
+    std::filesystem::remove_all(path, ignored);
+  }
+  ScratchDir(const ScratchDir&) = delete;
+  ScratchDir& operator=(const ScratchDir&) = delete;
+  std::string path;
+};
 
 // An agent running on its own thread for the scope of a test.
 class RunningAgent {
@@ -139,8 +159,8 @@ TEST(AgentE2eTest, ServesHealthReadinessAndMetricsCountingDeniedConnections) {
   ASSERT_TRUE(node.Serve({{api::Protocol::kTCP, 8080}}).ok());
   Result<ShopApi> api = StartShopApi();
   ASSERT_TRUE(api.ok()) << api.error().message();
-  const std::string dir = ::testing::TempDir() + "/" + node.prefix() + "-agent";
-  std::filesystem::create_directories(dir + "/cni");
+  const ScratchDir scratch(node.prefix() + "-agent");
+  const std::string& dir = scratch.path;
   for (const auto& [name, ip] : {std::pair{"web", "198.18.7.10"}, std::pair{"db", "198.18.7.11"}}) {
     ASSERT_TRUE(PostPod(*api->client, name, ip).ok());
     // Registered as netpol-cni registers a chained pod (its interface is not ours).
@@ -302,8 +322,8 @@ TEST(AgentE2eTest, AStagedPodIsAttachedBeforeItsAddAndWithdrawnWhenTheAddDies) {
   Result<ShopApi> api = StartShopApi();
   ASSERT_TRUE(api.ok()) << api.error().message();
   ASSERT_TRUE(PostPod(*api->client, "web", "198.18.7.30").ok());
-  const std::string dir = ::testing::TempDir() + "/" + node.prefix() + "-stage";
-  std::filesystem::create_directories(dir + "/cni");
+  const ScratchDir scratch(node.prefix() + "-stage");
+  const std::string& dir = scratch.path;
   const int port = FreePort();
   agent::AgentOptions options = OptionsFor(node, api->server->url(), dir, port);
   options.flow_logs = false;
@@ -390,8 +410,8 @@ TEST(AgentE2eTest, AnAddIsAnsweredOnlyOnceAPolicyCreatedJustBeforeIsInForce) {
   constexpr auto kLag = std::chrono::milliseconds(300);
   Result<ShopApi> api = StartShopApi({.nodes = {"node-1"}, .watch_delay = kLag});
   ASSERT_TRUE(api.ok()) << api.error().message();
-  const std::string dir = ::testing::TempDir() + "/" + node.prefix() + "-race";
-  std::filesystem::create_directories(dir + "/cni");
+  const ScratchDir scratch(node.prefix() + "-race");
+  const std::string& dir = scratch.path;
   const int port = FreePort();
   agent::AgentOptions options = OptionsFor(node, api->server->url(), dir, port);
   options.flow_logs = false;
@@ -437,6 +457,121 @@ TEST(AgentE2eTest, AnAddIsAnsweredOnlyOnceAPolicyCreatedJustBeforeIsInForce) {
         << name << ": \"add\" was answered before the policy created just before it isolated the pod";
     EXPECT_GE(elapsed, kLag) << "answered before the lagging watch could have had the policy";
   }
+}
+
+// A pod seen scheduled to the node is programmed before its ADD: the agent
+// reserves its addresses in the plugin's allocator and puts its rules in
+// force, claiming the addresses; the real plugin's ADD then takes them over
+// (the same address, its interface added). A pod deleted before any ADD gives
+// its addresses back once its rules are gone.
+TEST(AgentE2eTest, APodScheduledHereIsProgrammedBeforeItsAdd) {
+  NETPOL_REQUIRE_E2E();
+  testing::PacketLab node;
+  ASSERT_TRUE(node.Up({{"198.18.7.60", ""}}).ok());
+  Result<ShopApi> api = StartShopApi();
+  ASSERT_TRUE(api.ok()) << api.error().message();
+  const ScratchDir scratch(node.prefix() + "-reserve");
+  const std::string& dir = scratch.path;
+  const Json conf = {{"cniVersion", "1.0.0"},
+                     {"name", "netpol"},
+                     {"type", "netpol-cni"},
+                     {"stateDir", dir + "/cni"},
+                     {"agentSocket", dir + "/agent.sock"},
+                     {"ipam", {{"ranges", {"198.18.97.0/24"}}}}};
+  std::ofstream(dir + "/conf.json") << Json{{"cniVersion", "1.0.0"}, {"name", "netpol"}, {"plugins", {conf}}};
+  const int port = FreePort();
+  agent::AgentOptions options = OptionsFor(node, api->server->url(), dir, port);
+  options.flow_logs = false;
+  options.cni_conf = dir + "/conf.json";
+  RunningAgent agent(options);
+  const auto ready_by = Clock::now() + std::chrono::seconds(20);
+  while (Clock::now() < ready_by && HttpGet(port, "/readyz").first != 200) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  Result<cni::Ipam> ipam = cni::OpenNetworkIpam(conf.dump());
+  ASSERT_TRUE(ipam.ok()) << ipam.error().message();
+  const auto reservation_of = [&](const std::string& pod) -> std::optional<IpAddress> {
+    const Result<std::vector<cni::Allocation>> allocations = ipam->List();
+    for (const cni::Allocation& a : *allocations) {
+      if (cni::ReservedPod(a.owner) == pod) return a.address;
+    }
+    return std::nullopt;
+  };
+  const auto set_has = [&](const std::string& set, const std::string& element) {
+    std::string out;
+    const std::string command = "ip netns exec " + node.node() + " nft list set inet netpol " + set;
+    if (FILE* f = ::popen(command.c_str(), "r")) {
+      char buffer[4096];
+      size_t n = 0;
+      while ((n = std::fread(buffer, 1, sizeof(buffer), f)) > 0) out.append(buffer, n);
+      ::pclose(f);
+    }
+    return out.find(element) != std::string::npos;
+  };
+  const auto wait_until = [](const std::function<bool()>& done) {
+    const auto deadline = Clock::now() + std::chrono::seconds(10);
+    while (Clock::now() < deadline && !done()) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    return done();
+  };
+  // Scheduled here, not started: no address in the API.
+  const auto post_pending = [&](const std::string& name) {
+    const Json pod = {{"metadata", {{"name", name}, {"labels", {{"app", name}}}}},
+                      {"spec", {{"nodeName", "node-1"}, {"containers", {{{"name", "c"}}}}}},
+                      {"status", {{"phase", "Pending"}}}};
+    return api->client->Request("POST", "/api/v1/namespaces/shop/pods", pod.dump()).ok();
+  };
+  const Json deny = {
+      {"metadata", {{"name", "deny-early"}}},
+      {"spec", {{"podSelector", {{"matchLabels", {{"app", "early"}}}}}, {"ingress", Json::array()}}}};
+  ASSERT_TRUE(
+      api->client->Request("POST", "/apis/networking.k8s.io/v1/namespaces/shop/networkpolicies", deny.dump())
+          .ok());
+  ASSERT_TRUE(post_pending("early"));
+  ASSERT_TRUE(wait_until([&] { return agent->stats().reservations_in_force >= 1; }));
+  const std::optional<IpAddress> early = reservation_of("shop/early");
+  ASSERT_TRUE(early.has_value());
+  EXPECT_TRUE(set_has("in_isolated_v4", early->ToString())) << "its policy is in force before its ADD";
+  EXPECT_TRUE(set_has("pods_v4", early->ToString())) << "its address is claimed";
+
+  // The runtime's ADD, as kubelet passes the pod's identity.
+  const std::string pod_ns = node.prefix() + "-early";
+  ASSERT_EQ(std::system(("ip netns add " + pod_ns).c_str()), 0);
+  struct RemovedAtEnd {
+    std::string netns;
+    ~RemovedAtEnd() { (void)std::system(("ip netns del " + netns + " 2>/dev/null").c_str()); }
+  } remove_pod{pod_ns};
+  testing::CniRunner runner(node.node(), {NETPOL_CNI_DIR});
+  const testing::CniReply added = runner.Run({"ADD",
+                                              "c-early",
+                                              "/run/netns/" + pod_ns,
+                                              "eth0",
+                                              "K8S_POD_NAMESPACE=shop;K8S_POD_NAME=early",
+                                              conf.dump(),
+                                              {}});
+  EXPECT_EQ(added.exit_code, 0) << added.out;
+  if (added.exit_code == 0) {
+    EXPECT_EQ(added.json()["ips"][0]["address"], early->ToString() + "/32") << "the reserved address";
+  }
+  EXPECT_FALSE(reservation_of("shop/early").has_value()) << "the ADD took the reservation over";
+  EXPECT_TRUE(set_has("pod_src_v4", early->ToString())) << "the pod sends from its interface once wired";
+  EXPECT_TRUE(set_has("in_isolated_v4", early->ToString()));
+  (void)runner.Run({"DEL",
+                    "c-early",
+                    "/run/netns/" + pod_ns,
+                    "eth0",
+                    "K8S_POD_NAMESPACE=shop;K8S_POD_NAME=early",
+                    conf.dump(),
+                    {}});
+
+  // Deleted before any ADD: its rules go, then its addresses.
+  ASSERT_TRUE(post_pending("gone"));
+  ASSERT_TRUE(wait_until([&] { return agent->stats().reservations_in_force >= 2; }));
+  const std::optional<IpAddress> gone = reservation_of("shop/gone");
+  ASSERT_TRUE(gone.has_value());
+  EXPECT_TRUE(set_has("pods_v4", gone->ToString()));
+  ASSERT_TRUE(api->client->Request("DELETE", "/api/v1/namespaces/shop/pods/gone").ok());
+  EXPECT_TRUE(wait_until([&] { return !reservation_of("shop/gone").has_value(); }));
+  EXPECT_FALSE(set_has("pods_v4", gone->ToString()));
 }
 
 }  // namespace

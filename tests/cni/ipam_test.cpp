@@ -159,6 +159,51 @@ TEST_F(IpamTest, AllocationsWithoutTheirIndexAreStillReleased) {
   EXPECT_TRUE(ipam.List()->empty());
 }
 
+// The agent reserves a pod's addresses before its ADD; the ADD naming the pod
+// takes them over, once: the reservation ends, the addresses are the
+// attachment's (released by its DEL), and GC leaves reservations alone.
+TEST_F(IpamTest, AnAddTakesOverThePodsReservation) {
+  Ipam ipam = Open({"198.18.1.0/24", "2001:2:0:1::/64"});
+  const Owner reservation = ReservationOwner("shop", "db-0");
+  EXPECT_EQ(ReservedPod(reservation), "shop/db-0");
+  EXPECT_EQ(ReservedPod({"c1", "eth0"}), std::nullopt);
+  ASSERT_TRUE(ipam.Allocate({"other", "eth0"}).ok());
+  const auto reserved = ipam.Allocate(reservation);
+  ASSERT_TRUE(reserved.ok());
+  EXPECT_EQ(*ipam.Allocate(reservation), *reserved) << "reserving twice holds the same addresses";
+  EXPECT_TRUE(ipam.Retain({{"other", "eth0"}})->empty()) << "GC keeps reservations";
+
+  const auto taken = ipam.Allocate({"c1", "eth0"}, reservation);
+  ASSERT_TRUE(taken.ok());
+  EXPECT_EQ(*taken, *reserved);
+  const Result<std::vector<Allocation>> after_add = ipam.List();
+  for (const Allocation& a : *after_add) EXPECT_FALSE(ReservedPod(a.owner)) << a.address.ToString();
+  EXPECT_EQ(*ipam.Allocate({"c1", "eth0"}, reservation), *reserved) << "a repeated ADD";
+  // A second sandbox of the pod finds no reservation left: new addresses.
+  const auto second = ipam.Allocate({"c2", "eth0"}, reservation);
+  ASSERT_TRUE(second.ok());
+  EXPECT_NE((*second)[0], (*reserved)[0]);
+  ASSERT_TRUE(ipam.Release({"c1", "eth0"}).ok());
+  const Result<std::vector<Allocation>> after_del = ipam.List();
+  for (const Allocation& a : *after_del) EXPECT_NE(a.address, (*reserved)[0]);
+}
+
+// A reservation whose allocations are gone (released while its index was
+// left behind) or belong to someone else is not taken over.
+TEST_F(IpamTest, AStaleReservationIsNotTakenOver) {
+  Ipam ipam = Open({"198.18.1.0/24"});
+  const Owner reservation = ReservationOwner("shop", "db-0");
+  const auto reserved = ipam.Allocate(reservation);
+  ASSERT_TRUE(reserved.ok());
+  fs::remove(dir_ + "/" + (*reserved)[0].ToString());
+  ASSERT_TRUE(ipam.Allocate({"thief", "eth0"}).ok());
+  std::ofstream(dir_ + "/" + (*reserved)[0].ToString()) << "thief\neth1\n";
+  const auto got = ipam.Allocate({"c1", "eth0"}, reservation);
+  ASSERT_TRUE(got.ok());
+  EXPECT_NE((*got)[0], (*reserved)[0]);
+  EXPECT_EQ(ipam.List()->size(), 3u);
+}
+
 TEST_F(IpamTest, ConcurrentAllocatorsNeverShareAnAddress) {
   constexpr int kThreads = 8;
   constexpr int kEach = 25;

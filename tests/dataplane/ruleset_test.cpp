@@ -102,9 +102,14 @@ TEST(RulesetTest, PerPodRenderingEqualsWhole) {
     for (const auto& o : testing::GenerateSmallCluster(choices)) engine.Apply(o);
     std::map<std::string, std::string> local;
     int i = 0;
-    for (const policy::PodId id : engine.Pods())
-      local[engine.pod(id).FullName()] = "veth" + std::to_string(i++);
-    ExpectPerPodEqualsWhole(policy::CompileNode(engine, local));
+    for (const policy::PodId id : engine.Pods()) {
+      // Every third pod reserved (programmed ahead of its ADD: no interface yet).
+      local[engine.pod(id).FullName()] = i % 3 == 2 ? "" : "veth" + std::to_string(i);
+      ++i;
+    }
+    policy::NodeProgram program = policy::CompileNode(engine, local);
+    for (auto& [name, pod] : program.pods) pod.reserved = pod.interface.empty();
+    ExpectPerPodEqualsWhole(program);
   }
 }
 

@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <set>
 #include <sstream>
@@ -92,14 +93,17 @@ class EnforcedLabTest : public ::testing::Test {
     backend_ = std::move(*backend);
   }
 
-  void Enforce(const std::string& yaml) {
+  // `adjust`, when given, edits the compiled program before it is applied.
+  void Enforce(const std::string& yaml, const std::function<void(policy::NodeProgram&)>& adjust = {}) {
     const api::LoadResult loaded = api::LoadText(Pods() + yaml, "test.yaml", {});
     ASSERT_TRUE(loaded.ok());
     policy::Engine engine;
     for (const auto& o : loaded.objects) engine.Apply(o);
     const auto routes = dataplane::HostRoutes(lab_.node());
     ASSERT_TRUE(routes.ok());
-    const auto applied = backend_->Apply(policy::CompileNode(engine, dataplane::LocalPods(engine, *routes)));
+    policy::NodeProgram program = policy::CompileNode(engine, dataplane::LocalPods(engine, *routes));
+    if (adjust) adjust(program);
+    const auto applied = backend_->Apply(std::move(program));
     ASSERT_TRUE(applied.ok()) << applied.error().message();
     last_ = *applied;
   }
@@ -161,6 +165,25 @@ TEST_F(EnforcedLabTest, SpoofedSourceAddressIsDropped) {
   const uint64_t before = TcpSegmentsIn(lab_.PodNetns("198.18.7.10"));
   EXPECT_FALSE(Reaches("198.18.7.12", "198.18.7.10"));
   EXPECT_EQ(TcpSegmentsIn(lab_.PodNetns("198.18.7.10")), before) << "a spoofed SYN reached the server";
+}
+
+// A pod programmed ahead of its ADD (reserved: addresses known, not wired):
+// its address is claimed, so nothing sends from it, even what its policy
+// allows; once it is wired (the same program with its interface) it may.
+TEST_F(EnforcedLabTest, AReservedPodsAddressSendsNothingUntilItIsWired) {
+  const auto reserve_web = [](policy::NodeProgram& program) {
+    policy::LocalPod& web = program.pods.at("default/web");
+    web.interface.clear();
+    web.reserved = true;
+  };
+  Enforce(kAllowWebToDb, reserve_web);
+  const uint64_t before = TcpSegmentsIn(lab_.PodNetns("198.18.7.10"));
+  EXPECT_FALSE(Reaches("198.18.7.11", "198.18.7.10"));
+  EXPECT_EQ(TcpSegmentsIn(lab_.PodNetns("198.18.7.10")), before)
+      << "a SYN from a reserved address got through";
+  Enforce(kAllowWebToDb);
+  EXPECT_TRUE(Reaches("198.18.7.11", "198.18.7.10"));
+  EXPECT_FALSE(Reaches("198.18.7.12", "198.18.7.10"));
 }
 
 TEST_F(EnforcedLabTest, FailedTransactionLeavesPreviousRulesInForce) {

@@ -234,5 +234,26 @@ TEST(NodeCompilerTest, KeptPeerSetsFollowPodsThatShareAddresses) {
   EXPECT_EQ(compared, 300 * 30);
 }
 
+// A reserved pod (programmed before its ADD) sends nothing yet, even what its
+// policy allows; what it may receive is its policy's as for any pod.
+TEST(NodeProgramTest, NothingIsAllowedFromAReservedPod) {
+  const auto pod = [](const std::string& name, const std::string& ip) {
+    return api::Decode("apiVersion: v1\nkind: Pod\nmetadata: {name: " + name +
+                           ", namespace: shop, labels: {app: " + name + "}}\nstatus: {podIP: " + ip + "}\n",
+                       "t.yaml", {})
+        .objects.at(0);
+  };
+  policy::Engine engine;
+  engine.Apply(pod("server", "198.18.0.20"));
+  engine.Apply(pod("client", "198.18.0.21"));
+  policy::NodeProgram program = policy::CompileNode(engine, {{"shop/server", ""}, {"shop/client", ""}});
+  const IpAddress server = *IpAddress::Parse("198.18.0.20");
+  const IpAddress client = *IpAddress::Parse("198.18.0.21");
+  EXPECT_TRUE(program.Allows(client, server, api::Protocol::kTCP, 80));
+  program.pods.at("shop/client").reserved = true;
+  EXPECT_FALSE(program.Allows(client, server, api::Protocol::kTCP, 80));
+  EXPECT_TRUE(program.Allows(server, client, api::Protocol::kTCP, 80));
+}
+
 }  // namespace
 }  // namespace netpol

@@ -149,11 +149,12 @@ class Renderer {
       const Family& f = ip.is_v4() ? kFamilies[0] : kFamilies[1];
       const std::string s = std::string("_") + f.suffix;
       // Anti-spoofing needs the pod's interface; without one (unknown) the
-      // address is not claimed, or the pod's own packets would be dropped.
-      if (!pod.interface.empty()) {
-        Element("pods" + s, ip.ToString(), name);
+      // address is not claimed, or the pod's own packets would be dropped. A
+      // reserved pod's address is claimed with no interface allowed to use
+      // it: nothing sends from it before the pod is wired.
+      if (!pod.interface.empty() || pod.reserved) Element("pods" + s, ip.ToString(), name);
+      if (!pod.interface.empty() && !pod.reserved)
         Element("pod_src" + s, Quoted(pod.interface) + " . " + ip.ToString(), name);
-      }
       for (const Dir& d : kDirs) {
         const DirectionProgram& dp = d.prefix[0] == 'i' ? pod.ingress : pod.egress;
         if (!dp.isolated) continue;
@@ -595,7 +596,8 @@ std::optional<PodEdits> RenderPodMemberChange(const std::string& name, const pol
                                               const policy::LocalPod& after,
                                               const policy::NodeProgram& after_program,
                                               const NftOptions& options) {
-  if (before.ips != after.ips || before.interface != after.interface) return std::nullopt;
+  if (before.ips != after.ips || before.interface != after.interface || before.reserved != after.reserved)
+    return std::nullopt;
   std::vector<IpAddress> changed;  // peers gained or lost by some allowance
   for (const auto member : {&policy::LocalPod::ingress, &policy::LocalPod::egress}) {
     const DirectionProgram& b = before.*member;
@@ -669,7 +671,8 @@ std::optional<PodEdits> RenderPodAllowanceChange(const std::string& name, const 
                                                  const policy::NodeProgram& after_program,
                                                  const NftOptions& options,
                                                  const InstalledLookup& installed) {
-  if (before.ips != after.ips || before.interface != after.interface) return std::nullopt;
+  if (before.ips != after.ips || before.interface != after.interface || before.reserved != after.reserved)
+    return std::nullopt;
   // Per direction: the allowances gained (in `gained`) and lost (in `lost`),
   // rendered on a pod of their own (no interface: the pod's anti-spoofing
   // elements do not change; the isolation elements come out on every side
