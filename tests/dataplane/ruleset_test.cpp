@@ -218,6 +218,43 @@ TEST(RulesetTest, MemberChangeEqualsWholeRendering) {
   EXPECT_GT(whole, 0);
 }
 
+// A pod programmed ahead of its ADD (reserved, no interface) and then wired
+// (its interface, not reserved), or the other way: editing only its own
+// elements ends exactly where rendering it whole does; any other change is
+// not taken for a wiring change.
+TEST(RulesetTest, WiringChangeEqualsWholeRendering) {
+  int edited = 0;
+  int refused = 0;
+  for (uint64_t seed = 0; seed < 200; ++seed) {
+    testing::SeededChoices choices(seed);
+    policy::Engine engine;
+    for (const auto& o : testing::GenerateSmallCluster(choices)) engine.Apply(o);
+    const std::map<std::string, std::string> local = EveryPodLocal(engine);
+    const policy::NodeProgram wired = policy::CompileNode(engine, local);
+    policy::NodeProgram reserved = wired;
+    for (auto& [name, pod] : reserved.pods) {
+      pod.interface.clear();
+      pod.reserved = true;
+    }
+    using Step = std::pair<const policy::NodeProgram*, const policy::NodeProgram*>;  // from, to
+    for (const auto& [from, to] : {Step{&reserved, &wired}, Step{&wired, &reserved}}) {
+      for (const auto& [name, pod] : to->pods) {
+        const policy::LocalPod& was = from->pods.at(name);
+        const std::optional<PodEdits> edits = RenderPodWiringChange(name, was, *from, pod, *to, {});
+        ASSERT_TRUE(edits.has_value()) << "seed " << seed << " pod " << name;
+        ++edited;
+        ExpectEditsGiveWholeRendering(RenderPod(name, was, *from, {}), *edits, name, pod, *to, seed);
+        // Isolation changed as well: not a wiring change.
+        policy::LocalPod other = pod;
+        other.ingress.isolated = !other.ingress.isolated;
+        if (!RenderPodWiringChange(name, was, *from, other, *to, {})) ++refused;
+      }
+    }
+  }
+  EXPECT_GT(edited, 100);
+  EXPECT_EQ(refused, edited);
+}
+
 // Editing a pod by the allowances it gained or lost (a policy came or went)
 // ends exactly where rendering it whole does, whatever the pod had installed.
 TEST(RulesetTest, AllowanceChangeEqualsWholeRendering) {

@@ -309,8 +309,12 @@ Result<NftBackend::Change> NftBackend::Prepare(const policy::NodeProgram& progra
     change.removed.push_back(name);
   }
   for (const std::string& name : delta.changed) {
-    std::optional<PodEdits> in_place = RenderPodMemberChange(name, program_.pods.at(name), program_,
+    std::optional<PodEdits> in_place = RenderPodWiringChange(name, program_.pods.at(name), program_,
                                                              program.pods.at(name), program, options_.nft);
+    if (!in_place) {
+      in_place = RenderPodMemberChange(name, program_.pods.at(name), program_, program.pods.at(name), program,
+                                       options_.nft);
+    }
     if (!in_place) {
       const InstalledPod& installed = elements_.at(name);
       in_place = RenderPodAllowanceChange(

@@ -665,6 +665,33 @@ std::vector<Allowance> Without(const std::vector<Allowance>& from, const std::ve
 
 }  // namespace
 
+std::optional<PodEdits> RenderPodWiringChange(const std::string& name, const policy::LocalPod& before,
+                                              const policy::NodeProgram& before_program,
+                                              const policy::LocalPod& after,
+                                              const policy::NodeProgram& after_program,
+                                              const NftOptions& options) {
+  if (before.ips != after.ips || before.ingress != after.ingress || before.egress != after.egress)
+    return std::nullopt;
+  for (const DirectionProgram* d : {&after.ingress, &after.egress}) {
+    for (const Allowance& a : d->allow) {
+      if (a.peers && before_program.sets.at(*a.peers) != after_program.sets.at(*a.peers) &&
+          before_program.set(*a.peers) != after_program.set(*a.peers)) {
+        return std::nullopt;
+      }
+    }
+  }
+  // The pod without its isolation renders its own elements alone.
+  const auto own = [](const policy::LocalPod& pod) {
+    policy::LocalPod out;
+    out.ips = pod.ips;
+    out.interface = pod.interface;
+    out.reserved = pod.reserved;
+    return out;
+  };
+  return DiffElements(RenderPod(name, own(before), before_program, options),
+                      RenderPod(name, own(after), after_program, options));
+}
+
 std::optional<PodEdits> RenderPodAllowanceChange(const std::string& name, const policy::LocalPod& before,
                                                  const policy::NodeProgram& before_program,
                                                  const policy::LocalPod& after,

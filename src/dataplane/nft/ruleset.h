@@ -110,6 +110,17 @@ std::optional<PodEdits> RenderPodAllowanceChange(const std::string& name, const 
                                                  const policy::NodeProgram& after_program,
                                                  const NftOptions& options, const InstalledLookup& installed);
 
+// The element edits for one pod whose compiled rules changed only in how it
+// is wired (its interface, or whether it is reserved ahead of its ADD): the
+// same addresses, isolation, allowances and peer contents. Only the pod's own
+// elements (its interface, its claimed addresses, anti-spoofing) can differ,
+// so only they are rendered, before and after; nullopt for any other change.
+std::optional<PodEdits> RenderPodWiringChange(const std::string& name, const policy::LocalPod& before,
+                                              const policy::NodeProgram& before_program,
+                                              const policy::LocalPod& after,
+                                              const policy::NodeProgram& after_program,
+                                              const NftOptions& options);
+
 // The text that creates the whole table (for `nft -f`, dry runs and goldens).
 std::string TableDefinition(const NftRuleset& ruleset);
 
