@@ -187,8 +187,8 @@ struct Agent::Impl {
   // A pod the API shows scheduled here, not running yet and not attached:
   // reserve its addresses so its rules are in force before its ADD.
   void MaybeReserve(const std::string& key, const api::Pod& pod) {
-    if (!ipam || !pod.pod_ips.empty() || pod.spec.host_network || pod.phase == "Succeeded" ||
-        pod.phase == "Failed" || local.contains(key) || reserved.contains(key)) {
+    if (!ipam || !pod.pod_ips.empty() || pod.spec.host_network || local.contains(key) ||
+        reserved.contains(key)) {
       return;
     }
     Result<std::vector<IpAddress>> ips =
@@ -248,7 +248,11 @@ struct Agent::Impl {
       if (auto* pod = std::get_if<api::Pod>(&*decoded)) {
         if (object["spec"].value("nodeName", "") == options.node_name) {
           node_pods[PodKey(ns, name)] = *pod;
-          MaybeReserve(PodKey(ns, name), *pod);
+          if (pod->phase == "Succeeded" || pod->phase == "Failed") {
+            Unreserve(PodKey(ns, name));  // finished without ever being wired here
+          } else {
+            MaybeReserve(PodKey(ns, name), *pod);
+          }
         }
         ApplyPod(*pod);
       } else {

@@ -483,11 +483,15 @@ TEST(AgentE2eTest, APodScheduledHereIsProgrammedBeforeItsAdd) {
   agent::AgentOptions options = OptionsFor(node, api->server->url(), dir, port);
   options.flow_logs = false;
   options.cni_conf = dir + "/conf.json";
-  RunningAgent agent(options);
-  const auto ready_by = Clock::now() + std::chrono::seconds(20);
-  while (Clock::now() < ready_by && HttpGet(port, "/readyz").first != 200) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
+  std::optional<RunningAgent> agent;
+  const auto start_agent = [&] {
+    agent.emplace(options);
+    const auto ready_by = Clock::now() + std::chrono::seconds(20);
+    while (Clock::now() < ready_by && HttpGet(port, "/readyz").first != 200) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+  };
+  start_agent();
   Result<cni::Ipam> ipam = cni::OpenNetworkIpam(conf.dump());
   ASSERT_TRUE(ipam.ok()) << ipam.error().message();
   const auto reservation_of = [&](const std::string& pod) -> std::optional<IpAddress> {
@@ -527,7 +531,7 @@ TEST(AgentE2eTest, APodScheduledHereIsProgrammedBeforeItsAdd) {
       api->client->Request("POST", "/apis/networking.k8s.io/v1/namespaces/shop/networkpolicies", deny.dump())
           .ok());
   ASSERT_TRUE(post_pending("early"));
-  ASSERT_TRUE(wait_until([&] { return agent->stats().reservations_in_force >= 1; }));
+  ASSERT_TRUE(wait_until([&] { return (*agent)->stats().reservations_in_force >= 1; }));
   const std::optional<IpAddress> early = reservation_of("shop/early");
   ASSERT_TRUE(early.has_value());
   EXPECT_TRUE(set_has("in_isolated_v4", early->ToString())) << "its policy is in force before its ADD";
@@ -565,13 +569,37 @@ TEST(AgentE2eTest, APodScheduledHereIsProgrammedBeforeItsAdd) {
 
   // Deleted before any ADD: its rules go, then its addresses.
   ASSERT_TRUE(post_pending("gone"));
-  ASSERT_TRUE(wait_until([&] { return agent->stats().reservations_in_force >= 2; }));
+  ASSERT_TRUE(wait_until([&] { return (*agent)->stats().reservations_in_force >= 2; }));
   const std::optional<IpAddress> gone = reservation_of("shop/gone");
   ASSERT_TRUE(gone.has_value());
   EXPECT_TRUE(set_has("pods_v4", gone->ToString()));
   ASSERT_TRUE(api->client->Request("DELETE", "/api/v1/namespaces/shop/pods/gone").ok());
   EXPECT_TRUE(wait_until([&] { return !reservation_of("shop/gone").has_value(); }));
   EXPECT_FALSE(set_has("pods_v4", gone->ToString()));
+
+  // Finished before any ADD here (Failed): the same.
+  ASSERT_TRUE(post_pending("done"));
+  ASSERT_TRUE(wait_until([&] { return (*agent)->stats().reservations_in_force >= 3; }));
+  ASSERT_TRUE(reservation_of("shop/done").has_value());
+  ASSERT_TRUE(api->client
+                  ->Request("PATCH", "/api/v1/namespaces/shop/pods/done/status",
+                            Json{{"status", {{"phase", "Failed"}}}}.dump(), "application/merge-patch+json")
+                  .ok());
+  EXPECT_TRUE(wait_until([&] { return !reservation_of("shop/done").has_value(); }));
+
+  // A restart: reservations of pods still scheduled are kept (their rules stay
+  // in force), those of pods deleted meanwhile are released.
+  ASSERT_TRUE(post_pending("kept"));
+  ASSERT_TRUE(post_pending("dropped"));
+  ASSERT_TRUE(wait_until([&] { return (*agent)->stats().reservations_in_force >= 5; }));
+  const std::optional<IpAddress> kept = reservation_of("shop/kept");
+  ASSERT_TRUE(kept.has_value());
+  agent.reset();
+  ASSERT_TRUE(api->client->Request("DELETE", "/api/v1/namespaces/shop/pods/dropped").ok());
+  start_agent();
+  EXPECT_TRUE(wait_until([&] { return !reservation_of("shop/dropped").has_value(); }));
+  EXPECT_EQ(reservation_of("shop/kept"), kept);
+  EXPECT_TRUE(set_has("pods_v4", kept->ToString()));
 }
 
 }  // namespace
