@@ -145,10 +145,17 @@ TEST(ChartTest, EachValueReachesItsObject) {
     EXPECT_EQ(env[0]["value"], "standalone");
     EXPECT_EQ(env[1]["name"], "NETPOL_POD_CIDRS");
     EXPECT_EQ(env[1]["value"], "198.18.4.0/24,2001:2:0:4::/64");
+    // netpold reads the conflist install-cni writes, to program pods ahead of their ADD.
+    EXPECT_TRUE(Has(Command(docs), "--cni-conf=/etc/cni/net.d/10-netpol.conflist"));
+    const Json& mounts = DaemonSet(docs)["spec"]["template"]["spec"]["containers"][0]["volumeMounts"];
+    EXPECT_TRUE(std::any_of(mounts.begin(), mounts.end(), [](const Json& m) {
+      return m["name"] == "cni-conf" && m["mountPath"] == "/etc/cni/net.d" && m["readOnly"] == true;
+    }));
   }
-  {  // Chained (the default) passes no ranges.
+  {  // Chained (the default) passes no ranges, and netpold no conflist (no addresses of its own to reserve).
     const std::vector<Json> docs = Render(Json::object());
     EXPECT_EQ(DaemonSet(docs)["spec"]["template"]["spec"]["initContainers"][0]["env"].size(), 1u);
+    for (const std::string& arg : Command(docs)) EXPECT_EQ(arg.rfind("--cni-conf", 0), std::string::npos);
   }
   {  // Log level, NFLOG group, flow logs off, metrics port, image.
     const std::vector<Json> docs = Render(Json::parse(
@@ -192,8 +199,10 @@ TEST(ChartTest, NetpoldAcceptsEveryFlagTheChartPasses) {
       help.append(buffer.data(), n);
   }
   ASSERT_NE(help.find("--node-name"), std::string::npos) << help;
-  for (const Json& overrides : {Json::object(), Json::parse(R"({"flowLogs":{"enabled":false}})"),
-                                Json::parse(R"({"flowLogs":{"allowed":true}})")}) {
+  for (const Json& overrides :
+       {Json::object(), Json::parse(R"({"flowLogs":{"enabled":false}})"),
+        Json::parse(R"({"flowLogs":{"allowed":true}})"),
+        Json::parse(R"({"cni":{"mode":"standalone","podCIDRs":["198.18.4.0/24"]}})")}) {
     for (const std::string& arg : Command(Render(overrides))) {
       if (arg.rfind("--", 0) != 0) continue;
       const std::string flag = arg.substr(0, arg.find('='));
