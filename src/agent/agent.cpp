@@ -203,9 +203,12 @@ struct Agent::Impl {
 
   // The reservation of `key` ends without an ADD taking it over (the pod is
   // gone, or attached with other addresses): its addresses go back to the
-  // allocator once a program without them is in force.
-  void Unreserve(const std::string& key) {
-    if (reserved.erase(key) == 0) return;
+  // allocator once a program without them is in force. `pod_gone`: the pod
+  // left this node, so whatever reservation the allocator holds for it goes,
+  // also one this agent does not know of (an ADD that failed after taking it
+  // over gives its addresses back to it).
+  void Unreserve(const std::string& key, bool pod_gone = false) {
+    if (reserved.erase(key) == 0 && !(pod_gone && ipam)) return;
     const size_t slash = key.find('/');
     unreserving.emplace_back(wanted + 1, key.substr(0, slash), key.substr(slash + 1));
   }
@@ -239,10 +242,7 @@ struct Agent::Impl {
     if (type == "DELETED") {
       engine.Delete(kind, ns, name);
       if (kind == "NetworkPolicy") policy_rv.erase(PodKey(ns, name));
-      if (kind == "Pod") {
-        node_pods.erase(PodKey(ns, name));
-        Unreserve(PodKey(ns, name));
-      }
+      if (kind == "Pod" && node_pods.erase(PodKey(ns, name)) != 0) Unreserve(PodKey(ns, name), true);
     } else if (std::optional<api::Object> decoded = Decode(object)) {
       if (kind == "NetworkPolicy") policy_rv[PodKey(ns, name)] = RvOf(object);
       if (auto* pod = std::get_if<api::Pod>(&*decoded)) {
@@ -301,7 +301,7 @@ struct Agent::Impl {
     for (const auto& [ns, name] : had) {
       if (now.contains(PodKey(ns, name))) continue;
       engine.Delete(kind, ns, name);  // a namespace only referenced, never listed, is not deleted
-      if (kind == "Pod") node_pods.erase(PodKey(ns, name));
+      if (kind == "Pod" && node_pods.erase(PodKey(ns, name)) != 0) Unreserve(PodKey(ns, name), true);
       if (kind == "NetworkPolicy") policy_rv.erase(PodKey(ns, name));
     }
     if (kind == "Pod") {
@@ -579,6 +579,10 @@ struct Agent::Impl {
               {{{}, static_cast<double>(known.namespaces)}});
     out.Gauge("netpol_agent_local_pods", "Pods attached on this node (CNI registrations).",
               {{{}, static_cast<double>(local.size())}});
+    out.Gauge(
+        "netpol_agent_reserved_pods",
+        "Pods scheduled to this node whose addresses the agent reserved, programmed ahead of their ADD.",
+        {{{}, static_cast<double>(reserved.size())}});
     out.Gauge("netpol_agent_nft_set_elements", "nftables set elements installed for this node's pods.",
               {{{}, static_cast<double>(stats.installed_elements)}});
     out.Counter("netpol_agent_programs_total", "Dataplane updates committed.",

@@ -227,7 +227,9 @@ std::optional<std::vector<IpAddress>> Ipam::HeldLocked(const Owner& owner, const
   return out;
 }
 
-Result<std::vector<IpAddress>> Ipam::Allocate(const Owner& owner, const std::optional<Owner>& reserved) {
+Result<std::vector<IpAddress>> Ipam::Allocate(const Owner& owner, const std::optional<Owner>& reserved,
+                                              bool* took_over) {
+  if (took_over != nullptr) *took_over = false;
   NETPOL_ASSIGN_OR_RETURN(DirectoryLock lock, DirectoryLock::Acquire(directory_), "allocating");
   const std::string owner_file = OwnerFile(owner);
   if (reserved && !owner_file.empty() && !Exists(directory_ + "/" + owner_file)) {
@@ -246,6 +248,7 @@ Result<std::vector<IpAddress>> Ipam::Allocate(const Owner& owner, const std::opt
                              "taking over a reservation");
       std::error_code ignored;  // a leftover names addresses that are not the reservation's
       fs::remove(directory_ + "/" + reserved_file, ignored);
+      if (took_over != nullptr) *took_over = true;
       return *held;
     }
   }
@@ -319,14 +322,28 @@ Result<std::vector<IpAddress>> Ipam::Allocate(const Owner& owner, const std::opt
   return out;
 }
 
-Status Ipam::Release(const Owner& owner) {
+Status Ipam::Release(const Owner& owner, const std::optional<Owner>& give_back_to) {
   NETPOL_ASSIGN_OR_RETURN(DirectoryLock lock, DirectoryLock::Acquire(directory_), "releasing");
   NETPOL_ASSIGN_OR_RETURN(const std::vector<Allocation> taken, ListLocked(), "releasing");
+  std::vector<IpAddress> given_back;
   for (const Allocation& a : taken) {
     if (!(a.owner == owner)) continue;
+    if (give_back_to) {
+      NETPOL_RETURN_IF_ERROR(
+          WriteAtomically(directory_ + "/" + a.address.ToString(), AllocationRecord(*give_back_to)),
+          "giving addresses back to a reservation");
+      given_back.push_back(a.address);
+      continue;
+    }
     std::error_code ec;
     fs::remove(directory_ + "/" + a.address.ToString(), ec);
     if (ec) return PermissionDenied("cannot release " + a.address.ToString() + ": " + ec.message());
+  }
+  if (!given_back.empty()) {
+    if (const std::string reserved_file = OwnerFile(*give_back_to); !reserved_file.empty()) {
+      NETPOL_RETURN_IF_ERROR(WriteAtomically(directory_ + "/" + reserved_file, IndexRecord(given_back)),
+                             "giving addresses back to a reservation");
+    }
   }
   // The index last: one left by a release killed half way names addresses
   // that are no longer the owner's, which Allocate checks.

@@ -59,10 +59,15 @@ class Ipam {
 
   // One address from each range for `owner`; the ones it already has when it
   // has some (a repeated ADD); else those `reserved` holds, taken over (the
-  // reservation ends). kUnavailable when a range is exhausted.
-  Result<std::vector<IpAddress>> Allocate(const Owner& owner, const std::optional<Owner>& reserved = {});
-  // Releases every address of `owner`; no error when it has none.
-  Status Release(const Owner& owner);
+  // reservation ends; `*took_over`, when given, says whether that happened).
+  // kUnavailable when a range is exhausted.
+  Result<std::vector<IpAddress>> Allocate(const Owner& owner, const std::optional<Owner>& reserved = {},
+                                          bool* took_over = nullptr);
+  // Releases every address of `owner`; no error when it has none. With
+  // `give_back_to` (an ADD that failed after taking the pod's reservation
+  // over), the addresses go back to that reservation instead: the agent's
+  // rules for them stay right, and the pod's next ADD takes them over again.
+  Status Release(const Owner& owner, const std::optional<Owner>& give_back_to = {});
   Result<std::vector<Allocation>> List();
   // Releases every allocation whose owner is not in `valid`; returns them.
   // Reservations are kept: they are the agent's to release, not the runtime's.

@@ -398,7 +398,10 @@ class Plugin {
       if (Result<Rtnl> node = Rtnl::Open("")) (void)node->DeleteLink(host_);
     }
     if (undo_ipam_) {
-      if (Result<Ipam> ipam = Ipam::Open(IpamDir(conf_), conf_.ranges)) (void)ipam->Release(owner_);
+      // Addresses reserved for the pod go back to its reservation: the pod is
+      // still scheduled here, and its next ADD takes them over again.
+      if (Result<Ipam> ipam = Ipam::Open(IpamDir(conf_), conf_.ranges))
+        (void)ipam->Release(owner_, reserved_);
     }
     (void)Unregister(conf_.state_dir, owner_);
   }
@@ -430,7 +433,8 @@ class Plugin {
     std::optional<Owner> reserved;
     if (!pod.pod_namespace.empty() && !pod.pod_name.empty())
       reserved = ReservationOwner(pod.pod_namespace, pod.pod_name);
-    Result<std::vector<IpAddress>> ips = ipam->Allocate(owner_, reserved);
+    Result<std::vector<IpAddress>> ips = ipam->Allocate(owner_, reserved, &took_reservation_);
+    if (took_reservation_) reserved_ = reserved;
     if (!ips) return Failure{kWiringFailed, "cannot allocate an address", ips.error().message()};
     pod.ips = *ips;
     internal::TraceStep(call_.container_id, "allocated");
@@ -559,6 +563,8 @@ class Plugin {
   std::string host_;
   bool undo_link_ = false;
   bool undo_ipam_ = false;
+  bool took_reservation_ = false;
+  std::optional<Owner> reserved_;  // the reservation this ADD took over
 };
 
 }  // namespace

@@ -535,6 +535,7 @@ TEST(AgentE2eTest, APodScheduledHereIsProgrammedBeforeItsAdd) {
   const std::optional<IpAddress> early = reservation_of("shop/early");
   ASSERT_TRUE(early.has_value());
   EXPECT_TRUE(set_has("in_isolated_v4", early->ToString())) << "its policy is in force before its ADD";
+  EXPECT_EQ(Value(HttpGet(port, "/metrics").second, "netpol_agent_reserved_pods"), 1);
   EXPECT_TRUE(set_has("pods_v4", early->ToString())) << "its address is claimed";
 
   // The runtime's ADD, as kubelet passes the pod's identity.
@@ -543,7 +544,8 @@ TEST(AgentE2eTest, APodScheduledHereIsProgrammedBeforeItsAdd) {
   struct RemovedAtEnd {
     std::string netns;
     ~RemovedAtEnd() { (void)std::system(("ip netns del " + netns + " 2>/dev/null").c_str()); }
-  } remove_pod{pod_ns};
+  };
+  RemovedAtEnd remove_pod{pod_ns};
   testing::CniRunner runner(node.node(), {NETPOL_CNI_DIR});
   const testing::CniReply added = runner.Run({"ADD",
                                               "c-early",
@@ -567,9 +569,29 @@ TEST(AgentE2eTest, APodScheduledHereIsProgrammedBeforeItsAdd) {
                     conf.dump(),
                     {}});
 
+  // An ADD that fails after taking the reservation over (its interface name
+  // is taken in the pod's namespace) gives the addresses back: the next ADD
+  // gets the same ones.
+  ASSERT_TRUE(post_pending("retry"));
+  ASSERT_TRUE(wait_until([&] { return (*agent)->stats().reservations_in_force >= 2; }));
+  const std::optional<IpAddress> retry = reservation_of("shop/retry");
+  ASSERT_TRUE(retry.has_value());
+  const std::string retry_ns = node.prefix() + "-retry";
+  ASSERT_EQ(std::system(("ip netns add " + retry_ns).c_str()), 0);
+  RemovedAtEnd remove_retry{retry_ns};
+  ASSERT_EQ(std::system(("ip -n " + retry_ns + " link add eth0 type veth peer name taken").c_str()), 0);
+  const testing::CniCall retry_add{"ADD", "c-retry", "/run/netns/" + retry_ns, "eth0",
+                                   "K8S_POD_NAMESPACE=shop;K8S_POD_NAME=retry", conf.dump(), {}};
+  EXPECT_NE(runner.Run(retry_add).exit_code, 0);
+  EXPECT_EQ(reservation_of("shop/retry"), retry) << "given back to the reservation";
+  ASSERT_EQ(std::system(("ip -n " + retry_ns + " link del eth0").c_str()), 0);
+  const testing::CniReply retried = runner.Run(retry_add);
+  ASSERT_EQ(retried.exit_code, 0) << retried.out;
+  EXPECT_EQ(retried.json()["ips"][0]["address"], retry->ToString() + "/32");
+
   // Deleted before any ADD: its rules go, then its addresses.
   ASSERT_TRUE(post_pending("gone"));
-  ASSERT_TRUE(wait_until([&] { return (*agent)->stats().reservations_in_force >= 2; }));
+  ASSERT_TRUE(wait_until([&] { return (*agent)->stats().reservations_in_force >= 3; }));
   const std::optional<IpAddress> gone = reservation_of("shop/gone");
   ASSERT_TRUE(gone.has_value());
   EXPECT_TRUE(set_has("pods_v4", gone->ToString()));
@@ -579,7 +601,7 @@ TEST(AgentE2eTest, APodScheduledHereIsProgrammedBeforeItsAdd) {
 
   // Finished before any ADD here (Failed): the same.
   ASSERT_TRUE(post_pending("done"));
-  ASSERT_TRUE(wait_until([&] { return (*agent)->stats().reservations_in_force >= 3; }));
+  ASSERT_TRUE(wait_until([&] { return (*agent)->stats().reservations_in_force >= 4; }));
   ASSERT_TRUE(reservation_of("shop/done").has_value());
   ASSERT_TRUE(api->client
                   ->Request("PATCH", "/api/v1/namespaces/shop/pods/done/status",
@@ -591,7 +613,7 @@ TEST(AgentE2eTest, APodScheduledHereIsProgrammedBeforeItsAdd) {
   // in force), those of pods deleted meanwhile are released.
   ASSERT_TRUE(post_pending("kept"));
   ASSERT_TRUE(post_pending("dropped"));
-  ASSERT_TRUE(wait_until([&] { return (*agent)->stats().reservations_in_force >= 5; }));
+  ASSERT_TRUE(wait_until([&] { return (*agent)->stats().reservations_in_force >= 6; }));
   const std::optional<IpAddress> kept = reservation_of("shop/kept");
   ASSERT_TRUE(kept.has_value());
   agent.reset();

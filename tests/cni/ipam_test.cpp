@@ -188,6 +188,31 @@ TEST_F(IpamTest, AnAddTakesOverThePodsReservation) {
   for (const Allocation& a : *after_del) EXPECT_NE(a.address, (*reserved)[0]);
 }
 
+// An ADD that fails after taking the reservation over gives the addresses
+// back to it (the pod is still scheduled; the agent's rules for them stay
+// right), and the next ADD takes them over again; one that allocated fresh
+// addresses releases them.
+TEST_F(IpamTest, AFailedAddGivesTheReservationBack) {
+  Ipam ipam = Open({"198.18.1.0/24", "2001:2:0:1::/64"});
+  const Owner reservation = ReservationOwner("shop", "db-0");
+  const auto reserved = ipam.Allocate(reservation);
+  ASSERT_TRUE(reserved.ok());
+  bool took_over = false;
+  ASSERT_EQ(*ipam.Allocate({"c1", "eth0"}, reservation, &took_over), *reserved);
+  EXPECT_TRUE(took_over);
+  ASSERT_TRUE(ipam.Release({"c1", "eth0"}, reservation).ok());
+  EXPECT_EQ(*ipam.Allocate(reservation), *reserved) << "held by the reservation again";
+  ASSERT_EQ(*ipam.Allocate({"c2", "eth0"}, reservation, &took_over), *reserved);
+  EXPECT_TRUE(took_over);
+
+  const auto fresh = ipam.Allocate({"c3", "eth0"}, ReservationOwner("shop", "web-0"), &took_over);
+  ASSERT_TRUE(fresh.ok());
+  EXPECT_FALSE(took_over);
+  ASSERT_TRUE(ipam.Release({"c3", "eth0"}).ok());
+  const Result<std::vector<Allocation>> left = ipam.List();
+  for (const Allocation& a : *left) EXPECT_NE(a.address, (*fresh)[0]);
+}
+
 // A reservation whose allocations are gone (released while its index was
 // left behind) or belong to someone else is not taken over.
 TEST_F(IpamTest, AStaleReservationIsNotTakenOver) {
