@@ -2,7 +2,8 @@
 // pods: a new owner's allocation, which checks the owner's index and the
 // address after the last handed out, against a baseline measured in the same
 // run: the same allocation when that address is taken, which reads every
-// allocation (what every ADD did before the index).
+// allocation (what every ADD did before the index). Also: an ADD taking over
+// the addresses the agent reserved for its pod.
 #include <benchmark/benchmark.h>
 #include <stdlib.h>
 
@@ -55,6 +56,28 @@ void BM_AllocateReadingEveryAllocation(benchmark::State& state) {
   Allocate(state, true);
 }
 BENCHMARK(BM_AllocateReadingEveryAllocation)->Unit(benchmark::kMicrosecond);
+
+// An ADD taking over the addresses the agent reserved for its pod (the
+// allocation files change owner), on the same node.
+void BM_AllocateTakingOverAReservation(benchmark::State& state) {
+  const std::string dir = NodeWith100Pods();
+  Ipam ipam = *Ipam::Open(dir, {*IpPrefix::Parse("198.18.1.0/24")});
+  const netpol::cni::Owner reservation = netpol::cni::ReservationOwner("shop", "db-0");
+  int n = 0;
+  for (auto _ : state) {
+    state.PauseTiming();
+    if (!ipam.Allocate(reservation).ok()) state.SkipWithError("reservation failed");
+    state.ResumeTiming();
+    bool took_over = false;
+    const auto ips = ipam.Allocate({"new-" + std::to_string(n++), "eth0"}, reservation, &took_over);
+    state.PauseTiming();
+    if (!ips.ok() || !took_over) state.SkipWithError("take-over failed");
+    (void)ipam.Release({"new-" + std::to_string(n - 1), "eth0"});
+    state.ResumeTiming();
+  }
+  fs::remove_all(dir);
+}
+BENCHMARK(BM_AllocateTakingOverAReservation)->Unit(benchmark::kMicrosecond);
 
 }  // namespace
 
