@@ -8,6 +8,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <condition_variable>
 #include <cstring>
@@ -80,6 +81,14 @@ std::string Timestamp() {
   char out[48];
   std::snprintf(out, sizeof(out), "%s.%03lldZ", buffer, static_cast<long long>(ms));
   return out;
+}
+
+// The same addresses, in any order (a registration lists them by range, the
+// allocator's listing by address).
+bool SameAddresses(std::vector<IpAddress> a, std::vector<IpAddress> b) {
+  std::sort(a.begin(), a.end());
+  std::sort(b.begin(), b.end());
+  return a == b;
 }
 
 std::string PodKey(const std::string& ns, const std::string& name) {
@@ -169,8 +178,6 @@ struct Agent::Impl {
   }
 
   // A pod as the engine should see it: a local pod's addresses come from its
-  // registration until the API reports them.
-  // A pod as the engine should see it: a local pod's addresses come from its
   // registration (or reservation) until the API reports them.
   void ApplyPod(api::Pod pod) {
     const std::string key = PodKey(pod.metadata.namespace_, pod.metadata.name);
@@ -227,7 +234,7 @@ struct Agent::Impl {
       // Reserved again meanwhile (the pod came back): the same addresses, kept.
       if (reserved.contains(PodKey(ns, name))) return true;
       if (Status s = ipam->Release(cni::ReservationOwner(ns, name)); !s.ok()) {
-        Log(LogLevel::kWarn, "cannot release a reservation; retried",
+        Log(LogLevel::kWarn, "cannot release a reservation; tried again after the next program",
             {{"pod", PodKey(ns, name)}, {"error", s.error().message()}});
         return false;
       }
@@ -821,11 +828,27 @@ struct Agent::Impl {
     }
     local[key] = reg;
     if (const auto it = reserved.find(key); it != reserved.end()) {
-      if (it->second.ips == reg.ips) {
+      if (SameAddresses(it->second.ips, reg.ips)) {
         reserved.erase(it);  // taken over by the ADD
       } else {
         Unreserve(key);  // the ADD allocated before the reservation was made
       }
+    }
+    // Another pod's reservation holding one of these addresses has lost it
+    // (its ADD took it over and was killed before staging, and the runtime's
+    // DEL freed it): the attached pod's claim wins, and the stale one must
+    // neither program rules for the address nor make its pod a peer there.
+    std::vector<std::string> stale;
+    for (const auto& [other, r] : reserved) {
+      if (std::any_of(r.ips.begin(), r.ips.end(), [&](const IpAddress& ip) {
+            return std::find(reg.ips.begin(), reg.ips.end(), ip) != reg.ips.end();
+          })) {
+        stale.push_back(other);
+      }
+    }
+    for (const std::string& other : stale) {
+      Unreserve(other);
+      if (const auto it = node_pods.find(other); it != node_pods.end()) ApplyPod(it->second);
     }
     if (const auto it = node_pods.find(key); it != node_pods.end()) ApplyPod(it->second);
     Log(LogLevel::kInfo, "pod attached", {{"pod", key}, {"interface", reg.host_interface}});
@@ -880,7 +903,7 @@ struct Agent::Impl {
     lock.unlock();
     if (CatchUp(reg->pod_namespace, prefetched, lock)) {
       if (!lock.owns_lock()) lock.lock();
-      WithdrawLocked(staged);  // as it was; the "add" that follows tries again and fails
+      WithdrawLocked(staged, false);  // as it was; the "add" that follows tries again and fails
       return std::nullopt;
     }
     staged.target = wanted;
@@ -894,10 +917,13 @@ struct Agent::Impl {
   // unless another ADD has attached it since.
   void Withdraw(const Staged& staged) {
     std::lock_guard lock(mu);
-    WithdrawLocked(staged);
+    WithdrawLocked(staged, true);
   }
 
-  void WithdrawLocked(const Staged& staged) {
+  // `plugin_done`: the plugin has exited (its connection closed), so an
+  // address it took over from the pod's reservation is back in it, or still
+  // its own if it was killed.
+  void WithdrawLocked(const Staged& staged, bool plugin_done) {
     const auto it = local.find(staged.key);
     if (it == local.end() || it->second.owner.container_id != staged.owner.container_id ||
         it->second.owner.ifname != staged.owner.ifname) {
@@ -907,6 +933,15 @@ struct Agent::Impl {
       it->second = *staged.replaced;
     } else {
       local.erase(it);
+      // Still scheduled here: reserved again (finding what the failed ADD
+      // gave back), so the pod stays programmed ahead of its next ADD; gone
+      // meanwhile: whatever was given back is released.
+      if (const auto pod = node_pods.find(staged.key); pod != node_pods.end()) {
+        if (plugin_done) MaybeReserve(staged.key, pod->second);
+        ApplyPod(pod->second);
+      } else if (plugin_done) {
+        Unreserve(staged.key, /*pod_gone=*/true);
+      }
     }
     Log(LogLevel::kInfo, "pod withdrawn: its ADD did not complete", {{"pod", staged.key}});
     Want();

@@ -240,6 +240,9 @@ Result<std::vector<IpAddress>> Ipam::Allocate(const Owner& owner, const std::opt
       // reservation's. Killed in between, the allocations are the owner's
       // (DEL and GC find them by reading every allocation) and the
       // reservation's index names addresses no longer its own (ignored).
+      // Reported before the first write, so a caller undoing a failed ADD
+      // gives back what was taken even if a write fails half way.
+      if (took_over != nullptr) *took_over = true;
       for (const IpAddress& ip : *held) {
         NETPOL_RETURN_IF_ERROR(WriteAtomically(directory_ + "/" + ip.ToString(), AllocationRecord(owner)),
                                "taking over a reservation");
@@ -248,7 +251,6 @@ Result<std::vector<IpAddress>> Ipam::Allocate(const Owner& owner, const std::opt
                              "taking over a reservation");
       std::error_code ignored;  // a leftover names addresses that are not the reservation's
       fs::remove(directory_ + "/" + reserved_file, ignored);
-      if (took_over != nullptr) *took_over = true;
       return *held;
     }
   }
@@ -325,8 +327,9 @@ Result<std::vector<IpAddress>> Ipam::Allocate(const Owner& owner, const std::opt
 Status Ipam::Release(const Owner& owner, const std::optional<Owner>& give_back_to) {
   NETPOL_ASSIGN_OR_RETURN(DirectoryLock lock, DirectoryLock::Acquire(directory_), "releasing");
   NETPOL_ASSIGN_OR_RETURN(const std::vector<Allocation> taken, ListLocked(), "releasing");
-  std::vector<IpAddress> given_back;
+  std::vector<IpAddress> given_back;  // with what the reservation still holds
   for (const Allocation& a : taken) {
+    if (give_back_to && a.owner == *give_back_to) given_back.push_back(a.address);
     if (!(a.owner == owner)) continue;
     if (give_back_to) {
       NETPOL_RETURN_IF_ERROR(
