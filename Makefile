@@ -4,7 +4,7 @@
 JOBS ?= $(shell nproc)
 FUZZ_SECONDS ?= 15
 
-.PHONY: all deps build test test-fast test-asan fuzz bench bench-dataplane bench-lab demo format tidy clean
+.PHONY: all deps build test test-fast test-asan fuzz bench bench-dataplane bench-lab demo format format-check lint tidy clean
 
 all: build
 
@@ -16,8 +16,9 @@ build: deps
 	@cmake --build --preset release -j $(JOBS)
 
 # Every test: unit, scenario, golden and CLI tests (release build), the same
-# under AddressSanitizer + UBSan, and a short libFuzzer run of every decoder.
-test: build test-asan fuzz
+# under AddressSanitizer + UBSan, a short libFuzzer run of every decoder, and
+# the style checks (clang-format, clang-tidy: any finding fails).
+test: build test-asan fuzz lint
 	@ctest --preset release -j $(JOBS)
 
 test-fast: build
@@ -50,8 +51,15 @@ demo: build
 format:
 	@find src tests bench -name '*.h' -o -name '*.cpp' | xargs clang-format -i
 
+# clang-format's verdict on every source (`make format` rewrites them) and
+# clang-tidy's on src/ (.clang-tidy: Google naming, bug and performance checks).
+lint: format-check tidy
+
+format-check: deps
+	@find src tests bench -name '*.h' -o -name '*.cpp' | xargs clang-format-14 --dry-run -Werror
+
 tidy: build
-	@find src -name '*.cpp' | xargs clang-tidy -p build/release --quiet
+	@find src -name '*.cpp' | xargs -P $(JOBS) -n 4 clang-tidy-14 -p build/release --quiet 2>/dev/null
 
 clean:
 	@rm -rf build

@@ -8,6 +8,8 @@ packages=(
   # toolchain
   build-essential cmake ninja-build pkg-config git
   clang-14 libclang-rt-14-dev
+  # style checks (`make lint`, part of `make test`)
+  clang-format-14 clang-tidy-14
   # libraries
   libyaml-dev nlohmann-json3-dev libcli11-dev libfmt-dev
   libnftables-dev libnftnl-dev libmnl-dev

@@ -654,6 +654,7 @@ struct Agent::Impl {
         }
       }
       std::vector<MetricsWriter::Sample> samples;
+      samples.reserve(counted.size());
       for (const auto& [key, packets] : counted)
         samples.push_back({{{"namespace", key.first}, {"direction", key.second}}, packets});
       out.Counter(std::string("netpol_") + verdict + "_connections_total", help, samples);
@@ -1050,7 +1051,7 @@ struct Agent::Impl {
           const Json request = Json::parse(*line, nullptr, false);
           if (request.is_object() && request.value("op", "") == "stage") {
             staged = Stage(request, std::move(prefetched));
-            prefetched.reset();
+            prefetched = std::nullopt;
             line = next_line();
           }
         }
@@ -1174,6 +1175,7 @@ Status Agent::Run(const std::atomic<bool>& stop) {
   }
   Status socket_status = Ok();
   std::vector<std::thread> threads;
+  threads.reserve(loops.size() + 4);  // the watches, programming, CNI socket, metrics, flows
   for (const auto& loop : loops) {
     threads.emplace_back([&stop, &loop] {
       NameThread("np-watch");

@@ -16,6 +16,9 @@ namespace {
 std::atomic<bool> stop_requested{false};
 }  // namespace
 
+// What may escape is std::bad_alloc (CLI11's parse errors are handled by
+// CLI11_PARSE), and ending the process is the answer to it.
+// NOLINTNEXTLINE(bugprone-exception-escape)
 int main(int argc, char** argv) {
   // Lists and full programs pass through large short-lived buffers. A fixed
   // mmap threshold keeps them out of the heap (glibc would otherwise raise

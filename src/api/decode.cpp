@@ -38,7 +38,8 @@ bool IsPlainNonString(const YamlNode& node) {
     return true;
   }
   // YAML 1.1 integers in other bases, and digits grouped with '_'.
-  const std::string_view body = std::string_view(text).substr(text[0] == '+' || text[0] == '-' ? 1 : 0);
+  std::string_view body = text;
+  if (text[0] == '+' || text[0] == '-') body.remove_prefix(1);
   const auto all_of = [&](size_t from, std::string_view chars) {
     return body.size() > from && body.find_first_not_of(chars, from) == std::string_view::npos;
   };
@@ -711,7 +712,7 @@ class Decoder {
       FileError(doc, "Object 'Kind' is missing");
       return;
     }
-    const std::string kind = kind_node.Scalar();
+    const std::string& kind = kind_node.Scalar();
     if (kind == "List" || (kind.size() > 4 && kind.ends_with("List") && doc["items"])) {
       const YamlNode items = doc["items"];
       if (items && !items.IsNull() && !items.IsSequence()) {

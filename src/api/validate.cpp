@@ -59,9 +59,9 @@ bool MatchesQualifiedName(std::string_view v) {
 }
 
 const std::string& Dns1123SubdomainFmt() {
-  static const std::string fmt =
+  static const std::string kFmt =
       std::string(kDns1123LabelFmt) + "(\\." + std::string(kDns1123LabelFmt) + ")*";
-  return fmt;
+  return kFmt;
 }
 
 // Collects diagnostics for one object, resolving field paths to file positions.
@@ -370,14 +370,14 @@ std::vector<std::string> IsQualifiedName(std::string_view value) {
 }
 
 std::vector<std::string> IsValidLabelValue(std::string_view value) {
-  static const std::string fmt = "(" + std::string(kQualifiedNameFmt) + ")?";
+  static const std::string kFmt = "(" + std::string(kQualifiedNameFmt) + ")?";
   std::vector<std::string> errors;
   if (value.size() > 63) errors.push_back(MaxLenError(63));
   if (!value.empty() && !MatchesQualifiedName(value)) {
     errors.push_back(
         RegexError("a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or "
                    "'.', and must start and end with an alphanumeric character",
-                   fmt, {"MyValue", "my_value", "12345"}));
+                   kFmt, {"MyValue", "my_value", "12345"}));
   }
   return errors;
 }

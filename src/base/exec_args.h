@@ -17,7 +17,7 @@ namespace netpol {
 class ExecArgs {
  public:
   // `env` empty: the calling process's environment.
-  ExecArgs(std::vector<std::string> argv, std::vector<std::string> env = {});
+  explicit ExecArgs(std::vector<std::string> argv, std::vector<std::string> env = {});
   ExecArgs(const ExecArgs&) = delete;
   ExecArgs& operator=(const ExecArgs&) = delete;
 

@@ -96,8 +96,8 @@ class [[nodiscard]] Result {
   template <typename U>
   requires(std::is_constructible_v<T, U&&> && !std::is_same_v<std::decay_t<U>, T> &&
            !std::is_same_v<std::decay_t<U>, Error> && !std::is_same_v<std::decay_t<U>, Result<T>>)
-      Result(U&& value)
-      : state_(std::in_place_index<0>, std::forward<U>(value)) {}  // NOLINT
+      Result(U&& value)  // NOLINT(google-explicit-constructor, bugprone-forwarding-reference-overload)
+      : state_(std::in_place_index<0>, std::forward<U>(value)) {}
 
   [[nodiscard]] bool has_value() const { return state_.index() == 0; }
   [[nodiscard]] bool ok() const { return has_value(); }
@@ -188,9 +188,12 @@ inline Status Ok() {
 #define NETPOL_ASSIGN_OR_RETURN(lhs, expr, context) \
   NETPOL_ASSIGN_OR_RETURN_IMPL_(NETPOL_CONCAT_(netpol_result_, __LINE__), lhs, expr, context)
 
+// `tmp` and `lhs` name and declare: they cannot be parenthesized.
+// NOLINTBEGIN(bugprone-macro-parentheses)
 #define NETPOL_ASSIGN_OR_RETURN_IMPL_(tmp, lhs, expr, context) \
   auto tmp = (expr);                                           \
   if (!tmp.has_value()) {                                      \
     return std::move(tmp).error().WithContext(context);        \
   }                                                            \
   lhs = std::move(tmp).value()
+// NOLINTEND(bugprone-macro-parentheses)

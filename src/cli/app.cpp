@@ -619,8 +619,7 @@ int Run(int argc, const char* const* argv, std::istream& in, std::ostream& out, 
 
   FlowsFlags flows_flags;
   CLI::App* flows = app.add_subcommand(
-      "flows",
-      "Connections the node agent logged (denied; allowed if asked), with the policy");
+      "flows", "Connections the node agent logged (denied; allowed if asked), with the policy");
   flows->add_option("--agent", flows_flags.agent, "The agent's --metrics-address, as a URL")
       ->capture_default_str();
   flows->add_option("-n,--namespace", flows_flags.namespace_, "Only flows from or to this namespace");

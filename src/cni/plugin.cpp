@@ -418,9 +418,10 @@ class Plugin {
       return Failure{kWiringFailed, what, e.message()};
     };
     Result<int> netns_fd = OpenNetns(call_.netns);
-    if (!netns_fd)
+    if (!netns_fd) {
       return Failure{kUnknownContainer, "cannot open the pod's network namespace",
                      netns_fd.error().message()};
+    }
     struct CloseFd {
       int fd;
       ~CloseFd() { ::close(fd); }

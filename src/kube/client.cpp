@@ -57,7 +57,7 @@ struct Handle {
   }
   ~Handle() {
     if (curl != nullptr) {
-      long opened = 0;
+      long opened = 0;  // NOLINT(google-runtime-int): curl's type
       curl_easy_getinfo(curl, CURLINFO_NUM_CONNECTS, &opened);
       pool.connections += static_cast<uint64_t>(opened);
       curl_easy_reset(curl);  // options back to defaults; the connection stays
@@ -115,7 +115,7 @@ void Configure(Handle& h, const ClientConfig& config, const std::string& url) {
   }
 }
 
-Error FromStatus(long code, const std::string& body) {
+Error FromStatus(long code, const std::string& body) {  // NOLINT(google-runtime-int): curl's type
   std::string message = "HTTP " + std::to_string(code);
   try {
     const Json status = Json::parse(body);
@@ -183,7 +183,7 @@ Result<Json> Client::Request(const std::string& method, const std::string& path,
   curl_easy_setopt(h.curl, CURLOPT_TIMEOUT_MS, static_cast<long>(config_.request_timeout.count()));
   const CURLcode rc = curl_easy_perform(h.curl);
   if (rc != CURLE_OK) return Unavailable(method + " " + path + ": " + curl_easy_strerror(rc));
-  long code = 0;
+  long code = 0;  // NOLINT(google-runtime-int): curl's type
   curl_easy_getinfo(h.curl, CURLINFO_RESPONSE_CODE, &code);
   if (code < 200 || code >= 300) return FromStatus(code, response).WithContext(method + " " + path);
   try {
@@ -215,7 +215,7 @@ Status Client::Stream(const std::string& path, const std::function<bool(const st
     s->buffer.append(data, size * n);
     // A refusal (410 Gone, 403...) is a Status object, not events: keep it
     // whole for the error.
-    long code = 0;
+    long code = 0;  // NOLINT(google-runtime-int): curl's type
     curl_easy_getinfo(s->curl, CURLINFO_RESPONSE_CODE, &code);
     if (code < 200 || code >= 300) return size * n;
     size_t start = 0;
@@ -249,7 +249,7 @@ Status Client::Stream(const std::string& path, const std::function<bool(const st
   curl_easy_setopt(h.curl, CURLOPT_XFERINFODATA, &state);
   const CURLcode rc = curl_easy_perform(h.curl);
   if (state.stopped_by_handler || stop.load()) return Ok();
-  long code = 0;
+  long code = 0;  // NOLINT(google-runtime-int): curl's type
   curl_easy_getinfo(h.curl, CURLINFO_RESPONSE_CODE, &code);
   if (rc == CURLE_OK && code >= 200 && code < 300) return Ok();  // the server ended the watch
   if (rc == CURLE_OK) return FromStatus(code, state.buffer).WithContext("watch " + path);
@@ -339,7 +339,7 @@ Status ListWatch::Watch(const std::atomic<bool>& stop, bool* progress) {
   const std::string query = path_ + join + "watch=true&allowWatchBookmarks=true&timeoutSeconds=" +
                             std::to_string(options_.timeout_seconds) +
                             "&resourceVersion=" + resource_version_;
-  const Status s = client_.Stream(
+  Status s = client_.Stream(
       query,
       [&](const std::string& line) {
         Json event;

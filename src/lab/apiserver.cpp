@@ -41,7 +41,7 @@ struct Resource {
 };
 
 const std::vector<Resource>& Resources() {
-  static const std::vector<Resource> resources = {
+  static const std::vector<Resource> kResources = {
       {"", "v1", "namespaces", "namespace", "Namespace", false, {"ns"}, true, true, true},
       {"", "v1", "nodes", "node", "Node", false, {"no"}, true, false, false},
       {"", "v1", "pods", "pod", "Pod", true, {"po"}, true, true, true},
@@ -58,7 +58,7 @@ const std::vector<Resource>& Resources() {
        true,
        true},
   };
-  return resources;
+  return kResources;
 }
 
 const Resource* FindResource(const std::string& group, const std::string& version,
@@ -124,10 +124,10 @@ using internal::Rfc3339Now;
 std::string Age(const std::string& timestamp) {
   std::tm tm{};
   if (strptime(timestamp.c_str(), "%Y-%m-%dT%H:%M:%SZ", &tm) == nullptr) return "<unknown>";
-  const long seconds = static_cast<long>(std::difftime(std::time(nullptr), timegm(&tm)));
-  if (seconds < 120) return std::to_string(std::max(0L, seconds)) + "s";
+  const auto seconds = static_cast<int64_t>(std::difftime(std::time(nullptr), timegm(&tm)));
+  if (seconds < 120) return std::to_string(std::max<int64_t>(0, seconds)) + "s";
   if (seconds < 7200) return std::to_string(seconds / 60) + "m";
-  if (seconds < 2 * 86400) return std::to_string(seconds / 3600) + "h";
+  if (seconds < int64_t{2} * 86400) return std::to_string(seconds / 3600) + "h";
   return std::to_string(seconds / 86400) + "d";
 }
 

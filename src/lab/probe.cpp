@@ -39,7 +39,7 @@ int64_t RemainingMs(std::chrono::steady_clock::time_point deadline) {
   return std::max<int64_t>(left.count(), 0);
 }
 
-bool WaitFor(int fd, short events, std::chrono::steady_clock::time_point deadline) {
+bool WaitFor(int fd, decltype(pollfd::events) events, std::chrono::steady_clock::time_point deadline) {
   pollfd p{fd, events, 0};
   return ::poll(&p, 1, static_cast<int>(RemainingMs(deadline))) == 1 && (p.revents & events) != 0;
 }

@@ -9,8 +9,15 @@
 #include "lab/probe.h"
 #include "policy/flow_text.h"
 
+namespace api = netpol::api;
+namespace lab = netpol::lab;
+namespace policy = netpol::policy;
+using netpol::IpAddress;
+using netpol::Status;
+
+// What may escape is std::bad_alloc, and ending the process is the answer to it.
+// NOLINTNEXTLINE(bugprone-exception-escape)
 int main(int argc, char** argv) {
-  using namespace netpol;
   const std::vector<std::string> args(argv + 1, argv + argc);
   if (args.size() >= 2 && args[0] == "serve") {
     std::vector<std::pair<api::Protocol, uint16_t>> ports;

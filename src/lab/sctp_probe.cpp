@@ -63,7 +63,7 @@ IpAddress FromSockaddr(const sockaddr_storage& s) {
 }  // namespace
 
 uint32_t Crc32c(const uint8_t* data, size_t size) {
-  static const std::array<uint32_t, 256> table = [] {
+  static const std::array<uint32_t, 256> kTable = [] {
     std::array<uint32_t, 256> t{};
     for (uint32_t i = 0; i < 256; ++i) {
       uint32_t c = i;
@@ -73,7 +73,7 @@ uint32_t Crc32c(const uint8_t* data, size_t size) {
     return t;
   }();
   uint32_t crc = ~uint32_t{0};
-  for (size_t i = 0; i < size; ++i) crc = table[(crc ^ data[i]) & 0xffU] ^ (crc >> 8);
+  for (size_t i = 0; i < size; ++i) crc = kTable[(crc ^ data[i]) & 0xffU] ^ (crc >> 8);
   return ~crc;
 }
 

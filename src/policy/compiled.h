@@ -33,12 +33,14 @@ struct PortSpan {
   api::Protocol protocol = api::Protocol::kTCP;
   uint16_t first = 1;
   uint16_t last = 65535;
+  // NOLINTNEXTLINE(modernize-use-nullptr): clang-tidy 14 on a defaulted <=>
   friend auto operator<=>(const PortSpan&, const PortSpan&) = default;
 };
 
 struct AddressRange {
   IpAddress first;
   IpAddress last;
+  // NOLINTNEXTLINE(modernize-use-nullptr): clang-tidy 14 on a defaulted <=>
   friend auto operator<=>(const AddressRange&, const AddressRange&) = default;
 };
 
@@ -57,6 +59,7 @@ struct Allowance {
   std::optional<std::string> peers;  // AddressSet id; nullopt: any address
   std::vector<PortSpan> ports;       // empty: every protocol and port
   std::string origin;                // "shop/db-access ingress[0]"
+  // NOLINTNEXTLINE(modernize-use-nullptr): clang-tidy 14 on a defaulted <=>
   friend auto operator<=>(const Allowance&, const Allowance&) = default;
 };
 

@@ -30,6 +30,7 @@ struct PortProto {
   api::Protocol protocol = api::Protocol::kTCP;
   uint16_t port = 0;
   std::string ToString() const;  // "3306/TCP"
+  // NOLINTNEXTLINE(modernize-use-nullptr): clang-tidy 14 on a defaulted <=>
   friend auto operator<=>(const PortProto&, const PortProto&) = default;
 };
 

@@ -1,7 +1,5 @@
 #include "e2e/cni_runner.h"
 
-#include "base/exec_args.h"
-
 #include <fcntl.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -11,6 +9,8 @@
 #include <cstdlib>
 #include <filesystem>
 #include <stdexcept>
+
+#include "base/exec_args.h"
 
 namespace netpol::testing {
 

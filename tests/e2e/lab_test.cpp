@@ -168,7 +168,8 @@ TEST_F(LabTest, TheGuideOnTwoNodesWithKubectl) {
   EXPECT_TRUE(Connects(wp, db, 3306));
   EXPECT_TRUE(Connects(client, db, 3306));
   ASSERT_EQ(Kubectl("create -f " + Source("examples/wordpress/policy-deny-all.yaml")).code, 0);
-  EXPECT_TRUE(Eventually([&] { return !Connects(wp, db, 3306); })) << "default-deny: WordPress loses its database";
+  EXPECT_TRUE(Eventually([&] { return !Connects(wp, db, 3306); }))
+      << "default-deny: WordPress loses its database";
   ASSERT_EQ(Kubectl("create -f " + Source("examples/wordpress/policy-wordpress-mariadb.yaml")).code, 0);
   EXPECT_TRUE(Eventually([&] { return Connects(wp, db, 3306); })) << "WordPress may reach MariaDB again";
   EXPECT_FALSE(Connects(client, db, 3306)) << "the client still may not";

@@ -83,10 +83,10 @@ Status AppendField(std::string_view type, std::string_view text, bool pad, std::
     if (proto < 0) return InvalidArgument("unknown protocol " + std::string(text));
     out.push_back(static_cast<uint8_t>(proto));
   } else if (type == "inet_service") {
-    unsigned long port = 0;
+    uint64_t port = 0;
     for (const char c : text) {
       if (c < '0' || c > '9' || port > 65535) return InvalidArgument("not a port: " + std::string(text));
-      port = port * 10 + static_cast<unsigned long>(c - '0');
+      port = port * 10 + static_cast<uint64_t>(c - '0');
     }
     if (text.empty() || port > 65535) return InvalidArgument("not a port: " + std::string(text));
     out.push_back(static_cast<uint8_t>(port >> 8));
@@ -183,7 +183,7 @@ Status ElementBatcher::Send(const std::vector<ElementEdit>& edits,
   if (edits.empty()) return Ok();
   // One nftnl_set per (set, operation), in edit order (deletes first).
   std::vector<std::pair<std::unique_ptr<nftnl_set, SetDeleter>, bool>> groups;
-  size_t bytes = 64 * 1024;
+  size_t bytes = size_t{64} * 1024;
   size_t per_message = 0;
   // Edits come grouped by set: the set's layout is looked up once per run.
   std::optional<std::string_view> current_set;

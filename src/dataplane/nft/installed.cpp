@@ -12,6 +12,7 @@ uint32_t InstalledPod::OriginIndex(std::string origin) {
   return static_cast<uint32_t>(origins_.size() - 1);
 }
 
+// NOLINTNEXTLINE(performance-unnecessary-value-param): consumed, its nodes extracted
 InstalledPod InstalledPod::From(PodElements elements) {
   InstalledPod pod;
   for (auto& [set, members] : elements) {
@@ -69,6 +70,7 @@ const std::string* InstalledPod::Find(const std::string& set, const std::string&
   return at != it->second.end() && at->first == element ? &origins_[at->second] : nullptr;
 }
 
+// NOLINTNEXTLINE(performance-unnecessary-value-param): consumed, its nodes extracted
 void InstalledPod::Apply(PodEdits edits) {
   for (const auto& entry : edits.removed) {
     const auto& removed =

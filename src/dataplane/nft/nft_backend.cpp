@@ -228,7 +228,7 @@ Result<std::string> NftBackend::Run(const std::string& commands, bool json_outpu
   const int rc = nft_run_cmd_from_buffer(nft.ctx, commands.c_str());
   const char* out = nft_ctx_get_output_buffer(nft.ctx);
   const char* err = nft_ctx_get_error_buffer(nft.ctx);
-  const std::string output = out != nullptr ? out : "";
+  std::string output = out != nullptr ? out : "";
   const std::string error = err != nullptr ? err : "";
   if (rc != 0) {
     if (error.find("Operation not permitted") != std::string::npos) {
@@ -377,10 +377,11 @@ Result<ApplyStats> NftBackend::ApplyImpl(const policy::NodeProgram& program, pol
     if (!batch.empty()) {
       if (!batcher_) {
         Result<ElementBatcher> opened = ElementBatcher::Open(options_.netns);
-        if (opened)
+        if (opened) {
           batcher_ = std::move(*opened);
-        else
+        } else {
           done = std::move(opened).error();
+        }
       }
       if (batcher_) done = batcher_->Send(batch, layout_);
       change.stats.batched = true;

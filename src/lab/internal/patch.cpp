@@ -9,7 +9,7 @@ namespace {
 
 // The merge key of the lists that have one, by field name.
 const std::map<std::string, std::string>& MergeKeys() {
-  static const std::map<std::string, std::string> keys = {
+  static const std::map<std::string, std::string> kKeys = {
       {"containers", "name"},
       {"initContainers", "name"},
       {"ephemeralContainers", "name"},
@@ -19,7 +19,7 @@ const std::map<std::string, std::string>& MergeKeys() {
       {"volumeMounts", "mountPath"},
       {"imagePullSecrets", "name"},
   };
-  return keys;
+  return kKeys;
 }
 
 Json Strategic(const Json& target, const Json& patch);
@@ -62,7 +62,7 @@ Json Strategic(const Json& target, const Json& patch) {
   Json out = target.is_object() ? target : Json::object();
   for (auto it = patch.begin(); it != patch.end(); ++it) {
     const std::string& field = it.key();
-    if (field.rfind("$", 0) == 0) continue;  // directives
+    if (field.rfind('$', 0) == 0) continue;  // directives
     const Json& value = it.value();
     if (value.is_null()) {
       out.erase(field);

@@ -35,6 +35,7 @@ struct NamedPort {
   std::string name;
   api::Protocol protocol;
   uint16_t port;
+  // NOLINTNEXTLINE(modernize-use-nullptr): clang-tidy 14 on a defaulted <=>
   friend auto operator<=>(const NamedPort&, const NamedPort&) = default;
 };
 
@@ -42,6 +43,7 @@ struct ClassKey {
   NamespaceId ns;
   api::Labels labels;
   std::vector<NamedPort> named_ports;  // sorted by name; names are unique in a pod
+  // NOLINTNEXTLINE(modernize-use-nullptr): clang-tidy 14 on a defaulted <=>
   friend auto operator<=>(const ClassKey&, const ClassKey&) = default;
 };
 
@@ -94,7 +96,9 @@ struct DirectionView {
   std::vector<ViewEntry> entries;
 };
 
-struct PodClass {
+// (The NOLINT: clang-tidy 14 reports the loop variable of the implicit copy
+// of `views`, an array, as a reserved identifier.)
+struct PodClass {  // NOLINT(bugprone-reserved-identifier,readability-identifier-naming)
   ClassKey key;
   uint32_t members = 0;
   std::vector<PodId> pods;  // the members, in no particular order
