@@ -3,6 +3,12 @@
 #include "cni/plugin.h"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -99,6 +105,54 @@ TEST(CniRegistryTest, AnAbsentAgentIsUnavailableNotSilentlyOk) {
   const Status s = ConfirmWithAgent("/nonexistent/agent.sock", "add", pod, std::chrono::milliseconds(100));
   ASSERT_FALSE(s.ok());
   EXPECT_EQ(s.error().code(), ErrorCode::kUnavailable);
+}
+
+// The agent opens the plugin's allocator from the same configuration the
+// runtime gives the plugin: a conf or a conflist with a netpol-cni entry.
+TEST(OpenNetworkIpamTest, FromAConfOrAConflistAndNotInChainedMode) {
+  char dir[] = "/tmp/netpol-ipam-conf-XXXXXX";
+  ASSERT_NE(::mkdtemp(dir), nullptr);
+  const std::string state = dir;
+  const nlohmann::json entry = {
+      {"type", "netpol-cni"}, {"stateDir", state}, {"ipam", {{"ranges", {"198.18.1.0/24"}}}}};
+  struct Case {
+    const char* what;
+    std::string config;
+    std::optional<ErrorCode> error;  // nullopt: opens
+  };
+  nlohmann::json conf = entry;
+  conf["name"] = "netpol";
+  conf["cniVersion"] = "1.0.0";
+  const nlohmann::json conflist = {
+      {"cniVersion", "1.0.0"}, {"name", "netpol"}, {"plugins", {{{"type", "bridge"}}, entry}}};
+  nlohmann::json chained = conflist;
+  chained["plugins"][1].erase("ipam");
+  const nlohmann::json other = {
+      {"cniVersion", "1.0.0"}, {"name", "netpol"}, {"plugins", {{{"type", "bridge"}}}}};
+  nlohmann::json bad_range = conf;
+  bad_range["ipam"]["ranges"] = {"198.18.1.0/33"};
+  const std::vector<Case> cases = {
+      {"a conf", conf.dump(), std::nullopt},
+      {"a conflist", conflist.dump(), std::nullopt},
+      {"chained mode (no ranges)", chained.dump(), ErrorCode::kNotFound},
+      {"a conflist without netpol-cni", other.dump(), ErrorCode::kNotFound},
+      {"a bad range", bad_range.dump(), ErrorCode::kInvalidArgument},
+      {"not JSON", "{", ErrorCode::kInvalidArgument},
+  };
+  for (const Case& c : cases) {
+    Result<Ipam> ipam = OpenNetworkIpam(c.config);
+    if (c.error) {
+      ASSERT_FALSE(ipam.ok()) << c.what;
+      EXPECT_EQ(ipam.error().code(), *c.error) << c.what << ": " << ipam.error().message();
+      continue;
+    }
+    ASSERT_TRUE(ipam.ok()) << c.what << ": " << ipam.error().message();
+    // The plugin's own directory: stateDir/ipam/<network name>.
+    const auto reserved = ipam->Allocate(ReservationOwner("shop", "db-0"));
+    ASSERT_TRUE(reserved.ok()) << c.what;
+    EXPECT_TRUE(std::filesystem::exists(state + "/ipam/netpol/" + (*reserved)[0].ToString())) << c.what;
+  }
+  std::filesystem::remove_all(state);
 }
 
 }  // namespace
