@@ -205,6 +205,10 @@ struct Agent::Impl {
           {{"pod", key}, {"error", ips.error().message()}});
       return;
     }
+    std::string addresses;
+    for (const IpAddress& ip : *ips) addresses += (addresses.empty() ? "" : ",") + ip.ToString();
+    Log(LogLevel::kInfo, "pod reserved: its rules go in force before its ADD",
+        {{"pod", key}, {"addresses", addresses}});
     reserved[key] = {std::move(*ips), wanted + 1, false};
   }
 
