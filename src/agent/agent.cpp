@@ -123,6 +123,11 @@ struct Agent::Impl {
   // Reservations to release once a program without them is in force:
   // (generation, namespace, name).
   std::vector<std::tuple<uint64_t, std::string, std::string>> unreserving;
+  // Pods to reserve addresses for. The allocator's files are read and written
+  // by the programming thread alone, with the lock released: a burst of pods
+  // scheduled here does not hold up CNI requests, and no reservation can be
+  // made while one of the same pod is being released.
+  std::set<std::string> to_reserve;
   std::map<std::string, bool> listed;                    // kind -> listed once
   std::map<std::string, std::set<std::string>> listing;  // kind -> ns/name in the list under way
   std::map<std::string, uint64_t> policy_rv;             // ns/name -> resourceVersion applied
@@ -191,25 +196,64 @@ struct Agent::Impl {
     engine.Apply(pod);
   }
 
-  // A pod the API shows scheduled here, not running yet and not attached:
-  // reserve its addresses so its rules are in force before its ADD.
+  // Whether a pod the API shows scheduled here should have its addresses
+  // reserved: not running yet, not attached, not finished, not reserved.
+  bool NeedsReservation(const std::string& key, const api::Pod& pod) const {
+    return ipam && pod.pod_ips.empty() && !pod.spec.host_network && pod.phase != "Succeeded" &&
+           pod.phase != "Failed" && !local.contains(key) && !reserved.contains(key);
+  }
+
+  // Queues the pod for a reservation, so its rules are in force before its
+  // ADD; the caller asks for a program (Want), which makes it.
   void MaybeReserve(const std::string& key, const api::Pod& pod) {
-    if (!ipam || !pod.pod_ips.empty() || pod.spec.host_network || local.contains(key) ||
-        reserved.contains(key)) {
-      return;
+    if (NeedsReservation(key, pod)) to_reserve.insert(key);
+  }
+
+  // On the programming thread, before a program: reserves the queued pods'
+  // addresses with the lock released, then records those still wanted (a pod
+  // may have gone, started or been attached meanwhile; its reservation, never
+  // programmed, is released at once).
+  void ReserveQueued(std::unique_lock<std::mutex>& lock) {
+    if (to_reserve.empty()) return;
+    const std::set<std::string> keys = std::exchange(to_reserve, {});
+    std::vector<std::pair<std::string, Result<std::vector<IpAddress>>>> made;
+    lock.unlock();
+    for (const std::string& key : keys) {
+      const size_t slash = key.find('/');
+      made.emplace_back(key,
+                        ipam->Allocate(cni::ReservationOwner(key.substr(0, slash), key.substr(slash + 1))));
     }
-    Result<std::vector<IpAddress>> ips =
-        ipam->Allocate(cni::ReservationOwner(pod.metadata.namespace_, pod.metadata.name));
-    if (!ips) {
-      Log(LogLevel::kWarn, "cannot reserve a pod's addresses; its ADD will allocate them",
-          {{"pod", key}, {"error", ips.error().message()}});
-      return;
+    lock.lock();
+    std::vector<std::string> unwanted;
+    bool recorded = false;
+    for (auto& [key, ips] : made) {
+      if (!ips) {
+        Log(LogLevel::kWarn, "cannot reserve a pod's addresses; its ADD will allocate them",
+            {{"pod", key}, {"error", ips.error().message()}});
+        continue;
+      }
+      const auto pod = node_pods.find(key);
+      if (pod == node_pods.end() || !NeedsReservation(key, pod->second)) {
+        unwanted.push_back(key);
+        continue;
+      }
+      std::string addresses;
+      for (const IpAddress& ip : *ips) addresses += (addresses.empty() ? "" : ",") + ip.ToString();
+      Log(LogLevel::kInfo, "pod reserved: its rules go in force before its ADD",
+          {{"pod", key}, {"addresses", addresses}});
+      reserved[key] = {std::move(*ips), wanted + 1, false};
+      ApplyPod(pod->second);
+      recorded = true;
     }
-    std::string addresses;
-    for (const IpAddress& ip : *ips) addresses += (addresses.empty() ? "" : ",") + ip.ToString();
-    Log(LogLevel::kInfo, "pod reserved: its rules go in force before its ADD",
-        {{"pod", key}, {"addresses", addresses}});
-    reserved[key] = {std::move(*ips), wanted + 1, false};
+    if (recorded) Want();  // this program carries them
+    if (unwanted.empty()) return;
+    lock.unlock();
+    for (const std::string& key : unwanted) {
+      const size_t slash = key.find('/');
+      // What an ADD took over meanwhile is not the reservation's any more: untouched.
+      (void)ipam->Release(cni::ReservationOwner(key.substr(0, slash), key.substr(slash + 1)));
+    }
+    lock.lock();
   }
 
   // The reservation of `key` ends without an ADD taking it over (the pod is
@@ -224,7 +268,8 @@ struct Agent::Impl {
     unreserving.emplace_back(wanted + 1, key.substr(0, slash), key.substr(slash + 1));
   }
 
-  // After the program numbered `generation` is in force.
+  // After the program numbered `generation` is in force: counts the
+  // reservations it carried first.
   void ReservationsInForce(uint64_t generation) {
     for (auto& [key, r] : reserved) {
       if (!r.in_force && r.generation <= generation) {
@@ -232,18 +277,34 @@ struct Agent::Impl {
         ++stats.reservations_in_force;
       }
     }
+  }
+
+  // On the programming thread, after the program numbered `generation` is in
+  // force: releases the reservations it no longer carries, with the lock
+  // released (only this thread reserves, so none of them is reserved again
+  // meanwhile). A failed release is tried again after the next program.
+  void ReleaseEnded(uint64_t generation, std::unique_lock<std::mutex>& lock) {
+    std::vector<std::tuple<uint64_t, std::string, std::string>> due;
     std::erase_if(unreserving, [&](const auto& entry) {
       const auto& [after, ns, name] = entry;
       if (after > generation) return false;
       // Reserved again meanwhile (the pod came back): the same addresses, kept.
-      if (reserved.contains(PodKey(ns, name))) return true;
+      if (!reserved.contains(PodKey(ns, name))) due.push_back(entry);
+      return true;
+    });
+    if (due.empty()) return;
+    std::vector<std::tuple<uint64_t, std::string, std::string>> failed;
+    lock.unlock();
+    for (const auto& entry : due) {
+      const auto& [after, ns, name] = entry;
       if (Status s = ipam->Release(cni::ReservationOwner(ns, name)); !s.ok()) {
         Log(LogLevel::kWarn, "cannot release a reservation; tried again after the next program",
             {{"pod", PodKey(ns, name)}, {"error", s.error().message()}});
-        return false;
+        failed.push_back(entry);
       }
-      return true;
-    });
+    }
+    lock.lock();
+    unreserving.insert(unreserving.end(), failed.begin(), failed.end());
   }
 
   void OnObject(const std::string& kind, const std::string& type, const Json& object) {
@@ -378,6 +439,7 @@ struct Agent::Impl {
       });
       heartbeat_ns = Clock::now().time_since_epoch().count();
       if (!Synced() || applied == wanted || Clock::now() < retry_at) continue;
+      ReserveQueued(lock);
       const uint64_t target = wanted;
       const Clock::time_point change_at = wanted_at;
       const auto start = Clock::now();
@@ -428,6 +490,7 @@ struct Agent::Impl {
       Log(LogLevel::kDebug, "programmed",
           {{"ms", ms}, {"added", done->added}, {"removed", done->removed}, {"local_pods", local_pods}});
       changed.notify_all();
+      ReleaseEnded(target, lock);
     }
   }
 
