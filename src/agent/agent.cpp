@@ -91,6 +91,12 @@ bool SameAddresses(std::vector<IpAddress> a, std::vector<IpAddress> b) {
   return a == b;
 }
 
+// The allocator's owner of the reservation for the pod `key` ("ns/name").
+cni::Owner ReservationOf(const std::string& key) {
+  const size_t slash = key.find('/');
+  return cni::ReservationOwner(key.substr(0, slash), key.substr(slash + 1));
+}
+
 std::string PodKey(const std::string& ns, const std::string& name) {
   return ns + "/" + name;
 }
@@ -121,8 +127,8 @@ struct Agent::Impl {
   std::optional<cni::Ipam> ipam;
   std::map<std::string, Reservation> reserved;  // ns/name ->
   // Reservations to release once a program without them is in force:
-  // (generation, namespace, name).
-  std::vector<std::tuple<uint64_t, std::string, std::string>> unreserving;
+  // (generation, ns/name).
+  std::vector<std::pair<uint64_t, std::string>> unreserving;
   // Pods to reserve addresses for. The allocator's files are read and written
   // by the programming thread alone, with the lock released: a burst of pods
   // scheduled here does not hold up CNI requests, and no reservation can be
@@ -218,11 +224,7 @@ struct Agent::Impl {
     const std::set<std::string> keys = std::exchange(to_reserve, {});
     std::vector<std::pair<std::string, Result<std::vector<IpAddress>>>> made;
     lock.unlock();
-    for (const std::string& key : keys) {
-      const size_t slash = key.find('/');
-      made.emplace_back(key,
-                        ipam->Allocate(cni::ReservationOwner(key.substr(0, slash), key.substr(slash + 1))));
-    }
+    for (const std::string& key : keys) made.emplace_back(key, ipam->Allocate(ReservationOf(key)));
     lock.lock();
     std::vector<std::string> unwanted;
     bool recorded = false;
@@ -248,11 +250,8 @@ struct Agent::Impl {
     if (recorded) Want();  // this program carries them
     if (unwanted.empty()) return;
     lock.unlock();
-    for (const std::string& key : unwanted) {
-      const size_t slash = key.find('/');
-      // What an ADD took over meanwhile is not the reservation's any more: untouched.
-      (void)ipam->Release(cni::ReservationOwner(key.substr(0, slash), key.substr(slash + 1)));
-    }
+    // What an ADD took over meanwhile is not the reservation's any more: untouched.
+    for (const std::string& key : unwanted) (void)ipam->Release(ReservationOf(key));
     lock.lock();
   }
 
@@ -264,8 +263,7 @@ struct Agent::Impl {
   // over gives its addresses back to it).
   void Unreserve(const std::string& key, bool pod_gone = false) {
     if (reserved.erase(key) == 0 && !(pod_gone && ipam)) return;
-    const size_t slash = key.find('/');
-    unreserving.emplace_back(wanted + 1, key.substr(0, slash), key.substr(slash + 1));
+    unreserving.emplace_back(wanted + 1, key);
   }
 
   // After the program numbered `generation` is in force: counts the
@@ -284,22 +282,20 @@ struct Agent::Impl {
   // released (only this thread reserves, so none of them is reserved again
   // meanwhile). A failed release is tried again after the next program.
   void ReleaseEnded(uint64_t generation, std::unique_lock<std::mutex>& lock) {
-    std::vector<std::tuple<uint64_t, std::string, std::string>> due;
+    std::vector<std::pair<uint64_t, std::string>> due;
     std::erase_if(unreserving, [&](const auto& entry) {
-      const auto& [after, ns, name] = entry;
-      if (after > generation) return false;
+      if (entry.first > generation) return false;
       // Reserved again meanwhile (the pod came back): the same addresses, kept.
-      if (!reserved.contains(PodKey(ns, name))) due.push_back(entry);
+      if (!reserved.contains(entry.second)) due.push_back(entry);
       return true;
     });
     if (due.empty()) return;
-    std::vector<std::tuple<uint64_t, std::string, std::string>> failed;
+    std::vector<std::pair<uint64_t, std::string>> failed;
     lock.unlock();
     for (const auto& entry : due) {
-      const auto& [after, ns, name] = entry;
-      if (Status s = ipam->Release(cni::ReservationOwner(ns, name)); !s.ok()) {
+      if (Status s = ipam->Release(ReservationOf(entry.second)); !s.ok()) {
         Log(LogLevel::kWarn, "cannot release a reservation; tried again after the next program",
-            {{"pod", PodKey(ns, name)}, {"error", s.error().message()}});
+            {{"pod", entry.second}, {"error", s.error().message()}});
         failed.push_back(entry);
       }
     }
