@@ -224,6 +224,7 @@ struct Agent::Impl {
     const std::set<std::string> keys = std::exchange(to_reserve, {});
     std::vector<std::pair<std::string, Result<std::vector<IpAddress>>>> made;
     lock.unlock();
+    made.reserve(keys.size());
     for (const std::string& key : keys) made.emplace_back(key, ipam->Allocate(ReservationOf(key)));
     lock.lock();
     std::vector<std::string> unwanted;
