@@ -220,40 +220,44 @@ struct Agent::Impl {
   // may have gone, started or been attached meanwhile; its reservation, never
   // programmed, is released at once).
   void ReserveQueued(std::unique_lock<std::mutex>& lock) {
-    if (to_reserve.empty()) return;
-    const std::set<std::string> keys = std::exchange(to_reserve, {});
-    std::vector<std::pair<std::string, Result<std::vector<IpAddress>>>> made;
-    lock.unlock();
-    made.reserve(keys.size());
-    for (const std::string& key : keys) made.emplace_back(key, ipam->Allocate(ReservationOf(key)));
-    lock.lock();
-    std::vector<std::string> unwanted;
-    bool recorded = false;
-    for (auto& [key, ips] : made) {
-      if (!ips) {
-        Log(LogLevel::kWarn, "cannot reserve a pod's addresses; its ADD will allocate them",
-            {{"pod", key}, {"error", ips.error().message()}});
-        continue;
+    // Until none is left: pods queued while the lock was released are
+    // reserved too, so the program that follows carries every pod queued
+    // before it (their events asked for it, and may ask for no other).
+    while (!to_reserve.empty()) {
+      const std::set<std::string> keys = std::exchange(to_reserve, {});
+      std::vector<std::pair<std::string, Result<std::vector<IpAddress>>>> made;
+      made.reserve(keys.size());
+      lock.unlock();
+      for (const std::string& key : keys) made.emplace_back(key, ipam->Allocate(ReservationOf(key)));
+      lock.lock();
+      std::vector<std::string> unwanted;
+      bool recorded = false;
+      for (auto& [key, ips] : made) {
+        if (!ips) {
+          Log(LogLevel::kWarn, "cannot reserve a pod's addresses; its ADD will allocate them",
+              {{"pod", key}, {"error", ips.error().message()}});
+          continue;
+        }
+        const auto pod = node_pods.find(key);
+        if (pod == node_pods.end() || !NeedsReservation(key, pod->second)) {
+          unwanted.push_back(key);
+          continue;
+        }
+        std::string addresses;
+        for (const IpAddress& ip : *ips) addresses += (addresses.empty() ? "" : ",") + ip.ToString();
+        Log(LogLevel::kInfo, "pod reserved: its rules go in force before its ADD",
+            {{"pod", key}, {"addresses", addresses}});
+        reserved[key] = {std::move(*ips), wanted + 1, false};
+        ApplyPod(pod->second);
+        recorded = true;
       }
-      const auto pod = node_pods.find(key);
-      if (pod == node_pods.end() || !NeedsReservation(key, pod->second)) {
-        unwanted.push_back(key);
-        continue;
-      }
-      std::string addresses;
-      for (const IpAddress& ip : *ips) addresses += (addresses.empty() ? "" : ",") + ip.ToString();
-      Log(LogLevel::kInfo, "pod reserved: its rules go in force before its ADD",
-          {{"pod", key}, {"addresses", addresses}});
-      reserved[key] = {std::move(*ips), wanted + 1, false};
-      ApplyPod(pod->second);
-      recorded = true;
+      if (recorded) Want();  // the program that follows carries them
+      if (unwanted.empty()) continue;
+      lock.unlock();
+      // What an ADD took over meanwhile is not the reservation's any more: untouched.
+      for (const std::string& key : unwanted) (void)ipam->Release(ReservationOf(key));
+      lock.lock();
     }
-    if (recorded) Want();  // this program carries them
-    if (unwanted.empty()) return;
-    lock.unlock();
-    // What an ADD took over meanwhile is not the reservation's any more: untouched.
-    for (const std::string& key : unwanted) (void)ipam->Release(ReservationOf(key));
-    lock.lock();
   }
 
   // The reservation of `key` ends without an ADD taking it over (the pod is

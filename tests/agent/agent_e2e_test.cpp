@@ -641,6 +641,13 @@ TEST(AgentE2eTest, APodScheduledHereIsProgrammedBeforeItsAdd) {
                   .ok());
   EXPECT_TRUE(wait_until([&] { return !reservation_of("shop/done").has_value(); }));
 
+  // A burst: pods scheduled while the agent is reserving for others are
+  // reserved and programmed too (each watch event asks for one program).
+  for (int i = 0; i < 6; ++i) ASSERT_TRUE(post_pending("burst-" + std::to_string(i)));
+  for (int i = 0; i < 6; ++i) {
+    EXPECT_TRUE(programmed_ahead("shop/burst-" + std::to_string(i)).has_value()) << "burst-" << i;
+  }
+
   // A restart: reservations of pods still scheduled are kept (their rules stay
   // in force), those of pods deleted meanwhile are released.
   ASSERT_TRUE(post_pending("kept"));
