@@ -91,6 +91,11 @@ bool SameAddresses(std::vector<IpAddress> a, std::vector<IpAddress> b) {
   return a == b;
 }
 
+// A pod whose containers have all ended for good.
+bool Finished(const api::Pod& pod) {
+  return pod.phase == "Succeeded" || pod.phase == "Failed";
+}
+
 // The allocator's owner of the reservation for the pod `key` ("ns/name").
 cni::Owner ReservationOf(const std::string& key) {
   const size_t slash = key.find('/');
@@ -193,10 +198,14 @@ struct Agent::Impl {
   void ApplyPod(api::Pod pod) {
     const std::string key = PodKey(pod.metadata.namespace_, pod.metadata.name);
     if (pod.pod_ips.empty()) {
+      const std::vector<IpAddress>* ips = nullptr;
       if (const auto reg = local.find(key); reg != local.end()) {
-        for (const IpAddress& ip : reg->second.ips) pod.pod_ips.push_back(ip.ToString());
+        ips = &reg->second.ips;
       } else if (const auto res = reserved.find(key); res != reserved.end()) {
-        for (const IpAddress& ip : res->second.ips) pod.pod_ips.push_back(ip.ToString());
+        ips = &res->second.ips;
+      }
+      if (ips != nullptr) {
+        for (const IpAddress& ip : *ips) pod.pod_ips.push_back(ip.ToString());
       }
     }
     engine.Apply(pod);
@@ -205,8 +214,8 @@ struct Agent::Impl {
   // Whether a pod the API shows scheduled here should have its addresses
   // reserved: not running yet, not attached, not finished, not reserved.
   bool NeedsReservation(const std::string& key, const api::Pod& pod) const {
-    return ipam && pod.pod_ips.empty() && !pod.spec.host_network && pod.phase != "Succeeded" &&
-           pod.phase != "Failed" && !local.contains(key) && !reserved.contains(key);
+    return ipam && pod.pod_ips.empty() && !pod.spec.host_network && !Finished(pod) && !local.contains(key) &&
+           !reserved.contains(key);
   }
 
   // Queues the pod for a reservation, so its rules are in force before its
@@ -321,7 +330,7 @@ struct Agent::Impl {
       if (auto* pod = std::get_if<api::Pod>(&*decoded)) {
         if (object["spec"].value("nodeName", "") == options.node_name) {
           node_pods[PodKey(ns, name)] = *pod;
-          if (pod->phase == "Succeeded" || pod->phase == "Failed") {
+          if (Finished(*pod)) {
             Unreserve(PodKey(ns, name));  // finished without ever being wired here
           } else {
             MaybeReserve(PodKey(ns, name), *pod);

@@ -434,8 +434,9 @@ class Plugin {
     std::optional<Owner> reserved;
     if (!pod.pod_namespace.empty() && !pod.pod_name.empty())
       reserved = ReservationOwner(pod.pod_namespace, pod.pod_name);
-    Result<std::vector<IpAddress>> ips = ipam->Allocate(owner_, reserved, &took_reservation_);
-    if (took_reservation_) reserved_ = reserved;
+    bool took_over = false;
+    Result<std::vector<IpAddress>> ips = ipam->Allocate(owner_, reserved, &took_over);
+    if (took_over) reserved_ = reserved;
     if (!ips) return Failure{kWiringFailed, "cannot allocate an address", ips.error().message()};
     pod.ips = *ips;
     internal::TraceStep(call_.container_id, "allocated");
@@ -564,7 +565,6 @@ class Plugin {
   std::string host_;
   bool undo_link_ = false;
   bool undo_ipam_ = false;
-  bool took_reservation_ = false;
   std::optional<Owner> reserved_;  // the reservation this ADD took over
 };
 
