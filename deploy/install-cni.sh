@@ -7,7 +7,10 @@
 #                               CNI config dir, by name), policy only: the
 #                               existing plugin keeps wiring and addressing pods.
 #   NETPOL_CNI_MODE=standalone  netpol wires pods itself: writes 10-netpol.conflist
-#                               with NETPOL_POD_CIDRS (comma-separated) as ranges.
+#                               with NETPOL_POD_CIDRS (comma-separated) as ranges;
+#                               when that is empty, with the node's spec.podCIDRs,
+#                               read from the API as the pod's service account
+#                               (NODE_NAME names the node).
 #
 # Paths (the host's, as mounted): CNI_BIN_DIR (/host/opt/cni/bin), CNI_CONF_DIR
 # (/host/etc/cni/net.d). Idempotent: running it again changes nothing.
@@ -18,6 +21,22 @@ plugin=${NETPOL_CNI_PLUGIN:-/usr/local/bin/netpol-cni}
 mode=${NETPOL_CNI_MODE:-chained}
 socket=${NETPOL_AGENT_SOCKET:-/run/netpol/agent.sock}
 state=${NETPOL_STATE_DIR:-/var/lib/netpol/cni}
+
+# The node's spec.podCIDRs, comma-separated, read with the pod's service account.
+node_pod_cidrs() {
+  sa=${NETPOL_SERVICE_ACCOUNT_DIR:-/var/run/secrets/kubernetes.io/serviceaccount}
+  : "${NODE_NAME:?standalone mode without NETPOL_POD_CIDRS needs NODE_NAME (the downward API)}"
+  : "${KUBERNETES_SERVICE_HOST:?no KUBERNETES_SERVICE_HOST: not running in a pod?}"
+  host=$KUBERNETES_SERVICE_HOST
+  case "$host" in *:*) host="[$host]" ;; esac
+  node=$(curl -sS --fail --max-time 10 --cacert "$sa/ca.crt" \
+    -H "Authorization: Bearer $(cat "$sa/token")" \
+    "https://$host:${KUBERNETES_SERVICE_PORT:-443}/api/v1/nodes/$NODE_NAME") || {
+    echo "install-cni: cannot read node $NODE_NAME from the API" >&2
+    exit 1
+  }
+  printf '%s' "$node" | jq -r '(.spec.podCIDRs // [.spec.podCIDR // empty]) | join(",")'
+}
 
 mkdir -p "$bin_dir" "$conf_dir"
 # Atomically: a runtime may start the plugin at any moment.
@@ -43,7 +62,14 @@ case "$mode" in
     echo "install-cni: netpol-cni chained last in $conf"
     ;;
   standalone)
-    : "${NETPOL_POD_CIDRS:?standalone mode needs NETPOL_POD_CIDRS (this node's pod ranges)}"
+    if [ -z "${NETPOL_POD_CIDRS:-}" ]; then
+      NETPOL_POD_CIDRS=$(node_pod_cidrs)
+    fi
+    if [ -z "$NETPOL_POD_CIDRS" ]; then
+      echo "install-cni: standalone mode needs this node's pod ranges: node ${NODE_NAME:-?} has no" \
+        "spec.podCIDRs (kube-controller-manager --allocate-node-cidrs) and NETPOL_POD_CIDRS is empty" >&2
+      exit 1
+    fi
     ranges=$(printf '%s' "$NETPOL_POD_CIDRS" | jq -R 'split(",") | map(select(length > 0))')
     jq -n --argjson ours "$ours" --argjson ranges "$ranges" \
       '{cniVersion: "1.0.0", name: "netpol", plugins: [$ours + {ipam: {ranges: $ranges}}]}' \
