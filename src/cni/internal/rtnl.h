@@ -1,4 +1,4 @@
-// Route netlink (rtnetlink) through libmnl: the few link, address and route
+// Route netlink (rtnetlink) on our own netlink client (netlink.h): the few link, address and route
 // operations the CNI plugin needs, in a chosen network namespace, without
 // running `ip` (each exec costs milliseconds; an ADD makes a dozen changes).
 //
@@ -12,15 +12,14 @@
 
 #include <array>
 #include <cstdint>
-#include <functional>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "base/ip.h"
 #include "base/result.h"
-
-struct mnl_socket;
+#include "cni/internal/netlink.h"
 
 namespace netpol::cni::internal {
 
@@ -42,9 +41,8 @@ struct RouteSpec {
 class Rtnl {
  public:
   [[nodiscard]] static Result<Rtnl> Open(const std::string& netns);
-  Rtnl(Rtnl&&) noexcept;
-  Rtnl& operator=(Rtnl&&) noexcept;
-  ~Rtnl();
+  Rtnl(Rtnl&&) noexcept = default;
+  Rtnl& operator=(Rtnl&&) noexcept = default;
 
   // A veth pair: `name` here (with `mac`), `peer` created directly inside the
   // namespace `peer_netns_fd` (so no other name ever exists there).
@@ -63,13 +61,9 @@ class Rtnl {
   Result<std::vector<std::string>> LinkNames();
 
  private:
-  explicit Rtnl(mnl_socket* socket) : socket_(socket) {}
-  // Sends one request and waits for its acknowledgement (or dump), calling
-  // `on_message` for every reply message.
-  Status Talk(void* request, const std::function<void(const void*)>* on_message);
+  explicit Rtnl(netlink::Socket socket) : socket_(std::move(socket)) {}
 
-  mnl_socket* socket_ = nullptr;
-  uint32_t sequence_ = 0;
+  netlink::Socket socket_;
 };
 
 }  // namespace netpol::cni::internal
