@@ -1,26 +1,45 @@
 #!/usr/bin/env bash
-# Installs every Debian 12 package that building, testing and benchmarking netpol needs.
-# Idempotent: packages already present are skipped, and apt is not touched at all when
-# nothing is missing. Run as root (CI and `make` targets call it).
+# Installs the Debian 12 packages netpol needs. Idempotent: packages already present are
+# skipped, and apt is not touched at all when nothing is missing. Run as root (CI and
+# `make` targets call it).
+#
+#   scripts/install-deps.sh           # everything: building, testing, benchmarking, the guide
+#   scripts/install-deps.sh --build   # only building the product (netpold, netpol-cni, netpol)
+#                                     # with -DNETPOL_BUILD_TESTS=OFF -DNETPOL_BUILD_BENCH=OFF:
+#                                     # the image's build stage (deploy/Containerfile)
 set -euo pipefail
 
+profile=all
+case "${1:-}" in
+  "") ;;
+  --build) profile=build ;;
+  *) echo "usage: $0 [--build]" >&2; exit 2 ;;
+esac
+
+# Building the product: the toolchain and the libraries netpold, netpol-cni and netpol
+# link (nftables for the dataplane, curl and cpp-httplib for the API clients and the lab,
+# SQLite for the lab's state); binutils (objcopy, strip) comes with build-essential.
+build_packages=(
+  build-essential cmake ninja-build pkg-config
+  libyaml-dev nlohmann-json3-dev libcli11-dev libfmt-dev
+  libnftables-dev libnftnl-dev libmnl-dev
+  libcpp-httplib-dev libsqlite3-dev libcurl4-openssl-dev
+)
+
+# No flag: those and everything testing, linting, fuzzing, benchmarking and the guide need.
 packages=(
-  # toolchain
-  build-essential cmake ninja-build pkg-config git
+  "${build_packages[@]}"
+  git
+  # clang for the fuzz targets, its sanitizer runtimes
   clang-14 libclang-rt-14-dev
   # style checks (`make lint`, part of `make test`)
   clang-format-14 clang-tidy-14
-  # libraries
-  libyaml-dev nlohmann-json3-dev libcli11-dev libfmt-dev
-  libnftables-dev libnftnl-dev libmnl-dev
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev
   # node tooling used by the dataplane and e2e tiers
   iproute2 nftables bc
   # the reference CNI plugins our chaining tests run beside netpol-cni
   containernetworking-plugins
-  # the lab: its API server (HTTP), state (SQLite); the agent's API client
-  libcpp-httplib-dev libsqlite3-dev libcurl4-openssl-dev
   # the guide's real workloads in the lab (make demo and its end-to-end test)
   mariadb-server wordpress wordpress-theme-twentytwentythree php-cli php-mysql curl
   # promtool, which checks the agent's /metrics output in tests; openssl, which makes the
@@ -34,6 +53,10 @@ packages=(
 # (1.20 from Debian's kubernetes-client, or a newer one already installed).
 if ! command -v kubectl >/dev/null 2>&1; then
   packages+=(kubernetes-client)
+fi
+
+if [ "$profile" = build ]; then
+  packages=("${build_packages[@]}")
 fi
 
 missing=()
