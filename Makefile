@@ -4,7 +4,8 @@
 JOBS ?= $(shell nproc)
 FUZZ_SECONDS ?= 15
 
-.PHONY: all deps build test test-fast test-asan fuzz bench bench-dataplane bench-lab demo format format-check lint tidy clean
+.PHONY: all deps build test test-fast test-asan fuzz bench bench-dataplane bench-lab demo format format-check lint tidy clean \
+	cluster-deps cluster-build cluster-up cluster-down cluster-status demo-cluster test-cluster
 
 all: build
 
@@ -60,6 +61,33 @@ format-check: deps
 
 tidy: build
 	@find src -name '*.cpp' | xargs -P $(JOBS) -n 4 clang-tidy-14 -p build/release --quiet 2>/dev/null
+
+# The real-cluster tier (root): upstream Kubernetes built from the Go modules pinned in
+# cluster/modules, two nodes as network namespaces, netpol installed as users install it.
+# `make cluster-up && make test-cluster`; `make demo-cluster` tells the guide on it.
+CLUSTER_FLAGS ?=
+
+cluster-deps: deps
+	@scripts/cluster/install-deps.sh
+
+cluster-build: cluster-deps build
+	@scripts/cluster/build-components.sh
+	@scripts/cluster/images.sh
+
+cluster-up: cluster-build
+	@scripts/cluster/cluster.sh up $(CLUSTER_FLAGS)
+
+cluster-down:
+	@scripts/cluster/cluster.sh down
+
+cluster-status:
+	@scripts/cluster/cluster.sh status
+
+demo-cluster: cluster-build
+	@examples/wordpress-chart/demo.sh
+
+test-cluster: cluster-build
+	@scripts/cluster/test-cluster.sh
 
 clean:
 	@rm -rf build

@@ -59,10 +59,11 @@ build_kubernetes() {
 }
 
 build_e2e() {
-  fresh e2e kubernetes e2e.test && return
-  log "building e2e.test $k8s_version (the upstream suite; the slowest part)"
+  fresh e2e kubernetes e2e.test ginkgo && return
+  log "building e2e.test $k8s_version (the upstream suite; the slowest part) and the ginkgo runner"
   (cd "$modules/kubernetes" && CGO_ENABLED=0 go test -c -vet=off -ldflags "-s -w $k8s_ldflags" \
-    -o "$out/e2e.test" k8s.io/kubernetes/test/e2e)
+    -o "$out/e2e.test" k8s.io/kubernetes/test/e2e \
+    && CGO_ENABLED=0 go build -ldflags "-s -w" -o "$out/ginkgo" github.com/onsi/ginkgo/v2/ginkgo)
   done_stamp e2e kubernetes
 }
 

@@ -13,10 +13,10 @@
 # (deploy/netpol.yaml) wires pods. --cni bridge: Debian's bridge + host-local wire pods and
 # netpol chains after them (the Helm chart's default).
 set -euo pipefail
-source "$(dirname "$0")/lib.sh"
-source "$(dirname "$0")/pki.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/pki.sh"
 
-usage() { sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,15p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 
 check_root() { [ "$(id -u)" -eq 0 ] || die "run as root: the cluster's nodes are network namespaces"; }
 
@@ -109,7 +109,9 @@ start_control_plane() {
     --kubelet-client-certificate="$pki/apiserver-kubelet-client.crt" \
     --kubelet-client-key="$pki/apiserver-kubelet-client.key" \
     --kubelet-preferred-address-types=InternalIP --endpoint-reconciler-type=lease \
-    --profiling=false
+    --profiling=false \
+    --audit-policy-file="$NPC_ROOT/cluster/manifests/audit-policy.yaml" \
+    --audit-log-path="$s/logs/audit.log" --audit-log-format=json --audit-log-maxsize=200
   # The root namespace reaches the API server through a Unix socket only root can open.
   rm -f "$NPC_RUN/apiserver.sock"
   start relay-fabric "$NPC_FABRIC" "" socat \
@@ -234,7 +236,11 @@ JSON
 
 # ---- add-ons -----------------------------------------------------------------------------
 start_coredns() {
-  sed -e "s/@DNS_IP@/$NPC_DNS_IP/" "$NPC_ROOT/cluster/manifests/coredns.yaml" | kc apply -f - >/dev/null
+  local image
+  image="registry.k8s.io/coredns/coredns:$(awk '/github.com\/coredns\/coredns v/ {print $2}' \
+    "$NPC_ROOT/cluster/modules/coredns/go.mod")"
+  sed -e "s/@DNS_IP@/$NPC_DNS_IP/" -e "s|@IMAGE@|$image|" "$NPC_ROOT/cluster/manifests/coredns.yaml" \
+    | kc apply -f - >/dev/null
   log "CoreDNS deployed (kube-system/kube-dns at $NPC_DNS_IP); it starts once pods can be wired"
 }
 
@@ -255,10 +261,15 @@ cmd_up() {
     die "a cluster is already up (cluster.sh down first)"
   fi
   local t0=$SECONDS
-  step "building the upstream components (cached)"
-  "$NPC_ROOT/scripts/cluster/build-components.sh" etcd kubernetes containerd coredns
-  step "building the images (cached)"
-  "$NPC_ROOT/scripts/cluster/images.sh"
+  local b
+  for b in etcd etcdctl kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy \
+    kubectl containerd containerd-shim-runc-v2 ctr; do
+    [ -x "$NPC_BIN/$b" ] || die "$NPC_BIN/$b is missing: make cluster-build (or make cluster-up) builds it"
+  done
+  for b in pause agnhost coredns netpol; do
+    [ -f "$NPC_ROOT/build/cluster/images/$b.tar" ] \
+      || die "image build/cluster/images/$b.tar is missing: make cluster-build (or make cluster-up) builds it"
+  done
   mkdir -p "$NPC_STATE" "$NPC_RUN/pids" "$NPC_RUN/ns"
   chmod 0700 "$NPC_STATE" "$NPC_RUN"
   echo "$proxy_mode" >"$NPC_STATE/proxy-mode"
@@ -349,6 +360,8 @@ cmd_status() {
   kc get nodes -o wide 2>&1 || true
 }
 
+# Sourced (by tests of its parts), it only defines the functions.
+[ "${BASH_SOURCE[0]}" = "$0" ] || return 0
 case "${1:-}" in
   up) shift; cmd_up "$@" ;;
   down) shift; cmd_down ;;

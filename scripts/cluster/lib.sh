@@ -37,7 +37,8 @@ node_mntns() { echo "$NPC_RUN/ns/n$1.mnt"; }
 KUBECONFIG_ADMIN="$NPC_STATE/admin.kubeconfig"
 
 log() { printf '%s  %s\n' "$(date +%H:%M:%S)" "$*"; }
-step() { printf '%s  \033[1m%s\033[0m\n' "$(date +%H:%M:%S)" "$*"; }
+if [ -t 1 ]; then NPC_BOLD=$'\033[1m' NPC_PLAIN=$'\033[0m'; else NPC_BOLD='' NPC_PLAIN=''; fi
+step() { printf '%s  %s%s%s\n' "$(date +%H:%M:%S)" "$NPC_BOLD" "$*" "$NPC_PLAIN"; }
 die() { printf 'cluster: %s\n' "$*" >&2; exit 1; }
 
 kc() { "$NPC_BIN/kubectl" --kubeconfig "$KUBECONFIG_ADMIN" "$@"; }
