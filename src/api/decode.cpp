@@ -1,7 +1,9 @@
 #include "api/decode.h"
 
 #include <algorithm>
-#include <charconv>
+#include <cctype>
+#include <cmath>
+#include <cstdlib>
 #include <initializer_list>
 #include <limits>
 #include <optional>
@@ -24,52 +26,200 @@ std::string Index(const std::string& path, size_t i) {
   return path + "[" + std::to_string(i) + "]";
 }
 
+// How the API server's YAML reader sees a plain (unquoted, untagged) scalar.
+// kubectl and the API server turn YAML into JSON with sigs.k8s.io/yaml, which
+// resolves plain scalars with go-yaml v2's YAML 1.1 rules (goyaml.v2/resolve.go):
+// a word from its table (y/n/yes/on/null/.inf...); else, for text starting with
+// a digit or a sign, the text with every '_' removed read by Go's
+// strconv.ParseInt(s, 0, 64), then ParseUint(s, 0, 64) (base prefixes 0x, 0o,
+// 0b in either case, a leading 0 alone for octal), then as a float when it
+// matches ^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$; text starting
+// with '.' by ParseFloat. Anything else is a string. docs/SEMANTICS.md §18.
+struct PlainScalar {
+  enum class Kind { kString, kNull, kBool, kInt, kFloat };
+  Kind kind = Kind::kString;
+  bool bool_value = false;
+  bool int_overflow = false;  // kInt beyond int64 (it still is a number, not a string)
+  int64_t int_value = 0;
+  double float_value = 0;
+};
+
+// Go's strconv.ParseUint(s, 0, 64) on text without '_': false on a syntax
+// error; `range` set (and false) when the digits do not fit.
+bool GoParseUint(std::string_view s, uint64_t& out, bool& range) {
+  range = false;
+  if (s.empty()) return false;
+  unsigned base = 10;
+  if (s[0] == '0') {
+    const char prefix = s.size() >= 3 ? static_cast<char>(std::tolower(static_cast<unsigned char>(s[1]))) : 0;
+    if (prefix == 'b' || prefix == 'o' || prefix == 'x') {
+      base = prefix == 'b' ? 2 : prefix == 'o' ? 8 : 16;
+      s.remove_prefix(2);
+    } else {
+      base = 8;
+      s.remove_prefix(1);
+    }
+  }
+  uint64_t n = 0;
+  for (const char c : s) {
+    unsigned digit = 0;
+    if (c >= '0' && c <= '9') {
+      digit = static_cast<unsigned>(c - '0');
+    } else if (c >= 'a' && c <= 'z') {
+      digit = static_cast<unsigned>(c - 'a') + 10;
+    } else if (c >= 'A' && c <= 'Z') {
+      digit = static_cast<unsigned>(c - 'A') + 10;
+    } else {
+      return false;
+    }
+    if (digit >= base) return false;
+    if (n > (std::numeric_limits<uint64_t>::max() - digit) / base) {
+      range = true;  // Go stops at the first overflow
+      return false;
+    }
+    n = n * base + digit;
+  }
+  out = n;
+  return true;
+}
+
+// Go's strconv.ParseInt(s, 0, 64).
+bool GoParseInt(std::string_view s, int64_t& out, bool& range) {
+  range = false;
+  if (s.empty()) return false;
+  bool negative = false;
+  if (s[0] == '+' || s[0] == '-') {
+    negative = s[0] == '-';
+    s.remove_prefix(1);
+  }
+  uint64_t n = 0;
+  if (!GoParseUint(s, n, range)) return false;
+  constexpr uint64_t kCutoff = uint64_t{1} << 63;
+  if ((!negative && n >= kCutoff) || (negative && n > kCutoff)) {
+    range = true;
+    return false;
+  }
+  out = negative ? static_cast<int64_t>(0 - n) : static_cast<int64_t>(n);
+  return true;
+}
+
+// ^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$ (go-yaml v2's yamlStyleFloat).
+bool IsYamlStyleFloat(std::string_view s) {
+  size_t i = 0;
+  const auto digits = [&] {
+    const size_t from = i;
+    while (i < s.size() && std::isdigit(static_cast<unsigned char>(s[i])) != 0) ++i;
+    return i - from;
+  };
+  if (i < s.size() && (s[i] == '+' || s[i] == '-')) ++i;
+  if (i < s.size() && s[i] == '.') {
+    ++i;
+    if (digits() == 0) return false;
+  } else {
+    if (digits() == 0) return false;
+    if (i < s.size() && s[i] == '.') {
+      ++i;
+      digits();
+    }
+  }
+  if (i < s.size() && (s[i] == 'e' || s[i] == 'E')) {
+    ++i;
+    if (i < s.size() && (s[i] == '+' || s[i] == '-')) ++i;
+    if (digits() == 0) return false;
+  }
+  return i == s.size();
+}
+
+// A finite double from decimal float text (strconv.ParseFloat's answer for the
+// texts that reach it here); nullopt when it overflows (Go: ErrRange).
+std::optional<double> ParseFiniteFloat(const std::string& s) {
+  char* end = nullptr;
+  const double value = std::strtod(s.c_str(), &end);
+  if (end != s.c_str() + s.size() || std::isinf(value) || std::isnan(value)) return std::nullopt;
+  return value;
+}
+
+PlainScalar ResolvePlain(const std::string& text) {
+  using Kind = PlainScalar::Kind;
+  static const std::set<std::string, std::less<>> kTrue = {"y",    "Y",    "yes", "Yes", "YES", "true",
+                                                           "True", "TRUE", "on",  "On",  "ON"};
+  static const std::set<std::string, std::less<>> kFalse = {"n",     "N",     "no",  "No",  "NO", "false",
+                                                            "False", "FALSE", "off", "Off", "OFF"};
+  static const std::set<std::string, std::less<>> kNulls = {"", "~", "null", "Null", "NULL"};
+  static const std::set<std::string, std::less<>> kSpecialFloats = {
+      ".nan", ".NaN", ".NAN", ".inf", ".Inf", ".INF", "+.inf", "+.Inf", "+.INF", "-.inf", "-.Inf", "-.INF"};
+  PlainScalar out;
+  if (kNulls.contains(text)) {
+    out.kind = Kind::kNull;
+    return out;
+  }
+  if (kTrue.contains(text) || kFalse.contains(text)) {
+    out.kind = Kind::kBool;
+    out.bool_value = kTrue.contains(text);
+    return out;
+  }
+  if (kSpecialFloats.contains(text)) {
+    out.kind = Kind::kFloat;
+    out.float_value = std::numeric_limits<double>::quiet_NaN();
+    return out;
+  }
+  const char first = text[0];
+  if (first == '.') {
+    // ParseFloat(text): '_' only between digits, as in Go's float literals.
+    std::string plain;
+    for (size_t i = 0; i < text.size(); ++i) {
+      if (text[i] != '_') {
+        plain += text[i];
+        continue;
+      }
+      const bool between = i > 0 && i + 1 < text.size() &&
+                           std::isdigit(static_cast<unsigned char>(text[i - 1])) != 0 &&
+                           std::isdigit(static_cast<unsigned char>(text[i + 1])) != 0;
+      if (!between) return out;
+    }
+    if (IsYamlStyleFloat(plain)) {
+      if (const auto value = ParseFiniteFloat(plain)) {
+        out.kind = Kind::kFloat;
+        out.float_value = *value;
+      }
+    }
+    return out;
+  }
+  if (first != '+' && first != '-' && std::isdigit(static_cast<unsigned char>(first)) == 0) return out;
+  std::string plain;
+  for (const char c : text) {
+    if (c != '_') plain += c;
+  }
+  bool range = false;
+  if (int64_t value = 0; GoParseInt(plain, value, range)) {
+    out.kind = Kind::kInt;
+    out.int_value = value;
+    return out;
+  }
+  if (uint64_t value = 0; GoParseUint(plain, value, range)) {
+    out.kind = Kind::kInt;
+    out.int_overflow = true;  // ParseInt refused it, so it is beyond int64
+    return out;
+  }
+  if (IsYamlStyleFloat(plain)) {
+    if (const auto value = ParseFiniteFloat(plain)) {
+      out.kind = Kind::kFloat;
+      out.float_value = *value;
+      return out;
+    }
+  }
+  if (range) {  // ParseUint's range error: go-yaml reads it as a big integer
+    out.kind = Kind::kInt;
+    out.int_overflow = true;
+  }
+  return out;
+}
+
 // sigs.k8s.io/yaml reads YAML 1.1 into JSON, so a plain (unquoted) scalar that
 // looks like a number, boolean or null is not a string to the API server.
 bool IsPlainNonString(const YamlNode& node) {
   if (!node.IsScalar() || !node.IsPlain()) return false;
-  static const std::set<std::string, std::less<>> kWords = {
-      "true", "True", "TRUE", "false", "False", "FALSE", "yes", "Yes", "YES", "no",   "No",   "NO",   "on",
-      "On",   "ON",   "off",  "Off",   "OFF",   "y",     "Y",   "n",   "N",   "null", "Null", "NULL", "~"};
-  const std::string& text = node.Scalar();
-  if (text.empty() || kWords.contains(text)) return true;
-  if (text == ".inf" || text == "-.inf" || text == "+.inf" || text == ".nan" || text == ".Inf" ||
-      text == ".NaN" || text == ".INF" || text == ".NAN") {
-    return true;
-  }
-  // YAML 1.1 integers in other bases, and digits grouped with '_'.
-  std::string_view body = text;
-  if (text[0] == '+' || text[0] == '-') body.remove_prefix(1);
-  const auto all_of = [&](size_t from, std::string_view chars) {
-    return body.size() > from && body.find_first_not_of(chars, from) == std::string_view::npos;
-  };
-  if (body.starts_with("0x") && all_of(2, "0123456789abcdefABCDEF_")) return true;
-  if (body.starts_with("0b") && all_of(2, "01_")) return true;
-  if (body.find('_') != std::string_view::npos && all_of(0, "0123456789_.") &&
-      std::isdigit(static_cast<unsigned char>(body[0])) != 0) {
-    return true;
-  }
-  // Integers and floats: optional sign, digits, optional fraction and exponent.
-  size_t i = (text[0] == '+' || text[0] == '-') ? 1 : 0;
-  bool digits = false;
-  while (i < text.size() && (std::isdigit(static_cast<unsigned char>(text[i])) != 0)) {
-    ++i;
-    digits = true;
-  }
-  if (i < text.size() && text[i] == '.') {
-    ++i;
-    while (i < text.size() && (std::isdigit(static_cast<unsigned char>(text[i])) != 0)) {
-      ++i;
-      digits = true;
-    }
-  }
-  if (digits && i < text.size() && (text[i] == 'e' || text[i] == 'E')) {
-    ++i;
-    if (i < text.size() && (text[i] == '+' || text[i] == '-')) ++i;
-    if (i == text.size()) return false;
-    while (i < text.size() && (std::isdigit(static_cast<unsigned char>(text[i])) != 0)) ++i;
-  }
-  return digits && i == text.size();
+  return ResolvePlain(node.Scalar()).kind != PlainScalar::Kind::kString;
 }
 
 // Decodes one object. Records the position of every field it visits, reports type
@@ -153,6 +303,9 @@ class ObjectDecoder {
     return node.Scalar();
   }
 
+  // A number field (int32): what JSON number the YAML scalar becomes, then
+  // whether Go's encoding/json puts it in an int32. Floats reach JSON as Go
+  // writes them (integral ones below 1e21 as integer text), so 8e1 and 80.0 are 80.
   std::optional<int32_t> Int32(const YamlNode& node, const std::string& path) {
     Record(path, node);
     if (!node.IsScalar() || !node.IsPlain()) {
@@ -162,23 +315,30 @@ class ObjectDecoder {
       return std::nullopt;
     }
     const std::string& text = node.Scalar();
-    int64_t value = 0;
-    const char* begin = text.data() + (text.starts_with('+') ? 1 : 0);
-    const auto [end, ec] = std::from_chars(begin, text.data() + text.size(), value);
-    if (ec != std::errc() || end != text.data() + text.size() ||
-        value < std::numeric_limits<int32_t>::min() || value > std::numeric_limits<int32_t>::max()) {
-      Error(node, path, InvalidValue(text, "expected a 32-bit integer"));
-      return std::nullopt;
+    const PlainScalar value = ResolvePlain(text);
+    constexpr int32_t kMin = std::numeric_limits<int32_t>::min();
+    constexpr int32_t kMax = std::numeric_limits<int32_t>::max();
+    if (value.kind == PlainScalar::Kind::kInt && !value.int_overflow && value.int_value >= kMin &&
+        value.int_value <= kMax) {
+      return static_cast<int32_t>(value.int_value);
     }
-    return static_cast<int32_t>(value);
+    if (value.kind == PlainScalar::Kind::kFloat && std::isfinite(value.float_value) &&
+        value.float_value == std::trunc(value.float_value) && value.float_value >= kMin &&
+        value.float_value <= kMax) {
+      return static_cast<int32_t>(value.float_value);
+    }
+    Error(node, path, InvalidValue(text, "expected a 32-bit integer"));
+    return std::nullopt;
   }
 
+  // YAML 1.1 booleans (yes/no, on/off, y/n, true/false in three cases) are
+  // JSON booleans to the API server.
   std::optional<bool> Bool(const YamlNode& node, const std::string& path) {
     Record(path, node);
     if (node.IsScalar() && node.IsPlain()) {
-      const std::string& t = node.Scalar();
-      if (t == "true" || t == "True" || t == "TRUE") return true;
-      if (t == "false" || t == "False" || t == "FALSE") return false;
+      if (const PlainScalar value = ResolvePlain(node.Scalar()); value.kind == PlainScalar::Kind::kBool) {
+        return value.bool_value;
+      }
     }
     Error(node, path, "Invalid value: expected a boolean (true or false)");
     return std::nullopt;
@@ -230,13 +390,21 @@ class ObjectDecoder {
     if (const YamlNode exprs = node["matchExpressions"]) {
       const std::string exprs_path = Child(path, "matchExpressions");
       if (!ExpectSequence(exprs, exprs_path)) return selector;
+      // Every item keeps its index, also one in error (validation names the
+      // items by their index in the decoded list): an item that is not an
+      // object becomes a placeholder validation passes, one with an invalid
+      // operator keeps its key and values, which the API server validates too.
       for (size_t i = 0; i < exprs.size(); ++i) {
         const YamlNode expr = exprs[i];
         const std::string expr_path = Index(exprs_path, i);
-        if (!ExpectMap(expr, expr_path)) continue;
+        LabelSelectorRequirement& req = selector.match_expressions.emplace_back();
+        if (!ExpectMap(expr, expr_path)) {
+          req.key = "not-an-object";
+          continue;
+        }
         CheckFields(expr, expr_path, {"key", "operator", "values"});
-        LabelSelectorRequirement req;
         if (expr["key"]) req.key = String(expr["key"], Child(expr_path, "key")).value_or("");
+        if (expr["values"]) req.values = StringList(expr["values"], Child(expr_path, "values"));
         const std::string op_path = Child(expr_path, "operator");
         const std::string op = expr["operator"] ? String(expr["operator"], op_path).value_or("") : "";
         if (op == "In") {
@@ -250,10 +418,9 @@ class ObjectDecoder {
         } else {
           Error(expr["operator"] ? expr["operator"] : expr, op_path,
                 InvalidValue(Quote(op), "not a valid selector operator"));
-          continue;
+          // The server checks the values' count only for a valid operator.
+          req.op = req.values.empty() ? SelectorOperator::kExists : SelectorOperator::kIn;
         }
-        if (expr["values"]) req.values = StringList(expr["values"], Child(expr_path, "values"));
-        selector.match_expressions.push_back(std::move(req));
       }
     }
     return selector;

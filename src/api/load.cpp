@@ -1,13 +1,17 @@
 #include "api/load.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <filesystem>
-#include <fstream>
 #include <sstream>
 #include <system_error>
 #include <tuple>
 
 #include "api/validate.h"
+#include "base/result.h"
 
 namespace netpol::api {
 namespace {
@@ -38,15 +42,60 @@ void Absorb(LoadResult& result, DecodeResult decoded) {
   for (auto& d : found) result.diagnostics.push_back(std::move(d));
 }
 
-void ReadFile(LoadResult& result, const fs::path& path, const DecodeOptions& options) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    FileError(result, path.string(), "cannot read file");
+// The whole file, or why not (strerror, as kubectl's "open x: permission denied").
+Result<std::string> ReadWholeFile(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return Unavailable(std::error_code(errno, std::generic_category()).message());
+  std::string text;
+  char buffer[1 << 16];
+  while (true) {
+    const ssize_t n = ::read(fd, buffer, sizeof(buffer));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      const std::error_code error(errno, std::generic_category());
+      ::close(fd);
+      return Unavailable(error.message());
+    }
+    if (n == 0) break;
+    text.append(buffer, static_cast<size_t>(n));
+  }
+  ::close(fd);
+  return text;
+}
+
+void ReadFile(LoadResult& result, const std::string& path, const DecodeOptions& options) {
+  Result<std::string> text = ReadWholeFile(path);
+  if (!text) {
+    FileError(result, path, "cannot read file: " + text.error().message());
     return;
   }
-  std::ostringstream text;
-  text << in.rdbuf();
-  Absorb(result, Decode(text.str(), path.string(), options));
+  Absorb(result, Decode(*text, path, options));
+}
+
+// The manifests under `dir`, as kubectl -f finds them (filepath.Walk): every
+// entry with a manifest extension that is not itself a directory, symbolic
+// links included (a dangling one is an error when it is read, as in kubectl);
+// directories are entered, links to directories are not. A directory that
+// cannot be listed is an error naming that directory.
+void ListManifests(LoadResult& result, const fs::path& dir, std::vector<std::string>& files) {
+  std::error_code ec;
+  fs::directory_iterator it(dir, ec);
+  const fs::directory_iterator end;
+  for (; !ec && it != end; it.increment(ec)) {
+    const fs::path& path = it->path();
+    std::error_code type_ec;
+    const fs::file_status status = it->symlink_status(type_ec);  // the entry itself, not its target
+    if (type_ec) {
+      FileError(result, path.string(), "cannot read file: " + type_ec.message());
+      continue;
+    }
+    if (fs::is_directory(status)) {
+      ListManifests(result, path, files);
+    } else if (IsManifestFile(path)) {
+      files.push_back(path.string());
+    }
+  }
+  if (ec) FileError(result, dir.string(), "cannot read directory: " + ec.message());
 }
 
 void RejectDuplicates(LoadResult& result) {
@@ -94,6 +143,11 @@ LoadResult LoadManifests(const std::vector<std::string>& paths, const DecodeOpti
     }
     std::error_code ec;
     const fs::file_status status = fs::status(path, ec);
+    if (ec && ec != std::errc::no_such_file_or_directory) {
+      // A symlink loop, a directory on the way that cannot be searched, ...
+      FileError(result, path, "cannot read \"" + path + "\": " + ec.message());
+      continue;
+    }
     if (ec || !fs::exists(status)) {
       FileError(result, path, "the path \"" + path + "\" does not exist");
       continue;
@@ -102,13 +156,10 @@ LoadResult LoadManifests(const std::vector<std::string>& paths, const DecodeOpti
       ReadFile(result, path, options);
       continue;
     }
-    std::vector<fs::path> files;
-    for (fs::recursive_directory_iterator it(path, ec), end; !ec && it != end; it.increment(ec)) {
-      if (it->is_regular_file() && IsManifestFile(it->path())) files.push_back(it->path());
-    }
-    if (ec) FileError(result, path, "cannot list directory: " + ec.message());
+    std::vector<std::string> files;
+    ListManifests(result, path, files);
     std::sort(files.begin(), files.end());
-    for (const fs::path& file : files) ReadFile(result, file, options);
+    for (const std::string& file : files) ReadFile(result, file, options);
   }
   Finish(result);
   return result;

@@ -2,7 +2,9 @@
 
 #include <httplib.h>
 
+#include <algorithm>
 #include <atomic>
+#include <charconv>
 #include <chrono>
 #include <ctime>
 #include <map>
@@ -166,6 +168,34 @@ void Reply(httplib::Response& res, int code, const Json& body) {
 void ReplyStatus(httplib::Response& res, int code, const std::string& reason, const std::string& message,
                  Json details = Json::object()) {
   Reply(res, code, StatusJson(code, reason, message, std::move(details)));
+}
+
+// A query parameter read as Go's strconv.ParseInt(s, 10, 64) / ParseUint(s, 10,
+// 64) read it in the API server, with strconv's error text on failure.
+Result<int64_t> ParseInt64(const std::string& text) {
+  const char* begin = text.data() + (text.starts_with('+') ? 1 : 0);
+  const char* end = text.data() + text.size();
+  int64_t value = 0;
+  const auto [at, ec] = std::from_chars(begin, end, value);
+  if (ec == std::errc::result_out_of_range && at == end) {
+    return InvalidArgument("strconv.ParseInt: parsing " + api::Quote(text) + ": value out of range");
+  }
+  if (ec != std::errc() || at != end || text.empty() || begin == end) {
+    return InvalidArgument("strconv.ParseInt: parsing " + api::Quote(text) + ": invalid syntax");
+  }
+  return value;
+}
+
+Result<uint64_t> ParseUint64(const std::string& text) {
+  uint64_t value = 0;
+  const auto [at, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec == std::errc::result_out_of_range && at == text.data() + text.size()) {
+    return InvalidArgument("strconv.ParseUint: parsing " + api::Quote(text) + ": value out of range");
+  }
+  if (ec != std::errc() || at != text.data() + text.size() || text.empty()) {
+    return InvalidArgument("strconv.ParseUint: parsing " + api::Quote(text) + ": invalid syntax");
+  }
+  return value;
 }
 
 api::Labels LabelsOf(const Json& object) {
@@ -638,7 +668,13 @@ struct ApiServer::Impl {
       }
       after = {token.substr(0, slash), token.substr(slash + 1)};
     }
-    const size_t limit = req.has_param("limit") ? std::stoul(req.get_param_value("limit")) : 0;
+    size_t limit = 0;  // none (as for a limit of 0 or less)
+    if (req.has_param("limit")) {
+      // The API server's parameter decoding: 400 with strconv's words.
+      const Result<int64_t> value = ParseInt64(req.get_param_value("limit"));
+      if (!value) return ReplyStatus(res, 400, "BadRequest", value.error().message());
+      limit = *value > 0 ? static_cast<size_t>(*value) : 0;
+    }
     std::vector<Json> page;
     size_t remaining = 0;
     uint64_t rv = 0;
@@ -699,6 +735,12 @@ struct ApiServer::Impl {
     const bool bookmarks = req.get_param_value("allowWatchBookmarks") == "true";
     auto state = std::make_shared<WatchState>();
     const std::string rv_param = req.get_param_value("resourceVersion");
+    int timeout = 1800;
+    if (req.has_param("timeoutSeconds")) {
+      const Result<int64_t> value = ParseInt64(req.get_param_value("timeoutSeconds"));
+      if (!value) return ReplyStatus(res, 400, "BadRequest", value.error().message());
+      timeout = static_cast<int>(std::clamp<int64_t>(*value, 1, 24 * 3600));
+    }
     const auto matches = [selector = *selector, fields, ns = route.ns, name = route.name](const Json& o) {
       const Json& meta = o["metadata"];
       if (!ns.empty() && meta.value("namespace", "") != ns) return false;
@@ -712,11 +754,16 @@ struct ApiServer::Impl {
         if (matches(o)) state->initial.push_back(std::move(o));
       }
     } else {
-      state->since = std::stoull(rv_param);
+      const Result<uint64_t> rv = ParseUint64(rv_param);
+      if (!rv) {
+        // What the API server's storage answers (a 500 without a reason, as
+        // kubernetes/kubernetes#113939 shows it).
+        return ReplyStatus(
+            res, 500, "",
+            "resourceVersion: Invalid value: " + api::Quote(rv_param) + ": " + rv.error().message());
+      }
+      state->since = *rv;
     }
-    int timeout = 1800;
-    if (req.has_param("timeoutSeconds"))
-      timeout = std::max(1, std::stoi(req.get_param_value("timeoutSeconds")));
     state->deadline = Clock::now() + std::chrono::seconds(timeout);
     state->last_sent = Clock::now();
     const Resource* resource = &r;

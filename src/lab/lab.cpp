@@ -7,14 +7,17 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <charconv>
 #include <chrono>
 #include <csignal>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <sstream>
+#include <string_view>
 #include <thread>
 
 #include "api/load.h"
@@ -129,6 +132,14 @@ class Journal {
 
 bool Alive(pid_t pid) {
   return pid > 0 && ::kill(pid, 0) == 0;
+}
+
+// A process id from text (a /proc entry, a journal line); nullopt for anything else.
+std::optional<pid_t> ParsePid(std::string_view text) {
+  pid_t pid = 0;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), pid);
+  if (ec != std::errc() || end != text.data() + text.size() || pid <= 0) return std::nullopt;
+  return pid;
 }
 
 pid_t ReadPid(const std::string& path) {
@@ -320,7 +331,7 @@ void ReconcileServices(kube::Client& api, const Json& pods, const LabOptions& o,
     }
     const std::string path = "/etc/netns/" + netns + "/hosts";
     if (written[path] == hosts) continue;
-    if (!fs::exists("/etc/netns/" + netns)) {
+    if (std::error_code exists_ec; !fs::exists("/etc/netns/" + netns, exists_ec)) {
       journal.Add("etc-netns", netns);
       std::error_code ec;
       fs::create_directories("/etc/netns/" + netns, ec);
@@ -438,15 +449,15 @@ Status LabRun(const LabOptions& o) {
 
 Status LabUp(const LabOptions& o, std::ostream& progress) {
   const Paths paths(o);
-  if (Alive(ReadPid(paths.pid())) && fs::exists(paths.ready())) {
+  std::error_code ec;
+  if (Alive(ReadPid(paths.pid())) && fs::exists(paths.ready(), ec)) {
     return Error(ErrorCode::kAlreadyExists,
                  "a lab is already running in " + o.dir + " (netpol lab down first)");
   }
   if (::geteuid() != 0) return PermissionDenied("netpol lab needs root (network namespaces, nftables)");
-  std::error_code ec;
   fs::create_directories(o.dir, ec);
   if (ec) return PermissionDenied("cannot create " + o.dir + ": " + ec.message());
-  if (fs::exists(paths.journal())) {
+  if (fs::exists(paths.journal(), ec)) {
     progress << "cleaning up what a previous lab left behind\n";
     LabOptions previous = o;
     previous.keep_state = true;
@@ -458,7 +469,7 @@ Status LabUp(const LabOptions& o, std::ostream& progress) {
                        std::to_string(o.nodes), "--port", std::to_string(o.port)});
   const pid_t pid = SpawnDaemon(args, paths.log(), true);
   const auto deadline = Clock::now() + std::chrono::seconds(60);
-  while (!fs::exists(paths.ready())) {
+  while (!fs::exists(paths.ready(), ec)) {
     int status = 0;
     if (::waitpid(pid, &status, WNOHANG) == pid || Clock::now() > deadline) {
       std::ifstream log(paths.log());
@@ -499,17 +510,20 @@ Status LabDown(const LabOptions& o, std::ostream& progress) {
     struct stat st {};
     if (::stat(("/run/netns/" + ns).c_str(), &st) == 0) inodes.insert(st.st_ino);
   }
-  for (const auto& entry : fs::directory_iterator("/proc")) {
-    const std::string name = entry.path().filename().string();
-    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+  std::error_code proc_ec;
+  for (fs::directory_iterator it("/proc", proc_ec), end; !proc_ec && it != end; it.increment(proc_ec)) {
+    const std::optional<pid_t> proc_pid = ParsePid(it->path().filename().string());
+    if (!proc_pid) continue;
     struct stat st {};
-    if (::stat((entry.path().string() + "/ns/net").c_str(), &st) == 0 && inodes.contains(st.st_ino)) {
-      ::kill(static_cast<pid_t>(std::stoi(name)), SIGKILL);
+    if (::stat((it->path().string() + "/ns/net").c_str(), &st) == 0 && inodes.contains(st.st_ino)) {
+      ::kill(*proc_pid, SIGKILL);
     }
   }
   for (const auto& [kind, what] : journal.Read()) {
     if (kind != "agent") continue;
-    const pid_t agent = static_cast<pid_t>(std::stoi(what));
+    const std::optional<pid_t> parsed = ParsePid(what);  // a journal is text anyone may have edited
+    if (!parsed) continue;
+    const pid_t agent = *parsed;
     std::ifstream cmdline("/proc/" + what + "/cmdline");
     std::string text((std::istreambuf_iterator<char>(cmdline)), std::istreambuf_iterator<char>());
     // Only our agent: the pid may have been reused since.
@@ -522,7 +536,7 @@ Status LabDown(const LabOptions& o, std::ostream& progress) {
     if (kind == "etc-netns" && what.rfind(o.name + "-", 0) == 0) fs::remove_all("/etc/netns/" + what, ec);
   }
   for (const std::string& ns : netns) {
-    if (fs::exists("/run/netns/" + ns)) Exec({"ip", "netns", "del", ns});
+    if (fs::exists("/run/netns/" + ns, ec)) Exec({"ip", "netns", "del", ns});
   }
   if (!netns.empty()) progress << "removed " << netns.size() << " network namespaces\n";
   for (const std::string& file : {paths.journal(), paths.pid(), paths.ready(), paths.kubeconfig()})

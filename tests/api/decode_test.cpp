@@ -202,6 +202,129 @@ spec:
   EXPECT_EQ(std::get<std::string>(*p.ingress[0].ports[0].port), "80");
 }
 
+// Plain scalars mean what they mean to the API server: kubectl turns YAML into
+// JSON with sigs.k8s.io/yaml, whose go-yaml v2 resolves them with YAML 1.1 rules
+// (goyaml.v2/resolve.go; docs/SEMANTICS.md §18). Each row: the text of `port:`
+// and what the server stores (a number, a named port, or a rejection).
+TEST(DecodeTest, PlainScalarsResolveAsTheApiServerReadsThem) {
+  struct Row {
+    const char* text;
+    std::optional<int32_t> number;  // stored as this number
+    const char* name;               // else stored as this named port (nullptr: rejected)
+  };
+  const Row rows[] = {
+      {"80", 80, nullptr},
+      {"0120", 80, nullptr},       // a leading 0: octal
+      {"0o120", 80, nullptr},      // Go's ParseInt(s, 0, 64) takes 0o too
+      {"0O120", 80, nullptr},      //
+      {"080", 80, nullptr},        // not octal, so a float: 80
+      {"+80", 80, nullptr},        //
+      {"0x50", 80, nullptr},       //
+      {"0X50", 80, nullptr},       //
+      {"0b1010000", 80, nullptr},  //
+      {"8_0", 80, nullptr},        // '_' removed first
+      {"0x_50", 80, nullptr},      //
+      {"8e1", 80, nullptr},        // floats reach JSON as Go writes them: 80
+      {"80.0", 80, nullptr},       //
+      {".8e2", 80, nullptr},       //
+      {"-0b1", -1, nullptr},       // (validation rejects it later)
+      {"80.5", std::nullopt, nullptr},
+      {"99999999999", std::nullopt, nullptr},
+      {"0xFFFFFFFFFFFFFFFFFF", std::nullopt, nullptr},  // a big integer: still a number
+      {"yes", std::nullopt, nullptr},                   // a boolean
+      {".inf", std::nullopt, nullptr},                  //
+      {"0x", std::nullopt, "0x"},                       // strings: named ports
+      {"0b", std::nullopt, "0b"},
+      {"_80", std::nullopt, "_80"},
+      {"1e400", std::nullopt, "1e400"},  // ParseFloat's range error: a string
+      {"2001-12-14", std::nullopt, "2001-12-14"},
+      {"0o", std::nullopt, "0o"},
+      {"http", std::nullopt, "http"},
+  };
+  for (const Row& row : rows) {
+    SCOPED_TRACE(row.text);
+    const DecodeResult r = DecodeText(std::string("apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\n"
+                                                  "metadata: {name: p}\nspec:\n  podSelector: {}\n"
+                                                  "  ingress: [{ports: [{port: ") +
+                                      row.text + "}]}]\n");
+    if (!row.number && row.name == nullptr) {
+      EXPECT_THAT(AllDiagnostics(r), HasSubstr("spec.ingress[0].ports[0].port: Invalid value: "));
+      continue;
+    }
+    ASSERT_TRUE(r.diagnostics.empty()) << AllDiagnostics(r);
+    const auto& port = *std::get<NetworkPolicy>(r.objects[0]).ingress[0].ports[0].port;
+    if (row.number) {
+      ASSERT_TRUE(std::holds_alternative<int32_t>(port));
+      EXPECT_EQ(std::get<int32_t>(port), *row.number);
+    } else {
+      ASSERT_TRUE(std::holds_alternative<std::string>(port));
+      EXPECT_EQ(std::get<std::string>(port), row.name);
+    }
+  }
+  // The same numbers are not strings where a string is wanted, and YAML 1.1
+  // booleans are booleans.
+  const DecodeResult pod = DecodeText(
+      "apiVersion: v1\nkind: Pod\nmetadata: {name: a, labels: {a: 0o12, b: 0x, c: 1_0}}\n"
+      "spec: {hostNetwork: yes, containers: [{name: c, ports: [{containerPort: 0120}]}]}\n");
+  const std::string all = AllDiagnostics(pod);
+  EXPECT_THAT(all, HasSubstr("metadata.labels.a: Invalid value: 0o12: expected a string"));
+  EXPECT_THAT(all, HasSubstr("metadata.labels.c: Invalid value: 1_0: expected a string"));
+  EXPECT_THAT(all, ::testing::Not(HasSubstr("metadata.labels.b")));
+  EXPECT_THAT(all, ::testing::Not(HasSubstr("hostNetwork")));
+  ASSERT_EQ(pod.objects.size(), 1u);
+  EXPECT_TRUE(std::get<Pod>(pod.objects[0]).spec.host_network);
+  EXPECT_EQ(std::get<Pod>(pod.objects[0]).spec.containers[0].ports[0].container_port, 80);
+}
+
+// Size is not a limit: `kubectl get pods -A -o json` of a large cluster is
+// millions of nodes (here 10,000 pods, 2.2 million). Alias expansion is, over
+// the whole input, and its error names the limit and what to do.
+TEST(DecodeTest, LargeListsAreReadAliasBombsAreNot) {
+  std::string list = R"({"apiVersion": "v1", "kind": "List", "items": [)";
+  std::string annotations;
+  for (int i = 0; i < 105; ++i) annotations += (i ? ",\"a" : "\"a") + std::to_string(i) + "\":\"\"";
+  constexpr int kPods = 10'000;
+  for (int i = 0; i < kPods; ++i) {
+    list += (i ? "," : "") + std::string(R"({"apiVersion":"v1","kind":"Pod","metadata":{"name":"p)") +
+            std::to_string(i) + R"(","namespace":"n","labels":{"app":"a"},"annotations":{)" + annotations +
+            R"(}},"spec":{"containers":[{"name":"c"}]},"status":{"podIP":"10.0.)" + std::to_string(i / 250) +
+            "." + std::to_string(i % 250) + "\"}}";
+  }
+  list += "]}";
+  const DecodeResult big = DecodeText(list);
+  ASSERT_TRUE(big.diagnostics.empty()) << AllDiagnostics(big).substr(0, 500);
+  EXPECT_EQ(big.objects.size(), static_cast<size_t>(kPods));
+
+  // Aliases within the limit read as their anchors.
+  const DecodeResult aliased = DecodeText(
+      "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: p, labels: &l {app: web}}\n"
+      "spec: {podSelector: {matchLabels: *l}}\n");
+  ASSERT_TRUE(aliased.diagnostics.empty()) << AllDiagnostics(aliased);
+  EXPECT_EQ(std::get<NetworkPolicy>(aliased.objects[0]).pod_selector.match_labels.at("app"), "web");
+  std::string bomb = "a: &a [x, x, x, x, x, x, x, x, x, x]\n";
+  for (char level = 'b'; level <= 'j'; ++level) {
+    bomb += std::string(1, level) + ": &" + level + " [";
+    for (int i = 0; i < 10; ++i) bomb += std::string(i ? ", *" : "*") + static_cast<char>(level - 1);
+    bomb += "]\n";
+  }
+  EXPECT_THAT(
+      AllDiagnostics(DecodeText(bomb)),
+      HasSubstr(
+          "in.yaml:7:8: error: invalid YAML or JSON: aliases expand to more than 2000000 nodes (netpol's "
+          "limit against alias bombs); write the aliased parts out in full"));
+  // Over the whole input, not per document: three documents of a million each.
+  std::string per_doc = "a: &a [x, x, x, x, x, x, x, x, x, x]\n";
+  for (char level = 'b'; level <= 'e'; ++level) {
+    per_doc += std::string(1, level) + ": &" + level + " [";
+    for (int i = 0; i < 10; ++i) per_doc += std::string(i ? ", *" : "*") + static_cast<char>(level - 1);
+    per_doc += "]\n";
+  }
+  per_doc += "f: [*e, *e, *e, *e, *e, *e, *e, *e]\n";
+  EXPECT_THAT(AllDiagnostics(DecodeText(per_doc)), ::testing::Not(HasSubstr("aliases expand")));
+  EXPECT_THAT(AllDiagnostics(DecodeText(per_doc + "---\n" + per_doc + "---\n" + per_doc)),
+              HasSubstr("aliases expand to more than 2000000 nodes"));
+}
+
 TEST(DecodeTest, UnknownFieldsWarnOrFailWhenStrict) {
   const std::string text = R"(apiVersion: networking.k8s.io/v1
 kind: NetworkPolicy

@@ -2,6 +2,8 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
@@ -78,6 +80,63 @@ TEST_F(LoadTest, DuplicatesAndMissingPathsAreErrors) {
   for (const auto& d : r.diagnostics) all += d.ToString() + "\n";
   EXPECT_THAT(all, ::testing::HasSubstr("NetworkPolicy default/same: defined more than once (first at "));
   EXPECT_THAT(all, ::testing::HasSubstr("missing.yaml: error: the path"));
+}
+
+// Loads `paths` as a user who is not root (root reads any directory), in a
+// child process when this one is root; the diagnostics, one a line.
+std::string LoadUnprivileged(const std::vector<std::string>& paths) {
+  const auto load = [&] {
+    std::istringstream no_stdin;
+    std::string out;
+    for (const Diagnostic& d : LoadManifests(paths, {}, no_stdin).diagnostics) out += d.ToString() + "\n";
+    return out;
+  };
+  if (::geteuid() != 0) return load();
+  int fds[2];
+  if (::pipe(fds) != 0) return "pipe failed";
+  const pid_t child = ::fork();
+  if (child == 0) {
+    ::close(fds[0]);
+    if (::setgid(65534) != 0 || ::setuid(65534) != 0) ::_exit(1);
+    const std::string out = load();
+    const ssize_t written = ::write(fds[1], out.data(), out.size());
+    ::_exit(written == static_cast<ssize_t>(out.size()) ? 0 : 1);
+  }
+  ::close(fds[1]);
+  std::string out;
+  char buffer[4096];
+  for (ssize_t n; (n = ::read(fds[0], buffer, sizeof(buffer))) > 0;)
+    out.append(buffer, static_cast<size_t>(n));
+  ::close(fds[0]);
+  int status = 0;
+  ::waitpid(child, &status, 0);
+  return out;
+}
+
+// Nothing throws, and each problem names the entry it is about and why (the
+// errno's text), as kubectl does: a symlink loop, a dangling link, a
+// subdirectory that cannot be read, a given path that cannot be resolved.
+TEST_F(LoadTest, UnreadableEntriesAreErrorsNamingThemAndWhy) {
+  Write("a.yaml", PolicyNamed("a"));
+  fs::create_symlink("loop.yaml", dir_ / "loop.yaml");
+  fs::create_symlink("nowhere.yaml", dir_ / "dangling.yaml");
+  fs::create_symlink("..", dir_ / "sub" / "up");  // a link to a directory: not followed
+  fs::create_directories(dir_ / "sub" / "locked");
+  Write("sub/locked/x.yaml", PolicyNamed("x"));
+  fs::permissions(dir_ / "sub" / "locked", fs::perms::none);
+  const std::string d = dir_.string();
+  const std::string all = LoadUnprivileged({d, d + "/loop.yaml"});
+  fs::permissions(dir_ / "sub" / "locked", fs::perms::owner_all);
+  std::vector<std::string> lines;
+  std::istringstream in(all);
+  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  EXPECT_THAT(lines, ::testing::UnorderedElementsAre(
+                         d + "/dangling.yaml: error: cannot read file: No such file or directory",
+                         d + "/loop.yaml: error: cannot read file: Too many levels of symbolic links",
+                         d + "/sub/locked: error: cannot read directory: Permission denied",
+                         d + "/loop.yaml: error: cannot read \"" + d +
+                             "/loop.yaml\": Too many levels of symbolic links"))
+      << all;
 }
 
 }  // namespace

@@ -200,6 +200,44 @@ spec:
               ::testing::ElementsAre(::testing::HasSubstr("spec.selector: Required value")));
 }
 
+// An item in error keeps its index: the errors of the items after it name
+// their own index and line (an invalid operator, or an item that is not an
+// object, used to shift them onto the item before).
+TEST(ValidateTest, ItemsAfterAnInvalidOneKeepTheirIndexAndLine) {
+  const std::string p = "error: NetworkPolicy default/p: spec.";
+  EXPECT_THAT(Errors(Policy("  podSelector:\n"
+                            "    matchExpressions:\n"
+                            "    - key: a\n"
+                            "      operator: Bogus\n"
+                            "    - key: b\n"
+                            "      operator: In\n"
+                            "    - key: c\n"
+                            "      operator: Exists\n"
+                            "      values: [x]\n"
+                            "  ingress:\n"
+                            "  - from:\n"
+                            "    - namespaceSelector:\n"
+                            "        matchExpressions:\n"
+                            "        - 5\n"
+                            "        - {key: \"bad key\", operator: Exists}\n")),
+              ::testing::ElementsAre(
+                  "t.yaml:9:17: " + p +
+                      "podSelector.matchExpressions[0].operator: Invalid value: \"Bogus\": not a valid "
+                      "selector operator",
+                  "t.yaml:10:7: " + p +
+                      "podSelector.matchExpressions[1].values: Required value: must be specified when "
+                      "`operator` is 'In' or 'NotIn'",
+                  "t.yaml:14:15: " + p +
+                      "podSelector.matchExpressions[2].values: Forbidden: may not be specified when "
+                      "`operator` is 'Exists' or 'DoesNotExist'",
+                  "t.yaml:19:11: " + p +
+                      "ingress[0].from[0].namespaceSelector.matchExpressions[0]: Invalid value: expected an "
+                      "object",
+                  ::testing::StartsWith("t.yaml:20:17: " + p +
+                                        "ingress[0].from[0].namespaceSelector.matchExpressions[1].key: "
+                                        "Invalid value: \"bad key\": ")));
+}
+
 TEST(ValidateTest, AllErrorsReportedAndInputRejectedWhole) {
   const LoadResult r = LoadText(Policy("  podSelector: {}\n") + "---\n" +
                                     Policy("  podSelector: {}\n  ingress: [{ports: [{port: 0}]}]\n", "bad") +

@@ -224,6 +224,28 @@ class Recorder final : public kube::ListWatchHandler {
   std::vector<std::string> log;
 };
 
+// Query parameters that do not parse get the API server's answers (400 with
+// strconv's words; a 500 for a watch's resourceVersion, as the real server
+// still does, kubernetes/kubernetes#113939), not an exception in the handler.
+TEST_F(ApiServerTest, UnparsableQueryParametersGetTheApiServersAnswers) {
+  // The client prefixes the request: "GET <path>: <the server's message>".
+  const auto answered = [](const Result<Json>& r, const std::string& message) {
+    return !r.ok() && r.error().message().ends_with(": " + message);
+  };
+  const auto limit = api_->Get("/api/v1/namespaces/default/pods?limit=abc");
+  EXPECT_TRUE(answered(limit, "strconv.ParseInt: parsing \"abc\": invalid syntax"));
+  EXPECT_EQ(limit.error().code(), ErrorCode::kInvalidArgument);
+  EXPECT_TRUE(answered(api_->Get("/api/v1/pods?limit=99999999999999999999"),
+                       "strconv.ParseInt: parsing \"99999999999999999999\": value out of range"));
+  const auto timeout = api_->Get("/api/v1/pods?watch=true&timeoutSeconds=0.1s");
+  EXPECT_TRUE(answered(timeout, "strconv.ParseInt: parsing \"0.1s\": invalid syntax"));
+  EXPECT_EQ(timeout.error().code(), ErrorCode::kInvalidArgument);
+  EXPECT_TRUE(answered(
+      api_->Get("/api/v1/pods?watch=true&resourceVersion=cool"),
+      "resourceVersion: Invalid value: \"cool\": strconv.ParseUint: parsing \"cool\": invalid syntax"));
+  EXPECT_TRUE(api_->Get("/api/v1/pods?limit=-1").ok());  // no limit, as for 0
+}
+
 TEST_F(ApiServerTest, WatchDeliversEveryChangeOnceInOrder) {
   ASSERT_TRUE(Create("/api/v1/namespaces/default/pods", PodJson("before", "x")).ok());
   Recorder recorder;

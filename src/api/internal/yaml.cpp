@@ -97,7 +97,7 @@ class TreeBuilder {
   void Parse(yaml_parser_t& parser, std::vector<const YamlData*>& docs, YamlStream& out) {
     std::vector<Frame> stack;
     std::map<std::string, const YamlData*> anchors;
-    size_t budget = limits_.max_nodes;
+    size_t budget = limits_.max_alias_nodes;  // nodes aliases may still add
     while (true) {
       yaml_event_t event;
       if (yaml_parser_parse(&parser, &event) == 0) {
@@ -122,23 +122,16 @@ class TreeBuilder {
           node->plain = event.data.scalar.style == YAML_PLAIN_SCALAR_STYLE && !str_tag;
           if (event.data.scalar.anchor != nullptr)
             anchors[reinterpret_cast<const char*>(event.data.scalar.anchor)] = node;
-          if (budget-- == 0) {
-            Fail(out, "document too large", mark);
-            stop = true;
-            break;
-          }
           Attach(node, stack, docs);
           break;
         }
         case YAML_SEQUENCE_START_EVENT:
         case YAML_MAPPING_START_EVENT: {
           if (stack.size() >= limits_.max_depth) {
-            Fail(out, "nesting deeper than " + std::to_string(limits_.max_depth) + " levels", mark);
-            stop = true;
-            break;
-          }
-          if (budget-- == 0) {
-            Fail(out, "document too large", mark);
+            Fail(out,
+                 "nesting deeper than " + std::to_string(limits_.max_depth) +
+                     " levels (netpol's limit against hostile input; Kubernetes objects nest far less)",
+                 mark);
             stop = true;
             break;
           }
@@ -168,7 +161,10 @@ class TreeBuilder {
           // aliases ("billion laughs") hit the budget instead of the memory.
           const size_t weight = it->second->weight;
           if (weight > budget) {
-            Fail(out, "document too large (alias expansion)", mark);
+            Fail(out,
+                 "aliases expand to more than " + std::to_string(limits_.max_alias_nodes) +
+                     " nodes (netpol's limit against alias bombs); write the aliased parts out in full",
+                 mark);
             stop = true;
             break;
           }

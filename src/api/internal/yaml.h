@@ -9,9 +9,9 @@
 //
 // Why not yaml-cpp: fuzzing found inputs of a few hundred bytes on which
 // yaml-cpp 0.7 runs out of memory. libyaml is the reference C parser and is
-// fuzzed continuously upstream. The tree is built with limits (depth, node
-// count including alias expansion) so hostile input fails with an error
-// instead of exhausting the machine.
+// fuzzed continuously upstream. The tree is built with limits (depth, nodes
+// added by alias expansion) so hostile input fails with an error instead of
+// exhausting the machine.
 //
 // YamlNode is a cheap handle (a pointer); a handle from a missing key or index
 // is "undefined" and converts to false, like yaml-cpp's, so lookups chain.
@@ -72,9 +72,14 @@ struct YamlStream {
   std::shared_ptr<void> storage;  // owns every node the handles point to
 };
 
+// Limits against hostile input, not against size: the nodes written out in the
+// text cost memory in proportion to the text, so they are not counted (a
+// `kubectl get pods -A -o json` of a large cluster is tens of millions of
+// them); what aliases add by expansion (an alias of an anchored subtree counts
+// as the subtree's nodes, aliases within it expanded) is, over the whole input.
 struct YamlLimits {
   size_t max_depth = 100;
-  size_t max_nodes = 2'000'000;  // after alias expansion
+  size_t max_alias_nodes = 2'000'000;
 };
 
 YamlStream ParseYaml(std::string_view text, const YamlLimits& limits = {});
