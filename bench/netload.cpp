@@ -3,8 +3,12 @@
 //   netload serve PORT SECONDS            accept; answer 1 byte per connection, or sink a stream
 //   netload crr IP PORT SECONDS [CONC]    connect-request-response-close rate (like netperf TCP_CRR)
 //   netload stream IP PORT SECONDS        one TCP stream's throughput
+//   netload until IP PORT open|closed SECONDS
+//                                         a new connection every 2 ms (each given 50 ms)
+//                                         until one sees the wanted state; prints the wall-clock
+//                                         time (s since the epoch) that connection started
 //
-// Prints one number (connections/s or Gbit/s). Every loop stops at its deadline.
+// Prints one number (connections/s, Gbit/s, or a time). Every loop stops at its deadline.
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -13,11 +17,13 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 #include <string>
 #include <thread>
 #include <vector>
@@ -151,6 +157,82 @@ int Stream(const char* ip, int port, int seconds) {
   return 0;
 }
 
+double WallSeconds() {
+  timespec ts{};
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) / 1e9;
+}
+
+// How long policy takes to reach packets: attempts overlap, so the answer's resolution is
+// the 2 ms between attempts, not one attempt's timeout. A first SYN that passes means the
+// rule was in force when it was sent: its start time is the one printed.
+int Until(const char* ip, int port, bool want_open, int seconds) {
+  const sockaddr_in target = Address(ip, port);
+  const auto deadline = Clock::now() + std::chrono::seconds(seconds);
+  const int ep = epoll_create1(EPOLL_CLOEXEC);
+  struct Attempt {
+    double started;
+    Clock::time_point expires;
+  };
+  std::vector<Attempt> attempts(65536);
+  std::vector<int> open_fds;
+  auto next = Clock::now();
+  const auto finish = [&](int fd) {
+    linger l{1, 0};
+    setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof(l));
+    epoll_ctl(ep, EPOLL_CTL_DEL, fd, nullptr);
+    close(fd);
+    open_fds.erase(std::remove(open_fds.begin(), open_fds.end(), fd), open_fds.end());
+  };
+  const auto done = [&](double started) {
+    std::printf("%.6f\n", started);
+    for (const int fd : std::vector<int>(open_fds)) finish(fd);
+    close(ep);
+    return 0;
+  };
+  epoll_event events[64];
+  while (Clock::now() < deadline) {
+    if (Clock::now() >= next) {
+      next += std::chrono::milliseconds(2);
+      const int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+      if (fd >= 0 && static_cast<size_t>(fd) < attempts.size()) {
+        attempts[static_cast<size_t>(fd)] = {WallSeconds(), Clock::now() + std::chrono::milliseconds(50)};
+        (void)connect(fd, reinterpret_cast<const sockaddr*>(&target), sizeof(target));
+        epoll_event ev{};
+        ev.events = EPOLLOUT;
+        ev.data.fd = fd;
+        epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
+        open_fds.push_back(fd);
+      } else if (fd >= 0) {
+        close(fd);
+      }
+    }
+    const int n = epoll_wait(ep, events, 64, 1);
+    for (int i = 0; i < n; ++i) {
+      const int fd = events[i].data.fd;
+      int error = 0;
+      socklen_t len = sizeof(error);
+      getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &len);
+      const double started = attempts[static_cast<size_t>(fd)].started;
+      finish(fd);
+      if ((error == 0) == want_open) return done(started);
+    }
+    // Attempts without an answer in 50 ms count as closed (a dropped SYN).
+    const auto now = Clock::now();
+    for (const int fd : std::vector<int>(open_fds)) {
+      if (attempts[static_cast<size_t>(fd)].expires > now) continue;
+      const double started = attempts[static_cast<size_t>(fd)].started;
+      finish(fd);
+      if (!want_open) return done(started);
+    }
+  }
+  for (const int fd : std::vector<int>(open_fds)) finish(fd);
+  close(ep);
+  std::fprintf(stderr, "netload until: %s:%d never %s in %d s\n", ip, port, want_open ? "opened" : "closed",
+               seconds);
+  return 1;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -162,7 +244,10 @@ int main(int argc, char** argv) {
   }
   if (a.size() == 4 && a[0] == "stream")
     return Stream(a[1].c_str(), std::atoi(a[2].c_str()), std::atoi(a[3].c_str()));
+  if (a.size() == 5 && a[0] == "until" && (a[3] == "open" || a[3] == "closed"))
+    return Until(a[1].c_str(), std::atoi(a[2].c_str()), a[3] == "open", std::atoi(a[4].c_str()));
   std::fprintf(stderr,
-               "usage: netload serve PORT SECONDS | crr IP PORT SECONDS [CONC] | stream IP PORT SECONDS\n");
+               "usage: netload serve PORT SECONDS | crr IP PORT SECONDS [CONC] | stream IP PORT SECONDS |\n"
+               "       until IP PORT open|closed SECONDS\n");
   return 2;
 }

@@ -8,6 +8,7 @@
 #   cluster.sh down        removes everything `up` made, also after a crash
 #   cluster.sh status
 #   cluster.sh kubeconfig  prints the admin kubeconfig's path (root only: 0600)
+#   cluster.sh restart COMPONENT...   e.g. kube-apiserver, etcd, kubelet-n1, containerd-n1
 #
 # --cni none (default): nodes start without a CNI; netpol installed in standalone mode
 # (deploy/netpol.yaml) wires pods. --cni bridge: Debian's bridge + host-local wire pods and
@@ -16,7 +17,7 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 source "$(dirname "${BASH_SOURCE[0]}")/pki.sh"
 
-usage() { sed -n '2,15p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 
 check_root() { [ "$(id -u)" -eq 0 ] || die "run as root: the cluster's nodes are network namespaces"; }
 
@@ -367,6 +368,7 @@ case "${1:-}" in
   down) shift; cmd_down ;;
   status) cmd_status ;;
   kubeconfig) echo "$KUBECONFIG_ADMIN" ;;
+  restart) check_root; shift; for c in "$@"; do restart "$c"; log "restarted $c"; done ;;
   -h|--help|help|"") usage ;;
   *) echo "cluster: unknown command '$1'" >&2; usage >&2; exit 2 ;;
 esac

@@ -100,6 +100,33 @@ start() {
     exec "$@"' _ nsenter "${enter[@]}" -- env PATH="$NPC_BIN:/usr/sbin:/usr/bin:/sbin:/bin" "$@" \
     >>"$NPC_STATE/logs/$name.log" 2>&1 </dev/null &
   echo $! >"$NPC_RUN/pids/$name"
+  # How it was started, so `cluster.sh restart NAME` starts it again the same way.
+  mkdir -p "$NPC_RUN/cmd"
+  printf '%s\0' "$netns" "$mntns" "$@" >"$NPC_RUN/cmd/$name"
+}
+
+# stop NAME: SIGTERM to the component's own process (not what it started: a containerd's
+# shims and containers keep running, as when a node's containerd restarts), then SIGKILL.
+stop() {
+  local name="$1" pid
+  pid="$(cat "$NPC_RUN/pids/$name" 2>/dev/null)" || die "no component '$name'"
+  kill -TERM "$pid" 2>/dev/null || return 0
+  local i
+  for i in $(seq 1 50); do
+    kill -0 "$pid" 2>/dev/null || return 0
+    sleep 0.2
+  done
+  kill -KILL "$pid" 2>/dev/null || true
+}
+
+# restart NAME: stop, then start with the arguments it was first started with.
+restart() {
+  local name="$1"
+  [ -f "$NPC_RUN/cmd/$name" ] || die "no component '$name' (see cluster.sh status)"
+  local args=()
+  mapfile -d '' args <"$NPC_RUN/cmd/$name"
+  stop "$name"
+  start "$name" "${args[@]}"
 }
 
 # wait_for DESCRIPTION SECONDS CMD...: polls CMD every half second.
