@@ -50,7 +50,8 @@ void AddInputFlags(CLI::App& cmd, InputFlags& flags, bool live = true) {
       ->type_name("PATH");
   if (live) {
     cmd.add_flag("--live", flags.live,
-                 "Read namespaces, pods and policies from the cluster (kubeconfig as kubectl finds it)");
+                 "Read namespaces, pods and policies from the cluster (kubeconfig as kubectl finds it); "
+                 "with -f, the files' objects on top, as if applied");
     cmd.add_option("--kubeconfig", flags.kubeconfig,
                    "With --live: kubeconfig file (default: $KUBECONFIG, ~/.kube/config)")
         ->type_name("PATH");
@@ -102,6 +103,37 @@ Result<api::LoadResult> LoadLive(const InputFlags& flags) {
   return out;
 }
 
+// `--live -f FILE`: the files' objects on top of the cluster's, as `kubectl
+// apply -f FILE` would leave the cluster (an object with the kind, namespace and
+// name of a live one replaces it). Invalid files reject the whole input.
+void ApplyFiles(api::LoadResult& live, api::LoadResult files) {
+  std::map<std::string, size_t> index;
+  for (size_t i = 0; i < live.objects.size(); ++i) index.emplace(api::ObjectRef(live.objects[i]), i);
+  for (api::Diagnostic& d : files.diagnostics) live.diagnostics.push_back(std::move(d));
+  for (const auto& [kind, count] : files.ignored) live.ignored[kind] += count;
+  live.files += files.files;
+  for (api::Object& object : files.objects) {
+    if (const auto it = index.find(api::ObjectRef(object)); it != index.end()) {
+      live.objects[it->second] = std::move(object);
+    } else {
+      live.objects.push_back(std::move(object));
+    }
+  }
+}
+
+// True when files were read and held no object at all (kubectl: "no objects
+// passed to apply"): an empty stdin or file is a mistake, not an empty cluster.
+bool NoObjects(const InputFlags& flags, const api::LoadResult& loaded) {
+  return !flags.live && loaded.ok() && loaded.objects.empty() && loaded.ignored.empty();
+}
+
+void ReportNoObjects(const InputFlags& flags, Context& ctx) {
+  std::string inputs;
+  for (const std::string& file : flags.files)
+    inputs += (inputs.empty() ? "" : ", ") + (file == "-" ? "stdin" : file);
+  ctx.err << "error: no objects passed: " << inputs << " held no Kubernetes object\n";
+}
+
 // Loads and validates the input and prints every diagnostic on stderr.
 api::LoadResult LoadAndReport(const InputFlags& flags, Context& ctx) {
   api::DecodeOptions options;
@@ -114,6 +146,7 @@ api::LoadResult LoadAndReport(const InputFlags& flags, Context& ctx) {
       loaded.diagnostics.push_back({api::Severity::kError, {}, "", "", live.error().message()});
     } else {
       loaded = std::move(*live);
+      if (!flags.files.empty()) ApplyFiles(loaded, api::LoadManifests(flags.files, options, ctx.in));
     }
   } else if (flags.files.empty()) {
     loaded.diagnostics.push_back({api::Severity::kError,
@@ -137,7 +170,26 @@ std::optional<api::LoadResult> Load(const InputFlags& flags, Context& ctx) {
             << " error(s); nothing was used\n";
     return std::nullopt;
   }
+  if (NoObjects(flags, loaded)) {
+    ReportNoObjects(flags, ctx);
+    return std::nullopt;
+  }
   return loaded;
+}
+
+// `-n NAMESPACE` limits what is shown: a namespace the input does not have is a
+// mistake (a typo shows nothing), not an empty answer.
+bool NamespaceKnown(const InputFlags& flags, const policy::Engine& engine, Context& ctx) {
+  if (flags.namespace_.empty() || flags.all_namespaces) return true;
+  std::string known;
+  for (const auto& [name, labels] : engine.Namespaces()) {
+    if (name == flags.namespace_) return true;
+    known += (known.empty() ? "" : ", ") + name;
+  }
+  ctx.err << "error: namespace \"" << flags.namespace_ << "\" is not in the "
+          << (flags.live ? "cluster" : "input") << " (" << (known.empty() ? "it has none" : "it has " + known)
+          << ")\n";
+  return false;
 }
 
 policy::Engine BuildEngine(const api::LoadResult& loaded) {
@@ -170,6 +222,10 @@ int Validate(const InputFlags& flags, Context& ctx) {
     ctx.err << "error: " << api::CountErrors(loaded.diagnostics)
             << " error(s); the input is invalid and would be rejected as a whole\n";
     return kExitNegative;
+  }
+  if (NoObjects(flags, loaded)) {
+    ReportNoObjects(flags, ctx);
+    return kExitError;
   }
   if (flags.output == "yaml") {
     ctx.out << api::Encode(loaded.objects);
@@ -263,6 +319,7 @@ int MatrixCommand(const InputFlags& flags, const std::vector<std::string>& port_
   const auto loaded = Load(flags, ctx);
   if (!loaded) return kExitError;
   const policy::Engine engine = BuildEngine(*loaded);
+  if (!NamespaceKnown(flags, engine, ctx)) return kExitError;
   std::vector<policy::PortProto> ports;
   for (const std::string& text : port_flags) {
     const Result<policy::PortText> spec = policy::ParsePortText(text);
@@ -294,26 +351,41 @@ struct FlowsFlags {
   std::string output = "text";
 };
 
+// A field of an agent's JSON as text ("" when absent or not text): the line is
+// the agent's, so nothing in it may make the reader throw.
+std::string TextField(const kube::Json& object, const char* key, std::string fallback = "") {
+  if (!object.is_object()) return fallback;
+  const auto it = object.find(key);
+  return it != object.end() && it->is_string() ? it->get<std::string>() : fallback;
+}
+
 // One flow log line for people: "12:00:01 node-1 ingress DENIED shop/web 198.18.3.1 -> shop/db
 // 198.18.3.2 TCP/3306 (isolated by shop/db-deny)".
 std::string FlowText(const kube::Json& flow) {
   const auto end = [](const kube::Json& e) {
-    std::string out = e.contains("pod") ? e.value("namespace", "") + "/" + e.value("pod", "") + " " : "";
-    return out + e.value("ip", "?");
+    std::string out = e.is_object() && e.contains("pod")
+                          ? TextField(e, "namespace") + "/" + TextField(e, "pod") + " "
+                          : std::string();
+    return out + TextField(e, "ip", "?");
+  };
+  const auto child = [&](const char* key) {
+    const auto it = flow.find(key);
+    return it != flow.end() ? *it : kube::Json::object();
   };
   std::string policies;
-  for (const kube::Json& p : flow.value("policies", kube::Json::array())) {
-    policies += (policies.empty() ? "" : ", ") + p.get<std::string>();
+  if (const kube::Json listed = child("policies"); listed.is_array()) {
+    for (const kube::Json& p : listed) {
+      if (p.is_string()) policies += (policies.empty() ? "" : ", ") + p.get<std::string>();
+    }
   }
-  std::string line = flow.value("time", "") + " " + flow.value("node", "") + " " +
-                     flow.value("direction", "") + " " +
-                     (flow.value("verdict", "") == "denied" ? "DENIED" : "allowed") + " " +
-                     end(flow.value("src", kube::Json::object())) + " -> " +
-                     end(flow.value("dst", kube::Json::object())) + " " + flow.value("protocol", "");
-  if (flow.contains("port")) line += "/" + std::to_string(flow["port"].get<int>());
+  std::string line = TextField(flow, "time") + " " + TextField(flow, "node") + " " +
+                     TextField(flow, "direction") + " " +
+                     (TextField(flow, "verdict") == "denied" ? "DENIED" : "allowed") + " " +
+                     end(child("src")) + " -> " + end(child("dst")) + " " + TextField(flow, "protocol");
+  if (const kube::Json port = child("port"); port.is_number_integer()) line += "/" + port.dump();
   if (!policies.empty()) line += " (isolated by " + policies + ")";
   if (flow.contains("policy"))
-    line += " (by " + flow.value("policy", "") + " " + flow.value("rule", "") + ")";
+    line += " (by " + TextField(flow, "policy") + " " + TextField(flow, "rule") + ")";
   return line;
 }
 
@@ -427,6 +499,7 @@ int Explain(const InputFlags& flags, Context& ctx) {
   const auto loaded = Load(flags, ctx);
   if (!loaded) return kExitError;
   const policy::Engine engine = BuildEngine(*loaded);
+  if (!NamespaceKnown(flags, engine, ctx)) return kExitError;
   bool first = true;
   for (const policy::PolicyId id : engine.Policies()) {
     if (!Visible(flags, engine.policy(id).metadata.namespace_)) continue;
@@ -441,6 +514,7 @@ int LintCommand(const InputFlags& flags, Context& ctx) {
   const auto loaded = Load(flags, ctx);
   if (!loaded) return kExitError;
   const policy::Engine engine = BuildEngine(*loaded);
+  if (!NamespaceKnown(flags, engine, ctx)) return kExitError;
   size_t shown = 0;
   for (const policy::Finding& f : policy::Lint(engine)) {
     if (!Visible(flags, f.policy.substr(0, f.policy.find('/')))) continue;
@@ -448,7 +522,8 @@ int LintCommand(const InputFlags& flags, Context& ctx) {
     ++shown;
   }
   if (shown == 0) {
-    ctx.out << "No problems found in " << engine.stats().policies << " policies.\n";
+    const size_t policies = engine.stats().policies;
+    ctx.out << "No problems found in " << policies << (policies == 1 ? " policy.\n" : " policies.\n");
     return kExitOk;
   }
   ctx.out << shown << (shown == 1 ? " finding\n" : " findings\n");
@@ -683,8 +758,22 @@ int Run(int argc, const char* const* argv, std::istream& in, std::ostream& out, 
       app.exit(e, out, err);
       return kExitOk;
     }
-    err << "error: " << e.what() << "\n";
-    err << "Run '" << prog << " --help' for usage.\n";
+    // The command the user was typing ("netpol check"): its help is the one to read.
+    const CLI::App* where = &app;
+    std::string command = prog;
+    for (std::vector<CLI::App*> subs = where->get_subcommands(); !subs.empty();
+         subs = where->get_subcommands()) {
+      where = subs.front();
+      command += " " + where->get_name();
+    }
+    const std::vector<std::string> extra = where->remaining();
+    if (where->get_require_subcommand_min() > 0 && !extra.empty() && !extra.front().starts_with("-")) {
+      // A word where a command belongs (CLI11 would say "A subcommand is required").
+      err << "error: unknown command \"" << extra.front() << "\" for \"" << command << "\"\n";
+    } else {
+      err << "error: " << e.what() << "\n";
+    }
+    err << "Run '" << command << " --help' for usage.\n";
     return kExitError;
   }
 

@@ -739,7 +739,7 @@ struct ApiServer::Impl {
     if (req.has_param("timeoutSeconds")) {
       const Result<int64_t> value = ParseInt64(req.get_param_value("timeoutSeconds"));
       if (!value) return ReplyStatus(res, 400, "BadRequest", value.error().message());
-      timeout = static_cast<int>(std::clamp<int64_t>(*value, 1, 24 * 3600));
+      timeout = static_cast<int>(std::clamp<int64_t>(*value, 1, int64_t{24} * 3600));
     }
     const auto matches = [selector = *selector, fields, ns = route.ns, name = route.name](const Json& o) {
       const Json& meta = o["metadata"];

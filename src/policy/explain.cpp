@@ -1,6 +1,9 @@
 #include "policy/explain.h"
 
 #include <algorithm>
+#include <map>
+#include <string>
+#include <vector>
 
 namespace netpol::policy {
 namespace {
@@ -45,6 +48,56 @@ std::string TypesLine(const api::NetworkPolicy& p) {
   return line;
 }
 
+// What a named port means on the pods it is resolved on (SEMANTICS.md §9: the
+// destination: the selected pods for ingress, the peer pods for egress, every
+// pod for an egress rule to anywhere): " [8080 on 2 pods: web-0, web-1; not
+// declared for TCP on 1 pod: db-0]". "" for a numbered port.
+std::string NamedPortTargets(const Engine& engine, PolicyId id, Direction dir, size_t rule_index,
+                             const api::NetworkPolicyPort& port) {
+  const auto* name = port.port ? std::get_if<std::string>(&*port.port) : nullptr;
+  if (name == nullptr) return "";
+  const api::NetworkPolicy& p = engine.policy(id);
+  std::vector<PodId> pods;
+  if (dir == Direction::kIngress) {
+    pods = engine.SelectedPods(id);
+  } else if (p.egress[rule_index].peers.empty()) {
+    pods = engine.Pods();
+  } else {
+    for (size_t i = 0; i < p.egress[rule_index].peers.size(); ++i) {
+      for (const PodId pod : engine.PeerPods(id, dir, rule_index, i)) pods.push_back(pod);
+    }
+    std::sort(pods.begin(), pods.end(),
+              [&](PodId a, PodId b) { return engine.pod(a).FullName() < engine.pod(b).FullName(); });
+    pods.erase(std::unique(pods.begin(), pods.end()), pods.end());
+  }
+  std::map<int32_t, std::vector<PodId>> by_number;
+  std::vector<PodId> undeclared;
+  for (const PodId pod : pods) {
+    const Pod& rec = engine.pod(pod);
+    if (rec.host_network) continue;  // no port table: a named port never matches it
+    // A name declared twice in one pod means its first declaration.
+    const auto it = std::find_if(rec.ports.begin(), rec.ports.end(), [&](const api::ContainerPort& c) {
+      return c.name == *name && c.protocol == port.protocol;
+    });
+    if (it == rec.ports.end()) {
+      undeclared.push_back(pod);
+    } else {
+      by_number[it->container_port].push_back(pod);
+    }
+  }
+  if (by_number.empty() && undeclared.empty()) return dir == Direction::kIngress ? " [no pod selected]" : "";
+  std::vector<std::string> parts;
+  parts.reserve(by_number.size() + 1);
+  for (const auto& [number, members] : by_number) {
+    parts.push_back(std::to_string(number) + " on " + PodList(engine, members, p.metadata.namespace_));
+  }
+  if (!undeclared.empty()) {
+    parts.push_back("not declared for " + std::string(api::ProtocolName(port.protocol)) + " on " +
+                    PodList(engine, undeclared, p.metadata.namespace_));
+  }
+  return " [" + Join(parts, "; ") + "]";
+}
+
 void DescribeRules(const Engine& engine, PolicyId id, Direction dir, std::string& out) {
   const api::NetworkPolicy& p = engine.policy(id);
   const bool ingress = dir == Direction::kIngress;
@@ -79,7 +132,9 @@ void DescribeRules(const Engine& engine, PolicyId id, Direction dir, std::string
       line += ", on any port";
     } else {
       std::vector<std::string> ports;
-      for (const auto& port : rule.ports) ports.push_back(DescribePort(port));
+      for (const auto& port : rule.ports) {
+        ports.push_back(DescribePort(port) + NamedPortTargets(engine, id, dir, r, port));
+      }
       line += ", on " + Join(ports, ", ");
     }
     out += line + "\n";

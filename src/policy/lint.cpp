@@ -57,9 +57,12 @@ class Linter {
   void SelectsNothing(PolicyId id) {
     if (!engine_.SelectedPods(id).empty()) return;
     const PolicyRec& p = s_.policies[id];
+    const std::string& ns = p.spec.metadata.namespace_;
     Add(id, "selects-nothing", "spec.podSelector",
-        "selects no pod: no pod in namespace " + p.spec.metadata.namespace_ + " matches " +
-            p.spec.pod_selector.ToString() + ", so the policy has no effect");
+        p.spec.pod_selector.empty()
+            ? "selects no pod: namespace " + ns + " has no pods (yet), so the policy has no effect"
+            : "selects no pod: no pod in namespace " + ns + " matches " + p.spec.pod_selector.ToString() +
+                  ", so the policy has no effect");
   }
 
   void Peers(PolicyId id, Direction dir) {

@@ -99,5 +99,77 @@ TEST(LiveTest, MatrixAndCheckFromTheApiEqualThemFromFiles) {
   std::filesystem::remove_all(dir);
 }
 
+// `--live -f FILE` (issue 15 item 7): the files' objects on top of the
+// cluster's, as `kubectl apply -f FILE` would leave it; a file's object with a
+// live object's name replaces it. Before, -f was silently ignored.
+TEST(LiveTest, FilesWithLiveAreAppliedOnTopOfTheCluster) {
+  auto server = lab::ApiServer::Start({});
+  ASSERT_TRUE(server.ok()) << server.error().message();
+  auto api = kube::Client::Create(kube::Api((*server)->url()));
+  ASSERT_TRUE(api.ok());
+  ASSERT_TRUE(
+      (*api)
+          ->Request(
+              "POST", "/api/v1/namespaces",
+              Json{{"apiVersion", "v1"}, {"kind", "Namespace"}, {"metadata", {{"name", "shop"}}}}.dump())
+          .ok());
+  for (const Json& pod : {Pod("shop", "web", "web", "198.18.3.1"), Pod("shop", "db", "db", "198.18.3.2"),
+                          Pod("shop", "client", "client", "198.18.3.3")}) {
+    ASSERT_TRUE((*api)->Request("POST", "/api/v1/namespaces/shop/pods", pod.dump()).ok());
+  }
+  const std::string db_from_web =
+      "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: db-access, namespace: shop}\n"
+      "spec: {podSelector: {matchLabels: {app: db}}, ingress: [{from: [{podSelector: {matchLabels: {app: "
+      "%s}}}]}]}\n";
+  const auto policy_from = [&](const std::string& app) {
+    std::string text = db_from_web;
+    return text.replace(text.find("%s"), 2, app);
+  };
+  Json policy_json = {
+      {"apiVersion", "networking.k8s.io/v1"},
+      {"kind", "NetworkPolicy"},
+      {"metadata", {{"name", "db-access"}, {"namespace", "shop"}}},
+      {"spec",
+       {{"podSelector", {{"matchLabels", {{"app", "db"}}}}},
+        {"ingress", {{{"from", {{{"podSelector", {{"matchLabels", {{"app", "web"}}}}}}}}}}}}}};
+  ASSERT_TRUE(
+      (*api)
+          ->Request("POST", "/apis/networking.k8s.io/v1/namespaces/shop/networkpolicies", policy_json.dump())
+          .ok());
+  const std::string dir = ::testing::TempDir() + "/netpol-live-apply-" + std::to_string(::getpid());
+  std::filesystem::create_directories(dir);
+  std::ofstream(dir + "/kubeconfig") << "current-context: lab\nclusters: [{name: lab, cluster: {server: \""
+                                     << (*server)->url()
+                                     << "\"}}]\ncontexts: [{name: lab, context: {cluster: lab}}]\n";
+  std::ofstream(dir + "/from-client.yaml") << policy_from("client");
+  std::ofstream(dir + "/deny-web.yaml")
+      << "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\n"
+         "metadata: {name: web-deny, namespace: shop}\nspec: {podSelector: {matchLabels: {app: web}}}\n";
+  std::ofstream(dir + "/invalid.yaml") << "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\n"
+                                          "metadata: {name: Bad, namespace: shop}\nspec: {podSelector: {}}\n";
+  const std::vector<std::string> live = {"--live", "--kubeconfig", dir + "/kubeconfig"};
+  const auto check = [&](const std::string& from, const std::string& to, std::vector<std::string> extra) {
+    std::vector<std::string> args = {"check", "--from", from, "--to", to, "--port", "3306"};
+    args.insert(args.end(), live.begin(), live.end());
+    args.insert(args.end(), extra.begin(), extra.end());
+    int code = -1;
+    const std::string out = RunCli(args, code);
+    return std::pair{code, out};
+  };
+  EXPECT_EQ(check("shop/client", "shop/db", {}).first, 1);
+  // The file's db-access replaces the live one: client in, web out.
+  EXPECT_EQ(check("shop/client", "shop/db", {"-f", dir + "/from-client.yaml"}).first, 0);
+  EXPECT_EQ(check("shop/web", "shop/db", {"-f", dir + "/from-client.yaml"}).first, 1);
+  // A new policy adds to the cluster's.
+  EXPECT_EQ(check("shop/client", "shop/web", {}).first, 0);
+  EXPECT_EQ(check("shop/client", "shop/web", {"-f", dir + "/deny-web.yaml"}).first, 1);
+  EXPECT_EQ(check("shop/web", "shop/db", {"-f", dir + "/deny-web.yaml"}).first, 0);
+  // An invalid file rejects the whole input.
+  const auto [code, out] = check("shop/web", "shop/db", {"-f", dir + "/invalid.yaml"});
+  EXPECT_EQ(code, 2);
+  EXPECT_NE(out.find("invalid.yaml:3:"), std::string::npos) << out;
+  std::filesystem::remove_all(dir);
+}
+
 }  // namespace
 }  // namespace netpol
