@@ -4,7 +4,7 @@
 JOBS ?= $(shell nproc)
 FUZZ_SECONDS ?= 15
 
-.PHONY: all deps build test test-fast test-asan fuzz bench bench-dataplane bench-lab demo format format-check lint tidy clean \
+.PHONY: all deps build helm test test-fast test-asan fuzz bench bench-dataplane bench-lab demo format format-check lint tidy clean \
 	cluster-deps cluster-build cluster-up cluster-down cluster-status demo-cluster test-cluster
 
 all: build
@@ -16,16 +16,21 @@ build: deps
 	@cmake --preset release >/dev/null
 	@cmake --build --preset release -j $(JOBS)
 
+# The real Helm the chart tests run (tests/deploy/chart_test.cpp), built with Go from
+# the module pinned in cluster/modules/helm into build/cluster/bin; cached.
+helm:
+	@scripts/cluster/build-components.sh helm
+
 # Every test: unit, scenario, golden and CLI tests (release build), the same
 # under AddressSanitizer + UBSan, a short libFuzzer run of every decoder, and
 # the style checks (clang-format, clang-tidy: any finding fails).
-test: build test-asan fuzz lint
+test: build helm test-asan fuzz lint
 	@ctest --preset release -j $(JOBS)
 
-test-fast: build
+test-fast: build helm
 	@ctest --preset release -j $(JOBS) -L fast
 
-test-asan: deps
+test-asan: deps helm
 	@cmake --preset asan >/dev/null
 	@cmake --build --preset asan -j $(JOBS) --target fast-tests
 	@ctest --preset asan -j $(JOBS)

@@ -1,9 +1,13 @@
-// deploy/helm/netpol: the chart rendered (tests/deploy/chart_render.h, the
-// Go-template subset it uses) with its defaults and with each value changed,
-// and the objects checked with netpol's own decoder. The defaults must render
-// exactly deploy/netpol.yaml, so the two ways to install never drift apart;
-// every netpold flag the chart passes must be one netpold accepts.
+// deploy/helm/netpol: the chart rendered by the real Helm (`helm template`,
+// built from the pinned module by scripts/cluster/build-components.sh helm, which
+// `make test` runs first) with its defaults and with each value changed, linted
+// (`helm lint --strict`) with the same values, and the objects checked with
+// netpol's own decoder. The defaults must render exactly deploy/netpol.yaml, so the
+// two ways to install never drift apart; every netpold flag the chart passes must
+// be one netpold accepts.
 #include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <array>
@@ -11,21 +15,21 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <map>
 #include <memory>
+#include <regex>
 #include <string>
+#include <system_error>
 #include <vector>
 
 #include "api/load.h"
 #include "api/yaml_json.h"
-#include "deploy/chart_render.h"
 
 namespace netpol {
 namespace {
 
 namespace fs = std::filesystem;
 using Json = nlohmann::json;
-using testing_chart::ChartRender;
-using testing_chart::MergeValues;
 
 const fs::path kChart = fs::path(NETPOL_SOURCE_DIR) / "deploy/helm/netpol";
 
@@ -34,32 +38,74 @@ std::string Read(const fs::path& path) {
   return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
 }
 
-Json YamlFile(const fs::path& path) {
-  Result<std::vector<Json>> docs = api::YamlDocumentsToJson(Read(path), path.filename().string());
-  EXPECT_TRUE(docs.ok() && docs->size() == 1) << path;
-  return docs.ok() && !docs->empty() ? (*docs)[0] : Json();
+// A shell word for a path of ours.
+std::string Quote(const std::string& s) {
+  std::string out = "'";
+  for (const char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return out + "'";
 }
 
-// `helm template` for this chart: every template but NOTES.txt and partials,
-// in name order, as one stream of documents.
-std::string RenderText(const Json& overrides, const std::string& release_namespace = "kube-system") {
-  ChartRender render;
-  render.values = MergeValues(YamlFile(kChart / "values.yaml"), overrides);
-  render.chart = YamlFile(kChart / "Chart.yaml");
-  render.release_namespace = release_namespace;
-  std::vector<fs::path> templates;
-  for (const auto& entry : fs::directory_iterator(kChart / "templates")) {
-    const std::string name = entry.path().filename().string();
-    if (name != "NOTES.txt" && name[0] != '_') templates.push_back(entry.path());
-  }
-  std::sort(templates.begin(), templates.end());
+struct HelmRun {
+  int exit_code = -1;
   std::string out;
-  for (const fs::path& path : templates) {
-    Result<std::string> text = render.Render(Read(path), path.filename().string());
-    EXPECT_TRUE(text.ok()) << text.error().message();
-    if (text.ok()) out += "---\n# Source: netpol/templates/" + path.filename().string() + "\n" + *text + "\n";
+  std::string err;
+};
+
+// This process's scratch directory, removed at exit.
+const fs::path& Scratch() {
+  struct Dir {
+    fs::path path;
+    ~Dir() {
+      std::error_code ignored;
+      fs::remove_all(path, ignored);
+    }
+  };
+  static const Dir dir{[] {
+    const fs::path path = fs::temp_directory_path() / ("netpol-chart-test." + std::to_string(getpid()));
+    fs::create_directories(path);
+    return path;
+  }()};
+  return dir.path;
+}
+
+// Runs helm with `args` (shell words), its caches and configuration in the scratch
+// directory (never the user's), and `overrides` as a values file.
+HelmRun Helm(const std::string& args, const Json& overrides) {
+  const fs::path& scratch = Scratch();
+  const fs::path values = scratch / "values.json";  // JSON is YAML
+  std::ofstream(values) << overrides.dump();
+  const std::string command = "HELM_CACHE_HOME=" + Quote((scratch / "cache").string()) +
+                              " HELM_CONFIG_HOME=" + Quote((scratch / "config").string()) +
+                              " HELM_DATA_HOME=" + Quote((scratch / "data").string()) + " " +
+                              Quote(NETPOL_HELM_BIN) + " " + args + " -f " + Quote(values.string()) + " 2>" +
+                              Quote((scratch / "stderr").string());
+  HelmRun run;
+  FILE* pipe = popen(command.c_str(), "r");
+  if (pipe == nullptr) return run;
+  std::array<char, 4096> buffer{};
+  for (size_t n; (n = fread(buffer.data(), 1, buffer.size(), pipe)) > 0;) run.out.append(buffer.data(), n);
+  const int status = pclose(pipe);
+  run.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  run.err = Read(scratch / "stderr");
+  return run;
+}
+
+// `helm template` of the chart, as one stream of documents; the same values must
+// also pass `helm lint --strict` (a missing value, a malformed object).
+std::string RenderText(const Json& overrides, const std::string& release_namespace = "kube-system") {
+  if (!fs::exists(NETPOL_HELM_BIN)) {
+    ADD_FAILURE() << "no helm at " NETPOL_HELM_BIN
+                     ": build it with scripts/cluster/build-components.sh helm "
+                     "(make test does)";
+    return "";
   }
-  return out;
+  const std::string chart = Quote(kChart.string()) + " --namespace " + Quote(release_namespace);
+  const HelmRun lint = Helm("lint --strict " + chart, overrides);
+  EXPECT_EQ(lint.exit_code, 0) << "helm lint --strict with " << overrides.dump() << ":\n"
+                               << lint.out << lint.err;
+  const HelmRun render = Helm("template netpol " + chart, overrides);
+  EXPECT_EQ(render.exit_code, 0) << "helm template with " << overrides.dump() << ":\n" << render.err;
+  return render.out;
 }
 
 std::vector<Json> Render(const Json& overrides, const std::string& release_namespace = "kube-system") {
@@ -100,11 +146,13 @@ bool Has(const std::vector<std::string>& v, const std::string& s) {
   return std::find(v.begin(), v.end(), s) != v.end();
 }
 
-TEST(ChartTest, DefaultsRenderExactlyTheManifest) {
+// deploy/netpol.yaml installs netpol standalone (netpol-cni wires pods from each
+// node's spec.podCIDRs); the chart's defaults with cni.mode=standalone are exactly it.
+TEST(ChartTest, StandaloneDefaultsRenderExactlyTheManifest) {
   Result<std::vector<Json>> manifest =
       api::YamlDocumentsToJson(Read(fs::path(NETPOL_SOURCE_DIR) / "deploy/netpol.yaml"), "netpol.yaml");
   ASSERT_TRUE(manifest.ok()) << manifest.error().message();
-  const std::map<std::string, Json> chart = ByName(Render(Json::object()));
+  const std::map<std::string, Json> chart = ByName(Render(Json::parse(R"({"cni":{"mode":"standalone"}})")));
   const std::map<std::string, Json> plain = ByName(*manifest);
   ASSERT_EQ(chart.size(), 4u);
   for (const auto& [name, doc] : plain) {
@@ -113,6 +161,35 @@ TEST(ChartTest, DefaultsRenderExactlyTheManifest) {
                                        << Json::diff(doc, chart.at(name)).dump(1);
   }
   EXPECT_EQ(chart.size(), plain.size());
+}
+
+// Helm renders a value missing from values.yaml as nothing, silently: every value
+// the templates read must be there (a typo, a value renamed in one place only).
+TEST(ChartTest, EveryValueTheTemplatesReadIsInValuesYaml) {
+  Result<std::vector<Json>> values = api::YamlDocumentsToJson(Read(kChart / "values.yaml"), "values.yaml");
+  ASSERT_TRUE(values.ok() && values->size() == 1) << "values.yaml";
+  const std::regex reference(R"(\.Values((\.[A-Za-z_][A-Za-z0-9_]*)+))");
+  int references = 0;
+  for (const auto& entry : fs::directory_iterator(kChart / "templates")) {
+    const std::string text = Read(entry.path());
+    for (auto m = std::sregex_iterator(text.begin(), text.end(), reference); m != std::sregex_iterator();
+         ++m) {
+      ++references;
+      const std::string path = (*m)[1].str();  // ".cni.mode"
+      const Json* at = &(*values)[0];
+      for (size_t start = 1; start <= path.size();) {
+        const size_t end = std::min(path.find('.', start), path.size());
+        const std::string key = path.substr(start, end - start);
+        if (!at->is_object() || !at->contains(key)) {
+          ADD_FAILURE() << entry.path().filename() << " reads .Values" << path << ", which values.yaml lacks";
+          break;
+        }
+        at = &(*at)[key];
+        start = end + 1;
+      }
+    }
+  }
+  EXPECT_GT(references, 10);
 }
 
 TEST(ChartTest, EveryObjectDecodesAndValidates) {
@@ -141,10 +218,13 @@ TEST(ChartTest, EachValueReachesItsObject) {
     const std::vector<Json> docs = Render(
         Json::parse(R"({"cni":{"mode":"standalone","podCIDRs":["198.18.4.0/24","2001:2:0:4::/64"]}})"));
     const Json& env = DaemonSet(docs)["spec"]["template"]["spec"]["initContainers"][0]["env"];
-    ASSERT_EQ(env.size(), 2u);
+    ASSERT_EQ(env.size(), 3u);
     EXPECT_EQ(env[0]["value"], "standalone");
     EXPECT_EQ(env[1]["name"], "NETPOL_POD_CIDRS");
     EXPECT_EQ(env[1]["value"], "198.18.4.0/24,2001:2:0:4::/64");
+    // Without ranges install-cni reads the node's own from the API, by the node's name.
+    EXPECT_EQ(env[2]["name"], "NODE_NAME");
+    EXPECT_EQ(env[2]["valueFrom"]["fieldRef"]["fieldPath"], "spec.nodeName");
     // netpold reads the conflist install-cni writes, to program pods ahead of their ADD.
     EXPECT_TRUE(Has(Command(docs), "--cni-conf=/etc/cni/net.d/10-netpol.conflist"));
     const Json& mounts = DaemonSet(docs)["spec"]["template"]["spec"]["containers"][0]["volumeMounts"];
@@ -209,37 +289,6 @@ TEST(ChartTest, NetpoldAcceptsEveryFlagTheChartPasses) {
       EXPECT_NE(help.find(flag), std::string::npos) << flag << " is not a netpold flag";
     }
   }
-}
-
-TEST(ChartRenderTest, TheSubsetItSupports) {
-  ChartRender render;
-  render.values = Json::parse(R"({"a":{"b":"x y","n":3,"on":true,"off":false,"list":["p","q"],
-                                   "map":{"k":"v","l":["m"]}}})");
-  const auto run = [&](const std::string& text) {
-    Result<std::string> out = render.Render(text, "t.yaml");
-    return out.ok() ? *out : "ERROR " + out.error().message();
-  };
-  EXPECT_EQ(run("v: {{ .Values.a.b }}"), "v: x y");
-  EXPECT_EQ(run("v: {{ .Values.a.b | quote }}"), "v: \"x y\"");
-  EXPECT_EQ(run("v: {{ .Values.a.n }}"), "v: 3");
-  EXPECT_EQ(run("a\n  {{- if .Values.a.on }}\nb\n  {{- end }}\nc"), "a\nb\nc");
-  EXPECT_EQ(run("a\n  {{- if .Values.a.off }}\nb\n  {{- else }}\nd\n  {{- end }}\nc"), "a\nd\nc");
-  EXPECT_EQ(run("{{ if not .Values.a.off }}yes{{ end }}"), "yes");
-  EXPECT_EQ(run("{{ if .Values.a.off }}1{{ else if .Values.a.on }}2{{ else }}3{{ end }}"), "2");
-  EXPECT_EQ(run("{{ if .Values.a.off }}1{{ else if .Values.a.off }}2{{ else }}3{{ end }}"), "3");
-  EXPECT_EQ(run("{{ if .Values.a.on }}1{{ else if .Values.a.on }}2{{ end }}"), "1");
-  EXPECT_EQ(run("{{ if eq .Values.a.b \"x y\" }}same{{ end }}"), "same");
-  EXPECT_EQ(run("{{ join \",\" .Values.a.list }}"), "p,q");
-  EXPECT_EQ(run("{{ .Values.a.missing | default \"d\" }}"), "d");
-  EXPECT_EQ(run("m:\n  {{- toYaml .Values.a.map | nindent 2 }}"), "m:\n  k: v\n  l:\n  - m");
-  EXPECT_EQ(run("x {{- /* a comment */ -}} y"), "xy");
-  // Beyond the subset, or a missing value: an error, never a silent empty.
-  EXPECT_EQ(run("{{ .Values.a.missing }}").rfind("ERROR", 0), 0u);
-  EXPECT_EQ(run("{{ .Values.a.map }}").rfind("ERROR", 0), 0u);
-  EXPECT_EQ(run("{{ range .Values.a.list }}{{ . }}{{ end }}").rfind("ERROR", 0), 0u);
-  EXPECT_EQ(run("{{ include \"x\" . }}").rfind("ERROR", 0), 0u);
-  EXPECT_EQ(run("{{ upper .Values.a.b }}").rfind("ERROR", 0), 0u);
-  EXPECT_EQ(run("{{ if .Values.a.on }}unclosed").rfind("ERROR", 0), 0u);
 }
 
 }  // namespace
