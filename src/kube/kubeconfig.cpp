@@ -45,24 +45,26 @@ struct File {
   nlohmann::json doc;
 };
 
+// A field as text; "" when absent or not text (the file is the user's: nothing in it throws).
+std::string Str(const nlohmann::json& object, const char* key) {
+  if (!object.is_object() || !object.contains(key) || !object[key].is_string()) return "";
+  return object[key].get<std::string>();
+}
+
 // The entry named `name` in a list like `clusters`, from the first file that has it.
 const nlohmann::json* Find(const std::vector<File>& files, const char* list, const std::string& name,
                            const File** from) {
   for (const File& f : files) {
     if (!f.doc.is_object() || !f.doc.contains(list) || !f.doc[list].is_array()) continue;
     for (const nlohmann::json& entry : f.doc[list]) {
-      if (entry.is_object() && entry.value("name", std::string()) == name) {
+      if (entry.is_object() && entry.contains("name") && entry["name"].is_string() &&
+          Str(entry, "name") == name) {
         *from = &f;
         return &entry;
       }
     }
   }
   return nullptr;
-}
-
-std::string Str(const nlohmann::json& object, const char* key) {
-  if (!object.is_object() || !object.contains(key) || !object[key].is_string()) return "";
-  return object[key].get<std::string>();
 }
 
 std::string Resolve(const File& file, const std::string& path) {

@@ -124,6 +124,17 @@ users: [{name: u, user: {exec: {command: aws}}}]
   Result<ClientConfig> unreadable = LoadKubeconfig({.path = broken});
   ASSERT_FALSE(unreadable.ok());
   EXPECT_NE(unreadable.error().message().find(broken), std::string::npos);
+  // Entries whose names are not text are passed over, not thrown at (issue 15 item 4).
+  const std::string odd = Write("odd", R"(
+current-context: c
+clusters: [{name: 5, cluster: {}}, {name: [k], cluster: {}}]
+contexts: [{name: true}, {name: c, context: {cluster: k}}]
+)");
+  Result<ClientConfig> odd_names = LoadKubeconfig({.path = odd});
+  ASSERT_FALSE(odd_names.ok());
+  EXPECT_EQ(odd_names.error().code(), ErrorCode::kNotFound);
+  EXPECT_NE(odd_names.error().message().find("cluster \"k\""), std::string::npos)
+      << odd_names.error().message();
 }
 
 TEST_F(KubeconfigTest, InClusterFromTheServiceAccount) {

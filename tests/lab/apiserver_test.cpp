@@ -233,12 +233,12 @@ TEST_F(ApiServerTest, UnparsableQueryParametersGetTheApiServersAnswers) {
     return !r.ok() && r.error().message().ends_with(": " + message);
   };
   const auto limit = api_->Get("/api/v1/namespaces/default/pods?limit=abc");
-  EXPECT_TRUE(answered(limit, "strconv.ParseInt: parsing \"abc\": invalid syntax"));
+  ASSERT_TRUE(answered(limit, "strconv.ParseInt: parsing \"abc\": invalid syntax"));
   EXPECT_EQ(limit.error().code(), ErrorCode::kInvalidArgument);
   EXPECT_TRUE(answered(api_->Get("/api/v1/pods?limit=99999999999999999999"),
                        "strconv.ParseInt: parsing \"99999999999999999999\": value out of range"));
   const auto timeout = api_->Get("/api/v1/pods?watch=true&timeoutSeconds=0.1s");
-  EXPECT_TRUE(answered(timeout, "strconv.ParseInt: parsing \"0.1s\": invalid syntax"));
+  ASSERT_TRUE(answered(timeout, "strconv.ParseInt: parsing \"0.1s\": invalid syntax"));
   EXPECT_EQ(timeout.error().code(), ErrorCode::kInvalidArgument);
   EXPECT_TRUE(answered(
       api_->Get("/api/v1/pods?watch=true&resourceVersion=cool"),
