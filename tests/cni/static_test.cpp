@@ -10,7 +10,6 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
-#include <iterator>
 #include <memory>
 #include <optional>
 #include <string>
@@ -23,9 +22,14 @@ namespace {
 // The whole file, and typed reads of it that fail (nullopt) past its end.
 class ElfFile {
  public:
+  ElfFile() = default;
   explicit ElfFile(const char* path) {
-    std::ifstream in(path, std::ios::binary);
-    bytes_.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+    std::ifstream in(path, std::ios::binary | std::ios::ate);
+    if (!in) return;
+    bytes_.resize(static_cast<size_t>(in.tellg()));
+    in.seekg(0);
+    in.read(bytes_.data(), static_cast<std::streamsize>(bytes_.size()));
+    if (!in) bytes_.clear();
   }
 
   template <typename T>
@@ -51,6 +55,7 @@ class CniStaticTest : public ::testing::Test {
  protected:
   void SetUp() override {
     if (!NETPOL_CNI_STATIC) GTEST_SKIP() << "sanitizer build: netpol-cni is linked dynamically";
+    elf_ = ElfFile(NETPOL_CNI_BIN);
     ASSERT_FALSE(elf_.empty()) << NETPOL_CNI_BIN;
     const auto header = elf_.At<Elf64_Ehdr>(0);
     ASSERT_TRUE(header.has_value());
@@ -79,7 +84,7 @@ class CniStaticTest : public ::testing::Test {
     return out;
   }
 
-  ElfFile elf_{NETPOL_CNI_BIN};
+  ElfFile elf_;
   Elf64_Ehdr header_{};
 };
 
