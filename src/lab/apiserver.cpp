@@ -532,9 +532,66 @@ struct ApiServer::Impl {
     return StatusJson(422, "Invalid", message, details);
   }
 
+  // What the API server's JSON decoding answers for a field of the wrong type:
+  // 400, "Pod in version "v1" cannot be handled as a Pod: json: cannot
+  // unmarshal number into Go struct field ObjectMeta.metadata.name of type string".
+  // `offender`: the value (or the element of it) that does not decode, or null.
+  static std::optional<Json> WrongType(const Resource& r, const Json& object, const std::string& go_field,
+                                       const std::string& go_type, const Json* (*offender)(const Json&)) {
+    const size_t dot = go_field.find('.');
+    const std::string path = go_field.substr(dot + 1);  // "metadata.name"
+    const Json* value = &object;
+    for (size_t from = 0; value != nullptr;) {
+      const size_t to = path.find('.', from);
+      const std::string key = path.substr(from, to == std::string::npos ? std::string::npos : to - from);
+      value = value->is_object() && value->contains(key) ? &(*value)[key] : nullptr;
+      if (to == std::string::npos) break;
+      from = to + 1;
+    }
+    if (value == nullptr || value->is_null()) return std::nullopt;
+    const Json* bad = offender(*value);
+    if (bad == nullptr) return std::nullopt;
+    const std::string type = bad->is_number()    ? "number"
+                             : bad->is_boolean() ? "bool"
+                             : bad->is_string()  ? "string"
+                             : bad->is_array()   ? "array"
+                                                 : "object";
+    return StatusJson(400, "BadRequest",
+                      r.kind + " in version \"" + r.version + "\" cannot be handled as a " + r.kind +
+                          ": json: cannot unmarshal " + type + " into Go struct field " + go_field +
+                          " of type " + go_type);
+  }
+
   // Fills what the API server sets on create.
   std::optional<Json> Prepare(const Resource& r, const std::string& ns, Json& object) {
     if (!object.is_object()) return StatusJson(400, "BadRequest", "the body is not a JSON object");
+    // The fields read below, with the types the API server's decoding demands
+    // (a value of another type is a 400 there, not something to read here).
+    const auto is_string = [](const Json& v) -> const Json* { return v.is_string() ? nullptr : &v; };
+    const auto is_object = [](const Json& v) -> const Json* { return v.is_object() ? nullptr : &v; };
+    const auto is_string_map = [](const Json& v) -> const Json* {
+      if (!v.is_object()) return &v;
+      for (const Json& e : v) {
+        if (!e.is_string() && !e.is_null()) return &e;
+      }
+      return nullptr;
+    };
+    for (const char* field : {"name", "generateName", "namespace"}) {
+      if (auto bad = WrongType(r, object, std::string("ObjectMeta.metadata.") + field, "string", is_string))
+        return bad;
+    }
+    for (const char* field : {"labels", "annotations"}) {
+      if (auto bad =
+              WrongType(r, object, std::string("ObjectMeta.metadata.") + field, "string", is_string_map)) {
+        return bad;
+      }
+    }
+    if (auto bad = WrongType(r, object, r.kind + ".metadata", "v1.ObjectMeta", is_object)) return bad;
+    if (auto bad = WrongType(r, object, r.kind + ".spec", "v1." + r.kind + "Spec", is_object)) return bad;
+    if (auto bad = WrongType(r, object, r.kind + ".status", "v1." + r.kind + "Status", is_object)) return bad;
+    if (r.plural == "services") {
+      if (auto bad = WrongType(r, object, "ServiceSpec.spec.selector", "string", is_string_map)) return bad;
+    }
     object["apiVersion"] = r.api_version();
     object["kind"] = r.kind;
     Json& meta = object["metadata"];
@@ -919,33 +976,14 @@ struct ApiServer::Impl {
   }
 
   void Objects() {
+    // Nothing thrown below leaves the module: a library's exception (JSON of an
+    // unexpected shape) is the server's internal error, as a Status.
     const auto dispatch = [this](const httplib::Request& req, httplib::Response& res) {
-      const std::optional<Route> route = ParseRoute(req.path);
-      if (!route)
-        return ReplyStatus(res, 404, "NotFound", "the server could not find the requested resource");
-      const bool item = !route->name.empty();
-      if (route->resource->namespaced && route->ns.empty() && item) {
-        return ReplyStatus(res, 404, "NotFound", "the server could not find the requested resource");
+      try {
+        Dispatch(req, res);
+      } catch (const std::exception& e) {
+        ReplyStatus(res, 500, "InternalError", std::string("an error on the server: ") + e.what());
       }
-      if (!route->subresource.empty() && route->subresource != "status") {
-        return ReplyStatus(res, 404, "NotFound", "the server could not find the requested resource");
-      }
-      if (req.method == "GET") {
-        if (item) return Get(*route, req, res);
-        if (req.get_param_value("watch") == "true" || req.get_param_value("watch") == "1")
-          return Watch(*route, req, res);
-        return List(*route, req, res);
-      }
-      if (req.method == "POST" && !item) {
-        if (route->resource->namespaced && route->ns.empty()) {
-          return ReplyStatus(res, 405, "MethodNotAllowed", "create needs a namespace");
-        }
-        return Create(*route, req, res);
-      }
-      if (req.method == "PUT" && item) return Update(*route, req, res);
-      if (req.method == "PATCH" && item) return Patch(*route, req, res);
-      if (req.method == "DELETE" && item) return Delete(*route, res);
-      ReplyStatus(res, 405, "MethodNotAllowed", req.method + " is not allowed on " + req.path);
     };
     for (const char* prefix : {R"(/api/v1/.*)", R"(/apis/[a-z0-9.-]+/v1/.*)"}) {
       http.Get(prefix, dispatch);
@@ -954,6 +992,34 @@ struct ApiServer::Impl {
       http.Patch(prefix, dispatch);
       http.Delete(prefix, dispatch);
     }
+  }
+
+  void Dispatch(const httplib::Request& req, httplib::Response& res) {
+    const std::optional<Route> route = ParseRoute(req.path);
+    if (!route) return ReplyStatus(res, 404, "NotFound", "the server could not find the requested resource");
+    const bool item = !route->name.empty();
+    if (route->resource->namespaced && route->ns.empty() && item) {
+      return ReplyStatus(res, 404, "NotFound", "the server could not find the requested resource");
+    }
+    if (!route->subresource.empty() && route->subresource != "status") {
+      return ReplyStatus(res, 404, "NotFound", "the server could not find the requested resource");
+    }
+    if (req.method == "GET") {
+      if (item) return Get(*route, req, res);
+      if (req.get_param_value("watch") == "true" || req.get_param_value("watch") == "1")
+        return Watch(*route, req, res);
+      return List(*route, req, res);
+    }
+    if (req.method == "POST" && !item) {
+      if (route->resource->namespaced && route->ns.empty()) {
+        return ReplyStatus(res, 405, "MethodNotAllowed", "create needs a namespace");
+      }
+      return Create(*route, req, res);
+    }
+    if (req.method == "PUT" && item) return Update(*route, req, res);
+    if (req.method == "PATCH" && item) return Patch(*route, req, res);
+    if (req.method == "DELETE" && item) return Delete(*route, res);
+    ReplyStatus(res, 405, "MethodNotAllowed", req.method + " is not allowed on " + req.path);
   }
 
   Status Seed() {

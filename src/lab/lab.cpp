@@ -300,13 +300,16 @@ void ReconcileServices(kube::Client& api, const Json& pods, const LabOptions& o,
   for (const Json& s : (*services)["items"]) {
     const std::string ns = s["metadata"].value("namespace", "");
     const std::string name = s["metadata"].value("name", "");
+    // The API server rejects selectors that are not string maps; read defensively all the same.
+    if (!s.contains("spec") || !s["spec"].is_object()) continue;
     const Json selector = s["spec"].value("selector", Json::object());
-    if (selector.empty()) continue;
+    if (!selector.is_object() || selector.empty()) continue;
     for (const Json& p : pods["items"]) {
       if (p["metadata"].value("namespace", "") != ns || !PodReady(p)) continue;
       bool match = true;
       for (auto it = selector.begin(); it != selector.end(); ++it) {
-        match = match && p["metadata"]["labels"].value(it.key(), "") == it.value().get<std::string>();
+        match = match && it.value().is_string() &&
+                p["metadata"]["labels"].value(it.key(), "") == it.value().get<std::string>();
       }
       const std::string ip = p["status"].value("podIP", "");
       if (!match || ip.empty()) continue;

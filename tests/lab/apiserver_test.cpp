@@ -158,6 +158,38 @@ TEST_F(ApiServerTest, InvalidObjectsAreRejectedWithFieldPaths) {
   EXPECT_TRUE((*list)["items"].empty()) << "nothing stored";
 }
 
+// Fields of the wrong type get the API server's 400 in its decoder's words
+// (they used to throw in the handler: a 500, and for a Service's selector a
+// crash of the lab's service controller later).
+TEST_F(ApiServerTest, FieldsOfTheWrongTypeAreTheDecodersBadRequest) {
+  const auto rejected = [&](const std::string& path, const Json& object,
+                            const std::string& message) -> ::testing::AssertionResult {
+    const auto created = Create(path, object);
+    if (created.ok()) return ::testing::AssertionFailure() << "created";
+    if (created.error().code() != ErrorCode::kInvalidArgument ||
+        !created.error().message().ends_with(": " + message))
+      return ::testing::AssertionFailure() << created.error().message();
+    return ::testing::AssertionSuccess();
+  };
+  const std::string services = "/api/v1/namespaces/default/services";
+  EXPECT_TRUE(rejected(services, {{"metadata", {{"name", "s"}, {"namespace", 5}}}},
+                       "Service in version \"v1\" cannot be handled as a Service: json: cannot unmarshal "
+                       "number into Go struct field ObjectMeta.metadata.namespace of type string"));
+  EXPECT_TRUE(rejected(services, {{"metadata", {{"name", "s"}}}, {"spec", 5}},
+                       "Service in version \"v1\" cannot be handled as a Service: json: cannot unmarshal "
+                       "number into Go struct field Service.spec of type v1.ServiceSpec"));
+  EXPECT_TRUE(rejected(services, {{"metadata", {{"name", "s"}}}, {"spec", {{"selector", {{"app", 5}}}}}},
+                       "Service in version \"v1\" cannot be handled as a Service: json: cannot unmarshal "
+                       "number into Go struct field ServiceSpec.spec.selector of type string"));
+  Json pod = PodJson("p", "web");
+  pod["metadata"]["labels"]["app"] = true;
+  EXPECT_TRUE(
+      rejected("/api/v1/namespaces/default/pods", pod,
+               "Pod in version \"v1\" cannot be handled as a Pod: json: cannot unmarshal bool into Go "
+               "struct field ObjectMeta.metadata.labels of type string"));
+  EXPECT_TRUE((*api_->Get(services))["items"].empty()) << "nothing stored";
+}
+
 TEST_F(ApiServerTest, PatchesMergeAsKubectlExpects) {
   Json deploy = {
       {"apiVersion", "apps/v1"},
