@@ -160,8 +160,18 @@ state = "$NPC_RUN/n$i/containerd"
     runtime_type = "io.containerd.runc.v2"
     [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc.options]
       SystemdCgroup = false
-      BinaryName = "/usr/sbin/runc"
+      BinaryName = "$(runc_binary)"
 TOML
+}
+
+# runc itself, or, where root cannot lower an oom_score_adj (no CAP_SYS_RESOURCE), the
+# wrapper that raises the kubelet's negative scores to 0 (cluster/node/runc-oom-clamp).
+runc_binary() {
+  if (echo -1 >/proc/self/oom_score_adj) 2>/dev/null; then
+    echo /usr/sbin/runc
+  else
+    echo "$NPC_ROOT/cluster/node/runc-oom-clamp"
+  fi
 }
 
 kubelet_config() {
@@ -262,6 +272,7 @@ cmd_up() {
     die "a cluster is already up (cluster.sh down first)"
   fi
   local t0=$SECONDS
+  trap 'echo "cluster: up failed; the components'"'"' logs are in $NPC_STATE/logs; cluster.sh down removes what was made" >&2' ERR
   local b
   for b in etcd etcdctl kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy \
     kubectl containerd containerd-shim-runc-v2 ctr; do
@@ -278,6 +289,10 @@ cmd_up() {
   : >"$NPC_STATE/resolv.conf"
   mountpoint -q "$NPC_RUN/ns" || mount --bind "$NPC_RUN/ns" "$NPC_RUN/ns"
   mount --make-private "$NPC_RUN/ns"
+  if [ "$(runc_binary)" != /usr/sbin/runc ]; then
+    log "this machine's root cannot lower an oom_score_adj (no CAP_SYS_RESOURCE): containers'"
+    log "negative scores (critical and Guaranteed pods) are raised to 0 (cluster/node/runc-oom-clamp)"
+  fi
   step "network: $NPC_FABRIC and $NPC_NODES nodes"
   make_network
   step "certificates"

@@ -49,7 +49,7 @@ cgroup_hierarchies() {
   for d in /sys/fs/cgroup/*/; do
     d="${d%/}"
     [ -f "$d/cgroup.procs" ] || continue
-    case "$(basename "$d")" in unified|systemd) continue ;; esac
+    [ "$(basename "$d")" = unified ] && continue
     echo "$d"
   done
 }
