@@ -538,7 +538,11 @@ class ObjectDecoder {
     if (const YamlNode ports = node["ports"]; ports && ExpectSequence(ports, Child(path, "ports"))) {
       for (size_t i = 0; i < ports.size(); ++i) {
         const std::string port_path = Index(Child(path, "ports"), i);
-        if (!ExpectMap(ports[i], port_path)) continue;
+        if (!ExpectMap(ports[i], port_path)) {
+          // Keeps the index of the ports after it (a placeholder validation passes).
+          c.ports.push_back({.name = "", .container_port = 1, .protocol = Protocol::kTCP});
+          continue;
+        }
         CheckFields(ports[i], port_path, {"name", "hostPort", "containerPort", "protocol", "hostIP"});
         ContainerPort port;
         if (ports[i]["name"]) port.name = String(ports[i]["name"], Child(port_path, "name")).value_or("");

@@ -238,6 +238,15 @@ TEST(ValidateTest, ItemsAfterAnInvalidOneKeepTheirIndexAndLine) {
                                         "Invalid value: \"bad key\": ")));
 }
 
+TEST(ValidateTest, ContainerPortsAfterOneThatIsNotAnObjectKeepTheirIndex) {
+  EXPECT_THAT(
+      Errors("apiVersion: v1\nkind: Pod\nmetadata: {name: a}\nspec:\n  containers:\n  - name: c\n"
+             "    ports:\n    - 80\n    - containerPort: 0\n"),
+      ::testing::ElementsAre(
+          "t.yaml:8:7: error: Pod default/a: spec.containers[0].ports[0]: Invalid value: expected an object",
+          "t.yaml:9:22: error: Pod default/a: spec.containers[0].ports[1].containerPort: Required value"));
+}
+
 TEST(ValidateTest, AllErrorsReportedAndInputRejectedWhole) {
   const LoadResult r = LoadText(Policy("  podSelector: {}\n") + "---\n" +
                                     Policy("  podSelector: {}\n  ingress: [{ports: [{port: 0}]}]\n", "bad") +
