@@ -160,7 +160,9 @@ TEST_F(ApiServerTest, InvalidObjectsAreRejectedWithFieldPaths) {
 
 // Fields of the wrong type get the API server's 400 in its decoder's words
 // (they used to throw in the handler: a 500, and for a Service's selector a
-// crash of the lab's service controller later).
+// crash of the lab's service controller later). The spec and selector messages
+// are kube-apiserver 1.34.4's; for metadata kubectl answers the same Go error
+// itself before sending.
 TEST_F(ApiServerTest, FieldsOfTheWrongTypeAreTheDecodersBadRequest) {
   const auto rejected = [&](const std::string& path, const Json& object,
                             const std::string& message) -> ::testing::AssertionResult {
@@ -259,6 +261,7 @@ class Recorder final : public kube::ListWatchHandler {
 // Query parameters that do not parse get the API server's answers (400 with
 // strconv's words; a 500 for a watch's resourceVersion, as the real server
 // still does, kubernetes/kubernetes#113939), not an exception in the handler.
+// The messages are kube-apiserver 1.34.4's (checked with kubectl get --raw).
 TEST_F(ApiServerTest, UnparsableQueryParametersGetTheApiServersAnswers) {
   // The client prefixes the request: "GET <path>: <the server's message>".
   const auto answered = [](const Result<Json>& r, const std::string& message) {
