@@ -13,6 +13,7 @@ k() { "$NPC_BIN/kubectl" "$@"; }
 here="$(dirname "$0")"
 ns="np-faults-$(date +%s)"
 rounds=2500   # ~10 minutes at most; the clients are deleted when the check ends
+settle=10     # seconds each policy change is watched for
 agnhost="$("$NPC_BIN/ctr" -a "$NPC_RUN/n1/containerd.sock" -n k8s.io images ls -q | grep '/agnhost:' | head -n1)"
 manifests="$NPC_ROOT/cluster/manifests"
 out="$NPC_ROOT/build/cluster/reports/faults"
@@ -60,10 +61,10 @@ mark "faults over"
 step "reconverged: the agents still follow policy (the denied client allowed, then denied again)"
 k -n "$ns" patch networkpolicy servers-allow-client --type=json \
   -p '[{"op":"add","path":"/spec/ingress/0/from/-","value":{"podSelector":{"matchLabels":{"role":"denied"}}}}]' >/dev/null
-sleep 5
+sleep "$settle"
 mark "denied client allowed"
 k -n "$ns" patch networkpolicy servers-allow-client --type=json -p '[{"op":"remove","path":"/spec/ingress/0/from/1"}]' >/dev/null
-sleep 5
+sleep "$settle"
 mark "denied client denied again"
 sleep 3
 k -n "$ns" logs client-allowed >"$out/client-allowed.log"
@@ -76,8 +77,8 @@ start="$(echo "${marks[0]}" | cut -d' ' -f1)"
 over="$(echo "${marks[1]}" | cut -d' ' -f1)"
 opened="$(echo "${marks[2]}" | cut -d' ' -f1)"
 closed="$(echo "${marks[3]}" | cut -d' ' -f1)"
-opened_at=$(echo "$opened - 5" | bc)
-closed_at=$(echo "$closed - 5" | bc)
+opened_at=$(echo "$opened - $settle" | bc)
+closed_at=$(echo "$closed - $settle" | bc)
 rc=0
 judge() {  # judge LOG FROM TO EXPECT WHAT
   awk -v from="$2" -v to="$3" -v want="$4" -v what="$5" '

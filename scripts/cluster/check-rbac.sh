@@ -22,14 +22,14 @@ echo "$used" | sed 's/^/  /'
 rc=0
 refused="$(echo "$used" | awk '$4 == 403')"
 if [ -n "$refused" ]; then
-  echo "check-rbac: refused requests (the role lacks them):" >&2
-  echo "$refused" >&2
+  echo "check-rbac: refused requests (the role lacks them):"
+  echo "$refused"
   rc=1
 fi
 while read -r grant; do
   [ -z "$grant" ] && continue
   if ! echo "$used" | awk '{print $2 " " $3}' | grep -qxF "$grant"; then
-    echo "check-rbac: granted but never used: $grant (the role is more than netpol needs)" >&2
+    echo "check-rbac: granted but never used: $grant (the role is more than netpol needs)"
     rc=1
   fi
 done <<<"$granted"

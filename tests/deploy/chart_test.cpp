@@ -269,6 +269,32 @@ TEST(ChartTest, EachValueReachesItsObject) {
   }
 }
 
+TEST(ChartTest, TheRoleGrantsNodesOnlyToTheStandaloneInstaller) {
+  // Chained, nothing reads nodes: the grant would be more than netpol needs.
+  const auto grants = [](const std::vector<Json>& docs) {
+    std::vector<std::string> out;
+    for (const Json& d : docs) {
+      if (d["kind"] != "ClusterRole") continue;
+      for (const Json& rule : d["rules"]) {
+        for (const Json& r : rule["resources"]) {
+          for (const Json& v : rule["verbs"])
+            out.push_back(r.get<std::string>() + " " + v.get<std::string>());
+        }
+      }
+    }
+    std::sort(out.begin(), out.end());
+    return out;
+  };
+  const std::vector<std::string> chained = {
+      "namespaces list",       "namespaces watch", "networkpolicies list",
+      "networkpolicies watch", "pods list",        "pods watch"};
+  EXPECT_EQ(grants(Render(Json::object())), chained);
+  std::vector<std::string> standalone = chained;
+  standalone.push_back("nodes get");
+  std::sort(standalone.begin(), standalone.end());
+  EXPECT_EQ(grants(Render(Json::parse(R"({"cni":{"mode":"standalone"}})"))), standalone);
+}
+
 TEST(ChartTest, NetpoldAcceptsEveryFlagTheChartPasses) {
   std::string help;
   {
