@@ -23,7 +23,7 @@ build_packages=(
   build-essential cmake ninja-build pkg-config
   libyaml-dev nlohmann-json3-dev libcli11-dev libfmt-dev
   libnftables-dev libnftnl-dev libmnl-dev
-  libcpp-httplib-dev libsqlite3-dev libcurl4-openssl-dev
+  libcpp-httplib-dev libsqlite3-dev libcurl4-openssl-dev libssl-dev
 )
 
 # No flag: those and everything testing, linting, fuzzing, benchmarking and the guide need.
@@ -55,9 +55,25 @@ if ! command -v kubectl >/dev/null 2>&1; then
   packages+=(kubernetes-client)
 fi
 
+# Node.js and npm for the test that drives the lab with the official JavaScript client
+# (tests/lab/client-node), unless a Node.js with npm is already installed.
+if ! command -v npm >/dev/null 2>&1; then
+  packages+=(nodejs npm)
+fi
+
 if [ "$profile" = build ]; then
   packages=("${build_packages[@]}")
 fi
+
+# That client, at the version package-lock.json pins (into tests/lab/client-node/node_modules).
+install_client_node() {
+  local dir
+  dir="$(cd "$(dirname "$0")/.." && pwd)/tests/lab/client-node"
+  if [ "$profile" = all ] && [ ! -d "$dir/node_modules/@kubernetes/client-node" ] && command -v npm >/dev/null 2>&1; then
+    echo "install-deps: npm ci in $dir"
+    npm ci --prefix "$dir" --no-audit --no-fund >/dev/null
+  fi
+}
 
 missing=()
 for p in "${packages[@]}"; do
@@ -68,6 +84,7 @@ done
 
 if [ "${#missing[@]}" -eq 0 ]; then
   echo "install-deps: all ${#packages[@]} packages present"
+  install_client_node
   exit 0
 fi
 
@@ -85,4 +102,5 @@ apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 if [[ " ${missing[*]} " == *" prometheus "* ]] && [ -d /run/systemd/system ]; then
   systemctl disable --now prometheus >/dev/null 2>&1 || true
 fi
+install_client_node
 echo "install-deps: done"

@@ -1,6 +1,9 @@
 #include "lab/apiserver.h"
 
 #include <httplib.h>
+#include <openssl/bio.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
 
 #include <algorithm>
 #include <atomic>
@@ -9,11 +12,13 @@
 #include <ctime>
 #include <map>
 #include <random>
+#include <set>
 #include <thread>
 
 #include "api/labels.h"
 #include "api/load.h"
 #include "lab/internal/clock.h"
+#include "lab/internal/defaults.h"
 #include "lab/internal/patch.h"
 #include "lab/internal/store.h"
 
@@ -196,6 +201,32 @@ Result<uint64_t> ParseUint64(const std::string& text) {
     return InvalidArgument("strconv.ParseUint: parsing " + api::Quote(text) + ": invalid syntax");
   }
   return value;
+}
+
+// The fieldValidation query parameter of a create, update or patch
+// (metav1.CreateOptions, ...): none is Warn, as in the API server since 1.27.
+enum class FieldValidation { kIgnore, kWarn, kStrict };
+
+// The field path an "unknown field" diagnostic names (src/api quotes it as
+// Go's %q does), or "" for any other diagnostic.
+std::string UnknownFieldPath(const std::string& detail) {
+  static constexpr std::string_view kPrefix = "unknown field \"";
+  if (!detail.starts_with(kPrefix) || !detail.ends_with('"')) return "";
+  std::string out;
+  for (size_t i = kPrefix.size(); i + 1 < detail.size(); ++i) {
+    if (detail[i] == '\\' && i + 2 < detail.size()) ++i;
+    out += detail[i];
+  }
+  return out;
+}
+
+// Constant time in the length of `expected`: a token is not guessed a byte at a time.
+bool SameToken(const std::string& given, const std::string& expected) {
+  unsigned char diff = given.size() == expected.size() ? 0 : 1;
+  for (size_t i = 0; i < expected.size(); ++i) {
+    diff |= static_cast<unsigned char>(expected[i] ^ (i < given.size() ? given[i] : 0));
+  }
+  return diff == 0;
 }
 
 api::Labels LabelsOf(const Json& object) {
@@ -382,7 +413,7 @@ bool WantsTable(const httplib::Request& req) {
 struct ApiServer::Impl {
   ApiServerOptions options;
   std::unique_ptr<Store> store;
-  httplib::Server http;
+  std::unique_ptr<httplib::Server> http;  // an SSLServer with TLS
   std::thread thread;
   int port = 0;
   std::atomic<bool> stopping{false};
@@ -416,7 +447,7 @@ struct ApiServer::Impl {
   }
 
   void Discovery() {
-    http.Get("/version", [](const httplib::Request&, httplib::Response& res) {
+    http->Get("/version", [](const httplib::Request&, httplib::Response& res) {
       // A 1.32 version: kubectl wrappers that pick a client by the server's
       // minor version then pick the common one.
       Reply(res, 200,
@@ -430,7 +461,7 @@ struct ApiServer::Impl {
              {"compiler", "gc"},
              {"platform", "linux/amd64"}});
     });
-    http.Get("/api", [this](const httplib::Request&, httplib::Response& res) {
+    http->Get("/api", [this](const httplib::Request&, httplib::Response& res) {
       Reply(res, 200,
             {{"kind", "APIVersions"},
              {"versions", {"v1"}},
@@ -438,7 +469,7 @@ struct ApiServer::Impl {
               {{{"clientCIDR", "0.0.0.0/0"},
                 {"serverAddress", options.address + ":" + std::to_string(port)}}}}});
     });
-    http.Get("/apis", [](const httplib::Request&, httplib::Response& res) {
+    http->Get("/apis", [](const httplib::Request&, httplib::Response& res) {
       Json groups = Json::array();
       for (const std::string g : {"apps", "networking.k8s.io"}) {
         const Json version = {{"groupVersion", g + "/v1"}, {"version", "v1"}};
@@ -453,11 +484,11 @@ struct ApiServer::Impl {
     // OpenAPI v2 for older kubectl (1.20, Debian's): an empty protobuf
     // Document, which gives their client-side validation no schema to hold
     // objects against; the server's own validation still answers.
-    http.Get("/openapi/v2", [](const httplib::Request&, httplib::Response& res) {
+    http->Get("/openapi/v2", [](const httplib::Request&, httplib::Response& res) {
       res.status = 200;
       res.set_content("", "application/com.github.proto-openapi.spec.v2.v1.0+protobuf");
     });
-    http.Get("/openapi/v3", [](const httplib::Request&, httplib::Response& res) {
+    http->Get("/openapi/v3", [](const httplib::Request&, httplib::Response& res) {
       Json paths = Json::object();
       for (const std::string gv : {"v1", "apps/v1", "networking.k8s.io/v1"}) {
         const std::string key = gv == "v1" ? "api/v1" : "apis/" + gv;
@@ -465,32 +496,32 @@ struct ApiServer::Impl {
       }
       Reply(res, 200, {{"paths", paths}});
     });
-    http.Get(R"(/openapi/v3/(api/v1|apis/[a-z0-9.-]+/v1))",
-             [](const httplib::Request& req, httplib::Response& res) {
-               const std::string key = req.matches[1].str();
-               const std::string gv = key == "api/v1" ? "v1" : key.substr(5);
-               Json paths = Json::object();
-               for (const Resource& r : Resources()) {
-                 if (r.api_version() != gv) continue;
-                 const std::string path =
-                     "/" + key + (r.namespaced ? "/namespaces/{namespace}/" : "/") + r.plural + "/{name}";
-                 Json patch = Json::object();
-                 patch["x-kubernetes-group-version-kind"] = {
-                     {"group", r.group}, {"version", r.version}, {"kind", r.kind}};
-                 patch["parameters"] = Json::array({Json{{"name", "fieldValidation"}, {"in", "query"}}});
-                 paths[path]["patch"] = patch;
-               }
-               if (paths.empty())
-                 return ReplyStatus(res, 404, "NotFound", "the server could not find the requested resource");
-               Reply(res, 200,
-                     {{"openapi", "3.0.0"},
-                      {"info", {{"title", "netpol lab"}, {"version", "v1.32.0"}}},
-                      {"paths", paths}});
-             });
-    http.Get("/api/v1", [this](const httplib::Request&, httplib::Response& res) {
+    http->Get(R"(/openapi/v3/(api/v1|apis/[a-z0-9.-]+/v1))", [](const httplib::Request& req,
+                                                                httplib::Response& res) {
+      const std::string key = req.matches[1].str();
+      const std::string gv = key == "api/v1" ? "v1" : key.substr(5);
+      Json paths = Json::object();
+      for (const Resource& r : Resources()) {
+        if (r.api_version() != gv) continue;
+        const std::string path =
+            "/" + key + (r.namespaced ? "/namespaces/{namespace}/" : "/") + r.plural + "/{name}";
+        Json patch = Json::object();
+        patch["x-kubernetes-group-version-kind"] = {
+            {"group", r.group}, {"version", r.version}, {"kind", r.kind}};
+        patch["parameters"] = Json::array({Json{{"name", "fieldValidation"}, {"in", "query"}}});
+        paths[path]["patch"] = patch;
+      }
+      if (paths.empty())
+        return ReplyStatus(res, 404, "NotFound", "the server could not find the requested resource");
+      Reply(res, 200,
+            {{"openapi", "3.0.0"},
+             {"info", {{"title", "netpol lab"}, {"version", "v1.32.0"}}},
+             {"paths", paths}});
+    });
+    http->Get("/api/v1", [this](const httplib::Request&, httplib::Response& res) {
       Reply(res, 200, ResourceList("v1"));
     });
-    http.Get(R"(/apis/([a-z0-9.-]+)/v1)", [this](const httplib::Request& req, httplib::Response& res) {
+    http->Get(R"(/apis/([a-z0-9.-]+)/v1)", [this](const httplib::Request& req, httplib::Response& res) {
       const Json list = ResourceList(req.matches[1].str() + "/v1");
       if (list["resources"].empty())
         return ReplyStatus(res, 404, "NotFound", "the server could not find the requested resource");
@@ -530,6 +561,68 @@ struct ApiServer::Impl {
     const std::string message =
         r.qualified_kind() + " \"" + name + "\" is invalid: " + (n > 1 ? "[" + joined + "]" : joined);
     return StatusJson(422, "Invalid", message, details);
+  }
+
+  // The fieldValidation parameter as the API server reads it into
+  // `options_kind` (CreateOptions, UpdateOptions, PatchOptions); nullopt, with
+  // its 422 written, for a value it does not know.
+  static std::optional<FieldValidation> ReadFieldValidation(const httplib::Request& req,
+                                                            const std::string& options_kind,
+                                                            httplib::Response& res) {
+    const std::string value = req.get_param_value("fieldValidation");
+    if (value.empty() || value == "Warn") return FieldValidation::kWarn;
+    if (value == "Ignore") return FieldValidation::kIgnore;
+    if (value == "Strict") return FieldValidation::kStrict;
+    const std::string unsupported = "Unsupported value: " + api::Quote(value) +
+                                    ": supported values: \"\", \"Ignore\", \"Strict\", \"Warn\"";
+    const Json cause = {
+        {"reason", "FieldValueNotSupported"}, {"message", unsupported}, {"field", "fieldValidation"}};
+    Reply(res, 422,
+          StatusJson(422, "Invalid",
+                     options_kind + ".meta.k8s.io \"\" is invalid: fieldValidation: " + unsupported,
+                     {{"group", "meta.k8s.io"}, {"kind", options_kind}, {"causes", Json::array({cause})}}));
+    return std::nullopt;
+  }
+
+  // What the API server does to a body between reading and validating it:
+  // fields the kind does not have are a 400 (Strict) or dropped, each with a
+  // Warning header under Warn; then the kind's defaults are filled. False,
+  // with the answer written, when the body is rejected.
+  static bool Decoded(const Resource& r, Json& object, FieldValidation mode, bool create,
+                      httplib::Response& res) {
+    if (r.validated) {
+      std::set<std::string> unknown;
+      const api::LoadResult loaded = api::LoadJson(object, "request", {.field_positions = false});
+      for (const api::Diagnostic& d : loaded.diagnostics) {
+        if (std::string path = UnknownFieldPath(d.detail); !path.empty()) unknown.insert(std::move(path));
+      }
+      if (!unknown.empty()) {
+        Json pruned = object;
+        std::vector<std::string> found = internal::DropFields(pruned, unknown);
+        for (const std::string& path : unknown) {
+          if (std::find(found.begin(), found.end(), path) == found.end()) found.push_back(path);
+        }
+        if (mode == FieldValidation::kStrict) {
+          std::string joined;
+          for (const std::string& path : found) {
+            joined += (joined.empty() ? "" : ", ") + std::string("unknown field ") + api::Quote(path);
+          }
+          Reply(res, 400,
+                StatusJson(400, "BadRequest",
+                           r.kind + " in version \"" + r.version + "\" cannot be handled as a " + r.kind +
+                               ": strict decoding error: " + joined));
+          return false;
+        }
+        if (mode == FieldValidation::kWarn) {
+          for (const std::string& path : found) {
+            res.set_header("Warning", "299 - " + api::Quote("unknown field " + api::Quote(path)));
+          }
+        }
+        object = std::move(pruned);
+      }
+    }
+    internal::ApplyDefaults(r.plural, object, create);
+    return true;
   }
 
   // What the API server's JSON decoding answers for a field of the wrong type:
@@ -670,6 +763,8 @@ struct ApiServer::Impl {
     const Resource& r = *route.resource;
     if (!r.user_writable)
       return ReplyStatus(res, 405, "MethodNotAllowed", r.plural + " are read-only in the lab");
+    const std::optional<FieldValidation> mode = ReadFieldValidation(req, "CreateOptions", res);
+    if (!mode) return;
     Json object;
     try {
       object = Json::parse(req.body);
@@ -683,6 +778,7 @@ struct ApiServer::Impl {
       }
     }
     if (auto bad = Prepare(r, route.ns, object)) return Reply(res, (*bad)["code"].get<int>(), *bad);
+    if (!Decoded(r, object, *mode, true, res)) return;
     if (auto invalid = Invalid(r, object)) return Reply(res, 422, *invalid);
     if (req.has_param("dryRun")) return Reply(res, 201, object);
     const std::string name = object["metadata"]["name"];
@@ -873,7 +969,7 @@ struct ApiServer::Impl {
         });
   }
 
-  void Replace(const Route& route, Json object, httplib::Response& res) {
+  void Replace(const Route& route, Json object, FieldValidation mode, httplib::Response& res) {
     const Resource& r = *route.resource;
     Result<Json> current = store->Get(r.plural, route.ns, route.name);
     if (!current) return Fail(res, r, route.name, current.error());
@@ -891,6 +987,8 @@ struct ApiServer::Impl {
       updated["status"] = object.value("status", Json::object());
       updated["metadata"]["resourceVersion"] = meta.value("resourceVersion", "");
       object = updated;
+    } else if (!Decoded(r, object, mode, false, res)) {
+      return;
     } else if (r.has_status) {
       object["status"] = current->value("status", Json::object());
       if (r.plural == "pods") object["spec"]["nodeName"] = (*current)["spec"].value("nodeName", "");
@@ -908,8 +1006,10 @@ struct ApiServer::Impl {
     if (!route.resource->user_writable && route.subresource != "status") {
       return ReplyStatus(res, 405, "MethodNotAllowed", route.resource->plural + " are read-only in the lab");
     }
+    const std::optional<FieldValidation> mode = ReadFieldValidation(req, "UpdateOptions", res);
+    if (!mode) return;
     try {
-      Replace(route, Json::parse(req.body), res);
+      Replace(route, Json::parse(req.body), *mode, res);
     } catch (const Json::exception& e) {
       ReplyStatus(res, 400, "BadRequest", std::string("cannot decode the request body: ") + e.what());
     }
@@ -917,6 +1017,8 @@ struct ApiServer::Impl {
 
   void Patch(const Route& route, const httplib::Request& req, httplib::Response& res) {
     const Resource& r = *route.resource;
+    const std::optional<FieldValidation> mode = ReadFieldValidation(req, "PatchOptions", res);
+    if (!mode) return;
     Result<Json> current = store->Get(r.plural, route.ns, route.name);
     Json patch;
     try {
@@ -940,15 +1042,32 @@ struct ApiServer::Impl {
       // Server-side apply, approximated: the applied fields win (no field
       // ownership is tracked in the lab).
       merged = internal::MergePatch(*current, patch);
+    } else if (type.find("json-patch+json") != std::string::npos) {
+      // RFC 6902, as the API server applies it (evanphx/json-patch): a body
+      // that is not a list of operations is a 400, an operation that fails
+      // (a test that does not hold, a path that is not there) a 422.
+      if (!patch.is_array()) {
+        return ReplyStatus(res, 400, "BadRequest",
+                           "error decoding patch: json: cannot unmarshal " +
+                               std::string(patch.is_object() ? "object" : patch.type_name()) +
+                               " into Go value of type []handlers.jsonPatchOp");
+      }
+      try {
+        merged = current->patch(patch);
+      } catch (const Json::exception&) {
+        return ReplyStatus(res, 422, "Invalid",
+                           "the server rejected our request due to an error in our request");
+      }
     } else {
       return ReplyStatus(res, 415, "UnsupportedMediaType",
-                         "the lab accepts merge and strategic merge patches, not " + type);
+                         "the lab accepts JSON, merge and strategic merge patches, not " + type);
     }
     // A patch applies to the current version unless it names another.
-    if (!patch.contains("metadata") || !patch["metadata"].contains("resourceVersion")) {
+    if (!patch.is_object() || !patch.contains("metadata") || !patch["metadata"].is_object() ||
+        !patch["metadata"].contains("resourceVersion")) {
       merged["metadata"]["resourceVersion"] = (*current)["metadata"]["resourceVersion"];
     }
-    Replace(route, merged, res);
+    Replace(route, merged, *mode, res);
   }
 
   void Delete(const Route& route, httplib::Response& res) {
@@ -986,11 +1105,11 @@ struct ApiServer::Impl {
       }
     };
     for (const char* prefix : {R"(/api/v1/.*)", R"(/apis/[a-z0-9.-]+/v1/.*)"}) {
-      http.Get(prefix, dispatch);
-      http.Post(prefix, dispatch);
-      http.Put(prefix, dispatch);
-      http.Patch(prefix, dispatch);
-      http.Delete(prefix, dispatch);
+      http->Get(prefix, dispatch);
+      http->Post(prefix, dispatch);
+      http->Put(prefix, dispatch);
+      http->Patch(prefix, dispatch);
+      http->Delete(prefix, dispatch);
     }
   }
 
@@ -1002,7 +1121,36 @@ struct ApiServer::Impl {
       return ReplyStatus(res, 404, "NotFound", "the server could not find the requested resource");
     }
     if (!route->subresource.empty() && route->subresource != "status") {
+      // kubectl logs, exec, attach, port-forward: what the lab has instead.
+      static const std::map<std::string, std::string> kUnsupported = {
+          {"log",
+           "kubectl logs is not supported by the lab: a container's output is in the lab "
+           "directory's logs/<namespace>_<pod>_<container>.log"},
+          {"exec",
+           "kubectl exec is not supported by the lab: run a command in the pod's network namespace "
+           "with ip netns exec <lab name>-<namespace>.<pod> COMMAND"},
+          {"attach", "kubectl attach is not supported by the lab"},
+          {"portforward",
+           "kubectl port-forward is not supported by the lab: connect to the pod's IP "
+           "from its node's network namespace"},
+      };
+      const auto unsupported = kUnsupported.find(route->subresource);
+      if (route->resource->plural == "pods" && unsupported != kUnsupported.end()) {
+        return ReplyStatus(res, 404, "NotFound", unsupported->second,
+                           {{"name", route->name}, {"kind", "pods"}});
+      }
       return ReplyStatus(res, 404, "NotFound", "the server could not find the requested resource");
+    }
+    // Bodies only as JSON (and YAML-free JSON at that): kubectl sends
+    // protobuf for the objects its generators build (create namespace, ...).
+    if ((req.method == "POST" || req.method == "PUT" || req.method == "PATCH") &&
+        req.get_header_value("Content-Type").find("protobuf") != std::string::npos) {
+      return ReplyStatus(
+          res, 415, "UnsupportedMediaType",
+          "the lab's API server does not read protobuf request bodies (" +
+              req.get_header_value("Content-Type") +
+              "), which kubectl sends for objects it builds itself (kubectl create namespace, "
+              "kubectl create deployment, ...); write the object as YAML and use kubectl create -f");
     }
     if (req.method == "GET") {
       if (item) return Get(*route, req, res);
@@ -1056,25 +1204,55 @@ Result<std::unique_ptr<ApiServer>> ApiServer::Start(const ApiServerOptions& opti
   impl->options = options;
   NETPOL_ASSIGN_OR_RETURN(impl->store, Store::Open(options.database), "starting the lab API server");
   NETPOL_RETURN_IF_ERROR(impl->Seed(), "starting the lab API server");
+  if (options.tls_cert.empty()) {
+    impl->http = std::make_unique<httplib::Server>();
+  } else {
+    // The certificate and key as OpenSSL objects; the server's TLS context
+    // takes its own references.
+    const auto read_pem = [](const std::string& pem, auto read) {
+      BIO* bio = BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size()));
+      auto* object = bio != nullptr ? read(bio, nullptr, nullptr, nullptr) : nullptr;
+      BIO_free(bio);
+      return object;
+    };
+    X509* cert = read_pem(options.tls_cert, PEM_read_bio_X509);
+    EVP_PKEY* key = read_pem(options.tls_key, PEM_read_bio_PrivateKey);
+    auto server =
+        cert != nullptr && key != nullptr ? std::make_unique<httplib::SSLServer>(cert, key) : nullptr;
+    X509_free(cert);
+    EVP_PKEY_free(key);
+    if (!server || !server->is_valid())
+      return InvalidArgument("the lab API server's certificate or key is not usable");
+    impl->http = std::move(server);
+  }
   // Watches hold a thread each for their lifetime.
-  impl->http.new_task_queue = [] { return new httplib::ThreadPool(64); };
+  impl->http->new_task_queue = [] { return new httplib::ThreadPool(64); };
   // Clients keep their connections (kube::Client pools them, kubectl too):
   // without TCP_NODELAY a response written in two parts on a kept-alive
   // connection waits for the client's delayed ACK (tens of ms; Go's net, and
   // so kube-apiserver, sets it too). And many requests per connection.
-  impl->http.set_tcp_nodelay(true);
-  impl->http.set_keep_alive_max_count(1000);
+  impl->http->set_tcp_nodelay(true);
+  impl->http->set_keep_alive_max_count(1000);
+  impl->http->set_pre_routing_handler(
+      [raw = impl.get()](const httplib::Request& req, httplib::Response& res) {
+        const std::string& token = raw->options.token;
+        if (token.empty() || SameToken(req.get_header_value("Authorization"), "Bearer " + token)) {
+          return httplib::Server::HandlerResponse::Unhandled;
+        }
+        ReplyStatus(res, 401, "Unauthorized", "Unauthorized");
+        return httplib::Server::HandlerResponse::Handled;
+      });
   impl->Discovery();
   impl->Objects();
   if (options.port == 0) {
-    impl->port = impl->http.bind_to_any_port(options.address);
+    impl->port = impl->http->bind_to_any_port(options.address);
   } else {
-    impl->port = impl->http.bind_to_port(options.address, options.port) ? options.port : -1;
+    impl->port = impl->http->bind_to_port(options.address, options.port) ? options.port : -1;
   }
   if (impl->port <= 0)
     return Unavailable("cannot listen on " + options.address + ":" + std::to_string(options.port));
   Impl* raw = impl.get();
-  impl->thread = std::thread([raw] { raw->http.listen_after_bind(); });
+  impl->thread = std::thread([raw] { raw->http->listen_after_bind(); });
   return std::unique_ptr<ApiServer>(new ApiServer(std::move(impl)));
 }
 
@@ -1083,13 +1261,14 @@ int ApiServer::port() const {
 }
 
 std::string ApiServer::url() const {
-  return "http://" + impl_->options.address + ":" + std::to_string(impl_->port);
+  return std::string(impl_->options.tls_cert.empty() ? "http" : "https") + "://" + impl_->options.address +
+         ":" + std::to_string(impl_->port);
 }
 
 void ApiServer::Stop() {
   if (!impl_ || impl_->stopping.exchange(true)) return;
   impl_->store->WakeAll();
-  impl_->http.stop();
+  impl_->http->stop();
   if (impl_->thread.joinable()) impl_->thread.join();
 }
 

@@ -3,19 +3,25 @@
 //
 //   Result<std::unique_ptr<ApiServer>> api = ApiServer::Start({.port = 0, .database = "lab/state.db"});
 //   int port = (*api)->port();                  // kubeconfig: server: http://127.0.0.1:<port>
+//   // with .tls_cert and .tls_key (lab/internal/pki.h): https://127.0.0.1:<port>
 //
 // Served: discovery (/version, /api, /apis, resource lists), OpenAPI v3 enough
 // for kubectl to use server-side field validation (and an empty v2 document for
 // older kubectl, which then validates nothing itself), and namespaces, nodes,
 // pods (and status), services, deployments (apps/v1) and networkpolicies
 // (networking.k8s.io/v1): create, get, list (label and field selectors), watch
-// (bookmarks, 410 Gone when too old), update, patch (merge and strategic, as
-// `kubectl apply` sends it), delete; Table responses for `kubectl get`. Objects
+// (bookmarks, 410 Gone when too old), update, patch (JSON, merge and strategic,
+// as `kubectl apply` sends it), delete; Table responses for `kubectl get`. Objects
 // are validated by netpol's own decoder (src/api) and rejected with the Status
 // kubectl prints. State lives in SQLite (lab/internal/store.h).
 //
-// What a real API server does and this one does not: authentication and
-// authorization (loopback only), admission beyond validation and a scheduler
+// Authentication is one bearer token (ApiServerOptions::token): whoever holds
+// it may do anything, as cluster-admin may. HTTPS with a certificate and key
+// given (the lab's own CA, lab/internal/pki.h), plain HTTP otherwise (tests).
+// Bodies are decoded as the API server decodes them: fieldValidation (Strict,
+// Warn, Ignore; unknown fields are never stored), then the kind's defaults
+// (lab/internal/defaults.h), then validation. What a real API server does and
+// this one does not: users, authorization, admission beyond validation and a scheduler
 // placing pods on the least-loaded node at create, garbage collection beyond
 // namespace and owner deletion, and Service virtual IPs (services are names
 // only: clusterIP None).
@@ -35,6 +41,12 @@ struct ApiServerOptions {
   int port = 0;                       // 0: any free port
   std::string database = ":memory:";  // SQLite file
   std::vector<std::string> nodes;     // node objects to serve (the lab's nodes)
+  // When set, every request must carry "Authorization: Bearer <token>"; others
+  // get the API server's 401. The lab writes it to a kubeconfig only root reads.
+  std::string token{};
+  // HTTPS with this certificate and key (PEM) when set; plain HTTP otherwise.
+  std::string tls_cert{};
+  std::string tls_key{};
   // Watch events reach watchers this much after they happen: a lagging watch,
   // for tests of what a client must not assume about it (start races).
   std::chrono::milliseconds watch_delay{0};

@@ -192,7 +192,11 @@ Result<bool> Probe(const IpAddress& ip, api::Protocol protocol, uint16_t port,
       if (answered && err == ECONNREFUSED && reachability) ok = true;
     } else {
       char buffer[64];
-      ok = ::send(fd, message, sizeof(message) - 1, 0) > 0 && WaitFor(fd, POLLIN, deadline);
+      // An ICMP port unreachable is an error on the socket (POLLERR, not
+      // POLLIN): the refusal TCP's reset is, and with `reachability` as good
+      // an answer (the datagram reached the pod; nothing listens there).
+      ok = ::send(fd, message, sizeof(message) - 1, 0) > 0 &&
+           WaitFor(fd, static_cast<decltype(pollfd::events)>(POLLIN | POLLERR), deadline);
       if (ok) {
         const ssize_t n = ::recv(fd, buffer, sizeof(buffer), 0);
         ok = n > 0 || (n < 0 && errno == ECONNREFUSED && reachability);
