@@ -295,14 +295,52 @@ int Check(const InputFlags& flags, const CheckFlags& check, Context& ctx) {
   if (!port) return Fail(ctx, port.error());
   Result<uint16_t> number = policy::ResolvePort(engine, *port, *dst);
   if (!number) return Fail(ctx, number.error());
-  const policy::Flow flow = policy::MakeFlow(engine, *src, *dst, port->protocol, *number);
-  const policy::Verdict verdict = engine.Evaluate(flow);
-  if (flags.output == "json") {
-    ctx.out << VerdictJson(engine, flow, verdict);
-  } else {
-    ctx.out << policy::FormatVerdict(engine, flow, verdict);
+  // Dual-stack pods: one verdict per family (docs/SEMANTICS.md §19).
+  const std::vector<policy::FamilyFlow> flows =
+      policy::FamilyFlows(engine, *src, *dst, port->protocol, *number);
+  std::vector<policy::Verdict> verdicts;
+  bool allowed = true;
+  for (const policy::FamilyFlow& f : flows) {
+    verdicts.push_back(engine.Evaluate(f.flow));
+    allowed = allowed && verdicts.back().allowed;
   }
-  return verdict.allowed ? kExitOk : kExitNegative;
+  if (flows.size() == 1) {
+    ctx.out << (flags.output == "json" ? VerdictJson(engine, flows[0].flow, verdicts[0])
+                                       : policy::FormatVerdict(engine, flows[0].flow, verdicts[0]));
+    return allowed ? kExitOk : kExitNegative;
+  }
+  if (flags.output == "json") {
+    std::string families;
+    for (size_t i = 0; i < flows.size(); ++i) {
+      std::string one = VerdictJson(engine, flows[i].flow, verdicts[i]);
+      one.pop_back();  // the newline
+      families += (i ? "," : "") + ("{\"family\":\"" + std::string(policy::FamilyName(*flows[i].family)) +
+                                    "\"," + one.substr(1));
+    }
+    ctx.out << "{\"from\":\"" << engine.pod(src->pod).FullName() << "\",\"to\":\""
+            << engine.pod(dst->pod).FullName() << "\",\"port\":" << *number << ",\"protocol\":\""
+            << api::ProtocolName(port->protocol) << "\",\"allowed\":" << (allowed ? "true" : "false")
+            << ",\"families\":[" << families << "]}\n";
+    return allowed ? kExitOk : kExitNegative;
+  }
+  // "a -> b on 80/TCP: ALLOWED over IPv4, DENIED over IPv6", then each family's verdict.
+  std::string summary;
+  if (verdicts[0].allowed == verdicts[1].allowed) {
+    summary = std::string(allowed ? "ALLOWED" : "DENIED") + " over IPv4 and IPv6";
+  } else {
+    for (size_t i = 0; i < flows.size(); ++i) {
+      summary += std::string(i ? ", " : "") + (verdicts[i].allowed ? "ALLOWED" : "DENIED") + " over " +
+                 std::string(policy::FamilyName(*flows[i].family));
+    }
+  }
+  ctx.out << engine.pod(src->pod).FullName() << " -> " << engine.pod(dst->pod).FullName() << " on " << *number
+          << "/" << api::ProtocolName(port->protocol) << ": " << summary
+          << " (dual-stack: judged per family)\n";
+  for (size_t i = 0; i < flows.size(); ++i) {
+    ctx.out << policy::FamilyName(*flows[i].family) << ": "
+            << policy::FormatVerdict(engine, flows[i].flow, verdicts[i]);
+  }
+  return allowed ? kExitOk : kExitNegative;
 }
 
 int MatrixCommand(const InputFlags& flags, const std::vector<std::string>& port_flags, Context& ctx) {
@@ -471,8 +509,7 @@ int LabProbeCommand(const lab::LabOptions& options, const std::vector<std::strin
   size_t width = 10;
   for (size_t i : all) width = std::max(width, name(i).size() + 2);
   for (size_t p = 0; p < measured.ports().size(); ++p) {
-    ctx.out << measured.ports()[p].ToString()
-            << "  (ok: allowed, -: denied; ALLOW! / DENY!: measured differs from expected)\n";
+    ctx.out << measured.ports()[p].ToString() << "  (" << CellLegend(false, true) << ")\n";
     ctx.out << std::string(width, ' ');
     for (size_t j : all) ctx.out << name(j) << "  ";
     ctx.out << "\n";
@@ -480,10 +517,8 @@ int LabProbeCommand(const lab::LabOptions& options, const std::vector<std::strin
       std::string row = name(i);
       row.resize(width, ' ');
       for (size_t j : all) {
-        std::string cell = i == j ? "."
-                                  : (expected.Allowed(p, i, j) == measured.Allowed(p, i, j)
-                                         ? (measured.Allowed(p, i, j) ? "ok" : "-")
-                                         : (measured.Allowed(p, i, j) ? "ALLOW!" : "DENY!"));
+        std::string cell(1, i == j ? kCellSelf : MatrixCell(measured, p, i, j));
+        if (i != j && expected.Allowed(p, i, j) != measured.Allowed(p, i, j)) cell += kCellDiffers;
         cell.resize(name(j).size() + 2, ' ');
         row += cell;
       }

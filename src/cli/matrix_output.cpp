@@ -1,7 +1,10 @@
 #include "cli/matrix_output.h"
 
 #include <algorithm>
+#include <optional>
 #include <string>
+
+#include "policy/flow_text.h"
 
 namespace netpol::cli {
 namespace {
@@ -15,10 +18,11 @@ constexpr size_t kMaxGroupingPods = 400;  // grouping is O(groups x pods^2)
 // i and j are twins when swapping them changes no verdict among `indices`.
 bool Twins(const Matrix& m, const std::vector<size_t>& indices, size_t i, size_t j) {
   for (size_t p = 0; p < m.ports().size(); ++p) {
-    if (m.Allowed(p, i, j) != m.Allowed(p, j, i)) return false;
+    if (MatrixCell(m, p, i, j) != MatrixCell(m, p, j, i)) return false;
     for (const size_t k : indices) {
       if (k == i || k == j) continue;
-      if (m.Allowed(p, i, k) != m.Allowed(p, j, k) || m.Allowed(p, k, i) != m.Allowed(p, k, j)) {
+      if (MatrixCell(m, p, i, k) != MatrixCell(m, p, j, k) ||
+          MatrixCell(m, p, k, i) != MatrixCell(m, p, k, j)) {
         return false;
       }
     }
@@ -45,10 +49,10 @@ std::string MemberList(const policy::Engine& engine, const Matrix& m, const PodG
 // first members decide; a singleton group's diagonal is the pod itself.
 char Cell(const Matrix& m, size_t port, const PodGroup& from, const PodGroup& to, bool same) {
   if (same) {
-    if (from.members.size() == 1) return '-';
-    return m.Allowed(port, from.members[0], from.members[1]) ? '.' : 'X';
+    if (from.members.size() == 1) return kCellSelf;
+    return MatrixCell(m, port, from.members[0], from.members[1]);
   }
-  return m.Allowed(port, from.members[0], to.members[0]) ? '.' : 'X';
+  return MatrixCell(m, port, from.members[0], to.members[0]);
 }
 
 void Table(const policy::Engine& engine, const Matrix& m, const std::vector<size_t>& visible,
@@ -96,8 +100,7 @@ void Table(const policy::Engine& engine, const Matrix& m, const std::vector<size
     out << " in " << groups.size() << (groups.size() == 1 ? " group" : " groups")
         << " of identical connectivity";
   }
-  out << ". Rows: from. Columns: to.\n"
-      << "\".\" allowed, \"X\" denied, \"-\" the pod itself.\n\n";
+  out << ". Rows: from. Columns: to.\n" << CellLegend(m.per_family()) << ".\n\n";
   for (size_t g = 0; g < groups.size(); ++g) {
     out << "  " << GroupLabel(g) << "  " << MemberList(engine, m, groups[g]) << "\n";
   }
@@ -128,32 +131,44 @@ void Records(const policy::Engine& engine, const Matrix& m, const std::vector<si
   bool first = true;
   if (format == MatrixFormat::kJson) out << "{\"verdicts\":[";
   if (format == MatrixFormat::kYaml) out << "verdicts:";
-  if (format == MatrixFormat::kCsv) out << "from,to,port,protocol,allowed\n";
+  if (format == MatrixFormat::kCsv) out << "from,to,port,protocol,allowed,family\n";
+  // One record per pair and port; a dual-stack pair whose families differ
+  // gets one per family, with its family (docs/SEMANTICS.md §19).
+  const auto record = [&](size_t i, size_t j, size_t p, bool allowed, std::optional<IpFamily> family) {
+    const char* verdict = allowed ? "true" : "false";
+    const std::string fam = family ? std::string(policy::FamilyName(*family)) : std::string();
+    switch (format) {
+      case MatrixFormat::kJson:
+        // Pod names are RFC 1123 names: no JSON escaping needed.
+        out << (first ? "\n" : ",\n") << "{\"from\":\"" << names[i] << "\",\"to\":\"" << names[j]
+            << "\",\"port\":" << m.ports()[p].port << ",\"protocol\":\"" << ports[p]
+            << "\",\"allowed\":" << verdict << (family ? ",\"family\":\"" + fam + "\"" : "") << "}";
+        break;
+      case MatrixFormat::kYaml:
+        out << "\n- from: " << names[i] << "\n  to: " << names[j] << "\n  port: " << m.ports()[p].port
+            << "\n  protocol: " << ports[p] << "\n  allowed: " << verdict
+            << (family ? "\n  family: " + fam : "");
+        break;
+      case MatrixFormat::kCsv:
+        out << names[i] << "," << names[j] << "," << m.ports()[p].port << "," << ports[p] << "," << verdict
+            << "," << fam << "\n";
+        break;
+      default:
+        break;
+    }
+    first = false;
+  };
   for (const size_t i : visible) {
     for (const size_t j : visible) {
       if (i == j) continue;
       for (size_t p = 0; p < m.ports().size(); ++p) {
-        const bool allowed = m.Allowed(p, i, j);
-        const char* verdict = allowed ? "true" : "false";
-        switch (format) {
-          case MatrixFormat::kJson:
-            // Pod names are RFC 1123 names: no JSON escaping needed.
-            out << (first ? "\n" : ",\n") << "{\"from\":\"" << names[i] << "\",\"to\":\"" << names[j]
-                << "\",\"port\":" << m.ports()[p].port << ",\"protocol\":\"" << ports[p]
-                << "\",\"allowed\":" << verdict << "}";
-            break;
-          case MatrixFormat::kYaml:
-            out << "\n- from: " << names[i] << "\n  to: " << names[j] << "\n  port: " << m.ports()[p].port
-                << "\n  protocol: " << ports[p] << "\n  allowed: " << verdict;
-            break;
-          case MatrixFormat::kCsv:
-            out << names[i] << "," << names[j] << "," << m.ports()[p].port << "," << ports[p] << ","
-                << verdict << "\n";
-            break;
-          default:
-            break;
+        if (m.FamiliesDiffer(p, i, j)) {
+          for (const IpFamily family : {IpFamily::kV4, IpFamily::kV6}) {
+            record(i, j, p, m.AllowedOver(p, i, j, family), family);
+          }
+        } else {
+          record(i, j, p, m.Allowed(p, i, j), std::nullopt);
         }
-        first = false;
       }
     }
   }
@@ -179,8 +194,11 @@ void Dot(const policy::Engine& engine, const Matrix& m, const std::vector<size_t
     for (size_t t = 0; t < groups.size(); ++t) {
       std::string label;
       for (size_t p = 0; p < m.ports().size(); ++p) {
-        if (Cell(m, p, groups[f], groups[t], f == t) == '.') {
+        const char cell = Cell(m, p, groups[f], groups[t], f == t);
+        if (cell == kCellAllowed || cell == kCellOnlyV4 || cell == kCellOnlyV6) {
           label += (label.empty() ? "" : ", ") + m.ports()[p].ToString();
+          if (cell == kCellOnlyV4) label += " (IPv4 only)";
+          if (cell == kCellOnlyV6) label += " (IPv6 only)";
         }
       }
       if (!label.empty()) out << "  g" << f << " -> g" << t << " [label=\"" << label << "\"];\n";
@@ -190,6 +208,27 @@ void Dot(const policy::Engine& engine, const Matrix& m, const std::vector<size_t
 }
 
 }  // namespace
+
+char MatrixCell(const Matrix& matrix, size_t port, size_t from, size_t to) {
+  if (matrix.FamiliesDiffer(port, from, to)) {
+    return matrix.AllowedOnly(port, from, to) == IpFamily::kV4 ? kCellOnlyV4 : kCellOnlyV6;
+  }
+  return matrix.Allowed(port, from, to) ? kCellAllowed : kCellDenied;
+}
+
+std::string CellLegend(bool per_family, bool probe) {
+  const auto quoted = [](char c) { return std::string("\"") + c + "\""; };
+  std::string out = quoted(kCellAllowed) + " allowed, " + quoted(kCellDenied) + " denied, " +
+                    quoted(kCellSelf) + " the pod itself";
+  if (per_family) {
+    out += ".\n" + quoted(kCellOnlyV4) + " allowed over IPv4 only, " + quoted(kCellOnlyV6) +
+           " over IPv6 only (dual-stack pods; denied over the other family)";
+  }
+  if (probe) {
+    out += "; " + quoted(kCellDiffers) + " after a cell: measured so, the engine expected otherwise";
+  }
+  return out;
+}
 
 std::vector<PodGroup> GroupPods(const Matrix& matrix, const std::vector<size_t>& indices) {
   std::vector<PodGroup> groups;

@@ -7,12 +7,29 @@
 #pragma once
 
 #include <ostream>
+#include <string>
 #include <vector>
 
 #include "policy/engine.h"
 #include "policy/matrix.h"
 
 namespace netpol::cli {
+
+// The one legend of connectivity cells, for `matrix` and `lab probe` alike.
+inline constexpr char kCellAllowed = '.';
+inline constexpr char kCellDenied = 'X';
+inline constexpr char kCellSelf = '-';
+// A dual-stack pair whose families differ: allowed over IPv4 only, IPv6 only.
+inline constexpr char kCellOnlyV4 = '4';
+inline constexpr char kCellOnlyV6 = '6';
+// `lab probe`: after the measured cell, the measurement differs from the engine.
+inline constexpr char kCellDiffers = '!';
+
+// The cell of one pair on one port (kCellSelf is the caller's).
+char MatrixCell(const policy::Matrix& matrix, size_t port, size_t from, size_t to);
+// The legend (no final newline): a second line for the family cells when
+// `per_family`, the difference mark when `probe`.
+std::string CellLegend(bool per_family, bool probe = false);
 
 enum class MatrixFormat { kTable, kJson, kYaml, kCsv, kDot };
 

@@ -198,10 +198,6 @@ class Compiler {
     return internal::AddSet(program_.sets, id, set);
   }
 
-  void AddPodAddresses(PodId id, AddressSet& set) const {
-    for (const IpAddress& ip : s_.pods[id].pod.ips) set.addresses.push_back(ip);
-  }
-
   // The classes a rule's selector peers match, in increasing order, once each.
   std::vector<ClassId> MatchedClasses(const RuleRec& rule) const {
     std::vector<ClassId> classes;
@@ -376,17 +372,23 @@ class Compiler {
     return Use(entry.id, entry.set);
   }
 
-  // Does `rule` (egress) have `pod` as a peer?
-  bool IsPeer(const RuleRec& rule, PodId pod) const {
-    if (rule.peers.empty()) return true;
+  // The addresses of `pod` that `rule` (egress) has as peers: all of them when
+  // a selector peer matches the pod (or the rule has no peers), else those an
+  // ipBlock holds (a dual-stack pod may be a peer by one family only,
+  // docs/SEMANTICS.md §19).
+  void AddPeerAddresses(const RuleRec& rule, PodId pod, AddressSet& set) const {
     const internal::PodRec& rec = s_.pods[pod];
-    return std::any_of(rule.peers.begin(), rule.peers.end(), [&](const PeerRule& peer) {
-      if (peer.is_ip_block()) {
-        return std::any_of(rec.pod.ips.begin(), rec.pod.ips.end(),
-                           [&](const IpAddress& ip) { return peer.MatchesIp(ip); });
+    const bool selected =
+        rule.peers.empty() || std::any_of(rule.peers.begin(), rule.peers.end(), [&](const PeerRule& peer) {
+          return !peer.is_ip_block() && rec.cls != kNoClass && peer.classes.test(rec.cls);
+        });
+    for (const IpAddress& ip : rec.pod.ips) {
+      if (selected || std::any_of(rule.peers.begin(), rule.peers.end(), [&](const PeerRule& peer) {
+            return peer.is_ip_block() && peer.MatchesIp(ip);
+          })) {
+        set.addresses.push_back(ip);
       }
-      return rec.cls != kNoClass && peer.classes.test(rec.cls);
-    });
+    }
   }
 
   // Egress named ports mean each destination pod's own number: the peer pods
@@ -399,9 +401,11 @@ class Compiler {
       std::map<uint16_t, AddressSet> by_port;
       for (PodId id = 0; id < s_.pods.size(); ++id) {
         const internal::PodRec& rec = s_.pods[id];
-        if (!rec.live || rec.pod.ips.empty() || rec.cls == kNoClass || !IsPeer(rule, id)) continue;
+        if (!rec.live || rec.pod.ips.empty() || rec.cls == kNoClass) continue;
         if (const auto n = s_.classes[rec.cls].ResolveNamedPort(p.name, p.protocol)) {
-          AddPodAddresses(id, by_port[*n]);
+          AddressSet& set = by_port[*n];
+          AddPeerAddresses(rule, id, set);
+          if (set.addresses.empty()) by_port.erase(*n);
         }
       }
       entry.by_port.clear();

@@ -174,7 +174,11 @@ class Mutator {
           for (PeerRule& peer : rule.peers) {
             if (!PeerMatchesClass(s_, peer, cls)) continue;
             peer.classes.set(id);
-            // The views built from this rule (at the policy's targets) gain the class.
+            // The views built from this rule (at the policy's targets) gain the
+            // class, if the rule is in force: the rules of a direction the
+            // policy does not isolate (policyTypes) are in no view, and an
+            // entry of another policy's rule with the same ports must not gain it.
+            if (!(dir == Direction::kIngress ? p.ingress : p.egress)) continue;
             p.targets.ForEach([&](size_t t) {
               internal::DirectionView& view = s_.classes[t].views[static_cast<size_t>(dir)];
               for (internal::ViewEntry& entry : view.entries) {

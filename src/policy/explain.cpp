@@ -5,6 +5,8 @@
 #include <string>
 #include <vector>
 
+#include "policy/flow_text.h"
+
 namespace netpol::policy {
 namespace {
 
@@ -98,6 +100,44 @@ std::string NamedPortTargets(const Engine& engine, PolicyId id, Direction dir, s
   return " [" + Join(parts, "; ") + "]";
 }
 
+// The pods whose addresses an ipBlock holds, and the dual-stack pods it holds
+// by one family only (docs/SEMANTICS.md §19: their other family's connections
+// are not this peer's): " [pods inside: 1 pod: legacy; by their IPv4 address
+// only: 2 pods: api, web]". "" when it holds none.
+std::string BlockPods(const Engine& engine, const api::IpBlock& block, const std::string& ns) {
+  const Result<IpPrefix> cidr = IpPrefix::Parse(block.cidr);
+  if (!cidr) return "";
+  std::vector<IpPrefix> except;
+  for (const std::string& e : block.except) {
+    if (Result<IpPrefix> prefix = IpPrefix::Parse(e)) except.push_back(*prefix);
+  }
+  const auto inside = [&](const IpAddress& ip) {
+    return cidr->Contains(ip) &&
+           std::none_of(except.begin(), except.end(), [&](const IpPrefix& e) { return e.Contains(ip); });
+  };
+  std::vector<PodId> whole;
+  std::map<IpFamily, std::vector<PodId>> partly;
+  for (const PodId pod : engine.Pods()) {
+    const Pod& rec = engine.pod(pod);
+    const auto held = static_cast<size_t>(std::count_if(rec.ips.begin(), rec.ips.end(), inside));
+    if (held == 0) continue;
+    if (held == rec.ips.size()) {
+      whole.push_back(pod);
+    } else {
+      for (const IpAddress& ip : rec.ips) {
+        if (inside(ip)) partly[ip.family()].push_back(pod);
+      }
+    }
+  }
+  std::vector<std::string> parts;
+  if (!whole.empty()) parts.push_back("pods inside: " + PodList(engine, whole, ns));
+  for (const auto& [family, pods] : partly) {
+    parts.push_back("by their " + std::string(FamilyName(family)) +
+                    " address only: " + PodList(engine, pods, ns));
+  }
+  return parts.empty() ? "" : " [" + Join(parts, "; ") + "]";
+}
+
 void DescribeRules(const Engine& engine, PolicyId id, Direction dir, std::string& out) {
   const api::NetworkPolicy& p = engine.policy(id);
   const bool ingress = dir == Direction::kIngress;
@@ -123,6 +163,8 @@ void DescribeRules(const Engine& engine, PolicyId id, Direction dir, std::string
         std::string peer = DescribePeer(rule.peers[i], p.metadata.namespace_);
         if (!rule.peers[i].ip_block) {
           peer += " (" + PodCount(engine.PeerPods(id, dir, r, i).size()) + ")";
+        } else {
+          peer += BlockPods(engine, *rule.peers[i].ip_block, p.metadata.namespace_);
         }
         peers.push_back(std::move(peer));
       }

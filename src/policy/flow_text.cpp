@@ -99,4 +99,35 @@ Flow MakeFlow(const Engine& engine, Endpoint from, Endpoint to, api::Protocol pr
   return Flow{std::move(from), std::move(to), protocol, port};
 }
 
+std::vector<FamilyFlow> FamilyFlows(const Engine& engine, const Endpoint& from, const Endpoint& to,
+                                    api::Protocol protocol, uint16_t port) {
+  if (from.kind == Endpoint::Kind::kPod && to.kind == Endpoint::Kind::kPod && !from.ip && !to.ip) {
+    const Pod& a = engine.pod(from.pod);
+    const Pod& b = engine.pod(to.pod);
+    const auto at = [](const Pod& pod, IpFamily family) -> std::optional<IpAddress> {
+      for (const IpAddress& ip : pod.ips) {
+        if (ip.family() == family) return ip;
+      }
+      return std::nullopt;
+    };
+    if (!a.ips.empty() || !b.ips.empty()) {
+      std::vector<FamilyFlow> out;
+      for (const IpFamily family : {IpFamily::kV4, IpFamily::kV6}) {
+        const std::optional<IpAddress> ia = at(a, family);
+        const std::optional<IpAddress> ib = at(b, family);
+        if ((ia || a.ips.empty()) && (ib || b.ips.empty())) {
+          out.push_back(
+              {family, Flow{Endpoint::OfPod(from.pod, ia), Endpoint::OfPod(to.pod, ib), protocol, port}});
+        }
+      }
+      if (out.size() == 2) return out;
+    }
+  }
+  return {FamilyFlow{std::nullopt, MakeFlow(engine, from, to, protocol, port)}};
+}
+
+std::string_view FamilyName(IpFamily family) {
+  return family == IpFamily::kV4 ? "IPv4" : "IPv6";
+}
+
 }  // namespace netpol::policy

@@ -13,6 +13,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "api/objects.h"
 #include "base/result.h"
@@ -34,5 +35,21 @@ Result<PortText> ParsePortText(std::string_view text);
 Result<uint16_t> ResolvePort(const Engine& engine, const PortText& port, const Endpoint& to);
 // Makes a flow, choosing addresses of one family when pods have several.
 Flow MakeFlow(const Engine& engine, Endpoint from, Endpoint to, api::Protocol protocol, uint16_t port);
+
+// A connection in one address family (docs/SEMANTICS.md §19).
+struct FamilyFlow {
+  std::optional<IpFamily> family;  // set when the ends make a connection in each family
+  Flow flow;
+};
+
+// The connections `from` -> `to` stands for. Two pods, neither given at an
+// address, make one connection per family they can both use: both IPv4 and
+// IPv6 when both pods are dual-stack (or one is and the other has no address
+// yet), each judged at the pods' addresses of that family; one otherwise
+// (MakeFlow). Any end given at an address fixes the family: one connection.
+std::vector<FamilyFlow> FamilyFlows(const Engine& engine, const Endpoint& from, const Endpoint& to,
+                                    api::Protocol protocol, uint16_t port);
+// "IPv4" or "IPv6".
+std::string_view FamilyName(IpFamily family);
 
 }  // namespace netpol::policy

@@ -5,6 +5,7 @@
 #include <set>
 
 #include "policy/explain.h"
+#include "policy/flow_text.h"
 #include "policy/internal/state.h"
 
 namespace netpol::policy {
@@ -215,35 +216,111 @@ class Linter {
     }
   }
 
+  // DNS judged with the engine (docs/SEMANTICS.md §20): from each
+  // egress-isolated pod to the cluster's DNS pods (k8s-app=kube-dns in
+  // kube-system) on 53/UDP and 53/TCP, in each family the pair connects over;
+  // without DNS pods, its egress rules must allow 53 to some kube-system pod
+  // or to some IP (the resolver is then unknown: any would do).
   void EgressBlocksDns() {
-    // Pods isolated by the same set of policies share the answer: check each set once.
-    std::set<std::vector<PolicyId>> groups;
-    for (const auto& [key, c] : s_.class_index) {
-      if (!s_.classes[c].egress_policies.empty()) groups.insert(s_.classes[c].egress_policies);
+    std::vector<PodId> dns;
+    for (const PodId id : engine_.Pods()) {
+      const Pod& pod = engine_.pod(id);
+      const api::Labels& labels = engine_.PodLabels(id);
+      const auto app = labels.find("k8s-app");
+      if (pod.namespace_ == "kube-system" && app != labels.end() && app->second == "kube-dns") {
+        dns.push_back(id);
+      }
     }
-    for (const auto& isolating : groups) {
-      std::vector<std::string> blocked;
+    // Per set of isolating policies: the protocols blocked, and the pods.
+    struct Blocked {
+      std::set<api::Protocol> protocols;
+      std::vector<PodId> pods;
+    };
+    std::map<std::vector<PolicyId>, Blocked> groups;
+    for (const PodId id : engine_.Pods()) {
+      const internal::PodRec& rec = s_.pods[id];
+      if (rec.cls == internal::kNoClass || s_.classes[rec.cls].egress_policies.empty()) continue;
+      const std::vector<PolicyId>& isolating = s_.classes[rec.cls].egress_policies;
+      std::set<api::Protocol> blocked;
       for (const api::Protocol proto : {api::Protocol::kUDP, api::Protocol::kTCP}) {
-        bool allowed = false;
-        for (const PolicyId pid : isolating) {
-          for (const RuleRec& rule : s_.policies[pid].egress_rules) {
-            allowed = allowed || rule.ports.empty() ||
-                      std::any_of(rule.ports.begin(), rule.ports.end(), [&](const PortRule& port) {
-                        return port.protocol == proto &&
-                               (port.any_port || !port.name.empty() || (port.first <= 53 && 53 <= port.last));
-                      });
-          }
+        if (!(dns.empty() ? DnsRuleAllows(isolating, proto) : ReachesAllDns(id, dns, proto))) {
+          blocked.insert(proto);
         }
-        if (!allowed) blocked.push_back("53/" + std::string(api::ProtocolName(proto)));
       }
       if (blocked.empty()) continue;
+      Blocked& group = groups[isolating];
+      group.protocols.insert(blocked.begin(), blocked.end());
+      group.pods.push_back(id);
+    }
+    for (const auto& [isolating, group] : groups) {
       std::string names;
       for (const PolicyId pid : isolating) names += (names.empty() ? "" : ", ") + s_.policies[pid].full_name;
+      std::string ports;
+      for (const api::Protocol proto : {api::Protocol::kUDP, api::Protocol::kTCP}) {
+        if (group.protocols.count(proto) != 0) {
+          ports += (ports.empty() ? "53/" : " or 53/") + std::string(api::ProtocolName(proto));
+        }
+      }
+      std::string pods = engine_.pod(group.pods[0]).FullName();
+      if (group.pods.size() > 1) pods += " (+" + std::to_string(group.pods.size() - 1) + " more)";
+      std::string to;
+      if (dns.empty()) {
+        to = "no egress rule allows " + ports +
+             " to a kube-system pod or an IP address (no cluster DNS pods, k8s-app=kube-dns in kube-system, "
+             "in the input)";
+      } else {
+        to = "the cluster DNS (" + engine_.pod(dns[0]).FullName() +
+             (dns.size() > 1 ? " and " + std::to_string(dns.size() - 1) + " more" : std::string()) +
+             ") is not reachable on " + ports;
+      }
       Add(isolating.front(), "egress-blocks-dns", "spec.policyTypes",
-          "pods isolated for egress by " + names + " may not send DNS: no egress rule allows " + blocked[0] +
-              (blocked.size() > 1 ? " or " + blocked[1] : "") +
-              "; name lookups will fail unless you allow it (e.g. to the kube-system namespace)");
+          "pods isolated for egress by " + names + " may not send DNS: from " + pods + ", " + to +
+              "; name lookups will fail unless you allow it");
     }
+  }
+
+  // `pod` reaches every DNS pod on 53/`proto`, in every family (the Service
+  // may pick any of them).
+  bool ReachesAllDns(PodId pod, const std::vector<PodId>& dns, api::Protocol proto) const {
+    for (const PodId server : dns) {
+      for (const FamilyFlow& f :
+           FamilyFlows(engine_, Endpoint::OfPod(pod), Endpoint::OfPod(server), proto, uint16_t{53})) {
+        if (!engine_.Allowed(f.flow)) return false;
+      }
+    }
+    return true;
+  }
+
+  // Without DNS pods to judge against: some egress rule of the isolating
+  // policies allows 53/`proto` (a named port may be it) to anywhere, to an
+  // ipBlock, or to peers that can select pods in kube-system.
+  bool DnsRuleAllows(const std::vector<PolicyId>& isolating, api::Protocol proto) const {
+    api::Labels kube_system = {{"kubernetes.io/metadata.name", "kube-system"}};
+    for (const auto& [name, labels] : engine_.Namespaces()) {
+      if (name == "kube-system") kube_system = labels;
+    }
+    for (const PolicyId pid : isolating) {
+      const api::NetworkPolicy& policy = s_.policies[pid].spec;
+      for (const api::NetworkPolicyRule& rule : policy.egress) {
+        const bool port_ok =
+            rule.ports.empty() ||
+            std::any_of(rule.ports.begin(), rule.ports.end(), [&](const api::NetworkPolicyPort& p) {
+              if (p.protocol != proto) return false;
+              if (!p.port || std::holds_alternative<std::string>(*p.port)) return true;
+              const int32_t first = std::get<int32_t>(*p.port);
+              return first <= 53 && 53 <= p.end_port.value_or(first);
+            });
+        if (!port_ok) continue;
+        if (rule.peers.empty()) return true;
+        for (const api::NetworkPolicyPeer& peer : rule.peers) {
+          if (peer.ip_block) return true;
+          const bool ns_ok = peer.namespace_selector ? peer.namespace_selector->Matches(kube_system)
+                                                     : policy.metadata.namespace_ == "kube-system";
+          if (ns_ok) return true;
+        }
+      }
+    }
+    return false;
   }
 
   const Engine& engine_;

@@ -7,7 +7,9 @@
 //   peer-matches-nothing   a pod/namespace selector peer matches no pod
 //   namespace-unmatched    a namespaceSelector matches no namespace's labels
 //   named-port-undeclared  a named port no destination pod declares
-//   egress-blocks-dns      egress-isolated pods with no rule allowing port 53 (UDP or TCP)
+//   egress-blocks-dns      egress-isolated pods that cannot reach the cluster DNS pods on 53/UDP or
+//                          53/TCP (judged with the engine; without DNS pods in the input: no rule
+//                          allows 53 to kube-system or to an IP)
 //   rule-shadowed          a rule that a broader rule (same or wider targets) already allows
 //   ipblock-covers-pods    an ipBlock that contains pod IPs (matched here, not by every plugin)
 // Findings are judged against the cluster state given (pods, namespaces), sorted

@@ -1,9 +1,11 @@
 #include "policy/matrix.h"
 
 #include <algorithm>
+#include <array>
 #include <bit>
 #include <deque>
 #include <map>
+#include <optional>
 #include <set>
 
 #include "policy/internal/state.h"
@@ -132,8 +134,71 @@ class MatrixBuilder {
     return false;
   }
 
+  // Per family (docs/SEMANTICS.md §19): without dual-stack pods one plane at
+  // every pod's first address; with them a plane at every pod's IPv4 address
+  // and one at its IPv6 address (a pod's first address where it has none of
+  // the family), merged pair by pair as FamilyFlows judges the pair.
   Matrix Build(const std::vector<PortProto>& ports) {
     const std::vector<PodId> pods = engine_.Pods();
+    const size_t n = pods.size();
+    // Per pod: which families it has addresses of (bit 0 IPv4, bit 1 IPv6).
+    std::vector<uint8_t> stack(n, 0);
+    bool dual = false;
+    for (size_t i = 0; i < n; ++i) {
+      for (const IpAddress& a : s_.pods[pods[i]].pod.ips)
+        stack[i] = static_cast<uint8_t>(stack[i] | (a.is_v4() ? 1U : 2U));
+      dual = dual || stack[i] == 3;
+    }
+    if (!dual) {
+      Matrix matrix(pods, ports);
+      BuildPlane(pods, ports, std::nullopt, matrix);
+      return matrix;
+    }
+    Matrix matrix(pods, ports, /*per_family=*/true);
+    Matrix v6(pods, ports);
+    BuildPlane(pods, ports, IpFamily::kV4, matrix);
+    BuildPlane(pods, ports, IpFamily::kV6, v6);
+    // A pair connects over a family when each pod has an address of it or
+    // none at all (and not both none).
+    const auto uses = [&](size_t i, size_t j, uint8_t family_bit) {
+      return ((stack[i] & family_bit) != 0 || stack[i] == 0) &&
+             ((stack[j] & family_bit) != 0 || stack[j] == 0);
+    };
+    // Masks by the row pod's stack: columns taken from the IPv6 plane into
+    // plane 0 (pairs over IPv6 only) and into plane 1 (pairs over both).
+    const size_t words = matrix.row_words();
+    std::array<std::vector<uint64_t>, 4> v6_only;
+    std::array<std::vector<uint64_t>, 4> both;
+    for (uint8_t k = 0; k < 4; ++k) {
+      v6_only[k].assign(words, 0);
+      both[k].assign(words, 0);
+      const auto i = static_cast<size_t>(std::find(stack.begin(), stack.end(), k) - stack.begin());
+      if (i == n) continue;
+      for (size_t j = 0; j < n; ++j) {
+        const bool over4 = uses(i, j, 1);
+        const bool over6 = uses(i, j, 2) && !(stack[i] == 0 && stack[j] == 0);
+        if (over6 && !over4) v6_only[k][j >> 6] |= uint64_t{1} << (j & 63);
+        if (over6 && over4) both[k][j >> 6] |= uint64_t{1} << (j & 63);
+      }
+    }
+    for (size_t p = 0; p < ports.size(); ++p) {
+      for (size_t i = 0; i < n; ++i) {
+        uint64_t* plane0 = matrix.Row(p, i, 0);
+        uint64_t* plane1 = matrix.Row(p, i, 1);
+        const uint64_t* six = v6.Row(p, i);
+        for (size_t w = 0; w < words; ++w) {
+          plane0[w] = (plane0[w] & ~v6_only[stack[i]][w]) | (six[w] & v6_only[stack[i]][w]);
+          plane1[w] = (plane0[w] & ~both[stack[i]][w]) | (six[w] & both[stack[i]][w]);
+        }
+      }
+    }
+    return matrix;
+  }
+
+  // One plane: every pod at its address of `family` (its first where it has
+  // none of it, or no family given).
+  void BuildPlane(const std::vector<PodId>& pods, const std::vector<PortProto>& ports,
+                  std::optional<IpFamily> family, Matrix& matrix) {
     const size_t n = pods.size();
     const size_t num_classes = s_.classes.size();
     std::vector<ClassId> cls(n);
@@ -144,13 +209,18 @@ class MatrixBuilder {
       const internal::PodRec& rec = s_.pods[pods[i]];
       cls[i] = rec.cls;
       ip[i] = rec.pod.ips.empty() ? nullptr : &rec.pod.ips.front();
+      for (const IpAddress& a : rec.pod.ips) {
+        if (family && a.family() == *family) {
+          ip[i] = &a;
+          break;
+        }
+      }
       pod[i] = &rec.pod;
       if (rec.cls == kNoClass) host_network.push_back(i);
     }
     std::vector<ClassId> live;
     for (const auto& [key, c] : s_.class_index) live.push_back(c);
 
-    Matrix matrix(pods, ports);
     for (size_t p = 0; p < ports.size(); ++p) {
       masks_.clear();
       named_cache_.clear();
@@ -224,14 +294,13 @@ class MatrixBuilder {
         }
         if (!egress.all && !egress.blocks.empty()) {
           for (size_t j = 0; j < n; ++j) {
-            if (ip[j] == nullptr || cls[j] == kNoClass || matrix.Allowed(p, i, j)) continue;
+            if (ip[j] == nullptr || cls[j] == kNoClass || ((row[j >> 6] >> (j & 63)) & 1U) != 0) continue;
             if (Allows(egress, cls[j], ip[j]) && ingress_ok(i, j)) row[j >> 6] |= uint64_t{1} << (j & 63);
           }
         }
         row[i >> 6] |= uint64_t{1} << (i & 63);
       }
     }
-    return matrix;
   }
 
  private:
@@ -259,14 +328,18 @@ std::string PortProto::ToString() const {
   return std::to_string(port) + "/" + std::string(api::ProtocolName(protocol));
 }
 
-Matrix::Matrix(std::vector<PodId> pods, std::vector<PortProto> ports)
+Matrix::Matrix(std::vector<PodId> pods, std::vector<PortProto> ports, bool per_family)
     : pods_(std::move(pods)), ports_(std::move(ports)), stride_((pods_.size() + 63) / 64) {
   bits_.assign(ports_.size(), std::vector<uint64_t>(stride_ * pods_.size(), 0));
+  if (per_family) bits6_ = bits_;
 }
 
 size_t Matrix::AllowedPairs(size_t port) const {
   size_t count = 0;
-  for (const uint64_t w : bits_[port]) count += static_cast<size_t>(std::popcount(w));
+  for (size_t w = 0; w < bits_[port].size(); ++w) {
+    const uint64_t word = bits6_.empty() ? bits_[port][w] : bits_[port][w] & bits6_[port][w];
+    count += static_cast<size_t>(std::popcount(word));
+  }
   return count - pods_.size();  // the diagonal is always set
 }
 

@@ -53,6 +53,7 @@ TEST_P(CliGoldenTest, MatchesGolden) {
 const std::string kApp = "examples/wordpress/app.yaml";
 const std::string kDeny = "examples/wordpress/policy-deny-all.yaml";
 const std::string kGuide = "examples/wordpress";
+const std::string kDual = "tests/cli/testdata/dual_stack.yaml";
 
 INSTANTIATE_TEST_SUITE_P(
     Commands, CliGoldenTest,
@@ -108,7 +109,32 @@ INSTANTIATE_TEST_SUITE_P(
         Case{"validate_empty_stdin", {"validate", "-f", "-"}, 2, ""},
         Case{"lint_one_policy", {"lint", "-f", "tests/cli/testdata/one_policy.yaml"}, 0},
         Case{"lint_empty_namespace", {"lint", "-f", "tests/cli/testdata/empty_namespace.yaml"}, 1},
-        Case{"explain_named_ports", {"explain", "-f", "tests/cli/testdata/named_ports.yaml"}, 0}),
+        Case{"explain_named_ports", {"explain", "-f", "tests/cli/testdata/named_ports.yaml"}, 0},
+        // Issue 15 item 1: dual-stack pods, judged per family in every command.
+        Case{"check_dual_stack",
+             {"check", "-f", kDual, "--from", "shop/client", "--to", "shop/web", "--port", "80"},
+             1},
+        Case{
+            "check_dual_stack_json",
+            {"check", "-f", kDual, "--from", "shop/client", "--to", "shop/web", "--port", "80", "-o", "json"},
+            1},
+        Case{"check_dual_stack_agree",
+             {"check", "-f", kDual, "--from", "shop/client", "--to", "shop/api", "--port", "80"},
+             0},
+        Case{"check_dual_stack_ipv6",
+             {"check", "-f", kDual, "--from", "shop/client6first", "--to", "2001:2:0:1::5", "--port", "80"},
+             1},
+        Case{"check_dual_stack_ipv4",
+             {"check", "-f", kDual, "--from", "shop/client6first", "--to", "198.18.1.5", "--port", "80"},
+             0},
+        Case{"matrix_dual_stack", {"matrix", "-f", kDual}, 0},
+        Case{"matrix_dual_stack_csv", {"matrix", "-f", kDual, "-o", "csv"}, 0},
+        Case{"matrix_dual_stack_json", {"matrix", "-f", kDual, "-o", "json"}, 0},
+        Case{"matrix_dual_stack_yaml", {"matrix", "-f", kDual, "-o", "yaml"}, 0},
+        Case{"matrix_dual_stack_dot", {"matrix", "-f", kDual, "-o", "dot"}, 0},
+        Case{"explain_dual_stack", {"explain", "-f", kDual}, 0},
+        // Issue 15 item 8: DNS judged with the engine.
+        Case{"lint_dns", {"lint", "-f", "tests/cli/testdata/lint_dns.yaml"}, 1}),
     [](const auto& param_info) { return std::string(param_info.param.golden); });
 
 // Installed as kubectl-netpol, the plugin names itself the way users type it.

@@ -57,6 +57,67 @@ spec:
               ::testing::ElementsAre("egress-blocks-dns default/p spec.policyTypes"));
 }
 
+// Issue 15 item 8: judged with the engine, not by the ports alone.
+const std::string kDnsPod = R"(apiVersion: v1
+kind: Pod
+metadata: {name: coredns, namespace: kube-system, labels: {k8s-app: kube-dns}}
+spec: {containers: [{name: c}]}
+status: {podIP: 198.18.0.53}
+---
+)";
+
+TEST(LintTest, EgressToItsOwnNamespaceOnlyBlocksDns) {
+  const std::string policies = R"(apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: p}
+spec:
+  podSelector: {}
+  policyTypes: [Egress]
+  egress: [{to: [{podSelector: {}}]}]
+)";
+  EXPECT_THAT(LintOf(kPods + kDnsPod + policies),
+              ::testing::ElementsAre("egress-blocks-dns default/p spec.policyTypes"));
+  // Without DNS pods: no rule reaches kube-system or an IP address.
+  EXPECT_THAT(LintOf(kPods + policies),
+              ::testing::ElementsAre("egress-blocks-dns default/p spec.policyTypes"));
+}
+
+TEST(LintTest, DnsPodsThatDenyIngressBlockDns) {
+  EXPECT_THAT(LintOf(kPods + kDnsPod + R"(apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: p}
+spec:
+  podSelector: {}
+  policyTypes: [Egress]
+  egress: [{ports: [{port: 53, protocol: UDP}, {port: 53, protocol: TCP}]}]
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: dns-closed, namespace: kube-system}
+spec:
+  podSelector: {}
+)"),
+              ::testing::ElementsAre("egress-blocks-dns default/p spec.policyTypes"));
+}
+
+TEST(LintTest, DnsToTheDnsPodsOrToKubeSystemIsEnough) {
+  const std::string policies = R"(apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: p}
+spec:
+  podSelector: {}
+  policyTypes: [Egress]
+  egress:
+  - to: [{namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: kube-system}}}]
+    ports: [{port: 53, protocol: UDP}, {port: 53, protocol: TCP}]
+)";
+  EXPECT_THAT(LintOf(kPods + kDnsPod + policies), ::testing::IsEmpty());
+  // Without DNS pods (kube-system has none here): a rule to kube-system is enough.
+  EXPECT_THAT(
+      LintOf(kPods + "apiVersion: v1\nkind: Namespace\nmetadata: {name: kube-system}\n---\n" + policies),
+      ::testing::ElementsAre("peer-matches-nothing default/p spec.egress[0].to[0]"));
+}
+
 TEST(LintTest, OfTwoIdenticalRulesTheLaterIsShadowed) {
   const std::string policy = R"(apiVersion: networking.k8s.io/v1
 kind: NetworkPolicy

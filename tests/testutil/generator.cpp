@@ -22,6 +22,11 @@ std::string V4(uint32_t index) {
   return "198.18." + std::to_string((index >> 8) & 0x1ff) + "." + std::to_string(index & 0xff);
 }
 
+// 2001:2::<index>, the IPv6 address of a dual-stack or IPv6-only small pod.
+std::string V6(uint32_t index) {
+  return "2001:2::" + std::to_string(index);
+}
+
 // ---- small clusters ----------------------------------------------------------
 
 const char* const kApps[] = {"a", "b", "c"};
@@ -114,6 +119,15 @@ api::NetworkPolicyPeer SmallPeer(Choices& c) {
       break;
     default: {
       api::IpBlock block;
+      if (c.Coin(4)) {  // IPv6 (dual-stack pods, docs/SEMANTICS.md §19)
+        block.cidr = "2001:2::/" + std::to_string(120 + c.Next(9));
+        if (c.Coin()) {
+          block.cidr = "2001:2::/120";
+          block.except.push_back(V6(c.Next(8)) + "/128");
+        }
+        peer.ip_block = std::move(block);
+        break;
+      }
       const uint32_t len = 24 + c.Next(9);  // /24 .. /32 around 198.18.0.0
       block.cidr = V4(c.Next(8) * 2) + "/" + std::to_string(len);
       if (len < 32 && c.Coin()) block.except.push_back(V4(c.Next(8)) + "/32");
@@ -168,7 +182,12 @@ std::vector<api::Object> GenerateSmallCluster(Choices& c) {
       container.ports.push_back({"dns", 53, c.Coin() ? api::Protocol::kUDP : api::Protocol::kTCP});
     if (c.Coin(4)) container.ports.push_back({"sctp", 9, api::Protocol::kSCTP});
     pod.spec.containers.push_back(std::move(container));
-    if (!c.Coin(6)) pod.pod_ips.push_back(V4(i));
+    if (!c.Coin(6)) {
+      pod.pod_ips.push_back(V4(i));
+      // Dual-stack (either family first), or IPv6 only.
+      if (c.Coin(4)) pod.pod_ips.insert(c.Coin() ? pod.pod_ips.end() : pod.pod_ips.begin(), V6(i));
+      if (c.Coin(12)) pod.pod_ips = {V6(i)};
+    }
     objects.push_back(std::move(pod));
   }
   const uint32_t policies = c.Next(5);

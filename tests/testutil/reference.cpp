@@ -5,6 +5,7 @@
 #include <set>
 
 #include "policy/compiled.h"
+#include "policy/flow_text.h"
 #include "policy/matrix.h"
 
 namespace netpol::testing {
@@ -165,35 +166,37 @@ std::string CompareEngineWithReference(const policy::Engine& engine,
     for (size_t j = 0; j < pods.size(); ++j) {
       const policy::Pod& a = engine.pod(pods[i]);
       const policy::Pod& b = engine.pod(pods[j]);
-      if (i != j && !a.ips.empty() && !b.ips.empty() && a.ips[0].family() == b.ips[0].family()) {
-        const bool from_node = a.host_network && !a.node.empty() && a.node == b.node;
-        for (const policy::PortProto& pp : ports) {
-          const bool compiled =
-              programs[a.node].Allows(a.ips[0], b.ips[0], pp.protocol, pp.port, from_node) &&
-              programs[b.node].Allows(a.ips[0], b.ips[0], pp.protocol, pp.port, from_node);
-          const bool want = engine.Allowed(
-              {policy::Endpoint::OfPod(pods[i]), policy::Endpoint::OfPod(pods[j]), pp.protocol, pp.port});
-          if (compiled != want) {
-            return a.FullName() + " -> " + b.FullName() + " " + pp.ToString() + ": engine " +
-                   std::to_string(want) + ", compiled form " + std::to_string(compiled);
-          }
-        }
-      }
       const auto ra = find(a);
       const auto rb = find(b);
       if (ra == ref.pods().end() || rb == ref.pods().end()) return "pod missing in reference";
+      const bool from_node = a.host_network && !a.node.empty() && a.node == b.node;
       for (size_t p = 0; p < ports.size(); ++p) {
         const policy::PortProto& pp = ports[p];
-        const bool want = ref.Allowed(*ra, *rb, pp.protocol, pp.port);
-        const policy::Flow flow{policy::Endpoint::OfPod(pods[i]), policy::Endpoint::OfPod(pods[j]),
-                                pp.protocol, pp.port};
-        const bool fast = engine.Allowed(flow);
-        const bool full = engine.Evaluate(flow).allowed;
-        const bool mat = matrix.Allowed(p, i, j);
-        if (fast != want || full != want || mat != want) {
-          return a.FullName() + " -> " + b.FullName() + " " + pp.ToString() + ": reference " +
-                 std::to_string(want) + ", Allowed " + std::to_string(fast) + ", Evaluate " +
-                 std::to_string(full) + ", matrix " + std::to_string(mat);
+        // Per family (docs/SEMANTICS.md §19): each of the pair's connections.
+        for (const policy::FamilyFlow& f :
+             policy::FamilyFlows(engine, policy::Endpoint::OfPod(pods[i]), policy::Endpoint::OfPod(pods[j]),
+                                 pp.protocol, pp.port)) {
+          RefPod from = *ra;
+          RefPod to = *rb;
+          if (f.flow.src.ip) from.ip = f.flow.src.ip;
+          if (f.flow.dst.ip) to.ip = f.flow.dst.ip;
+          const std::string where = a.FullName() + " -> " + b.FullName() + " " + pp.ToString() +
+                                    (f.family ? " over " + std::string(policy::FamilyName(*f.family)) : "");
+          const bool want = ref.Allowed(from, to, pp.protocol, pp.port);
+          const bool fast = engine.Allowed(f.flow);
+          const bool full = engine.Evaluate(f.flow).allowed;
+          const bool mat = f.family ? matrix.AllowedOver(p, i, j, *f.family) : matrix.Allowed(p, i, j);
+          if (fast != want || full != want || mat != want) {
+            return where + ": reference " + std::to_string(want) + ", Allowed " + std::to_string(fast) +
+                   ", Evaluate " + std::to_string(full) + ", matrix " + std::to_string(mat);
+          }
+          // The compiled form sees packets: both ends need an address of one family.
+          if (i == j || !from.ip || !to.ip || from.ip->family() != to.ip->family()) continue;
+          const bool compiled = programs[a.node].Allows(*from.ip, *to.ip, pp.protocol, pp.port, from_node) &&
+                                programs[b.node].Allows(*from.ip, *to.ip, pp.protocol, pp.port, from_node);
+          if (compiled != want) {
+            return where + ": engine " + std::to_string(want) + ", compiled form " + std::to_string(compiled);
+          }
         }
       }
     }

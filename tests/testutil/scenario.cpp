@@ -142,25 +142,26 @@ class Runner {
     CheckEquivalences();
   }
 
-  // Parses "FROM -> TO PORT" from words[start..]; returns the flow.
-  std::optional<policy::Flow> ParseFlow(const std::vector<std::string>& w, size_t start) {
+  // Parses "FROM -> TO PORT" from words[start..]; returns its connections, one
+  // per family for dual-stack pods (docs/SEMANTICS.md §19).
+  std::vector<policy::FamilyFlow> ParseFlows(const std::vector<std::string>& w, size_t start) {
     if (w.size() < start + 4 || w[start + 1] != "->") {
       Fail("want \"FROM -> TO PORT[/PROTO]\"");
-      return std::nullopt;
+      return {};
     }
     Result<policy::Endpoint> from = policy::ParseEndpoint(engine_, w[start], "default");
     Result<policy::Endpoint> to = policy::ParseEndpoint(engine_, w[start + 2], "default");
     Result<policy::PortText> port = policy::ParsePortText(w[start + 3]);
     if (!from || !to || !port) {
       Fail(!from ? from.error().message() : !to ? to.error().message() : port.error().message());
-      return std::nullopt;
+      return {};
     }
     Result<uint16_t> number = policy::ResolvePort(engine_, *port, *to);
     if (!number) {
       Fail(number.error().message());
-      return std::nullopt;
+      return {};
     }
-    return policy::MakeFlow(engine_, *from, *to, port->protocol, *number);
+    return policy::FamilyFlows(engine_, *from, *to, port->protocol, *number);
   }
 
   std::string Why(const policy::DirectionVerdict& d) const {
@@ -181,32 +182,37 @@ class Runner {
     return "?";
   }
 
+  // A dual-stack pair's verdict and reasons must hold in each family; give an
+  // address to check one family.
   void Check(const std::string& line) {
     const std::vector<std::string> w = Words(line);
     const size_t start = w[0] == "check" ? 1 : 0;
-    const auto flow = ParseFlow(w, start);
-    if (!flow) return;
+    const std::vector<policy::FamilyFlow> flows = ParseFlows(w, start);
+    if (flows.empty()) return;
     if (w.size() < start + 5 || (w[start + 4] != "allow" && w[start + 4] != "deny")) {
       Fail("check: want allow or deny after the port: " + line);
       return;
     }
     const bool want = w[start + 4] == "allow";
-    const policy::Verdict v = engine_.Evaluate(*flow);
-    if (v.allowed != want || engine_.Allowed(*flow) != want) {
-      Fail("check " + line + ": got " + (v.allowed ? "allow" : "deny") + "\n" +
-           policy::FormatVerdict(engine_, *flow, v));
-      return;
-    }
-    for (size_t i = start + 5; i < w.size(); ++i) {
-      const size_t eq = w[i].find('=');
-      const std::string side = w[i].substr(0, eq);
-      const std::string expected = eq == std::string::npos ? "" : w[i].substr(eq + 1);
-      if (side != "egress" && side != "ingress") {
-        Fail("check: unknown assertion " + w[i]);
+    for (const policy::FamilyFlow& f : flows) {
+      const std::string over = f.family ? " (over " + std::string(policy::FamilyName(*f.family)) + ")" : "";
+      const policy::Verdict v = engine_.Evaluate(f.flow);
+      if (v.allowed != want || engine_.Allowed(f.flow) != want) {
+        Fail("check " + line + over + ": got " + (v.allowed ? "allow" : "deny") + "\n" +
+             policy::FormatVerdict(engine_, f.flow, v));
         continue;
       }
-      const std::string got = Why(side == "egress" ? v.egress : v.ingress);
-      if (got != expected) Fail("check " + line + ": " + side + " is " + got + ", want " + expected);
+      for (size_t i = start + 5; i < w.size(); ++i) {
+        const size_t eq = w[i].find('=');
+        const std::string side = w[i].substr(0, eq);
+        const std::string expected = eq == std::string::npos ? "" : w[i].substr(eq + 1);
+        if (side != "egress" && side != "ingress") {
+          Fail("check: unknown assertion " + w[i]);
+          continue;
+        }
+        const std::string got = Why(side == "egress" ? v.egress : v.ingress);
+        if (got != expected) Fail("check " + line + over + ": " + side + " is " + got + ", want " + expected);
+      }
     }
   }
 
@@ -226,12 +232,19 @@ class Runner {
       std::string line = engine_.pod(m.pods()[i]).FullName() + " ->";
       bool any = false;
       for (size_t j = 0; j < m.pods().size(); ++j) {
+        // "ns/b" when allowed in every family on every port; "ns/b[IPv4]"
+        // when allowed on every port over one family of a dual-stack pair only.
         bool all_ports = !ports.empty();
-        for (size_t p = 0; p < ports.size(); ++p) all_ports = all_ports && m.Allowed(p, i, j);
-        if (i != j && all_ports) {
-          line += " " + engine_.pod(m.pods()[j]).FullName();
-          any = true;
+        bool over4 = !ports.empty();
+        bool over6 = !ports.empty();
+        for (size_t p = 0; p < ports.size(); ++p) {
+          all_ports = all_ports && m.Allowed(p, i, j);
+          over4 = over4 && m.AllowedOver(p, i, j, IpFamily::kV4);
+          over6 = over6 && m.AllowedOver(p, i, j, IpFamily::kV6);
         }
+        if (i == j || (!all_ports && !over4 && !over6)) continue;
+        line += " " + engine_.pod(m.pods()[j]).FullName() + (all_ports ? "" : over4 ? "[IPv4]" : "[IPv6]");
+        any = true;
       }
       if (!any) line += " -";
       got.push_back(line);
@@ -240,9 +253,10 @@ class Runner {
   }
 
   void Explain(const ScenarioRecord& r) {
-    const auto flow = ParseFlow(Words(r.command), 1);
-    if (!flow) return;
-    const std::string got = policy::FormatVerdict(engine_, *flow, engine_.Evaluate(*flow));
+    std::string got;
+    for (const policy::FamilyFlow& f : ParseFlows(Words(r.command), 1)) {
+      got += policy::FormatVerdict(engine_, f.flow, engine_.Evaluate(f.flow));
+    }
     if (got != Join(r.expected)) Fail("explain: got\n" + got + "want\n" + Join(r.expected));
   }
 
@@ -303,16 +317,26 @@ class Runner {
         }
         for (size_t p = 0; p < ports.size(); ++p) {
           const auto& pp = ports[p];
-          const bool inc = engine_.Allowed(
-              {policy::Endpoint::OfPod(pods[i]), policy::Endpoint::OfPod(pods[j]), pp.protocol, pp.port});
-          const bool scratch = fresh.Allowed(
-              {policy::Endpoint::OfPod(*fa), policy::Endpoint::OfPod(*fb), pp.protocol, pp.port});
-          const bool mat = matrix.Allowed(p, i, j);
-          const bool ref = reference.Allowed(*ra, *rb, pp.protocol, pp.port);
-          if ((inc != scratch || inc != mat || inc != ref) && reported++ < 5) {
-            Fail("equivalence: " + a.FullName() + " -> " + b.FullName() + " " + pp.ToString() +
-                 ": incremental=" + std::to_string(inc) + " rebuilt=" + std::to_string(scratch) +
-                 " matrix=" + std::to_string(mat) + " reference=" + std::to_string(ref));
+          // Per family (docs/SEMANTICS.md §19): each of the pair's connections.
+          for (const policy::FamilyFlow& f :
+               policy::FamilyFlows(engine_, policy::Endpoint::OfPod(pods[i]),
+                                   policy::Endpoint::OfPod(pods[j]), pp.protocol, pp.port)) {
+            RefPod from = *ra;
+            RefPod to = *rb;
+            if (f.flow.src.ip) from.ip = f.flow.src.ip;
+            if (f.flow.dst.ip) to.ip = f.flow.dst.ip;
+            const bool inc = engine_.Allowed(f.flow);
+            const bool scratch =
+                fresh.Allowed({policy::Endpoint::OfPod(*fa, f.flow.src.ip),
+                               policy::Endpoint::OfPod(*fb, f.flow.dst.ip), pp.protocol, pp.port});
+            const bool mat = f.family ? matrix.AllowedOver(p, i, j, *f.family) : matrix.Allowed(p, i, j);
+            const bool ref = reference.Allowed(from, to, pp.protocol, pp.port);
+            if ((inc != scratch || inc != mat || inc != ref) && reported++ < 5) {
+              Fail("equivalence: " + a.FullName() + " -> " + b.FullName() + " " + pp.ToString() +
+                   (f.family ? " over " + std::string(policy::FamilyName(*f.family)) : "") +
+                   ": incremental=" + std::to_string(inc) + " rebuilt=" + std::to_string(scratch) +
+                   " matrix=" + std::to_string(mat) + " reference=" + std::to_string(ref));
+            }
           }
         }
       }
