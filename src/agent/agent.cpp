@@ -5,6 +5,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -1085,7 +1086,10 @@ struct Agent::Impl {
     if (options.socket_path.size() >= sizeof(address.sun_path))
       return InvalidArgument("socket path too long");
     std::memcpy(address.sun_path, options.socket_path.c_str(), options.socket_path.size() + 1);
-    if (::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0 || ::listen(fd, 64) != 0) {
+    // Root's alone, whatever the umask (a CNI request attaches a pod to the
+    // node's network): set between bind and listen, before anyone can connect.
+    if (::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0 ||
+        ::chmod(options.socket_path.c_str(), options.socket_mode) != 0 || ::listen(fd, 64) != 0) {
       const int err = errno;
       ::close(fd);
       return Unavailable("cannot listen on " + options.socket_path + ": " + std::strerror(err));

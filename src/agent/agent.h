@@ -20,6 +20,8 @@
 // table to the cluster as it is.
 #pragma once
 
+#include <sys/types.h>
+
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -39,6 +41,9 @@ struct AgentOptions {
   std::string netns;                              // node namespace to program; "" = this one
   std::string state_dir = "/var/lib/netpol/cni";  // where netpol-cni registers pods
   std::string socket_path = "/run/netpol/agent.sock";
+  // The socket's mode, set explicitly (not left to the umask): only the
+  // plugin, run by the container runtime as root, talks to it.
+  mode_t socket_mode = 0600;
   // netpol-cni's network configuration (conf or conflist). With one in routed
   // mode, a pod seen scheduled here gets its addresses reserved and its rules
   // put in force before its CNI ADD, which takes the addresses over and then

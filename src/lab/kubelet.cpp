@@ -539,7 +539,10 @@ Kubelet::Kubelet(KubeletOptions options) : impl_(std::make_unique<Impl>()) {
 Kubelet::~Kubelet() = default;
 
 void Kubelet::Run(const std::atomic<bool>& stop) {
-  Result<std::unique_ptr<kube::Client>> client = kube::Client::Create(kube::Api(impl_->options.api));
+  kube::ClientConfig config = kube::Api(impl_->options.api);
+  config.bearer_token = impl_->options.token;
+  config.ca_data = impl_->options.ca;
+  Result<std::unique_ptr<kube::Client>> client = kube::Client::Create(config);
   if (!client) return;
   impl_->client = std::move(*client);
   PodWatcher watcher(*impl_);

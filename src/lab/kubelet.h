@@ -32,6 +32,8 @@ struct KubeletOptions {
   std::string node;          // node name
   std::string node_netns;    // the node's network namespace
   std::string api;           // API server URL
+  std::string token;         // the API server's bearer token ("" for none)
+  std::string ca;            // PEM of the CA its certificate chains to (with https)
   std::string conflist;      // CNI conflist file
   std::string cni_path;      // directory of the CNI plugins
   std::string probe_binary;  // netpol-probe

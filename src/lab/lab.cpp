@@ -2,14 +2,17 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <charconv>
 #include <chrono>
 #include <csignal>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -19,6 +22,7 @@
 #include <sstream>
 #include <string_view>
 #include <thread>
+#include <variant>
 
 #include "api/load.h"
 #include "base/exec_args.h"
@@ -26,6 +30,7 @@
 #include "base/netns.h"
 #include "kube/client.h"
 #include "lab/apiserver.h"
+#include "lab/internal/pki.h"
 #include "lab/kubelet.h"
 #include "lab/probe.h"
 
@@ -102,6 +107,8 @@ struct Paths {
   std::string log() const { return dir + "/control-plane.log"; }
   std::string database() const { return dir + "/state.db"; }
   std::string kubeconfig() const { return dir + "/kubeconfig"; }
+  std::string token() const { return dir + "/token"; }
+  std::string ca() const { return dir + "/ca.crt"; }
   std::string logs() const { return dir + "/logs"; }
   std::string node(int i) const { return dir + "/nodes/" + NodeName(i); }
 };
@@ -209,6 +216,60 @@ Status WriteFile(const std::string& path, const std::string& content) {
   out << content;
   if (!out) return PermissionDenied("cannot write " + path);
   return Ok();
+}
+
+// A file only its owner (root) reads and writes, whatever the umask and
+// whatever mode an earlier file of that name had; never through a link.
+Status WritePrivateFile(const std::string& path, const std::string& content) {
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (fd < 0) return PermissionDenied("cannot write " + path + ": " + std::strerror(errno));
+  bool ok = ::fchmod(fd, 0600) == 0;
+  for (size_t done = 0; ok && done < content.size();) {
+    const ssize_t n = ::write(fd, content.data() + done, content.size() - done);
+    ok = n > 0;
+    done += ok ? static_cast<size_t>(n) : 0;
+  }
+  const int err = errno;
+  ::close(fd);
+  if (!ok) return PermissionDenied("cannot write " + path + ": " + std::strerror(err));
+  return Ok();
+}
+
+// The API server's bearer token: 32 random bytes, hex.
+Result<std::string> NewToken() {
+  unsigned char bytes[32];
+  if (::getrandom(bytes, sizeof(bytes), 0) != static_cast<ssize_t>(sizeof(bytes))) {
+    return Unavailable(std::string("getrandom: ") + std::strerror(errno));
+  }
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string token;
+  for (const unsigned char b : bytes) {
+    token += kHex[b >> 4];
+    token += kHex[b & 0xf];
+  }
+  return token;
+}
+
+// The token of a running lab (what `probe` and the lab's own clients send).
+std::string ReadToken(const Paths& paths) {
+  std::ifstream in(paths.token());
+  std::string token;
+  in >> token;
+  return token;
+}
+
+std::string ReadCa(const Paths& paths) {
+  std::ifstream in(paths.ca());
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+// The lab's API server as its own clients reach it: HTTPS trusting the lab's
+// CA, with the token.
+kube::ClientConfig LabApi(const std::string& url, const std::string& token, const std::string& ca) {
+  kube::ClientConfig config = kube::Api(url);
+  config.bearer_token = token;
+  config.ca_data = ca;
+  return config;
 }
 
 // --- controllers ---------------------------------------------------------------------
@@ -356,6 +417,9 @@ std::string KubeconfigPath(const LabOptions& options) {
 }
 
 Status LabRun(const LabOptions& o) {
+  // What the lab writes (logs, state, /etc/netns/<pod>/hosts) is never
+  // writable by other users, whatever umask `lab up` ran under.
+  ::umask(022);
   const Paths paths(o);
   std::error_code ec;
   fs::create_directories(paths.logs(), ec);
@@ -370,16 +434,31 @@ Status LabRun(const LabOptions& o) {
   NETPOL_RETURN_IF_ERROR(SetUpNetwork(o, journal), "starting the lab");
   std::vector<std::string> nodes;
   for (int i = 1; i <= o.nodes; ++i) nodes.push_back(NodeName(i));
+  // Whoever can talk to the API server runs programs as root in the lab's
+  // pods: a token, in files only root reads, for every client.
+  NETPOL_ASSIGN_OR_RETURN(const std::string token, NewToken(), "starting the lab");
+  NETPOL_RETURN_IF_ERROR(WritePrivateFile(paths.token(), token + "\n"), "starting the lab");
+  // HTTPS, as a real API server speaks (clients such as @kubernetes/client-node
+  // refuse plain HTTP), with a CA of the lab's own that the kubeconfig names.
+  NETPOL_ASSIGN_OR_RETURN(const internal::Pki pki, internal::MakePki(), "starting the lab");
+  NETPOL_RETURN_IF_ERROR(WritePrivateFile(paths.ca(), pki.ca_cert), "starting the lab");
   NETPOL_ASSIGN_OR_RETURN(std::unique_ptr<ApiServer> api,
-                          ApiServer::Start({.port = o.port, .database = paths.database(), .nodes = nodes}),
+                          ApiServer::Start({.port = o.port,
+                                            .database = paths.database(),
+                                            .nodes = nodes,
+                                            .token = token,
+                                            .tls_cert = pki.server_cert,
+                                            .tls_key = pki.server_key}),
                           "starting the lab");
   NETPOL_RETURN_IF_ERROR(
-      WriteFile(paths.kubeconfig(),
-                "apiVersion: v1\nkind: Config\nclusters:\n- name: netpol-lab\n  cluster:\n    server: " +
-                    api->url() +
-                    "\nusers:\n- name: netpol-lab\n  user: {}\ncontexts:\n- name: netpol-lab\n  context:\n"
-                    "    cluster: netpol-lab\n    user: netpol-lab\n    namespace: default\n"
-                    "current-context: netpol-lab\n"),
+      WritePrivateFile(
+          paths.kubeconfig(),
+          "apiVersion: v1\nkind: Config\nclusters:\n- name: netpol-lab\n  cluster:\n    server: " +
+              api->url() + "\n    certificate-authority-data: " + internal::Base64(pki.ca_cert) +
+              "\nusers:\n- name: netpol-lab\n  user:\n    token: " + token +
+              "\ncontexts:\n- name: netpol-lab\n  context:\n"
+              "    cluster: netpol-lab\n    user: netpol-lab\n    namespace: default\n"
+              "current-context: netpol-lab\n"),
       "starting the lab");
   // One agent per node: the real netpold, programming its node's namespace.
   std::vector<pid_t> agents;
@@ -397,9 +476,10 @@ Status LabRun(const LabOptions& o) {
            {"agentTimeoutMs", 10000},
            {"ipam", {{"ranges", {"198.18." + n + ".0/24", "2001:2:0:" + n + "::/64"}}}}}}}};
     NETPOL_RETURN_IF_ERROR(WriteFile(node_dir + "/10-netpol.conflist", conflist.dump(2)), "starting the lab");
-    const ExecArgs args({o.bin_dir + "/netpold", "--server", api->url(), "--node-name", NodeName(i),
-                         "--netns", o.name + "-" + NodeName(i), "--state-dir", node_dir + "/cni", "--socket",
-                         node_dir + "/agent.sock", "--cni-conf", node_dir + "/10-netpol.conflist",
+    // The lab's kubeconfig: its server, CA and token.
+    const ExecArgs args({o.bin_dir + "/netpold", "--kubeconfig", paths.kubeconfig(), "--node-name",
+                         NodeName(i), "--netns", o.name + "-" + NodeName(i), "--state-dir", node_dir + "/cni",
+                         "--socket", node_dir + "/agent.sock", "--cni-conf", node_dir + "/10-netpol.conflist",
                          "--log-level", "info"});
     const pid_t pid = SpawnDaemon(args, paths.logs() + "/netpold-" + NodeName(i) + ".log", false);
     journal.Add("agent", std::to_string(pid));
@@ -412,6 +492,8 @@ Status LabRun(const LabOptions& o) {
         .node = NodeName(i),
         .node_netns = o.name + "-" + NodeName(i),
         .api = api->url(),
+        .token = token,
+        .ca = pki.ca_cert,
         .conflist = paths.node(i) + "/10-netpol.conflist",
         .cni_path = o.bin_dir,
         .probe_binary = o.bin_dir + "/netpol-probe",
@@ -422,7 +504,8 @@ Status LabRun(const LabOptions& o) {
     threads.emplace_back([&, k = kubelets.back().get()] { k->Run(g_stop); });
   }
   threads.emplace_back([&] {
-    Result<std::unique_ptr<kube::Client>> client = kube::Client::Create(kube::Api(api->url()));
+    Result<std::unique_ptr<kube::Client>> client =
+        kube::Client::Create(LabApi(api->url(), token, pki.ca_cert));
     if (!client) return;
     std::map<std::string, std::string> written;
     while (!g_stop.load()) {
@@ -458,8 +541,16 @@ Status LabUp(const LabOptions& o, std::ostream& progress) {
                  "a lab is already running in " + o.dir + " (netpol lab down first)");
   }
   if (::geteuid() != 0) return PermissionDenied("netpol lab needs root (network namespaces, nftables)");
-  fs::create_directories(o.dir, ec);
-  if (ec) return PermissionDenied("cannot create " + o.dir + ": " + ec.message());
+  // Created 0700, whatever the umask: it holds the lab's logs, state and
+  // sockets. A directory that exists keeps its mode (it may be the user's);
+  // the token and kubeconfig in it are 0600 all the same.
+  if (const int made = ::mkdir(o.dir.c_str(), 0700); made != 0 && errno == ENOENT) {
+    fs::create_directories(fs::path(o.dir).parent_path(), ec);
+    if (::mkdir(o.dir.c_str(), 0700) == 0) (void)::chmod(o.dir.c_str(), 0700);
+  } else if (made == 0) {
+    (void)::chmod(o.dir.c_str(), 0700);
+  }
+  if (!fs::is_directory(o.dir, ec)) return PermissionDenied("cannot create " + o.dir);
   if (fs::exists(paths.journal(), ec)) {
     progress << "cleaning up what a previous lab left behind\n";
     LabOptions previous = o;
@@ -542,7 +633,8 @@ Status LabDown(const LabOptions& o, std::ostream& progress) {
     if (fs::exists("/run/netns/" + ns, ec)) Exec({"ip", "netns", "del", ns});
   }
   if (!netns.empty()) progress << "removed " << netns.size() << " network namespaces\n";
-  for (const std::string& file : {paths.journal(), paths.pid(), paths.ready(), paths.kubeconfig()})
+  for (const std::string& file :
+       {paths.journal(), paths.pid(), paths.ready(), paths.kubeconfig(), paths.token(), paths.ca()})
     fs::remove(file, ec);
   fs::remove_all(o.dir + "/nodes", ec);
   if (!o.keep_state) {
@@ -566,34 +658,49 @@ Result<LabProbe> ProbeLab(const LabOptions& o, const std::vector<policy::PortPro
     in >> url;
   }
   if (url.empty()) return FailedPrecondition("no lab is running in " + o.dir + " (netpol lab up)");
-  NETPOL_ASSIGN_OR_RETURN(std::unique_ptr<kube::Client> api, kube::Client::Create(kube::Api(url)),
-                          "lab probe");
+  NETPOL_ASSIGN_OR_RETURN(std::unique_ptr<kube::Client> api,
+                          kube::Client::Create(LabApi(url, ReadToken(paths), ReadCa(paths))), "lab probe");
   policy::Engine engine;
+  std::vector<std::string> without_address;
   std::map<std::string, std::string> netns_of;  // ns/name -> pod namespace
   for (const kube::PolicyResource& resource : kube::kPolicyResources) {
-    NETPOL_RETURN_IF_ERROR(api->List(resource.path,
-                                     [&](std::vector<Json>& items, const Json&) {
-                                       for (Json& item : items) {
-                                         item["kind"] = resource.kind;
-                                         item["apiVersion"] = resource.api_version;
-                                         const api::LoadResult loaded = api::LoadJson(item, "lab", {});
-                                         if (!loaded.ok() || loaded.objects.empty()) continue;
-                                         engine.Apply(loaded.objects.front());
-                                         if (std::string(resource.kind) == "Pod") {
-                                           const std::string ns = item["metadata"].value("namespace", "");
-                                           const std::string name = item["metadata"].value("name", "");
-                                           netns_of[ns + "/" + name] = o.name + "-" + ns + "." + name;
-                                         }
-                                       }
-                                     }),
-                           "lab probe");
+    NETPOL_RETURN_IF_ERROR(
+        api->List(resource.path,
+                  [&](std::vector<Json>& items, const Json&) {
+                    for (Json& item : items) {
+                      item["kind"] = resource.kind;
+                      item["apiVersion"] = resource.api_version;
+                      const api::LoadResult loaded = api::LoadJson(item, "lab", {});
+                      if (!loaded.ok() || loaded.objects.empty()) continue;
+                      if (const auto* pod = std::get_if<api::Pod>(&loaded.objects.front())) {
+                        // Nothing to connect to or from (not started, or
+                        // finished): not in the matrices at all.
+                        if (pod->pod_ips.empty()) {
+                          without_address.push_back(pod->metadata.namespace_ + "/" + pod->metadata.name);
+                          continue;
+                        }
+                        netns_of[pod->metadata.namespace_ + "/" + pod->metadata.name] =
+                            o.name + "-" + pod->metadata.namespace_ + "." + pod->metadata.name;
+                      }
+                      engine.Apply(loaded.objects.front());
+                    }
+                  }),
+        "lab probe");
   }
-  const std::vector<policy::PortProto> ports =
-      wanted_ports.empty() ? policy::DeclaredPorts(engine) : wanted_ports;
+  // SCTP cannot be probed (this kernel has no SCTP sockets): such ports are
+  // named as not probed instead of being shown denied.
+  std::vector<policy::PortProto> ports;
+  std::vector<policy::PortProto> not_probed;
+  for (const policy::PortProto& port : wanted_ports.empty() ? policy::DeclaredPorts(engine) : wanted_ports) {
+    (port.protocol == api::Protocol::kSCTP ? not_probed : ports).push_back(port);
+  }
   policy::Matrix expected = policy::ComputeMatrix(engine, ports);
   policy::Matrix measured(expected.pods(), ports);
   const auto& pods = expected.pods();
-  // One thread per source pod, each in the pod's namespace; every probe bounded.
+  // One thread per source pod, each in the pod's namespace; every probe
+  // bounded. A pair is reached when it is over every address family both
+  // pods have (each of the target's addresses, from the source's address of
+  // that family), as the engine judges it (docs/SEMANTICS.md).
   std::vector<std::thread> threads;
   std::mutex mu;
   for (size_t from = 0; from < pods.size(); ++from) {
@@ -602,13 +709,34 @@ Result<LabProbe> ProbeLab(const LabOptions& o, const std::vector<policy::PortPro
       if (source.ips.empty()) return;
       Result<NetnsGuard> in_pod = NetnsGuard::Enter(netns_of[source.FullName()]);
       if (!in_pod) return;
+      const auto source_of = [&](const IpAddress& target) -> std::optional<IpAddress> {
+        for (const IpAddress& ip : source.ips) {
+          if (ip.family() == target.family()) return ip;
+        }
+        return std::nullopt;
+      };
       for (size_t port = 0; port < ports.size(); ++port) {
         for (size_t to = 0; to < pods.size(); ++to) {
           const policy::Pod& target = engine.pod(pods[to]);
           if (to == from || target.ips.empty()) continue;
-          const Result<bool> reached = Probe(target.ips.front(), ports[port].protocol, ports[port].port,
-                                             std::chrono::milliseconds(400), source.ips.front(), true);
-          if (reached.ok() && *reached) {
+          bool reached = true;
+          bool probed = false;
+          for (const IpAddress& ip : target.ips) {
+            const std::optional<IpAddress> local = source_of(ip);
+            if (!local) continue;  // a family the source has no address in
+            probed = true;
+            const Result<bool> one = Probe(ip, ports[port].protocol, ports[port].port,
+                                           std::chrono::milliseconds(400), local, true);
+            reached = reached && one.ok() && *one;
+            if (!reached) break;
+          }
+          if (!probed) {
+            // No family in common: what the kernel does with the first address.
+            const Result<bool> one = Probe(target.ips.front(), ports[port].protocol, ports[port].port,
+                                           std::chrono::milliseconds(400), std::nullopt, true);
+            reached = one.ok() && *one;
+          }
+          if (reached) {
             std::lock_guard lock(mu);
             measured.Set(port, from, to);
           }
@@ -617,7 +745,8 @@ Result<LabProbe> ProbeLab(const LabOptions& o, const std::vector<policy::PortPro
     });
   }
   for (std::thread& t : threads) t.join();
-  return LabProbe{std::move(engine), std::move(expected), std::move(measured)};
+  return LabProbe{std::move(engine), std::move(expected), std::move(measured), std::move(not_probed),
+                  std::move(without_address)};
 }
 
 }  // namespace netpol::lab

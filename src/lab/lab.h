@@ -44,10 +44,19 @@ std::string KubeconfigPath(const LabOptions& options);
 // The real connectivity matrix of a running lab, measured by connecting from
 // every pod's namespace to every other pod on each port, beside what the
 // engine expects from the same cluster state (read from the lab's API).
+//
+// A pair counts as reached when it is over each address family both pods
+// have (every address of the target is probed, IPv6 too); a UDP port nothing
+// listens on counts as reached when the pod answers ICMP port unreachable, as
+// a TCP port does with a reset (netpol drops what it denies, silently). Pods
+// without an address (not started, finished) are in neither matrix, and SCTP
+// ports are not probed (this kernel has no SCTP sockets): both are listed.
 struct LabProbe {
   policy::Engine engine;
   policy::Matrix expected;
   policy::Matrix measured;
+  std::vector<policy::PortProto> not_probed;  // SCTP ports, in neither matrix
+  std::vector<std::string> without_address;   // "namespace/name" of pods left out
 };
 Result<LabProbe> ProbeLab(const LabOptions& options, const std::vector<policy::PortProto>& ports);
 

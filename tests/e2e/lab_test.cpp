@@ -13,6 +13,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
@@ -57,7 +58,7 @@ std::string Source(const std::string& path) {
 
 class LabTest : public ::testing::Test {
  protected:
-  void Up(int nodes) {
+  void Up(int nodes, const std::string& umask = "") {
     NETPOL_REQUIRE_E2E();
     if (Shell("command -v kubectl").code != 0) {
       const char* ci = std::getenv("CI");
@@ -70,13 +71,14 @@ class LabTest : public ::testing::Test {
     name_ = buffer;
     dir_ = "/tmp/" + name_;
     flags_ = " --dir " + dir_ + " --name " + name_;
-    fs::create_directories(dir_ + "/home");
-    // kubectl caches discovery under $HOME: one of our own per lab.
+    // kubectl caches discovery under $HOME: one of our own per lab (made
+    // after `up`, which creates the lab directory itself).
     kubectl_ = "HOME=" + dir_ + "/home KUBECONFIG=" + dir_ + "/kubeconfig kubectl ";
-    const Output up =
-        Shell(std::string(NETPOL_CLI_BIN) + " lab up --nodes " + std::to_string(nodes) + flags_);
-    ASSERT_EQ(up.code, 0) << up.text;
+    const Output up = Shell((umask.empty() ? "" : "umask " + umask + "; ") + std::string(NETPOL_CLI_BIN) +
+                            " lab up --nodes " + std::to_string(nodes) + flags_);
     started_ = true;
+    ASSERT_EQ(up.code, 0) << up.text;
+    fs::create_directories(dir_ + "/home");
   }
 
   void TearDown() override {
@@ -225,6 +227,114 @@ TEST_F(LabTest, KubectlWorksAgainstTheLab) {
   const Output deleted = Kubectl("delete -f " + policy);
   EXPECT_NE(deleted.text.find("deleted"), std::string::npos) << deleted.text;
   EXPECT_NE(Kubectl("get all").text.find("deployment.apps/np-test-wordpress"), std::string::npos);
+}
+
+// Only root may use the lab (issue 15 item 15): any local user could run
+// programs as root through its pods. Under umask 000 the lab directory is
+// 0700, the kubeconfig and token 0600, the agents' sockets 0600, a request
+// without the token gets 401, and `nobody` cannot use kubectl against it.
+TEST_F(LabTest, OnlyRootUsesTheLab) {
+  Up(1, "000");
+  if (!started_) return;
+  const auto mode = [](const std::string& path) {
+    struct stat st {};
+    return ::stat(path.c_str(), &st) == 0 ? static_cast<int>(st.st_mode & 07777) : -1;
+  };
+  EXPECT_EQ(mode(dir_), 0700);
+  EXPECT_EQ(mode(dir_ + "/kubeconfig"), 0600);
+  EXPECT_EQ(mode(dir_ + "/token"), 0600);
+  EXPECT_TRUE(Eventually([&] { return mode(dir_ + "/nodes/node-1/agent.sock") != -1; }));
+  EXPECT_EQ(mode(dir_ + "/nodes/node-1/agent.sock"), 0600);
+  std::string url;
+  std::ifstream(dir_ + "/ready") >> url;
+  // HTTPS with the lab's own CA, named in the kubeconfig (issue 15 item 16).
+  EXPECT_EQ(url.rfind("https://127.0.0.1:", 0), 0u) << url;
+  std::ifstream kubeconfig(dir_ + "/kubeconfig");
+  const std::string config((std::istreambuf_iterator<char>(kubeconfig)), std::istreambuf_iterator<char>());
+  EXPECT_NE(config.find("certificate-authority-data: "), std::string::npos) << config;
+  const Output anonymous =
+      Shell("curl -s --cacert " + dir_ + "/ca.crt " + url + "/api/v1/namespaces/default/pods");
+  EXPECT_NE(anonymous.text.find("\"code\":401"), std::string::npos) << anonymous.text;
+  const Output nobody =
+      Shell("cd / && runuser -u nobody -- env HOME=/tmp KUBECONFIG=" + dir_ + "/kubeconfig kubectl get pods");
+  EXPECT_NE(nobody.code, 0) << nobody.text;
+  const Output root = Kubectl("get pods");
+  EXPECT_EQ(root.code, 0) << root.text;
+}
+
+// The lab answers kubectl as kube-apiserver does (issue 15 items 10, 11, 14):
+// fieldValidation (kubectl's default is Strict), the API server's defaults
+// where `kubectl describe` shows them, and what it does not serve says so.
+TEST_F(LabTest, KubectlGetsTheApiServersAnswers) {
+  Up(1);
+  if (!started_) return;
+  const std::string typo = dir_ + "/typo.yaml";
+  std::ofstream(typo) << "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: typo}\n"
+                         "spec:\n  podSelector: {}\n  ingres:\n  - from: [{podSelector: {}}]\n";
+  const Output strict = Kubectl("create -f " + typo);
+  EXPECT_NE(strict.code, 0);
+  EXPECT_NE(strict.text.find("strict decoding error: unknown field \"spec.ingres\""), std::string::npos)
+      << strict.text;
+  EXPECT_NE(Kubectl("get netpol typo").code, 0) << "not stored";
+  const Output warn = Kubectl("create --validate=warn -f " + typo);
+  EXPECT_EQ(warn.code, 0) << warn.text;
+  EXPECT_NE(warn.text.find("Warning: unknown field \"spec.ingres\""), std::string::npos) << warn.text;
+  const Output types = Kubectl("get netpol typo -o jsonpath={.spec.policyTypes}");
+  EXPECT_EQ(types.text, "[\"Ingress\"]") << types.text;
+  const Output described = Kubectl("describe netpol typo");
+  EXPECT_NE(described.text.find("Policy Types: Ingress"), std::string::npos) << described.text;
+  const std::string pod = dir_ + "/pod.yaml";
+  std::ofstream(pod) << "apiVersion: v1\nkind: Pod\nmetadata: {name: web}\n"
+                        "spec: {containers: [{name: c, ports: [{containerPort: 8080}]}]}\n";
+  ASSERT_EQ(Kubectl("create -f " + pod).code, 0);
+  const Output port = Kubectl("describe pod web");
+  EXPECT_NE(port.text.find("8080/TCP"), std::string::npos) << port.text;
+  const Output ns = Kubectl("create namespace other");
+  EXPECT_NE(ns.code, 0);
+  EXPECT_NE(ns.text.find("kubectl create -f"), std::string::npos) << ns.text;
+  const Output logs = Kubectl("logs web");
+  EXPECT_NE(logs.code, 0);
+  EXPECT_NE(logs.text.find("kubectl logs is not supported by the lab"), std::string::npos) << logs.text;
+}
+
+// `netpol lab probe` on a lab without policies finds no difference (issue 15
+// item 12; it printed "21 differ"): UDP to a port nothing listens on is
+// reached (ICMP port unreachable), SCTP is not probed, a pod without an
+// address is left out, and every address of a pod is probed, IPv6 too.
+TEST_F(LabTest, ProbeFindsNoDifferenceWithoutPolicies) {
+  Up(1);
+  if (!started_) return;
+  const std::string pods = dir_ + "/pods.yaml";
+  std::ofstream(pods)
+      << "apiVersion: v1\nkind: Pod\nmetadata: {name: server}\nspec: {containers: [{name: c, ports: "
+         "[{containerPort: 80}, {containerPort: 53, protocol: UDP}, {containerPort: 9999, protocol: "
+         "SCTP}]}]}\n"
+         "---\napiVersion: v1\nkind: Pod\nmetadata: {name: quiet}\nspec: {containers: [{name: c, command: "
+         "[sleep, '3600'], ports: [{containerPort: 5353, protocol: UDP}]}]}\n"
+         "---\napiVersion: v1\nkind: Pod\nmetadata: {name: unscheduled}\nspec: {nodeName: elsewhere, "
+         "containers: [{name: c}]}\n";
+  ASSERT_EQ(Kubectl("create -f " + pods).code, 0);
+  ASSERT_TRUE(Eventually(
+      [&] {
+        const Output ips = Kubectl("get pods server quiet -o jsonpath={.items[*].status.podIPs[*].ip}");
+        return std::count(ips.text.begin(), ips.text.end(), ' ') == 3;  // two addresses each
+      },
+      std::chrono::seconds(30)))
+      << Kubectl("get pods -o wide").text;
+  const Output probe = Shell(std::string(NETPOL_CLI_BIN) + " lab probe" + flags_);
+  EXPECT_EQ(probe.code, 0) << probe.text;
+  EXPECT_NE(probe.text.find(" 0 differ"), std::string::npos) << probe.text;
+  EXPECT_EQ(probe.text.find("unscheduled"), std::string::npos) << probe.text;
+  EXPECT_EQ(probe.text.find("9999/SCTP  ("), std::string::npos) << "SCTP is not probed\n" << probe.text;
+  // Denied over IPv6 only: the pair is not reached (each family is probed).
+  ASSERT_EQ(Shell("ip netns exec " + name_ +
+                  "-default.server nft 'add table ip6 t; add chain ip6 t in { type filter hook input "
+                  "priority 0; }; add rule ip6 t in tcp dport 80 drop'")
+                .code,
+            0);
+  const Output v6 = Shell(std::string(NETPOL_CLI_BIN) + " lab probe --port 80/TCP" + flags_);
+  EXPECT_EQ(v6.code, 1) << v6.text;
+  EXPECT_NE(v6.text.find(" 1 differ"), std::string::npos) << v6.text;
 }
 
 TEST_F(LabTest, DownRemovesEverythingAfterTheControlPlaneCrashed) {
