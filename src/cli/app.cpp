@@ -509,7 +509,8 @@ int LabProbeCommand(const lab::LabOptions& options, const std::vector<std::strin
   size_t width = 10;
   for (size_t i : all) width = std::max(width, name(i).size() + 2);
   for (size_t p = 0; p < measured.ports().size(); ++p) {
-    ctx.out << measured.ports()[p].ToString() << "  (" << CellLegend(false, true) << ")\n";
+    ctx.out << measured.ports()[p].ToString() << "  ("
+            << CellLegend(measured.per_family() || expected.per_family(), true) << ")\n";
     ctx.out << std::string(width, ' ');
     for (size_t j : all) ctx.out << name(j) << "  ";
     ctx.out << "\n";
