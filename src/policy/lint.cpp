@@ -237,15 +237,24 @@ class Linter {
       std::vector<PodId> pods;
     };
     std::map<std::vector<PolicyId>, Blocked> groups;
+    // Without DNS pods the answer depends on the isolating policies only.
+    std::map<std::pair<std::vector<PolicyId>, api::Protocol>, bool> by_rules;
+    const api::Labels kube_system = KubeSystemLabels();
     for (const PodId id : engine_.Pods()) {
       const internal::PodRec& rec = s_.pods[id];
       if (rec.cls == internal::kNoClass || s_.classes[rec.cls].egress_policies.empty()) continue;
       const std::vector<PolicyId>& isolating = s_.classes[rec.cls].egress_policies;
       std::set<api::Protocol> blocked;
       for (const api::Protocol proto : {api::Protocol::kUDP, api::Protocol::kTCP}) {
-        if (!(dns.empty() ? DnsRuleAllows(isolating, proto) : ReachesAllDns(id, dns, proto))) {
-          blocked.insert(proto);
+        bool allowed = false;
+        if (dns.empty()) {
+          const auto [it, inserted] = by_rules.try_emplace({isolating, proto}, false);
+          if (inserted) it->second = DnsRuleAllows(isolating, proto, kube_system);
+          allowed = it->second;
+        } else {
+          allowed = ReachesAllDns(id, dns, proto);
         }
+        if (!allowed) blocked.insert(proto);
       }
       if (blocked.empty()) continue;
       Blocked& group = groups[isolating];
@@ -279,6 +288,14 @@ class Linter {
     }
   }
 
+  // kube-system's labels (its name label only when the input lacks it).
+  api::Labels KubeSystemLabels() const {
+    for (const auto& [name, labels] : engine_.Namespaces()) {
+      if (name == "kube-system") return labels;
+    }
+    return {{"kubernetes.io/metadata.name", "kube-system"}};
+  }
+
   // `pod` reaches every DNS pod on 53/`proto`, in every family (the Service
   // may pick any of them).
   bool ReachesAllDns(PodId pod, const std::vector<PodId>& dns, api::Protocol proto) const {
@@ -294,11 +311,8 @@ class Linter {
   // Without DNS pods to judge against: some egress rule of the isolating
   // policies allows 53/`proto` (a named port may be it) to anywhere, to an
   // ipBlock, or to peers that can select pods in kube-system.
-  bool DnsRuleAllows(const std::vector<PolicyId>& isolating, api::Protocol proto) const {
-    api::Labels kube_system = {{"kubernetes.io/metadata.name", "kube-system"}};
-    for (const auto& [name, labels] : engine_.Namespaces()) {
-      if (name == "kube-system") kube_system = labels;
-    }
+  bool DnsRuleAllows(const std::vector<PolicyId>& isolating, api::Protocol proto,
+                     const api::Labels& kube_system) const {
     for (const PolicyId pid : isolating) {
       const api::NetworkPolicy& policy = s_.policies[pid].spec;
       for (const api::NetworkPolicyRule& rule : policy.egress) {
