@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <charconv>
@@ -695,12 +696,13 @@ Result<LabProbe> ProbeLab(const LabOptions& o, const std::vector<policy::PortPro
     (port.protocol == api::Protocol::kSCTP ? not_probed : ports).push_back(port);
   }
   policy::Matrix expected = policy::ComputeMatrix(engine, ports);
-  policy::Matrix measured(expected.pods(), ports);
+  // Per family where the engine judges pairs per family (dual-stack pods,
+  // docs/SEMANTICS.md §19): plane 0 the IPv4 verdict, plane 1 the IPv6 one.
+  policy::Matrix measured(expected.pods(), ports, expected.per_family());
   const auto& pods = expected.pods();
   // One thread per source pod, each in the pod's namespace; every probe
-  // bounded. A pair is reached when it is over every address family both
-  // pods have (each of the target's addresses, from the source's address of
-  // that family), as the engine judges it (docs/SEMANTICS.md).
+  // bounded. Each address of the target is probed from the source's address
+  // of its family; a family counts as reached when every address in it is.
   std::vector<std::thread> threads;
   std::mutex mu;
   for (size_t from = 0; from < pods.size(); ++from) {
@@ -719,26 +721,33 @@ Result<LabProbe> ProbeLab(const LabOptions& o, const std::vector<policy::PortPro
         for (size_t to = 0; to < pods.size(); ++to) {
           const policy::Pod& target = engine.pod(pods[to]);
           if (to == from || target.ips.empty()) continue;
-          bool reached = true;
-          bool probed = false;
+          const auto probe = [&](const IpAddress& ip, const std::optional<IpAddress>& local) {
+            const Result<bool> one = Probe(ip, ports[port].protocol, ports[port].port,
+                                           std::chrono::milliseconds(400), local, true);
+            return one.ok() && *one;
+          };
+          // family -> reached (absent: the pair has no addresses in it)
+          std::map<IpFamily, bool> reached;
           for (const IpAddress& ip : target.ips) {
             const std::optional<IpAddress> local = source_of(ip);
             if (!local) continue;  // a family the source has no address in
-            probed = true;
-            const Result<bool> one = Probe(ip, ports[port].protocol, ports[port].port,
-                                           std::chrono::milliseconds(400), local, true);
-            reached = reached && one.ok() && *one;
-            if (!reached) break;
+            auto [at, fresh] = reached.try_emplace(ip.family(), true);
+            if (at->second) at->second = probe(ip, local);
           }
-          if (!probed) {
+          if (reached.empty()) {
             // No family in common: what the kernel does with the first address.
-            const Result<bool> one = Probe(target.ips.front(), ports[port].protocol, ports[port].port,
-                                           std::chrono::milliseconds(400), std::nullopt, true);
-            reached = one.ok() && *one;
+            reached[target.ips.front().family()] = probe(target.ips.front(), std::nullopt);
           }
-          if (reached) {
-            std::lock_guard lock(mu);
-            measured.Set(port, from, to);
+          const bool all =
+              std::all_of(reached.begin(), reached.end(), [](const auto& r) { return r.second; });
+          std::lock_guard lock(mu);
+          if (!measured.per_family() || reached.size() == 1) {
+            if (all) measured.Set(port, from, to);
+            continue;
+          }
+          for (const auto& [family, ok] : reached) {
+            if (ok)
+              measured.Row(port, from, family == IpFamily::kV4 ? 0 : 1)[to >> 6] |= uint64_t{1} << (to & 63);
           }
         }
       }
