@@ -17,18 +17,24 @@
 //                              one or more lines; WHY is not-isolated, denied,
 //                              self, own-node, unmanaged, or POLICY[RULE]
 //                              (allowed by that rule, e.g. default/db[0]).
+//                              Two dual-stack pods by name: the verdict and the
+//                              reasons must hold over IPv4 and over IPv6 (an
+//                              address instead of a name checks one family).
 //
 //   matrix PORT[/PROTO] ...    after "----": one line per pod, "ns/pod -> ns/a ns/b"
-//   ----                       (the pods it may reach; "-" for none).
+//   ----                       (the pods it may reach on every port; "-" for none;
+//                              "ns/a[IPv4]": over IPv4 only, a dual-stack pair).
 //
-//   explain FROM -> TO PORT    after "----": the exact `netpol check` text.
+//   explain FROM -> TO PORT    after "----": the exact `netpol check` text (one
+//                              verdict per family for dual-stack pods).
 //
 //   lint                       after "----": "[check] ns/policy field" per finding,
 //                              or nothing.
 //
 // After every apply and delete the runner also checks the equivalences: the
-// incrementally updated engine, an engine rebuilt from scratch, the matrix and
-// the reference evaluator agree on every pod pair and port that matters.
+// incrementally updated engine, an engine rebuilt from scratch, the matrix, the
+// reference evaluator and the compiled form agree on every pod pair and port
+// that matters, in each address family of the pair (docs/SEMANTICS.md §19).
 #pragma once
 
 #include <string>
