@@ -985,6 +985,11 @@ struct ApiServer::Impl {
       // Only the status moves; everything else stays.
       Json updated = *current;
       updated["status"] = object.value("status", Json::object());
+      // Set at create and immutable: a kubelet's status carries it, ours need not.
+      if (r.plural == "pods" && updated["status"].is_object() && !updated["status"].contains("qosClass") &&
+          (*current)["status"].contains("qosClass")) {
+        updated["status"]["qosClass"] = (*current)["status"]["qosClass"];
+      }
       updated["metadata"]["resourceVersion"] = meta.value("resourceVersion", "");
       object = updated;
     } else if (!Decoded(r, object, mode, false, res)) {

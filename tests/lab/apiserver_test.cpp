@@ -336,6 +336,18 @@ TEST_F(ApiServerTest, ObjectsGetTheApiServersDefaults) {
   EXPECT_EQ(spec["schedulerName"], "default-scheduler");
   EXPECT_EQ(spec["serviceAccountName"], "default");
   EXPECT_EQ(spec["enableServiceLinks"], true);
+  EXPECT_EQ((*p)["status"]["qosClass"], "BestEffort");
+  ASSERT_TRUE(api_->Request("PUT", "/api/v1/namespaces/default/pods/p/status",
+                            Json{{"metadata", {{"name", "p"}}}, {"status", {{"phase", "Running"}}}}.dump())
+                  .ok());
+  EXPECT_EQ((*api_->Get("/api/v1/namespaces/default/pods/p"))["status"]["qosClass"], "BestEffort")
+      << "kept across status updates";
+  Json limited = PodJson("g", "web");
+  limited["spec"]["containers"][0]["resources"] = {{"limits", {{"cpu", "1"}, {"memory", "1Gi"}}}};
+  EXPECT_EQ((*Create("/api/v1/namespaces/default/pods", limited))["status"]["qosClass"], "Guaranteed");
+  limited["metadata"]["name"] = "b";
+  limited["spec"]["containers"][0]["resources"] = {{"requests", {{"cpu", "100m"}}}};
+  EXPECT_EQ((*Create("/api/v1/namespaces/default/pods", limited))["status"]["qosClass"], "Burstable");
   const Json& c = spec["containers"][0];
   EXPECT_EQ(c["ports"][0], Json({{"containerPort", 80}, {"protocol", "TCP"}}));
   EXPECT_EQ(c["imagePullPolicy"], "IfNotPresent");
@@ -374,6 +386,7 @@ TEST_F(ApiServerTest, ObjectsGetTheApiServersDefaults) {
   EXPECT_EQ((*s)["spec"]["ports"][0],
             Json({{"name", "http"}, {"port", 80}, {"protocol", "TCP"}, {"targetPort", 80}}));
   EXPECT_EQ((*s)["spec"]["sessionAffinity"], "None");
+  EXPECT_EQ((*s)["spec"]["clusterIPs"], Json({"None"}));
   const auto ns = Create("/api/v1/namespaces", {{"metadata", {{"name", "nsx"}}}});
   ASSERT_TRUE(ns.ok());
   EXPECT_EQ((*ns)["spec"]["finalizers"], Json({"kubernetes"}));

@@ -98,6 +98,31 @@ void PolicyDefaults(Json& spec) {
   }
 }
 
+// The pod's QoS class as the API server computes it at create
+// (qos.GetPodQOS): BestEffort without any cpu or memory request or limit,
+// Guaranteed when every container limits both and requests (if given) equal
+// the limits, Burstable otherwise. Quantities are compared as written.
+std::string QosClass(const Json& spec) {
+  bool any = false;
+  bool guaranteed = true;
+  for (const char* list : {"containers", "initContainers"}) {
+    if (!spec.contains(list) || !spec[list].is_array()) continue;
+    for (const Json& c : spec[list]) {
+      const Json resources = c.is_object() ? c.value("resources", Json::object()) : Json::object();
+      const Json requests = resources.is_object() ? resources.value("requests", Json::object()) : Json();
+      const Json limits = resources.is_object() ? resources.value("limits", Json::object()) : Json();
+      for (const char* name : {"cpu", "memory"}) {
+        const bool requested = requests.is_object() && requests.contains(name);
+        const bool limited = limits.is_object() && limits.contains(name);
+        any = any || requested || limited;
+        guaranteed = guaranteed && limited && (!requested || requests[name] == limits[name]);
+      }
+    }
+  }
+  if (!any) return "BestEffort";
+  return guaranteed ? "Guaranteed" : "Burstable";
+}
+
 void ServiceDefaults(Json& spec) {
   Default(spec, "type", "ClusterIP");
   Default(spec, "sessionAffinity", "None");
@@ -109,6 +134,9 @@ void ServiceDefaults(Json& spec) {
     Default(port, "protocol", "TCP");
     if (port.contains("port")) Default(port, "targetPort", port["port"]);
   });
+  if (spec.contains("clusterIP") && spec["clusterIP"].is_string()) {
+    Default(spec, "clusterIPs", Json::array({spec["clusterIP"]}));
+  }
 }
 
 void DeploymentDefaults(Json& spec) {
@@ -175,6 +203,7 @@ void ApplyDefaults(const std::string& plural, Json& object, bool create) {
       Default(*spec, "enableServiceLinks", true);
       Default(*spec, "priority", 0);
       Default(*spec, "preemptionPolicy", "PreemptLowerPriority");
+      if (Json* status = ObjectField(object, "status")) Default(*status, "qosClass", QosClass(*spec));
     }
   } else if (plural == "deployments") {
     DeploymentDefaults(*spec);
