@@ -12,7 +12,9 @@ What tests/kube/replay_test.cpp replays to kube::ListWatch, taken from the real 
 
   scripts/cluster/capture-replay.py [OUT_DIR]     (default: tests/kube/testdata/replay)
 
-The pods are bound to a node that does not exist, so nothing but this script changes them.
+The pods are bound to a Node object no kubelet serves (made here, removed after), so nothing
+but this script changes them (its pods would be evicted only after the 300 s default
+tolerations; the capture takes about two and a half minutes).
 """
 import http.client
 import json
@@ -46,6 +48,13 @@ def call(method, path, body=None, content_type="application/json"):
     data = r.read()
     c.close()
     return r.status, data
+
+
+def call_quietly(method, path):
+    try:
+        return call(method, path)[0]
+    except OSError:
+        return 0
 
 
 def must(method, path, body=None, content_type="application/json", ok=(200, 201)):
@@ -109,13 +118,26 @@ def etcd_compact():
     return revision
 
 
+def cleanup():
+    """Pods bound to the kubelet-less node are deleted at once (nothing would confirm a
+    graceful deletion), then the namespace and the node."""
+    status, data = call("GET", f"/api/v1/namespaces/{NS}/pods")
+    if status == 200:
+        for item in json.loads(data)["items"]:
+            call("DELETE", f"/api/v1/namespaces/{NS}/pods/{item['metadata']['name']}?gracePeriodSeconds=0")
+    call("DELETE", f"/api/v1/namespaces/{NS}")
+    call("DELETE", "/api/v1/nodes/replay-node")
+
+
 def main():
     out = sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "tests/kube/testdata/replay")
-    call("DELETE", f"/api/v1/namespaces/{NS}")
+    cleanup()
     for _ in range(120):
         if call("GET", f"/api/v1/namespaces/{NS}")[0] == 404:
             break
         time.sleep(0.5)
+    call("DELETE", "/api/v1/nodes/replay-node")
+    must("POST", "/api/v1/nodes", {"apiVersion": "v1", "kind": "Node", "metadata": {"name": "replay-node"}})
     must("POST", "/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}})
     for _ in range(60):
         if call("GET", f"/api/v1/namespaces/{NS}/serviceaccounts/default")[0] == 200:
@@ -141,7 +163,7 @@ def main():
     w.until("BOOKMARK", 90)
     must("DELETE", f"/api/v1/namespaces/{NS}/pods/web-1?gracePeriodSeconds=0", ok=(200,))
     w.until("DELETED", 10)
-    relabel("web-2", {"app": "web"})
+    relabel("web-2", {"tier": None})
     w.until("MODIFIED", 10)
     must("POST", f"/api/v1/namespaces/{NS}/pods", pod("api-0", {"app": "api"}))
     w.until("ADDED", 10)
@@ -159,6 +181,16 @@ def main():
     must("POST", f"/api/v1/namespaces/{NS}/pods", pod("tmp-0", {"app": "tmp"}))
     must("DELETE", f"/api/v1/namespaces/{NS}/pods/tmp-0?gracePeriodSeconds=0", ok=(200,))
     etcd_compact()
+    # The watch cache serves pages from its snapshots (ListFromCacheSnapshot, on by default
+    # in 1.34) for as long as it keeps them: the token meets etcd's compaction once the
+    # API server has restarted (its cache starts again at the current revision).
+    subprocess.run([os.path.join(ROOT, "scripts/cluster/cluster.sh"), "restart", "kube-apiserver"],
+                   check=True, capture_output=True)
+    deadline = time.time() + 120
+    while call_quietly("GET", "/readyz") != 200:
+        if time.time() > deadline:
+            sys.exit("capture-replay: kube-apiserver did not come back")
+        time.sleep(1)
     status, expired = call("GET", f"/api/v1/namespaces/{NS}/pods?limit=2&continue={stale}")
     if status != 410:
         sys.exit(f"capture-replay: an expired continue token answered HTTP {status}: {expired[:200]!r}")
@@ -192,7 +224,7 @@ def main():
         f.write(expired.strip() + b"\n")
     with open(f"{out}/status-too-old.json", "w") as f:
         f.write(json.dumps(too_old, separators=(",", ":")) + "\n")
-    call("DELETE", f"/api/v1/namespaces/{NS}")
+    cleanup()
     print(f"capture-replay: {len(w.lines)} watch events, 2 list pages and 2 Status objects in {out}")
 
 
