@@ -280,6 +280,14 @@ struct Kubelet::Impl {
       return;
     }
     Journal("netns", pod.netns);
+    // No rate limit on the pod's ICMP errors: a UDP port nothing listens on
+    // answers every probe with port unreachable (`lab probe` counts that as
+    // reached), not only the first few of each second.
+    if (Result<NetnsGuard> in_pod = NetnsGuard::Enter(pod.netns)) {
+      for (const char* limit : {"/proc/sys/net/ipv4/icmp_ratelimit", "/proc/sys/net/ipv6/icmp/ratelimit"}) {
+        std::ofstream(limit) << "0\n";
+      }
+    }
     // The pod's /etc/hosts, which `ip netns exec` mounts over /etc/hosts for
     // its containers; the service controller fills in service names.
     const std::string etc = "/etc/netns/" + pod.netns;

@@ -321,6 +321,9 @@ TEST_F(LabTest, ProbeFindsNoDifferenceWithoutPolicies) {
       },
       std::chrono::seconds(30)))
       << Kubectl("get pods -o wide").text;
+  // Every probe of a closed UDP port is answered, not the first few a second.
+  EXPECT_EQ(Shell("ip netns exec " + name_ + "-default.quiet sysctl -n net.ipv4.icmp_ratelimit").text, "0\n");
+  EXPECT_EQ(Shell("ip netns exec " + name_ + "-default.quiet sysctl -n net.ipv6.icmp.ratelimit").text, "0\n");
   const Output probe = Shell(std::string(NETPOL_CLI_BIN) + " lab probe" + flags_);
   EXPECT_EQ(probe.code, 0) << probe.text;
   EXPECT_NE(probe.text.find(" 0 differ"), std::string::npos) << probe.text;
