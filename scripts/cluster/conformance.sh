@@ -16,7 +16,7 @@ rm -rf "$report"
 mkdir -p "$report"
 "$NPC_ROOT/scripts/cluster/build-components.sh" e2e
 # The suite finds its images locally only under the names it prints.
-agnhost="$("$NPC_BIN/e2e.test" --list-images 2>/dev/null | grep '/agnhost:' | grep -v private | head -n 1)"
+agnhost="$("$NPC_BIN/e2e.test" --list-images 2>/dev/null | grep '^registry.k8s.io/e2e-test-images/agnhost:' | head -n 1)"
 step "Netpol e2e ($label): images it asks for: $agnhost"
 if ! "$NPC_BIN/ctr" -a "$NPC_RUN/n1/containerd.sock" -n k8s.io images ls -q | grep -qx "$agnhost"; then
   die "the nodes do not have $agnhost (scripts/cluster/images.sh agnhost, then import)"

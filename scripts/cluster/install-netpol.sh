@@ -24,8 +24,8 @@ case "${1:-}" in
     wait_rollout
     ;;
   chained)
-    step "helm install netpol deploy/helm/netpol -n kube-system"
-    "$NPC_BIN/helm" install netpol "$NPC_ROOT/deploy/helm/netpol" -n kube-system --wait --timeout 5m
+    step "helm upgrade --install netpol deploy/helm/netpol -n kube-system"
+    "$NPC_BIN/helm" upgrade --install netpol "$NPC_ROOT/deploy/helm/netpol" -n kube-system --wait --timeout 5m
     wait_rollout
     ;;
   remove)
