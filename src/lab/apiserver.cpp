@@ -590,11 +590,15 @@ struct ApiServer::Impl {
   // with the answer written, when the body is rejected.
   static bool Decoded(const Resource& r, Json& object, FieldValidation mode, bool create,
                       httplib::Response& res) {
-    if (r.validated) {
+    if (r.validated || r.plural == "services") {
       std::set<std::string> unknown;
-      const api::LoadResult loaded = api::LoadJson(object, "request", {.field_positions = false});
-      for (const api::Diagnostic& d : loaded.diagnostics) {
-        if (std::string path = UnknownFieldPath(d.detail); !path.empty()) unknown.insert(std::move(path));
+      if (r.validated) {
+        const api::LoadResult loaded = api::LoadJson(object, "request", {.field_positions = false});
+        for (const api::Diagnostic& d : loaded.diagnostics) {
+          if (std::string path = UnknownFieldPath(d.detail); !path.empty()) unknown.insert(std::move(path));
+        }
+      } else {
+        for (std::string& path : internal::UnknownServiceFields(object)) unknown.insert(std::move(path));
       }
       if (!unknown.empty()) {
         Json pruned = object;

@@ -291,6 +291,16 @@ TEST_F(ApiServerTest, FieldValidationIsTheApiServers) {
   EXPECT_EQ(Json::parse(unknown->body)["message"],
             "CreateOptions.meta.k8s.io \"\" is invalid: fieldValidation: Unsupported value: \"strict\": "
             "supported values: \"\", \"Ignore\", \"Strict\", \"Warn\"");
+  // Services too, which src/api does not decode (kubectl create -f with a Service typo).
+  const auto service = Send(*server_, "POST", "/api/v1/namespaces/default/services?fieldValidation=Strict",
+                            R"({"metadata":{"name":"s"},"spec":{"selectr":{"app":"web"},)"
+                            R"("ports":[{"port":80,"prot":"TCP"}]}})",
+                            "application/json");
+  ASSERT_TRUE(service);
+  EXPECT_EQ(service->status, 400);
+  EXPECT_EQ(Json::parse(service->body)["message"],
+            "Service in version \"v1\" cannot be handled as a Service: strict decoding error: unknown field "
+            "\"spec.ports[0].prot\", unknown field \"spec.selectr\"");
   // Updates and patches too.
   const auto put = Send(*server_, "PUT", path + "/i?fieldValidation=Strict", policy("i"), "application/json");
   ASSERT_TRUE(put);

@@ -1,5 +1,10 @@
 #include "lab/internal/defaults.h"
 
+#include <algorithm>
+#include <initializer_list>
+#include <iterator>
+#include <string_view>
+
 namespace netpol::lab::internal {
 namespace {
 
@@ -182,7 +187,67 @@ void Drop(Json& node, const std::string& path, const std::set<std::string>& path
   }
 }
 
+void Unknown(const Json& object, const std::string& path, std::initializer_list<std::string_view> known,
+             std::vector<std::string>& out) {
+  if (!object.is_object()) return;
+  for (auto it = object.begin(); it != object.end(); ++it) {
+    if (std::find(known.begin(), known.end(), it.key()) == known.end()) out.push_back(Child(path, it.key()));
+  }
+}
+
 }  // namespace
+
+std::vector<std::string> UnknownServiceFields(const Json& service) {
+  std::vector<std::string> out;
+  // Sorted keys: walked in the order the decoder meets them (kubectl sends
+  // keys sorted), each level's unknown keys before its children's.
+  if (!service.is_object()) return out;
+  for (auto it = service.begin(); it != service.end(); ++it) {
+    const std::string& key = it.key();
+    if (key == "metadata") {
+      Unknown(*it, "metadata",
+              {"name", "generateName", "namespace", "labels", "annotations", "uid", "resourceVersion",
+               "generation", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds",
+               "ownerReferences", "finalizers", "managedFields", "selfLink"},
+              out);
+    } else if (key == "spec" && it->is_object()) {
+      const Json& spec = *it;
+      for (auto field = spec.begin(); field != spec.end(); ++field) {
+        static constexpr std::string_view kSpec[] = {"ports",
+                                                     "selector",
+                                                     "clusterIP",
+                                                     "clusterIPs",
+                                                     "type",
+                                                     "externalIPs",
+                                                     "sessionAffinity",
+                                                     "loadBalancerIP",
+                                                     "loadBalancerSourceRanges",
+                                                     "externalName",
+                                                     "externalTrafficPolicy",
+                                                     "healthCheckNodePort",
+                                                     "publishNotReadyAddresses",
+                                                     "sessionAffinityConfig",
+                                                     "ipFamilies",
+                                                     "ipFamilyPolicy",
+                                                     "allocateLoadBalancerNodePorts",
+                                                     "loadBalancerClass",
+                                                     "internalTrafficPolicy",
+                                                     "trafficDistribution"};
+        if (std::find(std::begin(kSpec), std::end(kSpec), field.key()) == std::end(kSpec)) {
+          out.push_back("spec." + field.key());
+        } else if (field.key() == "ports" && field->is_array()) {
+          for (size_t i = 0; i < field->size(); ++i) {
+            Unknown((*field)[i], "spec.ports[" + std::to_string(i) + "]",
+                    {"name", "protocol", "appProtocol", "port", "targetPort", "nodePort"}, out);
+          }
+        }
+      }
+    } else if (key != "apiVersion" && key != "kind" && key != "status") {
+      out.push_back(key);
+    }
+  }
+  return out;
+}
 
 void ApplyDefaults(const std::string& plural, Json& object, bool create) {
   if (!object.is_object()) return;

@@ -23,6 +23,10 @@ using Json = nlohmann::json;
 // create alone fills (a pod's service account, priority, ...).
 void ApplyDefaults(const std::string& plural, Json& object, bool create);
 
+// The fields of a Service the API server's schema does not have ("spec.selectr",
+// "spec.ports[0].prot"), for the kinds src/api does not decode; in document order.
+std::vector<std::string> UnknownServiceFields(const Json& service);
+
 // Removes the fields at these paths ("spec.ingress[0].fro", as the decoder
 // names them) and returns the paths found, in the order the API server's
 // decoder meets them (the body's order: kubectl sends keys sorted).
