@@ -1063,8 +1063,17 @@ struct Agent::Impl {
       }
     } else if (op == "del") {
       lock.lock();
-      local.erase(key);
-      Log(LogLevel::kInfo, "pod detached", {{"pod", key}});
+      // A DEL ends the attachment it names. A late DEL of a pod's earlier sandbox must not
+      // detach the sandbox that replaced it: the pod would lose its isolation (fail open).
+      if (const auto it = local.find(key); it != local.end() && it->second.owner != reg->owner) {
+        Log(LogLevel::kInfo, "detach of an earlier attachment ignored",
+            {{"pod", key},
+             {"container", reg->owner.container_id},
+             {"attached", it->second.owner.container_id}});
+      } else {
+        local.erase(key);
+        Log(LogLevel::kInfo, "pod detached", {{"pod", key}});
+      }
     } else if (op == "check") {
       lock.lock();
     } else {

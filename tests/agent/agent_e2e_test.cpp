@@ -460,6 +460,61 @@ TEST(AgentE2eTest, AnAddIsAnsweredOnlyOnceAPolicyCreatedJustBeforeIsInForce) {
   }
 }
 
+// A DEL names the attachment it ends: a late DEL of a pod's earlier sandbox (another
+// container id) leaves the attachment that replaced it, and the pod, isolated.
+TEST(AgentE2eTest, ALateDelOfAnEarlierSandboxLeavesThePodIsolated) {
+  NETPOL_REQUIRE_E2E();
+  testing::PacketLab node;
+  ASSERT_TRUE(node.Up({{"198.18.7.60", ""}}).ok());
+  Result<ShopApi> api = StartShopApi({.nodes = {"node-1"}});
+  ASSERT_TRUE(api.ok()) << api.error().message();
+  const ScratchDir scratch(node.prefix() + "-late-del");
+  const int port = FreePort();
+  agent::AgentOptions options = OptionsFor(node, api->server->url(), scratch.path, port);
+  options.flow_logs = false;
+  RunningAgent agent(options);
+  const auto ready_by = Clock::now() + std::chrono::seconds(20);
+  while (Clock::now() < ready_by && HttpGet(port, "/readyz").first != 200) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  const std::string ip = "198.18.7.61";
+  ASSERT_TRUE(PostPod(*api->client, "sandboxed", ip).ok());
+  const Json policy = {
+      {"metadata", {{"name", "deny-sandboxed"}}},
+      {"spec", {{"podSelector", {{"matchLabels", {{"app", "sandboxed"}}}}}, {"ingress", Json::array()}}}};
+  ASSERT_TRUE(
+      api->client
+          ->Request("POST", "/apis/networking.k8s.io/v1/namespaces/shop/networkpolicies", policy.dump())
+          .ok());
+  const auto isolated = [&] {
+    std::string out;
+    const std::string command = "ip netns exec " + node.node() + " nft list set inet netpol in_isolated_v4";
+    if (FILE* f = ::popen(command.c_str(), "r")) {
+      char buffer[4096];
+      size_t n = 0;
+      while ((n = std::fread(buffer, 1, sizeof(buffer), f)) > 0) out.append(buffer, n);
+      ::pclose(f);
+    }
+    return out.find(ip) != std::string::npos;
+  };
+  const auto registration = [&](const std::string& container) {
+    return cni::PodRegistration{{container, "eth0"},     "shop", "sandboxed", "",
+                                {*IpAddress::Parse(ip)}, "",     "",          true};
+  };
+  ASSERT_TRUE(
+      cni::ConfirmWithAgent(options.socket_path, "add", registration("c-new"), std::chrono::seconds(10))
+          .ok());
+  ASSERT_TRUE(isolated()) << "the attached pod is not isolated";
+  ASSERT_TRUE(
+      cni::ConfirmWithAgent(options.socket_path, "del", registration("c-old"), std::chrono::seconds(10))
+          .ok());
+  EXPECT_TRUE(isolated()) << "a DEL of the pod's earlier sandbox detached its current one";
+  ASSERT_TRUE(
+      cni::ConfirmWithAgent(options.socket_path, "del", registration("c-new"), std::chrono::seconds(10))
+          .ok());
+  EXPECT_FALSE(isolated()) << "the DEL of the pod's own sandbox left it attached";
+}
+
 // A pod seen scheduled to the node is programmed before its ADD: the agent
 // reserves its addresses in the plugin's allocator and puts its rules in
 // force, claiming the addresses; the real plugin's ADD then takes them over
