@@ -39,6 +39,19 @@ using Clock = std::chrono::steady_clock;
 using kube::Json;
 
 // A loopback port nobody listens on now.
+// The node's set of ingress-isolated IPv4 pod addresses, as nft lists it.
+std::string IsolatedV4(const std::string& netns) {
+  std::string out;
+  const std::string command = "ip netns exec " + netns + " nft list set inet netpol in_isolated_v4";
+  if (FILE* f = ::popen(command.c_str(), "r")) {
+    char buffer[4096];
+    size_t n = 0;
+    while ((n = std::fread(buffer, 1, sizeof(buffer), f)) > 0) out.append(buffer, n);
+    ::pclose(f);
+  }
+  return out;
+}
+
 int FreePort() {
   const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in address{};
@@ -421,17 +434,7 @@ TEST(AgentE2eTest, AnAddIsAnsweredOnlyOnceAPolicyCreatedJustBeforeIsInForce) {
   while (Clock::now() < ready_by && HttpGet(port, "/readyz").first != 200) {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
-  const auto isolated = [&] {
-    std::string out;
-    const std::string command = "ip netns exec " + node.node() + " nft list set inet netpol in_isolated_v4";
-    if (FILE* f = ::popen(command.c_str(), "r")) {
-      char buffer[4096];
-      size_t n = 0;
-      while ((n = std::fread(buffer, 1, sizeof(buffer), f)) > 0) out.append(buffer, n);
-      ::pclose(f);
-    }
-    return out;
-  };
+  const auto isolated = [&] { return IsolatedV4(node.node()); };
   for (int i = 0; i < 3; ++i) {
     const std::string name = "race-" + std::to_string(i);
     const std::string ip = "198.18.7." + std::to_string(50 + i);
@@ -486,17 +489,7 @@ TEST(AgentE2eTest, ALateDelOfAnEarlierSandboxLeavesThePodIsolated) {
       api->client
           ->Request("POST", "/apis/networking.k8s.io/v1/namespaces/shop/networkpolicies", policy.dump())
           .ok());
-  const auto isolated = [&] {
-    std::string out;
-    const std::string command = "ip netns exec " + node.node() + " nft list set inet netpol in_isolated_v4";
-    if (FILE* f = ::popen(command.c_str(), "r")) {
-      char buffer[4096];
-      size_t n = 0;
-      while ((n = std::fread(buffer, 1, sizeof(buffer), f)) > 0) out.append(buffer, n);
-      ::pclose(f);
-    }
-    return out.find(ip) != std::string::npos;
-  };
+  const auto isolated = [&] { return IsolatedV4(node.node()).find(ip) != std::string::npos; };
   const auto registration = [&](const std::string& container) {
     return cni::PodRegistration{{container, "eth0"},     "shop", "sandboxed", "",
                                 {*IpAddress::Parse(ip)}, "",     "",          true};
