@@ -7,13 +7,16 @@
 #   scripts/install-deps.sh --build   # only building the product (netpold, netpol-cni, netpol)
 #                                     # with -DNETPOL_BUILD_TESTS=OFF -DNETPOL_BUILD_BENCH=OFF:
 #                                     # the image's build stage (deploy/Containerfile)
+#   scripts/install-deps.sh --cluster # everything, and what the real-cluster tier needs
+#                                     # (make cluster-up: runc, buildah, podman, ...)
 set -euo pipefail
 
 profile=all
 case "${1:-}" in
   "") ;;
   --build) profile=build ;;
-  *) echo "usage: $0 [--build]" >&2; exit 2 ;;
+  --cluster) profile=cluster ;;
+  *) echo "usage: $0 [--build|--cluster]" >&2; exit 2 ;;
 esac
 
 # Building the product: the toolchain and the libraries netpold, netpol-cni and netpol
@@ -64,12 +67,19 @@ fi
 if [ "$profile" = build ]; then
   packages=("${build_packages[@]}")
 fi
+# The real-cluster tier: runc for the nodes' containerd, buildah/podman to build images as
+# users do, debootstrap for the Debian base image, socat to reach the API server from the
+# root namespace, iptables/conntrack for kube-proxy. Go (1.24 or newer, the machine's:
+# Debian 12's is too old for the pinned modules) builds the upstream components.
+if [ "$profile" = cluster ]; then
+  packages+=(runc buildah podman debootstrap socat iptables conntrack util-linux ca-certificates)
+fi
 
 # That client, at the version package-lock.json pins (into tests/lab/client-node/node_modules).
 install_client_node() {
   local dir
   dir="$(cd "$(dirname "$0")/.." && pwd)/tests/lab/client-node"
-  if [ "$profile" = all ] && [ ! -d "$dir/node_modules/@kubernetes/client-node" ] && command -v npm >/dev/null 2>&1; then
+  if [ "$profile" != build ] && [ ! -d "$dir/node_modules/@kubernetes/client-node" ] && command -v npm >/dev/null 2>&1; then
     echo "install-deps: npm ci in $dir"
     npm ci --prefix "$dir" --no-audit --no-fund >/dev/null
   fi
