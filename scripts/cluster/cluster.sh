@@ -48,7 +48,12 @@ make_network() {
 
 # ---- node filesystems --------------------------------------------------------------------
 # Paths a node has of its own (bound over the host's inside the node's mount namespace).
-NODE_PATHS=(/etc/cni/net.d /opt/cni/bin /var/lib/kubelet /var/lib/netpol /run/netpol
+# /var/lib/cni is host-local's allocation state and libcni's result cache: shared, the two
+# nodes' host-local would write one last_reserved_ip file and each restart its scan from the
+# start of its range, handing a just-freed address to the next pod while the bridge's
+# neighbour entry for it still names the old pod's MAC (new pods unreachable across nodes for
+# 5-10 s, until the entry went stale and was probed).
+NODE_PATHS=(/etc/cni/net.d /opt/cni/bin /var/lib/cni /var/lib/kubelet /var/lib/netpol /run/netpol
   /var/log/pods /var/log/containers /run/containerd /var/lib/containerd /run/netns)
 
 make_node_fs() {
