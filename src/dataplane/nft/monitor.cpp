@@ -16,6 +16,7 @@
 #include <cerrno>
 #include <cstring>
 #include <map>
+#include <optional>
 
 #include "base/netns.h"
 #include "dataplane/nft/ruleset.h"
@@ -38,9 +39,10 @@ struct Notice {
     std::string listed;
     for (size_t i = 0; i < names.size() && i < 4; ++i) listed += (i > 0 ? ", " : "") + names[i];
     if (names.size() > 4) listed += ", ...";
-    if (kind == "rule")
+    if (kind == "rule") {
       return std::to_string(count) + (count == 1 ? " rule " : " rules ") + verb +
              (names.size() == 1 ? " (in chain " : " (in chains ") + listed + ")";
+    }
     if (kind == "element") {
       return std::to_string(count) + (count == 1 ? " element " : " elements ") + verb + " (set " + listed +
              ")";
@@ -74,12 +76,79 @@ int CountElement(const nlattr*, void* data) {
 
 }  // namespace
 
-void MonitorOwner::Committing() {
+namespace {
+
+// The ruleset's generation (it grows by one per committed transaction), read
+// on `fd`, a netlink socket of the nftables subsystem; nullopt when it cannot be.
+std::optional<uint32_t> ReadGeneration(int fd) {
+  char buffer[8192];
+  nlmsghdr* nlh = mnl_nlmsg_put_header(buffer);
+  nlh->nlmsg_type = (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETGEN;
+  nlh->nlmsg_flags = NLM_F_REQUEST;
+  static std::atomic<uint32_t> seq{1};
+  const uint32_t sent = seq++;
+  nlh->nlmsg_seq = sent;
+  auto* gen = static_cast<nfgenmsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(nfgenmsg)));
+  gen->nfgen_family = AF_UNSPEC;
+  gen->version = NFNETLINK_V0;
+  gen->res_id = 0;
+  if (::send(fd, nlh, nlh->nlmsg_len, 0) < 0) return std::nullopt;
+  while (true) {
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, 1000) <= 0) return std::nullopt;
+    const ssize_t n = ::recv(fd, buffer, sizeof(buffer), 0);
+    if (n <= 0) return std::nullopt;
+    int left = static_cast<int>(n);
+    for (const auto* m = reinterpret_cast<const nlmsghdr*>(buffer); mnl_nlmsg_ok(m, left);
+         m = mnl_nlmsg_next(m, &left)) {
+      if (m->nlmsg_seq != sent) continue;  // an answer to an earlier, abandoned read
+      if (m->nlmsg_type == NLMSG_ERROR) return std::nullopt;
+      if ((m->nlmsg_type & 0xff) != NFT_MSG_NEWGEN) continue;
+      Attributes attrs;
+      if (mnl_attr_parse(m, sizeof(nfgenmsg), CollectAttribute, &attrs) < 0 ||
+          attrs.at[NFTA_GEN_ID] == nullptr) {
+        return std::nullopt;
+      }
+      return be32toh(mnl_attr_get_u32(attrs.at[NFTA_GEN_ID]));
+    }
+  }
+}
+
+bool Listen(int fd, bool on) {
+  int group = NFNLGRP_NFTABLES;
+  return ::setsockopt(fd, SOL_NETLINK, on ? NETLINK_ADD_MEMBERSHIP : NETLINK_DROP_MEMBERSHIP, &group,
+                      sizeof(group)) == 0;
+}
+
+}  // namespace
+
+MonitorOwner::Window MonitorOwner::BeginCommit() {
   char name[17] = {};
   ::prctl(PR_GET_NAME, name, 0, 0, 0);
   std::lock_guard lock(mu);
-  if (std::find(committers.begin(), committers.end(), name) == committers.end())
+  if (std::find(committers.begin(), committers.end(), name) == committers.end()) {
     committers.emplace_back(name);
+  }
+  if (listen_fd < 0 || query_fd < 0 || !Listen(listen_fd, false)) return {};
+  const std::optional<uint32_t> generation = ReadGeneration(query_fd);
+  if (!generation) {
+    (void)Listen(listen_fd, true);
+    return {};
+  }
+  return {true, *generation};
+}
+
+void MonitorOwner::EndCommit(const Window& window) {
+  if (!window.open) return;
+  std::lock_guard lock(mu);
+  if (listen_fd < 0 || query_fd < 0) return;
+  const bool listening = Listen(listen_fd, true);
+  const std::optional<uint32_t> generation = ReadGeneration(query_fd);
+  // One more for our transaction (none when it failed); anything else was someone else's.
+  if (!listening || !generation ||
+      (*generation != window.generation + 1 && *generation != window.generation)) {
+    unseen = true;
+  }
 }
 
 bool MonitorOwner::IsCommitter(const std::string& name) {
@@ -96,8 +165,15 @@ struct TableMonitor::State {
   std::vector<std::string> order;
   bool rules = false;
   std::vector<std::string> out;
+  mnl_socket* query = nullptr;  // for the generation
   ~State() {
+    if (owner) {
+      std::lock_guard lock(owner->mu);
+      owner->listen_fd = -1;
+      owner->query_fd = -1;
+    }
     if (socket != nullptr) mnl_socket_close(socket);
+    if (query != nullptr) mnl_socket_close(query);
   }
 
   // Whether the process `pid` named `name` that committed a transaction is this one.
@@ -214,6 +290,14 @@ Result<TableMonitor> TableMonitor::Open(const std::string& netns, std::shared_pt
   const int size = 16 << 20;
   if (::setsockopt(mnl_socket_get_fd(state->socket), SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof(size)) != 0)
     (void)::setsockopt(mnl_socket_get_fd(state->socket), SOL_SOCKET, SO_RCVBUF, &size, sizeof(size));
+  state->query = mnl_socket_open2(NETLINK_NETFILTER, SOCK_CLOEXEC);
+  if (state->query == nullptr || mnl_socket_bind(state->query, 0, MNL_SOCKET_AUTOPID) < 0)
+    return Unavailable(std::string("netlink socket: ") + std::strerror(errno));
+  {
+    std::lock_guard lock(state->owner->mu);
+    state->owner->listen_fd = mnl_socket_get_fd(state->socket);
+    state->owner->query_fd = mnl_socket_get_fd(state->query);
+  }
   return TableMonitor(std::move(state));
 }
 
@@ -245,6 +329,9 @@ Result<std::vector<std::string>> TableMonitor::Next(std::chrono::milliseconds ti
       s.OnMessage(nlh);
     }
     wait = 0;  // drain what is there, then answer
+  }
+  if (s.owner->unseen.exchange(false)) {
+    s.out.push_back("another process committed to nftables while the agent did (what it changed is unseen)");
   }
   return std::exchange(s.out, {});
 }

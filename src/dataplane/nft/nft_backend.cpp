@@ -140,8 +140,9 @@ std::map<std::string, size_t> RuleCounts(const NftRuleset& ruleset) {
   std::map<std::string, size_t> counts;
   for (const std::string& chain : ruleset.chains) {
     size_t& n = counts[chain.substr(6, chain.find(' ', 6) - 6)];  // "chain NAME {"
-    for (size_t at = chain.find('\n'); at != std::string::npos; at = chain.find('\n', at + 1)) {
-      const std::string_view line = std::string_view(chain).substr(at + 1);
+    const std::string_view text = chain;
+    for (size_t at = text.find('\n'); at != std::string_view::npos; at = text.find('\n', at + 1)) {
+      const std::string_view line = text.substr(at + 1);
       if (line.starts_with("\t\t") && !line.starts_with("\t\ttype ")) ++n;
     }
   }
@@ -393,8 +394,10 @@ Result<ApplyStats> NftBackend::ApplyImpl(const policy::NodeProgram& program, pol
   }
   change.stats.plan_ms = ms_since(planning);
   const auto sending = std::chrono::steady_clock::now();
-  owner_->Committing();  // the change notifications it causes are ours
+  // Not listening to our own transaction (its notifications cost the kernel
+  // as much again as the elements); the window tells if others committed meanwhile.
   if (!change.stats.commands.empty() || !batch.empty()) {
+    const MonitorOwner::Window window = owner_->BeginCommit();
     Status done = Ok();
     if (!batch.empty()) {
       if (!batcher_) {
@@ -410,6 +413,7 @@ Result<ApplyStats> NftBackend::ApplyImpl(const policy::NodeProgram& program, pol
     } else if (Result<std::string> ran = Run(change.stats.commands, false); !ran) {
       done = std::move(ran).error();
     }
+    owner_->EndCommit(window);
     if (!done.ok()) {
       batcher_.reset();  // a fresh socket next time, too
       in_sync_ = false;  // whatever we believed may be wrong now: read back next time
@@ -436,8 +440,9 @@ Result<std::string> NftBackend::Show() {
 Status NftBackend::Remove() {
   in_sync_ = false;
   applied_ = false;
-  owner_->Committing();
+  const MonitorOwner::Window window = owner_->BeginCommit();
   Result<std::string> done = Run("delete table " + kTable, false);
+  owner_->EndCommit(window);
   if (!done && done.error().code() != ErrorCode::kNotFound) return std::move(done).error();
   return Ok();
 }
