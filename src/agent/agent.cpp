@@ -474,9 +474,10 @@ struct Agent::Impl {
       return;
     }
     if (found->empty()) {
-      if (notified)
+      if (notified) {
         Log(LogLevel::kDebug, "others changed nftables; the agent's rules are intact",
             {{"noticed", noticed}});
+      }
       return;
     }
     Log(LogLevel::kWarn, "the dataplane was changed behind the agent; restoring it",
