@@ -700,6 +700,8 @@ void Engine::Apply(const api::Object& object) {
       m.RemovePolicy(p.metadata.namespace_, p.metadata.name);
       m.AddPolicy(p);
     }
+    void operator()(const api::Node& /*node*/) {}
+    void operator()(const api::ClusterNetworkPolicy& /*policy*/) {}
   };
   std::visit(Visitor{m}, object);
   m.SyncDaemonSets(nodes_before);
