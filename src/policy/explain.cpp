@@ -197,9 +197,8 @@ std::string DirectionLine(const Engine& engine, const Flow& flow, Direction dir,
       if (!v.cluster_subjects.empty()) {
         std::vector<std::string> names;
         for (const ClusterPolicyId id : v.cluster_subjects) names.push_back(engine.ClusterPolicyName(id));
-        line += "allowed: no " + std::string(ingress ? "ingress" : "egress") + " rule of " +
-                Join(names, ", ") + " matches and no NetworkPolicy selects it for " +
-                (ingress ? "ingress" : "egress");
+        line += "allowed: no NetworkPolicy selects it for " + std::string(ingress ? "ingress" : "egress") +
+                " and no rule of " + Join(names, ", ") + " decides";
         break;
       }
       line += std::string("allowed: no policy selects it for ") + (ingress ? "ingress" : "egress");
