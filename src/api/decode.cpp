@@ -770,6 +770,177 @@ class ObjectDecoder {
     return policy;
   }
 
+  // ---- Node ------------------------------------------------------------------
+
+  Node DecodeNode(const YamlNode& root) {
+    Node node;
+    node.metadata = Meta(root["metadata"], false);
+    const YamlNode status = root["status"];
+    if (!status || !ExpectMap(status, "status")) return node;
+    const YamlNode addresses = status["addresses"];
+    if (!addresses || !ExpectSequence(addresses, "status.addresses")) return node;
+    for (size_t i = 0; i < addresses.size(); ++i) {
+      const std::string path = Index("status.addresses", i);
+      if (!ExpectMap(addresses[i], path)) continue;
+      CheckFields(addresses[i], path, {"type", "address"});
+      NodeAddress address;
+      if (addresses[i]["type"]) address.type = String(addresses[i]["type"], Child(path, "type")).value_or("");
+      if (addresses[i]["address"]) {
+        address.address = String(addresses[i]["address"], Child(path, "address")).value_or("");
+      }
+      node.addresses.push_back(std::move(address));
+    }
+    return node;
+  }
+
+  // ---- ClusterNetworkPolicy ---------------------------------------------------
+
+  // An enum field of the CRD: the value, or an error in the schema's words.
+  template <typename Enum>
+  std::optional<Enum> EnumField(const YamlNode& node, const std::string& path,
+                                std::initializer_list<std::pair<std::string_view, Enum>> values) {
+    const std::optional<std::string> text = String(node, path);
+    if (!text) return std::nullopt;
+    std::vector<std::string> names;
+    for (const auto& [name, value] : values) {
+      if (name == *text) return value;
+      names.emplace_back(name);
+    }
+    Error(node, path, UnsupportedValue(Quote(*text), names));
+    return std::nullopt;
+  }
+
+  NamespacedPod NamespacedPodField(const YamlNode& node, const std::string& path) {
+    NamespacedPod pods;
+    if (!ExpectMap(node, path)) return pods;
+    CheckFields(node, path, {"namespaceSelector", "podSelector"});
+    if (node["namespaceSelector"] && !node["namespaceSelector"].IsNull()) {
+      pods.namespace_selector = Selector(node["namespaceSelector"], Child(path, "namespaceSelector"));
+    }
+    if (node["podSelector"]) pods.pod_selector = Selector(node["podSelector"], Child(path, "podSelector"));
+    return pods;
+  }
+
+  ClusterPeer ClusterPeerField(const YamlNode& node, const std::string& path, bool egress) {
+    ClusterPeer peer;
+    if (!ExpectMap(node, path)) return peer;
+    if (egress) {
+      CheckFields(node, path, {"namespaces", "pods", "nodes", "networks", "domainNames"});
+    } else {
+      CheckFields(node, path, {"namespaces", "pods"});
+    }
+    if (node["namespaces"]) peer.namespaces = Selector(node["namespaces"], Child(path, "namespaces"));
+    if (node["pods"]) peer.pods = NamespacedPodField(node["pods"], Child(path, "pods"));
+    if (!egress) return peer;
+    if (node["nodes"]) peer.nodes = Selector(node["nodes"], Child(path, "nodes"));
+    if (node["networks"]) peer.networks = StringList(node["networks"], Child(path, "networks"));
+    if (node["domainNames"]) peer.domain_names = StringList(node["domainNames"], Child(path, "domainNames"));
+    return peer;
+  }
+
+  ClusterProtocolMatch ProtocolMatch(const YamlNode& node, const std::string& path) {
+    ClusterProtocolMatch match;
+    if (!ExpectMap(node, path)) return match;
+    CheckFields(node, path, {"destinationPort"});
+    const YamlNode port = node["destinationPort"];
+    const std::string port_path = Child(path, "destinationPort");
+    if (!port || !ExpectMap(port, port_path)) return match;
+    CheckFields(port, port_path, {"number", "range"});
+    ClusterPort value;
+    if (port["number"]) value.number = Int32(port["number"], Child(port_path, "number")).value_or(0);
+    if (const YamlNode range = port["range"]; range && ExpectMap(range, Child(port_path, "range"))) {
+      const std::string range_path = Child(port_path, "range");
+      CheckFields(range, range_path, {"start", "end"});
+      PortRange r;
+      if (range["start"]) r.start = Int32(range["start"], Child(range_path, "start")).value_or(0);
+      if (range["end"]) r.end = Int32(range["end"], Child(range_path, "end")).value_or(0);
+      value.range = r;
+    }
+    match.destination_port = value;
+    return match;
+  }
+
+  ClusterProtocol ClusterProtocolField(const YamlNode& node, const std::string& path) {
+    ClusterProtocol protocol;
+    if (!ExpectMap(node, path)) return protocol;
+    CheckFields(node, path, {"tcp", "udp", "sctp", "destinationNamedPort"});
+    if (node["tcp"]) protocol.tcp = ProtocolMatch(node["tcp"], Child(path, "tcp"));
+    if (node["udp"]) protocol.udp = ProtocolMatch(node["udp"], Child(path, "udp"));
+    if (node["sctp"]) protocol.sctp = ProtocolMatch(node["sctp"], Child(path, "sctp"));
+    if (node["destinationNamedPort"]) {
+      protocol.destination_named_port =
+          String(node["destinationNamedPort"], Child(path, "destinationNamedPort")).value_or("");
+    }
+    return protocol;
+  }
+
+  std::vector<ClusterRule> ClusterRules(const YamlNode& node, const std::string& path, bool egress) {
+    std::vector<ClusterRule> rules;
+    if (!ExpectSequence(node, path)) return rules;
+    const char* peers_field = egress ? "to" : "from";
+    for (size_t i = 0; i < node.size(); ++i) {
+      const std::string rule_path = Index(path, i);
+      ClusterRule rule;
+      const YamlNode r = node[i];
+      if (ExpectMap(r, rule_path)) {
+        CheckFields(r, rule_path, {"name", "action", peers_field, "protocols"});
+        if (r["name"]) rule.name = String(r["name"], Child(rule_path, "name")).value_or("");
+        if (r["action"] && !r["action"].IsNull()) {
+          // An unsupported value is reported here; the placeholder keeps
+          // validation from calling the field missing.
+          rule.action =
+              EnumField<RuleAction>(
+                  r["action"], Child(rule_path, "action"),
+                  {{"Accept", RuleAction::kAccept}, {"Deny", RuleAction::kDeny}, {"Pass", RuleAction::kPass}})
+                  .value_or(RuleAction::kDeny);
+        }
+        const std::string peers_path = Child(rule_path, peers_field);
+        if (const YamlNode peers = r[peers_field]; peers && ExpectSequence(peers, peers_path)) {
+          rule.peers.emplace();
+          for (size_t j = 0; j < peers.size(); ++j) {
+            rule.peers->push_back(ClusterPeerField(peers[j], Index(peers_path, j), egress));
+          }
+        }
+        const std::string protocols_path = Child(rule_path, "protocols");
+        if (const YamlNode protocols = r["protocols"];
+            protocols && ExpectSequence(protocols, protocols_path)) {
+          rule.protocols.emplace();
+          for (size_t j = 0; j < protocols.size(); ++j) {
+            rule.protocols->push_back(ClusterProtocolField(protocols[j], Index(protocols_path, j)));
+          }
+        }
+      }
+      rules.push_back(std::move(rule));
+    }
+    return rules;
+  }
+
+  ClusterNetworkPolicy DecodeClusterPolicy(const YamlNode& root) {
+    ClusterNetworkPolicy policy;
+    policy.metadata = Meta(root["metadata"], false);
+    const YamlNode spec = root["spec"];
+    if (!spec || !ExpectMap(spec, "spec")) return policy;
+    CheckFields(spec, "spec", {"tier", "priority", "subject", "ingress", "egress"});
+    if (spec["tier"] && !spec["tier"].IsNull()) {
+      policy.tier =
+          EnumField<Tier>(spec["tier"], "spec.tier", {{"Admin", Tier::kAdmin}, {"Baseline", Tier::kBaseline}})
+              .value_or(Tier::kAdmin);  // a placeholder after an error, as for action
+    }
+    if (spec["priority"] && !spec["priority"].IsNull()) {
+      policy.priority = Int32(spec["priority"], "spec.priority").value_or(0);
+    }
+    if (const YamlNode subject = spec["subject"]; subject && ExpectMap(subject, "spec.subject")) {
+      ClusterSubject s;
+      CheckFields(subject, "spec.subject", {"namespaces", "pods"});
+      if (subject["namespaces"]) s.namespaces = Selector(subject["namespaces"], "spec.subject.namespaces");
+      if (subject["pods"]) s.pods = NamespacedPodField(subject["pods"], "spec.subject.pods");
+      policy.subject = std::move(s);
+    }
+    if (spec["ingress"]) policy.ingress = ClusterRules(spec["ingress"], "spec.ingress", false);
+    if (spec["egress"]) policy.egress = ClusterRules(spec["egress"], "spec.egress", true);
+    return policy;
+  }
+
  private:
   std::string file_;
   const DecodeOptions& options_;
@@ -822,6 +993,8 @@ constexpr KindInfo kKinds[] = {
     {"Pod", "v1"},
     {"ReplicationController", "v1"},
     {"NetworkPolicy", "networking.k8s.io/v1"},
+    {"Node", "v1"},
+    {"ClusterNetworkPolicy", "policy.networking.k8s.io/v1alpha2"},
     {"Deployment", "apps/v1"},
     {"StatefulSet", "apps/v1"},
     {"DaemonSet", "apps/v1"},
@@ -935,7 +1108,7 @@ class Decoder {
     // read first without recording anything.
     std::string ref = kind + " ";
     if (const YamlNode meta = doc["metadata"]; meta && meta.IsMap()) {
-      const bool cluster_scoped = kind == "Namespace";
+      const bool cluster_scoped = IsClusterScoped(kind);
       std::string ns = options_.default_namespace;
       if (meta["namespace"] && meta["namespace"].IsScalar() && !meta["namespace"].Scalar().empty()) {
         ns = meta["namespace"].Scalar();
@@ -964,6 +1137,10 @@ class Decoder {
       object = d.DecodePod(doc);
     } else if (kind == "NetworkPolicy") {
       object = d.DecodePolicy(doc);
+    } else if (kind == "Node") {
+      object = d.DecodeNode(doc);
+    } else if (kind == "ClusterNetworkPolicy") {
+      object = d.DecodeClusterPolicy(doc);
     } else {
       object = d.DecodeWorkload(doc, *ParseWorkloadKind(kind));
     }

@@ -201,6 +201,65 @@ Value Header(const char* api_version, std::string_view kind) {
   return doc;
 }
 
+Value NamespacedPodValue(const NamespacedPod& pods) {
+  Value map = Value::Map();
+  map.Set("namespaceSelector", Selector(pods.namespace_selector));
+  if (pods.pod_selector) map.Set("podSelector", Selector(*pods.pod_selector));
+  return map;
+}
+
+Value ProtocolMatchValue(const ClusterProtocolMatch& match) {
+  Value map = Value::Map();
+  if (!match.destination_port) return map;
+  Value port = Value::Map();
+  if (match.destination_port->number) port.Set("number", Value::Int(*match.destination_port->number));
+  if (const auto& range = match.destination_port->range) {
+    Value r = Value::Map();
+    r.Set("start", Value::Int(range->start)).Set("end", Value::Int(range->end));
+    port.Set("range", std::move(r));
+  }
+  map.Set("destinationPort", std::move(port));
+  return map;
+}
+
+Value ClusterRulesValue(const std::vector<ClusterRule>& rules, const char* peers_key) {
+  Value list = Value::List();
+  for (const ClusterRule& rule : rules) {
+    Value r = Value::Map();
+    if (!rule.name.empty()) r.Set("name", Value::Str(rule.name));
+    if (rule.action) r.Set("action", Value::Str(std::string(RuleActionName(*rule.action))));
+    if (rule.peers) {
+      Value peers = Value::List();
+      for (const ClusterPeer& peer : *rule.peers) {
+        Value p = Value::Map();
+        if (peer.namespaces) p.Set("namespaces", Selector(*peer.namespaces));
+        if (peer.pods) p.Set("pods", NamespacedPodValue(*peer.pods));
+        if (peer.nodes) p.Set("nodes", Selector(*peer.nodes));
+        if (peer.networks) p.Set("networks", StrList(*peer.networks));
+        if (peer.domain_names) p.Set("domainNames", StrList(*peer.domain_names));
+        peers.Add(std::move(p));
+      }
+      r.Set(peers_key, std::move(peers));
+    }
+    if (rule.protocols) {
+      Value protocols = Value::List();
+      for (const ClusterProtocol& protocol : *rule.protocols) {
+        Value p = Value::Map();
+        if (protocol.tcp) p.Set("tcp", ProtocolMatchValue(*protocol.tcp));
+        if (protocol.udp) p.Set("udp", ProtocolMatchValue(*protocol.udp));
+        if (protocol.sctp) p.Set("sctp", ProtocolMatchValue(*protocol.sctp));
+        if (protocol.destination_named_port) {
+          p.Set("destinationNamedPort", Value::Str(*protocol.destination_named_port));
+        }
+        protocols.Add(std::move(p));
+      }
+      r.Set("protocols", std::move(protocols));
+    }
+    list.Add(std::move(r));
+  }
+  return list;
+}
+
 struct Emit {
   Value operator()(const Namespace& ns) const {
     return std::move(Header("v1", "Namespace").Set("metadata", Meta(ns.metadata)));
@@ -268,6 +327,41 @@ struct Emit {
     }
     if (!policy.ingress.empty()) spec.Set("ingress", Rules(policy.ingress, "from"));
     if (!policy.egress.empty()) spec.Set("egress", Rules(policy.egress, "to"));
+    doc.Set("spec", std::move(spec));
+    return doc;
+  }
+
+  Value operator()(const Node& node) const {
+    Value doc = Header("v1", "Node");
+    doc.Set("metadata", Meta(node.metadata));
+    if (!node.addresses.empty()) {
+      Value addresses = Value::List();
+      for (const NodeAddress& a : node.addresses) {
+        Value entry = Value::Map();
+        entry.Set("type", Value::Str(a.type)).Set("address", Value::Str(a.address));
+        addresses.Add(std::move(entry));
+      }
+      Value status = Value::Map();
+      status.Set("addresses", std::move(addresses));
+      doc.Set("status", std::move(status));
+    }
+    return doc;
+  }
+
+  Value operator()(const ClusterNetworkPolicy& policy) const {
+    Value doc = Header("policy.networking.k8s.io/v1alpha2", "ClusterNetworkPolicy");
+    doc.Set("metadata", Meta(policy.metadata));
+    Value spec = Value::Map();
+    if (policy.tier) spec.Set("tier", Value::Str(std::string(TierName(*policy.tier))));
+    if (policy.priority) spec.Set("priority", Value::Int(*policy.priority));
+    if (policy.subject) {
+      Value subject = Value::Map();
+      if (policy.subject->namespaces) subject.Set("namespaces", Selector(*policy.subject->namespaces));
+      if (policy.subject->pods) subject.Set("pods", NamespacedPodValue(*policy.subject->pods));
+      spec.Set("subject", std::move(subject));
+    }
+    if (!policy.ingress.empty()) spec.Set("ingress", ClusterRulesValue(policy.ingress, "from"));
+    if (!policy.egress.empty()) spec.Set("egress", ClusterRulesValue(policy.egress, "to"));
     doc.Set("spec", std::move(spec));
     return doc;
   }

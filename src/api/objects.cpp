@@ -84,6 +84,26 @@ bool NetworkPolicy::AffectsEgress() const {
   return std::find(policy_types.begin(), policy_types.end(), PolicyType::kEgress) != policy_types.end();
 }
 
+std::string_view TierName(Tier tier) {
+  return tier == Tier::kAdmin ? "Admin" : "Baseline";
+}
+
+std::string_view RuleActionName(RuleAction action) {
+  switch (action) {
+    case RuleAction::kAccept:
+      return "Accept";
+    case RuleAction::kDeny:
+      return "Deny";
+    case RuleAction::kPass:
+      return "Pass";
+  }
+  return "?";
+}
+
+bool IsClusterScoped(std::string_view kind) {
+  return kind == "Namespace" || kind == "Node" || kind == "ClusterNetworkPolicy";
+}
+
 const ObjectMeta& MetaOf(const Object& object) {
   return std::visit([](const auto& o) -> const ObjectMeta& { return o.metadata; }, object);
 }
@@ -98,6 +118,8 @@ std::string_view KindOf(const Object& object) {
     std::string_view operator()(const Pod&) const { return "Pod"; }
     std::string_view operator()(const Workload& w) const { return WorkloadKindName(w.kind); }
     std::string_view operator()(const NetworkPolicy&) const { return "NetworkPolicy"; }
+    std::string_view operator()(const Node&) const { return "Node"; }
+    std::string_view operator()(const ClusterNetworkPolicy&) const { return "ClusterNetworkPolicy"; }
   };
   return std::visit(Visitor{}, object);
 }

@@ -1,8 +1,9 @@
 // The Kubernetes objects netpol understands, as plain value types.
 //
-// Namespace, Pod, the pod-owning workloads (Deployment, StatefulSet, DaemonSet,
-// ReplicaSet, ReplicationController, Job, CronJob) and networking.k8s.io/v1
-// NetworkPolicy with every field. Values are what the user wrote after API-server
+// Namespace, Node, Pod, the pod-owning workloads (Deployment, StatefulSet, DaemonSet,
+// ReplicaSet, ReplicationController, Job, CronJob), networking.k8s.io/v1
+// NetworkPolicy and policy.networking.k8s.io/v1alpha2 ClusterNetworkPolicy
+// (sigs.k8s.io/network-policy-api v0.3.0) with every field. Values are what the user wrote after API-server
 // defaulting (protocol TCP, replicas 1, namespace "default" unless given); they are
 // produced by api/decode.h and checked by api/validate.h.
 //
@@ -182,11 +183,108 @@ struct NetworkPolicy {
   friend bool operator==(const NetworkPolicy&, const NetworkPolicy&) = default;
 };
 
-using Object = std::variant<Namespace, Pod, Workload, NetworkPolicy>;
+// A Node: its labels (for ClusterNetworkPolicy `nodes` peers) and the
+// addresses of status.addresses (every type; those that are IPs are its node IPs).
+struct NodeAddress {
+  std::string type;  // InternalIP, ExternalIP, Hostname, ...
+  std::string address;
+  friend bool operator==(const NodeAddress&, const NodeAddress&) = default;
+};
+
+struct Node {
+  ObjectMeta metadata;  // cluster-scoped
+  std::vector<NodeAddress> addresses;
+  friend bool operator==(const Node&, const Node&) = default;
+};
+
+// ---- ClusterNetworkPolicy (policy.networking.k8s.io/v1alpha2) ------------------
+//
+// Fields the CRD requires, or whose absence differs from an empty value to its
+// schema (minItems, minProperties), are optional here so validation can name
+// them; validated objects have them all.
+
+enum class Tier : uint8_t { kAdmin, kBaseline };
+std::string_view TierName(Tier tier);
+enum class RuleAction : uint8_t { kAccept, kDeny, kPass };
+std::string_view RuleActionName(RuleAction action);
+
+// `pods`: namespaceSelector AND podSelector.
+struct NamespacedPod {
+  LabelSelector namespace_selector;           // absent: empty (every namespace)
+  std::optional<LabelSelector> pod_selector;  // required
+  friend bool operator==(const NamespacedPod&, const NamespacedPod&) = default;
+};
+
+// Exactly one field set (validation).
+struct ClusterSubject {
+  std::optional<LabelSelector> namespaces;
+  std::optional<NamespacedPod> pods;
+  friend bool operator==(const ClusterSubject&, const ClusterSubject&) = default;
+};
+
+// Exactly one field set; nodes, networks and domainNames only in egress.
+struct ClusterPeer {
+  std::optional<LabelSelector> namespaces;
+  std::optional<NamespacedPod> pods;
+  std::optional<LabelSelector> nodes;
+  std::optional<std::vector<std::string>> networks;      // CIDRs
+  std::optional<std::vector<std::string>> domain_names;  // "example.com", "*.example.com"
+  friend bool operator==(const ClusterPeer&, const ClusterPeer&) = default;
+};
+
+struct PortRange {
+  int32_t start = 0;
+  int32_t end = 0;
+  friend bool operator==(const PortRange&, const PortRange&) = default;
+};
+
+// destinationPort: exactly one of number and range.
+struct ClusterPort {
+  std::optional<int32_t> number;
+  std::optional<PortRange> range;
+  friend bool operator==(const ClusterPort&, const ClusterPort&) = default;
+};
+
+// tcp/udp/sctp: {destinationPort} (required by the schema's minProperties).
+struct ClusterProtocolMatch {
+  std::optional<ClusterPort> destination_port;
+  friend bool operator==(const ClusterProtocolMatch&, const ClusterProtocolMatch&) = default;
+};
+
+// One entry of `protocols`: exactly one field set.
+struct ClusterProtocol {
+  std::optional<ClusterProtocolMatch> tcp;
+  std::optional<ClusterProtocolMatch> udp;
+  std::optional<ClusterProtocolMatch> sctp;
+  std::optional<std::string> destination_named_port;
+  friend bool operator==(const ClusterProtocol&, const ClusterProtocol&) = default;
+};
+
+struct ClusterRule {
+  std::string name;                                       // optional, at most 100 characters
+  std::optional<RuleAction> action;                       // required
+  std::optional<std::vector<ClusterPeer>> peers;          // `from` or `to`: required, 1-25
+  std::optional<std::vector<ClusterProtocol>> protocols;  // absent: every protocol and port
+  friend bool operator==(const ClusterRule&, const ClusterRule&) = default;
+};
+
+struct ClusterNetworkPolicy {
+  ObjectMeta metadata;  // cluster-scoped
+  std::optional<Tier> tier;
+  std::optional<int32_t> priority;  // 0-1000, lower first
+  std::optional<ClusterSubject> subject;
+  std::vector<ClusterRule> ingress;  // at most 25 each
+  std::vector<ClusterRule> egress;
+  friend bool operator==(const ClusterNetworkPolicy&, const ClusterNetworkPolicy&) = default;
+};
+
+using Object = std::variant<Namespace, Pod, Workload, NetworkPolicy, Node, ClusterNetworkPolicy>;
 
 const ObjectMeta& MetaOf(const Object& object);
 ObjectMeta& MetaOf(Object& object);
 std::string_view KindOf(const Object& object);
+// Namespace, Node and ClusterNetworkPolicy have no namespace.
+bool IsClusterScoped(std::string_view kind);
 // "Kind namespace/name" (or "Kind name" when cluster-scoped).
 std::string ObjectRef(const Object& object);
 

@@ -58,6 +58,42 @@ bool MatchesQualifiedName(std::string_view v) {
                      [](char c) { return IsAlnum(c) || c == '-' || c == '_' || c == '.'; });
 }
 
+// The CRD's DomainName pattern.
+constexpr std::string_view kDomainNamePattern =
+    R"(^(\*\.)?([a-zA-Z0-9]([-a-zA-Z0-9_]*[a-zA-Z0-9])?\.)+[a-zA-Z0-9]([-a-zA-Z0-9_]*[a-zA-Z0-9])?\.?$)";
+
+// [a-zA-Z0-9]([-a-zA-Z0-9_]*[a-zA-Z0-9])?
+bool MatchesDomainLabel(std::string_view v) {
+  if (v.empty() || !IsAlnum(v.front()) || !IsAlnum(v.back())) return false;
+  return std::all_of(v.begin(), v.end(), [](char c) { return IsAlnum(c) || c == '-' || c == '_'; });
+}
+
+// kDomainNamePattern: an optional "*." prefix, then at least two labels, and
+// an optional final dot.
+bool MatchesDomainName(std::string_view v) {
+  if (v.starts_with("*.")) v.remove_prefix(2);
+  if (v.ends_with('.')) v.remove_suffix(1);
+  size_t labels = 0;
+  while (true) {
+    const size_t dot = v.find('.');
+    if (!MatchesDomainLabel(v.substr(0, dot))) return false;
+    ++labels;
+    if (dot == std::string_view::npos) break;
+    v.remove_prefix(dot + 1);
+  }
+  return labels >= 2;
+}
+
+// CEL's isCIDR(self) && cidr(self) == cidr(self).masked(): a prefix without
+// host bits set.
+bool IsMaskedCidr(const std::string& text) {
+  const size_t slash = text.find('/');
+  if (slash == std::string::npos) return false;
+  const Result<IpPrefix> prefix = IpPrefix::Parse(text);
+  const Result<IpAddress> address = IpAddress::Parse(std::string_view(text).substr(0, slash));
+  return prefix && address && prefix->address() == *address;
+}
+
 const std::string& Dns1123SubdomainFmt() {
   static const std::string kFmt =
       std::string(kDns1123LabelFmt) + "(\\." + std::string(kDns1123LabelFmt) + ")*";
@@ -302,6 +338,187 @@ class Validator {
     if (policy.policy_types.size() > 2) {
       Invalid("spec.policyTypes", "[...]", "may not specify more than two policyTypes");
     }
+  }
+
+  void operator()(const Node& node) { Meta(node.metadata, false, false); }
+
+  // ---- ClusterNetworkPolicy: the CRD's schema and CEL rules, in the words of
+  // the API server's CRD validation (k8s.io/apiextensions-apiserver: kube-openapi
+  // messages "<path> in body should ..." as Invalid values, TooMany, TooLong,
+  // Required; a failed CEL rule as Invalid value "object"/"string": message).
+
+  void InBody(const std::string& path, const std::string& quoted, const std::string& should) {
+    Invalid(path, quoted, path + " in body should " + should);
+  }
+  void TooMany(const std::string& path, size_t actual, size_t max) {
+    Add(path, "Too many: " + std::to_string(actual) + ": must have at most " + std::to_string(max) +
+                  (max == 1 ? " item" : " items"));
+  }
+  // minItems 1 (when present) and maxItems `max`.
+  void ItemCount(const std::string& path, size_t count, size_t max) {
+    if (count == 0) InBody(path, "0", "have at least 1 items");
+    if (count > max) TooMany(path, count, max);
+  }
+  // minProperties 1 and maxProperties 1: exactly one field set.
+  void OneProperty(const std::string& path, int count) {
+    if (count == 0) InBody(path, "0", "have at least 1 properties");
+    if (count > 1) TooMany(path, static_cast<size_t>(count), 1);
+  }
+  void PortNumber(const std::string& path, int32_t value) {
+    if (value < 1) InBody(path, std::to_string(value), "be greater than or equal to 1");
+    if (value > 65535) InBody(path, std::to_string(value), "be less than or equal to 65535");
+  }
+  // listType=set: every item once.
+  void SetItems(const std::string& path, const std::vector<std::string>& items) {
+    std::set<std::string, std::less<>> seen;
+    for (size_t i = 0; i < items.size(); ++i) {
+      if (!seen.insert(items[i]).second) {
+        Add(path + "[" + std::to_string(i) + "]", DuplicateValue(Quote(items[i])));
+      }
+    }
+  }
+
+  void NamespacedPodField(const std::string& path, const NamespacedPod& pods) {
+    Selector(path + ".namespaceSelector", pods.namespace_selector);
+    if (!pods.pod_selector) {
+      Add(path + ".podSelector", RequiredValue(""));
+    } else {
+      Selector(path + ".podSelector", *pods.pod_selector);
+    }
+  }
+
+  void ClusterPeerField(const std::string& path, const ClusterPeer& peer) {
+    int count = 0;
+    if (peer.namespaces) {
+      ++count;
+      Selector(path + ".namespaces", *peer.namespaces);
+    }
+    if (peer.pods) {
+      ++count;
+      NamespacedPodField(path + ".pods", *peer.pods);
+    }
+    if (peer.nodes) {
+      ++count;
+      Selector(path + ".nodes", *peer.nodes);
+    }
+    if (peer.networks) {
+      ++count;
+      const std::string networks = path + ".networks";
+      ItemCount(networks, peer.networks->size(), 25);
+      SetItems(networks, *peer.networks);
+      for (size_t i = 0; i < peer.networks->size(); ++i) {
+        const std::string& cidr = (*peer.networks)[i];
+        const std::string item = networks + "[" + std::to_string(i) + "]";
+        if (cidr.size() > 43) Add(item, "Too long: may not be more than 43 bytes");
+        if (!IsMaskedCidr(cidr)) Invalid(item, Quote("string"), "Invalid CIDR format provided");
+      }
+    }
+    if (peer.domain_names) {
+      ++count;
+      const std::string domains = path + ".domainNames";
+      ItemCount(domains, peer.domain_names->size(), 25);
+      SetItems(domains, *peer.domain_names);
+      for (size_t i = 0; i < peer.domain_names->size(); ++i) {
+        const std::string& name = (*peer.domain_names)[i];
+        const std::string item = domains + "[" + std::to_string(i) + "]";
+        if (!MatchesDomainName(name))
+          InBody(item, Quote(name), "match '" + std::string(kDomainNamePattern) + "'");
+      }
+    }
+    OneProperty(path, count);
+  }
+
+  void ProtocolMatch(const std::string& path, const ClusterProtocolMatch& match) {
+    if (!match.destination_port) {
+      InBody(path, "0", "have at least 1 properties");
+      return;
+    }
+    const std::string port_path = path + ".destinationPort";
+    const ClusterPort& port = *match.destination_port;
+    OneProperty(port_path, (port.number ? 1 : 0) + (port.range ? 1 : 0));
+    if (port.number) PortNumber(port_path + ".number", *port.number);
+    if (port.range) {
+      const std::string range = port_path + ".range";
+      for (const auto& [field, value] : {std::pair{".start", port.range->start}, {".end", port.range->end}}) {
+        if (value == 0) {
+          Add(range + field, RequiredValue(""));
+        } else {
+          PortNumber(range + field, value);
+        }
+      }
+      if (port.range->start >= port.range->end) {
+        Invalid(range, Quote("object"), "Start port must be less than End port");
+      }
+    }
+  }
+
+  void ClusterRules(const std::string& field, bool egress, const std::vector<ClusterRule>& rules) {
+    if (rules.size() > 25) TooMany(field, rules.size(), 25);
+    const std::string peers_field = egress ? "to" : "from";
+    for (size_t r = 0; r < rules.size(); ++r) {
+      const ClusterRule& rule = rules[r];
+      const std::string path = field + "[" + std::to_string(r) + "]";
+      if (rule.name.size() > 100) Add(path + ".name", "Too long: may not be more than 100 bytes");
+      if (!rule.action) Add(path + ".action", RequiredValue(""));
+      const std::string peers_path = path + "." + peers_field;
+      bool no_named_ports = false;  // a peer that has no named ports (networks, nodes, domainNames)
+      if (!rule.peers) {
+        Add(peers_path, RequiredValue(""));
+      } else {
+        ItemCount(peers_path, rule.peers->size(), 25);
+        for (size_t p = 0; p < rule.peers->size(); ++p) {
+          const ClusterPeer& peer = (*rule.peers)[p];
+          ClusterPeerField(peers_path + "[" + std::to_string(p) + "]", peer);
+          no_named_ports = no_named_ports || peer.networks || peer.nodes || peer.domain_names;
+          if (peer.domain_names && rule.action && *rule.action != RuleAction::kAccept) {
+            Warn(peers_path + "[" + std::to_string(p) + "].domainNames",
+                 "DomainNames is only supported for Accept rules");
+          }
+        }
+      }
+      bool named_port = false;
+      if (rule.protocols) {
+        const std::string protocols = path + ".protocols";
+        ItemCount(protocols, rule.protocols->size(), 25);
+        for (size_t p = 0; p < rule.protocols->size(); ++p) {
+          const ClusterProtocol& protocol = (*rule.protocols)[p];
+          const std::string item = protocols + "[" + std::to_string(p) + "]";
+          OneProperty(item, (protocol.tcp ? 1 : 0) + (protocol.udp ? 1 : 0) + (protocol.sctp ? 1 : 0) +
+                                (protocol.destination_named_port ? 1 : 0));
+          if (protocol.tcp) ProtocolMatch(item + ".tcp", *protocol.tcp);
+          if (protocol.udp) ProtocolMatch(item + ".udp", *protocol.udp);
+          if (protocol.sctp) ProtocolMatch(item + ".sctp", *protocol.sctp);
+          named_port = named_port || protocol.destination_named_port.has_value();
+        }
+      }
+      if (egress && no_named_ports && named_port) {
+        Invalid(path, Quote("object"),
+                "networks/nodes/domainNames peer cannot be set with namedPorts since there are no namedPorts "
+                "for networks/nodes/domainNames");
+      }
+    }
+  }
+
+  void operator()(const ClusterNetworkPolicy& policy) {
+    Meta(policy.metadata, false, false);
+    if (!policy.tier) Add("spec.tier", RequiredValue(""));
+    if (!policy.priority) {
+      Add("spec.priority", RequiredValue(""));
+    } else if (*policy.priority < 0) {
+      InBody("spec.priority", std::to_string(*policy.priority), "be greater than or equal to 0");
+    } else if (*policy.priority > 1000) {
+      InBody("spec.priority", std::to_string(*policy.priority), "be less than or equal to 1000");
+    }
+    if (!policy.subject) {
+      Add("spec.subject", RequiredValue(""));
+    } else {
+      const ClusterSubject& subject = *policy.subject;
+      OneProperty("spec.subject", (subject.namespaces ? 1 : 0) + (subject.pods ? 1 : 0));
+      if (subject.namespaces) Selector("spec.subject.namespaces", *subject.namespaces);
+      if (subject.pods) NamespacedPodField("spec.subject.pods", *subject.pods);
+    }
+    ClusterRules("spec.ingress", false, policy.ingress);
+    ClusterRules("spec.egress", true, policy.egress);
   }
 
   Diagnostics Take() && { return std::move(diagnostics_); }

@@ -79,26 +79,45 @@ Result<api::LoadResult> LoadLive(const InputFlags& flags) {
                           "--live");
   NETPOL_ASSIGN_OR_RETURN(std::unique_ptr<kube::Client> client, kube::Client::Create(config), "--live");
   api::LoadResult out;
-  for (const kube::PolicyResource& resource : kube::kPolicyResources) {
-    NETPOL_RETURN_IF_ERROR(client->List(resource.path,
-                                        [&](std::vector<kube::Json>& items, const kube::Json&) {
-                                          for (kube::Json& item : items) {
-                                            item["kind"] = resource.kind;
-                                            item["apiVersion"] = resource.api_version;
-                                            api::LoadResult one =
-                                                api::LoadJson(item, config.server + resource.path,
-                                                              {.field_positions = false});
-                                            if (one.ok() && one.objects.size() == 1) {
-                                              out.objects.push_back(std::move(one.objects.front()));
-                                              continue;
-                                            }
-                                            for (api::Diagnostic& d : one.diagnostics) {
-                                              d.severity = api::Severity::kWarning;
-                                              out.diagnostics.push_back(std::move(d));
-                                            }
-                                          }
-                                        }),
-                           "--live");
+  // Nodes (for nodes peers) and ClusterNetworkPolicies are read too when the
+  // cluster serves them and lets us list them; without them (no CRD, no RBAC)
+  // the analysis goes on with a warning.
+  static constexpr kube::PolicyResource kOptional[] = {
+      {"Node", "v1", "/api/v1/nodes"},
+      {"ClusterNetworkPolicy", "policy.networking.k8s.io/v1alpha2",
+       "/apis/policy.networking.k8s.io/v1alpha2/clusternetworkpolicies"},
+  };
+  std::vector<kube::PolicyResource> resources(std::begin(kube::kPolicyResources),
+                                              std::end(kube::kPolicyResources));
+  resources.insert(resources.end(), std::begin(kOptional), std::end(kOptional));
+  for (const kube::PolicyResource& resource : resources) {
+    const std::string_view kind = resource.kind;
+    const bool optional = kind == "Node" || kind == "ClusterNetworkPolicy";
+    const Status listed = client->List(resource.path, [&](std::vector<kube::Json>& items, const kube::Json&) {
+      for (kube::Json& item : items) {
+        item["kind"] = resource.kind;
+        item["apiVersion"] = resource.api_version;
+        api::LoadResult one = api::LoadJson(item, config.server + resource.path, {.field_positions = false});
+        if (one.ok() && one.objects.size() == 1) {
+          out.objects.push_back(std::move(one.objects.front()));
+          continue;
+        }
+        for (api::Diagnostic& d : one.diagnostics) {
+          d.severity = api::Severity::kWarning;
+          out.diagnostics.push_back(std::move(d));
+        }
+      }
+    });
+    if (!listed && optional) {
+      out.diagnostics.push_back({api::Severity::kWarning,
+                                 {},
+                                 "",
+                                 "",
+                                 "--live: " + std::string(resource.kind) + "s not read (" +
+                                     listed.error().message() + "); analysing without them"});
+      continue;
+    }
+    NETPOL_RETURN_IF_ERROR(listed, "--live");
   }
   return out;
 }
@@ -547,6 +566,11 @@ int Explain(const InputFlags& flags, Context& ctx) {
   const policy::Engine engine = BuildEngine(*loaded);
   if (!NamespaceKnown(flags, engine, ctx)) return kExitError;
   bool first = true;
+  // Cluster-wide policies first, in evaluation order (Admin tier, then Baseline).
+  for (const policy::ClusterPolicyId id : engine.ClusterPolicies()) {
+    ctx.out << (first ? "" : "\n") << policy::ExplainClusterPolicy(engine, id);
+    first = false;
+  }
   for (const policy::PolicyId id : engine.Policies()) {
     if (!Visible(flags, engine.policy(id).metadata.namespace_)) continue;
     ctx.out << (first ? "" : "\n") << policy::ExplainPolicy(engine, id);
@@ -610,6 +634,14 @@ int Enforce(const InputFlags& flags, const EnforceFlags& enforce, Context& ctx) 
   const auto loaded = Load(flags, ctx);
   if (!loaded) return kExitError;
   const policy::Engine engine = BuildEngine(*loaded);
+  // The compiled form does not carry tiers yet: programming the NetworkPolicies
+  // alone would silently drop every Admin Deny (issue 17, point 4).
+  if (engine.stats().cluster_policies > 0) {
+    ctx.err
+        << "error: ClusterNetworkPolicy is not enforced by the nftables dataplane yet; refusing to program "
+           "the NetworkPolicies without it (netpol check/matrix/explain read it)\n";
+    return kExitError;
+  }
   // Local pods: those whose address has a host route to an interface here.
   const auto routes = dataplane::HostRoutes(enforce.netns);
   if (!routes) return Fail(ctx, routes.error());

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cassert>
+#include <cctype>
+#include <tuple>
 
 #include "policy/internal/state.h"
 
@@ -67,6 +69,40 @@ void InsertSortedByName(const State& s, std::vector<PolicyId>& list, PolicyId id
     return s.policies[a].spec.metadata.name < s.policies[b].spec.metadata.name;
   });
   list.insert(pos, id);
+}
+
+bool SubjectMatchesClass(const State& s, const internal::ClusterPolicyRec& p, const PodClass& cls) {
+  if (!p.spec.subject) return false;
+  const api::ClusterSubject& subject = *p.spec.subject;
+  const api::Labels& ns_labels = s.namespaces[cls.key.ns].labels;
+  if (subject.namespaces) return subject.namespaces->Matches(ns_labels);
+  if (subject.pods) {
+    return subject.pods->namespace_selector.Matches(ns_labels) &&
+           (!subject.pods->pod_selector || subject.pods->pod_selector->Matches(cls.key.labels));
+  }
+  return false;
+}
+
+// Evaluation order within a tier: priority, then name (docs/SEMANTICS.md §21).
+void InsertByPriority(const State& s, std::vector<ClusterPolicyId>& list, ClusterPolicyId id) {
+  const auto key = [&](ClusterPolicyId c) {
+    return std::pair<int32_t, const std::string&>(s.cluster_policies[c].priority,
+                                                  s.cluster_policies[c].spec.metadata.name);
+  };
+  const auto pos = std::lower_bound(list.begin(), list.end(), id,
+                                    [&](ClusterPolicyId a, ClusterPolicyId b) { return key(a) < key(b); });
+  list.insert(pos, id);
+}
+
+template <typename Fn>
+void ForEachClusterSelector(internal::ClusterPolicyRec& p, Fn&& fn) {
+  for (auto* rules : {&p.ingress_rules, &p.egress_rules}) {
+    for (internal::ClusterRuleRec& rule : *rules) {
+      for (internal::ClusterPeerRec& peer : rule.peers) {
+        if (peer.kind == internal::ClusterPeerRec::Kind::kSelector) fn(peer.selector);
+      }
+    }
+  }
 }
 
 void Erase(std::vector<PolicyId>& list, PolicyId id) {
@@ -139,16 +175,34 @@ class Mutator {
     rec.labels = std::move(labels);
     DropAllViews();
     // Only namespaceSelector peers look at namespace labels.
+    const auto refresh = [&](PeerRule& peer) {
+      if (!peer.namespace_selector) return;
+      for (const ClassId c : rec.classes) {
+        const bool matches = PeerMatchesClass(s_, peer, s_.classes[c]);
+        if (peer.classes.test(c) != matches) peer.changed_at = ++s_.clock;
+        peer.classes.assign(c, matches);
+      }
+    };
     for (PolicyRec& p : s_.policies) {
+      if (p.live) ForEachPeer(p, refresh);
+    }
+    // ClusterNetworkPolicy subjects and peers select namespaces by label too.
+    for (ClusterPolicyId cid = 0; cid < s_.cluster_policies.size(); ++cid) {
+      internal::ClusterPolicyRec& p = s_.cluster_policies[cid];
       if (!p.live) continue;
-      ForEachPeer(p, [&](PeerRule& peer) {
-        if (!peer.namespace_selector) return;
-        for (const ClassId c : rec.classes) {
-          const bool matches = PeerMatchesClass(s_, peer, s_.classes[c]);
-          if (peer.classes.test(c) != matches) peer.changed_at = ++s_.clock;
-          peer.classes.assign(c, matches);
+      ForEachClusterSelector(p, refresh);
+      for (const ClassId c : rec.classes) {
+        PodClass& cls = s_.classes[c];
+        const bool matches = SubjectMatchesClass(s_, p, cls);
+        if (p.subjects.test(c) == matches) continue;
+        p.subjects.assign(c, matches);
+        auto& list = cls.cluster_policies[static_cast<size_t>(p.tier)];
+        if (matches) {
+          InsertByPriority(s_, list, cid);
+        } else {
+          Erase(list, cid);
         }
-      });
+      }
     }
   }
 
@@ -189,6 +243,17 @@ class Mutator {
         }
       }
     }
+    for (ClusterPolicyId cid = 0; cid < s_.cluster_policies.size(); ++cid) {
+      internal::ClusterPolicyRec& p = s_.cluster_policies[cid];
+      if (!p.live) continue;
+      if (SubjectMatchesClass(s_, p, cls)) {
+        p.subjects.set(id);
+        InsertByPriority(s_, cls.cluster_policies[static_cast<size_t>(p.tier)], cid);
+      }
+      ForEachClusterSelector(p, [&](PeerRule& peer) {
+        if (PeerMatchesClass(s_, peer, cls)) peer.classes.set(id);
+      });
+    }
     return id;
   }
 
@@ -208,6 +273,11 @@ class Mutator {
         peer.classes.reset(id);
         peer.changed_at = ++s_.clock;
       });
+    }
+    for (internal::ClusterPolicyRec& p : s_.cluster_policies) {
+      if (!p.live) continue;
+      p.subjects.reset(id);
+      ForEachClusterSelector(p, [&](PeerRule& peer) { peer.classes.reset(id); });
     }
     auto& ns_classes = s_.namespaces[cls.key.ns].classes;
     ns_classes.erase(std::remove(ns_classes.begin(), ns_classes.end(), id), ns_classes.end());
@@ -394,6 +464,129 @@ class Mutator {
     return true;
   }
 
+  static internal::ClusterRuleRec CompileClusterRule(const api::ClusterRule& rule) {
+    internal::ClusterRuleRec rec;
+    rec.action = rule.action.value_or(api::RuleAction::kDeny);
+    if (rule.protocols) {
+      for (size_t i = 0; i < rule.protocols->size(); ++i) {
+        const api::ClusterProtocol& protocol = (*rule.protocols)[i];
+        const auto add = [&](api::Protocol proto, const api::ClusterProtocolMatch& match) {
+          PortRule port;
+          port.protocol = proto;
+          if (const auto& p = match.destination_port; p && p->number) {
+            port.first = port.last = static_cast<uint16_t>(*p->number);
+          } else if (p && p->range) {
+            port.first = static_cast<uint16_t>(p->range->start);
+            port.last = static_cast<uint16_t>(p->range->end);
+          } else {
+            port.any_port = true;
+          }
+          rec.ports.push_back(std::move(port));
+          rec.port_protocols.push_back(static_cast<int>(i));
+        };
+        if (protocol.tcp) add(api::Protocol::kTCP, *protocol.tcp);
+        if (protocol.udp) add(api::Protocol::kUDP, *protocol.udp);
+        if (protocol.sctp) add(api::Protocol::kSCTP, *protocol.sctp);
+        if (protocol.destination_named_port) {
+          // A named port carries the protocol its container port declares.
+          for (const auto proto : {api::Protocol::kTCP, api::Protocol::kUDP, api::Protocol::kSCTP}) {
+            PortRule port;
+            port.protocol = proto;
+            port.name = *protocol.destination_named_port;
+            rec.ports.push_back(std::move(port));
+            rec.port_protocols.push_back(static_cast<int>(i));
+          }
+        }
+      }
+    }
+    if (rule.peers) {
+      for (const api::ClusterPeer& peer : *rule.peers) {
+        internal::ClusterPeerRec p;
+        using Kind = internal::ClusterPeerRec::Kind;
+        if (peer.namespaces) {
+          p.selector.namespace_selector = *peer.namespaces;
+        } else if (peer.pods) {
+          p.selector.namespace_selector = peer.pods->namespace_selector;
+          p.selector.pod_selector = peer.pods->pod_selector;
+        } else if (peer.nodes) {
+          p.kind = Kind::kNodes;
+          p.nodes = *peer.nodes;
+        } else if (peer.networks) {
+          p.kind = Kind::kNetworks;
+          for (const std::string& cidr : *peer.networks) {
+            if (Result<IpPrefix> prefix = IpPrefix::Parse(cidr)) p.networks.push_back(*prefix);
+          }
+        } else if (peer.domain_names) {
+          p.kind = Kind::kDomainNames;
+          p.domain_names = *peer.domain_names;
+        }
+        rec.peers.push_back(std::move(p));
+      }
+    }
+    return rec;
+  }
+
+  void AddClusterPolicy(const api::ClusterNetworkPolicy& spec) {
+    const ClusterPolicyId id = AllocateSlot(s_.cluster_policies, s_.free_cluster_policies);
+    internal::ClusterPolicyRec& p = s_.cluster_policies[id];
+    p.spec = spec;
+    p.live = true;
+    p.tier = spec.tier.value_or(api::Tier::kAdmin);
+    p.priority = spec.priority.value_or(0);
+    p.full_name = (p.tier == api::Tier::kAdmin ? "admin/" : "baseline/") + spec.metadata.name;
+    for (const api::ClusterRule& rule : spec.ingress) p.ingress_rules.push_back(CompileClusterRule(rule));
+    for (const api::ClusterRule& rule : spec.egress) p.egress_rules.push_back(CompileClusterRule(rule));
+    s_.cluster_policy_index[spec.metadata.name] = id;
+    for (const auto& [key, c] : s_.class_index) {
+      PodClass& cls = s_.classes[c];
+      if (SubjectMatchesClass(s_, p, cls)) {
+        p.subjects.set(c);
+        InsertByPriority(s_, cls.cluster_policies[static_cast<size_t>(p.tier)], id);
+      }
+      ForEachClusterSelector(p, [&](PeerRule& peer) {
+        if (PeerMatchesClass(s_, peer, cls)) peer.classes.set(c);
+      });
+    }
+  }
+
+  bool RemoveClusterPolicy(std::string_view name) {
+    const auto it = s_.cluster_policy_index.find(name);
+    if (it == s_.cluster_policy_index.end()) return false;
+    const ClusterPolicyId id = it->second;
+    internal::ClusterPolicyRec& p = s_.cluster_policies[id];
+    p.subjects.ForEach(
+        [&](size_t c) { Erase(s_.classes[c].cluster_policies[static_cast<size_t>(p.tier)], id); });
+    s_.cluster_policy_index.erase(it);
+    p = internal::ClusterPolicyRec{};
+    s_.free_cluster_policies.push_back(id);
+    return true;
+  }
+
+  bool RemoveNode(std::string_view name) {
+    const auto it = s_.nodes.find(name);
+    if (it == s_.nodes.end()) return false;
+    for (const IpAddress& ip : it->second.ips) {
+      if (const auto at = s_.node_by_ip.find(ip); at != s_.node_by_ip.end() && at->second == name) {
+        s_.node_by_ip.erase(at);
+      }
+    }
+    s_.nodes.erase(it);
+    return true;
+  }
+
+  void ApplyNode(const api::Node& node) {
+    RemoveNode(node.metadata.name);
+    internal::NodeRec rec;
+    rec.labels = node.metadata.labels;
+    for (const api::NodeAddress& address : node.addresses) {
+      if (Result<IpAddress> ip = IpAddress::Parse(address.address)) {
+        rec.ips.push_back(*ip);
+        s_.node_by_ip[*ip] = node.metadata.name;
+      }
+    }
+    s_.nodes[node.metadata.name] = std::move(rec);
+  }
+
  private:
   State& s_;
 };
@@ -456,11 +649,14 @@ struct Side {
   ClassId class_id = kNoClass;
   std::string_view node;  // node of a pod, or the node endpoint
   const IpAddress* ip = nullptr;
+  bool is_node = false;     // a node endpoint or a hostNetwork pod (the node's own traffic)
+  std::string_view domain;  // the DNS name connected to, if known
 };
 
 Side Resolve(const State& s, const Endpoint& e) {
   Side side;
   if (e.ip) side.ip = &*e.ip;
+  side.domain = e.domain;
   switch (e.kind) {
     case Endpoint::Kind::kPod: {
       const internal::PodRec& rec = s.pods[e.pod];
@@ -469,10 +665,12 @@ Side Resolve(const State& s, const Endpoint& e) {
       side.class_id = rec.cls;
       if (rec.cls != kNoClass) side.cls = &s.classes[rec.cls];
       if (side.ip == nullptr && !rec.pod.ips.empty()) side.ip = &rec.pod.ips.front();
+      side.is_node = rec.pod.host_network;
       break;
     }
     case Endpoint::Kind::kNode:
       side.node = e.node;
+      side.is_node = true;
       break;
     case Endpoint::Kind::kExternal:
       break;
@@ -485,6 +683,94 @@ bool PeerMatches(const PeerRule& peer, const Side& peer_side) {
   if (peer.is_ip_block()) return peer_side.ip != nullptr && peer.MatchesIp(*peer_side.ip);
   return peer_side.class_id != kNoClass && peer.classes.test(peer_side.class_id);
 }
+
+// ---- ClusterNetworkPolicy tiers (docs/SEMANTICS.md §21) ----------------------
+
+// "*.example.com" matches names with one or more labels before example.com;
+// other patterns match the name exactly. Case and a final dot do not matter.
+bool DomainMatches(std::string_view pattern, std::string_view name) {
+  const auto trim = [](std::string_view v) { return v.ends_with('.') ? v.substr(0, v.size() - 1) : v; };
+  const auto equal = [](std::string_view a, std::string_view b) {
+    return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+             return std::tolower(static_cast<unsigned char>(x)) ==
+                    std::tolower(static_cast<unsigned char>(y));
+           });
+  };
+  pattern = trim(pattern);
+  name = trim(name);
+  if (!pattern.starts_with("*.")) return equal(pattern, name);
+  const std::string_view suffix = pattern.substr(1);  // ".example.com"
+  return name.size() > suffix.size() && equal(name.substr(name.size() - suffix.size()), suffix);
+}
+
+// The node at the other end, if it is one: a node endpoint or hostNetwork pod
+// (by its node's name; a node without a Node object has no labels), or an
+// address some Node lists.
+std::optional<api::Labels> NodeLabels(const State& s, const Side& other) {
+  if (other.is_node) {
+    if (const auto it = s.nodes.find(other.node); it != s.nodes.end()) return it->second.labels;
+    return api::Labels{};
+  }
+  if (other.ip == nullptr) return std::nullopt;
+  const auto it = s.node_by_ip.find(*other.ip);
+  if (it == s.node_by_ip.end()) return std::nullopt;
+  return s.nodes.find(it->second)->second.labels;
+}
+
+bool ClusterPeerMatches(const State& s, const internal::ClusterPeerRec& peer, const Side& other) {
+  using Kind = internal::ClusterPeerRec::Kind;
+  switch (peer.kind) {
+    case Kind::kSelector:
+      return other.class_id != kNoClass && peer.selector.classes.test(other.class_id);
+    case Kind::kNetworks:
+      return other.ip != nullptr && std::any_of(peer.networks.begin(), peer.networks.end(),
+                                                [&](const IpPrefix& n) { return n.Contains(*other.ip); });
+    case Kind::kNodes: {
+      const std::optional<api::Labels> labels = NodeLabels(s, other);
+      return labels && peer.nodes.Matches(*labels);
+    }
+    case Kind::kDomainNames:
+      return !other.domain.empty() &&
+             std::any_of(peer.domain_names.begin(), peer.domain_names.end(),
+                         [&](const std::string& pattern) { return DomainMatches(pattern, other.domain); });
+  }
+  return false;
+}
+
+// The first rule of a tier's policies (`list`, in evaluation order) that
+// matches the flow, if any.
+std::optional<ClusterRuleRef> FirstClusterMatch(const State& s, const std::vector<ClusterPolicyId>& list,
+                                                Direction dir, const Side& self, const Side& other,
+                                                api::Protocol proto, uint16_t port) {
+  const PodClass* destination = dir == Direction::kIngress ? self.cls : other.cls;
+  for (const ClusterPolicyId cid : list) {
+    const internal::ClusterPolicyRec& p = s.cluster_policies[cid];
+    const std::vector<internal::ClusterRuleRec>& rules = p.rules(dir);
+    for (size_t r = 0; r < rules.size(); ++r) {
+      const internal::ClusterRuleRec& rule = rules[r];
+      int protocol = -1;
+      if (!rule.ports.empty()) {
+        for (size_t i = 0; i < rule.ports.size() && protocol < 0; ++i) {
+          if (rule.ports[i].Matches(proto, port, destination)) protocol = rule.port_protocols[i];
+        }
+        if (protocol < 0) continue;
+      }
+      for (size_t i = 0; i < rule.peers.size(); ++i) {
+        if (!ClusterPeerMatches(s, rule.peers[i], other)) continue;
+        return ClusterRuleRef{
+            cid, p.tier, p.priority, static_cast<int>(r), rule.action, static_cast<int>(i), protocol};
+      }
+    }
+  }
+  return std::nullopt;
+}
+
+bool HasClusterPolicies(const PodClass& cls) {
+  return !cls.cluster_policies[0].empty() || !cls.cluster_policies[1].empty();
+}
+
+DirectionVerdict Judge(const State& s, Direction dir, const Side& self, const Side& other,
+                       api::Protocol proto, uint16_t port);
 
 // The flattened rules isolating `cls` in `dir`, rebuilt if stale.
 const internal::DirectionView& View(const State& s, const PodClass& cls, Direction dir) {
@@ -523,6 +809,8 @@ bool Allows(const State& s, Direction dir, const Side& self, const Side& other, 
       !other.node.empty() && other.node == self.node) {
     return true;  // own node
   }
+  // Tiers: the explained path (ClusterNetworkPolicies are few per pod).
+  if (HasClusterPolicies(*self.cls)) return Judge(s, dir, self, other, proto, port).allowed();
   const std::vector<PolicyId>& isolating =
       dir == Direction::kIngress ? self.cls->ingress_policies : self.cls->egress_policies;
   if (isolating.empty()) return true;
@@ -562,10 +850,32 @@ DirectionVerdict Judge(const State& s, Direction dir, const Side& self, const Si
       return v;
     }
   }
+  // A decision of a tier's rule, or a Pass noted and the tier left.
+  const auto decided = [&](api::Tier tier) {
+    const std::optional<ClusterRuleRef> match = FirstClusterMatch(
+        s, self.cls->cluster_policies[static_cast<size_t>(tier)], dir, self, other, proto, port);
+    if (!match) return false;
+    if (match->action == api::RuleAction::kPass) {
+      v.passed.push_back(*match);
+      return false;
+    }
+    v.reason = match->action == api::RuleAction::kAccept ? Reason::kClusterAccept : Reason::kClusterDeny;
+    v.cluster_rule = match;
+    return true;
+  };
+  if (decided(api::Tier::kAdmin)) return v;
   const std::vector<PolicyId>& isolating =
       dir == Direction::kIngress ? self.cls->ingress_policies : self.cls->egress_policies;
   if (isolating.empty()) {
+    // NetworkPolicies do not select the pod for this direction: the Baseline
+    // tier, then the default (allowed).
+    if (decided(api::Tier::kBaseline)) return v;
     v.reason = Reason::kNotIsolated;
+    for (const auto& list : self.cls->cluster_policies) {
+      for (const ClusterPolicyId cid : list) {
+        if (!s.cluster_policies[cid].rules(dir).empty()) v.cluster_subjects.push_back(cid);
+      }
+    }
     return v;
   }
   v.isolating = isolating;
@@ -635,6 +945,10 @@ std::string_view ReasonName(Reason reason) {
       return "own node";
     case Reason::kNotPolicyManaged:
       return "not policy-managed";
+    case Reason::kClusterAccept:
+      return "accepted by cluster rule";
+    case Reason::kClusterDeny:
+      return "denied by cluster rule";
   }
   return "?";
 }
@@ -700,6 +1014,11 @@ void Engine::Apply(const api::Object& object) {
       m.RemovePolicy(p.metadata.namespace_, p.metadata.name);
       m.AddPolicy(p);
     }
+    void operator()(const api::Node& node) { m.ApplyNode(node); }
+    void operator()(const api::ClusterNetworkPolicy& p) {
+      m.RemoveClusterPolicy(p.metadata.name);
+      m.AddClusterPolicy(p);
+    }
   };
   std::visit(Visitor{m}, object);
   m.SyncDaemonSets(nodes_before);
@@ -716,6 +1035,8 @@ bool Engine::DeleteObject(std::string_view kind, std::string_view namespace_, st
   Mutator m(*state_);
   State& s = *state_;
   if (kind == "NetworkPolicy") return m.RemovePolicy(namespace_, name);
+  if (kind == "ClusterNetworkPolicy") return m.RemoveClusterPolicy(name);
+  if (kind == "Node") return m.RemoveNode(name);
   if (kind == "Namespace") {
     const auto it = s.namespace_index.find(name);
     if (it == s.namespace_index.end() || !s.namespaces[it->second].declared) return false;
@@ -791,6 +1112,53 @@ std::string Engine::PolicyName(PolicyId id) const {
   return state_->policies[id].full_name;
 }
 
+std::optional<ClusterPolicyId> Engine::FindClusterPolicy(std::string_view name) const {
+  const auto it = state_->cluster_policy_index.find(name);
+  if (it == state_->cluster_policy_index.end()) return std::nullopt;
+  return it->second;
+}
+
+const api::ClusterNetworkPolicy& Engine::cluster_policy(ClusterPolicyId id) const {
+  return state_->cluster_policies[id].spec;
+}
+
+std::string Engine::ClusterPolicyName(ClusterPolicyId id) const {
+  return state_->cluster_policies[id].full_name;
+}
+
+std::vector<ClusterPolicyId> Engine::ClusterPolicies() const {
+  std::vector<ClusterPolicyId> out;
+  for (const auto& [name, id] : state_->cluster_policy_index) out.push_back(id);
+  const auto key = [&](ClusterPolicyId c) {
+    const internal::ClusterPolicyRec& p = state_->cluster_policies[c];
+    return std::tuple<api::Tier, int32_t, const std::string&>(p.tier, p.priority, p.spec.metadata.name);
+  };
+  std::sort(out.begin(), out.end(), [&](ClusterPolicyId a, ClusterPolicyId b) { return key(a) < key(b); });
+  return out;
+}
+
+std::vector<PodId> Engine::ClusterSubjectPods(ClusterPolicyId policy) const {
+  const internal::ClusterPolicyRec& p = state_->cluster_policies[policy];
+  std::vector<PodId> out;
+  for (const PodId id : Pods()) {
+    const ClassId c = state_->pods[id].cls;
+    if (c != kNoClass && p.subjects.test(c)) out.push_back(id);
+  }
+  return out;
+}
+
+std::vector<PodId> Engine::ClusterPeerPods(ClusterPolicyId policy, Direction direction, size_t rule,
+                                           size_t peer) const {
+  const internal::ClusterPeerRec& p = state_->cluster_policies[policy].rules(direction)[rule].peers[peer];
+  std::vector<PodId> out;
+  if (p.kind != internal::ClusterPeerRec::Kind::kSelector) return out;
+  for (const PodId id : Pods()) {
+    const ClassId c = state_->pods[id].cls;
+    if (c != kNoClass && p.selector.classes.test(c)) out.push_back(id);
+  }
+  return out;
+}
+
 std::vector<PodId> Engine::Pods() const {
   std::vector<PodId> out;
   out.reserve(state_->pod_index.size());
@@ -846,8 +1214,8 @@ const api::Labels& Engine::PodLabels(PodId id) const {
 }
 
 EngineStats Engine::stats() const {
-  return {state_->pod_index.size(), state_->class_index.size(), state_->namespace_index.size(),
-          state_->policy_index.size()};
+  return {state_->pod_index.size(),    state_->class_index.size(),          state_->namespace_index.size(),
+          state_->policy_index.size(), state_->cluster_policy_index.size(), state_->nodes.size()};
 }
 
 }  // namespace netpol::policy

@@ -10,8 +10,11 @@
 //
 // The semantics, and the source of each decision, are in docs/SEMANTICS.md. In short:
 // a connection is allowed iff egress is allowed at the source and ingress at the
-// destination; a direction is allowed when no policy isolates the pod for it or
-// some rule of an isolating policy matches the peer and the port.
+// destination; each direction is judged in tiers (§21): the Admin tier's
+// ClusterNetworkPolicies (lower priority first, then name, then rule order; Accept
+// and Deny decide, Pass skips the rest of the tier), then NetworkPolicies (a pod
+// they isolate is allowed when some rule of an isolating policy matches the peer
+// and the port, and denied otherwise), then the Baseline tier, then allowed.
 //
 // Design for scale: pods that share namespace, labels and named ports form one
 // class, and selectors are evaluated per class, once, when a class, policy or
@@ -43,6 +46,7 @@ struct State;
 
 using PodId = uint32_t;
 using PolicyId = uint32_t;
+using ClusterPolicyId = uint32_t;
 
 // A pod as the engine sees it. Workloads are expanded into pods named
 // <workload>-0, -1, ... with the template's labels and ports and no IP; a
@@ -74,6 +78,9 @@ struct Endpoint {
   PodId pod = 0;
   std::string node;
   std::optional<IpAddress> ip;
+  // The DNS name the connection was made to, for ClusterNetworkPolicy
+  // domainNames peers ("" when unknown: no domainNames peer matches).
+  std::string domain;
 };
 
 struct Flow {
@@ -91,6 +98,8 @@ enum class Reason : uint8_t {
   kSelf,              // a pod talking to itself never leaves its netns: allowed
   kOwnNode,           // traffic between a pod and its own node: allowed
   kNotPolicyManaged,  // the end is not a policy-managed pod (external, node, hostNetwork)
+  kClusterAccept,     // an Accept rule of a ClusterNetworkPolicy matched: allowed
+  kClusterDeny,       // a Deny rule of a ClusterNetworkPolicy matched: denied
 };
 std::string_view ReasonName(Reason reason);
 
@@ -103,12 +112,32 @@ struct RuleRef {
   int port = -1;
 };
 
+// A ClusterNetworkPolicy rule that matched: its policy, tier and priority, the
+// rule's index and action, and the peer and protocol entry that matched (-1 for
+// a rule without protocols: every port).
+struct ClusterRuleRef {
+  ClusterPolicyId policy = 0;
+  api::Tier tier = api::Tier::kAdmin;
+  int32_t priority = 0;
+  int rule = 0;
+  api::RuleAction action = api::RuleAction::kDeny;
+  int peer = 0;
+  int protocol = -1;
+};
+
 struct DirectionVerdict {
   Reason reason = Reason::kNotIsolated;
   std::vector<PolicyId> isolating;  // policies that select the pod for this direction
   std::optional<RuleRef> allowed_by;
+  // The Accept or Deny rule that decided (kClusterAccept, kClusterDeny).
+  std::optional<ClusterRuleRef> cluster_rule;
+  // The Pass rules that sent the flow on, in order (at most one per tier).
+  std::vector<ClusterRuleRef> passed;
+  // ClusterNetworkPolicies with rules for this direction whose subject is the
+  // pod, in evaluation order (Admin, then Baseline).
+  std::vector<ClusterPolicyId> cluster_subjects;
 
-  bool allowed() const { return reason != Reason::kNoRuleMatched; }
+  bool allowed() const { return reason != Reason::kNoRuleMatched && reason != Reason::kClusterDeny; }
 };
 
 struct Verdict {
@@ -124,6 +153,8 @@ struct EngineStats {
   size_t classes = 0;
   size_t namespaces = 0;
   size_t policies = 0;
+  size_t cluster_policies = 0;
+  size_t nodes = 0;  // Node objects
 };
 
 class Engine {
@@ -152,6 +183,19 @@ class Engine {
   const api::Labels& PodLabels(PodId id) const;
   const api::NetworkPolicy& policy(PolicyId id) const;
   std::string PolicyName(PolicyId id) const;  // "namespace/name"
+
+  std::optional<ClusterPolicyId> FindClusterPolicy(std::string_view name) const;
+  const api::ClusterNetworkPolicy& cluster_policy(ClusterPolicyId id) const;
+  // "admin/name" or "baseline/name".
+  std::string ClusterPolicyName(ClusterPolicyId id) const;
+  // Live ClusterNetworkPolicies in evaluation order: Admin tier, then Baseline;
+  // within a tier by priority, then name.
+  std::vector<ClusterPolicyId> ClusterPolicies() const;
+  // Pods a ClusterNetworkPolicy's subject selects, sorted by name.
+  std::vector<PodId> ClusterSubjectPods(ClusterPolicyId policy) const;
+  // Pods matched by a namespaces or pods peer of a rule (empty for other peers).
+  std::vector<PodId> ClusterPeerPods(ClusterPolicyId policy, Direction direction, size_t rule,
+                                     size_t peer) const;
 
   // Live pods and policies, sorted by namespace/name.
   std::vector<PodId> Pods() const;

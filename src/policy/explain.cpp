@@ -189,9 +189,25 @@ std::string DirectionLine(const Engine& engine, const Flow& flow, Direction dir,
   const Endpoint& other = ingress ? flow.src : flow.dst;
   std::string line = ingress ? "  ingress at " : "  egress at  ";
   line += DescribeEndpoint(engine, self) + ": ";
+  // The Pass chain: "passed by admin/x ingress[1] team (priority 10), then ...".
+  for (const ClusterRuleRef& pass : v.passed)
+    line += "passed by " + DescribeClusterRule(engine, dir, pass, true) + ", then ";
   switch (v.reason) {
     case Reason::kNotIsolated:
+      if (!v.cluster_subjects.empty()) {
+        std::vector<std::string> names;
+        for (const ClusterPolicyId id : v.cluster_subjects) names.push_back(engine.ClusterPolicyName(id));
+        line += "allowed: no NetworkPolicy selects it for " + std::string(ingress ? "ingress" : "egress") +
+                " and no rule of " + Join(names, ", ") + " decides";
+        break;
+      }
       line += std::string("allowed: no policy selects it for ") + (ingress ? "ingress" : "egress");
+      break;
+    case Reason::kClusterAccept:
+      line += "allowed by " + DescribeClusterRule(engine, dir, *v.cluster_rule);
+      break;
+    case Reason::kClusterDeny:
+      line += "denied by " + DescribeClusterRule(engine, dir, *v.cluster_rule);
       break;
     case Reason::kAllowedByRule:
       line += "allowed by " + DescribeRule(engine, dir, *v.allowed_by);

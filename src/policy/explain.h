@@ -26,6 +26,18 @@ std::string DescribeRule(const Engine& engine, Direction direction, const RuleRe
 // A multi-line account of one policy: what it selects, isolates, allows.
 std::string ExplainPolicy(const Engine& engine, PolicyId policy);
 
+// ClusterNetworkPolicy (explain_cluster.cpp).
+// "all pods in namespaces matching env=prod", "nodes matching role=dns", "IPs in 10.0.0.0/8".
+std::string DescribeClusterPeer(const api::ClusterPeer& peer);
+// "9090/TCP", "53-54/UDP", "the port named http".
+std::string DescribeClusterProtocol(const api::ClusterProtocol& protocol);
+// "admin/x ingress[0] allow-monitoring (priority 10; from[0]: ...; protocols[0]: 9090/TCP)",
+// or without the parenthesis' peer and port when `brief` ("... (priority 10)").
+std::string DescribeClusterRule(const Engine& engine, Direction direction, const ClusterRuleRef& ref,
+                                bool brief = false);
+// A multi-line account: tier, priority, subject, and each rule in evaluation order.
+std::string ExplainClusterPolicy(const Engine& engine, ClusterPolicyId policy);
+
 // The verdict with one line per direction, ending in a newline.
 std::string FormatVerdict(const Engine& engine, const Flow& flow, const Verdict& verdict);
 

@@ -8,6 +8,7 @@
 #include <optional>
 #include <set>
 
+#include "policy/flow_text.h"
 #include "policy/internal/state.h"
 
 namespace netpol::policy {
@@ -138,7 +139,42 @@ class MatrixBuilder {
   // every pod's first address; with them a plane at every pod's IPv4 address
   // and one at its IPv6 address (a pod's first address where it has none of
   // the family), merged pair by pair as FamilyFlows judges the pair.
+  // With ClusterNetworkPolicies the verdict of a direction is ordered (tiers,
+  // priorities, Deny and Pass) rather than a union: pair by pair, through the
+  // engine (docs/SEMANTICS.md §21). Planes as Build's: 0 the pair's only or
+  // IPv4 verdict, 1 its only or IPv6 one.
+  Matrix BuildPairwise(const std::vector<PortProto>& ports) {
+    const std::vector<PodId> pods = engine_.Pods();
+    const size_t n = pods.size();
+    bool dual = false;
+    for (const PodId id : pods) {
+      const auto& ips = s_.pods[id].pod.ips;
+      dual = dual || (std::any_of(ips.begin(), ips.end(), [](const IpAddress& a) { return a.is_v4(); }) &&
+                      std::any_of(ips.begin(), ips.end(), [](const IpAddress& a) { return !a.is_v4(); }));
+    }
+    Matrix matrix(pods, ports, dual);
+    for (size_t p = 0; p < ports.size(); ++p) {
+      for (size_t i = 0; i < n; ++i) {
+        for (size_t j = 0; j < n; ++j) {
+          const uint64_t bit = uint64_t{1} << (j & 63);
+          if (i == j) {
+            matrix.Set(p, i, j);
+            continue;
+          }
+          for (const FamilyFlow& f : FamilyFlows(engine_, Endpoint::OfPod(pods[i]), Endpoint::OfPod(pods[j]),
+                                                 ports[p].protocol, ports[p].port)) {
+            if (!engine_.Allowed(f.flow)) continue;
+            if (!dual || !f.family || *f.family == IpFamily::kV4) matrix.Row(p, i, 0)[j >> 6] |= bit;
+            if (dual && (!f.family || *f.family == IpFamily::kV6)) matrix.Row(p, i, 1)[j >> 6] |= bit;
+          }
+        }
+      }
+    }
+    return matrix;
+  }
+
   Matrix Build(const std::vector<PortProto>& ports) {
+    if (!s_.cluster_policy_index.empty()) return BuildPairwise(ports);
     const std::vector<PodId> pods = engine_.Pods();
     const size_t n = pods.size();
     // Per pod: which families it has addresses of (bit 0 IPv4, bit 1 IPv6).

@@ -46,6 +46,63 @@ TEST(DifferentialTest, EngineMatrixAndReferenceAgree) {
   }
 }
 
+TEST(DifferentialTest, TieredObjectsAreValid) {
+  for (uint64_t seed = 0; seed < 300; ++seed) {
+    SeededChoices choices(seed);
+    for (const auto& object : GenerateTieredCluster(choices)) {
+      const api::Diagnostics d = api::Validate(object);
+      for (const auto& diagnostic : d) {
+        // domainNames outside Accept rules: a warning by design.
+        ASSERT_EQ(diagnostic.severity, api::Severity::kWarning)
+            << "seed " << seed << ": " << diagnostic.ToString();
+      }
+    }
+  }
+}
+
+// ClusterNetworkPolicy tiers (docs/SEMANTICS.md §21) against the reference.
+TEST(DifferentialTest, TiersAgreeWithReference) {
+  for (uint64_t seed = 0; seed < 3000; ++seed) {
+    SeededChoices choices(seed);
+    const std::vector<api::Object> objects = GenerateTieredCluster(choices);
+    const std::string mismatch = Compare(Build(objects), objects);
+    ASSERT_EQ(mismatch, "") << "seed " << seed;
+  }
+}
+
+// Tiers kept incrementally: from one tiered cluster to another, in a shuffled
+// order, with verdicts asked in between, equals the reference on the target.
+TEST(DifferentialTest, TiersIncrementalUpdatesEqualReference) {
+  for (uint64_t seed = 0; seed < 1000; ++seed) {
+    SeededChoices choices(seed);
+    std::vector<api::Object> objects = GenerateTieredCluster(choices);
+    SeededChoices other_choices(seed + 2000000);
+    const std::vector<api::Object> other = GenerateTieredCluster(other_choices);
+    std::mt19937_64 rng(seed);
+    Engine engine = Build(other);
+    ASSERT_EQ(Compare(engine, other), "") << "seed " << seed << " (start state)";
+    std::shuffle(objects.begin(), objects.end(), rng);
+    for (const auto& o : objects) {
+      engine.Apply(o);
+      const auto pods = engine.Pods();
+      for (int k = 0; k < 4 && !pods.empty(); ++k) {
+        (void)engine.Allowed({policy::Endpoint::OfPod(pods[rng() % pods.size()]),
+                              policy::Endpoint::OfPod(pods[rng() % pods.size()]), api::Protocol::kTCP, 80});
+      }
+    }
+    for (auto it = other.rbegin(); it != other.rend(); ++it) {
+      const bool in_target = std::any_of(objects.begin(), objects.end(), [&](const api::Object& t) {
+        return api::ObjectRef(t) == api::ObjectRef(*it);
+      });
+      if (!in_target) {
+        const auto& m = api::MetaOf(*it);
+        EXPECT_TRUE(engine.Delete(api::KindOf(*it), m.namespace_, m.name)) << api::ObjectRef(*it);
+      }
+    }
+    ASSERT_EQ(Compare(engine, objects), "") << "seed " << seed;
+  }
+}
+
 // Applying objects in any order, deleting and re-adding some, must give the
 // same answers as building from scratch.
 TEST(DifferentialTest, IncrementalUpdatesEqualRebuild) {

@@ -215,6 +215,107 @@ std::vector<api::Object> GenerateSmallCluster(Choices& c) {
   return objects;
 }
 
+namespace {
+
+api::ClusterProtocol SmallClusterProtocol(Choices& c, bool named_ok) {
+  api::ClusterProtocol protocol;
+  api::ClusterProtocolMatch match;
+  match.destination_port.emplace();
+  if (c.Coin()) {
+    match.destination_port->number = c.Coin() ? 80 : (c.Coin() ? 53 : 9);
+  } else {
+    match.destination_port->range = api::PortRange{79, static_cast<int32_t>(80 + c.Next(8002))};
+  }
+  switch (c.Next(named_ok ? 4 : 3)) {
+    case 0:
+      protocol.tcp = match;
+      break;
+    case 1:
+      protocol.udp = match;
+      break;
+    case 2:
+      protocol.sctp = match;
+      break;
+    default:
+      protocol.destination_named_port = c.Coin() ? "http" : "dns";
+      break;
+  }
+  return protocol;
+}
+
+std::vector<api::ClusterRule> SmallClusterRules(Choices& c, bool egress) {
+  std::vector<api::ClusterRule> rules(c.Next(3));
+  for (api::ClusterRule& rule : rules) {
+    rule.action = static_cast<api::RuleAction>(c.Next(3));
+    if (c.Coin()) rule.name = "r" + std::to_string(c.Next(9));
+    rule.peers.emplace(1 + c.Next(2));
+    bool named_ok = true;
+    for (api::ClusterPeer& peer : *rule.peers) {
+      switch (c.Next(egress ? 5 : 2)) {
+        case 0:
+          peer.namespaces = SmallNamespaceSelector(c);
+          break;
+        case 1:
+          peer.pods = api::NamespacedPod{SmallNamespaceSelector(c), SmallSelector(c)};
+          break;
+        case 2:
+          peer.networks = std::vector<std::string>{c.Coin() ? "198.18.0.0/30" : "198.18.0.0/15"};
+          if (c.Coin()) peer.networks->push_back("2001:2::/126");
+          named_ok = false;
+          break;
+        case 3: {
+          api::LabelSelector nodes;
+          if (c.Coin()) nodes.match_labels = {{"role", c.Coin() ? "a" : "b"}};
+          peer.nodes = nodes;
+          named_ok = false;
+          break;
+        }
+        default:
+          peer.domain_names = std::vector<std::string>{"example.com"};
+          named_ok = false;
+          break;
+      }
+    }
+    if (c.Coin()) {
+      rule.protocols.emplace();
+      for (uint32_t i = 0, n = 1 + c.Next(2); i < n; ++i) {
+        rule.protocols->push_back(SmallClusterProtocol(c, named_ok));
+      }
+    }
+  }
+  return rules;
+}
+
+}  // namespace
+
+std::vector<api::Object> GenerateTieredCluster(Choices& c) {
+  std::vector<api::Object> objects = GenerateSmallCluster(c);
+  for (int n = 0; n < 2; ++n) {
+    if (c.Coin(3)) continue;  // a node without a Node object
+    api::Node node;
+    node.metadata = Meta("node-" + std::to_string(n), "", {{"role", c.Coin() ? "a" : "b"}});
+    node.addresses = {{"InternalIP", "198.19.0." + std::to_string(n + 1)}, {"Hostname", node.metadata.name}};
+    objects.push_back(std::move(node));
+  }
+  const uint32_t policies = c.Next(5);
+  for (uint32_t i = 0; i < policies; ++i) {
+    api::ClusterNetworkPolicy p;
+    p.metadata = Meta("cnp" + std::to_string(i), "");
+    p.tier = c.Coin() ? api::Tier::kAdmin : api::Tier::kBaseline;
+    p.priority = static_cast<int32_t>(c.Next(3));  // ties on purpose
+    p.subject.emplace();
+    if (c.Coin()) {
+      p.subject->namespaces = SmallNamespaceSelector(c);
+    } else {
+      p.subject->pods = api::NamespacedPod{SmallNamespaceSelector(c), SmallSelector(c)};
+    }
+    p.ingress = SmallClusterRules(c, false);
+    p.egress = SmallClusterRules(c, true);
+    objects.push_back(std::move(p));
+  }
+  return objects;
+}
+
 std::vector<api::Object> GenerateRealisticCluster(const ClusterShape& shape, uint64_t seed) {
   SeededChoices c(seed);
   std::vector<api::Object> objects;

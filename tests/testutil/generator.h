@@ -62,6 +62,9 @@ class ByteChoices final : public Choices {
 };
 
 std::vector<api::Object> GenerateSmallCluster(Choices& choices);
+// A small cluster plus Node objects and ClusterNetworkPolicies of both tiers
+// (priorities 0-2, so ties happen), every rule action and peer kind.
+std::vector<api::Object> GenerateTieredCluster(Choices& choices);
 
 struct ClusterShape {
   int namespaces = 10;

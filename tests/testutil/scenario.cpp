@@ -171,8 +171,23 @@ class Runner {
     return policy::FamilyFlows(engine_, *from, *to, port->protocol, *number);
   }
 
+  std::string ClusterRule(const std::string& action, const policy::ClusterRuleRef& ref) const {
+    return action + ":" + engine_.ClusterPolicyName(ref.policy) + "[" + std::to_string(ref.rule) + "]";
+  }
+
+  // "pass:admin/x[1]>" for each Pass on the way, then the decision.
   std::string Why(const policy::DirectionVerdict& d) const {
+    std::string chain;
+    for (const policy::ClusterRuleRef& pass : d.passed) chain += ClusterRule("pass", pass) + ">";
+    return chain + Decision(d);
+  }
+
+  std::string Decision(const policy::DirectionVerdict& d) const {
     switch (d.reason) {
+      case policy::Reason::kClusterAccept:
+        return ClusterRule("accept", *d.cluster_rule);
+      case policy::Reason::kClusterDeny:
+        return ClusterRule("deny", *d.cluster_rule);
       case policy::Reason::kNotIsolated:
         return "not-isolated";
       case policy::Reason::kNoRuleMatched:

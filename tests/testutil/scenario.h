@@ -21,7 +21,11 @@
 //   check FROM -> TO PORT[/PROTO] allow|deny [egress=WHY] [ingress=WHY]
 //                              one or more lines; WHY is not-isolated, denied,
 //                              self, own-node, unmanaged, or POLICY[RULE]
-//                              (allowed by that rule, e.g. default/db[0]).
+//                              (allowed by that rule, e.g. default/db[0]);
+//                              a ClusterNetworkPolicy rule's decision is
+//                              accept:TIER/NAME[RULE] or deny:TIER/NAME[RULE]
+//                              (accept:admin/guard[0]), and each Pass on the way
+//                              comes first: pass:admin/guard[1]>default/db[0].
 //                              Two dual-stack pods by name: the verdict and the
 //                              reasons must hold over IPv4 and over IPv6 (an
 //                              address instead of a name checks one family).

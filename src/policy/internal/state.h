@@ -105,6 +105,9 @@ struct PodClass {  // NOLINT(bugprone-reserved-identifier,readability-identifier
   uint64_t changed_at = 0;  // State::clock when a member came, went or was replaced
   std::vector<PolicyId> ingress_policies;
   std::vector<PolicyId> egress_policies;
+  // ClusterNetworkPolicies whose subject selects the class, per tier
+  // ([api::Tier]), in evaluation order (priority, then name).
+  std::vector<ClusterPolicyId> cluster_policies[2];
   mutable DirectionView views[2];  // [Direction]
 
   // The port number `name` resolves to for `protocol`, if this class declares it.
@@ -139,6 +142,45 @@ struct PolicyRec {
     return d == Direction::kIngress ? ingress_rules : egress_rules;
   }
   std::vector<RuleRec>& rules(Direction d) { return d == Direction::kIngress ? ingress_rules : egress_rules; }
+};
+
+// A ClusterNetworkPolicy peer: namespaces and pods peers are selector peers
+// (their classes kept like a NetworkPolicy peer's), the others are matched per flow.
+struct ClusterPeerRec {
+  enum class Kind : uint8_t { kSelector, kNetworks, kNodes, kDomainNames };
+  Kind kind = Kind::kSelector;
+  PeerRule selector;  // kSelector: namespace_selector always set
+  std::vector<IpPrefix> networks;
+  api::LabelSelector nodes;
+  std::vector<std::string> domain_names;
+};
+
+struct ClusterRuleRec {
+  api::RuleAction action = api::RuleAction::kDeny;
+  std::vector<PortRule> ports;      // empty: every protocol and port
+  std::vector<int> port_protocols;  // ports[i] came from protocols[port_protocols[i]]
+  std::vector<ClusterPeerRec> peers;
+};
+
+struct ClusterPolicyRec {
+  api::ClusterNetworkPolicy spec;
+  std::string full_name;  // "admin/name", "baseline/name"
+  bool live = false;
+  api::Tier tier = api::Tier::kAdmin;
+  int32_t priority = 0;
+  DynamicBitset subjects;  // classes the subject selects
+  std::vector<ClusterRuleRec> ingress_rules;
+  std::vector<ClusterRuleRec> egress_rules;
+
+  const std::vector<ClusterRuleRec>& rules(Direction d) const {
+    return d == Direction::kIngress ? ingress_rules : egress_rules;
+  }
+};
+
+// A Node object: its labels and IP addresses (status.addresses).
+struct NodeRec {
+  api::Labels labels;
+  std::vector<IpAddress> ips;
 };
 
 struct PodRec {
@@ -179,6 +221,14 @@ struct State {
   std::deque<PolicyRec> policies;
   std::vector<PolicyId> free_policies;
   std::map<std::pair<std::string, std::string>, PolicyId, std::less<>> policy_index;
+
+  // A deque, like policies: records do not move.
+  std::deque<ClusterPolicyRec> cluster_policies;
+  std::vector<ClusterPolicyId> free_cluster_policies;
+  std::map<std::string, ClusterPolicyId, std::less<>> cluster_policy_index;
+
+  std::map<std::string, NodeRec, std::less<>> nodes;  // Node objects by name
+  std::map<IpAddress, std::string> node_by_ip;
 
   bool IsLiveClass(ClassId c) const { return c < classes.size() && classes[c].members > 0; }
   const PodClass* ClassOfPod(PodId id) const {
