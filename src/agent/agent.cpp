@@ -731,16 +731,13 @@ struct Agent::Impl {
   // --- metrics and health ---------------------------------------------------------
 
   // Why the agent is not ready ("" when it is): the first full program is
-  // not in force yet, or a watch of the API is failing. A watch fails from
-  // its error until it next delivers a list or an event, or until 30 s pass
-  // without another error (it retries at least every 10 s, so a watch that
-  // still fails says so again within that; one that came back with nothing
-  // to deliver does not).
+  // not in force yet, or a watch of the API is failing: from its error until
+  // it next lists, opens its watch stream again (the server answered) or
+  // delivers an event.
   std::string NotReady() const {
     if (!stats.synced) return "the first full sync is not in force yet";
-    const auto now = Clock::now();
     for (const auto& [kind, health] : watch_health) {
-      if (health.last_problem > health.last_success && now - health.last_problem < std::chrono::seconds(30))
+      if (health.last_problem > health.last_success)
         return "the " + kind + " watch is failing: " + health.problem;
     }
     return "";
@@ -1298,6 +1295,10 @@ class Watcher final : public kube::ListWatchHandler {
     std::lock_guard lock(agent_.mu);
     agent_.watch_health[kind_].last_success = Clock::now();
     agent_.OnObject(kind_, type, object);
+  }
+  void OnWatching() override {
+    std::lock_guard lock(agent_.mu);
+    agent_.watch_health[kind_].last_success = Clock::now();
   }
   void OnProblem(const std::string& what) override {
     {

@@ -942,28 +942,41 @@ TEST(AgentE2eTest, NetpoldExitsAtOnceWhenItCannotBindItsPortOrSocket) {
   ::close(taken);
 }
 
-// /readyz says what is true: not ready while the API cannot be watched.
+// /readyz says what is true: not ready while the API cannot be watched, and
+// ready again once it can (a watch stream open again, with nothing to deliver).
 TEST(AgentE2eTest, ReadyzFailsWhileTheApiWatchesFail) {
   NETPOL_REQUIRE_E2E();
   testing::PacketLab node;
   ASSERT_TRUE(node.Up({{"198.18.7.95", ""}}).ok());
-  Result<ShopApi> api = StartShopApi();
-  ASSERT_TRUE(api.ok()) << api.error().message();
   const ScratchDir scratch(node.prefix() + "-readyz");
+  const lab::ApiServerOptions api_options{
+      .port = FreePort(), .database = scratch.path + "/api.db", .nodes = {"node-1"}};
+  Result<ShopApi> api = StartShopApi(api_options);
+  ASSERT_TRUE(api.ok()) << api.error().message();
   const int port = FreePort();
   agent::AgentOptions options = OptionsFor(node, api->server->url(), scratch.path, port);
   options.flow_logs = false;
   RunningAgent agent(options);
   ASSERT_TRUE(WaitReady(port));
   api->server->Stop();
+  api->server.reset();
   std::pair<int, std::string> ready{200, ""};
-  const auto deadline = Clock::now() + std::chrono::seconds(15);
+  auto deadline = Clock::now() + std::chrono::seconds(15);
   while (Clock::now() < deadline && (ready = HttpGet(port, "/readyz")).first == 200) {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
   EXPECT_EQ(ready.first, 503);
-  EXPECT_NE(ready.second.find("watch"), std::string::npos) << ready.second;
+  EXPECT_NE(ready.second.find("watch is failing"), std::string::npos) << ready.second;
   EXPECT_EQ(HttpGet(port, "/healthz").first, 200) << "the agent itself is fine";
+  std::this_thread::sleep_for(std::chrono::seconds(2));
+  EXPECT_EQ(HttpGet(port, "/readyz").first, 503) << "still failing";
+  // The API back (the same port and state): ready again, with no event.
+  Result<std::unique_ptr<lab::ApiServer>> back = lab::ApiServer::Start(api_options);
+  ASSERT_TRUE(back.ok()) << back.error().message();
+  const auto restarted = Clock::now();
+  EXPECT_TRUE(WaitReady(port, std::chrono::seconds(20))) << HttpGet(port, "/readyz").second;
+  std::cout << "ready again " << std::chrono::duration<double>(Clock::now() - restarted).count()
+            << " s after the API came back\n";
 }
 
 // Someone deletes the agent's table, a chain of it, a rule, an element: the
