@@ -26,7 +26,7 @@ out="$NPC_ROOT/build/cluster/reports/bench"
 mkdir -p "$out"
 pki="$NPC_STATE/pki"
 api="https://127.0.0.1:$NPC_API_PORT"
-agnhost="$("$NPC_BIN/ctr" -a "$NPC_RUN/n1/containerd.sock" -n k8s.io images ls -q | grep '/agnhost:' | head -n1)"
+agnhost="$("$NPC_BIN/ctr" -a "$NPC_RUN/n1/containerd.sock" -n k8s.io images ls -q | awk '/\/agnhost:/ && !n++')"
 now() { date +%s.%N; }
 # curl as the admin: a request costs milliseconds, not a kubectl start.
 api_call() {

@@ -273,7 +273,7 @@ cmd_up() {
   done
   case "$proxy_mode" in nftables|iptables) ;; *) die "--proxy-mode must be nftables or iptables" ;; esac
   case "$cni" in none|bridge) ;; *) die "--cni must be none or bridge" ;; esac
-  if ip netns list | grep -qw "$NPC_FABRIC"; then
+  if ip netns list | grep -w "$NPC_FABRIC" >/dev/null; then
     die "a cluster is already up (cluster.sh down first)"
   fi
   local t0=$SECONDS
@@ -354,7 +354,7 @@ cmd_down() {
   done
   remove_cgroups
   # Nothing of the cluster may still be mounted below its state before it is deleted.
-  if findmnt -rn -o TARGET | grep -q "^$NPC_STATE"; then
+  if findmnt -rn -o TARGET | grep "^$NPC_STATE" >/dev/null; then
     findmnt -rn -o TARGET | grep "^$NPC_STATE" | sort -r | xargs -r -n1 umount -l
   fi
   if [ -f "$NPC_STATE/created-dirs" ]; then
@@ -365,7 +365,7 @@ cmd_down() {
 }
 
 cmd_status() {
-  if ! ip netns list 2>/dev/null | grep -qw "$NPC_FABRIC"; then
+  if ! ip netns list 2>/dev/null | grep -w "$NPC_FABRIC" >/dev/null; then
     echo "cluster: down"
     return 1
   fi
