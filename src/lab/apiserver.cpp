@@ -1117,7 +1117,7 @@ struct ApiServer::Impl {
     if (!current) return Fail(res, r, route.name, current.error());
     Json merged;
     if (type.find("strategic-merge-patch") != std::string::npos) {
-      merged = internal::StrategicMerge(*current, patch);
+      merged = internal::StrategicMerge(*current, patch, r.kind);
     } else if (type.find("merge-patch") != std::string::npos ||
                type.find("apply-patch") != std::string::npos) {
       // Server-side apply, approximated: the applied fields win (no field

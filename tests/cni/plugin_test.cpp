@@ -13,11 +13,14 @@
 #include <nlohmann/json.hpp>
 
 #include "cni/registry.h"
+#include "testutil/error.h"
 
 namespace netpol::cni {
 namespace {
 
 using nlohmann::json;
+using ::testing::HasSubstr;
+using testutil::IsError;
 
 const char* kConf =
     R"({"cniVersion":"1.0.0","name":"netpol","type":"netpol-cni","stateDir":"/nonexistent/netpol",
@@ -95,8 +98,10 @@ TEST(CniRegistryTest, EncodeDecodeRoundTrips) {
   const Result<PodRegistration> back = DecodeRegistration(EncodeRegistration(pod));
   ASSERT_TRUE(back.ok());
   EXPECT_EQ(*back, pod);
-  EXPECT_FALSE(DecodeRegistration(R"({"containerID":"c"})").ok());
-  EXPECT_FALSE(DecodeRegistration(R"({"containerID":"c","ifname":"e","ips":["nope"]})").ok());
+  EXPECT_THAT(DecodeRegistration(R"({"containerID":"c"})"),
+              IsError(ErrorCode::kInvalidArgument, HasSubstr("invalid pod registration: ")));
+  EXPECT_THAT(DecodeRegistration(R"({"containerID":"c","ifname":"e","ips":["nope"]})"),
+              IsError(ErrorCode::kInvalidArgument, HasSubstr("registration ips: ")));
 }
 
 TEST(CniRegistryTest, AnAbsentAgentIsUnavailableNotSilentlyOk) {

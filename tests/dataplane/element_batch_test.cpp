@@ -4,8 +4,13 @@
 
 #include <gtest/gtest.h>
 
+#include "testutil/error.h"
+
 namespace netpol::dataplane::nft {
 namespace {
+
+using ::testing::HasSubstr;
+using testutil::IsError;
 
 struct KeyCase {
   const char* type;
@@ -33,10 +38,14 @@ TEST(ElementBatchTest, EncodesKeysAsNftDoes) {
     ASSERT_TRUE(key.ok()) << c.element << ": " << key.error().message();
     EXPECT_EQ(*key, c.key) << c.element;
   }
-  EXPECT_FALSE(EncodeKey("ipv4_addr", "2001:2::1").ok());
-  EXPECT_FALSE(EncodeKey("ipv4_addr . inet_service", "198.18.0.1").ok());
-  EXPECT_FALSE(EncodeKey("inet_service", "70000").ok());
-  EXPECT_FALSE(EncodeKey("inet_proto", "icmp").ok());
+  EXPECT_THAT(EncodeKey("ipv4_addr", "2001:2::1"),
+              IsError(ErrorCode::kInvalidArgument, HasSubstr("not an ipv4_addr: 2001:2::1")));
+  EXPECT_THAT(EncodeKey("ipv4_addr . inet_service", "198.18.0.1"),
+              IsError(ErrorCode::kInvalidArgument, HasSubstr("does not fit")));
+  EXPECT_THAT(EncodeKey("inet_service", "70000"),
+              IsError(ErrorCode::kInvalidArgument, HasSubstr("not a port")));
+  EXPECT_THAT(EncodeKey("inet_proto", "icmp"),
+              IsError(ErrorCode::kInvalidArgument, HasSubstr("unknown protocol icmp")));
 }
 
 TEST(ElementBatchTest, OnlyHashSetsAreBatchable) {
@@ -63,7 +72,7 @@ TEST(ElementBatchTest, MalformedElementsAreRejected) {
         "198.18.0.1 . tcp . 8a", "198.18.0.1 . icmp . 80", "198.18.0.1 . tcp", "198.18.0.1 . tcp . 80 . 1",
         "2001:2::1 . tcp . 80"}) {
     SCOPED_TRACE(bad);
-    EXPECT_FALSE(EncodeKey(v4, bad).ok());
+    EXPECT_THAT(EncodeKey(v4, bad), IsError(ErrorCode::kInvalidArgument));
   }
   const Result<std::vector<uint8_t>> good = EncodeKey(v4, "198.18.0.10 . udp . 53");
   ASSERT_TRUE(good.ok());

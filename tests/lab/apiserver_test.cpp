@@ -17,11 +17,14 @@
 #include "lab/internal/body.h"
 #include "lab/internal/patch.h"
 #include "lab/internal/pki.h"
+#include "testutil/error.h"
 
 namespace netpol::lab {
 namespace {
 
 using kube::Json;
+using ::testing::HasSubstr;
+using testutil::IsError;
 
 class ApiServerTest : public ::testing::Test {
  protected:
@@ -79,7 +82,8 @@ TEST_F(ApiServerTest, CreateGetListDeleteWithTheApisCodes) {
   ASSERT_FALSE(gone.ok());
   EXPECT_EQ(gone.error().code(), ErrorCode::kNotFound);
   // Nodes are the lab's, not the user's.
-  EXPECT_FALSE(api_->Request("DELETE", "/api/v1/nodes/node-1").ok());
+  EXPECT_THAT(api_->Request("DELETE", "/api/v1/nodes/node-1"),
+              IsError(ErrorCode::kUnimplemented, HasSubstr("nodes are read-only in the lab")));
 }
 
 // Pages resume after the last object returned, so objects created or deleted
@@ -265,7 +269,7 @@ TEST_F(ApiServerTest, FieldValidationIsTheApiServers) {
             "NetworkPolicy in version \"v1\" cannot be handled as a NetworkPolicy: strict decoding error: "
             "unknown field \"metadata.bogus\", unknown field \"spec.ingres\", unknown field "
             "\"spec.ingress[0].fro\"");
-  EXPECT_FALSE(api_->Get(path + "/s").ok()) << "nothing stored";
+  EXPECT_THAT(api_->Get(path + "/s"), IsError(ErrorCode::kNotFound)) << "nothing stored";
   for (const std::string mode : {"Warn", ""}) {
     const std::string name = "w" + std::to_string(mode.size());
     const auto warn =
@@ -343,8 +347,8 @@ TEST_F(ApiServerTest, FieldsGivenTwiceAreStrictDecodingErrors) {
       "NetworkPolicy in version \"v1\" cannot be handled as a NetworkPolicy: strict decoding error: "
       "duplicate field \"metadata.name\", unknown field \"metadata.bogus\", unknown field \"spec.ingres\", "
       "duplicate field \"spec.podSelector\", duplicate field \"spec\"");
-  EXPECT_FALSE(api_->Get(path + "/s").ok()) << "nothing stored";
-  EXPECT_FALSE(api_->Get(path + "/x").ok()) << "nothing stored";
+  EXPECT_THAT(api_->Get(path + "/s"), IsError(ErrorCode::kNotFound)) << "nothing stored";
+  EXPECT_THAT(api_->Get(path + "/x"), IsError(ErrorCode::kNotFound)) << "nothing stored";
 
   const auto warn = Send(*server_, "POST", path, policy("w"), "application/json");
   ASSERT_TRUE(warn);
@@ -428,7 +432,7 @@ TEST(BodyTest, DecodesAsTheApiServersDecoder) {
   }
   for (const std::string text : {"", "{", R"({"a":1,})", "[1 2]", "{} x"}) {
     const Result<internal::Body> body = internal::DecodeBody(text, internal::Repeats::kDecodeInto);
-    ASSERT_FALSE(body.ok()) << text;
+    ASSERT_THAT(body, IsError(ErrorCode::kInvalidArgument)) << text;
     try {
       const Json parsed = Json::parse(text);
       ADD_FAILURE() << text << " parsed: " << parsed;
@@ -803,13 +807,138 @@ TEST(ApiServerTlsTest, ServesHttpsWithTheLabsCa) {
   EXPECT_EQ((*listed)["items"].size(), 4u);
   auto stranger = kube::Client::Create(kube::Api((*server)->url()));
   ASSERT_TRUE(stranger.ok());
-  EXPECT_FALSE((*stranger)->Get("/api/v1/namespaces").ok()) << "the lab's CA is no system CA";
+  EXPECT_THAT((*stranger)->Get("/api/v1/namespaces"),
+              IsError(ErrorCode::kUnavailable, HasSubstr("certificate")))
+      << "the lab's CA is no system CA";
 }
 
 TEST(PatchTest, MergePatchFollowsRfc7386) {
   const Json target = {{"a", "b"}, {"c", {{"d", "e"}, {"f", "g"}}}, {"list", {1, 2}}};
   const Json patch = {{"a", "z"}, {"c", {{"f", nullptr}}}, {"list", {3}}};
   EXPECT_EQ(internal::MergePatch(target, patch), (Json{{"a", "z"}, {"c", {{"d", "e"}}}, {"list", {3}}}));
+}
+
+// Strategic merge by each kind's schema: the merge keys of k8s.io/api
+// (patchMergeKey), checked list by list with what `kubectl apply` sends.
+TEST(PatchTest, StrategicMergeUsesEachListsMergeKey) {
+  struct Case {
+    const char* what;
+    const char* kind;
+    const char* target;
+    const char* patch;
+    const char* want;
+  };
+  const Case cases[] = {
+      {"a Service's port changed (kubectl apply: the old one deleted by port)", "Service",
+       R"({"spec":{"ports":[{"name":"http","port":80,"protocol":"TCP","targetPort":8080}]}})",
+       R"({"spec":{"$setElementOrder/ports":[{"port":81}],
+                   "ports":[{"name":"http","port":81,"targetPort":8080},{"$patch":"delete","port":80}]}})",
+       R"({"spec":{"ports":[{"name":"http","port":81,"targetPort":8080}]}})"},
+      {"a Service port's targetPort changed: merged into the port it names", "Service",
+       R"({"spec":{"ports":[{"name":"a","port":80,"protocol":"TCP","targetPort":8080},
+                           {"name":"b","port":443,"protocol":"TCP","targetPort":8443}]}})",
+       R"({"spec":{"$setElementOrder/ports":[{"port":80},{"port":443}],"ports":[{"port":443,"targetPort":9443}]}})",
+       R"({"spec":{"ports":[{"name":"a","port":80,"protocol":"TCP","targetPort":8080},
+                           {"name":"b","port":443,"protocol":"TCP","targetPort":9443}]}})"},
+      {"a Service's externalIPs have no strategy: replaced", "Service",
+       R"({"spec":{"externalIPs":["192.0.2.1","192.0.2.2"]}})", R"({"spec":{"externalIPs":["192.0.2.3"]}})",
+       R"({"spec":{"externalIPs":["192.0.2.3"]}})"},
+      {"a Service's conditions by type", "Service",
+       R"({"status":{"conditions":[{"type":"A","status":"True"},{"type":"B","status":"True"}]}})",
+       R"({"status":{"conditions":[{"type":"B","status":"False"}]}})",
+       R"({"status":{"conditions":[{"type":"A","status":"True"},{"type":"B","status":"False"}]}})"},
+      {"a container's ports by containerPort, containers by name", "Pod",
+       R"({"spec":{"containers":[{"name":"c","ports":[{"containerPort":80,"name":"http"},{"containerPort":443}]},
+                                 {"name":"d","image":"x"}]}})",
+       R"({"spec":{"containers":[{"name":"c","ports":[{"containerPort":443,"name":"https"}]}]}})",
+       R"({"spec":{"containers":[{"name":"c","ports":[{"containerPort":80,"name":"http"},
+                                                      {"containerPort":443,"name":"https"}]},
+                                 {"name":"d","image":"x"}]}})"},
+      {"initContainers and ephemeralContainers by name, their env by name", "Pod",
+       R"({"spec":{"initContainers":[{"name":"i","env":[{"name":"A","value":"1"},{"name":"B","value":"2"}]}],
+                   "ephemeralContainers":[{"name":"e","image":"x"}]}})",
+       R"({"spec":{"initContainers":[{"name":"i","env":[{"name":"B","value":"3"},{"$patch":"delete","name":"A"}]}],
+                   "ephemeralContainers":[{"name":"f","image":"y"}]}})",
+       R"({"spec":{"initContainers":[{"name":"i","env":[{"name":"B","value":"3"}]}],
+                   "ephemeralContainers":[{"name":"e","image":"x"},{"name":"f","image":"y"}]}})"},
+      {"volumeMounts by mountPath, volumeDevices by devicePath", "Pod",
+       R"({"spec":{"containers":[{"name":"c","volumeMounts":[{"name":"a","mountPath":"/a"}],
+                                 "volumeDevices":[{"name":"d","devicePath":"/dev/a"}]}]}})",
+       R"({"spec":{"containers":[{"name":"c","volumeMounts":[{"name":"b","mountPath":"/a"}],
+                                 "volumeDevices":[{"name":"e","devicePath":"/dev/b"}]}]}})",
+       R"({"spec":{"containers":[{"name":"c","volumeMounts":[{"name":"b","mountPath":"/a"}],
+                                 "volumeDevices":[{"name":"d","devicePath":"/dev/a"},
+                                                  {"name":"e","devicePath":"/dev/b"}]}]}})"},
+      {"volumes by name; $retainKeys drops the old source", "Pod",
+       R"({"spec":{"volumes":[{"name":"v","emptyDir":{}},{"name":"w","emptyDir":{}}]}})",
+       R"({"spec":{"volumes":[{"$retainKeys":["hostPath","name"],"name":"v","hostPath":{"path":"/x"}}]}})",
+       R"({"spec":{"volumes":[{"name":"v","hostPath":{"path":"/x"}},{"name":"w","emptyDir":{}}]}})"},
+      {"imagePullSecrets by name, hostAliases by ip, schedulingGates by name", "Pod",
+       R"({"spec":{"imagePullSecrets":[{"name":"a"}],"hostAliases":[{"ip":"10.0.0.1","hostnames":["a"]}],
+                   "schedulingGates":[{"name":"g"}]}})",
+       R"({"spec":{"imagePullSecrets":[{"name":"b"}],"hostAliases":[{"ip":"10.0.0.1","hostnames":["b"]}],
+                   "schedulingGates":[{"$patch":"delete","name":"g"}]}})",
+       R"({"spec":{"imagePullSecrets":[{"name":"a"},{"name":"b"}],"hostAliases":[{"ip":"10.0.0.1","hostnames":["b"]}],
+                   "schedulingGates":[]}})"},
+      {"topologySpreadConstraints by topologyKey", "Pod",
+       R"({"spec":{"topologySpreadConstraints":[{"topologyKey":"zone","maxSkew":1}]}})",
+       R"({"spec":{"topologySpreadConstraints":[{"topologyKey":"zone","maxSkew":2}]}})",
+       R"({"spec":{"topologySpreadConstraints":[{"topologyKey":"zone","maxSkew":2}]}})"},
+      {"tolerations and a container's args have no strategy: replaced", "Pod",
+       R"({"spec":{"tolerations":[{"key":"a"}],"containers":[{"name":"c","args":["x","y"]}]}})",
+       R"({"spec":{"tolerations":[{"key":"b"}],"containers":[{"name":"c","args":["z"]}]}})",
+       R"({"spec":{"tolerations":[{"key":"b"}],"containers":[{"name":"c","args":["z"]}]}})"},
+      {"a Pod's conditions by type, podIPs and hostIPs by ip", "Pod",
+       R"({"status":{"conditions":[{"type":"Ready","status":"False"}],"podIPs":[{"ip":"10.0.0.1"}],
+                     "hostIPs":[{"ip":"192.0.2.1"}]}})",
+       R"({"status":{"conditions":[{"type":"Ready","status":"True"},{"type":"Initialized","status":"True"}],
+                     "podIPs":[{"ip":"fd00::1"}],"hostIPs":[{"ip":"192.0.2.1"}]}})",
+       R"({"status":{"conditions":[{"type":"Ready","status":"True"},{"type":"Initialized","status":"True"}],
+                     "podIPs":[{"ip":"10.0.0.1"},{"ip":"fd00::1"}],"hostIPs":[{"ip":"192.0.2.1"}]}})"},
+      {"finalizers merge as a set, less $deleteFromPrimitiveList; ownerReferences by uid", "Pod",
+       R"({"metadata":{"finalizers":["a","b"],"ownerReferences":[{"uid":"1","name":"x"}]}})",
+       R"({"metadata":{"$deleteFromPrimitiveList/finalizers":["a"],"$setElementOrder/finalizers":["b","c"],
+                       "finalizers":["c"],
+                       "ownerReferences":[{"uid":"1","name":"y"},{"uid":"2","name":"z"}]}})",
+       R"({"metadata":{"finalizers":["b","c"],"ownerReferences":[{"uid":"1","name":"y"},{"uid":"2","name":"z"}]}})"},
+      {"a finalizer deleted without the list in the patch", "Namespace",
+       R"({"metadata":{"finalizers":["a","b"]}})",
+       R"({"metadata":{"$deleteFromPrimitiveList/finalizers":["b"]}})",
+       R"({"metadata":{"finalizers":["a"]}})"},
+      {"a Deployment's template: containers by name, their ports by containerPort, order kept", "Deployment",
+       R"({"spec":{"template":{"spec":{"containers":[{"name":"a","ports":[{"containerPort":80}]},{"name":"b"}]}}}})",
+       R"({"spec":{"template":{"spec":{"$setElementOrder/containers":[{"name":"b"},{"name":"a"}],
+          "containers":[{"name":"a","$setElementOrder/ports":[{"containerPort":81}],
+                         "ports":[{"containerPort":81},{"$patch":"delete","containerPort":80}]}]}}}})",
+       R"({"spec":{"template":{"spec":{"containers":[{"name":"b"},{"name":"a","ports":[{"containerPort":81}]}]}}}})"},
+      {"a Deployment's strategy: $retainKeys drops rollingUpdate", "Deployment",
+       R"({"spec":{"strategy":{"type":"RollingUpdate","rollingUpdate":{"maxSurge":1}}}})",
+       R"({"spec":{"strategy":{"$retainKeys":["type"],"type":"Recreate"}}})",
+       R"({"spec":{"strategy":{"type":"Recreate"}}})"},
+      {"a Deployment's conditions by type", "Deployment",
+       R"({"status":{"conditions":[{"type":"Available","status":"False"},{"type":"Progressing","status":"True"}]}})",
+       R"({"status":{"conditions":[{"type":"Available","status":"True"}]}})",
+       R"({"status":{"conditions":[{"type":"Available","status":"True"},{"type":"Progressing","status":"True"}]}})"},
+      {"a NetworkPolicy's rules and their ports have no strategy: replaced", "NetworkPolicy",
+       R"({"spec":{"ingress":[{"ports":[{"port":80}]}],"policyTypes":["Ingress","Egress"]}})",
+       R"({"spec":{"ingress":[{"ports":[{"port":81}]}],"policyTypes":["Ingress"]}})",
+       R"({"spec":{"ingress":[{"ports":[{"port":81}]}],"policyTypes":["Ingress"]}})"},
+      {"a Node's podCIDRs merge as a set, addresses and conditions by type", "Node",
+       R"({"spec":{"podCIDRs":["10.0.0.0/24"]},"status":{"addresses":[{"type":"InternalIP","address":"a"}],
+          "conditions":[{"type":"Ready","status":"False"}]}})",
+       R"({"spec":{"podCIDRs":["fd00::/64"]},"status":{"addresses":[{"type":"Hostname","address":"h"}],
+          "conditions":[{"type":"Ready","status":"True"}]}})",
+       R"({"spec":{"podCIDRs":["10.0.0.0/24","fd00::/64"]},"status":{"addresses":[{"type":"InternalIP","address":"a"},
+          {"type":"Hostname","address":"h"}],"conditions":[{"type":"Ready","status":"True"}]}})"},
+      {"a kind the lab does not know: lists replaced", "ConfigMap",
+       R"({"spec":{"containers":[{"name":"a"}]}})", R"({"spec":{"containers":[{"name":"b"}]}})",
+       R"({"spec":{"containers":[{"name":"b"}]}})"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.what);
+    EXPECT_EQ(internal::StrategicMerge(Json::parse(c.target), Json::parse(c.patch), c.kind),
+              Json::parse(c.want));
+  }
 }
 
 TEST_F(ApiServerTest, DeletingANamespaceTakesItsObjects) {

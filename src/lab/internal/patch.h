@@ -1,17 +1,25 @@
 // Patches as kubectl sends them: JSON merge patch (RFC 7386) and the strategic
-// merge patch `kubectl apply` uses, for the lists our kinds have.
+// merge patch `kubectl apply` uses, for the lab's kinds.
 //
-//   Json merged = StrategicMerge(current, patch);   // containers merged by name, ...
-//   Json plain = MergePatch(current, patch);        // lists replaced
+//   Json merged = StrategicMerge(current, patch, "Service");  // ports merged by port, ...
+//   Json plain = MergePatch(current, patch);                   // lists replaced
 //
-// Strategic merge: lists whose elements have a merge key (containers and
-// initContainers by name, ports by containerPort, env by name, volumes by
-// name, volumeMounts by mountPath) merge element by element; an element
-// `{"$patch": "delete", <key>: ...}` removes one; `$setElementOrder/<list>`
-// orders the result; `$retainKeys` and other directives are dropped. Every
-// other list is replaced, as the API server does for lists without a strategy
-// (NetworkPolicy rules among them).
+// Strategic merge follows the kind's schema (the patchStrategy and
+// patchMergeKey tags of k8s.io/api): lists with a merge key merge element by
+// element (a Pod's containers by name and their ports by containerPort, env by
+// name, volumeMounts by mountPath; a Service's ports by port; volumes by name;
+// conditions by type; ownerReferences by uid; ...); an element
+// `{"$patch": "delete", <key>: ...}` removes one; lists of scalars with the
+// merge strategy (finalizers, a Node's podCIDRs) merge as sets, less
+// `$deleteFromPrimitiveList/<list>`; `$setElementOrder/<list>` orders the
+// result; `$retainKeys` drops the fields it does not name. Every other list
+// is replaced, as the API server does for lists without a strategy
+// (NetworkPolicy rules among them), and so is every list of a kind the lab
+// does not know. Not done: `$patch: replace` and `$patch: delete` on maps, and
+// an element without its merge key, an error for the API server, is ignored.
 #pragma once
+
+#include <string>
 
 #include <nlohmann/json.hpp>
 
@@ -20,6 +28,6 @@ namespace netpol::lab::internal {
 using Json = nlohmann::json;
 
 Json MergePatch(const Json& target, const Json& patch);
-Json StrategicMerge(const Json& target, const Json& patch);
+Json StrategicMerge(const Json& target, const Json& patch, const std::string& kind);
 
 }  // namespace netpol::lab::internal
