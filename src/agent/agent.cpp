@@ -413,6 +413,8 @@ struct Agent::Impl {
 
   bool Synced() const { return listed.size() == std::size(kube::kPolicyResources); }
 
+  std::vector<policy::CompileNote> notes_logged;
+
   // The program for this node: registered pods the engine knows, compiled;
   // registered pods it does not know yet, isolated both ways; reserved pods,
   // compiled, their addresses claimed until they are wired.
@@ -421,6 +423,13 @@ struct Agent::Impl {
     for (const auto& [key, reg] : local) names[key] = reg.host_interface;
     for (const auto& [key, r] : reserved) names.emplace(key, "");
     policy::NodeProgram program = compiler.Compile(engine, names);
+    // What the dataplane leaves out (domainNames peers), said once per change.
+    if (program.notes != notes_logged) {
+      for (const policy::CompileNote& note : program.notes) {
+        Log(note.fails_open ? LogLevel::kError : LogLevel::kWarn, "not enforced", {{"rule", note.text}});
+      }
+      notes_logged = program.notes;
+    }
     for (const auto& [key, r] : reserved) {
       if (const auto it = program.pods.find(key); it != program.pods.end() && !local.contains(key))
         it->second.reserved = true;
@@ -534,6 +543,32 @@ struct Agent::Impl {
     std::lock_guard lock(mu);
     line["src"] = EndpointJson(p.src);
     line["dst"] = EndpointJson(p.dst);
+    // A ClusterNetworkPolicy tier decided ("netpol ingress admin deny "): the
+    // rule that decides it now, as the engine says (the map element that
+    // matched names it too, in its comment and counter).
+    for (const char* tier : {"admin", "baseline"}) {
+      if (p.prefix.find(std::string(" ") + tier + " ") == std::string::npos) continue;
+      line["tier"] = tier;
+      const auto endpoint = [&](const IpAddress& ip) {
+        const auto pod = engine.FindPodByIp(ip);
+        return pod ? policy::Endpoint::OfPod(*pod, ip) : policy::Endpoint::OfIp(ip);
+      };
+      const policy::Flow flow{endpoint(p.src), endpoint(p.dst), p.protocol.value_or(api::Protocol::kTCP),
+                              p.dst_port};
+      const policy::Verdict verdict = engine.Evaluate(flow);
+      const policy::DirectionVerdict& judged = ingress ? verdict.ingress : verdict.egress;
+      if (judged.cluster_rule) {
+        line["policy"] = engine.ClusterPolicyName(judged.cluster_rule->policy);
+        line["rule"] =
+            std::string(ingress ? "ingress[" : "egress[") + std::to_string(judged.cluster_rule->rule) + "]";
+        line["reason"] = policy::DescribeClusterRule(engine, direction, *judged.cluster_rule);
+      } else {
+        line["reason"] =
+            std::string("decided by a ") + tier +
+            " ClusterNetworkPolicy rule in force when it was logged (its policies have changed since)";
+      }
+      return line;
+    }
     if (allowed) {
       const auto endpoint = [&](const IpAddress& ip) {
         const auto pod = engine.FindPodByIp(ip);

@@ -11,7 +11,7 @@
 //     lookup when they do), then forward_checked / input_checked:
 //     `ct state established,related accept`, `ct state invalid drop`, then the
 //     egress check of the source pod and the ingress check of the destination.
-//   egress_v4/6, ingress_v4/6: per family, at most thirteen set lookups for a
+//   egress_v4/6, ingress_v4/6: per family, at most eleven set lookups for a
 //     new connection: the Admin tier's two verdict maps (ClusterNetworkPolicy
 //     decision boxes, pod . peer range . protocol [. port range] -> goto the
 //     tier's accept or deny chain), "is the pod isolated" (if not: the
