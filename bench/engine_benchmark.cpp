@@ -269,7 +269,8 @@ void BM_CompileNodeWithClusterPolicies(benchmark::State& state) {
     const policy::NodeProgram program = policy::CompileNode(f.engine, local);
     boxes = 0;
     for (const auto& [name, pod] : program.pods) {
-      for (const auto* d : {&pod.ingress, &pod.egress}) boxes += d->admin.boxes().size() + d->baseline.boxes().size();
+      for (const auto* d : {&pod.ingress, &pod.egress})
+        boxes += d->admin.boxes().size() + d->baseline.boxes().size();
     }
   }
   state.counters["local_pods"] = static_cast<double>(local.size());

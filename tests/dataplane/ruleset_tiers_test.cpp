@@ -88,11 +88,13 @@ spec:
   EXPECT_TRUE(loaded.ok());
   policy::Engine engine;
   for (const auto& o : loaded.objects) engine.Apply(o);
-  return policy::CompileNode(engine, {{"prod/db", "veth-db"}, {"dev/client", "veth-cl"}, {"monitoring/prom", ""}});
+  return policy::CompileNode(engine,
+                             {{"prod/db", "veth-db"}, {"dev/client", "veth-cl"}, {"monitoring/prom", ""}});
 }
 
 TEST(RulesetTiersTest, TableMatchesGolden) {
-  EXPECT_GOLDEN("dataplane/testdata/tiers.nft", TableDefinition(RenderRuleset(TieredProgram(), {.log_group = 100})));
+  EXPECT_GOLDEN("dataplane/testdata/tiers.nft",
+                TableDefinition(RenderRuleset(TieredProgram(), {.log_group = 100})));
 }
 
 TEST(RulesetTiersTest, PerPodRenderingEqualsWhole) {
@@ -101,7 +103,8 @@ TEST(RulesetTiersTest, PerPodRenderingEqualsWhole) {
     policy::Engine engine;
     for (const auto& o : testing::GenerateTieredCluster(choices)) engine.Apply(o);
     std::map<std::string, std::string> local;
-    for (const policy::PodId id : engine.Pods()) local[engine.pod(id).FullName()] = "veth-" + engine.pod(id).name;
+    for (const policy::PodId id : engine.Pods())
+      local[engine.pod(id).FullName()] = "veth-" + engine.pod(id).name;
     const policy::NodeProgram program = policy::CompileNode(engine, local);
     const NftRuleset whole = RenderRuleset(program, {});
     std::map<std::string, std::map<std::string, std::string>> from_pods;
@@ -144,7 +147,8 @@ TEST(RulesetTiersTest, MapElementsReadBackAsWritten) {
 TEST(RulesetTiersTest, MapEditsCommentTheKeyAndDeleteByKey) {
   ElementEdits edits;
   edits.Delete("in_admin_v4", "198.18.1.1 . 198.18.2.1 . tcp . 80 : goto ingress_admin_deny_v4");
-  edits.Add("in_admin_v4", "198.18.1.1 . 198.18.2.2 . tcp . 80 : goto ingress_admin_accept_v4", "admin/a ingress[1]");
+  edits.Add("in_admin_v4", "198.18.1.1 . 198.18.2.2 . tcp . 80 : goto ingress_admin_accept_v4",
+            "admin/a ingress[1]");
   EXPECT_EQ(edits.Commands(),
             "delete element inet netpol in_admin_v4 { 198.18.1.1 . 198.18.2.1 . tcp . 80 }\n"
             "add element inet netpol in_admin_v4 { 198.18.1.1 . 198.18.2.2 . tcp . 80 comment \"admin/a "

@@ -320,7 +320,7 @@ std::vector<api::Object> GenerateRealisticClusterPolicies(int count, uint64_t se
   SeededChoices c(seed);
   const char* const kTeams[] = {"payments", "search", "identity", "platform", "data"};
   const char* const kEnvs[] = {"prod", "staging", "dev"};
-  const auto selector = [](std::map<std::string, std::string> labels) {
+  const auto selector = [](api::Labels labels) {
     api::LabelSelector s;
     s.match_labels = std::move(labels);
     return s;
