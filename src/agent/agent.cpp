@@ -25,6 +25,7 @@
 #include <set>
 #include <sstream>
 #include <thread>
+#include <tuple>
 
 #include "agent/metrics.h"
 #include "api/load.h"
@@ -686,6 +687,21 @@ struct Agent::Impl {
         }
       }
     }
+    // The ClusterNetworkPolicy tiers' decision maps: each element counts the
+    // new connections its box decided (schema 4).
+    std::map<std::string, std::map<std::string, uint64_t>> tier_counters;  // map -> element -> packets
+    if (backend && synced) {
+      for (const char* map : {"admin", "adminall", "base", "baseall"}) {
+        for (const char* prefix : {"in", "eg"}) {
+          for (const char* family : {"v4", "v6"}) {
+            const std::string name = std::string(prefix) + "_" + map + "_" + family;
+            if (Result<dataplane::nft::ObservedSet> set = backend->ObserveSet(name)) {
+              tier_counters[name] = std::move(set->elements);
+            }
+          }
+        }
+      }
+    }
     std::lock_guard lock(mu);
     MetricsWriter out;
     const policy::EngineStats known = engine.stats();
@@ -771,6 +787,36 @@ struct Agent::Impl {
       for (const auto& [key, packets] : counted)
         samples.push_back({{{"namespace", key.first}, {"direction", key.second}}, packets});
       out.Counter(std::string("netpol_") + verdict + "_connections_total", help, samples);
+    }
+    {
+      // (namespace, direction, tier, verdict) -> connections
+      std::map<std::tuple<std::string, std::string, std::string, std::string>, double> counted;
+      for (const auto& [name, elements] : tier_counters) {
+        const std::string direction = name.starts_with("in_") ? "ingress" : "egress";
+        const std::string tier = name.find("_admin") != std::string::npos ? "admin" : "baseline";
+        for (const auto& [element, packets] : elements) {
+          const std::string verdict =
+              element.ends_with(std::string("_deny_") + name.substr(name.size() - 2)) ? "denied" : "allowed";
+          std::string ns = "unknown";
+          if (Result<IpAddress> ip = IpAddress::Parse(element.substr(0, element.find(' ')))) {
+            if (const auto pod = engine.FindPodByIp(*ip)) ns = engine.pod(*pod).namespace_;
+          }
+          counted[{ns, direction, tier, verdict}] += static_cast<double>(packets);
+        }
+      }
+      std::vector<MetricsWriter::Sample> samples;
+      for (const auto& [key, packets] : counted) {
+        samples.push_back({{{"namespace", std::get<0>(key)},
+                            {"direction", std::get<1>(key)},
+                            {"tier", std::get<2>(key)},
+                            {"verdict", std::get<3>(key)}},
+                           packets});
+      }
+      out.Counter("netpol_cluster_policy_connections_total",
+                  "New connections a ClusterNetworkPolicy tier decided at this node's pods, by the pod's "
+                  "namespace, direction, tier and verdict (from the decision maps' per-element counters; "
+                  "`netpol enforce --show` names each element's rule).",
+                  samples);
     }
     return out.text();
   }

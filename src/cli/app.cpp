@@ -664,7 +664,7 @@ int Enforce(const InputFlags& flags, const EnforceFlags& enforce, Context& ctx) 
   for (const auto& [name, pod] : program.pods) {
     in += pod.ingress.isolated ? 1 : 0;
     eg += pod.egress.isolated ? 1 : 0;
-    tiered += pod.ingress.has_tiers() || pod.egress.has_tiers() ? 1 : 0;
+    tiered += (pod.ingress.has_tiers() || pod.egress.has_tiers()) ? 1U : 0U;
   }
   ctx.out << program.pods.size() << " local pods (" << in << " isolated for ingress, " << eg << " for egress";
   if (tiered > 0) ctx.out << ", " << tiered << " with ClusterNetworkPolicy decisions";

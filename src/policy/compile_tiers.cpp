@@ -184,7 +184,8 @@ class TierCompiler {
             const Value128 host = network.length() == (first.is_v4() ? 32 : 128)
                                       ? 0
                                       : (MaxValue(first.family()) >> network.length());
-            AddBoxes(first, Address(first.family(), Value(first) | host), cells, index);
+            const Value128 start = Value(first) & ~host;  // as written, however masked
+            AddBoxes(Address(first.family(), start), Address(first.family(), start | host), cells, index);
           }
           break;
         case Kind::kNodes:
