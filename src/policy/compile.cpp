@@ -419,6 +419,20 @@ class Compiler {
     return entry;
   }
 
+  // A tier's boxes depend on the class only through its policy list (and,
+  // for ingress named ports, its own ports): classes that share them (most of
+  // a namespace, when subjects select namespaces) share one compile.
+  TierDecisions Tier(const PodClass& cls, policy::Direction dir, api::Tier tier) {
+    const std::vector<ClusterPolicyId>& list = cls.cluster_policies[static_cast<size_t>(tier)];
+    if (list.empty()) return {};
+    TierKey key{list, dir == Direction::kIngress, tier,
+                dir == Direction::kIngress ? cls.key.named_ports : std::vector<internal::NamedPort>{}};
+    auto it = tier_memo_.find(key);
+    if (it == tier_memo_.end())
+      it = tier_memo_.emplace(std::move(key), internal::CompileTier(s_, cls, dir, tier, notes_)).first;
+    return it->second;
+  }
+
   DirectionProgram Direction(const PodClass& cls, policy::Direction dir) {
     DirectionProgram out;
     const auto& isolating = dir == Direction::kIngress ? cls.ingress_policies : cls.egress_policies;
@@ -457,8 +471,8 @@ class Compiler {
         }
       }
     }
-    out.admin = internal::CompileTier(s_, cls, dir, api::Tier::kAdmin, notes_);
-    out.baseline = internal::CompileTier(s_, cls, dir, api::Tier::kBaseline, notes_);
+    out.admin = Tier(cls, dir, api::Tier::kAdmin);
+    out.baseline = Tier(cls, dir, api::Tier::kBaseline);
     std::sort(out.allow.begin(), out.allow.end());
     out.allow.erase(std::unique(out.allow.begin(), out.allow.end(),
                                 [](const Allowance& a, const Allowance& b) {
@@ -474,6 +488,8 @@ class Compiler {
   NodeProgram program_;
   std::map<std::pair<ClassId, bool>, DirectionProgram> memo_;
   std::map<std::string, CompileNote> notes_;
+  using TierKey = std::tuple<std::vector<ClusterPolicyId>, bool, api::Tier, std::vector<internal::NamedPort>>;
+  std::map<TierKey, TierDecisions> tier_memo_;
 };
 
 // A direction's verdict from its compiled tiers: the Admin box, else the

@@ -47,6 +47,7 @@ struct Cell {
   uint8_t p1;
   uint16_t q0;
   uint16_t q1;
+  friend bool operator==(const Cell&, const Cell&) = default;
 };
 
 constexpr Cell kEverything{0, 255, 0, 65535};
@@ -60,6 +61,7 @@ struct RuleInfo {
 struct Decided {
   Cell cell;
   uint32_t rule;
+  friend bool operator==(const Decided&, const Decided&) = default;
 };
 
 // The first-match partition of the protocol x port plane under `active`
@@ -255,6 +257,20 @@ class TierCompiler {
     std::map<Key, std::vector<Decided>> memo;
     std::vector<const RuleBox*> active;
     size_t next = 0;
+    // The run of adjacent intervals with the same decisions, not emitted yet.
+    const std::vector<Decided>* run = nullptr;
+    Value128 run_first = 0;
+    Value128 run_last = 0;
+    const auto flush = [&] {
+      if (run == nullptr) return;
+      const AddressRange range{Address(family, run_first), Address(family, run_last)};
+      for (const Decided& d : *run) {
+        const RuleInfo& info = rules_[d.rule];
+        if (!info.action) continue;  // Pass: the next tier decides
+        out.push_back({range, d.cell.p0, d.cell.p1, d.cell.q0, d.cell.q1, *info.action, info.origin});
+      }
+      run = nullptr;
+    };
     for (size_t i = 0; i < cuts.size(); ++i) {
       const Value128 first = cuts[i];
       const Value128 last = i + 1 < cuts.size() ? cuts[i + 1] - 1 : max;
@@ -280,13 +296,18 @@ class TierCompiler {
       }
       auto it = memo.find(key);
       if (it == memo.end()) it = memo.emplace(std::move(key), Partition(deciding)).first;
-      const AddressRange range{Address(family, first), Address(family, last)};
-      for (const Decided& d : it->second) {
-        const RuleInfo& info = rules_[d.rule];
-        if (!info.action) continue;  // Pass: the next tier decides
-        out.push_back({range, d.cell.p0, d.cell.p1, d.cell.q0, d.cell.q1, *info.action, info.origin});
+      // Adjacent intervals decided alike are one range (the replicas of an
+      // app often have consecutive addresses): fewer boxes, the same meaning.
+      if (run != nullptr && first == run_last + 1 && *run == it->second) {
+        run_last = last;
+        continue;
       }
+      flush();
+      run = &it->second;
+      run_first = first;
+      run_last = last;
     }
+    flush();
   }
 
   const internal::State& s_;
