@@ -521,7 +521,8 @@ class Renderer {
           chains.push_back(accept + "\t}");
           chains.push_back("chain " + TierChain(d, t, policy::TierAction::kDeny, f) +
                            " {\n\t\tlog prefix \"netpol " + d.name + " " + tier + " deny \" group " + log +
-                           " drop comment \"denied by a ClusterNetworkPolicy rule of the " + t.title + " tier\"\n\t}");
+                           " drop comment \"denied by a ClusterNetworkPolicy rule of the " + t.title +
+                           " tier\"\n\t}");
         }
       }
     }
