@@ -58,7 +58,7 @@ wait_until() {  # wait_until SECONDS WHAT CMD...
 say "Step 1: deploy WordPress + MariaDB with Helm (MariaDB on npc-n1, WordPress on npc-n2)"
 run helm install np-test "$here" --set mariadb.nodeSelector.kubernetes\\.io/hostname=npc-n1 \
   --set wordpress.nodeSelector.kubernetes\\.io/hostname=npc-n2 --wait --timeout 5m
-agnhost="$(ctr -a "$NPC_RUN/n1/containerd.sock" -n k8s.io images ls -q | grep '/agnhost:' | head -n1)"
+agnhost="$(ctr -a "$NPC_RUN/n1/containerd.sock" -n k8s.io images ls -q | awk '/\/agnhost:/ && !n++')"
 kubectl run np-client --image="$agnhost" --image-pull-policy=Never --restart=Never \
   --overrides='{"spec":{"nodeName":"npc-n2"}}' --command -- /agnhost pause >/dev/null
 kubectl wait --for=condition=Ready pod/np-client --timeout=120s >/dev/null

@@ -10,6 +10,12 @@
 #   bench-cluster.sh pods LABEL [N]
 #                                 pod created -> Ready, N pods (default 20) one after another
 #                                 on each node, as LABEL (e.g. bridge-only, netpol).
+#   bench-cluster.sh pods-ab [N]  the same, interleaved, on a chained cluster without netpol:
+#                                 N pods alternately on npc-n1 and npc-n2 (the nodes compared
+#                                 bare), then netpol installed on npc-n1 only (helm,
+#                                 nodeSelector) and N more alternately: npc-n1 with netpol
+#                                 against npc-n2 with the bridge alone, in the same minutes.
+#                                 Leaves netpol installed on npc-n1 only.
 # Prints p50, p90, p99 and max in ms, and writes the samples to build/cluster/reports/bench/.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
@@ -20,7 +26,7 @@ out="$NPC_ROOT/build/cluster/reports/bench"
 mkdir -p "$out"
 pki="$NPC_STATE/pki"
 api="https://127.0.0.1:$NPC_API_PORT"
-agnhost="$("$NPC_BIN/ctr" -a "$NPC_RUN/n1/containerd.sock" -n k8s.io images ls -q | grep '/agnhost:' | head -n1)"
+agnhost="$("$NPC_BIN/ctr" -a "$NPC_RUN/n1/containerd.sock" -n k8s.io images ls -q | awk '/\/agnhost:/ && !n++')"
 now() { date +%s.%N; }
 # curl as the admin: a request costs milliseconds, not a kubectl start.
 api_call() {
@@ -108,29 +114,66 @@ measure() {
   rm -rf "$tmp"
 }
 
+# ready_ms NS NAME NODE: creates one pause pod on NODE, prints created -> Ready in ms.
+ready_ms() {
+  local ns="$1" name="$2" node="$3" t0 t1 body
+  body="{\"apiVersion\":\"v1\",\"kind\":\"Pod\",\"metadata\":{\"name\":\"$name\"},\"spec\":{\"nodeName\":\"$node\",\"terminationGracePeriodSeconds\":0,\"containers\":[{\"name\":\"c\",\"image\":\"$agnhost\",\"imagePullPolicy\":\"Never\",\"args\":[\"pause\"]}]}}"
+  t0="$(now)"
+  api_call -X POST -H 'Content-Type: application/json' -d "$body" "$api/api/v1/namespaces/$ns/pods"
+  k -n "$ns" wait --for=condition=Ready "pod/$name" --timeout=120s >/dev/null
+  t1="$(now)"
+  echo "($t1 - $t0) * 1000" | bc -l | awk '{ printf "%.2f\n", $1 }'
+}
+
 bench_pods() {
   local label="${1:?bench-cluster.sh pods LABEL [N]}" n="${2:-20}" ns="np-bench-pods-$(date +%s)"
   trap 'k delete namespace '"$ns"' --wait=false >/dev/null 2>&1 || true' RETURN
   step "pod created -> Ready ($label): $n pods on each node"
   k create namespace "$ns" >/dev/null
   wait_for "the namespace's service account" 30 k -n "$ns" get serviceaccount default
-  local file="$out/pod-ready-$label.ms" i node t0 t1 body
+  local file="$out/pod-ready-$label.ms" i node
   : >"$file"
   for i in $(seq 1 "$n"); do
-    for node in npc-n1 npc-n2; do
-      body="{\"apiVersion\":\"v1\",\"kind\":\"Pod\",\"metadata\":{\"name\":\"p$i-$node\"},\"spec\":{\"nodeName\":\"$node\",\"terminationGracePeriodSeconds\":0,\"containers\":[{\"name\":\"c\",\"image\":\"$agnhost\",\"imagePullPolicy\":\"Never\",\"args\":[\"pause\"]}]}}"
-      t0="$(now)"
-      api_call -X POST -H 'Content-Type: application/json' -d "$body" "$api/api/v1/namespaces/$ns/pods"
-      k -n "$ns" wait --for=condition=Ready "pod/p$i-$node" --timeout=120s >/dev/null
-      t1="$(now)"
-      echo "($t1 - $t0) * 1000" | bc -l | awk '{ printf "%.2f\n", $1 }' >>"$file"
-    done
+    for node in npc-n1 npc-n2; do ready_ms "$ns" "p$i-$node" "$node" >>"$file"; done
   done
   stats "$file" "pod created -> Ready ($label)"
+}
+
+bench_pods_ab() {
+  local n="${1:-20}" ns="np-bench-ab-$(date +%s)" i phase
+  [ "$(cat "$NPC_STATE/cni")" = bridge ] || die "pods-ab needs a chained cluster (cluster.sh up --cni bridge)"
+  ! "$NPC_BIN/helm" status netpol -n kube-system >/dev/null 2>&1 || die "pods-ab starts without netpol installed"
+  trap 'k delete namespace '"$ns"' --wait=false >/dev/null 2>&1 || true' RETURN
+  k create namespace "$ns" >/dev/null
+  wait_for "the namespace's service account" 30 k -n "$ns" get serviceaccount default
+  for phase in bare netpol-on-n1; do
+    if [ "$phase" = netpol-on-n1 ]; then
+      step "netpol (chained) on npc-n1 only"
+      "$NPC_BIN/helm" upgrade --install netpol "$NPC_ROOT/deploy/helm/netpol" -n kube-system \
+        --set-string 'nodeSelector.kubernetes\.io/hostname=npc-n1' --wait --timeout 5m >/dev/null
+      k -n kube-system rollout status ds/netpol-node --timeout=300s >/dev/null
+    fi
+    step "pod created -> Ready, $phase: $n pods on each node, alternately"
+    : >"$out/pod-ready-$phase-n1.ms"
+    : >"$out/pod-ready-$phase-n2.ms"
+    for i in $(seq 1 "$n"); do
+      ready_ms "$ns" "$phase-$i-n1" npc-n1 >>"$out/pod-ready-$phase-n1.ms"
+      ready_ms "$ns" "$phase-$i-n2" npc-n2 >>"$out/pod-ready-$phase-n2.ms"
+    done
+    stats "$out/pod-ready-$phase-n1.ms" "pod created -> Ready, $phase, npc-n1"
+    stats "$out/pod-ready-$phase-n2.ms" "pod created -> Ready, $phase, npc-n2"
+  done
+  median() { sort -n "$1" | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+  local a1 a2 b1 b2
+  a1="$(median "$out/pod-ready-bare-n1.ms")"; a2="$(median "$out/pod-ready-bare-n2.ms")"
+  b1="$(median "$out/pod-ready-netpol-on-n1-n1.ms")"; b2="$(median "$out/pod-ready-netpol-on-n1-n2.ms")"
+  awk -v a1="$a1" -v a2="$a2" -v b1="$b1" -v b2="$b2" 'BEGIN {
+    printf "median ratio npc-n1 / npc-n2: bare %.2f, netpol on npc-n1 %.2f\n", a1 / a2, b1 / b2 }'
 }
 
 case "${1:-}" in
   policy) shift; bench_policy "$@" ;;
   pods) shift; bench_pods "$@" ;;
-  *) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+  pods-ab) shift; bench_pods_ab "$@" ;;
+  *) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac

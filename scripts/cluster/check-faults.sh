@@ -14,7 +14,7 @@ here="$(dirname "$0")"
 ns="np-faults-$(date +%s)"
 rounds=2500   # ~10 minutes at most; the clients are deleted when the check ends
 settle=10     # seconds each policy change is watched for
-agnhost="$("$NPC_BIN/ctr" -a "$NPC_RUN/n1/containerd.sock" -n k8s.io images ls -q | grep '/agnhost:' | head -n1)"
+agnhost="$("$NPC_BIN/ctr" -a "$NPC_RUN/n1/containerd.sock" -n k8s.io images ls -q | awk '/\/agnhost:/ && !n++')"
 manifests="$NPC_ROOT/cluster/manifests"
 out="$NPC_ROOT/build/cluster/reports/faults"
 mkdir -p "$out"

@@ -28,7 +28,7 @@ if [ -n "$refused" ]; then
 fi
 while read -r grant; do
   [ -z "$grant" ] && continue
-  if ! echo "$used" | awk '{print $2 " " $3}' | grep -qxF "$grant"; then
+  if ! echo "$used" | awk '{print $2 " " $3}' | grep -xF "$grant" >/dev/null; then
     echo "check-rbac: granted but never used: $grant (the role is more than netpol needs)"
     rc=1
   fi

@@ -48,7 +48,12 @@ make_network() {
 
 # ---- node filesystems --------------------------------------------------------------------
 # Paths a node has of its own (bound over the host's inside the node's mount namespace).
-NODE_PATHS=(/etc/cni/net.d /opt/cni/bin /var/lib/kubelet /var/lib/netpol /run/netpol
+# /var/lib/cni is host-local's allocation state and libcni's result cache: shared, the two
+# nodes' host-local would write one last_reserved_ip file and each restart its scan from the
+# start of its range, handing a just-freed address to the next pod while the bridge's
+# neighbour entry for it still names the old pod's MAC (new pods unreachable across nodes for
+# 5-10 s, until the entry went stale and was probed).
+NODE_PATHS=(/etc/cni/net.d /opt/cni/bin /var/lib/cni /var/lib/kubelet /var/lib/netpol /run/netpol
   /var/log/pods /var/log/containers /run/containerd /var/lib/containerd /run/netns)
 
 make_node_fs() {
@@ -268,7 +273,7 @@ cmd_up() {
   done
   case "$proxy_mode" in nftables|iptables) ;; *) die "--proxy-mode must be nftables or iptables" ;; esac
   case "$cni" in none|bridge) ;; *) die "--cni must be none or bridge" ;; esac
-  if ip netns list | grep -qw "$NPC_FABRIC"; then
+  if ip netns list | grep -w "$NPC_FABRIC" >/dev/null; then
     die "a cluster is already up (cluster.sh down first)"
   fi
   local t0=$SECONDS
@@ -349,7 +354,7 @@ cmd_down() {
   done
   remove_cgroups
   # Nothing of the cluster may still be mounted below its state before it is deleted.
-  if findmnt -rn -o TARGET | grep -q "^$NPC_STATE"; then
+  if findmnt -rn -o TARGET | grep "^$NPC_STATE" >/dev/null; then
     findmnt -rn -o TARGET | grep "^$NPC_STATE" | sort -r | xargs -r -n1 umount -l
   fi
   if [ -f "$NPC_STATE/created-dirs" ]; then
@@ -360,7 +365,7 @@ cmd_down() {
 }
 
 cmd_status() {
-  if ! ip netns list 2>/dev/null | grep -qw "$NPC_FABRIC"; then
+  if ! ip netns list 2>/dev/null | grep -w "$NPC_FABRIC" >/dev/null; then
     echo "cluster: down"
     return 1
   fi

@@ -15,10 +15,12 @@ report="$NPC_ROOT/build/cluster/reports/$label"
 rm -rf "$report"
 mkdir -p "$report"
 "$NPC_ROOT/scripts/cluster/build-components.sh" e2e
-# The suite finds its images locally only under the names it prints.
-agnhost="$("$NPC_BIN/e2e.test" --list-images 2>/dev/null | grep '^registry.k8s.io/e2e-test-images/agnhost:' | head -n 1)"
+# The suite finds its images locally only under the names it prints. (No `grep -q` or
+# `head` in these pipelines: under pipefail the writer's SIGPIPE, when the reader stops
+# early, fails the pipeline; it did, for the image check, in one run.)
+agnhost="$("$NPC_BIN/e2e.test" --list-images 2>/dev/null | awk '/^registry\.k8s\.io\/e2e-test-images\/agnhost:/ && !n++')"
 step "Netpol e2e ($label): images it asks for: $agnhost"
-if ! "$NPC_BIN/ctr" -a "$NPC_RUN/n1/containerd.sock" -n k8s.io images ls -q | grep -qx "$agnhost"; then
+if ! "$NPC_BIN/ctr" -a "$NPC_RUN/n1/containerd.sock" -n k8s.io images ls -q | grep -x "$agnhost" >/dev/null; then
   die "the nodes do not have $agnhost (scripts/cluster/images.sh agnhost, then import)"
 fi
 start=$SECONDS

@@ -69,8 +69,8 @@ for b in netpold netpol netpol-cni; do
     pass "$b stripped, debug information apart ($(du -h "$dir/$b" | cut -f1))"
   fi
 done
-if readelf -lW "$dir/netpol-cni" | grep -q "Requesting program interpreter" \
-  || readelf -dW "$dir/netpol-cni" | grep -q NEEDED; then
+if readelf -lW "$dir/netpol-cni" | grep "Requesting program interpreter" >/dev/null \
+  || readelf -dW "$dir/netpol-cni" | grep NEEDED >/dev/null; then
   fail "netpol-cni is not static: $(readelf -dW "$dir/netpol-cni" | grep NEEDED | tr -s ' ' | tr '\n' ' ')"
 else
   pass "netpol-cni is static (no interpreter, no shared library)"

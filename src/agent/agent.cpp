@@ -10,6 +10,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <charconv>
 #include <chrono>
 #include <condition_variable>
 #include <cstring>
@@ -27,6 +29,7 @@
 #include <thread>
 #include <tuple>
 
+#include "agent/cni_server.h"
 #include "agent/metrics.h"
 #include "api/load.h"
 #include "cni/ipam.h"
@@ -155,6 +158,22 @@ struct Agent::Impl {
   Histogram update_seconds{kLatencyBuckets};   // change reached the agent -> in force
   std::map<std::string, uint64_t> events_by_kind;
   std::map<std::string, const kube::ListWatch*> watches;  // kind -> its list/watch loop
+  struct WatchHealth {
+    Clock::time_point last_problem, last_success;
+    std::string problem;
+  };
+  std::map<std::string, WatchHealth> watch_health;  // kind ->
+  std::unique_ptr<httplib::Server> http;            // /metrics, /healthz, /readyz, /flows
+  const CniServer* cni_server = nullptr;            // for /metrics
+  // Set to end every loop: on the caller's stop, or when a loop ended on its own.
+  std::atomic<bool> halt{false};
+  // The dataplane changed behind the agent: what its change notifications
+  // said (since the last check) and when the first came; a repair under way
+  // since the time given.
+  std::vector<std::string> drift_notes;
+  bool drift_noticed = false;
+  Clock::time_point drift_noticed_at;
+  std::optional<Clock::time_point> repairing_since;
   std::atomic<int64_t> heartbeat_ns{
       Clock::now().time_since_epoch().count()};  // the programming loop's last turn
 
@@ -449,16 +468,55 @@ struct Agent::Impl {
 
   // --- the programming loop ----------------------------------------------------
 
+  // Asks the backend whether what it installed is still in force (the lock
+  // released meanwhile: it reads the kernel back). When someone else changed
+  // it, a program is asked for, which restores it; `cause` says what made
+  // the agent look.
+  void CheckDataplane(std::unique_lock<std::mutex>& lock) {
+    std::vector<std::string> noticed = std::exchange(drift_notes, {});
+    const bool notified = std::exchange(drift_noticed, false);
+    lock.unlock();
+    Result<std::vector<std::string>> found = backend->Verify();
+    lock.lock();
+    if (!found) {
+      Log(LogLevel::kWarn, "cannot read the dataplane back to check it",
+          {{"error", found.error().message()}});
+      return;
+    }
+    if (found->empty()) {
+      if (notified) {
+        Log(LogLevel::kDebug, "others changed nftables; the agent's rules are intact",
+            {{"noticed", noticed}});
+      }
+      return;
+    }
+    Log(LogLevel::kWarn, "the dataplane was changed behind the agent; restoring it",
+        {{"found", *found},
+         {"noticed", noticed},
+         {"how", notified ? "change notification" : "periodic read-back"}});
+    if (!repairing_since) repairing_since = notified ? drift_noticed_at : Clock::now();
+    Want();
+  }
+
   void ProgramLoop(const std::atomic<bool>& stop) {
     NameThread("np-program");
     std::unique_lock lock(mu);
     auto retry_at = Clock::now();
+    auto check_at = Clock::now() + options.dataplane_check_interval;
+    int drift_retries = 0;  // programs retried at once because the table changed under them
     while (!stop.load()) {
       // A change may have come while the lock was free (during Apply): check first.
       changed.wait_for(lock, std::chrono::milliseconds(200), [&] {
-        return stop.load() || (Synced() && applied != wanted && Clock::now() >= retry_at);
+        return stop.load() || (Synced() && ((applied != wanted && Clock::now() >= retry_at) ||
+                                            (stats.synced && drift_noticed)));
       });
       heartbeat_ns = Clock::now().time_since_epoch().count();
+      // Others' changes to the rules: announced by the kernel, or found by
+      // reading them back now and then. Only once something is in force.
+      if (stats.synced && (drift_noticed || Clock::now() >= check_at)) {
+        check_at = Clock::now() + options.dataplane_check_interval;
+        CheckDataplane(lock);
+      }
       if (!Synced() || applied == wanted || Clock::now() < retry_at) continue;
       ReserveQueued(lock);
       const uint64_t target = wanted;
@@ -477,11 +535,39 @@ struct Agent::Impl {
       const auto end = Clock::now();
       const double ms = std::chrono::duration<double, std::milli>(end - start).count();
       if (!done) {
+        // Someone else's change can make a transaction fail (a set it
+        // edits deleted meanwhile): that is drift, restored at once, not a
+        // failure; otherwise the rules in force are still the previous ones
+        // (checked, not assumed).
+        lock.unlock();
+        Result<std::vector<std::string>> drift = backend->Verify();
+        lock.lock();
+        if (drift && !drift->empty() && ++drift_retries <= 3) {
+          Log(LogLevel::kWarn, "the dataplane was changed behind the agent while it programmed; restoring it",
+              {{"found", *drift}, {"error", done.error().message()}});
+          if (!repairing_since) repairing_since = start;
+          continue;
+        }
         ++stats.failures;
         retry_at = Clock::now() + std::chrono::milliseconds(500);
-        Log(LogLevel::kError, "programming the dataplane failed; the previous rules stay in force",
-            {{"error", done.error().message()}});
+        if (drift) {
+          Log(LogLevel::kError, "programming the dataplane failed; the previous rules stay in force",
+              {{"error", done.error().message()}});
+        } else {
+          Log(LogLevel::kError, "programming the dataplane failed, and its rules cannot be read back",
+              {{"error", done.error().message()}, {"read_back", drift.error().message()}});
+        }
         continue;
+      }
+      drift_retries = 0;
+      if (repairing_since) {
+        ++stats.repairs;
+        Log(LogLevel::kInfo, "dataplane restored",
+            {{"ms", std::chrono::duration<double, std::milli>(end - *repairing_since).count()},
+             {"added", done->added},
+             {"removed", done->removed},
+             {"rebuilt", done->created}});
+        repairing_since.reset();
       }
       applied = target;
       program_times = {start, compiled, end};
@@ -616,6 +702,27 @@ struct Agent::Impl {
     return true;
   }
 
+  // Reads the backend's feed of others' changes to the dataplane and wakes
+  // the programming loop, which checks and restores.
+  void DriftLoop(const std::atomic<bool>& stop, dataplane::ChangeFeed& feed) {
+    NameThread("np-drift");
+    while (!stop.load()) {
+      Result<std::vector<std::string>> next = feed.Next(std::chrono::milliseconds(200));
+      if (!next) {
+        Log(LogLevel::kWarn, "reading the dataplane's change notifications failed",
+            {{"error", next.error().message()}});
+        std::this_thread::sleep_for(std::chrono::milliseconds(200));
+        continue;
+      }
+      if (next->empty()) continue;
+      std::lock_guard lock(mu);
+      if (!drift_noticed) drift_noticed_at = Clock::now();
+      drift_noticed = true;
+      drift_notes.insert(drift_notes.end(), next->begin(), next->end());
+      changed.notify_all();
+    }
+  }
+
   void FlowLoop(const std::atomic<bool>& stop) {
     NameThread("np-flows");
     Result<dataplane::NflogReader> reader = dataplane::NflogReader::Open(options.netns, options.log_group);
@@ -658,6 +765,19 @@ struct Agent::Impl {
   }
 
   // --- metrics and health ---------------------------------------------------------
+
+  // Why the agent is not ready ("" when it is): the first full program is
+  // not in force yet, or a watch of the API is failing: from its error until
+  // it next lists, opens its watch stream again (the server answered) or
+  // delivers an event.
+  std::string NotReady() const {
+    if (!stats.synced) return "the first full sync is not in force yet";
+    for (const auto& [kind, health] : watch_health) {
+      if (health.last_problem > health.last_success)
+        return "the " + kind + " watch is failing: " + health.problem;
+    }
+    return "";
+  }
 
   // Live: the programming loop turned within the last 10 s (it turns every
   // 200 ms, or after each update).
@@ -726,6 +846,20 @@ struct Agent::Impl {
     out.Counter("netpol_agent_program_failures_total",
                 "Dataplane updates that failed (the previous rules stayed in force; retried).",
                 {{{}, static_cast<double>(stats.failures)}});
+    out.Counter("netpol_agent_dataplane_repairs_total",
+                "Changes someone else made to the agent's rules (a table, chain, rule or element deleted or "
+                "added), found and undone.",
+                {{{}, static_cast<double>(stats.repairs)}});
+    if (cni_server != nullptr) {
+      const CniServerStats cni = cni_server->stats();
+      out.Gauge("netpol_agent_cni_connections", "CNI plugin connections being served.",
+                {{{}, static_cast<double>(cni.open)}});
+      out.Counter("netpol_agent_cni_connections_total", "CNI plugin connections accepted.",
+                  {{{}, static_cast<double>(cni.connections)}});
+      out.Counter("netpol_agent_cni_timeouts_total",
+                  "CNI plugin connections closed because a request did not come whole within the deadline.",
+                  {{{}, static_cast<double>(cni.timeouts)}});
+    }
     std::vector<MetricsWriter::Sample> events;
     std::vector<MetricsWriter::Sample> restarts;
     for (const auto& [kind, watch] : watches) {
@@ -821,17 +955,21 @@ struct Agent::Impl {
     return out.text();
   }
 
-  // Serves /metrics, /healthz and /readyz until stop.
-  Status MetricsLoop(const std::atomic<bool>& stop) {
-    NameThread("np-metrics");
+  // Binds the address serving /metrics, /healthz, /readyz and /flows (before
+  // any loop starts: an address in use fails the start, naming it).
+  Status BindMetrics(const std::atomic<bool>& stop) {
     const size_t colon = options.metrics_address.rfind(':');
-    if (colon == std::string::npos) {
+    int port = 0;
+    const char* digits = options.metrics_address.c_str() + (colon == std::string::npos ? 0 : colon + 1);
+    const auto [end, ec] =
+        std::from_chars(digits, options.metrics_address.c_str() + options.metrics_address.size(), port);
+    if (colon == std::string::npos || ec != std::errc() || *end != '\0' || port <= 0 || port > 65535) {
       return InvalidArgument("--metrics-address wants host:port, not \"" + options.metrics_address + "\"");
     }
     std::string host = options.metrics_address.substr(0, colon);
     if (host.empty()) host = "0.0.0.0";  // ":9963": every address (a hostNetwork DaemonSet's probes)
-    const int port = std::atoi(options.metrics_address.c_str() + colon + 1);
-    httplib::Server server;
+    http = std::make_unique<httplib::Server>();
+    httplib::Server& server = *http;
     server.Get("/metrics", [&](const httplib::Request&, httplib::Response& res) {
       res.set_content(Metrics(), "text/plain; version=0.0.4; charset=utf-8");
     });
@@ -886,25 +1024,33 @@ struct Agent::Impl {
       res.set_content(ok ? "ok\n" : "the programming loop is stuck\n", "text/plain");
     });
     server.Get("/readyz", [&](const httplib::Request&, httplib::Response& res) {
-      bool ready = false;
+      std::string why;
       {
         std::lock_guard lock(mu);
-        ready = stats.synced;
+        why = NotReady();
       }
-      res.status = ready ? 200 : 503;
-      res.set_content(ready ? "ok\n" : "the first full sync is not in force yet\n", "text/plain");
+      res.status = why.empty() ? 200 : 503;
+      res.set_content(why.empty() ? "ok\n" : why + "\n", "text/plain");
     });
+    errno = 0;
     if (!server.bind_to_port(host, port)) {
-      return Unavailable("cannot serve metrics on " + options.metrics_address);
+      const int err = errno;
+      return Unavailable("cannot serve metrics on " + options.metrics_address +
+                         (err != 0 ? std::string(": ") + std::strerror(err) : std::string()));
     }
+    return Ok();
+  }
+
+  // Serves what BindMetrics bound until stop.
+  void ServeMetrics(const std::atomic<bool>& stop) {
+    NameThread("np-metrics");
     Log(LogLevel::kInfo, "serving /metrics, /healthz and /readyz", {{"address", options.metrics_address}});
     std::thread stopper([&] {
       while (!stop.load()) std::this_thread::sleep_for(std::chrono::milliseconds(100));
-      server.stop();
+      http->stop();
     });
-    server.listen_after_bind();
+    http->listen_after_bind();
     stopper.join();
-    return Ok();
   }
 
   // --- the CNI socket -------------------------------------------------------------
@@ -1164,81 +1310,43 @@ struct Agent::Impl {
     return AnswerWhenInForce(wanted, lock);
   }
 
-  Status SocketLoop(const std::atomic<bool>& stop) {
-    NameThread("np-cni");
-    std::error_code ec;
-    std::filesystem::create_directories(std::filesystem::path(options.socket_path).parent_path(), ec);
-    ::unlink(options.socket_path.c_str());
-    const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) return Unavailable(std::string("socket: ") + std::strerror(errno));
-    sockaddr_un address{};
-    address.sun_family = AF_UNIX;
-    if (options.socket_path.size() >= sizeof(address.sun_path))
-      return InvalidArgument("socket path too long");
-    std::memcpy(address.sun_path, options.socket_path.c_str(), options.socket_path.size() + 1);
-    // Root's alone, whatever the umask (a CNI request attaches a pod to the
-    // node's network): set between bind and listen, before anyone can connect.
-    if (::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0 ||
-        ::chmod(options.socket_path.c_str(), options.socket_mode) != 0 || ::listen(fd, 64) != 0) {
-      const int err = errno;
-      ::close(fd);
-      return Unavailable("cannot listen on " + options.socket_path + ": " + std::strerror(err));
+  // One connection of netpol-cni (cni_server.h reads its lines, with a
+  // deadline each): "prepare", "stage", then the request that is answered.
+  void ServeConnection(CniConnection& connection) {
+    std::optional<std::string> line = connection.ReadLine();
+    std::optional<Prefetched> prefetched;
+    // "prepare" (no answer): read the pod's policies while the plugin wires it.
+    if (line && line->find("\"prepare\"") != std::string::npos) {
+      const Json request = Json::parse(*line, nullptr, false);
+      if (request.is_object() && request.value("op", "") == "prepare" && api_client != nullptr) {
+        const std::string ns = request.value("namespace", "");
+        prefetched = Prefetch(ns);
+      }
+      line = connection.ReadLine();
     }
-    std::vector<std::thread> workers;
-    while (!stop.load()) {
-      pollfd p{fd, POLLIN, 0};
-      if (::poll(&p, 1, 200) <= 0) continue;
-      const int client = ::accept4(fd, nullptr, nullptr, SOCK_CLOEXEC);
-      if (client < 0) continue;
-      workers.emplace_back([this, client] {
-        NameThread("np-cni-request");
-        std::string buffered;
-        char buffer[4096];
-        const auto next_line = [&]() -> std::optional<std::string> {
-          while (buffered.find('\n') == std::string::npos) {
-            const ssize_t n = ::recv(client, buffer, sizeof(buffer), 0);
-            if (n <= 0) return std::nullopt;
-            buffered.append(buffer, static_cast<size_t>(n));
-          }
-          std::string line = buffered.substr(0, buffered.find('\n'));
-          buffered.erase(0, line.size() + 1);
-          return line;
-        };
-        std::optional<std::string> line = next_line();
-        std::optional<Prefetched> prefetched;
-        // "prepare" (no answer): read the pod's policies while the plugin wires it.
-        if (line && line->find("\"prepare\"") != std::string::npos) {
-          const Json request = Json::parse(*line, nullptr, false);
-          if (request.is_object() && request.value("op", "") == "prepare" && api_client != nullptr) {
-            const std::string ns = request.value("namespace", "");
-            prefetched = Prefetch(ns);
-          }
-          line = next_line();
-        }
-        // "stage" (no answer): the pod's addresses are known; program its
-        // rules while the plugin wires it.
-        std::optional<Staged> staged;
-        if (line && line->find("\"stage\"") != std::string::npos) {
-          const Json request = Json::parse(*line, nullptr, false);
-          if (request.is_object() && request.value("op", "") == "stage") {
-            staged = Stage(request, std::move(prefetched));
-            prefetched = std::nullopt;
-            line = next_line();
-          }
-        }
-        if (line) {
-          const std::string answer = Serve(*line, std::move(prefetched), staged) + "\n";
-          (void)::send(client, answer.data(), answer.size(), MSG_NOSIGNAL);
-        } else if (staged) {
-          Withdraw(*staged);
-        }
-        ::close(client);
-      });
+    // "stage" (no answer): the pod's addresses are known; program its
+    // rules while the plugin wires it.
+    std::optional<Staged> staged;
+    if (line && line->find("\"stage\"") != std::string::npos) {
+      const Json request = Json::parse(*line, nullptr, false);
+      if (request.is_object() && request.value("op", "") == "stage") {
+        staged = Stage(request, std::move(prefetched));
+        prefetched = std::nullopt;
+        line = connection.ReadLine();
+      }
     }
-    for (std::thread& t : workers) t.join();
-    ::close(fd);
-    ::unlink(options.socket_path.c_str());
-    return Ok();
+    if (line) {
+      std::string answer;
+      try {
+        answer = Serve(*line, std::move(prefetched), staged);
+      } catch (const std::exception& e) {  // a request of unexpected shape (JSON's type errors)
+        if (staged) Withdraw(*staged);
+        answer = Json{{"ok", false}, {"error", std::string("cannot serve the request: ") + e.what()}}.dump();
+      }
+      (void)connection.Write(answer + "\n");
+    } else if (staged) {
+      Withdraw(*staged);
+    }
   }
 };
 
@@ -1260,14 +1368,26 @@ class Watcher final : public kube::ListWatchHandler {
   }
   void OnListEnd() override {
     std::lock_guard lock(agent_.mu);
+    agent_.watch_health[kind_].last_success = Clock::now();
     agent_.OnListEnd(kind_);
     agent_.Log(LogLevel::kInfo, "listed", {{"kind", kind_}, {"items", items_}});
   }
   void OnEvent(const std::string& type, const Json& object) override {
     std::lock_guard lock(agent_.mu);
+    agent_.watch_health[kind_].last_success = Clock::now();
     agent_.OnObject(kind_, type, object);
   }
+  void OnWatching() override {
+    std::lock_guard lock(agent_.mu);
+    agent_.watch_health[kind_].last_success = Clock::now();
+  }
   void OnProblem(const std::string& what) override {
+    {
+      std::lock_guard lock(agent_.mu);
+      Agent::Impl::WatchHealth& health = agent_.watch_health[kind_];
+      health.last_problem = Clock::now();
+      health.problem = what;
+    }
     agent_.Log(LogLevel::kWarn, "watch interrupted; recovering", {{"kind", kind_}, {"error", what}});
   }
 
@@ -1293,6 +1413,19 @@ AgentStats Agent::stats() const {
 
 Status Agent::Run(const std::atomic<bool>& stop) {
   Impl& a = *impl_;
+  a.halt = false;
+  // What can be refused is asked for first, before anything starts: a
+  // socket or port that cannot be had ends the start with the reason.
+  CniServer cni({.path = a.options.socket_path,
+                 .mode = a.options.socket_mode,
+                 .max_connections = std::max<size_t>(a.options.cni_max_connections, 1),
+                 .read_timeout = a.options.cni_timeout,
+                 .write_timeout = a.options.cni_timeout},
+                [&a](bool warning, const std::string& message) {
+                  a.Log(warning ? LogLevel::kWarn : LogLevel::kInfo, message);
+                });
+  NETPOL_RETURN_IF_ERROR(cni.Bind(), "");
+  if (!a.options.metrics_address.empty()) NETPOL_RETURN_IF_ERROR(a.BindMetrics(a.halt), "");
   NETPOL_ASSIGN_OR_RETURN(std::unique_ptr<kube::Client> client, kube::Client::Create(a.options.api),
                           "netpold");
   NETPOL_ASSIGN_OR_RETURN(
@@ -1333,7 +1466,21 @@ Status Agent::Run(const std::atomic<bool>& stop) {
       a.ipam = std::move(*ipam);
     }
   }
+  // Others' changes to the rules, as the kernel announces them; without
+  // them, the periodic read-back alone finds such changes.
+  std::unique_ptr<dataplane::ChangeFeed> feed;
+  if (a.options.dataplane_notifications) {
+    Result<std::unique_ptr<dataplane::ChangeFeed>> watched = a.backend->WatchChanges();
+    if (watched) {
+      feed = std::move(*watched);
+    } else {
+      a.Log(LogLevel::kWarn, "changes others make to the rules are found only by reading them back",
+            {{"error", watched.error().message()},
+             {"every_s", std::chrono::duration<double>(a.options.dataplane_check_interval).count()}});
+    }
+  }
   a.api_client = client.get();
+  a.cni_server = &cni;
   a.Log(LogLevel::kInfo, "starting",
         {{"server", a.options.api.server}, {"registered_pods", registered.size()}});
   std::vector<std::unique_ptr<Watcher>> handlers;
@@ -1344,28 +1491,50 @@ Status Agent::Run(const std::atomic<bool>& stop) {
     std::lock_guard lock(a.mu);
     a.watches[resource.kind] = loops.back().get();
   }
-  Status socket_status = Ok();
+  // Every loop runs until halt; one that ends before is fatal (the agent
+  // would go on without watching, programming or serving): the others are
+  // stopped and Run says which one ended.
+  std::mutex fatal_mu;
+  std::optional<Error> fatal;
   std::vector<std::thread> threads;
-  threads.reserve(loops.size() + 4);  // the watches, programming, CNI socket, metrics, flows
+  threads.reserve(loops.size() + 5);  // the watches, programming, CNI socket, metrics, drift, flows
+  const auto start = [&](std::string what, std::function<void()> body) {
+    threads.emplace_back([&a, &fatal_mu, &fatal, what = std::move(what), body = std::move(body)] {
+      body();
+      if (a.halt.exchange(true)) return;
+      std::lock_guard lock(fatal_mu);
+      fatal = Internal("the " + what + " ended unexpectedly");
+      a.Log(LogLevel::kError, "a loop ended unexpectedly; stopping", {{"loop", what}});
+    });
+  };
   for (const auto& loop : loops) {
-    threads.emplace_back([&stop, &loop] {
+    start("API watch", [&a, &loop] {
       NameThread("np-watch");
-      loop->Run(stop);
+      loop->Run(a.halt);
     });
   }
-  threads.emplace_back([&] { a.ProgramLoop(stop); });
-  threads.emplace_back([&] { socket_status = a.SocketLoop(stop); });
-  Status metrics_status = Ok();
-  if (!a.options.metrics_address.empty()) threads.emplace_back([&] { metrics_status = a.MetricsLoop(stop); });
-  if (a.options.flow_logs) threads.emplace_back([&] { a.FlowLoop(stop); });
+  start("programming loop", [&a] { a.ProgramLoop(a.halt); });
+  start("CNI socket", [&a, &cni] {
+    NameThread("np-cni");
+    cni.Serve(a.halt, [&a](CniConnection& connection) { a.ServeConnection(connection); });
+  });
+  if (a.http) start("metrics server", [&a] { a.ServeMetrics(a.halt); });
+  if (feed) start("dataplane change watch", [&a, &feed] { a.DriftLoop(a.halt, *feed); });
+  // Flow logs are an extra: without NFLOG the agent goes on without them.
+  if (a.options.flow_logs) threads.emplace_back([&a] { a.FlowLoop(a.halt); });
+  while (!stop.load() && !a.halt.load()) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  a.halt = true;
   for (std::thread& t : threads) t.join();
   a.Log(LogLevel::kInfo, "stopped; the rules in force stay in force");
   {
     std::lock_guard lock(a.mu);
     a.watches.clear();
+    a.cni_server = nullptr;
   }
-  if (!socket_status.ok()) return socket_status;
-  return metrics_status;
+  a.http.reset();
+  std::lock_guard lock(fatal_mu);
+  if (fatal) return *fatal;
+  return Ok();
 }
 
 }  // namespace netpol::agent

@@ -44,6 +44,10 @@ struct AgentOptions {
   // The socket's mode, set explicitly (not left to the umask): only the
   // plugin, run by the container runtime as root, talks to it.
   mode_t socket_mode = 0600;
+  // CNI connections served at once (more wait in the listen queue), and how
+  // long a client may take to send each line before its connection is closed.
+  size_t cni_max_connections = 32;
+  std::chrono::milliseconds cni_timeout{5000};
   // netpol-cni's network configuration (conf or conflist). With one in routed
   // mode, a pod seen scheduled here gets its addresses reserved and its rules
   // put in force before its CNI ADD, which takes the addresses over and then
@@ -60,12 +64,18 @@ struct AgentOptions {
   LogLevel log_level = LogLevel::kInfo;
   // "host:port" serving /metrics (Prometheus), /healthz and /readyz; "" = none.
   std::string metrics_address;
+  // Someone else changing the agent's rules (`nft delete table inet netpol`)
+  // is noticed from the kernel's change notifications at once, and by reading
+  // the rules back this often besides; either way they are restored.
+  std::chrono::milliseconds dataplane_check_interval{30000};
+  bool dataplane_notifications = true;  // off: only the periodic read-back
 };
 
 struct AgentStats {
   uint64_t programs = 0;  // successful dataplane updates
   uint64_t failures = 0;  // failed ones (retried)
   uint64_t events = 0;    // watch events applied
+  uint64_t repairs = 0;   // dataplane changes made by someone else, undone
   bool synced = false;    // every resource listed and the first program in force
   // The last successful update: when the newest change it carries reached the
   // agent (a watch event or a CNI request), and how long it spent compiling
@@ -105,7 +115,10 @@ class Agent {
   Agent(const Agent&) = delete;
   Agent& operator=(const Agent&) = delete;
 
-  // Serves the CNI socket, watches the API and programs until `stop`.
+  // Serves the CNI socket, watches the API and programs until `stop`. Binds
+  // the CNI socket and the metrics address before anything else starts, and
+  // returns their error at once; a loop that ends before `stop` ends the run
+  // with an error too (the rules in force stay in force either way).
   Status Run(const std::atomic<bool>& stop);
   AgentStats stats() const;
 

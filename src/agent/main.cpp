@@ -2,7 +2,9 @@
 #include <malloc.h>
 
 #include <atomic>
+#include <chrono>
 #include <csignal>
+#include <cstdint>
 #include <cstdlib>
 #include <iostream>
 
@@ -54,6 +56,21 @@ int main(int argc, char** argv) {
   app.add_option("--cni-conf", options.cni_conf,
                  "netpol-cni's network configuration (conf or conflist): reserve the addresses of pods "
                  "scheduled here and put their rules in force before their CNI ADD");
+  app.add_option("--cni-max-connections", options.cni_max_connections,
+                 "CNI plugin connections served at once (more wait in the socket's listen queue)")
+      ->capture_default_str();
+  int64_t cni_timeout_ms = options.cni_timeout.count();
+  app.add_option("--cni-timeout-ms", cni_timeout_ms,
+                 "how long the CNI plugin may take to send each request line before its connection is closed")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  int64_t check_seconds =
+      std::chrono::duration_cast<std::chrono::seconds>(options.dataplane_check_interval).count();
+  app.add_option("--dataplane-check-interval", check_seconds,
+                 "seconds between read-backs of the node's rules, which restore what others changed "
+                 "(changes are also noticed at once from nftables' notifications)")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
   app.add_option("--log-group", options.log_group, "NFLOG group for denied connections")
       ->capture_default_str();
   app.add_option("--flow-logs", options.flow_logs,
@@ -70,6 +87,8 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"debug", "info", "warn", "error"}))
       ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
+  options.cni_timeout = std::chrono::milliseconds(cni_timeout_ms);
+  options.dataplane_check_interval = std::chrono::seconds(check_seconds);
   // Where the API is: --server; else a kubeconfig when one is named; else the
   // pod's service account (a DaemonSet); else ~/.kube/config.
   if (options.api.server.empty()) {

@@ -1058,6 +1058,16 @@ class Decoder {
     }
     const std::string& kind = kind_node.Scalar();
     if (kind == "List" || (kind.size() > 4 && kind.ends_with("List") && doc["items"])) {
+      std::set<std::string, std::less<>> seen;
+      for (const auto& [key, value] : doc.entries()) {
+        if (key.IsScalar() && !seen.insert(key.Scalar()).second) {
+          result_.diagnostics.push_back({Severity::kError,
+                                         {file_, key.line(), key.column()},
+                                         "",
+                                         key.Scalar(),
+                                         "key " + Quote(key.Scalar()) + " already set in map"});
+        }
+      }
       const YamlNode items = doc["items"];
       if (items && !items.IsNull() && !items.IsSequence()) {
         FileError(items, "items: expected a list");
@@ -1109,6 +1119,7 @@ class Decoder {
       ref += "<unnamed>";
     }
     d.set_object_ref(ref);
+    d.ExpectMap(doc, "");  // its own keys given twice; its fields' are checked as they are decoded
     d.CheckFields(doc, "", {"apiVersion", "kind", "metadata", "spec", "status"});
 
     Object object = DecodeKind(d, doc, kind);

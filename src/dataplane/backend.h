@@ -3,6 +3,7 @@
 //   std::unique_ptr<Backend> backend = ...;          // nft::NftBackend today
 //   Status s = backend->Apply(program);              // atomic; on error the old rules stay
 //   Result<std::string> text = backend->Show();      // what is programmed, commented
+//   Result<std::vector<std::string>> drift = backend->Verify();   // someone else changed it?
 //
 // Backends are declarative: Apply takes the whole desired program, reads what
 // the kernel has, and changes only the difference, in one transaction. They
@@ -11,7 +12,10 @@
 // implementation of this interface and nothing above it changes.
 #pragma once
 
+#include <chrono>
+#include <memory>
 #include <string>
+#include <vector>
 
 #include "base/result.h"
 #include "policy/compiled.h"
@@ -28,6 +32,17 @@ struct ApplyStats {
   // kernel's transaction, its answer).
   double plan_ms = 0;
   double send_ms = 0;
+};
+
+// Changes someone else made to what a backend installed, as the kernel
+// announces them (nftables: its change notifications). Changes this process
+// made are left out.
+class ChangeFeed {
+ public:
+  virtual ~ChangeFeed() = default;
+  // Waits up to `timeout`; what others changed meanwhile, one line each
+  // ("table inet netpol deleted by nft (pid 4242)"), empty when nothing.
+  [[nodiscard]] virtual Result<std::vector<std::string>> Next(std::chrono::milliseconds timeout) = 0;
 };
 
 class Backend {
@@ -48,6 +63,17 @@ class Backend {
   [[nodiscard]] virtual Result<std::string> Show() = 0;
   // Removes everything this backend installed.
   [[nodiscard]] virtual Status Remove() = 0;
+
+  // Drift: whether what is installed is still what this backend last put in
+  // force (reads the kernel back). Empty when it is; else what differs, one
+  // line each, and the next Apply restores it. Not concurrently with Apply.
+  [[nodiscard]] virtual Result<std::vector<std::string>> Verify() { return std::vector<std::string>{}; }
+  // A feed of others' changes to what this backend installs, for a thread of
+  // its own; kUnimplemented (or an error) when there is none: Verify now and
+  // then is the only way to find them.
+  [[nodiscard]] virtual Result<std::unique_ptr<ChangeFeed>> WatchChanges() {
+    return Error(ErrorCode::kUnimplemented, "this dataplane announces no changes");
+  }
 };
 
 }  // namespace netpol::dataplane

@@ -135,6 +135,9 @@ Error FromStatus(long code, const std::string& body) {  // NOLINT(google-runtime
       return PermissionDenied(message);
     case 410:
       return FailedPrecondition("gone: " + message);
+    case 405:  // a verb or a patch type the server does not serve: no retry helps
+    case 415:
+      return Error(ErrorCode::kUnimplemented, message);
     default:
       return Unavailable(message);
   }
@@ -194,7 +197,8 @@ Result<Json> Client::Request(const std::string& method, const std::string& path,
 }
 
 Status Client::Stream(const std::string& path, const std::function<bool(const std::string&)>& on_line,
-                      const std::atomic<bool>& stop, std::chrono::seconds stall) {
+                      const std::atomic<bool>& stop, std::chrono::seconds stall,
+                      const std::function<void()>& on_open) {
   Handle h(*pool_);
   if (h.curl == nullptr) return Internal("curl_easy_init failed");
   Configure(h, config_, config_.server + path);
@@ -205,10 +209,21 @@ Status Client::Stream(const std::string& path, const std::function<bool(const st
     const std::function<bool(const std::string&)>* on_line;
     const std::atomic<bool>* stop;
     std::chrono::steady_clock::duration stall;
+    const std::function<void()>* on_open;
     std::chrono::steady_clock::time_point last_data = std::chrono::steady_clock::now();
     bool stopped_by_handler = false;
     bool stalled = false;
-  } state{h.curl, {}, &on_line, &stop, stall};
+    bool opened = false;
+    // Once, when the answer is 2xx (from the progress or the write callback).
+    void Opened() {
+      if (opened || on_open == nullptr || !*on_open) return;
+      long code = 0;  // NOLINT(google-runtime-int): curl's type
+      curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &code);
+      if (code < 200 || code >= 300) return;
+      opened = true;
+      (*on_open)();
+    }
+  } state{h.curl, {}, &on_line, &stop, stall, &on_open};
   const curl_write_callback write = [](char* data, size_t size, size_t n, void* user) -> size_t {
     auto* s = static_cast<State*>(user);
     s->last_data = std::chrono::steady_clock::now();
@@ -218,6 +233,7 @@ Status Client::Stream(const std::string& path, const std::function<bool(const st
     long code = 0;  // NOLINT(google-runtime-int): curl's type
     curl_easy_getinfo(s->curl, CURLINFO_RESPONSE_CODE, &code);
     if (code < 200 || code >= 300) return size * n;
+    s->Opened();
     size_t start = 0;
     for (size_t end = s->buffer.find('\n'); end != std::string::npos; end = s->buffer.find('\n', start)) {
       const std::string line = s->buffer.substr(start, end - start);
@@ -241,6 +257,7 @@ Status Client::Stream(const std::string& path, const std::function<bool(const st
                                              curl_off_t) -> int {
     auto* s = static_cast<State*>(user);
     if (s->stop->load()) return 1;
+    s->Opened();
     s->stalled = std::chrono::steady_clock::now() - s->last_data > s->stall;
     return s->stalled ? 1 : 0;
   };
@@ -368,7 +385,7 @@ Status ListWatch::Watch(const std::atomic<bool>& stop, bool* progress) {
         if (!rv.empty()) resource_version_ = rv;
         return true;
       },
-      stop, options_.stall);
+      stop, options_.stall, [&] { handler_.OnWatching(); });
   if (failed) return *failed;
   return s;
 }

@@ -63,7 +63,8 @@ class Client {
   ~Client();
 
   // The decoded JSON body of a successful response; the server's Status
-  // message (kNotFound, kAlreadyExists, kInvalidArgument, kUnavailable...) otherwise.
+  // message (kNotFound, kAlreadyExists, kInvalidArgument, kUnimplemented for 405
+  // and 415, kUnavailable...) otherwise.
   Result<Json> Request(const std::string& method, const std::string& path, const std::string& body = "",
                        const std::string& content_type = "application/json");
   Result<Json> Get(const std::string& path) { return Request("GET", path); }
@@ -76,9 +77,12 @@ class Client {
 
   // Streams a watch: `on_line` for each newline-terminated JSON event, until
   // the server ends the stream, `on_line` returns false, `stop` is set, or no
-  // byte arrives for `stall` (then kUnavailable).
+  // byte arrives for `stall` (then kUnavailable). `on_open`, when given, is
+  // called once the server has answered 2xx (the stream is open; within about
+  // a second), before any line.
   Status Stream(const std::string& path, const std::function<bool(const std::string&)>& on_line,
-                const std::atomic<bool>& stop, std::chrono::seconds stall);
+                const std::atomic<bool>& stop, std::chrono::seconds stall,
+                const std::function<void()>& on_open = {});
 
   const ClientConfig& config() const { return config_; }
 
@@ -128,6 +132,9 @@ class ListWatchHandler {
   virtual void OnEvent(const std::string& type, const Json& object) = 0;
   // A failure the loop recovers from (logged by the caller).
   virtual void OnProblem(const std::string& what) { (void)what; }
+  // A watch stream is open (the server answered): the API is reachable again
+  // even when nothing changes (a watch delivers nothing until something does).
+  virtual void OnWatching() {}
 
  private:
   std::vector<Json> buffered_;

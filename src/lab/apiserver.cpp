@@ -10,13 +10,16 @@
 #include <charconv>
 #include <chrono>
 #include <ctime>
+#include <limits>
 #include <map>
+#include <optional>
 #include <random>
 #include <set>
 #include <thread>
 
 #include "api/labels.h"
 #include "api/load.h"
+#include "lab/internal/body.h"
 #include "lab/internal/clock.h"
 #include "lab/internal/defaults.h"
 #include "lab/internal/patch.h"
@@ -356,7 +359,7 @@ Json CellsFor(const Resource& r, const Json& o) {
       ports +=
           (ports.empty() ? "" : ",") + std::to_string(p.value("port", 0)) + "/" + p.value("protocol", "TCP");
     }
-    return {name,     spec.value("type", "ClusterIP"),  spec.value("clusterIP", "None"),
+    return {name,     spec.value("type", "ClusterIP"),  spec.value("clusterIP", "<none>"),
             "<none>", ports.empty() ? "<none>" : ports, age};
   }
   if (r.plural == "networkpolicies") {
@@ -584,46 +587,92 @@ struct ApiServer::Impl {
     return std::nullopt;
   }
 
+  // What a body's decoding found that fieldValidation judges besides the
+  // kind's unknown fields: the fields a create's or an update's body gives
+  // twice (with where the decoder meets each field, which places the unknown
+  // ones among them), or a patch's own strict errors, which come first.
+  struct Strictness {
+    const internal::Body* body = nullptr;
+    std::vector<std::string> patch_errors;
+  };
+
+  // The 422 of errors.NewInvalid for the kind.
+  static Json InvalidStatus(const Resource& r, const std::string& name,
+                            const std::vector<internal::FieldError>& errors) {
+    Json causes = Json::array();
+    std::string joined;
+    for (const internal::FieldError& e : errors) {
+      causes.push_back({{"reason", e.reason}, {"message", e.detail}, {"field", e.field}});
+      joined += (joined.empty() ? "" : ", ") + e.field + ": " + e.detail;
+    }
+    Json details = Details(r, name);
+    details["kind"] = r.kind;
+    details["causes"] = causes;
+    return StatusJson(422, "Invalid",
+                      r.qualified_kind() + " \"" + name +
+                          "\" is invalid: " + (errors.size() > 1 ? "[" + joined + "]" : joined),
+                      details);
+  }
+
   // What the API server does to a body between reading and validating it:
-  // fields the kind does not have are a 400 (Strict) or dropped, each with a
-  // Warning header under Warn; then the kind's defaults are filled. False,
-  // with the answer written, when the body is rejected.
+  // fields the kind does not have and fields given twice are a 400 (Strict)
+  // or a Warning header each (Warn), and unknown fields are dropped; then the
+  // kind's defaults are filled. False, with the answer written, when the body
+  // is rejected.
   static bool Decoded(const Resource& r, Json& object, FieldValidation mode, bool create,
-                      httplib::Response& res) {
-    if (r.validated || r.plural == "services") {
-      std::set<std::string> unknown;
-      if (r.validated) {
-        const api::LoadResult loaded = api::LoadJson(object, "request", {.field_positions = false});
-        for (const api::Diagnostic& d : loaded.diagnostics) {
-          if (std::string path = UnknownFieldPath(d.detail); !path.empty()) unknown.insert(std::move(path));
-        }
-      } else {
-        for (std::string& path : internal::UnknownServiceFields(object)) unknown.insert(std::move(path));
+                      const Strictness& strictness, httplib::Response& res) {
+    std::set<std::string> unknown;
+    if (r.validated) {
+      const api::LoadResult loaded = api::LoadJson(object, "request", {.field_positions = false});
+      for (const api::Diagnostic& d : loaded.diagnostics) {
+        if (std::string path = UnknownFieldPath(d.detail); !path.empty()) unknown.insert(std::move(path));
       }
-      if (!unknown.empty()) {
-        Json pruned = object;
-        std::vector<std::string> found = internal::DropFields(pruned, unknown);
-        for (const std::string& path : unknown) {
-          if (std::find(found.begin(), found.end(), path) == found.end()) found.push_back(path);
-        }
-        if (mode == FieldValidation::kStrict) {
-          std::string joined;
-          for (const std::string& path : found) {
-            joined += (joined.empty() ? "" : ", ") + std::string("unknown field ") + api::Quote(path);
-          }
-          Reply(res, 400,
-                StatusJson(400, "BadRequest",
-                           r.kind + " in version \"" + r.version + "\" cannot be handled as a " + r.kind +
-                               ": strict decoding error: " + joined));
-          return false;
-        }
-        if (mode == FieldValidation::kWarn) {
-          for (const std::string& path : found) {
-            res.set_header("Warning", "299 - " + api::Quote("unknown field " + api::Quote(path)));
-          }
-        }
-        object = std::move(pruned);
+    } else if (r.plural == "services") {
+      for (std::string& path : internal::UnknownServiceFields(object)) unknown.insert(std::move(path));
+    }
+    std::vector<std::string> found;
+    if (!unknown.empty()) {
+      found = internal::DropFields(object, unknown);
+      for (const std::string& path : unknown) {
+        if (std::find(found.begin(), found.end(), path) == found.end()) found.push_back(path);
       }
+    }
+    // In the order the decoder meets them: the body's (a patched object's are
+    // placed as its keys sort, as kubectl sends them). Nothing inside an
+    // unknown field is decoded, so nothing there is given twice.
+    constexpr size_t kUnplaced = std::numeric_limits<size_t>::max() / 2;
+    std::vector<std::pair<size_t, std::string>> placed;
+    for (size_t i = 0; i < found.size(); ++i) {
+      std::optional<size_t> at;
+      if (strictness.body != nullptr) at = strictness.body->FirstPosition(found[i]);
+      placed.emplace_back(at.value_or(kUnplaced + i), "unknown field " + api::Quote(found[i]));
+    }
+    if (strictness.body != nullptr) {
+      for (const internal::Body::Field& repeated : strictness.body->duplicates) {
+        const bool inside_unknown = std::any_of(unknown.begin(), unknown.end(), [&](const std::string& u) {
+          return repeated.path == u || repeated.path.starts_with(u + ".") ||
+                 repeated.path.starts_with(u + "[");
+        });
+        if (!inside_unknown)
+          placed.emplace_back(repeated.position, "duplicate field " + api::Quote(repeated.path));
+      }
+    }
+    std::stable_sort(placed.begin(), placed.end(),
+                     [](const auto& a, const auto& b) { return a.first < b.first; });
+    std::vector<std::string> errors = strictness.patch_errors;
+    for (auto& [at, error] : placed) errors.push_back(std::move(error));
+    if (errors.size() > 100) errors.resize(100);  // as many as the decoder keeps
+    if (mode == FieldValidation::kStrict && !errors.empty()) {
+      std::string joined;
+      for (const std::string& error : errors) joined += (joined.empty() ? "" : ", ") + error;
+      Reply(res, 400,
+            StatusJson(400, "BadRequest",
+                       r.kind + " in version \"" + r.version + "\" cannot be handled as a " + r.kind +
+                           ": strict decoding error: " + joined));
+      return false;
+    }
+    if (mode == FieldValidation::kWarn) {
+      for (const std::string& error : errors) res.set_header("Warning", "299 - " + api::Quote(error));
     }
     internal::ApplyDefaults(r.plural, object, create);
     return true;
@@ -723,8 +772,9 @@ struct ApiServer::Impl {
       if (object["spec"].value("nodeName", "").empty()) object["spec"]["nodeName"] = Schedule();
     }
     if (r.plural == "services") {
-      object["spec"]["clusterIP"] = "None";  // names only: no virtual IPs in the lab
       if (!object["spec"].contains("type")) object["spec"]["type"] = "ClusterIP";
+      // Names only: no virtual IPs in the lab. ExternalName Services have no cluster IP.
+      if (object["spec"]["type"] != "ExternalName") object["spec"]["clusterIP"] = "None";
     }
     if (r.plural == "deployments" || r.plural == "networkpolicies") meta["generation"] = 1;
     return std::nullopt;
@@ -769,12 +819,11 @@ struct ApiServer::Impl {
       return ReplyStatus(res, 405, "MethodNotAllowed", r.plural + " are read-only in the lab");
     const std::optional<FieldValidation> mode = ReadFieldValidation(req, "CreateOptions", res);
     if (!mode) return;
-    Json object;
-    try {
-      object = Json::parse(req.body);
-    } catch (const Json::exception& e) {
-      return ReplyStatus(res, 400, "BadRequest", std::string("cannot decode the request body: ") + e.what());
+    Result<internal::Body> body = internal::DecodeBody(req.body, internal::Repeats::kDecodeInto);
+    if (!body) {
+      return ReplyStatus(res, 400, "BadRequest", "cannot decode the request body: " + body.error().message());
     }
+    Json object = std::move(body->value);
     if (r.namespaced) {
       if (!store->Get("namespaces", "", route.ns).ok()) {
         return ReplyStatus(res, 404, "NotFound", "namespaces \"" + route.ns + "\" not found",
@@ -782,7 +831,12 @@ struct ApiServer::Impl {
       }
     }
     if (auto bad = Prepare(r, route.ns, object)) return Reply(res, (*bad)["code"].get<int>(), *bad);
-    if (!Decoded(r, object, *mode, true, res)) return;
+    if (!Decoded(r, object, *mode, true, {.body = &*body, .patch_errors = {}}, res)) return;
+    if (r.plural == "services") {
+      const std::vector<internal::FieldError> errors =
+          internal::SettleServiceIpFamilies(object, nullptr, options.service_ip_families);
+      if (!errors.empty()) return Reply(res, 422, InvalidStatus(r, object["metadata"]["name"], errors));
+    }
     if (auto invalid = Invalid(r, object)) return Reply(res, 422, *invalid);
     if (req.has_param("dryRun")) return Reply(res, 201, object);
     const std::string name = object["metadata"]["name"];
@@ -973,7 +1027,8 @@ struct ApiServer::Impl {
         });
   }
 
-  void Replace(const Route& route, Json object, FieldValidation mode, httplib::Response& res) {
+  void Replace(const Route& route, Json object, FieldValidation mode, const Strictness& strictness,
+               httplib::Response& res) {
     const Resource& r = *route.resource;
     Result<Json> current = store->Get(r.plural, route.ns, route.name);
     if (!current) return Fail(res, r, route.name, current.error());
@@ -996,13 +1051,20 @@ struct ApiServer::Impl {
       }
       updated["metadata"]["resourceVersion"] = meta.value("resourceVersion", "");
       object = updated;
-    } else if (!Decoded(r, object, mode, false, res)) {
+    } else if (!Decoded(r, object, mode, false, strictness, res)) {
       return;
-    } else if (r.has_status) {
-      object["status"] = current->value("status", Json::object());
-      if (r.plural == "pods") object["spec"]["nodeName"] = (*current)["spec"].value("nodeName", "");
-      if (object.value("spec", Json()) != current->value("spec", Json())) {
-        meta["generation"] = (*current)["metadata"].value("generation", 1) + 1;
+    } else {
+      if (r.plural == "services") {
+        const std::vector<internal::FieldError> errors =
+            internal::SettleServiceIpFamilies(object, &*current, options.service_ip_families);
+        if (!errors.empty()) return Reply(res, 422, InvalidStatus(r, route.name, errors));
+      }
+      if (r.has_status) {
+        object["status"] = current->value("status", Json::object());
+        if (r.plural == "pods") object["spec"]["nodeName"] = (*current)["spec"].value("nodeName", "");
+        if (object.value("spec", Json()) != current->value("spec", Json())) {
+          meta["generation"] = (*current)["metadata"].value("generation", 1) + 1;
+        }
       }
     }
     if (auto invalid = Invalid(r, object)) return Reply(res, 422, *invalid);
@@ -1017,8 +1079,12 @@ struct ApiServer::Impl {
     }
     const std::optional<FieldValidation> mode = ReadFieldValidation(req, "UpdateOptions", res);
     if (!mode) return;
+    Result<internal::Body> body = internal::DecodeBody(req.body, internal::Repeats::kDecodeInto);
+    if (!body) {
+      return ReplyStatus(res, 400, "BadRequest", "cannot decode the request body: " + body.error().message());
+    }
     try {
-      Replace(route, Json::parse(req.body), *mode, res);
+      Replace(route, std::move(body->value), *mode, {.body = &*body, .patch_errors = {}}, res);
     } catch (const Json::exception& e) {
       ReplyStatus(res, 400, "BadRequest", std::string("cannot decode the request body: ") + e.what());
     }
@@ -1029,13 +1095,19 @@ struct ApiServer::Impl {
     const std::optional<FieldValidation> mode = ReadFieldValidation(req, "PatchOptions", res);
     if (!mode) return;
     Result<Json> current = store->Get(r.plural, route.ns, route.name);
-    Json patch;
-    try {
-      patch = Json::parse(req.body);
-    } catch (const Json::exception& e) {
-      return ReplyStatus(res, 400, "BadRequest", std::string("cannot decode the patch: ") + e.what());
-    }
+    // Decoded into a map (a list of operations for a JSON patch): a field
+    // given twice is the patch's strict error, and the last value wins.
+    Result<internal::Body> body = internal::DecodeBody(req.body, internal::Repeats::kLastWins);
+    if (!body)
+      return ReplyStatus(res, 400, "BadRequest", "cannot decode the patch: " + body.error().message());
+    Json patch = std::move(body->value);
     const std::string type = req.get_header_value("Content-Type");
+    Strictness strictness;
+    for (const internal::Body::Field& repeated : body->duplicates) {
+      strictness.patch_errors.push_back(
+          (type.find("json-patch+json") != std::string::npos ? "json patch " : "") +
+          std::string("duplicate field ") + api::Quote(repeated.path));
+    }
     if (type.find("apply-patch") != std::string::npos && !current) {
       // Server-side apply creates what is missing.
       httplib::Request create = req;
@@ -1076,7 +1148,7 @@ struct ApiServer::Impl {
         !patch["metadata"].contains("resourceVersion")) {
       merged["metadata"]["resourceVersion"] = (*current)["metadata"]["resourceVersion"];
     }
-    Replace(route, merged, *mode, res);
+    Replace(route, merged, *mode, strictness, res);
   }
 
   void Delete(const Route& route, httplib::Response& res) {

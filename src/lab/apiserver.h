@@ -19,12 +19,14 @@
 // it may do anything, as cluster-admin may. HTTPS with a certificate and key
 // given (the lab's own CA, lab/internal/pki.h), plain HTTP otherwise (tests).
 // Bodies are decoded as the API server decodes them: fieldValidation (Strict,
-// Warn, Ignore; unknown fields are never stored), then the kind's defaults
-// (lab/internal/defaults.h), then validation. What a real API server does and
+// Warn, Ignore) judges unknown fields (never stored) and fields given twice
+// (lab/internal/body.h), then the kind's defaults (lab/internal/defaults.h; a
+// Service's IP families for service_ip_families), then validation. What a
+// real API server does and
 // this one does not: users, authorization, admission beyond validation and a scheduler
 // placing pods on the least-loaded node at create, garbage collection beyond
 // namespace and owner deletion, and Service virtual IPs (services are names
-// only: clusterIP None).
+// only: clusterIP None; ExternalName Services have none).
 #pragma once
 
 #include <chrono>
@@ -41,6 +43,11 @@ struct ApiServerOptions {
   int port = 0;                       // 0: any free port
   std::string database = ":memory:";  // SQLite file
   std::vector<std::string> nodes;     // node objects to serve (the lab's nodes)
+  // The address families of the cluster's Services, the default first (as
+  // kube-apiserver's --service-cluster-ip-range orders them): what a Service's
+  // ipFamilyPolicy and ipFamilies default to and may ask for. The lab's pods
+  // have an address of each family, IPv4 first, so its Services are dual-stack.
+  std::vector<std::string> service_ip_families = {"IPv4", "IPv6"};
   // When set, every request must carry "Authorization: Bearer <token>"; others
   // get the API server's 401. The lab writes it to a kubeconfig only root reads.
   std::string token{};

@@ -1,20 +1,26 @@
 // netpold's health, readiness and metrics, on a node with real pods and real
 // denied packets (root: network namespaces and nftables).
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <httplib.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <cctype>
 #include <chrono>
+#include <csignal>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <iostream>
 #include <optional>
 #include <regex>
 #include <sstream>
@@ -709,6 +715,365 @@ TEST(AgentE2eTest, APodScheduledHereIsProgrammedBeforeItsAdd) {
   EXPECT_TRUE(wait_until([&] { return !reservation_of("shop/dropped").has_value(); }));
   EXPECT_EQ(reservation_of("shop/kept"), kept);
   EXPECT_TRUE(set_has("pods_v4", kept->ToString()));
+}
+
+// --- issue 16: bounded CNI socket, fail fast, drift ----------------------------
+
+// Entries of a /proc/self directory or lines of a /proc/self file: this
+// process's threads (the agent runs in it) and memory mappings.
+size_t ThreadCount() {
+  size_t n = 0;
+  std::error_code ec;
+  for (auto it = std::filesystem::directory_iterator("/proc/self/task", ec);
+       !ec && it != std::filesystem::directory_iterator(); it.increment(ec)) {
+    ++n;
+  }
+  return n;
+}
+size_t MappingCount() {
+  std::ifstream in("/proc/self/maps");
+  size_t n = 0;
+  for (std::string line; std::getline(in, line);) ++n;
+  return n;
+}
+
+// A client of the agent's socket that connects and says nothing.
+int ConnectSilently(const std::string& path) {
+  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_un address{};
+  address.sun_family = AF_UNIX;
+  std::snprintf(address.sun_path, sizeof(address.sun_path), "%s", path.c_str());
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+// Seconds until the agent closes `fd` (reads end of file), or -1 when it has
+// not within `within`.
+double SecondsUntilClosed(int fd, Clock::time_point since, std::chrono::milliseconds within) {
+  pollfd p{fd, POLLIN, 0};
+  const auto deadline = since + within;
+  while (Clock::now() < deadline) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+    if (::poll(&p, 1, static_cast<int>(std::max<int64_t>(left.count(), 1))) > 0) {
+      char c = 0;
+      if (::recv(fd, &c, 1, MSG_DONTWAIT) == 0)
+        return std::chrono::duration<double>(Clock::now() - since).count();
+    }
+  }
+  return -1;
+}
+
+// Waits for the agent's /readyz to answer 200.
+bool WaitReady(int port, std::chrono::seconds within = std::chrono::seconds(20)) {
+  const auto deadline = Clock::now() + within;
+  while (Clock::now() < deadline) {
+    if (HttpGet(port, "/readyz").first == 200) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return false;
+}
+
+// Thousands of CNI connections, one after another, leave no thread or mapping
+// behind; clients that connect and say nothing are dropped after the read
+// deadline, and a request that came while they held every worker is served
+// once they are gone.
+TEST(AgentE2eTest, TheCniSocketStaysBoundedAndDropsSilentClients) {
+  NETPOL_REQUIRE_E2E();
+  testing::PacketLab node;
+  ASSERT_TRUE(node.Up({{"198.18.7.70", ""}}).ok());
+  Result<ShopApi> api = StartShopApi();
+  ASSERT_TRUE(api.ok()) << api.error().message();
+  const ScratchDir scratch(node.prefix() + "-bounded");
+  const int port = FreePort();
+  agent::AgentOptions options = OptionsFor(node, api->server->url(), scratch.path, port);
+  options.flow_logs = false;
+  options.cni_max_connections = 4;
+  options.cni_timeout = std::chrono::milliseconds(1000);
+  RunningAgent agent(options);
+  ASSERT_TRUE(WaitReady(port));
+  struct stat st {};
+  ASSERT_EQ(::stat(options.socket_path.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0600u) << "the CNI socket is root's alone";
+
+  const cni::PodRegistration reg{
+      {"c-conn", "eth0"}, "shop", "conn", "", {*IpAddress::Parse("198.18.7.70")}, "", "", true};
+  const auto request = [&] {
+    return cni::ConfirmWithAgent(options.socket_path, "check", reg, std::chrono::milliseconds(5000));
+  };
+  for (int i = 0; i < 20; ++i) ASSERT_TRUE(request().ok());  // the workers and programs warmed up
+  const size_t threads_before = ThreadCount();
+  const size_t mappings_before = MappingCount();
+  constexpr int kConnections = 2000;
+  for (int i = 0; i < kConnections; ++i) {
+    const Status s = request();
+    ASSERT_TRUE(s.ok()) << "connection " << i << ": " << s.error().message();
+  }
+  const size_t threads_after = ThreadCount();
+  const size_t mappings_after = MappingCount();
+  std::cout << "threads " << threads_before << " -> " << threads_after << ", mappings " << mappings_before
+            << " -> " << mappings_after << " after " << kConnections << " connections\n";
+  EXPECT_LE(threads_after, threads_before + 2);
+  EXPECT_LE(mappings_after, mappings_before + 16);
+
+  // Fewer silent clients than workers: requests are served at once.
+  {
+    const int silent = ConnectSilently(options.socket_path);
+    ASSERT_GE(silent, 0);
+    const auto start = Clock::now();
+    ASSERT_TRUE(request().ok());
+    EXPECT_LT(Clock::now() - start, std::chrono::milliseconds(500));
+    EXPECT_GT(SecondsUntilClosed(silent, start, std::chrono::seconds(5)), 0) << "a silent client is dropped";
+    ::close(silent);
+  }
+  // As many silent clients as workers: each is dropped after the deadline,
+  // and the request waiting meanwhile is served then.
+  std::vector<int> silent;
+  for (size_t i = 0; i < options.cni_max_connections; ++i) {
+    silent.push_back(ConnectSilently(options.socket_path));
+    ASSERT_GE(silent.back(), 0);
+  }
+  const auto connected = Clock::now();
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // every worker holds one
+  const Status waited = request();
+  EXPECT_TRUE(waited.ok()) << waited.error().message();
+  for (const int fd : silent) {
+    const double closed = SecondsUntilClosed(fd, connected, std::chrono::seconds(5));
+    EXPECT_GT(closed, 0.8) << "dropped before the deadline";
+    EXPECT_LT(closed, 3.0) << "not dropped after the deadline";
+    ::close(fd);
+  }
+  EXPECT_LE(ThreadCount(), threads_before + options.cni_max_connections + 2);
+}
+
+// Runs the real netpold with `args`: its exit code (-1: still running after
+// `within`, then killed) and what it wrote to stderr.
+struct NetpoldExit {
+  int code = -1;
+  std::string stderr_text;
+  double seconds = 0;
+};
+NetpoldExit RunNetpold(const std::vector<std::string>& args, std::chrono::seconds within) {
+  NetpoldExit result;
+  int pipe_fds[2];
+  if (::pipe2(pipe_fds, O_CLOEXEC) != 0) return result;
+  const auto start = Clock::now();
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    ::dup2(pipe_fds[1], 2);
+    std::vector<char*> argv;
+    std::string bin = NETPOL_NETPOLD_BIN;
+    argv.push_back(bin.data());
+    std::vector<std::string> copy = args;
+    for (std::string& a : copy) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    ::execv(bin.c_str(), argv.data());
+    ::_exit(127);
+  }
+  ::close(pipe_fds[1]);
+  int status = 0;
+  bool exited = false;
+  while (Clock::now() - start < within) {
+    if (::waitpid(pid, &status, WNOHANG) == pid) {
+      exited = true;
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  if (!exited) {
+    ::kill(pid, SIGKILL);  // the child started above, and only it
+    ::waitpid(pid, &status, 0);
+  } else {
+    result.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  }
+  result.seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  char buffer[4096];
+  ssize_t n = 0;
+  while ((n = ::read(pipe_fds[0], buffer, sizeof(buffer))) > 0)
+    result.stderr_text.append(buffer, static_cast<size_t>(n));
+  ::close(pipe_fds[0]);
+  return result;
+}
+
+// netpold cannot serve what it was asked to: it says why and exits non-zero
+// at once, instead of running on without its metrics or its CNI socket.
+TEST(AgentE2eTest, NetpoldExitsAtOnceWhenItCannotBindItsPortOrSocket) {
+  NETPOL_REQUIRE_E2E();
+  testing::PacketLab node;
+  ASSERT_TRUE(node.Up({{"198.18.7.90", ""}}).ok());
+  const ScratchDir scratch(node.prefix() + "-bind");
+  // A port somebody else listens on.
+  const int taken = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(taken, reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0);
+  ASSERT_EQ(::listen(taken, 1), 0);
+  socklen_t length = sizeof(address);
+  ::getsockname(taken, reinterpret_cast<sockaddr*>(&address), &length);
+  const std::string port = std::to_string(ntohs(address.sin_port));
+  const std::vector<std::string> common = {
+      "--server",  "http://127.0.0.1:1", "--node-name",         "node-1",      "--netns",
+      node.node(), "--state-dir",        scratch.path + "/cni", "--flow-logs", "false"};
+  {
+    std::vector<std::string> args = common;
+    args.insert(args.end(),
+                {"--socket", scratch.path + "/agent.sock", "--metrics-address", "127.0.0.1:" + port});
+    const NetpoldExit run = RunNetpold(args, std::chrono::seconds(5));
+    EXPECT_NE(run.code, -1) << "still running after 5 s with its metrics port taken";
+    EXPECT_NE(run.code, 0);
+    EXPECT_NE(run.stderr_text.find("127.0.0.1:" + port), std::string::npos) << run.stderr_text;
+    std::cout << "metrics port taken: exit " << run.code << " after " << run.seconds
+              << " s: " << run.stderr_text;
+  }
+  {
+    std::ofstream(scratch.path + "/file") << "not a directory";
+    std::vector<std::string> args = common;
+    const std::string socket = scratch.path + "/file/agent.sock";
+    args.insert(args.end(),
+                {"--socket", socket, "--metrics-address", "127.0.0.1:" + std::to_string(FreePort())});
+    const NetpoldExit run = RunNetpold(args, std::chrono::seconds(5));
+    EXPECT_NE(run.code, -1) << "still running after 5 s without its CNI socket";
+    EXPECT_NE(run.code, 0);
+    EXPECT_NE(run.stderr_text.find(socket), std::string::npos) << run.stderr_text;
+  }
+  ::close(taken);
+}
+
+// /readyz says what is true: not ready while the API cannot be watched, and
+// ready again once it can (a watch stream open again, with nothing to deliver).
+TEST(AgentE2eTest, ReadyzFailsWhileTheApiWatchesFail) {
+  NETPOL_REQUIRE_E2E();
+  testing::PacketLab node;
+  ASSERT_TRUE(node.Up({{"198.18.7.95", ""}}).ok());
+  const ScratchDir scratch(node.prefix() + "-readyz");
+  const lab::ApiServerOptions api_options{
+      .port = FreePort(), .database = scratch.path + "/api.db", .nodes = {"node-1"}};
+  Result<ShopApi> api = StartShopApi(api_options);
+  ASSERT_TRUE(api.ok()) << api.error().message();
+  const int port = FreePort();
+  agent::AgentOptions options = OptionsFor(node, api->server->url(), scratch.path, port);
+  options.flow_logs = false;
+  RunningAgent agent(options);
+  ASSERT_TRUE(WaitReady(port));
+  api->server->Stop();
+  api->server.reset();
+  std::pair<int, std::string> ready{200, ""};
+  auto deadline = Clock::now() + std::chrono::seconds(15);
+  while (Clock::now() < deadline && (ready = HttpGet(port, "/readyz")).first == 200) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_EQ(ready.first, 503);
+  EXPECT_NE(ready.second.find("watch is failing"), std::string::npos) << ready.second;
+  EXPECT_EQ(HttpGet(port, "/healthz").first, 200) << "the agent itself is fine";
+  std::this_thread::sleep_for(std::chrono::seconds(2));
+  EXPECT_EQ(HttpGet(port, "/readyz").first, 503) << "still failing";
+  // The API back (the same port and state): ready again, with no event.
+  Result<std::unique_ptr<lab::ApiServer>> back = lab::ApiServer::Start(api_options);
+  ASSERT_TRUE(back.ok()) << back.error().message();
+  const auto restarted = Clock::now();
+  EXPECT_TRUE(WaitReady(port, std::chrono::seconds(20))) << HttpGet(port, "/readyz").second;
+  std::cout << "ready again " << std::chrono::duration<double>(Clock::now() - restarted).count()
+            << " s after the API came back\n";
+}
+
+// Someone deletes the agent's table, a chain of it, a rule, an element: the
+// agent notices (nftables' change notifications), restores it within a
+// second and counts the repair; nothing is reported as a failed program.
+void ExpectDriftRepaired(bool notifications) {
+  testing::PacketLab node;
+  ASSERT_TRUE(node.Up({{"198.18.7.80", ""}}).ok());
+  Result<ShopApi> api = StartShopApi();
+  ASSERT_TRUE(api.ok()) << api.error().message();
+  const ScratchDir scratch(node.prefix() + "-drift");
+  const int port = FreePort();
+  agent::AgentOptions options = OptionsFor(node, api->server->url(), scratch.path, port);
+  options.flow_logs = false;
+  options.dataplane_notifications = notifications;
+  if (!notifications) options.dataplane_check_interval = std::chrono::milliseconds(300);
+  RunningAgent agent(options);
+  ASSERT_TRUE(WaitReady(port));
+  const std::string ip = "198.18.7.80";
+  ASSERT_TRUE(PostPod(*api->client, "drift", ip).ok());
+  const Json policy = {
+      {"metadata", {{"name", "deny-drift"}}},
+      {"spec", {{"podSelector", {{"matchLabels", {{"app", "drift"}}}}}, {"ingress", Json::array()}}}};
+  ASSERT_TRUE(
+      api->client
+          ->Request("POST", "/apis/networking.k8s.io/v1/namespaces/shop/networkpolicies", policy.dump())
+          .ok());
+  const cni::PodRegistration reg{{"c-drift", "eth0"},     "shop", "drift", "",
+                                 {*IpAddress::Parse(ip)}, "",     "",      true};
+  ASSERT_TRUE(cni::ConfirmWithAgent(options.socket_path, "add", reg, std::chrono::seconds(10)).ok());
+  const auto isolated = [&] { return IsolatedV4(node.node()).find(ip) != std::string::npos; };
+  ASSERT_TRUE(isolated());
+  const auto nft = [&](const std::string& command) {
+    return std::system(("ip netns exec " + node.node() + " nft " + command + " >/dev/null 2>&1").c_str()) ==
+           0;
+  };
+  const auto listing = [&](const std::string& what) {
+    std::string out;
+    const std::string command = "ip netns exec " + node.node() + " nft list " + what + " 2>/dev/null";
+    if (FILE* f = ::popen(command.c_str(), "r")) {
+      char buffer[4096];
+      size_t n = 0;
+      while ((n = std::fread(buffer, 1, sizeof(buffer), f)) > 0) out.append(buffer, n);
+      ::pclose(f);
+    }
+    return out;
+  };
+  const auto metric = [&](const std::string& series) {
+    return Value(HttpGet(port, "/metrics").second, series);
+  };
+  // Seconds until `restored` holds (-1: not within 5 s).
+  const auto restored_after = [&](const std::function<bool()>& restored) {
+    const auto start = Clock::now();
+    while (Clock::now() - start < std::chrono::seconds(5)) {
+      if (restored()) return std::chrono::duration<double>(Clock::now() - start).count();
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    return -1.0;
+  };
+  const double limit = notifications ? 1.0 : 1.5;  // read back every 300 ms without notifications
+  struct Case {
+    std::string name, command;
+    std::function<bool()> restored;
+  };
+  const std::vector<Case> cases = {
+      {"table deleted", "delete table inet netpol", isolated},
+      {"chain deleted", "delete chain inet netpol forward",
+       [&] { return nft("list chain inet netpol forward"); }},
+      {"rules flushed", "flush chain inet netpol input",
+       [&] { return listing("chain inet netpol input").find("goto input_checked") != std::string::npos; }},
+      {"element deleted", "delete element inet netpol in_isolated_v4 { " + ip + " }", isolated},
+  };
+  double repairs = 0;
+  for (const Case& c : cases) {
+    ASSERT_TRUE(nft(c.command)) << c.name;
+    const double after = restored_after(c.restored);
+    std::cout << c.name << ": restored after " << after << " s\n";
+    EXPECT_GE(after, 0) << c.name << ": not restored within 5 s";
+    EXPECT_LT(after, limit) << c.name;
+    ++repairs;
+    const auto counted_by = Clock::now() + std::chrono::seconds(2);
+    while (Clock::now() < counted_by && metric("netpol_agent_dataplane_repairs_total") < repairs) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    EXPECT_EQ(metric("netpol_agent_dataplane_repairs_total"), repairs) << c.name;
+  }
+  EXPECT_EQ(metric("netpol_agent_program_failures_total"), 0) << "a repair is not a failed program";
+}
+
+TEST(AgentE2eTest, RulesChangedBehindTheAgentAreRestoredWithinASecond) {
+  NETPOL_REQUIRE_E2E();
+  ExpectDriftRepaired(/*notifications=*/true);
+}
+
+TEST(AgentE2eTest, RulesChangedBehindTheAgentAreRestoredByThePeriodicReadBack) {
+  NETPOL_REQUIRE_E2E();
+  ExpectDriftRepaired(/*notifications=*/false);
 }
 
 }  // namespace

@@ -360,6 +360,30 @@ TEST(DecodeTest, DocumentLevelErrors) {
   EXPECT_TRUE(DecodeText("---\n---\n").objects.empty());
 }
 
+// A key given twice is an error at every level, in JSON (a YAML flow mapping
+// to the parser) as in YAML: the object's own keys were not checked, so the
+// second `spec` of a JSON manifest went unreported (and the first was used).
+TEST(DecodeTest, AKeyGivenTwiceIsAnErrorAtEveryLevel) {
+  const std::string pod = R"("apiVersion":"v1","kind":"Pod","metadata":{"name":"a"})";
+  EXPECT_THAT(AllDiagnostics(DecodeText("{" + pod + R"(,"spec":{},"spec":{"containers":[{"name":"c"}]}})")),
+              HasSubstr("in.yaml:1:67: error: Pod default/a: spec: key \"spec\" already set in map"));
+  EXPECT_THAT(
+      AllDiagnostics(DecodeText("apiVersion: v1\nkind: Pod\nmetadata: {name: a}\nspec: {}\nspec: {}\n")),
+      HasSubstr("in.yaml:5:1: error: Pod default/a: spec: key \"spec\" already set in map"));
+  EXPECT_THAT(
+      AllDiagnostics(DecodeText(R"({"apiVersion":"v1","kind":"Pod","metadata":{"name":"a","name":"b"}})")),
+      HasSubstr("in.yaml:1:56: error: Pod default/a: metadata.name: key \"name\" already set in map"));
+  // Each item of a List is an object of its own; the List's own keys too.
+  EXPECT_THAT(AllDiagnostics(DecodeText(R"({"apiVersion":"v1","kind":"List","items":[{)" + pod +
+                                        R"(,"metadata":{"name":"b"}}]})")),
+              HasSubstr("in.yaml:1:99: error: Pod default/a: metadata: key \"metadata\" already set in map"));
+  EXPECT_THAT(
+      AllDiagnostics(DecodeText(R"({"apiVersion":"v1","kind":"List","items":[],"items":[{)" + pod + "}]}")),
+      HasSubstr("in.yaml:1:45: error: items: key \"items\" already set in map"));
+  const DecodeResult once = DecodeText("{" + pod + R"(,"spec":{"containers":[{"name":"c"}]}})");
+  EXPECT_TRUE(once.diagnostics.empty()) << AllDiagnostics(once);
+}
+
 TEST(DecodeTest, NamespaceOptionAppliesToObjectsWithoutOne) {
   DecodeOptions options;
   options.default_namespace = "team-a";

@@ -261,6 +261,12 @@ TEST(ChartTest, EachValueReachesItsObject) {
     EXPECT_TRUE(Has(off, "--flow-logs=false"));
     EXPECT_FALSE(Has(off, "--flow-logs-allowed=true"));
   }
+  {  // A node selector reaches the pod template; none by default (every node).
+    EXPECT_FALSE(DaemonSet(Render(Json::object()))["spec"]["template"]["spec"].contains("nodeSelector"));
+    const std::vector<Json> docs = Render(Json::parse(R"({"nodeSelector":{"kubernetes.io/hostname":"n1"}})"));
+    EXPECT_EQ(DaemonSet(docs)["spec"]["template"]["spec"]["nodeSelector"],
+              Json::parse(R"({"kubernetes.io/hostname":"n1"})"));
+  }
   {  // Resources are passed through whole.
     const std::vector<Json> docs = Render(Json::parse(R"({"resources":{"requests":{"cpu":"200m"}}})"));
     const Json& agent = DaemonSet(docs)["spec"]["template"]["spec"]["containers"][0];

@@ -161,13 +161,22 @@ class PacketRunner {
   void Check(const std::string& line) {
     const std::vector<std::string> w = Words(line);
     const size_t start = w[0] == "check" ? 1 : 0;
-    if (w.size() < start + 5 || w[start + 1] != "->") return;
+    // A line this runner cannot read is a failure, never a silent skip (the
+    // engine runner reads the same lines; a disagreement is a bug in one).
+    if (w.size() < start + 5 || w[start + 1] != "->") return Fail("check: cannot read \"" + line + "\"");
     const auto from = policy::ParseEndpoint(engine_, w[start], "default");
     const auto to = policy::ParseEndpoint(engine_, w[start + 2], "default");
     const auto port = policy::ParsePortText(w[start + 3]);
-    if (!from || !to || !port) return;
+    if (!from) return Fail("check: " + from.error().message());
+    if (!to) return Fail("check: " + to.error().message());
+    if (!port) return Fail("check: " + port.error().message());
     const auto number = policy::ResolvePort(engine_, *port, *to);
-    if (!number) return;
+    if (!number) {
+      // A named port the destination does not have: the engine denies it;
+      // there is no port to send packets to.
+      ++result_.skipped;
+      return;
+    }
     const policy::Flow flow = policy::MakeFlow(engine_, *from, *to, port->protocol, *number);
     const bool want = w[start + 4] == "allow";
     const auto lab_address = [&](const policy::Endpoint& e) -> std::string {

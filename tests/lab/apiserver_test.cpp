@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "kube/client.h"
+#include "lab/internal/body.h"
 #include "lab/internal/patch.h"
 #include "lab/internal/pki.h"
 
@@ -291,7 +292,9 @@ TEST_F(ApiServerTest, FieldValidationIsTheApiServers) {
   EXPECT_EQ(Json::parse(unknown->body)["message"],
             "CreateOptions.meta.k8s.io \"\" is invalid: fieldValidation: Unsupported value: \"strict\": "
             "supported values: \"\", \"Ignore\", \"Strict\", \"Warn\"");
-  // Services too, which src/api does not decode (kubectl create -f with a Service typo).
+  // Services too, which src/api does not decode (kubectl create -f with a Service typo);
+  // in the body's order, as the decoder meets them (kube-apiserver 1.34.4 for this
+  // body; kubectl sends keys sorted).
   const auto service = Send(*server_, "POST", "/api/v1/namespaces/default/services?fieldValidation=Strict",
                             R"({"metadata":{"name":"s"},"spec":{"selectr":{"app":"web"},)"
                             R"("ports":[{"port":80,"prot":"TCP"}]}})",
@@ -300,7 +303,7 @@ TEST_F(ApiServerTest, FieldValidationIsTheApiServers) {
   EXPECT_EQ(service->status, 400);
   EXPECT_EQ(Json::parse(service->body)["message"],
             "Service in version \"v1\" cannot be handled as a Service: strict decoding error: unknown field "
-            "\"spec.ports[0].prot\", unknown field \"spec.selectr\"");
+            "\"spec.selectr\", unknown field \"spec.ports[0].prot\"");
   // Updates and patches too.
   const auto put = Send(*server_, "PUT", path + "/i?fieldValidation=Strict", policy("i"), "application/json");
   ASSERT_TRUE(put);
@@ -310,6 +313,154 @@ TEST_F(ApiServerTest, FieldValidationIsTheApiServers) {
   ASSERT_TRUE(patch);
   EXPECT_EQ(patch->status, 400);
   EXPECT_NE(patch->body.find("unknown field \\\"spec.egres\\\""), std::string::npos) << patch->body;
+}
+
+// A field given twice in a JSON body, as kube-apiserver 1.34.4's decoder
+// (sigs.k8s.io/json with DisallowDuplicateFields) reports it: `duplicate field
+// "metadata.name"`, among the unknown fields in the order it meets them, a 400
+// under Strict and a Warning under Warn; the lab's JSON parser kept the last
+// value silently whatever fieldValidation said. The value stored is what Go's
+// decoder leaves: a repeated object is decoded into the first. Every message,
+// warning and stored value here is what kube-apiserver 1.34.4 answered to the
+// same bodies (curl, ?dryRun=All); a patch's errors are its 422 there (with the
+// patched object in the message), the lab's usual 400 for a patch here.
+TEST_F(ApiServerTest, FieldsGivenTwiceAreStrictDecodingErrors) {
+  const std::string path = "/apis/networking.k8s.io/v1/namespaces/default/networkpolicies";
+  const auto policy = [](const std::string& name) {
+    return R"({"apiVersion":"networking.k8s.io/v1","kind":"NetworkPolicy",)"
+           R"("metadata":{"name":"x","name":")" +
+           name +
+           R"(","bogus":1},)"
+           R"("spec":{"podSelector":{"matchLabels":{"a":"1"}},"ingres":{"x":1,"x":2},)"
+           R"("podSelector":{"matchLabels":{"b":"2"}}},"spec":{"policyTypes":["Egress"]}})";
+  };
+  const auto strict =
+      Send(*server_, "POST", path + "?fieldValidation=Strict", policy("s"), "application/json");
+  ASSERT_TRUE(strict);
+  EXPECT_EQ(strict->status, 400);
+  EXPECT_EQ(
+      Json::parse(strict->body)["message"],
+      "NetworkPolicy in version \"v1\" cannot be handled as a NetworkPolicy: strict decoding error: "
+      "duplicate field \"metadata.name\", unknown field \"metadata.bogus\", unknown field \"spec.ingres\", "
+      "duplicate field \"spec.podSelector\", duplicate field \"spec\"");
+  EXPECT_FALSE(api_->Get(path + "/s").ok()) << "nothing stored";
+  EXPECT_FALSE(api_->Get(path + "/x").ok()) << "nothing stored";
+
+  const auto warn = Send(*server_, "POST", path, policy("w"), "application/json");
+  ASSERT_TRUE(warn);
+  EXPECT_EQ(warn->status, 201) << warn->body;
+  ASSERT_EQ(warn->get_header_value_count("Warning"), 5u);
+  EXPECT_EQ(warn->get_header_value("Warning", 0), "299 - \"duplicate field \\\"metadata.name\\\"\"");
+  EXPECT_EQ(warn->get_header_value("Warning", 4), "299 - \"duplicate field \\\"spec\\\"\"");
+  // The last name; the second podSelector and spec decoded into the first ones.
+  const Json stored = *api_->Get(path + "/w");
+  EXPECT_EQ(stored["spec"]["podSelector"], Json({{"matchLabels", {{"a", "1"}, {"b", "2"}}}}));
+  EXPECT_EQ(stored["spec"]["policyTypes"], Json({"Egress"}));
+  EXPECT_FALSE(stored["spec"].contains("ingres"));
+
+  const auto ignore =
+      Send(*server_, "POST", path + "?fieldValidation=Ignore", policy("i"), "application/json");
+  ASSERT_TRUE(ignore);
+  EXPECT_EQ(ignore->status, 201) << ignore->body;
+  EXPECT_FALSE(ignore->has_header("Warning"));
+  EXPECT_EQ(Json::parse(ignore->body)["spec"]["podSelector"], stored["spec"]["podSelector"]);
+
+  // A list given twice is decoded element by element into the first.
+  const auto containers = Send(*server_, "POST", "/api/v1/namespaces/default/pods?fieldValidation=Ignore",
+                               R"({"metadata":{"name":"p"},"spec":{"containers":[{"name":"a","image":"x:1"},)"
+                               R"({"name":"b"}],"containers":[{"name":"c"}]}})",
+                               "application/json");
+  ASSERT_TRUE(containers);
+  ASSERT_EQ(containers->status, 201) << containers->body;
+  const Json pod = Json::parse(containers->body);
+  ASSERT_EQ(pod["spec"]["containers"].size(), 1u);
+  EXPECT_EQ(pod["spec"]["containers"][0]["name"], "c");
+  EXPECT_EQ(pod["spec"]["containers"][0]["image"], "x:1");
+
+  // Services (whose fields src/api does not decode), updates and patches too.
+  const auto service = Send(
+      *server_, "POST", "/api/v1/namespaces/default/services?fieldValidation=Strict",
+      R"({"metadata":{"name":"s"},"spec":{"selector":{"app":"a","app":"b"},"ports":[{"port":80,"port":81}]}})",
+      "application/json");
+  ASSERT_TRUE(service);
+  EXPECT_EQ(service->status, 400);
+  EXPECT_EQ(
+      Json::parse(service->body)["message"],
+      "Service in version \"v1\" cannot be handled as a Service: strict decoding error: duplicate field "
+      "\"spec.selector.app\", duplicate field \"spec.ports[0].port\"");
+  const auto put = Send(*server_, "PUT", path + "/w?fieldValidation=Strict", policy("w"), "application/json");
+  ASSERT_TRUE(put);
+  EXPECT_EQ(put->status, 400);
+  EXPECT_NE(put->body.find("duplicate field \\\"metadata.name\\\""), std::string::npos) << put->body;
+  const std::string labels = R"({"metadata":{"labels":{"a":"1"},"labels":{"b":"2","b":"3"}}})";
+  const auto patch =
+      Send(*server_, "PATCH", path + "/w?fieldValidation=Strict", labels, "application/merge-patch+json");
+  ASSERT_TRUE(patch);
+  EXPECT_EQ(patch->status, 400);
+  EXPECT_NE(
+      patch->body.find("duplicate field \\\"metadata.labels\\\", duplicate field \\\"metadata.labels.b\\\""),
+      std::string::npos)
+      << patch->body;
+  // A patch is decoded into a map, where the last value wins whole.
+  const auto warned = Send(*server_, "PATCH", path + "/w", labels, "application/merge-patch+json");
+  ASSERT_TRUE(warned);
+  EXPECT_EQ(warned->status, 200) << warned->body;
+  EXPECT_EQ(warned->get_header_value_count("Warning"), 2u);
+  EXPECT_EQ(Json::parse(warned->body)["metadata"]["labels"], Json({{"b", "3"}}));
+  const auto ops = Send(*server_, "PATCH", path + "/w?fieldValidation=Strict",
+                        R"([{"op":"add","op":"add","path":"/metadata/labels/c","value":"4"}])",
+                        "application/json-patch+json");
+  ASSERT_TRUE(ops);
+  EXPECT_EQ(ops->status, 400);
+  EXPECT_NE(ops->body.find("json patch duplicate field \\\"[0].op\\\""), std::string::npos) << ops->body;
+}
+
+// The body decoder: Json::parse's value and errors, and what Go's decoder does
+// with a field given twice.
+TEST(BodyTest, DecodesAsTheApiServersDecoder) {
+  for (const std::string text :
+       {R"({"a":[1,-2,3.5,"x",true,null,{"b":{}}],"c":{"d":[]},"e":18446744073709551615})", "[]", "\"s\"",
+        "  7 "}) {
+    const Result<internal::Body> body = internal::DecodeBody(text, internal::Repeats::kDecodeInto);
+    ASSERT_TRUE(body.ok()) << text;
+    EXPECT_EQ(body->value, Json::parse(text)) << text;
+    EXPECT_TRUE(body->duplicates.empty());
+  }
+  for (const std::string text : {"", "{", R"({"a":1,})", "[1 2]", "{} x"}) {
+    const Result<internal::Body> body = internal::DecodeBody(text, internal::Repeats::kDecodeInto);
+    ASSERT_FALSE(body.ok()) << text;
+    try {
+      const Json parsed = Json::parse(text);
+      ADD_FAILURE() << text << " parsed: " << parsed;
+    } catch (const Json::exception& e) {
+      EXPECT_EQ(body.error().message(), e.what());
+    }
+  }
+  const std::string text = R"({"a":{"x":1,"l":[{"p":1,"q":2},{"p":3}],"m":{"k":1}},"b":2,)"
+                           R"("a":{"y":2,"l":[{"p":5}],"m":{"k":{"z":1}},"x":3},"b":null,"a":{"y":4}})";
+  const Result<internal::Body> into = internal::DecodeBody(text, internal::Repeats::kDecodeInto);
+  ASSERT_TRUE(into.ok());
+  EXPECT_EQ(into->value,
+            Json::parse(R"({"a":{"x":3,"y":4,"l":[{"p":5,"q":2}],"m":{"k":{"z":1}}},"b":null})"));
+  std::vector<std::string> paths;
+  for (const internal::Body::Field& f : into->duplicates) paths.push_back(f.path);
+  // Each once, where it is given the second time; a key of a repeated object
+  // is repeated only when given twice in one occurrence.
+  EXPECT_EQ(paths, (std::vector<std::string>{"a", "b"}));
+  EXPECT_EQ(into->duplicates[0].position, 9u);
+  EXPECT_EQ(into->FirstPosition("a.l[0].q"), 4u);
+  EXPECT_EQ(into->FirstPosition("a.y"), 10u);
+  EXPECT_FALSE(into->FirstPosition("a.l[1].q").has_value());
+  const Result<internal::Body> last = internal::DecodeBody(text, internal::Repeats::kLastWins);
+  ASSERT_TRUE(last.ok());
+  EXPECT_EQ(last->value, Json::parse(R"({"a":{"y":4},"b":null})"));
+  const Result<internal::Body> nested =
+      internal::DecodeBody(R"([{"op":1,"v":{"k":1,"k":2}},{"op":1,"op":2}])", internal::Repeats::kLastWins);
+  ASSERT_TRUE(nested.ok());
+  ASSERT_EQ(nested->duplicates.size(), 2u);
+  EXPECT_EQ(nested->duplicates[0].path, "[0].v.k");
+  EXPECT_EQ(nested->duplicates[1].path, "[1].op");
+  EXPECT_EQ(nested->value, Json::parse(R"([{"op":1,"v":{"k":2}},{"op":2}])"));
 }
 
 // The API server's defaults, as kube-apiserver 1.34.4 stores them (kubectl
@@ -406,6 +557,164 @@ TEST_F(ApiServerTest, ObjectsGetTheApiServersDefaults) {
                     Json{{"metadata", {{"name", "f"}}}, {"spec", {{"podSelector", Json::object()}}}}.dump());
   ASSERT_TRUE(replaced.ok()) << replaced.error().message();
   EXPECT_EQ((*replaced)["spec"]["policyTypes"], Json({"Ingress"}));
+}
+
+// A Service's IP families as kube-apiserver 1.34.4 fills them
+// (pkg/registry/core/service/storage/alloc.go, initIPFamilyFields), for the
+// lab's Service families (its pods': IPv4 and IPv6, IPv4 first) and for
+// single-stack clusters. The lab's Services are headless (names only), so the
+// special case of a headless Service without selector applies: RequireDualStack
+// with both families, on a single-stack cluster too. The lab stored none of
+// these fields, and gave ExternalName Services a clusterIP the API server forbids.
+// Each row is what kube-apiserver 1.34.4 stores or answers for the same
+// Service with `clusterIP: None` (?dryRun=All; --service-cluster-ip-range
+// IPv4+IPv6, IPv4 only, IPv6 only), the updates too.
+TEST(ApiServerServiceTest, IpFamiliesAreTheApiServers) {
+  const std::vector<std::string> dual = {"IPv4", "IPv6"};
+  const std::vector<std::string> v4 = {"IPv4"};
+  const std::vector<std::string> v6 = {"IPv6"};
+  const std::string none = "";  // no ipFamilyPolicy / ipFamilies given
+  struct Case {
+    std::vector<std::string> cluster;
+    bool selector;
+    std::string policy;
+    Json families;  // null: not given
+    std::string want_policy;
+    Json want_families;
+    std::string error;  // the 422's message after `Service "s" is invalid: `
+  };
+  const Json unset;
+  const std::vector<Case> cases = {
+      {dual, true, none, unset, "SingleStack", {"IPv4"}, ""},
+      {dual, false, none, unset, "RequireDualStack", {"IPv4", "IPv6"}, ""},
+      {dual, true, "PreferDualStack", unset, "PreferDualStack", {"IPv4", "IPv6"}, ""},
+      {dual, true, "RequireDualStack", unset, "RequireDualStack", {"IPv4", "IPv6"}, ""},
+      {dual, true, none, {"IPv6"}, "SingleStack", {"IPv6"}, ""},
+      {dual, true, "PreferDualStack", {"IPv6"}, "PreferDualStack", {"IPv6", "IPv4"}, ""},
+      {dual, false, "SingleStack", unset, "SingleStack", {"IPv4"}, ""},
+      {dual, false, none, {"IPv6"}, "RequireDualStack", {"IPv6", "IPv4"}, ""},
+      {dual,
+       true,
+       "SingleStack",
+       {"IPv4", "IPv6"},
+       "",
+       unset,
+       "spec.ipFamilyPolicy: Invalid value: \"SingleStack\": must be 'RequireDualStack' or 'PreferDualStack' "
+       "when "
+       "multiple IP families are specified"},
+      {dual, true, none, {"IPv4", "IPv4"}, "", unset, "spec.ipFamilies[1]: Duplicate value: \"IPv4\""},
+      {dual,
+       true,
+       "DualStack",
+       {"IPv5"},
+       "",
+       unset,
+       "[spec.ipFamilies[0]: Unsupported value: \"IPv5\": supported values: \"IPv4\", \"IPv6\", "
+       "spec.ipFamilyPolicy: Unsupported value: \"DualStack\": supported values: \"PreferDualStack\", "
+       "\"RequireDualStack\", \"SingleStack\"]"},
+      {v4, true, none, unset, "SingleStack", {"IPv4"}, ""},
+      {v4, true, "PreferDualStack", unset, "PreferDualStack", {"IPv4"}, ""},
+      {v4, false, none, unset, "RequireDualStack", {"IPv4", "IPv6"}, ""},
+      {v4, true, "RequireDualStack", unset, "", unset,
+       "spec.ipFamilyPolicy: Invalid value: \"RequireDualStack\": this cluster is not configured for "
+       "dual-stack "
+       "services"},
+      {v4,
+       true,
+       none,
+       {"IPv6"},
+       "",
+       unset,
+       "spec.ipFamilies[0]: Invalid value: \"IPv6\": not configured on this cluster"},
+      {v6, true, none, unset, "SingleStack", {"IPv6"}, ""},
+      {v6, false, none, unset, "RequireDualStack", {"IPv6", "IPv4"}, ""},
+  };
+  for (const Case& c : cases) {
+    ApiServerOptions options;
+    options.service_ip_families = c.cluster;
+    auto server = ApiServer::Start(options);
+    ASSERT_TRUE(server.ok()) << server.error().message();
+    auto client = kube::Client::Create(kube::Api((*server)->url()));
+    ASSERT_TRUE(client.ok());
+    Json service = {{"metadata", {{"name", "s"}}}, {"spec", {{"ports", {{{"port", 80}}}}}}};
+    if (c.selector) service["spec"]["selector"] = {{"app", "web"}};
+    if (!c.policy.empty()) service["spec"]["ipFamilyPolicy"] = c.policy;
+    if (!c.families.is_null()) service["spec"]["ipFamilies"] = c.families;
+    const std::string what =
+        service.dump() + " on " + c.cluster.front() + "/" + std::to_string(c.cluster.size());
+    const Result<Json> created =
+        (*client)->Request("POST", "/api/v1/namespaces/default/services", service.dump());
+    if (!c.error.empty()) {
+      ASSERT_FALSE(created.ok()) << what;
+      EXPECT_TRUE(created.error().message().ends_with(": Service \"s\" is invalid: " + c.error))
+          << what << ": " << created.error().message();
+      continue;
+    }
+    ASSERT_TRUE(created.ok()) << what << ": " << created.error().message();
+    EXPECT_EQ((*created)["spec"]["ipFamilyPolicy"], c.want_policy) << what;
+    EXPECT_EQ((*created)["spec"]["ipFamilies"], c.want_families) << what;
+    EXPECT_EQ((*created)["spec"]["clusterIP"], "None") << what;
+    EXPECT_EQ((*created)["spec"]["clusterIPs"], Json({"None"})) << what;
+  }
+
+  // ExternalName: no cluster IP, no families.
+  auto server = ApiServer::Start({});
+  ASSERT_TRUE(server.ok());
+  auto client = kube::Client::Create(kube::Api((*server)->url()));
+  ASSERT_TRUE(client.ok());
+  kube::Client& api = **client;
+  const std::string services = "/api/v1/namespaces/default/services";
+  const Result<Json> external =
+      api.Request("POST", services,
+                  Json{{"metadata", {{"name", "e"}}},
+                       {"spec", {{"type", "ExternalName"}, {"externalName", "db.example"}}}}
+                      .dump());
+  ASSERT_TRUE(external.ok()) << external.error().message();
+  for (const char* field : {"clusterIP", "clusterIPs", "ipFamilies", "ipFamilyPolicy"}) {
+    EXPECT_FALSE((*external)["spec"].contains(field)) << field;
+  }
+
+  // Updates: what the request leaves out comes from the stored object (the
+  // policy, the cluster IPs), the families are filled again.
+  const Json with_selector = {{"metadata", {{"name", "s"}}},
+                              {"spec", {{"selector", {{"app", "web"}}}, {"ports", {{{"port", 80}}}}}}};
+  ASSERT_TRUE(api.Request("POST", services, with_selector.dump()).ok());
+  const Result<Json> replaced = api.Request("PUT", services + "/s", with_selector.dump());
+  ASSERT_TRUE(replaced.ok()) << replaced.error().message();
+  EXPECT_EQ((*replaced)["spec"]["clusterIP"], "None");
+  EXPECT_EQ((*replaced)["spec"]["clusterIPs"], Json({"None"}));
+  EXPECT_EQ((*replaced)["spec"]["ipFamilyPolicy"], "SingleStack");
+  EXPECT_EQ((*replaced)["spec"]["ipFamilies"], Json({"IPv4"}));
+  Json headless = {{"metadata", {{"name", "h"}}}, {"spec", {{"ports", {{{"port", 80}}}}}}};
+  ASSERT_TRUE(api.Request("POST", services, headless.dump()).ok());
+  // SingleStack with the families unchanged: the secondary one is released.
+  headless["spec"]["ipFamilyPolicy"] = "SingleStack";
+  headless["spec"]["ipFamilies"] = {"IPv4", "IPv6"};
+  const Result<Json> single = api.Request("PUT", services + "/h", headless.dump());
+  ASSERT_TRUE(single.ok()) << single.error().message();
+  EXPECT_EQ((*single)["spec"]["ipFamilies"], Json({"IPv4"}));
+  // Dropping a family without SingleStack is refused.
+  Json prefer = with_selector;
+  prefer["metadata"]["name"] = "p";
+  prefer["spec"]["ipFamilyPolicy"] = "PreferDualStack";
+  ASSERT_TRUE(api.Request("POST", services, prefer.dump()).ok());
+  prefer["spec"]["ipFamilies"] = {"IPv4"};
+  const Result<Json> reduced = api.Request("PUT", services + "/p", prefer.dump());
+  ASSERT_FALSE(reduced.ok());
+  EXPECT_TRUE(reduced.error().message().ends_with(
+      ": Service \"p\" is invalid: spec.ipFamilyPolicy: Invalid value: \"PreferDualStack\": must be "
+      "'SingleStack' to release the secondary IP family"))
+      << reduced.error().message();
+  // Turned into an ExternalName Service, it loses the fields it was given by default.
+  Json stored = *api.Get(services + "/s");
+  stored["spec"]["type"] = "ExternalName";
+  stored["spec"]["externalName"] = "db.example";
+  stored["spec"].erase("selector");
+  const Result<Json> renamed = api.Request("PUT", services + "/s", stored.dump());
+  ASSERT_TRUE(renamed.ok()) << renamed.error().message();
+  for (const char* field : {"clusterIP", "clusterIPs", "ipFamilies", "ipFamilyPolicy"}) {
+    EXPECT_FALSE((*renamed)["spec"].contains(field)) << field;
+  }
 }
 
 // JSON patch (RFC 6902), @kubernetes/client-node's default for patch: it

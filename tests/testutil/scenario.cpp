@@ -110,6 +110,13 @@ class Runner {
     }
     std::string all;
     for (const auto& d : loaded.diagnostics) all += d.ToString() + "\n";
+    if (Words(r.command).size() > 1 && Words(r.command)[1] == "exact") {
+      // Every diagnostic, in order, and nothing else.
+      std::string want;
+      for (const std::string& l : r.expected) want += l + "\n";
+      if (all != want) Fail("reject exact: the diagnostics differ; want:\n" + want + "got:\n" + all);
+      return;
+    }
     for (const std::string& want : r.expected) {
       if (all.find(want) == std::string::npos)
         Fail("reject: no diagnostic contains \"" + want + "\"; got:\n" + all);

@@ -11,6 +11,11 @@
 //   ----                       Nothing of a rejected input is applied.
 //   spec.ingress[0]...: Invalid value: ...
 //
+//   reject exact               as reject, but the lines after "----" are every
+//   <yaml>                     diagnostic exactly, in order ("FILE:LINE:COL: ..."
+//   ----                       with LINE counted from the record's first YAML
+//   <diagnostic>               line), and nothing else.
+//
 //   delete KIND NAMESPACE/NAME (or "delete Namespace NAME")
 //
 //   check FROM -> TO PORT[/PROTO] allow|deny [egress=WHY] [ingress=WHY]

@@ -108,6 +108,7 @@ Result<ObservedTable> ParseListing(const std::string& text) {
     for (const json& item : doc.at("nftables")) {
       if (item.contains("table")) table.exists = true;
       if (item.contains("chain")) table.chains.push_back(item["chain"].at("name").get<std::string>());
+      if (item.contains("rule")) ++table.rules[item["rule"].at("chain").get<std::string>()];
       if (!item.contains("set") && !item.contains("map")) continue;
       const bool map = item.contains("map");
       const json& set = map ? item["map"] : item["set"];
@@ -150,8 +151,22 @@ Result<ObservedTable> ParseListing(const std::string& text) {
   return table;
 }
 
-std::string PlanCommands(const NftRuleset& desired, const ObservedTable& observed, ApplyStats& stats) {
-  bool same_shape = observed.exists;
+std::map<std::string, size_t> RuleCounts(const NftRuleset& ruleset) {
+  std::map<std::string, size_t> counts;
+  for (const std::string& chain : ruleset.chains) {
+    size_t& n = counts[chain.substr(6, chain.find(' ', 6) - 6)];  // "chain NAME {"
+    const std::string_view text = chain;
+    for (size_t at = text.find('\n'); at != std::string_view::npos; at = text.find('\n', at + 1)) {
+      const std::string_view line = text.substr(at + 1);
+      if (line.starts_with("\t\t") && !line.starts_with("\t\ttype ")) ++n;
+    }
+  }
+  return counts;
+}
+
+std::string PlanCommands(const NftRuleset& desired, const ObservedTable& observed, ApplyStats& stats,
+                         bool rebuild) {
+  bool same_shape = observed.exists && !rebuild;
   if (same_shape) {
     std::vector<std::string> want_chains;
     for (const std::string& chain : desired.chains) {
@@ -161,6 +176,11 @@ std::string PlanCommands(const NftRuleset& desired, const ObservedTable& observe
     std::sort(want_chains.begin(), want_chains.end());
     std::sort(have_chains.begin(), have_chains.end());
     same_shape = want_chains == have_chains && observed.sets.size() == desired.sets.size();
+    // A rule deleted or added (by someone else) changes its chain's count.
+    for (const auto& [chain, count] : RuleCounts(desired)) {
+      const auto it = observed.rules.find(chain);
+      same_shape = same_shape && (it == observed.rules.end() ? 0 : it->second) == count;
+    }
     for (const NftSet& set : desired.sets) {
       const auto it = observed.sets.find(set.name);
       // The schema and options ride in the set comments: another comment means
@@ -222,6 +242,7 @@ Result<std::unique_ptr<NftBackend>> NftBackend::Create(const NftBackendOptions& 
   if (NftContext probe; probe.ctx == nullptr) return Internal("cannot create a libnftables context");
   std::unique_ptr<NftBackend> backend(new NftBackend(options));
   for (NftSet& set : SetLayout(options.nft)) backend->layout_[set.name] = std::move(set);
+  backend->rules_ = RuleCounts(RenderRuleset(policy::NodeProgram{}, options.nft));
   // Read what an earlier run left now, before the caller builds its state:
   // listing a big table passes tens of MiB through libnftables, and freed
   // here it does not leave holes between long-lived allocations. Only this
@@ -289,7 +310,8 @@ Result<NftBackend::Change> NftBackend::Prepare(const policy::NodeProgram& progra
       at_start = std::move(now);
     }
     const ObservedTable& observed = *at_start;
-    change.stats.commands = PlanCommands(RenderRuleset(program, options_.nft), observed, change.stats);
+    change.stats.commands =
+        PlanCommands(RenderRuleset(program, options_.nft), observed, change.stats, rebuild_);
     change.full = true;
     for (const auto& [name, pod] : program.pods)
       change.rendered[name] = InstalledPod::From(RenderPod(name, pod, program, options_.nft));
@@ -387,7 +409,10 @@ Result<ApplyStats> NftBackend::ApplyImpl(const policy::NodeProgram& program, pol
   }
   change.stats.plan_ms = ms_since(planning);
   const auto sending = std::chrono::steady_clock::now();
+  // Not listening to our own transaction (its notifications cost the kernel
+  // as much again as the elements); the window tells if others committed meanwhile.
   if (!change.stats.commands.empty() || !batch.empty()) {
+    const MonitorOwner::Window window = owner_->BeginCommit();
     Status done = Ok();
     if (!batch.empty()) {
       if (!batcher_) {
@@ -403,6 +428,7 @@ Result<ApplyStats> NftBackend::ApplyImpl(const policy::NodeProgram& program, pol
     } else if (Result<std::string> ran = Run(change.stats.commands, false); !ran) {
       done = std::move(ran).error();
     }
+    owner_->EndCommit(window);
     if (!done.ok()) {
       batcher_.reset();  // a fresh socket next time, too
       in_sync_ = false;  // whatever we believed may be wrong now: read back next time
@@ -411,6 +437,8 @@ Result<ApplyStats> NftBackend::ApplyImpl(const policy::NodeProgram& program, pol
   }
   change.stats.send_ms = ms_since(sending);
   in_sync_ = true;
+  applied_ = true;
+  if (change.full) rebuild_ = false;
   Commit(change);
   if (owned != nullptr) {
     program_ = std::move(*owned);
@@ -426,9 +454,108 @@ Result<std::string> NftBackend::Show() {
 
 Status NftBackend::Remove() {
   in_sync_ = false;
+  applied_ = false;
+  const MonitorOwner::Window window = owner_->BeginCommit();
   Result<std::string> done = Run("delete table " + kTable, false);
+  owner_->EndCommit(window);
   if (!done && done.error().code() != ErrorCode::kNotFound) return std::move(done).error();
   return Ok();
+}
+
+Result<std::vector<std::string>> NftBackend::Verify() {
+  std::vector<std::string> found;
+  if (!applied_) return found;  // nothing committed yet: the first Apply reads back anyway
+  NETPOL_ASSIGN_OR_RETURN(ObservedTable observed, Observe(), "reading the installed rules back");
+  if (!observed.exists) {
+    found.push_back("table " + kTable + " is gone");
+  } else {
+    for (const auto& [chain, count] : rules_) {
+      if (std::find(observed.chains.begin(), observed.chains.end(), chain) == observed.chains.end()) {
+        found.push_back("chain " + chain + " is gone");
+        continue;
+      }
+      const auto it = observed.rules.find(chain);
+      const size_t have = it == observed.rules.end() ? 0 : it->second;
+      if (have != count) {
+        found.push_back("chain " + chain + " has " + std::to_string(have) + " rules, not " +
+                        std::to_string(count));
+      }
+    }
+    for (const std::string& chain : observed.chains) {
+      if (!rules_.contains(chain)) found.push_back("chain " + chain + " is not netpol's");
+    }
+    // Every element this backend committed, looked up in the listing (pods
+    // never share an element, so counts tell what the listing has besides).
+    std::map<std::string, std::pair<size_t, size_t>> expected;  // set -> (committed, missing)
+    std::map<std::string, std::string> example;                 // set -> a missing element
+    for (const auto& [name, pod] : elements_) {
+      pod.ForEach([&](const std::string& set, const std::string& element, const std::string&) {
+        auto& [committed, missing] = expected[set];
+        ++committed;
+        const auto it = observed.sets.find(set);
+        if (it == observed.sets.end() || !it->second.elements.contains(element)) {
+          if (++missing == 1) example[set] = element;
+        }
+      });
+    }
+    for (const auto& [name, shape] : layout_) {
+      const auto it = observed.sets.find(name);
+      if (it == observed.sets.end()) {
+        found.push_back("set " + name + " is gone");
+        continue;
+      }
+      const ObservedSet& have = it->second;
+      if (have.type != shape.type || have.interval != shape.interval || have.counter != shape.counter ||
+          have.comment != shape.comment) {
+        found.push_back("set " + name + " is not of netpol's shape");
+        continue;
+      }
+      const auto [committed, missing] = expected[name];
+      if (missing > 0) {
+        found.push_back("set " + name + ": " + std::to_string(missing) + " element(s) missing (" +
+                        example[name] + (missing > 1 ? ", ..." : "") + ")");
+      }
+      if (have.elements.size() + missing > committed) {
+        found.push_back("set " + name + ": " + std::to_string(have.elements.size() + missing - committed) +
+                        " element(s) netpol did not add");
+      }
+    }
+    for (const auto& [name, set] : observed.sets) {
+      if (!layout_.contains(name)) found.push_back("set " + name + " is not netpol's");
+    }
+  }
+  if (owner_->rules_touched.exchange(false)) {
+    // Rule contents are not compared: what others touched is replaced whole.
+    if (found.empty()) found.push_back("another process changed rules of the table");
+    rebuild_ = true;
+  }
+  if (!found.empty()) {
+    // The next Apply starts from this reading and restores what differs.
+    in_sync_ = false;
+    observed_at_create_ = std::move(observed);
+  }
+  return found;
+}
+
+namespace {
+
+class NftChangeFeed final : public ChangeFeed {
+ public:
+  explicit NftChangeFeed(TableMonitor monitor) : monitor_(std::move(monitor)) {}
+  Result<std::vector<std::string>> Next(std::chrono::milliseconds timeout) override {
+    return monitor_.Next(timeout);
+  }
+
+ private:
+  TableMonitor monitor_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<ChangeFeed>> NftBackend::WatchChanges() {
+  NETPOL_ASSIGN_OR_RETURN(TableMonitor monitor, TableMonitor::Open(options_.netns, owner_),
+                          "watching table " + kTable);
+  return std::unique_ptr<ChangeFeed>(std::make_unique<NftChangeFeed>(std::move(monitor)));
 }
 
 }  // namespace netpol::dataplane::nft

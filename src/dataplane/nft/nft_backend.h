@@ -21,6 +21,7 @@
 #include "dataplane/backend.h"
 #include "dataplane/nft/element_batch.h"
 #include "dataplane/nft/installed.h"
+#include "dataplane/nft/monitor.h"
 #include "dataplane/nft/ruleset.h"
 
 namespace netpol::dataplane::nft {
@@ -46,13 +47,20 @@ struct ObservedTable {
   bool exists = false;
   std::map<std::string, ObservedSet> sets;
   std::vector<std::string> chains;
+  std::map<std::string, size_t> rules;  // chain -> rules in it
 };
 
 // Parses `nft -j list table inet netpol` output.
 Result<ObservedTable> ParseListing(const std::string& json);
 
-// The commands that turn `observed` into `desired`; "" when they agree.
-std::string PlanCommands(const NftRuleset& desired, const ObservedTable& observed, ApplyStats& stats);
+// The commands that turn `observed` into `desired`; "" when they agree. A
+// table of another shape (chains, their rule counts, sets), or any table
+// when `rebuild`, is replaced whole.
+std::string PlanCommands(const NftRuleset& desired, const ObservedTable& observed, ApplyStats& stats,
+                         bool rebuild = false);
+
+// Rules per chain of `ruleset` (chains are static: they depend on the options only).
+std::map<std::string, size_t> RuleCounts(const NftRuleset& ruleset);
 
 class NftBackend final : public Backend {
  public:
@@ -66,6 +74,13 @@ class NftBackend final : public Backend {
   Result<std::string> Plan(const policy::NodeProgram& program) override;
   Result<std::string> Show() override;
   Status Remove() override;
+  // Reads the table back and compares it with what this backend last
+  // committed: the table, every chain and its rule count, every set's shape
+  // and elements; and whether another process touched its rules (the
+  // change feed says so, since rule contents are not compared).
+  Result<std::vector<std::string>> Verify() override;
+  // nftables' change notifications for the table (monitor.h).
+  Result<std::unique_ptr<ChangeFeed>> WatchChanges() override;
 
   Result<ObservedTable> Observe();
   // One set as the kernel has it now, with its elements' packet counters
@@ -95,7 +110,11 @@ class NftBackend final : public Backend {
   void Commit(Change& change);
 
   NftBackendOptions options_;
-  std::map<std::string, NftSet> layout_;   // set name -> type and flags (no elements)
+  std::map<std::string, NftSet> layout_;  // set name -> type and flags (no elements)
+  std::map<std::string, size_t> rules_;   // chain -> rules it has
+  std::shared_ptr<MonitorOwner> owner_ = std::make_shared<MonitorOwner>();
+  bool applied_ = false;                   // something was committed (there is something to verify)
+  bool rebuild_ = false;                   // others touched the rules: replace the table whole next time
   std::optional<ElementBatcher> batcher_;  // opened on first use
   // What this backend last committed, per local pod. After the first Apply has
   // read the table back and made it match, later Applies diff against this

@@ -3,7 +3,11 @@
 #include <algorithm>
 #include <initializer_list>
 #include <iterator>
+#include <optional>
+#include <set>
 #include <string_view>
+
+#include "api/diagnostic.h"
 
 namespace netpol::lab::internal {
 namespace {
@@ -195,7 +199,208 @@ void Unknown(const Json& object, const std::string& path, std::initializer_list<
   }
 }
 
+// A string field's value; nullopt when absent or null, and `bad` set when it
+// is something else.
+std::optional<std::string> StringField(const Json& object, const char* key, bool& bad) {
+  if (!object.contains(key) || object[key].is_null()) return std::nullopt;
+  if (!object[key].is_string()) {
+    bad = true;
+    return std::nullopt;
+  }
+  return object[key].get<std::string>();
+}
+
+// A list of strings' values (empty when absent or null); `bad` set when it is
+// something else.
+std::vector<std::string> StringList(const Json& object, const char* key, bool& bad) {
+  std::vector<std::string> out;
+  if (!object.contains(key) || object[key].is_null()) return out;
+  if (!object[key].is_array()) {
+    bad = true;
+    return out;
+  }
+  for (const Json& e : object[key]) {
+    if (!e.is_string()) {
+      bad = true;
+      return out;
+    }
+    out.push_back(e.get<std::string>());
+  }
+  return out;
+}
+
+// A Service spec's fields in the registry's terms (its Go struct: a nil
+// pointer, a nil slice).
+struct ServiceIps {
+  std::string type;
+  std::string cluster_ip;
+  std::vector<std::string> cluster_ips;
+  std::optional<std::string> policy;
+  std::vector<std::string> families;
+  bool selector = false;
+  bool bad = false;  // a field of the wrong type
+
+  explicit ServiceIps(const Json& spec) {
+    type = StringField(spec, "type", bad).value_or("");
+    cluster_ip = StringField(spec, "clusterIP", bad).value_or("");
+    cluster_ips = StringList(spec, "clusterIPs", bad);
+    policy = StringField(spec, "ipFamilyPolicy", bad);
+    families = StringList(spec, "ipFamilies", bad);
+    selector = spec.contains("selector") && spec["selector"].is_object() && !spec["selector"].empty();
+  }
+  bool NeedsClusterIp() const { return type != "ExternalName"; }
+  bool HeadlessWithoutSelector() const { return cluster_ip == "None" && !selector; }
+
+  void WriteTo(Json& spec) const {
+    const auto set = [&spec](const char* key, bool present, const Json& value) {
+      if (present) {
+        spec[key] = value;
+      } else {
+        spec.erase(key);
+      }
+    };
+    set("clusterIP", !cluster_ip.empty(), cluster_ip);
+    set("clusterIPs", !cluster_ips.empty(), cluster_ips);
+    set("ipFamilyPolicy", policy.has_value(), policy.value_or(""));
+    set("ipFamilies", !families.empty(), families);
+  }
+};
+
+std::string OtherFamily(const std::string& family) {
+  return family == "IPv4" ? "IPv6" : "IPv4";
+}
+
+FieldError Invalid(const std::string& field, const std::string& value, const std::string& detail) {
+  return {field, "FieldValueInvalid", api::InvalidValue(api::Quote(value), detail)};
+}
+
+// initIPFamilyFields (with the stand-alone checks of ipFamilies and
+// ipFamilyPolicy of ValidateServiceClusterIPsRelatedFields, which it runs
+// first); the lab's Services have no cluster IP but "None", so the checks of
+// addresses do not arise.
+std::vector<FieldError> InitIpFamilies(ServiceIps& s, const ServiceIps* old,
+                                       const std::vector<std::string>& cluster) {
+  std::vector<FieldError> errors;
+  if (!s.NeedsClusterIp()) return errors;
+  const auto is_cluster_ip_type = [](const std::string& type) {
+    return type == "ClusterIP" || type == "NodePort" || type == "LoadBalancer";
+  };
+  // A PreferDualStack Service whose addresses and families did not change
+  // stays as it is, whatever the cluster has become.
+  if (old != nullptr && s.policy.has_value() && old->type == s.type && is_cluster_ip_type(s.type) &&
+      *s.policy == "PreferDualStack" && (!old->policy || *old->policy == "PreferDualStack") &&
+      s.cluster_ips == old->cluster_ips && s.families == old->families) {
+    return errors;
+  }
+  if (!s.policy) {
+    if (old != nullptr && old->policy) {
+      s.policy = old->policy;
+    } else if (s.HeadlessWithoutSelector()) {
+      s.policy = "RequireDualStack";
+    } else {
+      s.policy = "SingleStack";
+    }
+  }
+  std::set<std::string> seen;
+  for (size_t i = 0; i < s.families.size(); ++i) {
+    const std::string field = "spec.ipFamilies[" + std::to_string(i) + "]";
+    if (s.families[i] != "IPv4" && s.families[i] != "IPv6") {
+      errors.push_back({field, "FieldValueNotSupported",
+                        api::UnsupportedValue(api::Quote(s.families[i]), {"IPv4", "IPv6"})});
+    }
+    if (!seen.insert(s.families[i]).second) {
+      errors.push_back({field, "FieldValueDuplicate", api::DuplicateValue(api::Quote(s.families[i]))});
+    }
+  }
+  if (*s.policy != "SingleStack" && *s.policy != "PreferDualStack" && *s.policy != "RequireDualStack") {
+    errors.push_back({"spec.ipFamilyPolicy", "FieldValueNotSupported",
+                      api::UnsupportedValue(api::Quote(*s.policy),
+                                            {"PreferDualStack", "RequireDualStack", "SingleStack"})});
+  }
+  if (!errors.empty()) return errors;
+  if (old != nullptr) {
+    if (*s.policy == "SingleStack") {
+      // Single-stack with the addresses and families unchanged: the
+      // secondary ones are released.
+      if (s.cluster_ips == old->cluster_ips && s.cluster_ips.size() > 1) s.cluster_ips.resize(1);
+      if (s.families == old->families && s.families.size() > 1) s.families.resize(1);
+    } else {
+      if (!s.cluster_ips.empty() && s.cluster_ips.size() < old->cluster_ips.size()) {
+        errors.push_back(Invalid("spec.ipFamilyPolicy", *s.policy,
+                                 "must be 'SingleStack' to release the secondary cluster IP"));
+      }
+      if (!s.families.empty() && s.families.size() < old->families.size()) {
+        errors.push_back(Invalid("spec.ipFamilyPolicy", *s.policy,
+                                 "must be 'SingleStack' to release the secondary IP family"));
+      }
+    }
+  }
+  if (*s.policy == "SingleStack" && s.families.size() == 2) {
+    errors.push_back(Invalid("spec.ipFamilyPolicy", *s.policy,
+                             "must be 'RequireDualStack' or 'PreferDualStack' when multiple IP families are "
+                             "specified"));
+  }
+  if (!errors.empty()) return errors;
+  const std::string primary = cluster.empty() ? "IPv4" : cluster.front();
+  // Headless without selector: any family, on any cluster.
+  if (s.HeadlessWithoutSelector()) {
+    if (s.families.empty()) s.families.push_back(primary);
+    if (s.families.size() < 2 && *s.policy != "SingleStack") s.families.push_back(OtherFamily(s.families[0]));
+    return errors;
+  }
+  if (*s.policy == "RequireDualStack" && cluster.size() < 2) {
+    errors.push_back(
+        Invalid("spec.ipFamilyPolicy", *s.policy, "this cluster is not configured for dual-stack services"));
+  }
+  for (size_t i = 0; i < s.families.size(); ++i) {
+    if (std::find(cluster.begin(), cluster.end(), s.families[i]) == cluster.end()) {
+      errors.push_back(Invalid("spec.ipFamilies[" + std::to_string(i) + "]", s.families[i],
+                               "not configured on this cluster"));
+    }
+  }
+  if (!errors.empty()) return errors;
+  if (s.families.empty()) s.families.push_back(primary);
+  if (*s.policy != "SingleStack" && s.families.size() == 1 && cluster.size() == 2) {
+    s.families.push_back(OtherFamily(s.families[0]));
+  }
+  return errors;
+}
+
 }  // namespace
+
+std::vector<FieldError> SettleServiceIpFamilies(Json& service, const Json* old,
+                                                const std::vector<std::string>& families) {
+  Json* spec = service.is_object() && service.contains("spec") ? &service["spec"] : nullptr;
+  if (spec == nullptr || !spec->is_object()) return {};
+  ServiceIps s(*spec);
+  std::optional<ServiceIps> before;
+  if (old != nullptr && old->is_object() && old->contains("spec") && (*old)["spec"].is_object()) {
+    before.emplace((*old)["spec"]);
+  }
+  if (s.bad || (before && before->bad)) return {};
+  if (before) {
+    // dropTypeDependentFields: turned into a type without cluster IPs, the
+    // fields it had for them go unless the request changed them.
+    if (before->NeedsClusterIp() && !s.NeedsClusterIp()) {
+      if (s.cluster_ips == before->cluster_ips) {
+        s.cluster_ip.clear();
+        s.cluster_ips.clear();
+      }
+      if (s.families == before->families) s.families.clear();
+      if (s.policy == before->policy) s.policy.reset();
+    }
+    // patchAllocatedValues: an update that leaves the cluster IPs out keeps them.
+    if (before->NeedsClusterIp() && s.NeedsClusterIp()) {
+      if (s.cluster_ip.empty()) s.cluster_ip = before->cluster_ip;
+      if (s.cluster_ips.empty()) s.cluster_ips = before->cluster_ips;
+    }
+  } else if (!s.cluster_ip.empty() && s.cluster_ips.empty()) {
+    s.cluster_ips = {s.cluster_ip};  // normalizeClusterIPs
+  }
+  std::vector<FieldError> errors = InitIpFamilies(s, before ? &*before : nullptr, families);
+  if (errors.empty()) s.WriteTo(*spec);
+  return errors;
+}
 
 std::vector<std::string> UnknownServiceFields(const Json& service) {
   std::vector<std::string> out;
