@@ -1,8 +1,14 @@
 // Programs the benchmark cluster into a node namespace, and measures
 // programming times (scripts/bench-dataplane.sh drives it).
 //
-//   dataplane_benchmark program NETNS POLICIES     enforce the 10k-pod cluster with N policies
-//   dataplane_benchmark timing NETNS POLICIES      initial build time, one pod added / removed
+//   dataplane_benchmark program NETNS POLICIES [CNPS]  enforce the 10k-pod cluster with N policies
+//                                                     (and CNPS ClusterNetworkPolicies)
+//   dataplane_benchmark timing NETNS POLICIES [CNPS]   initial build time, one pod added / removed
+//
+// With ClusterNetworkPolicies (testing::GenerateRealisticClusterPolicies), one
+// more Admin policy makes the measured flow take the longest path: a Pass for
+// client -> server:5201 (no box: both Admin maps miss) to the NetworkPolicies,
+// which allow it, and a Deny of everything else to the server.
 //
 // The cluster: 10,000 pods and N policies from tests/testutil/generator.h, plus
 // the two benchmark pods (client 198.18.200.1, server 198.18.200.2) and two
@@ -42,9 +48,45 @@ api::Pod BenchPod(const std::string& name, const std::string& app, const std::st
   return pod;
 }
 
-std::vector<api::Object> Cluster(int policies) {
+api::ClusterNetworkPolicy BenchGuard() {
+  api::ClusterNetworkPolicy p;
+  p.metadata.name = "bench-guard";
+  p.tier = api::Tier::kAdmin;
+  p.priority = 0;
+  p.subject.emplace();
+  api::LabelSelector server;
+  server.match_labels = {{"app", "bench-server"}};
+  api::LabelSelector client;
+  client.match_labels = {{"app", "bench-client"}};
+  p.subject->pods = api::NamespacedPod{{}, server};
+  api::ClusterRule pass;
+  pass.name = "client-to-np";
+  pass.action = api::RuleAction::kPass;
+  api::ClusterPeer from_client;
+  from_client.pods = api::NamespacedPod{{}, client};
+  pass.peers = std::vector<api::ClusterPeer>{from_client};
+  api::ClusterProtocol tcp;
+  tcp.tcp.emplace();
+  tcp.tcp->destination_port = api::ClusterPort{5201, std::nullopt};
+  pass.protocols = std::vector<api::ClusterProtocol>{tcp};
+  api::ClusterRule deny;
+  deny.name = "nothing-else";
+  deny.action = api::RuleAction::kDeny;
+  api::ClusterPeer everyone;
+  everyone.namespaces = api::LabelSelector{};
+  deny.peers = std::vector<api::ClusterPeer>{everyone};
+  p.ingress = {pass, deny};
+  return p;
+}
+
+std::vector<api::Object> Cluster(int policies, int cluster_policies) {
   std::vector<api::Object> objects =
       testing::GenerateRealisticCluster({.namespaces = 100, .pods = 10000, .policies = policies}, 42);
+  if (cluster_policies > 0) {
+    for (auto& o : testing::GenerateRealisticClusterPolicies(cluster_policies, 43))
+      objects.push_back(std::move(o));
+    objects.push_back(BenchGuard());
+  }
   objects.push_back(BenchPod("client", "bench-client", "198.18.200.1"));
   objects.push_back(BenchPod("server", "bench-server", "198.18.200.2"));
   if (policies > 0) {
@@ -84,9 +126,9 @@ std::map<std::string, std::string> LocalPods(const policy::Engine& engine) {
   return local;
 }
 
-int Program(const std::string& netns, int policies) {
+int Program(const std::string& netns, int policies, int cluster_policies) {
   policy::Engine engine;
-  for (const auto& o : Cluster(policies)) engine.Apply(o);
+  for (const auto& o : Cluster(policies, cluster_policies)) engine.Apply(o);
   auto backend = dataplane::nft::NftBackend::Create({netns, {}});
   if (!backend) {
     std::fprintf(stderr, "%s\n", backend.error().message().c_str());
@@ -100,9 +142,17 @@ int Program(const std::string& netns, int policies) {
     return 2;
   }
   size_t elements = 0;
-  for (const auto& [name, pod] : program.pods) elements += pod.ingress.allow.size() + pod.egress.allow.size();
-  std::printf("policies=%d local_pods=%zu allowances=%zu set_elements=%zu compile_and_apply_ms=%.1f\n",
-              policies, program.pods.size(), elements, stats->added, Ms(Clock::now() - start));
+  size_t boxes = 0;
+  for (const auto& [name, pod] : program.pods) {
+    elements += pod.ingress.allow.size() + pod.egress.allow.size();
+    for (const auto* d : {&pod.ingress, &pod.egress})
+      boxes += d->admin.boxes().size() + d->baseline.boxes().size();
+  }
+  std::printf(
+      "policies=%d cluster_policies=%d local_pods=%zu allowances=%zu tier_boxes=%zu set_elements=%zu "
+      "compile_and_apply_ms=%.1f\n",
+      policies, cluster_policies, program.pods.size(), elements, boxes, stats->added,
+      Ms(Clock::now() - start));
   return 0;
 }
 
@@ -111,9 +161,9 @@ double Median(std::vector<double> v) {
   return v[v.size() / 2];
 }
 
-int Timing(const std::string& netns, int policies) {
+int Timing(const std::string& netns, int policies, int cluster_policies) {
   policy::Engine engine;
-  const auto objects = Cluster(policies);
+  const auto objects = Cluster(policies, cluster_policies);
   for (const auto& o : objects) engine.Apply(o);
   auto backend = dataplane::nft::NftBackend::Create({netns, {}});
   if (!backend) return 2;
@@ -181,8 +231,11 @@ int Timing(const std::string& netns, int policies) {
 }  // namespace netpol
 
 int main(int argc, char** argv) {
-  if (argc == 4 && std::string(argv[1]) == "program") return netpol::Program(argv[2], std::atoi(argv[3]));
-  if (argc == 4 && std::string(argv[1]) == "timing") return netpol::Timing(argv[2], std::atoi(argv[3]));
+  const int cluster_policies = argc == 5 ? std::atoi(argv[4]) : 0;
+  if ((argc == 4 || argc == 5) && std::string(argv[1]) == "program")
+    return netpol::Program(argv[2], std::atoi(argv[3]), cluster_policies);
+  if ((argc == 4 || argc == 5) && std::string(argv[1]) == "timing")
+    return netpol::Timing(argv[2], std::atoi(argv[3]), cluster_policies);
   std::fprintf(stderr, "usage: dataplane_benchmark program|timing NETNS POLICIES\n");
   return 2;
 }

@@ -242,6 +242,52 @@ void BM_CompileNodeFromScratch(benchmark::State& state) {
 }
 BENCHMARK(BM_CompileNodeFromScratch)->Arg(10000)->Unit(benchmark::kMicrosecond);
 
+// ClusterNetworkPolicies on top of the 10k-pod / 1k-policy cluster (issue 17
+// point 4): compiling a node (100 local pods of one namespace, from scratch:
+// tier boxes are not cached between compiles) and verdicts, with 100 and
+// 1,000 of them (testing::GenerateRealisticClusterPolicies).
+Fixture& GetTieredFixture(int64_t cluster_policies) {
+  static std::map<int64_t, std::unique_ptr<Fixture>> cache;
+  auto& slot = cache[cluster_policies];
+  if (slot) return *slot;
+  slot = std::make_unique<Fixture>();
+  Fixture& f = *slot;
+  f.objects = testing::GenerateRealisticCluster(Shape(10000), 42);
+  for (auto& o : testing::GenerateRealisticClusterPolicies(static_cast<int>(cluster_policies), 43))
+    f.objects.push_back(std::move(o));
+  for (const auto& o : f.objects) f.engine.Apply(o);
+  f.flows = GetFixture(10000).flows;  // the same pods, the same ids
+  return f;
+}
+
+void BM_CompileNodeWithClusterPolicies(benchmark::State& state) {
+  Fixture& f = GetTieredFixture(state.range(0));
+  const std::map<std::string, std::string> local =
+      LocalPods(f.engine, FirstPod(f.objects).metadata.namespace_);
+  size_t boxes = 0;
+  for (auto _ : state) {
+    const policy::NodeProgram program = policy::CompileNode(f.engine, local);
+    boxes = 0;
+    for (const auto& [name, pod] : program.pods) {
+      for (const auto* d : {&pod.ingress, &pod.egress})
+        boxes += d->admin.boxes().size() + d->baseline.boxes().size();
+    }
+  }
+  state.counters["local_pods"] = static_cast<double>(local.size());
+  state.counters["boxes"] = static_cast<double>(boxes);
+}
+BENCHMARK(BM_CompileNodeWithClusterPolicies)->Arg(0)->Arg(100)->Arg(1000)->Unit(benchmark::kMillisecond);
+
+void BM_VerdictWithClusterPolicies(benchmark::State& state) {
+  Fixture& f = GetTieredFixture(state.range(0));
+  size_t i = 0;
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(f.engine.Allowed(f.flows[i++ & (f.flows.size() - 1)]));
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_VerdictWithClusterPolicies)->Arg(0)->Arg(100)->Arg(1000);
+
 void BM_BuildFromScratch(benchmark::State& state) {
   Fixture& f = GetFixture(state.range(0));
   for (auto _ : state) {

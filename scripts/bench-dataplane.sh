@@ -6,6 +6,8 @@
 #          stateful plugin),
 #   C<N>   netpol enforcing N policies (0, 100, 1000, 10000) of a 10k-pod cluster,
 #          100 pods local to the node (bench/dataplane_benchmark.cpp),
+#   T<N>   as C1000, plus N ClusterNetworkPolicies (100, 1000) and one that sends
+#          the measured flow through both Admin maps to the NetworkPolicies,
 # measured interleaved (A B A C0 A C100 ...) for ROUNDS rounds; medians and ratios
 # are printed and written to build/bench-results/dataplane.txt. Then programming
 # times (initial build with 1k policies, one pod added / removed).
@@ -50,6 +52,7 @@ table inet bench {
 NFT
        ;;
     C*) "$tool" program "$node" "${1#C}" >>"$out/dataplane-programming.txt" ;;
+    T*) "$tool" program "$node" 1000 "${1#T}" >>"$out/dataplane-programming.txt" ;;
   esac
 }
 
@@ -66,7 +69,7 @@ measure() {
 : >"$out/dataplane-programming.txt"
 echo "config conn_per_s gbit_per_s"
 for round in $(seq "$rounds"); do
-  for cfg in B C0 C100 C1000 C10000; do
+  for cfg in ${CONFIGS:-B C0 C100 C1000 C10000 T100 T1000}; do
     measure A
     measure "$cfg"
   done
@@ -78,9 +81,11 @@ col() { awk -v c="$1" -v k="$2" '$1 == c {print $k}' "$out/dataplane-raw.txt" | 
 {
   echo "# $(date -u +%Y-%m-%dT%H:%MZ), $rounds rounds, ${seconds}s per run, medians"
   a_crr=$(col A 2); a_st=$(col A 3); b_crr=$(col B 2); b_st=$(col B 3)
+  b_crr=${b_crr:-$a_crr}  # CONFIGS without B: ratios against A only
   printf "%-8s %12s %10s %14s %14s %14s\n" config conn/s Gbit/s "conn vs A" "conn vs B" "Gbit vs A"
-  for cfg in A B C0 C100 C1000 C10000; do
+  for cfg in A ${CONFIGS:-B C0 C100 C1000 C10000 T100 T1000}; do
     c=$(col "$cfg" 2); s=$(col "$cfg" 3)
+    [ -z "$c" ] && continue
     printf "%-8s %12.0f %10.2f %14.3f %14.3f %14.3f\n" "$cfg" "$c" "$s" \
       "$(echo "$c / $a_crr" | bc -l)" "$(echo "$c / $b_crr" | bc -l)" "$(echo "$s / $a_st" | bc -l)"
   done
@@ -91,4 +96,6 @@ col() { awk -v c="$1" -v k="$2" '$1 == c {print $k}' "$out/dataplane-raw.txt" | 
   echo "# programming times:"
   "$netpol" enforce --remove --netns "$node" >/dev/null
   "$tool" timing "$node" 1000
+  "$netpol" enforce --remove --netns "$node" >/dev/null
+  "$tool" timing "$node" 1000 1000
 } | tee "$out/dataplane.txt"

@@ -27,6 +27,7 @@
 #include <set>
 #include <sstream>
 #include <thread>
+#include <tuple>
 
 #include "agent/cni_server.h"
 #include "agent/metrics.h"
@@ -432,6 +433,8 @@ struct Agent::Impl {
 
   bool Synced() const { return listed.size() == std::size(kube::kPolicyResources); }
 
+  std::vector<policy::CompileNote> notes_logged;
+
   // The program for this node: registered pods the engine knows, compiled;
   // registered pods it does not know yet, isolated both ways; reserved pods,
   // compiled, their addresses claimed until they are wired.
@@ -440,6 +443,13 @@ struct Agent::Impl {
     for (const auto& [key, reg] : local) names[key] = reg.host_interface;
     for (const auto& [key, r] : reserved) names.emplace(key, "");
     policy::NodeProgram program = compiler.Compile(engine, names);
+    // What the dataplane leaves out (domainNames peers), said once per change.
+    if (program.notes != notes_logged) {
+      for (const policy::CompileNote& note : program.notes) {
+        Log(note.fails_open ? LogLevel::kError : LogLevel::kWarn, "not enforced", {{"rule", note.text}});
+      }
+      notes_logged = program.notes;
+    }
     for (const auto& [key, r] : reserved) {
       if (const auto it = program.pods.find(key); it != program.pods.end() && !local.contains(key))
         it->second.reserved = true;
@@ -620,6 +630,32 @@ struct Agent::Impl {
     std::lock_guard lock(mu);
     line["src"] = EndpointJson(p.src);
     line["dst"] = EndpointJson(p.dst);
+    // A ClusterNetworkPolicy tier decided ("netpol ingress admin deny "): the
+    // rule that decides it now, as the engine says (the map element that
+    // matched names it too, in its comment and counter).
+    for (const char* tier : {"admin", "baseline"}) {
+      if (p.prefix.find(std::string(" ") + tier + " ") == std::string::npos) continue;
+      line["tier"] = tier;
+      const auto endpoint = [&](const IpAddress& ip) {
+        const auto pod = engine.FindPodByIp(ip);
+        return pod ? policy::Endpoint::OfPod(*pod, ip) : policy::Endpoint::OfIp(ip);
+      };
+      const policy::Flow flow{endpoint(p.src), endpoint(p.dst), p.protocol.value_or(api::Protocol::kTCP),
+                              p.dst_port};
+      const policy::Verdict verdict = engine.Evaluate(flow);
+      const policy::DirectionVerdict& judged = ingress ? verdict.ingress : verdict.egress;
+      if (judged.cluster_rule) {
+        line["policy"] = engine.ClusterPolicyName(judged.cluster_rule->policy);
+        line["rule"] =
+            std::string(ingress ? "ingress[" : "egress[") + std::to_string(judged.cluster_rule->rule) + "]";
+        line["reason"] = policy::DescribeClusterRule(engine, direction, *judged.cluster_rule);
+      } else {
+        line["reason"] =
+            std::string("decided by a ") + tier +
+            " ClusterNetworkPolicy rule in force when it was logged (its policies have changed since)";
+      }
+      return line;
+    }
     if (allowed) {
       const auto endpoint = [&](const IpAddress& ip) {
         const auto pod = engine.FindPodByIp(ip);
@@ -771,6 +807,21 @@ struct Agent::Impl {
         }
       }
     }
+    // The ClusterNetworkPolicy tiers' decision maps: each element counts the
+    // new connections its box decided (schema 4).
+    std::map<std::string, std::map<std::string, uint64_t>> tier_counters;  // map -> element -> packets
+    if (backend && synced) {
+      for (const char* map : {"admin", "adminall", "base", "baseall"}) {
+        for (const char* prefix : {"in", "eg"}) {
+          for (const char* family : {"v4", "v6"}) {
+            const std::string name = std::string(prefix) + "_" + map + "_" + family;
+            if (Result<dataplane::nft::ObservedSet> set = backend->ObserveSet(name)) {
+              tier_counters[name] = std::move(set->elements);
+            }
+          }
+        }
+      }
+    }
     std::lock_guard lock(mu);
     MetricsWriter out;
     const policy::EngineStats known = engine.stats();
@@ -870,6 +921,36 @@ struct Agent::Impl {
       for (const auto& [key, packets] : counted)
         samples.push_back({{{"namespace", key.first}, {"direction", key.second}}, packets});
       out.Counter(std::string("netpol_") + verdict + "_connections_total", help, samples);
+    }
+    {
+      // (namespace, direction, tier, verdict) -> connections
+      std::map<std::tuple<std::string, std::string, std::string, std::string>, double> counted;
+      for (const auto& [name, elements] : tier_counters) {
+        const std::string direction = name.starts_with("in_") ? "ingress" : "egress";
+        const std::string tier = name.find("_admin") != std::string::npos ? "admin" : "baseline";
+        for (const auto& [element, packets] : elements) {
+          const std::string verdict =
+              element.ends_with(std::string("_deny_") + name.substr(name.size() - 2)) ? "denied" : "allowed";
+          std::string ns = "unknown";
+          if (Result<IpAddress> ip = IpAddress::Parse(element.substr(0, element.find(' ')))) {
+            if (const auto pod = engine.FindPodByIp(*ip)) ns = engine.pod(*pod).namespace_;
+          }
+          counted[{ns, direction, tier, verdict}] += static_cast<double>(packets);
+        }
+      }
+      std::vector<MetricsWriter::Sample> samples;
+      for (const auto& [key, packets] : counted) {
+        samples.push_back({{{"namespace", std::get<0>(key)},
+                            {"direction", std::get<1>(key)},
+                            {"tier", std::get<2>(key)},
+                            {"verdict", std::get<3>(key)}},
+                           packets});
+      }
+      out.Counter("netpol_cluster_policy_connections_total",
+                  "New connections a ClusterNetworkPolicy tier decided at this node's pods, by the pod's "
+                  "namespace, direction, tier and verdict (from the decision maps' per-element counters; "
+                  "`netpol enforce --show` names each element's rule).",
+                  samples);
     }
     return out.text();
   }

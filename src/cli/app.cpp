@@ -634,18 +634,22 @@ int Enforce(const InputFlags& flags, const EnforceFlags& enforce, Context& ctx) 
   const auto loaded = Load(flags, ctx);
   if (!loaded) return kExitError;
   const policy::Engine engine = BuildEngine(*loaded);
-  // The compiled form does not carry tiers yet: programming the NetworkPolicies
-  // alone would silently drop every Admin Deny (issue 17, point 4).
-  if (engine.stats().cluster_policies > 0) {
-    ctx.err
-        << "error: ClusterNetworkPolicy is not enforced by the nftables dataplane yet; refusing to program "
-           "the NetworkPolicies without it (netpol check/matrix/explain read it)\n";
-    return kExitError;
-  }
   // Local pods: those whose address has a host route to an interface here.
   const auto routes = dataplane::HostRoutes(enforce.netns);
   if (!routes) return Fail(ctx, routes.error());
   const policy::NodeProgram program = policy::CompileNode(engine, dataplane::LocalPods(engine, *routes));
+  // What the dataplane cannot carry is said, never dropped in silence: an
+  // Accept for domain names is left out (fails closed); a Deny or Pass for
+  // them would fail open, so nothing is programmed.
+  bool fails_open = false;
+  for (const policy::CompileNote& note : program.notes) {
+    ctx.err << (note.fails_open ? "error: " : "warning: ") << note.text << "\n";
+    fails_open = fails_open || note.fails_open;
+  }
+  if (fails_open) {
+    ctx.err << "error: refusing to program rules the dataplane would enforce more loosely than written\n";
+    return kExitError;
+  }
   if (enforce.dry_run) {
     const Result<std::string> plan = (*backend)->Plan(program);
     if (!plan) return Fail(ctx, plan.error());
@@ -656,12 +660,15 @@ int Enforce(const InputFlags& flags, const EnforceFlags& enforce, Context& ctx) 
   if (!stats) return Fail(ctx, stats.error());
   size_t in = 0;
   size_t eg = 0;
+  size_t tiered = 0;
   for (const auto& [name, pod] : program.pods) {
     in += pod.ingress.isolated ? 1 : 0;
     eg += pod.egress.isolated ? 1 : 0;
+    tiered += (pod.ingress.has_tiers() || pod.egress.has_tiers()) ? 1U : 0U;
   }
-  ctx.out << program.pods.size() << " local pods (" << in << " isolated for ingress, " << eg
-          << " for egress); ";
+  ctx.out << program.pods.size() << " local pods (" << in << " isolated for ingress, " << eg << " for egress";
+  if (tiered > 0) ctx.out << ", " << tiered << " with ClusterNetworkPolicy decisions";
+  ctx.out << "); ";
   if (stats->commands.empty()) {
     ctx.out << "already in force, nothing changed\n";
   } else {

@@ -8,6 +8,7 @@
 #include "policy/compiled.h"
 #include "policy/internal/set_ids.h"
 #include "policy/internal/state.h"
+#include "policy/internal/tiers.h"
 
 namespace netpol::policy {
 namespace {
@@ -172,6 +173,7 @@ class Compiler {
       pod.egress = Memo(rec.cls, Direction::kEgress);
       program_.pods[name] = std::move(pod);
     }
+    for (auto& [origin, note] : notes_) program_.notes.push_back(std::move(note));
     return std::move(program_);
   }
 
@@ -417,6 +419,20 @@ class Compiler {
     return entry;
   }
 
+  // A tier's boxes depend on the class only through its policy list (and,
+  // for ingress named ports, its own ports): classes that share them (most of
+  // a namespace, when subjects select namespaces) share one compile.
+  TierDecisions Tier(const PodClass& cls, policy::Direction dir, api::Tier tier) {
+    const std::vector<ClusterPolicyId>& list = cls.cluster_policies[static_cast<size_t>(tier)];
+    if (list.empty()) return {};
+    TierKey key{list, dir == Direction::kIngress, tier,
+                dir == Direction::kIngress ? cls.key.named_ports : std::vector<internal::NamedPort>{}};
+    auto it = tier_memo_.find(key);
+    if (it == tier_memo_.end())
+      it = tier_memo_.emplace(std::move(key), internal::CompileTier(s_, cls, dir, tier, notes_)).first;
+    return it->second;
+  }
+
   DirectionProgram Direction(const PodClass& cls, policy::Direction dir) {
     DirectionProgram out;
     const auto& isolating = dir == Direction::kIngress ? cls.ingress_policies : cls.egress_policies;
@@ -455,6 +471,8 @@ class Compiler {
         }
       }
     }
+    out.admin = Tier(cls, dir, api::Tier::kAdmin);
+    out.baseline = Tier(cls, dir, api::Tier::kBaseline);
     std::sort(out.allow.begin(), out.allow.end());
     out.allow.erase(std::unique(out.allow.begin(), out.allow.end(),
                                 [](const Allowance& a, const Allowance& b) {
@@ -469,15 +487,24 @@ class Compiler {
   NodeCompiler::Cache& cache_;
   NodeProgram program_;
   std::map<std::pair<ClassId, bool>, DirectionProgram> memo_;
+  std::map<std::string, CompileNote> notes_;
+  using TierKey = std::tuple<std::vector<ClusterPolicyId>, bool, api::Tier, std::vector<internal::NamedPort>>;
+  std::map<TierKey, TierDecisions> tier_memo_;
 };
 
+// A direction's verdict from its compiled tiers: the Admin box, else the
+// NetworkPolicy tier for an isolated pod, else the Baseline box, else allowed.
 bool DirectionAllows(const NodeProgram& program, const DirectionProgram& d, const IpAddress& peer,
-                     api::Protocol protocol, uint16_t port) {
-  if (!d.isolated) return true;
+                     uint8_t protocol, uint16_t port) {
+  if (const DecisionBox* box = d.admin.Find(peer, protocol, port)) return box->action == TierAction::kAccept;
+  if (!d.isolated) {
+    const DecisionBox* box = d.baseline.Find(peer, protocol, port);
+    return box == nullptr || box->action == TierAction::kAccept;
+  }
   return std::any_of(d.allow.begin(), d.allow.end(), [&](const Allowance& a) {
     const bool port_ok =
         a.ports.empty() || std::any_of(a.ports.begin(), a.ports.end(), [&](const PortSpan& s) {
-          return s.protocol == protocol && s.first <= port && port <= s.last;
+          return IpProtocolNumber(s.protocol) == protocol && s.first <= port && port <= s.last;
         });
     return port_ok && (!a.peers || program.set(*a.peers).Contains(peer));
   });
@@ -494,6 +521,11 @@ bool AddressSet::Contains(const IpAddress& ip) const {
 
 bool NodeProgram::Allows(const IpAddress& src, const IpAddress& dst, api::Protocol protocol, uint16_t port,
                          bool from_node) const {
+  return AllowsIp(src, dst, IpProtocolNumber(protocol), port, from_node);
+}
+
+bool NodeProgram::AllowsIp(const IpAddress& src, const IpAddress& dst, uint8_t protocol, uint16_t port,
+                           bool from_node) const {
   for (const auto& [name, pod] : pods) {
     const bool is_src = std::find(pod.ips.begin(), pod.ips.end(), src) != pod.ips.end();
     const bool is_dst = std::find(pod.ips.begin(), pod.ips.end(), dst) != pod.ips.end();

@@ -4,6 +4,7 @@
 //   DescribeClusterRule(engine, Direction::kIngress, ref)
 //     -> "admin/guard ingress[0] allow-monitoring (priority 10; from[0]: all pods in namespaces
 //         matching kubernetes.io/metadata.name=monitoring; protocols[0]: 9090/TCP)"
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -144,6 +145,18 @@ std::string ExplainClusterPolicy(const Engine& engine, ClusterPolicyId id) {
         line += ", on " + Join(ports, ", ");
       }
       out += line + "\n";
+      const bool names =
+          rule.peers && std::any_of(rule.peers->begin(), rule.peers->end(),
+                                    [](const api::ClusterPeer& cp) { return cp.domain_names; });
+      if (names) {
+        out +=
+            rule.action == api::RuleAction::kAccept
+                ? "       Not enforced on packets: domain names are not matched by the dataplane, so what "
+                  "this "
+                  "rule accepts by name is left to the rules after it (denied where they deny).\n"
+                : "       Not enforceable on packets: domain names are not matched by the dataplane (the API "
+                  "supports them in Accept rules only); netpol enforce refuses this rule.\n";
+      }
     }
   }
   return out;

@@ -134,7 +134,9 @@ INSTANTIATE_TEST_SUITE_P(
         Case{"matrix_dual_stack_dot", {"matrix", "-f", kDual, "-o", "dot"}, 0},
         Case{"explain_dual_stack", {"explain", "-f", kDual}, 0},
         // Issue 15 item 8: DNS judged with the engine.
-        Case{"lint_dns", {"lint", "-f", "tests/cli/testdata/lint_dns.yaml"}, 1}),
+        Case{"lint_dns", {"lint", "-f", "tests/cli/testdata/lint_dns.yaml"}, 1},
+        // Issue 17 point 4: domainNames are judged, and said not to be enforced.
+        Case{"explain_domain_names", {"explain", "-f", "tests/cli/testdata/domain_names.yaml"}, 0}),
     [](const auto& param_info) { return std::string(param_info.param.golden); });
 
 // Installed as kubectl-netpol, the plugin names itself the way users type it.

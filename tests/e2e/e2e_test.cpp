@@ -344,5 +344,105 @@ TEST_F(EnforcedLabTest, OpenConnectionSurvivesAPolicyChange) {
   EXPECT_FALSE(Reaches("198.18.7.11", "198.18.7.10")) << "a new connection passed the new default-deny";
 }
 
+// ClusterNetworkPolicy tiers on packets (docs/SEMANTICS.md §21): an Admin
+// Deny over a NetworkPolicy's allow, a Pass to it, a Baseline Deny for pods
+// NetworkPolicies leave alone, by `networks` for ICMP too; adopted as they
+// are on a restart, and edited to what a rebuild makes.
+constexpr const char* kTiers = R"(apiVersion: policy.networking.k8s.io/v1alpha2
+kind: ClusterNetworkPolicy
+metadata: {name: guard-db}
+spec:
+  tier: Admin
+  priority: 10
+  subject: {pods: {namespaceSelector: {}, podSelector: {matchLabels: {app: db}}}}
+  ingress:
+  - {name: web-to-np, action: Pass, from: [{pods: {namespaceSelector: {}, podSelector: {matchLabels: {app: web}}}}], protocols: [{tcp: {destinationPort: {number: 3306}}}]}
+  - {name: no-web, action: Deny, from: [{pods: {namespaceSelector: {}, podSelector: {matchLabels: {app: web}}}}]}
+---
+apiVersion: policy.networking.k8s.io/v1alpha2
+kind: ClusterNetworkPolicy
+metadata: {name: client-default}
+spec:
+  tier: Baseline
+  priority: 10
+  subject: {pods: {namespaceSelector: {}, podSelector: {matchLabels: {app: client}}}}
+  egress:
+  - {name: not-web, action: Deny, to: [{networks: [198.18.7.11/32]}]}
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: db}
+spec:
+  podSelector: {matchLabels: {app: db}}
+  ingress: [{from: [{podSelector: {matchLabels: {app: web}}}], ports: [{port: 3306}, {port: 80}]}]
+)";
+
+TEST_F(EnforcedLabTest, TiersOnPacketsIcmpIncluded) {
+  Enforce(kTiers);
+  const auto ping = [&](const char* from, const char* to) {
+    const auto r = lab_.Pings(from, to, std::chrono::milliseconds(300));
+    EXPECT_TRUE(r.ok()) << (r.ok() ? "" : r.error().message());
+    return r.ok() && *r;
+  };
+  EXPECT_TRUE(Reaches("198.18.7.11", "198.18.7.10", 3306)) << "passed to the NetworkPolicy, which allows it";
+  EXPECT_FALSE(Reaches("198.18.7.11", "198.18.7.10", 80))
+      << "the Admin Deny before the NetworkPolicy's allow";
+  EXPECT_FALSE(ping("198.18.7.11", "198.18.7.10")) << "the Admin Deny has no protocols: ICMP too";
+  EXPECT_FALSE(Reaches("198.18.7.12", "198.18.7.11", 80)) << "the Baseline Deny by networks";
+  EXPECT_FALSE(ping("198.18.7.12", "198.18.7.11")) << "networks match ICMP";
+  EXPECT_TRUE(ping("198.18.7.11", "198.18.7.12")) << "no tier, no policy: allowed";
+  EXPECT_TRUE(ping("198.18.7.10", "198.18.7.12"));
+  // The deciding rule's map element counts it and names it.
+  const auto listed = backend_->Show();
+  ASSERT_TRUE(listed.ok());
+  EXPECT_NE(listed->find("comment \"admin/guard-db ingress[1] no-web\" : goto ingress_admin_deny_v4"),
+            std::string::npos)
+      << *listed;
+}
+
+TEST_F(EnforcedLabTest, TiersAdoptedOnRestartAndEditedAsARebuild) {
+  Enforce(kTiers);
+  auto again = dataplane::nft::NftBackend::Create({lab_.node(), {}});
+  ASSERT_TRUE(again.ok());
+  backend_ = std::move(*again);
+  Enforce(kTiers);
+  EXPECT_FALSE(last_.created) << "a restarted backend adopts the table";
+  EXPECT_EQ(last_.added, 0u);
+  EXPECT_EQ(last_.removed, 0u);
+  // The Admin rules swapped: web is denied 3306 too, then nothing else changes.
+  std::string swapped = kTiers;
+  const std::string pass = "  - {name: web-to-np";
+  const size_t a = swapped.find(pass);
+  const size_t b = swapped.find("  - {name: no-web");
+  const size_t end = swapped.find('\n', b) + 1;
+  swapped =
+      swapped.substr(0, a) + swapped.substr(b, end - b) + swapped.substr(a, b - a) + swapped.substr(end);
+  Enforce(swapped);
+  EXPECT_GT(last_.added + last_.removed, 0u);
+  EXPECT_FALSE(Reaches("198.18.7.11", "198.18.7.10", 3306));
+  const auto elements = [&] {
+    std::map<std::string, std::set<std::string>> out;
+    const auto table = backend_->Observe();
+    EXPECT_TRUE(table.ok());
+    if (table.ok()) {
+      for (const auto& [name, set] : table->sets) {
+        for (const auto& [e, c] : set.elements) out[name].insert(e);
+      }
+    }
+    return out;
+  };
+  const auto incremental = elements();
+  ASSERT_TRUE(backend_->Remove().ok());
+  Enforce(swapped);
+  EXPECT_EQ(elements(), incremental);
+  Enforce("");  // every tier element goes
+  EXPECT_TRUE(Reaches("198.18.7.11", "198.18.7.10", 80));
+  for (const auto& [name, set] : elements()) {
+    if (name.find("admin") != std::string::npos || name.find("base") != std::string::npos) {
+      EXPECT_TRUE(set.empty()) << name;
+    }
+  }
+}
+
 }  // namespace
 }  // namespace netpol::testing

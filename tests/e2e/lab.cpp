@@ -1,5 +1,8 @@
 #include "e2e/lab.h"
 
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -145,6 +148,73 @@ Result<bool> PacketLab::Reaches(const std::string& from, const std::string& to, 
       return;
     }
     result = lab::Probe(target, protocol, port, timeout, *IpAddress::Parse(from));
+  });
+  probe.join();
+  return result;
+}
+
+namespace {
+
+uint16_t Checksum(const uint8_t* data, size_t size) {
+  uint32_t sum = 0;
+  for (size_t i = 0; i + 1 < size; i += 2) sum += static_cast<uint32_t>(data[i] << 8 | data[i + 1]);
+  if (size % 2 == 1) sum += static_cast<uint32_t>(data[size - 1] << 8);
+  while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
+  return static_cast<uint16_t>(~sum);
+}
+
+// One echo request on a raw ICMP socket (root), and its reply from `target`.
+Result<bool> Echo(const IpAddress& target, std::chrono::milliseconds timeout) {
+  const int fd = ::socket(AF_INET, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_ICMP);
+  if (fd < 0) return Internal("cannot open a raw ICMP socket");
+  uint8_t request[16] = {8, 0, 0, 0, 0x4e, 0x50, 0, 1, 'n', 'e', 't', 'p', 'o', 'l', '1', '7'};
+  const uint16_t sum = Checksum(request, sizeof(request));
+  request[2] = static_cast<uint8_t>(sum >> 8);
+  request[3] = static_cast<uint8_t>(sum & 0xff);
+  sockaddr_in to{};
+  to.sin_family = AF_INET;
+  to.sin_addr.s_addr = htonl(target.v4());
+  if (::sendto(fd, request, sizeof(request), 0, reinterpret_cast<sockaddr*>(&to), sizeof(to)) < 0) {
+    ::close(fd);
+    return false;  // unreachable: not answered
+  }
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  bool answered = false;
+  while (!answered) {
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) break;
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) break;
+    uint8_t reply[256];
+    sockaddr_in from{};
+    socklen_t from_size = sizeof(from);
+    const ssize_t n = ::recvfrom(fd, reply, sizeof(reply), 0, reinterpret_cast<sockaddr*>(&from), &from_size);
+    if (n < 20) continue;
+    const size_t ihl = static_cast<size_t>(reply[0] & 0x0f) * 4;
+    answered = static_cast<size_t>(n) >= ihl + 8 && from.sin_addr.s_addr == to.sin_addr.s_addr &&
+               reply[ihl] == 0 && reply[ihl + 4] == 0x4e && reply[ihl + 5] == 0x50;
+  }
+  ::close(fd);
+  return answered;
+}
+
+}  // namespace
+
+Result<bool> PacketLab::Pings(const std::string& from, const std::string& to,
+                              std::chrono::milliseconds timeout) {
+  const std::string ns = PodNetns(from);
+  if (ns.empty()) return NotFound("no lab pod owns " + from);
+  NETPOL_ASSIGN_OR_RETURN(const IpAddress target, IpAddress::Parse(to), "ping target");
+  if (!target.is_v4()) return InvalidArgument("Pings speaks IPv4 only");
+  Result<bool> result = Internal("ping did not run");
+  std::thread probe([&] {
+    auto guard = NetnsGuard::Enter(ns);
+    if (!guard) {
+      result = std::move(guard).error();
+      return;
+    }
+    result = Echo(target, timeout);
   });
   probe.join();
   return result;

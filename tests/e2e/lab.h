@@ -58,6 +58,9 @@ class PacketLab {
   Result<bool> Reaches(const std::string& from, const std::string& to, api::Protocol protocol, uint16_t port,
                        std::chrono::milliseconds timeout);
 
+  // An ICMP echo from the pod that owns `from` (IPv4) to `to` is answered within `timeout`.
+  Result<bool> Pings(const std::string& from, const std::string& to, std::chrono::milliseconds timeout);
+
   const std::string& node() const { return node_; }
   // The pod namespace owning an address ("" if none).
   std::string PodNetns(const std::string& address) const;

@@ -316,6 +316,63 @@ std::vector<api::Object> GenerateTieredCluster(Choices& c) {
   return objects;
 }
 
+std::vector<api::Object> GenerateRealisticClusterPolicies(int count, uint64_t seed) {
+  SeededChoices c(seed);
+  const char* const kTeams[] = {"payments", "search", "identity", "platform", "data"};
+  const char* const kEnvs[] = {"prod", "staging", "dev"};
+  const auto selector = [](api::Labels labels) {
+    api::LabelSelector s;
+    s.match_labels = std::move(labels);
+    return s;
+  };
+  const auto tcp = [](int32_t port) {
+    api::ClusterProtocol p;
+    p.tcp.emplace();
+    p.tcp->destination_port = api::ClusterPort{port, std::nullopt};
+    return std::vector<api::ClusterProtocol>{p};
+  };
+  std::vector<api::Object> objects;
+  for (int i = 0; i < count; ++i) {
+    api::ClusterNetworkPolicy p;
+    p.metadata = Meta("cnp-" + std::to_string(i), "");
+    p.tier = i % 3 == 2 ? api::Tier::kBaseline : api::Tier::kAdmin;
+    p.priority = static_cast<int32_t>(c.Next(1001));
+    const std::string team = kTeams[c.Next(5)];
+    const std::string other = kTeams[c.Next(5)];
+    p.subject.emplace();
+    p.subject->namespaces = selector({{"team", team}, {"env", kEnvs[c.Next(3)]}});
+    const auto rule = [](std::string name, api::RuleAction action, api::ClusterPeer peer) {
+      api::ClusterRule r;
+      r.name = std::move(name);
+      r.action = action;
+      r.peers = std::vector<api::ClusterPeer>{std::move(peer)};
+      return r;
+    };
+    api::ClusterPeer peer;
+    if (p.tier == api::Tier::kBaseline) {
+      peer.namespaces = selector({{"team", other}});
+      p.ingress.push_back(rule("deny-" + other, api::RuleAction::kDeny, peer));
+    } else {
+      peer.namespaces = selector({{"team", other}, {"env", "dev"}});
+      api::ClusterRule deny = rule("no-dev", api::RuleAction::kDeny, peer);
+      deny.protocols = tcp(static_cast<int32_t>(5000 + c.Next(1000)));
+      p.ingress.push_back(std::move(deny));
+      peer.namespaces = selector({{"team", team}});
+      p.ingress.push_back(rule("team", api::RuleAction::kPass, peer));
+      peer.namespaces.reset();
+      peer.pods = api::NamespacedPod{selector({{"env", "prod"}}), selector({{"tier", "frontend"}})};
+      api::ClusterRule accept = rule("frontends", api::RuleAction::kAccept, peer);
+      accept.protocols = tcp(443);
+      p.ingress.push_back(std::move(accept));
+      api::ClusterPeer range;
+      range.networks = std::vector<std::string>{"198.19." + std::to_string(c.Next(256)) + ".0/24"};
+      p.egress.push_back(rule("no-range", api::RuleAction::kDeny, range));
+    }
+    objects.push_back(std::move(p));
+  }
+  return objects;
+}
+
 std::vector<api::Object> GenerateRealisticCluster(const ClusterShape& shape, uint64_t seed) {
   SeededChoices c(seed);
   std::vector<api::Object> objects;

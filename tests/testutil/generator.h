@@ -74,6 +74,13 @@ struct ClusterShape {
 
 std::vector<api::Object> GenerateRealisticCluster(const ClusterShape& shape, uint64_t seed);
 
+// `count` ClusterNetworkPolicies for such a cluster, as cluster administrators
+// write them: two in three Admin (subject: a team's namespaces of one env;
+// ingress Deny from dev namespaces on a port, Pass from the team, Accept
+// frontends on 443; egress Deny to a range), the rest Baseline (a team's
+// default deny from other teams), priorities spread over 0-1000.
+std::vector<api::Object> GenerateRealisticClusterPolicies(int count, uint64_t seed);
+
 // A node of such a cluster, as the benchmarks model one: the engine's first
 // `count` pods, each with a host interface ("veth0", "veth1", ...), ready for
 // CompileNode.

@@ -252,10 +252,6 @@ std::string CompareEngineWithReference(const policy::Engine& engine,
   for (const policy::PodId id : pods) local_by_node[engine.pod(id).node][engine.pod(id).FullName()] = "";
   std::map<std::string, policy::NodeProgram> programs;
   for (const auto& [node, local] : local_by_node) programs[node] = policy::CompileNode(engine, local);
-  // The compiled form does not carry ClusterNetworkPolicies yet (issue 17, point 4).
-  const bool compiled_form_applies = std::none_of(objects.begin(), objects.end(), [](const api::Object& o) {
-    return std::holds_alternative<api::ClusterNetworkPolicy>(o);
-  });
   for (size_t i = 0; i < pods.size(); ++i) {
     for (size_t j = 0; j < pods.size(); ++j) {
       const policy::Pod& a = engine.pod(pods[i]);
@@ -285,8 +281,7 @@ std::string CompareEngineWithReference(const policy::Engine& engine,
                    ", Evaluate " + std::to_string(full) + ", matrix " + std::to_string(mat);
           }
           // The compiled form sees packets: both ends need an address of one family.
-          if (!compiled_form_applies || i == j || !from.ip || !to.ip ||
-              from.ip->family() != to.ip->family()) {
+          if (i == j || !from.ip || !to.ip || from.ip->family() != to.ip->family()) {
             continue;
           }
           const bool compiled = programs[a.node].Allows(*from.ip, *to.ip, pp.protocol, pp.port, from_node) &&

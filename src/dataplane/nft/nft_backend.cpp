@@ -89,6 +89,16 @@ Result<std::string> ElementFromJson(const json& value, const std::vector<std::st
   return ElementText(fields);
 }
 
+// A verdict map element's value as RenderRuleset writes it: "goto chain".
+std::string VerdictText(const json& v) {
+  if (v.is_object() && !v.empty()) {
+    const auto it = v.begin();
+    if (it->is_object() && it->contains("target")) return it.key() + " " + (*it)["target"].get<std::string>();
+    return it.key();
+  }
+  return v.is_string() ? v.get<std::string>() : v.dump();
+}
+
 }  // namespace
 
 Result<ObservedTable> ParseListing(const std::string& text) {
@@ -99,8 +109,9 @@ Result<ObservedTable> ParseListing(const std::string& text) {
       if (item.contains("table")) table.exists = true;
       if (item.contains("chain")) table.chains.push_back(item["chain"].at("name").get<std::string>());
       if (item.contains("rule")) ++table.rules[item["rule"].at("chain").get<std::string>()];
-      if (!item.contains("set")) continue;
-      const json& set = item["set"];
+      if (!item.contains("set") && !item.contains("map")) continue;
+      const bool map = item.contains("map");
+      const json& set = map ? item["map"] : item["set"];
       ObservedSet observed;
       std::vector<std::string> types;
       if (set.at("type").is_array()) {
@@ -109,6 +120,7 @@ Result<ObservedTable> ParseListing(const std::string& text) {
         types.push_back(set["type"].get<std::string>());
       }
       for (size_t i = 0; i < types.size(); ++i) observed.type += (i ? " . " : "") + types[i];
+      if (map) observed.type += " : " + set.value("map", std::string());
       if (set.contains("flags")) {
         for (const json& f : set["flags"]) observed.interval = observed.interval || f == "interval";
       }
@@ -117,11 +129,14 @@ Result<ObservedTable> ParseListing(const std::string& text) {
       }
       if (set.contains("comment")) observed.comment = set["comment"].get<std::string>();
       if (set.contains("elem")) {
-        for (const json& e : set["elem"]) {
+        for (const json& item_or_pair : set["elem"]) {
+          // A map element is [key, value].
+          const json& e = map ? item_or_pair.at(0) : item_or_pair;
           const bool wrapped = e.is_object() && e.contains("elem");
           const json& value = wrapped ? e["elem"].at("val") : e;
           NETPOL_ASSIGN_OR_RETURN(std::string element, ElementFromJson(value, types),
                                   "set " + set.at("name").get<std::string>());
+          if (map) element += " : " + VerdictText(item_or_pair.at(1));
           uint64_t packets = 0;
           if (wrapped && e["elem"].contains("counter"))
             packets = e["elem"]["counter"].value("packets", uint64_t{0});

@@ -34,6 +34,21 @@ struct Dir {
 
 constexpr Dir kDirs[] = {{"in", "ingress", "daddr", "saddr"}, {"eg", "egress", "saddr", "daddr"}};
 
+// The ClusterNetworkPolicy tiers: their decision maps ("in_admin_v4",
+// "in_adminall_v4") and the chains their verdicts go to
+// ("ingress_admin_deny_v4", "ingress_admin_accept_v4").
+struct Tier {
+  const char* set;    // "admin"
+  const char* title;  // "Admin"
+};
+
+constexpr Tier kTiers[] = {{"admin", "Admin"}, {"base", "Baseline"}};
+
+std::string TierChain(const Dir& d, const Tier& t, policy::TierAction action, const Family& f) {
+  return std::string(d.name) + "_" + (t.set[0] == 'a' ? "admin" : "baseline") + "_" +
+         (action == policy::TierAction::kAccept ? "accept" : "deny") + "_" + f.suffix;
+}
+
 const char* ProtoName(api::Protocol p) {
   switch (p) {
     case api::Protocol::kTCP:
@@ -97,6 +112,14 @@ class Renderer {
         Add(p + "anyall" + s, a, false, false, "pod (any peer, protocol and port)");
         Add(p + "ranges" + s, a + " . " + a + " . inet_proto . inet_service", true, false,
             "pod . peer range . protocol . port range (ipBlocks, endPort)");
+        for (const Tier& t : kTiers) {
+          Add(p + t.set + s, a + " . " + a + " . inet_proto . inet_service : verdict", true, true,
+              std::string("pod . peer range . protocol . port range: the ") + t.title +
+                  " tier's decision (ClusterNetworkPolicy)");
+          Add(p + t.set + "all" + s, a + " . " + a + " . inet_proto : verdict", true, true,
+              std::string("pod . peer range . protocol range, every port: the ") + t.title +
+                  " tier's decision (ClusterNetworkPolicy)");
+        }
       }
     }
   }
@@ -157,6 +180,8 @@ class Renderer {
         Element("pod_src" + s, Quoted(pod.interface) + " . " + ip.ToString(), name);
       for (const Dir& d : kDirs) {
         const DirectionProgram& dp = d.prefix[0] == 'i' ? pod.ingress : pod.egress;
+        Decisions(d, f, ip, kTiers[0], dp.admin);
+        Decisions(d, f, ip, kTiers[1], dp.baseline);
         if (!dp.isolated) continue;
         const std::string p = std::string(d.prefix) + "_";
         Element(p + "isolated" + s, ip.ToString(), name);
@@ -164,6 +189,30 @@ class Renderer {
         Element(p + "allowed" + s, ip.ToString(), name);
         for (const Allowance& a : dp.allow) Allow(p, s, f, ip.ToString(), a);
       }
+    }
+  }
+
+  // A tier's boxes of one pod address, as elements of the tier's maps: boxes
+  // deciding every port of their protocols in `<tier>all` (which needs no
+  // port, so it also decides ICMP and other protocols), the others by port.
+  void Decisions(const Dir& d, const Family& f, const IpAddress& ip, const Tier& t,
+                 const policy::TierDecisions& tier) {
+    if (tier.empty()) return;
+    const std::string p = std::string(d.prefix) + "_" + t.set;
+    const std::string s = std::string("_") + f.suffix;
+    Members& ports = Target(p + s);
+    Members& all = Target(p + "all" + s);
+    const std::string pod = ip.ToString();
+    const std::string verdicts[2] = {" : goto " + TierChain(d, t, policy::TierAction::kAccept, f),
+                                     " : goto " + TierChain(d, t, policy::TierAction::kDeny, f)};
+    for (const policy::DecisionBox& box : tier.boxes()) {
+      if (box.peers.first.family() != f.family) continue;
+      std::string element = pod + " . " + Range(box.peers.first.ToString(), box.peers.last.ToString()) +
+                            " . " + Range(Text(f, 1, box.protocol_first), Text(f, 1, box.protocol_last));
+      if (!box.all_ports())
+        element += " . " + Range(std::to_string(box.port_first), std::to_string(box.port_last));
+      element += verdicts[box.action == policy::TierAction::kAccept ? 0 : 1];
+      (box.all_ports() ? all : ports).emplace(std::move(element), box.origin);
     }
   }
 
@@ -430,8 +479,17 @@ class Renderer {
         const std::string s = std::string("_") + f.suffix;
         // An allowed new connection leaves through the counting chain.
         const std::string allowed = std::string(" goto ") + d.name + "_allowed_" + f.suffix + "\n";
+        // The tiers' lookups (docs/SEMANTICS.md §21): the Admin maps decide
+        // first; a pod no NetworkPolicy isolates goes on to the Baseline maps.
+        const auto tier_lookups = [&](const Tier& t) {
+          const std::string maps = p + t.set;
+          return "\t\t" + pod + " . " + peer + " . meta l4proto . th dport vmap @" + maps + s + "\n\t\t" +
+                 pod + " . " + peer + " . meta l4proto vmap @" + maps + "all" + s + "\n";
+        };
         std::string c = std::string("chain ") + d.name + "_" + f.suffix + " {\n";
-        c += "\t\t" + pod + " != @" + p + "isolated" + s + " return comment \"not isolated\"\n";
+        c += tier_lookups(kTiers[0]);
+        c += "\t\t" + pod + " != @" + p + "isolated" + s + " goto " + d.name + "_baseline_" + f.suffix +
+             " comment \"not isolated by NetworkPolicy: the Baseline tier\"\n";
         c += "\t\t" + pod + " . " + peer + " . meta l4proto . th dport @" + p + "exact" + s + allowed;
         c += "\t\t" + pod + " . " + peer + " . meta l4proto @" + p + "proto" + s + allowed;
         c += "\t\t" + pod + " . " + peer + " @" + p + "all" + s + allowed;
@@ -451,6 +509,21 @@ class Renderer {
                    d.name + " allow \" group " + log + "\n";
         }
         chains.push_back(count + "\t}");
+        chains.push_back(std::string("chain ") + d.name + "_baseline_" + f.suffix + " {\n" +
+                         tier_lookups(kTiers[1]) + "\t}");
+        for (const Tier& t : kTiers) {
+          const std::string tier = t.set[0] == 'a' ? "admin" : "baseline";
+          std::string accept = "chain " + TierChain(d, t, policy::TierAction::kAccept, f) + " {\n";
+          if (options_.log_allowed) {
+            accept += "\t\tlimit rate " + std::to_string(kAllowedLogRate) + "/second log prefix \"netpol " +
+                      d.name + " " + tier + " allow \" group " + log + "\n";
+          }
+          chains.push_back(accept + "\t}");
+          chains.push_back("chain " + TierChain(d, t, policy::TierAction::kDeny, f) +
+                           " {\n\t\tlog prefix \"netpol " + d.name + " " + tier + " deny \" group " + log +
+                           " drop comment \"denied by a ClusterNetworkPolicy rule of the " + t.title +
+                           " tier\"\n\t}");
+        }
       }
     }
     return chains;
@@ -468,6 +541,16 @@ class Renderer {
 
 std::string ElementComment(const std::string& origin) {
   return "comment " + Comment(origin);
+}
+
+std::string_view ElementKey(std::string_view element) {
+  const size_t colon = element.find(" : ");
+  return colon == std::string_view::npos ? element : element.substr(0, colon);
+}
+
+std::string CommentedElement(std::string_view element, const std::string& origin) {
+  const std::string_view key = ElementKey(element);
+  return std::string(key) + " " + ElementComment(origin) + std::string(element.substr(key.size()));
 }
 
 void ElementEdits::Delete(const std::string& set, const std::string& element) {
@@ -506,14 +589,17 @@ std::string ElementEdits::Commands() const {
   for (const auto& [set, edit] : items_) {
     if (edit.first.empty()) continue;
     out += "delete element " + table + " " + set + " { ";
-    for (size_t i = 0; i < edit.first.size(); ++i) out += (i ? ", " : "") + edit.first[i];
+    for (size_t i = 0; i < edit.first.size(); ++i) {
+      out += (i ? ", " : "");
+      out += ElementKey(edit.first[i]);
+    }
     out += " }\n";
   }
   for (const auto& [set, edit] : items_) {
     if (edit.second.empty()) continue;
     out += "add element " + table + " " + set + " { ";
     for (size_t i = 0; i < edit.second.size(); ++i) {
-      out += (i ? ", " : "") + edit.second[i].first + " " + ElementComment(edit.second[i].second);
+      out += (i ? ", " : "") + CommentedElement(edit.second[i].first, edit.second[i].second);
     }
     out += " }\n";
   }
@@ -602,7 +688,11 @@ std::optional<PodEdits> RenderPodMemberChange(const std::string& name, const pol
   for (const auto member : {&policy::LocalPod::ingress, &policy::LocalPod::egress}) {
     const DirectionProgram& b = before.*member;
     const DirectionProgram& a = after.*member;
-    if (b.isolated != a.isolated || b.allow.size() != a.allow.size()) return std::nullopt;
+    // Tier boxes are cut per pod from all their rules together: a change to
+    // them renders the pod whole.
+    if (b.isolated != a.isolated || b.allow.size() != a.allow.size() || b.admin != a.admin ||
+        b.baseline != a.baseline)
+      return std::nullopt;
     const auto bk = ByKey(b);
     const auto ak = ByKey(a);
     if (!bk || !ak) return std::nullopt;
@@ -710,7 +800,7 @@ std::optional<PodEdits> RenderPodAllowanceChange(const std::string& name, const 
   for (const auto member : {&policy::LocalPod::ingress, &policy::LocalPod::egress}) {
     const DirectionProgram& b = before.*member;
     const DirectionProgram& a = after.*member;
-    if (b.isolated != a.isolated) return std::nullopt;
+    if (b.isolated != a.isolated || b.admin != a.admin || b.baseline != a.baseline) return std::nullopt;
     (gained.*member).isolated = (lost.*member).isolated = a.isolated;
     (gained.*member).allow = Without(a.allow, b.allow);
     (lost.*member).allow = Without(b.allow, a.allow);
@@ -788,7 +878,8 @@ std::string TableDefinition(const NftRuleset& r) {
   std::string out = std::string("table ") + kTableFamily + " " + kTableName + " {\n\tcomment " +
                     Quoted(r.table_comment) + "\n";
   for (const NftSet& set : r.sets) {
-    out += "\tset " + set.name + " {\n\t\ttype " + set.type + "\n";
+    const bool map = set.type.find(" : ") != std::string::npos;
+    out += std::string(map ? "\tmap " : "\tset ") + set.name + " {\n\t\ttype " + set.type + "\n";
     if (set.interval) out += "\t\tflags interval\n";
     if (set.counter) out += "\t\tcounter\n";
     out += "\t\tcomment " + Comment(set.comment) + "\n";
@@ -796,7 +887,7 @@ std::string TableDefinition(const NftRuleset& r) {
       out += "\t\telements = {";
       bool first = true;
       for (const auto& [element, origin] : set.elements) {
-        out += std::string(first ? " " : ",\n\t\t\t     ") + element + " " + ElementComment(origin);
+        out += std::string(first ? " " : ",\n\t\t\t     ") + CommentedElement(element, origin);
         first = false;
       }
       out += " }\n";

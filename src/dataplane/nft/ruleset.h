@@ -11,12 +11,17 @@
 //     lookup when they do), then forward_checked / input_checked:
 //     `ct state established,related accept`, `ct state invalid drop`, then the
 //     egress check of the source pod and the ingress check of the destination.
-//   egress_v4/6, ingress_v4/6: per family, at most nine set lookups for a new
-//     connection: "is the pod isolated", six exact (hash) sets keyed by pod
-//     address plus peer address, protocol and port (or the parts an allowance
-//     leaves open), one interval set for ipBlock ranges and port ranges, and
-//     the drop with a per-pod counter and NFLOG. An allowed connection leaves
-//     through <direction>_allowed_v4/6, whose lookup counts it per pod.
+//   egress_v4/6, ingress_v4/6: per family, at most eleven set lookups for a
+//     new connection: the Admin tier's two verdict maps (ClusterNetworkPolicy
+//     decision boxes, pod . peer range . protocol [. port range] -> goto the
+//     tier's accept or deny chain), "is the pod isolated" (if not: the
+//     Baseline tier's two maps, then allowed), six exact (hash) sets keyed by
+//     pod address plus peer address, protocol and port (or the parts an
+//     allowance leaves open), one interval set for ipBlock ranges and port
+//     ranges, and the drop with a per-pod counter and NFLOG. An allowed
+//     connection leaves through <direction>_allowed_v4/6, whose lookup counts
+//     it per pod; a tier's decision is counted on its map element, whose
+//     comment names the rule.
 //
 // Elements are kept as canonical text (the form `nft` prints and parses), keyed
 // to the origin ("shop/db ingress[0]") that becomes the element's comment.
@@ -37,7 +42,7 @@ namespace netpol::dataplane::nft {
 inline constexpr const char* kTableFamily = "inet";
 inline constexpr const char* kTableName = "netpol";
 // Bump when sets or chains change shape; a table with another schema is replaced.
-inline constexpr int kSchemaVersion = 3;
+inline constexpr int kSchemaVersion = 4;
 
 struct NftOptions {
   uint16_t log_group = 100;  // NFLOG group for denied new connections
@@ -51,7 +56,9 @@ inline constexpr int kAllowedLogRate = 100;
 
 struct NftSet {
   std::string name;
-  std::string type;  // "ipv4_addr . ipv4_addr . inet_proto . inet_service"
+  // "ipv4_addr . ipv4_addr . inet_proto . inet_service"; a verdict map's ends
+  // in " : verdict", and its elements in their value (" : goto chain").
+  std::string type;
   bool interval = false;
   bool counter = false;  // per-element counters
   std::string comment;
@@ -126,6 +133,12 @@ std::string TableDefinition(const NftRuleset& ruleset);
 
 // `comment "..."` text for an element's origin, clamped to what nftables keeps.
 std::string ElementComment(const std::string& origin);
+// An element with its comment, where nft wants it: after the key, before a
+// map element's value ("1.2.3.4 . tcp comment \"x\" : goto c").
+std::string CommentedElement(std::string_view element, const std::string& origin);
+// A map element's key ("1.2.3.4 . tcp" of "1.2.3.4 . tcp : goto c"); a set
+// element is its own key.
+std::string_view ElementKey(std::string_view element);
 
 // Element edits gathered per set, written as one transaction's commands:
 // every delete before any add, since an interval set must never hold
