@@ -154,7 +154,7 @@ TEST(ChartTest, StandaloneDefaultsRenderExactlyTheManifest) {
   ASSERT_TRUE(manifest.ok()) << manifest.error().message();
   const std::map<std::string, Json> chart = ByName(Render(Json::parse(R"({"cni":{"mode":"standalone"}})")));
   const std::map<std::string, Json> plain = ByName(*manifest);
-  ASSERT_EQ(chart.size(), 4u);
+  ASSERT_EQ(chart.size(), 5u);
   for (const auto& [name, doc] : plain) {
     ASSERT_TRUE(chart.contains(name)) << name;
     EXPECT_TRUE(chart.at(name) == doc) << name << " differs from deploy/netpol.yaml:\n"
@@ -291,14 +291,56 @@ TEST(ChartTest, TheRoleGrantsNodesOnlyToTheStandaloneInstaller) {
     std::sort(out.begin(), out.end());
     return out;
   };
-  const std::vector<std::string> chained = {
-      "namespaces list",       "namespaces watch", "networkpolicies list",
-      "networkpolicies watch", "pods list",        "pods watch"};
+  const std::vector<std::string> chained = {"clusternetworkpolicies list",
+                                            "clusternetworkpolicies watch",
+                                            "namespaces list",
+                                            "namespaces watch",
+                                            "networkpolicies list",
+                                            "networkpolicies watch",
+                                            "nodes list",
+                                            "nodes watch",
+                                            "pods list",
+                                            "pods watch"};
   EXPECT_EQ(grants(Render(Json::object())), chained);
   std::vector<std::string> standalone = chained;
   standalone.push_back("nodes get");
   std::sort(standalone.begin(), standalone.end());
   EXPECT_EQ(grants(Render(Json::parse(R"({"cni":{"mode":"standalone"}})"))), standalone);
+}
+
+// The ClusterNetworkPolicy CRD: upstream's standard channel by default, the
+// experimental one, or none; any other value is refused.
+TEST(ChartTest, TheClusterNetworkPolicyCrdIsTheChannelAsked) {
+  const auto crds = [](const std::vector<Json>& docs) {
+    std::vector<Json> out;
+    for (const Json& d : docs) {
+      if (d["kind"] == "CustomResourceDefinition") out.push_back(d);
+    }
+    return out;
+  };
+  for (const auto& [value, channel] : std::vector<std::pair<std::string, std::string>>{
+           {"", "standard"}, {"standard", "standard"}, {"experimental", "experimental"}}) {
+    SCOPED_TRACE(value);
+    const Json overrides = value.empty() ? Json::object() : Json{{"clusterNetworkPolicy", {{"crd", value}}}};
+    const std::vector<Json> found = crds(Render(overrides));
+    ASSERT_EQ(found.size(), 1u);
+    EXPECT_EQ(found[0]["metadata"]["name"], "clusternetworkpolicies.policy.networking.k8s.io");
+    EXPECT_EQ(found[0]["metadata"]["annotations"]["policy.networking.k8s.io/channel"], channel);
+    EXPECT_EQ(found[0]["metadata"]["annotations"]["policy.networking.k8s.io/bundle-version"], "v0.3.0");
+    EXPECT_EQ(found[0]["spec"]["scope"], "Cluster");
+    // The version netpol reads is served.
+    bool served = false;
+    for (const Json& v : found[0]["spec"]["versions"])
+      served |= v["name"] == "v1alpha2" && v["served"] == true;
+    EXPECT_TRUE(served);
+  }
+  EXPECT_TRUE(crds(Render(Json::parse(R"({"clusterNetworkPolicy":{"crd":"none"}})"))).empty());
+  const HelmRun bogus = Helm("template netpol " + Quote(kChart.string()),
+                             Json::parse(R"({"clusterNetworkPolicy":{"crd":"bogus"}})"));
+  EXPECT_NE(bogus.exit_code, 0);
+  EXPECT_NE(bogus.err.find("clusterNetworkPolicy.crd must be standard, experimental or none"),
+            std::string::npos)
+      << bogus.err;
 }
 
 TEST(ChartTest, NetpoldAcceptsEveryFlagTheChartPasses) {

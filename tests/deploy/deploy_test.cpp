@@ -67,9 +67,10 @@ TEST(DeployTest, TheManifestIsValidAndLeastPrivileged) {
     }
   }
   std::sort(grants.begin(), grants.end());
-  EXPECT_EQ(grants,
-            (std::vector<std::string>{"namespaces list", "namespaces watch", "networkpolicies list",
-                                      "networkpolicies watch", "nodes get", "pods list", "pods watch"}));
+  EXPECT_EQ(grants, (std::vector<std::string>{"clusternetworkpolicies list", "clusternetworkpolicies watch",
+                                              "namespaces list", "namespaces watch", "networkpolicies list",
+                                              "networkpolicies watch", "nodes get", "nodes list",
+                                              "nodes watch", "pods list", "pods watch"}));
   const Json& binding = Find(docs, "ClusterRoleBinding");
   EXPECT_EQ(binding["roleRef"]["name"], "netpol");
   EXPECT_EQ(binding["subjects"][0]["name"], Find(docs, "ServiceAccount")["metadata"]["name"]);
