@@ -146,11 +146,14 @@ struct Agent::Impl {
   std::set<std::string> to_reserve;
   std::map<std::string, bool> listed;                    // kind -> listed once
   std::map<std::string, std::set<std::string>> listing;  // kind -> ns/name in the list under way
-  std::map<std::string, uint64_t> policy_rv;             // ns/name -> resourceVersion applied
-  kube::Client* api_client = nullptr;                    // for reads outside the watches
-  uint64_t wanted = 0;                                   // generation of the desired state
-  uint64_t applied = 0;                                  // generation in force
-  Clock::time_point wanted_at;                           // when `wanted` last grew
+  // The Nodes and ClusterNetworkPolicies the engine has (their names): what a
+  // relist compares with.
+  std::map<std::string, std::set<std::string>> cluster_scoped;  // kind -> names
+  std::map<std::string, uint64_t> policy_rv;                    // ns/name -> resourceVersion applied
+  kube::Client* api_client = nullptr;                           // for reads outside the watches
+  uint64_t wanted = 0;                                          // generation of the desired state
+  uint64_t applied = 0;                                         // generation in force
+  Clock::time_point wanted_at;                                  // when `wanted` last grew
   AgentStats stats;
   std::unique_ptr<dataplane::nft::NftBackend> backend;
   // For /metrics and /healthz.
@@ -344,10 +347,12 @@ struct Agent::Impl {
     const std::string name = meta.value("name", "");
     if (type == "DELETED") {
       engine.Delete(kind, ns, name);
+      if (const auto it = cluster_scoped.find(kind); it != cluster_scoped.end()) it->second.erase(name);
       if (kind == "NetworkPolicy") policy_rv.erase(PodKey(ns, name));
       if (kind == "Pod" && node_pods.erase(PodKey(ns, name)) != 0) Unreserve(PodKey(ns, name), true);
     } else if (std::optional<api::Object> decoded = Decode(object)) {
       if (kind == "NetworkPolicy") policy_rv[PodKey(ns, name)] = RvOf(object);
+      if (kind == "Node" || kind == "ClusterNetworkPolicy") cluster_scoped[kind].insert(name);
       if (auto* pod = std::get_if<api::Pod>(&*decoded)) {
         if (object["spec"].value("nodeName", "") == options.node_name) {
           node_pods[PodKey(ns, name)] = *pod;
@@ -398,14 +403,17 @@ struct Agent::Impl {
         const api::ObjectMeta& meta = engine.policy(id).metadata;
         had.emplace_back(meta.namespace_, meta.name);
       }
-    } else {
+    } else if (kind == "Namespace") {
       for (const auto& [name, labels] : engine.Namespaces()) had.emplace_back("", name);
+    } else {
+      for (const std::string& name : cluster_scoped[kind]) had.emplace_back("", name);
     }
     for (const auto& [ns, name] : had) {
       if (now.contains(PodKey(ns, name))) continue;
       engine.Delete(kind, ns, name);  // a namespace only referenced, never listed, is not deleted
       if (kind == "Pod" && node_pods.erase(PodKey(ns, name)) != 0) Unreserve(PodKey(ns, name), true);
       if (kind == "NetworkPolicy") policy_rv.erase(PodKey(ns, name));
+      if (const auto it = cluster_scoped.find(kind); it != cluster_scoped.end()) it->second.erase(name);
     }
     if (kind == "Pod") {
       // Reservations a previous run left for pods that are gone or attached.
@@ -431,7 +439,11 @@ struct Agent::Impl {
     changed.notify_all();
   }
 
-  bool Synced() const { return listed.size() == std::size(kube::kPolicyResources); }
+  // Every kind listed once (an optional kind the cluster does not serve
+  // counts as listed, empty).
+  bool Synced() const {
+    return listed.size() == std::size(kube::kPolicyResources) + std::size(kube::kOptionalPolicyResources);
+  }
 
   std::vector<policy::CompileNote> notes_logged;
 
@@ -1354,8 +1366,8 @@ namespace {
 
 class Watcher final : public kube::ListWatchHandler {
  public:
-  Watcher(Agent::Impl& agent, const kube::PolicyResource& resource)
-      : agent_(agent), resource_(resource), kind_(resource.kind) {}
+  Watcher(Agent::Impl& agent, const kube::PolicyResource& resource, bool optional = false)
+      : agent_(agent), resource_(resource), kind_(resource.kind), optional_(optional) {}
   void OnListBegin() override {
     std::lock_guard lock(agent_.mu);
     agent_.OnListBegin(kind_);
@@ -1370,6 +1382,7 @@ class Watcher final : public kube::ListWatchHandler {
     std::lock_guard lock(agent_.mu);
     agent_.watch_health[kind_].last_success = Clock::now();
     agent_.OnListEnd(kind_);
+    absent_ = false;
     agent_.Log(LogLevel::kInfo, "listed", {{"kind", kind_}, {"items", items_}});
   }
   void OnEvent(const std::string& type, const Json& object) override {
@@ -1380,6 +1393,23 @@ class Watcher final : public kube::ListWatchHandler {
   void OnWatching() override {
     std::lock_guard lock(agent_.mu);
     agent_.watch_health[kind_].last_success = Clock::now();
+  }
+  // An optional kind the cluster does not serve (no ClusterNetworkPolicy CRD:
+  // 404) or does not let us read (403): said once, then the agent goes on
+  // as if it were listed empty (objects of the kind it had are deleted) and
+  // stays ready; the loop keeps retrying, so a CRD installed later is picked
+  // up. Other failures, and these for the required kinds, are problems.
+  void OnFailure(const Error& error) override {
+    const bool absent = error.code() == ErrorCode::kNotFound || error.code() == ErrorCode::kPermissionDenied;
+    if (!optional_ || !absent) return OnProblem(error.message());
+    std::lock_guard lock(agent_.mu);
+    if (absent_) return;
+    absent_ = true;
+    agent_.Log(LogLevel::kWarn,
+               "not watched: the cluster does not serve it or lets us read it; going on without it",
+               {{"kind", kind_}, {"error", error.message()}});
+    agent_.OnListBegin(kind_);
+    agent_.OnListEnd(kind_);
   }
   void OnProblem(const std::string& what) override {
     {
@@ -1395,6 +1425,8 @@ class Watcher final : public kube::ListWatchHandler {
   Agent::Impl& agent_;
   const kube::PolicyResource& resource_;
   std::string kind_;
+  bool optional_ = false;
+  bool absent_ = false;  // said not served (until it is listed)
   size_t items_ = 0;
 };
 
@@ -1485,12 +1517,14 @@ Status Agent::Run(const std::atomic<bool>& stop) {
         {{"server", a.options.api.server}, {"registered_pods", registered.size()}});
   std::vector<std::unique_ptr<Watcher>> handlers;
   std::vector<std::unique_ptr<kube::ListWatch>> loops;
-  for (const kube::PolicyResource& resource : kube::kPolicyResources) {
-    handlers.push_back(std::make_unique<Watcher>(a, resource));
+  const auto watch = [&](const kube::PolicyResource& resource, bool optional) {
+    handlers.push_back(std::make_unique<Watcher>(a, resource, optional));
     loops.push_back(std::make_unique<kube::ListWatch>(*client, resource.path, *handlers.back()));
     std::lock_guard lock(a.mu);
     a.watches[resource.kind] = loops.back().get();
-  }
+  };
+  for (const kube::PolicyResource& resource : kube::kPolicyResources) watch(resource, false);
+  for (const kube::PolicyResource& resource : kube::kOptionalPolicyResources) watch(resource, true);
   // Every loop runs until halt; one that ends before is fatal (the agent
   // would go on without watching, programming or serving): the others are
   // stopped and Run says which one ended.

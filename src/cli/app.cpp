@@ -82,17 +82,13 @@ Result<api::LoadResult> LoadLive(const InputFlags& flags) {
   // Nodes (for nodes peers) and ClusterNetworkPolicies are read too when the
   // cluster serves them and lets us list them; without them (no CRD, no RBAC)
   // the analysis goes on with a warning.
-  static constexpr kube::PolicyResource kOptional[] = {
-      {"Node", "v1", "/api/v1/nodes"},
-      {"ClusterNetworkPolicy", "policy.networking.k8s.io/v1alpha2",
-       "/apis/policy.networking.k8s.io/v1alpha2/clusternetworkpolicies"},
-  };
   std::vector<kube::PolicyResource> resources(std::begin(kube::kPolicyResources),
                                               std::end(kube::kPolicyResources));
-  resources.insert(resources.end(), std::begin(kOptional), std::end(kOptional));
-  for (const kube::PolicyResource& resource : resources) {
-    const std::string_view kind = resource.kind;
-    const bool optional = kind == "Node" || kind == "ClusterNetworkPolicy";
+  resources.insert(resources.end(), std::begin(kube::kOptionalPolicyResources),
+                   std::end(kube::kOptionalPolicyResources));
+  for (size_t i = 0; i < resources.size(); ++i) {
+    const kube::PolicyResource& resource = resources[i];
+    const bool optional = i >= std::size(kube::kPolicyResources);
     const Status listed = client->List(resource.path, [&](std::vector<kube::Json>& items, const kube::Json&) {
       for (kube::Json& item : items) {
         item["kind"] = resource.kind;

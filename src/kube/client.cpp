@@ -307,7 +307,7 @@ void ListWatch::Run(const std::atomic<bool>& stop) {
       }
       continue;
     }
-    handler_.OnProblem(s.error().message());
+    handler_.OnFailure(s.error());
     if (s.error().code() == ErrorCode::kFailedPrecondition) {
       need_list = true;  // 410 Gone: our resourceVersion (or continue token) is too old
       continue;

@@ -109,6 +109,14 @@ inline constexpr PolicyResource kPolicyResources[] = {
     {"Pod", "v1", "/api/v1/pods"},
     {"NetworkPolicy", "networking.k8s.io/v1", "/apis/networking.k8s.io/v1/networkpolicies"},
 };
+// Read besides those when the cluster serves them and lets us list them:
+// Nodes (for nodes peers) and ClusterNetworkPolicies (a CRD, which a cluster
+// may not have installed). Without them netpol goes on, with a warning.
+inline constexpr PolicyResource kOptionalPolicyResources[] = {
+    {"Node", "v1", "/api/v1/nodes"},
+    {"ClusterNetworkPolicy", "policy.networking.k8s.io/v1alpha2",
+     "/apis/policy.networking.k8s.io/v1alpha2/clusternetworkpolicies"},
+};
 
 class ListWatchHandler {
  public:
@@ -132,6 +140,9 @@ class ListWatchHandler {
   virtual void OnEvent(const std::string& type, const Json& object) = 0;
   // A failure the loop recovers from (logged by the caller).
   virtual void OnProblem(const std::string& what) { (void)what; }
+  // The same failure with its code (404: the server does not serve the
+  // collection, 403: not allowed to read it); by default OnProblem.
+  virtual void OnFailure(const Error& error) { OnProblem(error.message()); }
   // A watch stream is open (the server answered): the API is reachable again
   // even when nothing changes (a watch delivers nothing until something does).
   virtual void OnWatching() {}

@@ -67,6 +67,18 @@ const std::vector<Resource>& Resources() {
        false,
        true,
        true},
+      // The CRD of sigs.k8s.io/network-policy-api v0.3.0, in the version src/api
+      // decodes (the CRD serves v1beta1 too; the lab does not).
+      {"policy.networking.k8s.io",
+       "v1alpha2",
+       "clusternetworkpolicies",
+       "clusternetworkpolicy",
+       "ClusterNetworkPolicy",
+       false,
+       {"cnp"},
+       true,
+       true,
+       true},
   };
   return kResources;
 }
@@ -308,6 +320,9 @@ std::vector<Column> ColumnsFor(const Resource& r) {
   if (r.plural == "networkpolicies")
     return {{"Name", "string", 0}, {"Pod-Selector", "string", 0}, {"Age", "string", 0}};
   if (r.plural == "namespaces") return {{"Name", "string", 0}, {"Status", "string", 0}, {"Age", "string", 0}};
+  // The CRD's additionalPrinterColumns (.spec.tier, .spec.priority, age).
+  if (r.plural == "clusternetworkpolicies")
+    return {{"Name", "string", 0}, {"Tier", "string", 0}, {"Priority", "integer", 0}, {"Age", "date", 0}};
   if (r.plural == "nodes") {
     return {{"Name", "string", 0},
             {"Status", "string", 0},
@@ -374,6 +389,11 @@ Json CellsFor(const Resource& r, const Json& o) {
     return {name, selector, age};
   }
   if (r.plural == "namespaces") return {name, status.value("phase", "Active"), age};
+  if (r.plural == "clusternetworkpolicies") {
+    // A column whose path is absent is an empty cell (null), as for any CRD.
+    return {name, spec.contains("tier") ? spec["tier"] : Json(),
+            spec.contains("priority") ? spec["priority"] : Json(), age};
+  }
   if (r.plural == "nodes") return {name, "Ready", "<none>", age, "netpol-lab"};
   return {name, age};
 }
@@ -474,9 +494,11 @@ struct ApiServer::Impl {
     });
     http->Get("/apis", [](const httplib::Request&, httplib::Response& res) {
       Json groups = Json::array();
-      for (const std::string g : {"apps", "networking.k8s.io"}) {
-        const Json version = {{"groupVersion", g + "/v1"}, {"version", "v1"}};
-        groups.push_back({{"name", g}, {"versions", {version}}, {"preferredVersion", version}});
+      std::set<std::string> seen;
+      for (const Resource& r : Resources()) {
+        if (r.group.empty() || !seen.insert(r.api_version()).second) continue;
+        const Json version = {{"groupVersion", r.api_version()}, {"version", r.version}};
+        groups.push_back({{"name", r.group}, {"versions", {version}}, {"preferredVersion", version}});
       }
       Reply(res, 200, {{"kind", "APIGroupList"}, {"apiVersion", "v1"}, {"groups", groups}});
     });
@@ -493,14 +515,16 @@ struct ApiServer::Impl {
     });
     http->Get("/openapi/v3", [](const httplib::Request&, httplib::Response& res) {
       Json paths = Json::object();
-      for (const std::string gv : {"v1", "apps/v1", "networking.k8s.io/v1"}) {
+      std::set<std::string> versions;
+      for (const Resource& r : Resources()) versions.insert(r.api_version());
+      for (const std::string& gv : versions) {
         const std::string key = gv == "v1" ? "api/v1" : "apis/" + gv;
         paths[key] = {{"serverRelativeURL", "/openapi/v3/" + key}};
       }
       Reply(res, 200, {{"paths", paths}});
     });
-    http->Get(R"(/openapi/v3/(api/v1|apis/[a-z0-9.-]+/v1))", [](const httplib::Request& req,
-                                                                httplib::Response& res) {
+    http->Get(R"(/openapi/v3/(api/v1|apis/[a-z0-9.-]+/v[0-9a-z]+))", [](const httplib::Request& req,
+                                                                        httplib::Response& res) {
       const std::string key = req.matches[1].str();
       const std::string gv = key == "api/v1" ? "v1" : key.substr(5);
       Json paths = Json::object();
@@ -524,12 +548,13 @@ struct ApiServer::Impl {
     http->Get("/api/v1", [this](const httplib::Request&, httplib::Response& res) {
       Reply(res, 200, ResourceList("v1"));
     });
-    http->Get(R"(/apis/([a-z0-9.-]+)/v1)", [this](const httplib::Request& req, httplib::Response& res) {
-      const Json list = ResourceList(req.matches[1].str() + "/v1");
-      if (list["resources"].empty())
-        return ReplyStatus(res, 404, "NotFound", "the server could not find the requested resource");
-      Reply(res, 200, list);
-    });
+    http->Get(
+        R"(/apis/([a-z0-9.-]+/v[0-9a-z]+))", [this](const httplib::Request& req, httplib::Response& res) {
+          const Json list = ResourceList(req.matches[1].str());
+          if (list["resources"].empty())
+            return ReplyStatus(res, 404, "NotFound", "the server could not find the requested resource");
+          Reply(res, 200, list);
+        });
   }
 
   // --- objects --------------------------------------------------------------
@@ -776,7 +801,8 @@ struct ApiServer::Impl {
       // Names only: no virtual IPs in the lab. ExternalName Services have no cluster IP.
       if (object["spec"]["type"] != "ExternalName") object["spec"]["clusterIP"] = "None";
     }
-    if (r.plural == "deployments" || r.plural == "networkpolicies") meta["generation"] = 1;
+    if (r.plural == "deployments" || r.plural == "networkpolicies" || r.plural == "clusternetworkpolicies")
+      meta["generation"] = 1;
     return std::nullopt;
   }
 
@@ -1116,7 +1142,13 @@ struct ApiServer::Impl {
     }
     if (!current) return Fail(res, r, route.name, current.error());
     Json merged;
-    if (type.find("strategic-merge-patch") != std::string::npos) {
+    if (type.find("strategic-merge-patch") != std::string::npos && r.kind == "ClusterNetworkPolicy") {
+      // Custom resources have no strategic merge patch (kubectl uses a merge patch for them).
+      return ReplyStatus(res, 415, "UnsupportedMediaType",
+                         "the body of the request was in an unknown format - accepted media types include: "
+                         "application/json-patch+json, application/merge-patch+json, "
+                         "application/apply-patch+yaml");
+    } else if (type.find("strategic-merge-patch") != std::string::npos) {
       merged = internal::StrategicMerge(*current, patch, r.kind);
     } else if (type.find("merge-patch") != std::string::npos ||
                type.find("apply-patch") != std::string::npos) {
@@ -1185,7 +1217,7 @@ struct ApiServer::Impl {
         ReplyStatus(res, 500, "InternalError", std::string("an error on the server: ") + e.what());
       }
     };
-    for (const char* prefix : {R"(/api/v1/.*)", R"(/apis/[a-z0-9.-]+/v1/.*)"}) {
+    for (const char* prefix : {R"(/api/v1/.*)", R"(/apis/[a-z0-9.-]+/v[0-9a-z]+/.*)"}) {
       http->Get(prefix, dispatch);
       http->Post(prefix, dispatch);
       http->Put(prefix, dispatch);

@@ -664,7 +664,13 @@ Result<LabProbe> ProbeLab(const LabOptions& o, const std::vector<policy::PortPro
   policy::Engine engine;
   std::vector<std::string> without_address;
   std::map<std::string, std::string> netns_of;  // ns/name -> pod namespace
-  for (const kube::PolicyResource& resource : kube::kPolicyResources) {
+  // What netpold enforces: ClusterNetworkPolicies and Nodes too (the lab
+  // serves both).
+  std::vector<kube::PolicyResource> resources(std::begin(kube::kPolicyResources),
+                                              std::end(kube::kPolicyResources));
+  resources.insert(resources.end(), std::begin(kube::kOptionalPolicyResources),
+                   std::end(kube::kOptionalPolicyResources));
+  for (const kube::PolicyResource& resource : resources) {
     NETPOL_RETURN_IF_ERROR(
         api->List(resource.path,
                   [&](std::vector<Json>& items, const Json&) {

@@ -137,5 +137,51 @@ TEST_F(KubectlTest, ApplyOfAChangedContainerPortChangesIt) {
   EXPECT_EQ(containers[0]["ports"][0]["name"], "http");
 }
 
+// ClusterNetworkPolicy (issue 17 point 5): discovered, so kubectl finds the
+// kind and its short name; cluster-scoped; validated as netpol validates it;
+// printed with the CRD's columns; changed by kubectl's merge patch (a custom
+// resource has no strategic merge patch).
+TEST_F(KubectlTest, ClusterNetworkPolicyIsAppliedListedAndValidated) {
+  auto cnp = [](int priority, const std::string& action) {
+    return "apiVersion: policy.networking.k8s.io/v1alpha2\nkind: ClusterNetworkPolicy\nmetadata:\n"
+           "  name: deny-web\nspec:\n  tier: Admin\n  priority: " +
+           std::to_string(priority) +
+           "\n  subject:\n    namespaces: {}\n  ingress:\n  - name: r\n    action: " + action +
+           "\n    from:\n    - namespaces: {matchLabels: {team: web}}\n";
+  };
+  const Output created = Apply(cnp(10, "Deny"));
+  ASSERT_EQ(created.code, 0) << created.text;
+  EXPECT_NE(created.text.find("clusternetworkpolicy.policy.networking.k8s.io/deny-web created"),
+            std::string::npos)
+      << created.text;
+  const Output changed = Apply(cnp(20, "Accept"));
+  ASSERT_EQ(changed.code, 0) << changed.text;
+  EXPECT_NE(changed.text.find("configured"), std::string::npos) << changed.text;
+  const Json got = Get("cnp deny-web");
+  EXPECT_EQ(got["spec"]["priority"], 20) << got;
+  EXPECT_EQ(got["spec"]["ingress"][0]["action"], "Accept") << got;
+  EXPECT_FALSE(got["metadata"].contains("namespace")) << got;
+  EXPECT_EQ(got["metadata"]["generation"], 2) << got;
+
+  const Output table = Shell(kubectl_ + "get cnp");
+  ASSERT_EQ(table.code, 0) << table.text;
+  EXPECT_NE(table.text.find("NAME"), std::string::npos) << table.text;
+  EXPECT_NE(table.text.find("TIER"), std::string::npos) << table.text;
+  EXPECT_NE(table.text.find("PRIORITY"), std::string::npos) << table.text;
+  EXPECT_NE(table.text.find("deny-web"), std::string::npos) << table.text;
+  EXPECT_NE(table.text.find("Admin"), std::string::npos) << table.text;
+  EXPECT_NE(table.text.find("20"), std::string::npos) << table.text;
+
+  // netpol's validation answers: an action the kind does not have.
+  const Output invalid = Apply(cnp(30, "Allow"));
+  EXPECT_NE(invalid.code, 0) << invalid.text;
+  EXPECT_NE(invalid.text.find("is invalid"), std::string::npos) << invalid.text;
+  EXPECT_EQ(Get("clusternetworkpolicies.policy.networking.k8s.io deny-web")["spec"]["priority"], 20);
+
+  const Output deleted = Shell(kubectl_ + "delete cnp deny-web");
+  ASSERT_EQ(deleted.code, 0) << deleted.text;
+  EXPECT_NE(deleted.text.find("deleted"), std::string::npos) << deleted.text;
+}
+
 }  // namespace
 }  // namespace netpol::lab
