@@ -15,7 +15,8 @@
 #                                 bare), then netpol installed on npc-n1 only (helm,
 #                                 nodeSelector) and N more alternately: npc-n1 with netpol
 #                                 against npc-n2 with the bridge alone, in the same minutes.
-#                                 Leaves netpol installed on npc-n1 only.
+#                                 Leaves netpol installed on npc-n1 only (a later `helm
+#                                 upgrade` keeps that unless given --reset-values).
 # Prints p50, p90, p99 and max in ms, and writes the samples to build/cluster/reports/bench/.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"

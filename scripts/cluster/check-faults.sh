@@ -21,6 +21,11 @@ mkdir -p "$out"
 cleanup() { k delete namespace "$ns" --wait=false >/dev/null 2>&1 || true; }
 trap cleanup EXIT
 
+# netpol must run on every node: a node without it enforces nothing, and its pods' verdicts
+# would be blamed on netpol (a Helm upgrade without values keeps a nodeSelector given before).
+nodes="$(k get nodes -o name | wc -l)"
+agents="$(k -n kube-system get ds netpol-node -o jsonpath='{.status.numberReady}')"
+[ "$agents" = "$nodes" ] || die "netpol is ready on $agents of $nodes nodes; install it on every node first"
 fill() { sed -e "s|@NS@|$ns|g" -e "s|@AGNHOST@|$agnhost|g" -e "s|@ROUNDS@|$rounds|g" "$@"; }
 step "faults: workload in namespace $ns"
 fill "$manifests/faults.yaml" | k apply -f - >/dev/null
