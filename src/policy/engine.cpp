@@ -537,7 +537,8 @@ class Mutator {
     for (const api::ClusterRule& rule : spec.ingress) p.ingress_rules.push_back(CompileClusterRule(rule));
     for (const api::ClusterRule& rule : spec.egress) p.egress_rules.push_back(CompileClusterRule(rule));
     s_.cluster_policy_index[spec.metadata.name] = id;
-    for (const auto& [key, c] : s_.class_index) {
+    for (const auto& entry : s_.class_index) {
+      const auto c = entry.second;  // a plain variable: clang 14 cannot capture a structured binding
       PodClass& cls = s_.classes[c];
       if (SubjectMatchesClass(s_, p, cls)) {
         p.subjects.set(c);
