@@ -951,6 +951,7 @@ struct Agent::Impl {
         }
       }
       std::vector<MetricsWriter::Sample> samples;
+      samples.reserve(counted.size());
       for (const auto& [key, packets] : counted) {
         samples.push_back({{{"namespace", std::get<0>(key)},
                             {"direction", std::get<1>(key)},

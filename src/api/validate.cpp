@@ -90,7 +90,7 @@ bool IsMaskedCidr(const std::string& text) {
   const size_t slash = text.find('/');
   if (slash == std::string::npos) return false;
   const Result<IpPrefix> prefix = IpPrefix::Parse(text);
-  const Result<IpAddress> address = IpAddress::Parse(std::string_view(text).substr(0, slash));
+  const Result<IpAddress> address = IpAddress::Parse(text.substr(0, slash));
   return prefix && address && prefix->address() == *address;
 }
 
