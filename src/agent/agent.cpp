@@ -645,9 +645,8 @@ struct Agent::Impl {
     // A ClusterNetworkPolicy tier decided ("netpol ingress admin deny "): the
     // rule that decides it now, as the engine says (the map element that
     // matched names it too, in its comment and counter).
-    for (const char* tier : {"admin", "baseline"}) {
-      if (p.prefix.find(std::string(" ") + tier + " ") == std::string::npos) continue;
-      line["tier"] = tier;
+    // The connection judged by the policies in force now (the log line names no rule).
+    const auto judge_now = [&] {
       const auto endpoint = [&](const IpAddress& ip) {
         const auto pod = engine.FindPodByIp(ip);
         return pod ? policy::Endpoint::OfPod(*pod, ip) : policy::Endpoint::OfIp(ip);
@@ -655,7 +654,12 @@ struct Agent::Impl {
       const policy::Flow flow{endpoint(p.src), endpoint(p.dst), p.protocol.value_or(api::Protocol::kTCP),
                               p.dst_port};
       const policy::Verdict verdict = engine.Evaluate(flow);
-      const policy::DirectionVerdict& judged = ingress ? verdict.ingress : verdict.egress;
+      return ingress ? verdict.ingress : verdict.egress;
+    };
+    for (const char* tier : {"admin", "baseline"}) {
+      if (p.prefix.find(std::string(" ") + tier + " ") == std::string::npos) continue;
+      line["tier"] = tier;
+      const policy::DirectionVerdict judged = judge_now();
       if (judged.cluster_rule) {
         line["policy"] = engine.ClusterPolicyName(judged.cluster_rule->policy);
         line["rule"] =
@@ -669,14 +673,7 @@ struct Agent::Impl {
       return line;
     }
     if (allowed) {
-      const auto endpoint = [&](const IpAddress& ip) {
-        const auto pod = engine.FindPodByIp(ip);
-        return pod ? policy::Endpoint::OfPod(*pod, ip) : policy::Endpoint::OfIp(ip);
-      };
-      const policy::Flow flow{endpoint(p.src), endpoint(p.dst), p.protocol.value_or(api::Protocol::kTCP),
-                              p.dst_port};
-      const policy::Verdict verdict = engine.Evaluate(flow);
-      const policy::DirectionVerdict& judged = ingress ? verdict.ingress : verdict.egress;
+      const policy::DirectionVerdict judged = judge_now();
       if (judged.allowed_by) {
         line["policy"] = engine.PolicyName(judged.allowed_by->policy);
         line["rule"] =
