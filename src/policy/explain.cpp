@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "base/strings.h"
 #include "policy/flow_text.h"
 
 namespace netpol::policy {
@@ -26,15 +27,6 @@ std::string PodList(const Engine& engine, const std::vector<PodId>& pods, const 
     out += pod.namespace_ == ns ? pod.name : pod.FullName();
   }
   if (pods.size() > limit) out += ", ...";
-  return out;
-}
-
-std::string Join(const std::vector<std::string>& parts, std::string_view sep) {
-  std::string out;
-  for (size_t i = 0; i < parts.size(); ++i) {
-    if (i > 0) out += sep;
-    out += parts[i];
-  }
   return out;
 }
 

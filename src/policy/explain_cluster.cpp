@@ -8,19 +8,11 @@
 #include <string>
 #include <vector>
 
+#include "base/strings.h"
 #include "policy/explain.h"
 
 namespace netpol::policy {
 namespace {
-
-std::string Join(const std::vector<std::string>& parts, std::string_view sep) {
-  std::string out;
-  for (size_t i = 0; i < parts.size(); ++i) {
-    if (i > 0) out += sep;
-    out += parts[i];
-  }
-  return out;
-}
 
 std::string Namespaces(const api::LabelSelector& selector) {
   return selector.empty() ? "all namespaces" : "namespaces matching " + selector.ToString();
