@@ -707,15 +707,18 @@ bool DomainMatches(std::string_view pattern, std::string_view name) {
 // The node at the other end, if it is one: a node endpoint or hostNetwork pod
 // (by its node's name; a node without a Node object has no labels), or an
 // address some Node lists.
-std::optional<api::Labels> NodeLabels(const State& s, const Side& other) {
+// Null when the other end is no node. A pointer, not a copy: this runs for
+// every nodes peer of every flow judged.
+const api::Labels* NodeLabels(const State& s, const Side& other) {
+  static const api::Labels kNone;
   if (other.is_node) {
-    if (const auto it = s.nodes.find(other.node); it != s.nodes.end()) return it->second.labels;
-    return api::Labels{};
+    if (const auto it = s.nodes.find(other.node); it != s.nodes.end()) return &it->second.labels;
+    return &kNone;
   }
-  if (other.ip == nullptr) return std::nullopt;
+  if (other.ip == nullptr) return nullptr;
   const auto it = s.node_by_ip.find(*other.ip);
-  if (it == s.node_by_ip.end()) return std::nullopt;
-  return s.nodes.find(it->second)->second.labels;
+  if (it == s.node_by_ip.end()) return nullptr;
+  return &s.nodes.find(it->second)->second.labels;
 }
 
 bool ClusterPeerMatches(const State& s, const internal::ClusterPeerRec& peer, const Side& other) {
@@ -727,8 +730,8 @@ bool ClusterPeerMatches(const State& s, const internal::ClusterPeerRec& peer, co
       return other.ip != nullptr && std::any_of(peer.networks.begin(), peer.networks.end(),
                                                 [&](const IpPrefix& n) { return n.Contains(*other.ip); });
     case Kind::kNodes: {
-      const std::optional<api::Labels> labels = NodeLabels(s, other);
-      return labels && peer.nodes.Matches(*labels);
+      const api::Labels* labels = NodeLabels(s, other);
+      return labels != nullptr && peer.nodes.Matches(*labels);
     }
     case Kind::kDomainNames:
       return !other.domain.empty() &&
