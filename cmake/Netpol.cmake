@@ -1,7 +1,10 @@
 # Helpers that give every netpol target the same warnings and layout.
 #   netpol_library(NAME api SRCS a.cpp b.cpp DEPS netpol::base)
 #     -> static library netpol_api, alias netpol::api, include root src/.
-#   netpol_test(NAME api_decode_test SRCS decode_test.cpp DEPS netpol::api)
+#   netpol_test(NAME api_decode_test SRCS decode_test.cpp DEPS netpol::api LABELS fast)
+# Test labels: fast (unit, scenario, golden; run under sanitizers by `make test`), e2e
+# (root, network namespaces, whole labs) and deep (long differential runs); `make test`
+# runs e2e and deep in the release tree, fast in the sanitizer tree.
 
 set(NETPOL_WARNINGS -Wall -Wextra -Wpedantic -Wshadow -Wnon-virtual-dtor
     -Wold-style-cast -Wcast-align -Woverloaded-virtual -Wconversion -Wsign-conversion
@@ -32,6 +35,9 @@ function(netpol_test)
   endif()
   if("fast" IN_LIST ARG_LABELS)
     set_property(GLOBAL APPEND PROPERTY NETPOL_FAST_TESTS ${ARG_NAME})
+  endif()
+  if("e2e" IN_LIST ARG_LABELS OR "deep" IN_LIST ARG_LABELS)
+    set_property(GLOBAL APPEND PROPERTY NETPOL_RELEASE_TESTS ${ARG_NAME})
   endif()
   gtest_discover_tests(${ARG_NAME} DISCOVERY_MODE PRE_TEST
     PROPERTIES LABELS "${ARG_LABELS}" ENVIRONMENT "NETPOL_SOURCE_DIR=${PROJECT_SOURCE_DIR}" RUN_SERIAL ${serial})
