@@ -19,7 +19,9 @@ using policy::Engine;
 
 // How many random clusters a test judges: all of them in the release tree, a tenth under
 // the sanitizers (NETPOL_TEST_SEED_DIVISOR, set by the asan preset).
-constexpr uint64_t Seeds(uint64_t full) { return full / NETPOL_TEST_SEED_DIVISOR; }
+constexpr uint64_t Seeds(uint64_t full) {
+  return full / NETPOL_TEST_SEED_DIVISOR;
+}
 
 Engine Build(const std::vector<api::Object>& objects) {
   Engine engine;
