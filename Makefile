@@ -21,8 +21,8 @@ build: deps
 helm:
 	@scripts/cluster/build-components.sh helm
 
-# Every test: the fast tier (unit, scenario, golden, CLI, chart) under AddressSanitizer
-# + UBSan, a short libFuzzer run of every decoder, the style checks (clang-format,
+# Every test: the fast tier (unit, scenario, golden, CLI, chart) and a tenth of the
+# differential runs (deep) under AddressSanitizer + UBSan, a short libFuzzer run of every decoder, the style checks (clang-format,
 # clang-tidy: any finding fails), then the release tree's e2e tier (root, network
 # namespaces, labs, the guide) and the full-length differential tests (label deep).
 # The release tree builds what those run and the benchmarks, not the fast tier again
@@ -33,7 +33,7 @@ test: deps helm test-asan fuzz lint
 	@ctest --preset release -j $(JOBS) -L 'e2e|deep'
 
 test-fast: build helm
-	@ctest --preset release -j $(JOBS) -L fast
+	@ctest --preset release -j $(JOBS) -L 'fast|deep'
 
 test-asan: deps helm
 	@cmake --preset asan >/dev/null
