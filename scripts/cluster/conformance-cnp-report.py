@@ -3,8 +3,9 @@
 
   scripts/cluster/conformance-cnp-report.py build/cluster/reports/LABEL
 
-Reads LABEL/test.json (go test -json of the suite's binary) and LABEL/report.yaml (the
-suite's own ConformanceReport) and prints, in Markdown: the profile's result as the suite
+Reads LABEL/test.json (go test -json of the suite's binary; results and log lines),
+LABEL/output.log (each test's seconds, from its `--- PASS: name (Ns)` line) and
+LABEL/report.yaml (the suite's own ConformanceReport) and prints, in Markdown: the profile's result as the suite
 reports it, one row per test (result, seconds, subtests passed/failed, SCTP pokes not run
 on this kernel) and, under each failed test, its failed subtests.
 """
@@ -38,10 +39,22 @@ def summarize(events):
             sctp[top] = sctp.get(top, 0) + 1
         if action in ("pass", "fail", "skip"):
             if len(parts) == 2:
-                t["result"], t["seconds"] = action, ev.get("Elapsed", 0.0)
+                t["result"] = action
             elif len(parts) == 3:
                 t["subs"][parts[2]] = action
     return tests, order, sctp
+
+
+def seconds_by_test(path):
+    """Each test's seconds from go test's `--- PASS: TestX/Name (12.34s)` lines."""
+    result = {}
+    line_re = re.compile(r"--- (?:PASS|FAIL|SKIP): (\S+) \(([0-9.]+)s\)")
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            m = line_re.search(line)
+            if m:
+                result[m.group(1)] = float(m.group(2))
+    return result
 
 
 def profile_line(report_path):
@@ -49,11 +62,12 @@ def profile_line(report_path):
         return "no report.yaml (the suite did not finish)"
     with open(report_path, encoding="utf-8") as f:
         text = f.read()
-    # The report is small YAML; the profile's core and extended results are read by key.
-    core = re.search(r"core:\n(?:\s+.*\n)*?\s+result: (\w+)", text)
-    ext = re.search(r"extended:\n(?:\s+.*\n)*?\s+result: (\w+)", text)
-    return (f"profile ClusterNetworkPolicy: core {core.group(1) if core else '?'}, "
-            f"extended {ext.group(1) if ext else '?'} (report.yaml)")
+    # The report is small YAML (no parser needed): each channel's first `result:` after it.
+    parts = []
+    for channel in ("standard", "experimental"):
+        m = re.search(channel + r":\n(?:[ ]{4,}.*\n)*?[ ]{4}result: (\w+)", text)
+        parts.append(f"{channel} {m.group(1) if m else '?'}")
+    return "report.yaml: ClusterNetworkPolicy profile " + ", ".join(parts)
 
 
 def main():
@@ -61,6 +75,9 @@ def main():
         sys.exit(__doc__)
     d = sys.argv[1]
     tests, order, sctp = summarize(load_events(os.path.join(d, "test.json")))
+    secs = seconds_by_test(os.path.join(d, "output.log"))
+    for n in order:
+        tests[n]["seconds"] = secs.get(f"{TOP}/{n}", 0.0)
     seconds = open(os.path.join(d, "seconds")).read().strip() if os.path.exists(
         os.path.join(d, "seconds")) else "?"
     passed = [n for n in order if tests[n]["result"] == "pass" and tests[n]["subs"]]
