@@ -7,7 +7,6 @@
 #include "policy/internal/lint_cluster.h"
 
 #include <algorithm>
-#include <cctype>
 #include <optional>
 #include <set>
 #include <string>
