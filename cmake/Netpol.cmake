@@ -1,7 +1,10 @@
 # Helpers that give every netpol target the same warnings and layout.
 #   netpol_library(NAME api SRCS a.cpp b.cpp DEPS netpol::base)
 #     -> static library netpol_api, alias netpol::api, include root src/.
-#   netpol_test(NAME api_decode_test SRCS decode_test.cpp DEPS netpol::api)
+#   netpol_test(NAME api_decode_test SRCS decode_test.cpp DEPS netpol::api LABELS fast)
+# Test labels, one per test: fast (unit, scenario, golden), deep (long differential runs)
+# and e2e (root, network namespaces, whole labs). `make test` runs fast and deep in the
+# sanitizer tree (deep shortened there) and deep and e2e in the release tree.
 
 set(NETPOL_WARNINGS -Wall -Wextra -Wpedantic -Wshadow -Wnon-virtual-dtor
     -Wold-style-cast -Wcast-align -Woverloaded-virtual -Wconversion -Wsign-conversion
@@ -30,8 +33,17 @@ function(netpol_test)
   if(ARG_SERIAL)
     set(serial TRUE)
   endif()
-  if("fast" IN_LIST ARG_LABELS)
+  if("fast" IN_LIST ARG_LABELS OR "deep" IN_LIST ARG_LABELS)
     set_property(GLOBAL APPEND PROPERTY NETPOL_FAST_TESTS ${ARG_NAME})
+  endif()
+  if("e2e" IN_LIST ARG_LABELS OR "deep" IN_LIST ARG_LABELS)
+    set_property(GLOBAL APPEND PROPERTY NETPOL_RELEASE_TESTS ${ARG_NAME})
+  endif()
+  # One label per test: CMake 3.25's gtest_discover_tests writes a list-valued property
+  # unquoted, so every label after the first would become a property name of its own.
+  list(LENGTH ARG_LABELS label_count)
+  if(NOT label_count EQUAL 1)
+    message(FATAL_ERROR "netpol_test(${ARG_NAME}): exactly one label (fast, deep or e2e)")
   endif()
   gtest_discover_tests(${ARG_NAME} DISCOVERY_MODE PRE_TEST
     PROPERTIES LABELS "${ARG_LABELS}" ENVIRONMENT "NETPOL_SOURCE_DIR=${PROJECT_SOURCE_DIR}" RUN_SERIAL ${serial})
