@@ -7,6 +7,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <string_view>
 
 namespace netpol::cni {
 namespace {
@@ -74,7 +75,8 @@ Status AgentConnection::Confirm(AgentOp op, const PodRegistration& pod, std::chr
     if (n <= 0) return Unavailable("the node agent closed the connection without an answer");
     reply.append(buffer, static_cast<size_t>(n));
   }
-  Result<AgentReply> answer = DecodeReply(std::string_view(reply).substr(0, reply.find('\n')));
+  const std::string_view line = reply;
+  Result<AgentReply> answer = DecodeReply(line.substr(0, line.find('\n')));
   if (!answer) return Unavailable(answer.error().message());
   if (answer->ok) return Ok();
   return FailedPrecondition("the node agent refused: " +
