@@ -83,8 +83,9 @@ def main():
     passed = [n for n in order if tests[n]["result"] == "pass" and tests[n]["subs"]]
     failed = [n for n in order if tests[n]["result"] == "fail"]
     skipped = [n for n in order if n not in passed and n not in failed]
+    subs = [a for n in passed + failed for a in tests[n]["subs"].values()]
     print(f"`{d}`: {len(passed)} of {len(passed) + len(failed)} tests that ran passed "
-          f"({sum(len(tests[n]['subs']) for n in passed + failed)} subtests); "
+          f"({subs.count('pass')} of {len(subs)} subtests); "
           f"{len(skipped)} skipped; {sum(sctp.values())} SCTP pokes not run; "
           f"run time {seconds} s; {profile_line(os.path.join(d, 'report.yaml'))}\n")
     print("| test | result | s | subtests passed | SCTP pokes not run |")
