@@ -59,6 +59,13 @@ void FieldPositions::Seal() {
   paths_.shrink_to_fit();
 }
 
+bool operator==(const FieldPositions& a, const FieldPositions& b) {
+  return std::equal(a.entries_.begin(), a.entries_.end(), b.entries_.begin(), b.entries_.end(),
+                    [&](const FieldPositions::Entry& x, const FieldPositions::Entry& y) {
+                      return a.PathOf(x) == b.PathOf(y) && x.line == y.line && x.column == y.column;
+                    });
+}
+
 std::optional<std::pair<int, int>> FieldPositions::Find(std::string_view path) const {
   const auto it = std::lower_bound(entries_.begin(), entries_.end(), path,
                                    [&](const Entry& e, std::string_view p) { return PathOf(e) < p; });

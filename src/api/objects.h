@@ -57,6 +57,8 @@ class FieldPositions {
   // (line, column) of `path`, when it was added.
   std::optional<std::pair<int, int>> Find(std::string_view path) const;
   bool empty() const { return entries_.empty(); }
+  // The same paths at the same positions (both sealed).
+  friend bool operator==(const FieldPositions& a, const FieldPositions& b);
 
  private:
   struct Entry {

@@ -30,6 +30,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -54,9 +55,14 @@ class FunctionRef;
 template <typename R, typename... Args>
 class FunctionRef<R(Args...)> {
  public:
+  // Refers to `f`, which must outlive the call it is passed to (a lambda
+  // written in the call does).
   template <typename F>
-  FunctionRef(F& f)  // NOLINT(google-explicit-constructor): made at call sites from lambdas
-      : object_(&f), call_([](void* o, Args... args) -> R { return (*static_cast<F*>(o))(args...); }) {}
+  requires(!std::is_same_v<std::remove_cvref_t<F>, FunctionRef>) FunctionRef(
+      F&& f)  // NOLINT(google-explicit-constructor,bugprone-forwarding-reference-overload): made from lambdas
+      : object_(const_cast<void*>(static_cast<const void*>(&f))), call_([](void* o, Args... args) -> R {
+          return (*static_cast<std::remove_reference_t<F>*>(o))(args...);
+        }) {}
   R operator()(Args... args) const { return call_(object_, args...); }
 
  private:
