@@ -21,14 +21,19 @@ build: deps
 helm:
 	@scripts/cluster/build-components.sh helm
 
-# Every test: unit, scenario, golden and CLI tests (release build), the same
-# under AddressSanitizer + UBSan, a short libFuzzer run of every decoder, and
-# the style checks (clang-format, clang-tidy: any finding fails).
-test: build helm test-asan fuzz lint
-	@ctest --preset release -j $(JOBS)
+# Every test: the fast tier (unit, scenario, golden, CLI, chart) and a tenth of the
+# differential runs (deep) under AddressSanitizer + UBSan, a short libFuzzer run of every decoder, the style checks (clang-format,
+# clang-tidy: any finding fails), then the release tree's e2e tier (root, network
+# namespaces, labs, the guide) and the full-length differential tests (label deep).
+# The release tree builds what those run and the benchmarks, not the fast tier again
+# (`make test-fast` runs that in the release tree).
+test: deps helm test-asan fuzz lint
+	@cmake --preset release >/dev/null
+	@cmake --build --preset release -j $(JOBS) --target release-tests benchmarks
+	@ctest --preset release -j $(JOBS) -L 'e2e|deep'
 
 test-fast: build helm
-	@ctest --preset release -j $(JOBS) -L fast
+	@ctest --preset release -j $(JOBS) -L 'fast|deep'
 
 test-asan: deps helm
 	@cmake --preset asan >/dev/null
@@ -37,7 +42,7 @@ test-asan: deps helm
 
 fuzz: deps
 	@cmake --preset fuzz >/dev/null
-	@cmake --build --preset fuzz -j $(JOBS)
+	@cmake --build --preset fuzz -j $(JOBS) --target fuzz-targets
 	@scripts/run-fuzzers.sh build/fuzz $(FUZZ_SECONDS)
 
 bench: build
@@ -64,7 +69,8 @@ lint: format-check tidy
 format-check: deps
 	@find src tests bench -name '*.h' -o -name '*.cpp' | xargs clang-format-14 --dry-run -Werror
 
-tidy: build
+tidy: deps
+	@cmake --preset release >/dev/null
 	@find src -name '*.cpp' | xargs -P $(JOBS) -n 4 clang-tidy-14 -p build/release --quiet 2>/dev/null
 
 # The real-cluster tier (root): upstream Kubernetes built from the Go modules pinned in

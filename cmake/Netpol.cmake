@@ -1,7 +1,10 @@
 # Helpers that give every netpol target the same warnings and layout.
 #   netpol_library(NAME api SRCS a.cpp b.cpp DEPS netpol::base)
 #     -> static library netpol_api, alias netpol::api, include root src/.
-#   netpol_test(NAME api_decode_test SRCS decode_test.cpp DEPS netpol::api)
+#   netpol_test(NAME api_decode_test SRCS decode_test.cpp DEPS netpol::api LABELS fast)
+# Test labels, one per test: fast (unit, scenario, golden), deep (long differential runs)
+# and e2e (root, network namespaces, whole labs). `make test` runs fast and deep in the
+# sanitizer tree (deep shortened there) and deep and e2e in the release tree.
 
 set(NETPOL_WARNINGS -Wall -Wextra -Wpedantic -Wshadow -Wnon-virtual-dtor
     -Wold-style-cast -Wcast-align -Woverloaded-virtual -Wconversion -Wsign-conversion
@@ -26,12 +29,24 @@ function(netpol_test)
   target_compile_options(${ARG_NAME} PRIVATE ${NETPOL_WARNINGS})
   target_include_directories(${ARG_NAME} PRIVATE ${PROJECT_SOURCE_DIR}/src ${PROJECT_SOURCE_DIR}/tests)
   target_link_libraries(${ARG_NAME} PRIVATE ${ARG_DEPS} GTest::gtest GTest::gmock GTest::gtest_main)
+  # gtest, gmock, nlohmann/json and the common standard headers, parsed once
+  # (tests/testutil/pch.h): a test file compiles in about two thirds of the time.
+  target_precompile_headers(${ARG_NAME} REUSE_FROM netpol_test_pch)
   set(serial FALSE)
   if(ARG_SERIAL)
     set(serial TRUE)
   endif()
-  if("fast" IN_LIST ARG_LABELS)
+  if("fast" IN_LIST ARG_LABELS OR "deep" IN_LIST ARG_LABELS)
     set_property(GLOBAL APPEND PROPERTY NETPOL_FAST_TESTS ${ARG_NAME})
+  endif()
+  if("e2e" IN_LIST ARG_LABELS OR "deep" IN_LIST ARG_LABELS)
+    set_property(GLOBAL APPEND PROPERTY NETPOL_RELEASE_TESTS ${ARG_NAME})
+  endif()
+  # One label per test: CMake 3.25's gtest_discover_tests writes a list-valued property
+  # unquoted, so every label after the first would become a property name of its own.
+  list(LENGTH ARG_LABELS label_count)
+  if(NOT label_count EQUAL 1)
+    message(FATAL_ERROR "netpol_test(${ARG_NAME}): exactly one label (fast, deep or e2e)")
   endif()
   gtest_discover_tests(${ARG_NAME} DISCOVERY_MODE PRE_TEST
     PROPERTIES LABELS "${ARG_LABELS}" ENVIRONMENT "NETPOL_SOURCE_DIR=${PROJECT_SOURCE_DIR}" RUN_SERIAL ${serial})

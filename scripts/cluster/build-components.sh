@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Builds the real-cluster tier's upstream components from the Go modules pinned in
 # cluster/modules/*/go.mod (etcd, Kubernetes, the e2e suite, agnhost, containerd, CoreDNS,
-# Helm) into build/cluster/bin. Cached: a component is rebuilt only when its module's
-# go.mod/go.sum (or this script) changed, and Go's build cache makes a rebuild incremental.
+# Helm, the network-policy-api conformance suite) into build/cluster/bin. Cached: a
+# component is rebuilt only when its module's go.mod/go.sum (or this script) changed, and
+# Go's build cache makes a rebuild incremental.
 #
 #   scripts/cluster/build-components.sh [component ...]   # default: all
 #
-# Components: etcd kubernetes e2e containerd coredns helm
+# Components: etcd kubernetes e2e containerd coredns helm cnp
 set -euo pipefail
 
 root="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -96,6 +97,25 @@ build_helm() {
   done_stamp helm helm
 }
 
+# The network-policy-api conformance suite: `go test -c` of its conformance package, with the
+# SCTP-only edits of scripts/cluster/cnp-overlay.py (this kernel has no SCTP sockets).
+build_cnp() {
+  local overlay_py="$root/scripts/cluster/cnp-overlay.py"
+  local stamp; stamp="$( (stamp_of network-policy-api; cat "$overlay_py") | sha256sum | cut -c1-16)"
+  [ -x "$out/cnp-conformance.test" ] && [ "$(cat "$stamps/cnp" 2>/dev/null)" = "$stamp" ] && return
+  local dir; dir="$(cd "$modules/network-policy-api" && go list -m -f '{{.Dir}}' sigs.k8s.io/network-policy-api)"
+  log "building the network-policy-api conformance suite $(cd "$modules/network-policy-api" && go list -m -f '{{.Version}}' sigs.k8s.io/network-policy-api)"
+  local work="$out/../cnp-suite"
+  python3 "$overlay_py" "$dir" "$work"
+  # Our module's go.mod/go.sum, the suite replaced by the edited copy.
+  cp "$modules/network-policy-api/go.mod" "$work/go.mod"
+  cp "$modules/network-policy-api/go.sum" "$work/go.sum"
+  echo "replace sigs.k8s.io/network-policy-api => ./network-policy-api" >>"$work/go.mod"
+  (cd "$work" && CGO_ENABLED=0 go test -c -vet=off -ldflags "-s -w" \
+    -o "$out/cnp-conformance.test" sigs.k8s.io/network-policy-api/conformance)
+  echo "$stamp" >"$stamps/cnp"
+}
+
 if ! command -v go >/dev/null 2>&1; then
   echo "build-components: no Go toolchain (go) on PATH; the cluster tier builds Kubernetes from Go modules" >&2
   exit 1
@@ -107,12 +127,12 @@ if [ "$go_minor" -lt 24 ]; then
 fi
 
 components=("$@")
-[ "${#components[@]}" -eq 0 ] && components=(etcd kubernetes containerd coredns helm e2e)
+[ "${#components[@]}" -eq 0 ] && components=(etcd kubernetes containerd coredns helm e2e cnp)
 start=$SECONDS
 for c in "${components[@]}"; do
   case "$c" in
-    etcd|kubernetes|e2e|containerd|coredns|helm) "build_$c" ;;
-    *) echo "build-components: unknown component '$c' (etcd kubernetes e2e containerd coredns helm)" >&2; exit 2 ;;
+    etcd|kubernetes|e2e|containerd|coredns|helm|cnp) "build_$c" ;;
+    *) echo "build-components: unknown component '$c' (etcd kubernetes e2e containerd coredns helm cnp)" >&2; exit 2 ;;
   esac
 done
 log "components ready in $out ($((SECONDS - start)) s)"

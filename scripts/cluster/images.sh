@@ -5,6 +5,8 @@
 #   registry.k8s.io/pause:3.10.1                       cluster/images/pause (ours, static)
 #   registry.k8s.io/e2e-test-images/agnhost:<e2e's>    agnhost from the pinned Kubernetes,
 #                                                      on the Debian base (bash: conformance)
+#   registry.k8s.io/e2e-test-images/agnhost:<cnp's>    the same image under the tag the
+#                                                      network-policy-api suite's pods use
 #   registry.k8s.io/coredns/coredns:<pinned>           CoreDNS from its pinned module
 #   docker.io/library/netpol:latest                    deploy/Containerfile, as users build it
 #   netpol.dev/mariadb:11, netpol.dev/wordpress:6     Debian's packages (examples/wordpress-chart)
@@ -27,6 +29,14 @@ agnhost_ref() {
     "$(k8s_mod_dir)/test/utils/image/manifest.go")"
   [ -n "$tag" ] || die "cannot find agnhost's tag in the pinned e2e suite"
   echo "registry.k8s.io/e2e-test-images/agnhost:$tag"
+}
+# The agnhost tag the pinned network-policy-api conformance suite's base manifests use.
+agnhost_cnp_ref() {
+  local dir ref
+  dir="$(cd "$NPC_ROOT/cluster/modules/network-policy-api" && go list -m -f '{{.Dir}}' sigs.k8s.io/network-policy-api)"
+  ref="$(awk '$1=="image:" && $2 ~ /agnhost:/ {print $2; exit}' "$dir/conformance/base/manifests.yaml")"
+  [ -n "$ref" ] || die "cannot find agnhost's tag in the network-policy-api suite's base manifests"
+  echo "$ref"
 }
 coredns_ref() {
   echo "registry.k8s.io/coredns/coredns:$(awk '/github.com\/coredns\/coredns v/ {print $2}' \
@@ -76,9 +86,23 @@ image_agnhost() {
   cached agnhost "$NPC_BIN/agnhost" && return
   local ctr; ctr="$(buildah from --pull=never docker.io/library/debian:12)"
   buildah copy "$ctr" "$NPC_BIN/agnhost" /agnhost >/dev/null
-  buildah config --entrypoint '["/agnhost"]' --cmd '' "$ctr"
+  # As upstream's Dockerfile: a container given no command pauses (the network-policy-api
+  # suite's client containers run with no command and must stay up).
+  buildah config --entrypoint '["/agnhost"]' --cmd '["pause"]' "$ctr"
   buildah commit --rm -q "$ctr" "$ref" >/dev/null
   save agnhost "$ref"
+}
+
+# The network-policy-api suite asks for an older agnhost tag; the pinned agnhost serves
+# every subcommand its pods run (serve-hostname, netexec, porter, pause, connect).
+image_agnhost_cnp() {
+  local ref cnp_ref
+  ref="$(agnhost_ref)"
+  cnp_ref="$(agnhost_cnp_ref)"
+  image_agnhost
+  cached agnhost-cnp "$NPC_BIN/agnhost" "$out/.agnhost.stamp" && return
+  podman tag "$ref" "$cnp_ref"
+  save agnhost-cnp "$cnp_ref"
 }
 
 image_coredns() {
@@ -112,11 +136,12 @@ image_app() {
 step "Debian 12 base image"
 "$NPC_ROOT/scripts/cluster/base-image.sh"
 images=("$@")
-[ "${#images[@]}" -eq 0 ] && images=(pause agnhost coredns netpol mariadb wordpress)
+[ "${#images[@]}" -eq 0 ] && images=(pause agnhost agnhost-cnp coredns netpol mariadb wordpress)
 for i in "${images[@]}"; do
   case "$i" in
     pause|agnhost|coredns|netpol) "image_$i" ;;
+    agnhost-cnp) image_agnhost_cnp ;;
     mariadb|wordpress) image_app "$i" ;;
-    *) die "unknown image '$i' (pause agnhost coredns netpol mariadb wordpress)" ;;
+    *) die "unknown image '$i' (pause agnhost agnhost-cnp coredns netpol mariadb wordpress)" ;;
   esac
 done

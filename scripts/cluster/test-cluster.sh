@@ -4,8 +4,9 @@
 #   standalone  kubectl apply -f deploy/netpol.yaml, kube-proxy in nftables mode
 #   chained     helm install (after Debian's bridge + host-local), kube-proxy in iptables mode
 # a cluster in that shape, netpol installed, the agent's least privilege checked, the guide's
-# policies enforced across nodes, the upstream `[sig-network] Netpol` suite, and the faults
-# of check-faults.sh (control plane, agent, a node's runtime restarted) under probing.
+# policies enforced across nodes, the upstream `[sig-network] Netpol` suite, the
+# network-policy-api ClusterNetworkPolicy conformance suite (conformance-cnp.sh), and the
+# faults of check-faults.sh (control plane, agent, a node's runtime restarted) under probing.
 # A cluster already up (make cluster-up) is used for the first mode when it has its shape.
 # Every step's time is printed; the cluster of the last mode is left up (make cluster-down).
 #
@@ -53,6 +54,8 @@ for mode in "${modes[@]}"; do
   run_step "$mode: install netpol" "$here/install-netpol.sh" "$mode"
   run_step "$mode: the guide's policies across nodes" "$here/check-guide.sh"
   run_step "$mode: upstream Netpol e2e" "$here/conformance.sh" "$mode-$(cat "$NPC_STATE/proxy-mode")"
+  run_step "$mode: network-policy-api ClusterNetworkPolicy conformance" \
+    "$here/conformance-cnp.sh" "cnp-$mode-$(cat "$NPC_STATE/proxy-mode")"
   run_step "$mode: faults survived under probing" "$here/check-faults.sh"
   run_step "$mode: the agent's RBAC is exactly what it uses" "$here/check-rbac.sh"
 done

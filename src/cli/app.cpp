@@ -11,6 +11,7 @@
 #include <vector>
 
 #include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
 
 #include "api/encode.h"
 #include "api/load.h"
@@ -576,23 +577,88 @@ int Explain(const InputFlags& flags, Context& ctx) {
   return kExitOk;
 }
 
+// One finding as a JSON object, keys in a fixed order (-o json, and each
+// value's quoting for -o yaml: a JSON string is a YAML double-quoted scalar).
+nlohmann::ordered_json FindingJson(const policy::Finding& f) {
+  nlohmann::ordered_json j;
+  j["check"] = f.check;
+  j["kind"] = std::string(f.kind());
+  j["policy"] = f.policy;
+  if (f.cluster) {
+    j["tier"] = std::string(api::TierName(f.cluster->tier));
+    j["priority"] = f.cluster->priority;
+  }
+  if (!f.field.empty()) j["field"] = f.field;
+  if (!f.rule.empty()) j["rule"] = f.rule;
+  if (const std::string at = f.where.ToString(); !at.empty()) j["location"] = at;
+  j["message"] = f.message;
+  return j;
+}
+
+// -o table: aligned columns, the message last and unbounded.
+void LintTable(const std::vector<policy::Finding>& findings, std::ostream& out) {
+  std::vector<std::vector<std::string>> rows = {
+      {"CHECK", "KIND", "POLICY", "PRIORITY", "FIELD", "RULE", "MESSAGE"}};
+  for (const policy::Finding& f : findings) {
+    rows.push_back({f.check, std::string(f.kind()), f.policy,
+                    f.cluster ? std::to_string(f.cluster->priority) : "-", f.field.empty() ? "-" : f.field,
+                    f.rule.empty() ? "-" : f.rule, f.message});
+  }
+  std::vector<size_t> width(rows.front().size(), 0);
+  for (const auto& row : rows) {
+    for (size_t c = 0; c + 1 < row.size(); ++c) width[c] = std::max(width[c], row[c].size());
+  }
+  for (const auto& row : rows) {
+    std::string line;
+    for (size_t c = 0; c + 1 < row.size(); ++c) {
+      std::string cell = row[c];
+      cell.resize(width[c] + 2, ' ');
+      line += cell;
+    }
+    out << line << row.back() << "\n";
+  }
+}
+
 int LintCommand(const InputFlags& flags, Context& ctx) {
   const auto loaded = Load(flags, ctx);
   if (!loaded) return kExitError;
   const policy::Engine engine = BuildEngine(*loaded);
   if (!NamespaceKnown(flags, engine, ctx)) return kExitError;
-  size_t shown = 0;
-  for (const policy::Finding& f : policy::Lint(engine)) {
-    if (!Visible(flags, f.policy.substr(0, f.policy.find('/')))) continue;
-    ctx.out << f.ToString() << "\n";
-    ++shown;
+  std::vector<policy::Finding> shown;
+  for (policy::Finding& f : policy::Lint(engine)) {
+    // ClusterNetworkPolicies are cluster-scoped: -n does not hide them.
+    if (!f.cluster && !Visible(flags, f.policy.substr(0, f.policy.find('/')))) continue;
+    shown.push_back(std::move(f));
   }
-  if (shown == 0) {
-    const size_t policies = engine.stats().policies;
+  if (flags.output == "json" || flags.output == "yaml") {
+    const bool json = flags.output == "json";
+    ctx.out << (json ? "{\"findings\":[" : "findings:");
+    for (size_t i = 0; i < shown.size(); ++i) {
+      const nlohmann::ordered_json j = FindingJson(shown[i]);
+      if (json) {
+        ctx.out << (i ? ",\n" : "\n") << j.dump();
+        continue;
+      }
+      bool first = true;
+      for (const auto& [key, value] : j.items()) {
+        ctx.out << (first ? "\n- " : "\n  ") << key << ": " << value.dump();
+        first = false;
+      }
+    }
+    ctx.out << (json ? (shown.empty() ? "]}\n" : "\n]}\n") : (shown.empty() ? " []\n" : "\n"));
+    return shown.empty() ? kExitOk : kExitNegative;
+  }
+  if (shown.empty()) {
+    const size_t policies = engine.stats().policies + engine.stats().cluster_policies;
     ctx.out << "No problems found in " << policies << (policies == 1 ? " policy.\n" : " policies.\n");
     return kExitOk;
   }
-  ctx.out << shown << (shown == 1 ? " finding\n" : " findings\n");
+  if (flags.output == "table") {
+    LintTable(shown, ctx.out);
+  } else {
+    for (const policy::Finding& f : shown) ctx.out << f.ToString() << "\n";
+  }
+  ctx.out << shown.size() << (shown.size() == 1 ? " finding\n" : " findings\n");
   return kExitNegative;
 }
 
@@ -743,10 +809,16 @@ int Run(int argc, const char* const* argv, std::istream& in, std::ostream& out, 
 
   CLI::App* lint = app.add_subcommand("lint", "Warn about policies that probably do not do what was meant");
   AddInputFlags(*lint, flags);
-  lint->footer("Example:\n  " + prog +
-               " lint -f cluster/\n\n"
+  lint->add_option("-o,--output", flags.output,
+                   "Output format: text (default, one line per finding), table, json, yaml")
+      ->check(CLI::IsMember({"text", "table", "json", "yaml"}));
+  lint->footer("Examples:\n  " + prog + " lint -f cluster/\n  " + prog +
+               " lint --live -o json\n\n"
                "Checks: selects-nothing, peer-matches-nothing, namespace-unmatched,\n"
-               "named-port-undeclared, egress-blocks-dns, rule-shadowed, ipblock-covers-pods.\n"
+               "named-port-undeclared, egress-blocks-dns, rule-shadowed, ipblock-covers-pods;\n"
+               "for ClusterNetworkPolicies: cluster-rule-shadowed, cluster-priority-tie,\n"
+               "cluster-pass-to-default, baseline-unreachable, domain-names-unenforced,\n"
+               "domain-wildcard-apex (docs/SEMANTICS.md §22).\n"
                "Exit 1 when there are findings.");
 
   EnforceFlags enforce_flags;

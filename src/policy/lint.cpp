@@ -6,6 +6,7 @@
 
 #include "policy/explain.h"
 #include "policy/flow_text.h"
+#include "policy/internal/lint_cluster.h"
 #include "policy/internal/state.h"
 
 namespace netpol::policy {
@@ -44,15 +45,20 @@ class Linter {
     std::stable_sort(findings_.begin(), findings_.end(), [](const Finding& a, const Finding& b) {
       return std::tie(a.policy, a.field) < std::tie(b.policy, b.field);
     });
-    return std::move(findings_);
+    // ClusterNetworkPolicies first: they are evaluated first, and come in
+    // evaluation order already.
+    std::vector<Finding> out = internal::LintClusterPolicies(engine_);
+    out.insert(out.end(), std::make_move_iterator(findings_.begin()),
+               std::make_move_iterator(findings_.end()));
+    return out;
   }
 
  private:
   void Add(PolicyId id, std::string check, std::string field, std::string message) {
     const PolicyRec& p = s_.policies[id];
     api::SourceLocation where = p.spec.metadata.source.Locate(field.empty() ? "metadata.name" : field);
-    findings_.push_back(
-        {std::move(check), p.full_name, std::move(field), std::move(message), std::move(where)});
+    findings_.push_back({std::move(check), p.full_name, std::move(field), std::move(message),
+                         std::move(where), std::nullopt, ""});
   }
 
   void SelectsNothing(PolicyId id) {
@@ -347,8 +353,13 @@ class Linter {
 std::string Finding::ToString() const {
   std::string out;
   if (const std::string at = where.ToString(); !at.empty()) out += at + ": ";
-  out += "warning: [" + check + "] NetworkPolicy " + policy + ": ";
-  if (!field.empty()) out += field + ": ";
+  out += "warning: [" + check + "] " + std::string(kind()) + " " + policy;
+  if (cluster) {
+    out += std::string(" (") + std::string(api::TierName(cluster->tier)) + " tier, priority " +
+           std::to_string(cluster->priority) + ")";
+  }
+  out += ": ";
+  if (!field.empty()) out += field + (rule.empty() ? "" : " (rule \"" + rule + "\")") + ": ";
   return out + message;
 }
 

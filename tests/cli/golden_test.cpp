@@ -54,6 +54,7 @@ const std::string kApp = "examples/wordpress/app.yaml";
 const std::string kDeny = "examples/wordpress/policy-deny-all.yaml";
 const std::string kGuide = "examples/wordpress";
 const std::string kDual = "tests/cli/testdata/dual_stack.yaml";
+const std::string kCnpLint = "tests/cli/testdata/lint_cluster.yaml";
 
 INSTANTIATE_TEST_SUITE_P(
     Commands, CliGoldenTest,
@@ -136,7 +137,16 @@ INSTANTIATE_TEST_SUITE_P(
         // Issue 15 item 8: DNS judged with the engine.
         Case{"lint_dns", {"lint", "-f", "tests/cli/testdata/lint_dns.yaml"}, 1},
         // Issue 17 point 4: domainNames are judged, and said not to be enforced.
-        Case{"explain_domain_names", {"explain", "-f", "tests/cli/testdata/domain_names.yaml"}, 0}),
+        Case{"explain_domain_names", {"explain", "-f", "tests/cli/testdata/domain_names.yaml"}, 0},
+        // Issue 17 point 3: the ClusterNetworkPolicy lints, in every output format; -n
+        // never hides them (they are cluster-scoped).
+        Case{"lint_cluster", {"lint", "-f", kCnpLint}, 1},
+        Case{"lint_cluster_table", {"lint", "-f", kCnpLint, "-o", "table"}, 1},
+        Case{"lint_cluster_json", {"lint", "-f", kCnpLint, "-o", "json"}, 1},
+        Case{"lint_cluster_yaml", {"lint", "-f", kCnpLint, "-o", "yaml"}, 1},
+        Case{"lint_cluster_namespace", {"lint", "-f", kCnpLint, "-n", "dev"}, 1},
+        Case{"lint_clean_json", {"lint", "-f", "tests/cli/testdata/one_policy.yaml", "-o", "json"}, 0},
+        Case{"lint_clean_yaml", {"lint", "-f", "tests/cli/testdata/one_policy.yaml", "-o", "yaml"}, 0}),
     [](const auto& param_info) { return std::string(param_info.param.golden); });
 
 // Installed as kubectl-netpol, the plugin names itself the way users type it.

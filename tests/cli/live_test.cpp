@@ -171,5 +171,76 @@ TEST(LiveTest, FilesWithLiveAreAppliedOnTopOfTheCluster) {
   std::filesystem::remove_all(dir);
 }
 
+// `lint --live` (issue 17 point 3): the ClusterNetworkPolicy lints on the
+// cluster's objects say what they say on the same objects as files (only the
+// locations differ: a live object has no file and line).
+TEST(LiveTest, LintOfClusterPoliciesFromTheApiEqualsItFromFiles) {
+  const Json guard = {
+      {"apiVersion", "policy.networking.k8s.io/v1alpha2"},
+      {"kind", "ClusterNetworkPolicy"},
+      {"metadata", {{"name", "guard"}}},
+      {"spec",
+       {{"tier", "Admin"},
+        {"priority", 10},
+        {"subject", {{"namespaces", {{"matchLabels", {{"team", "a"}}}}}}},
+        {"ingress",
+         {{{"name", "deny-all"}, {"action", "Deny"}, {"from", {{{"namespaces", Json::object()}}}}},
+          {{"name", "web"},
+           {"action", "Accept"},
+           {"from",
+            {{{"pods",
+               {{"namespaceSelector", Json::object()},
+                {"podSelector", {{"matchLabels", {{"app", "web"}}}}}}}}}}}}},
+        {"egress",
+         {{{"name", "pass"}, {"action", "Pass"}, {"to", {{{"networks", {"198.51.100.0/24"}}}}}}}}}}};
+  const std::vector<Json> objects = {{{"apiVersion", "v1"},
+                                      {"kind", "Namespace"},
+                                      {"metadata", {{"name", "shop"}, {"labels", {{"team", "a"}}}}}},
+                                     Pod("shop", "web", "web", "198.18.3.1"),
+                                     Pod("shop", "db", "db", "198.18.3.2"),
+                                     guard};
+  auto server = lab::ApiServer::Start({});
+  ASSERT_TRUE(server.ok()) << server.error().message();
+  auto api = kube::Client::Create(kube::Api((*server)->url()));
+  ASSERT_TRUE(api.ok());
+  for (const Json& o : objects) {
+    const std::string kind = o["kind"];
+    const std::string path = kind == "Namespace" ? "/api/v1/namespaces"
+                             : kind == "Pod"
+                                 ? "/api/v1/namespaces/shop/pods"
+                                 : "/apis/policy.networking.k8s.io/v1alpha2/clusternetworkpolicies";
+    ASSERT_TRUE((*api)->Request("POST", path, o.dump()).ok()) << o.dump();
+  }
+  const std::string dir = ::testing::TempDir() + "/netpol-live-lint-" + std::to_string(::getpid());
+  std::filesystem::create_directories(dir);
+  std::ofstream(dir + "/objects.json")
+      << Json{{"apiVersion", "v1"}, {"kind", "List"}, {"items", objects}}.dump();
+  std::ofstream(dir + "/kubeconfig") << "current-context: lab\nclusters: [{name: lab, cluster: {server: \""
+                                     << (*server)->url()
+                                     << "\"}}]\ncontexts: [{name: lab, context: {cluster: lab}}]\n";
+  // The findings without their locations.
+  const auto findings = [](const std::string& out) {
+    Json parsed = Json::parse(out.substr(0, out.find("\n]}") + 3), nullptr, false);
+    if (!parsed.is_object()) return Json();
+    for (Json& f : parsed["findings"]) f.erase("location");
+    return parsed["findings"];
+  };
+  int from_files = -1;
+  int from_api = -1;
+  const Json expected = findings(RunCli({"lint", "-o", "json", "-f", dir + "/objects.json"}, from_files));
+  const Json live =
+      findings(RunCli({"lint", "-o", "json", "--live", "--kubeconfig", dir + "/kubeconfig"}, from_api));
+  EXPECT_EQ(from_files, 1);
+  EXPECT_EQ(from_api, 1);
+  EXPECT_EQ(live, expected);
+  // The shadowed rule and the Pass to the default, from the cluster.
+  std::vector<std::string> checks;
+  for (const Json& f : live) checks.push_back(f.value("check", "") + " " + f.value("field", ""));
+  EXPECT_EQ(checks, (std::vector<std::string>{"cluster-rule-shadowed spec.ingress[1]",
+                                              "cluster-pass-to-default spec.egress[0]"}))
+      << live.dump();
+  std::filesystem::remove_all(dir);
+}
+
 }  // namespace
 }  // namespace netpol

@@ -309,7 +309,7 @@ TEST(ChartTest, TheRoleGrantsNodesOnlyToTheStandaloneInstaller) {
 }
 
 // The ClusterNetworkPolicy CRD: upstream's standard channel by default, the
-// experimental one, or none; any other value is refused.
+// experimental one, or none; any other value is refused. Uninstalling keeps it.
 TEST(ChartTest, TheClusterNetworkPolicyCrdIsTheChannelAsked) {
   const auto crds = [](const std::vector<Json>& docs) {
     std::vector<Json> out;
@@ -327,6 +327,8 @@ TEST(ChartTest, TheClusterNetworkPolicyCrdIsTheChannelAsked) {
     EXPECT_EQ(found[0]["metadata"]["name"], "clusternetworkpolicies.policy.networking.k8s.io");
     EXPECT_EQ(found[0]["metadata"]["annotations"]["policy.networking.k8s.io/channel"], channel);
     EXPECT_EQ(found[0]["metadata"]["annotations"]["policy.networking.k8s.io/bundle-version"], "v0.3.0");
+    // helm uninstall leaves it: deleting it would delete every ClusterNetworkPolicy.
+    EXPECT_EQ(found[0]["metadata"]["annotations"]["helm.sh/resource-policy"], "keep");
     EXPECT_EQ(found[0]["spec"]["scope"], "Cluster");
     // The version netpol reads is served.
     bool served = false;

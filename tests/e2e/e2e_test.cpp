@@ -400,6 +400,36 @@ TEST_F(EnforcedLabTest, TiersOnPacketsIcmpIncluded) {
       << *listed;
 }
 
+// A pod's connection to its own node is its egress (docs/SEMANTICS.md §10), also
+// in chained mode, where the pod's host-side interface is another plugin's
+// bridge and the program has none for it. The Admin tier's `nodes` peers need
+// it: the network-policy-api suite's CNPAdminTierEgressNodePeers failed in the
+// chained cluster for the client pod on the server's node (the input chain
+// judged only packets from netpol's own pod interfaces).
+TEST_F(EnforcedLabTest, APodsConnectionToItsOwnNodeIsItsEgressChainedToo) {
+  // An address of the node itself, answered by the node's kernel (INPUT).
+  ASSERT_EQ(std::system(("ip -n " + lab_.node() + " addr add 198.18.7.1/32 dev lo").c_str()), 0);
+  const auto ping = [&](const char* from) {
+    const auto r = lab_.Pings(from, "198.18.7.1", std::chrono::milliseconds(300));
+    EXPECT_TRUE(r.ok()) << (r.ok() ? "" : r.error().message());
+    return r.ok() && *r;
+  };
+  constexpr const char* kWebNoEgress = R"(apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: web-no-egress}
+spec: {podSelector: {matchLabels: {app: web}}, policyTypes: [Egress]}
+)";
+  for (const bool chained : {false, true}) {
+    SCOPED_TRACE(chained ? "chained: no pod interfaces in the program" : "standalone");
+    Enforce(kWebNoEgress, [&](policy::NodeProgram& program) {
+      if (!chained) return;
+      for (auto& [name, pod] : program.pods) pod.interface.clear();
+    });
+    EXPECT_FALSE(ping("198.18.7.11")) << "web is isolated for egress and nothing allows its node";
+    EXPECT_TRUE(ping("198.18.7.12")) << "client is not isolated";
+  }
+}
+
 TEST_F(EnforcedLabTest, TiersAdoptedOnRestartAndEditedAsARebuild) {
   Enforce(kTiers);
   auto again = dataplane::nft::NftBackend::Create({lab_.node(), {}});

@@ -17,6 +17,12 @@ namespace {
 
 using policy::Engine;
 
+// How many random clusters a test judges: all of them in the release tree, a tenth under
+// the sanitizers (NETPOL_TEST_SEED_DIVISOR, set by the asan preset).
+constexpr uint64_t Seeds(uint64_t full) {
+  return full / NETPOL_TEST_SEED_DIVISOR;
+}
+
 Engine Build(const std::vector<api::Object>& objects) {
   Engine engine;
   for (const auto& o : objects) engine.Apply(o);
@@ -28,7 +34,7 @@ std::string Compare(const Engine& engine, const std::vector<api::Object>& object
 }
 
 TEST(DifferentialTest, GeneratedObjectsAreValid) {
-  for (uint64_t seed = 0; seed < 300; ++seed) {
+  for (uint64_t seed = 0; seed < Seeds(300); ++seed) {
     SeededChoices choices(seed);
     for (const auto& object : GenerateSmallCluster(choices)) {
       const api::Diagnostics d = api::Validate(object);
@@ -38,7 +44,7 @@ TEST(DifferentialTest, GeneratedObjectsAreValid) {
 }
 
 TEST(DifferentialTest, EngineMatrixAndReferenceAgree) {
-  for (uint64_t seed = 0; seed < 3000; ++seed) {
+  for (uint64_t seed = 0; seed < Seeds(3000); ++seed) {
     SeededChoices choices(seed);
     const std::vector<api::Object> objects = GenerateSmallCluster(choices);
     const std::string mismatch = Compare(Build(objects), objects);
@@ -47,7 +53,7 @@ TEST(DifferentialTest, EngineMatrixAndReferenceAgree) {
 }
 
 TEST(DifferentialTest, TieredObjectsAreValid) {
-  for (uint64_t seed = 0; seed < 300; ++seed) {
+  for (uint64_t seed = 0; seed < Seeds(300); ++seed) {
     SeededChoices choices(seed);
     for (const auto& object : GenerateTieredCluster(choices)) {
       const api::Diagnostics d = api::Validate(object);
@@ -62,7 +68,7 @@ TEST(DifferentialTest, TieredObjectsAreValid) {
 
 // ClusterNetworkPolicy tiers (docs/SEMANTICS.md §21) against the reference.
 TEST(DifferentialTest, TiersAgreeWithReference) {
-  for (uint64_t seed = 0; seed < 3000; ++seed) {
+  for (uint64_t seed = 0; seed < Seeds(3000); ++seed) {
     SeededChoices choices(seed);
     const std::vector<api::Object> objects = GenerateTieredCluster(choices);
     const std::string mismatch = Compare(Build(objects), objects);
@@ -73,7 +79,7 @@ TEST(DifferentialTest, TiersAgreeWithReference) {
 // Tiers kept incrementally: from one tiered cluster to another, in a shuffled
 // order, with verdicts asked in between, equals the reference on the target.
 TEST(DifferentialTest, TiersIncrementalUpdatesEqualReference) {
-  for (uint64_t seed = 0; seed < 1000; ++seed) {
+  for (uint64_t seed = 0; seed < Seeds(1000); ++seed) {
     SeededChoices choices(seed);
     std::vector<api::Object> objects = GenerateTieredCluster(choices);
     SeededChoices other_choices(seed + 2000000);
@@ -106,7 +112,7 @@ TEST(DifferentialTest, TiersIncrementalUpdatesEqualReference) {
 // Applying objects in any order, deleting and re-adding some, must give the
 // same answers as building from scratch.
 TEST(DifferentialTest, IncrementalUpdatesEqualRebuild) {
-  for (uint64_t seed = 0; seed < 1500; ++seed) {
+  for (uint64_t seed = 0; seed < Seeds(1500); ++seed) {
     SeededChoices choices(seed);
     std::vector<api::Object> objects = GenerateSmallCluster(choices);
     SeededChoices other_choices(seed + 1000000);

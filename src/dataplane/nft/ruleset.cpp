@@ -466,10 +466,14 @@ class Renderer {
                      "\t\tmeta nfproto ipv6 jump egress_v6\n\t\tmeta nfproto ipv6 goto ingress_v6\n\t}");
     chains.push_back("chain input {\n\t\ttype filter hook input priority filter; policy accept;\n" +
                      spoof("input_checked") + "\t}");
+    // Whatever comes into this node is judged as the egress of the local pod
+    // that sent it, found by its source address as in the forward chain (a
+    // source that is no local pod matches no element and is accepted). Not by
+    // the pod's interface: in chained mode it is another plugin's bridge, and
+    // a pod's connection to its own node went unjudged.
     chains.push_back("chain input_checked {\n" + conntrack +
-                     "\t\tiifname @pod_ifaces meta nfproto ipv4 goto egress_v4 comment \"pods to this node: "
-                     "their egress\"\n"
-                     "\t\tiifname @pod_ifaces meta nfproto ipv6 goto egress_v6\n\t}");
+                     "\t\tmeta nfproto ipv4 goto egress_v4 comment \"pods to this node: their egress\"\n"
+                     "\t\tmeta nfproto ipv6 goto egress_v6\n\t}");
     for (const Dir& d : kDirs) {
       for (const Family& f : kFamilies) {
         const std::string m = f.match;

@@ -42,7 +42,7 @@ namespace netpol::dataplane::nft {
 inline constexpr const char* kTableFamily = "inet";
 inline constexpr const char* kTableName = "netpol";
 // Bump when sets or chains change shape; a table with another schema is replaced.
-inline constexpr int kSchemaVersion = 4;
+inline constexpr int kSchemaVersion = 5;
 
 struct NftOptions {
   uint16_t log_group = 100;  // NFLOG group for denied new connections

@@ -1,0 +1,1 @@
+// Compiles tests/testutil/pch.h once; every test program reuses the result.
