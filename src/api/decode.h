@@ -11,6 +11,11 @@
 // Decoding reports type errors and unsupported enum values; cross-field rules are
 // api/validate.h's job. Kinds that do not bear on policy (Service, ConfigMap, ...)
 // are counted in `ignored` and otherwise skipped. Never throws.
+//
+// A JSON object (what `kubectl -o json` writes) is read in place with simdjson
+// (no tree): the same decoder, the same objects, diagnostics and positions as
+// the YAML reader gives for the same text, which still reads whatever JSON
+// the in-place reader would not read exactly as it does.
 #pragma once
 
 #include <map>

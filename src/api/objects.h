@@ -68,7 +68,8 @@ class FieldPositions {
     int column = 0;
   };
   std::string_view PathOf(const Entry& e) const {
-    return std::string_view(paths_).substr(e.offset, e.length);
+    const std::string_view all = paths_;
+    return all.substr(e.offset, e.length);
   }
   std::string paths_;
   std::vector<Entry> entries_;

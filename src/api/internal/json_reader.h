@@ -19,11 +19,13 @@
 // The reader is exact or gives up: scalars are what the YAML reader makes of
 // the same text (strings quoted, numbers, booleans and null plain, with their
 // text), positions are libyaml's (line breaks and columns in characters), and
-// anything the YAML reader would read differently or reject (invalid JSON,
-// YAML-only escapes, control characters, nesting past the YAML reader's limit,
-// long or multi-line keys, trailing text) sets failed(), after which every
-// handle is undefined. The caller then decodes the text with the YAML reader,
-// which reports the problem as it always has.
+// Root() walks the whole text once (the root's keys, every value checked:
+// internal/json_check.h) before anything is read: what the YAML reader would
+// read differently or reject (invalid JSON, YAML-only or surrogate escapes,
+// control characters, nesting past the YAML reader's limit, long or
+// multi-line keys, tabs around the object, trailing text) sets failed(), after
+// which every handle is undefined. The caller then decodes the text with the
+// YAML reader, which reports the problem as it always has.
 #pragma once
 
 #include <cstddef>
@@ -56,10 +58,11 @@ template <typename R, typename... Args>
 class FunctionRef<R(Args...)> {
  public:
   // Refers to `f`, which must outlive the call it is passed to (a lambda
-  // written in the call does).
-  template <typename F>
-  requires(!std::is_same_v<std::remove_cvref_t<F>, FunctionRef>) FunctionRef(
-      F&& f)  // NOLINT(google-explicit-constructor,bugprone-forwarding-reference-overload): made from lambdas
+  // written in the call does). Implicit, so lambdas are passed as they are;
+  // never chosen over copying (the constraint).
+  template <typename F, typename = std::enable_if_t<!std::is_same_v<std::remove_cvref_t<F>, FunctionRef>>>
+  // NOLINTNEXTLINE(google-explicit-constructor,bugprone-forwarding-reference-overload)
+  FunctionRef(F&& f)
       : object_(const_cast<void*>(static_cast<const void*>(&f))), call_([](void* o, Args... args) -> R {
           return (*static_cast<std::remove_reference_t<F>*>(o))(args...);
         }) {}
