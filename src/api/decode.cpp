@@ -327,7 +327,8 @@ class ObjectDecoder {
   // Every key of `map` must be in `known`; others are warnings (errors with --strict).
   void CheckFields(const Handle& map, const std::string& path, FieldList known) {
     ForEachKey(map, [&](const auto& k) {
-      const std::string_view key = k.IsScalar() ? std::string_view(k.Scalar()) : std::string_view("?");
+      std::string_view key = "?";
+      if (k.IsScalar()) key = k.Scalar();
       bool found = false;
       for (const std::string_view name : known) found = found || name == key;
       if (!found) {
@@ -345,8 +346,8 @@ class ObjectDecoder {
       KeySet seen;
       ForEachKey(node, [&](const auto& k) {
         if (k.IsScalar() && !seen.Insert(k.Scalar())) {
-          const std::string key(k.Scalar());
-          Error(k, Child(path, key), "key " + Quote(key) + " already set in map");
+          const std::string_view key = k.Scalar();
+          Error(k, Child(path, key), "key " + Quote(std::string(key)) + " already set in map");
         }
       });
       return true;
@@ -1146,7 +1147,8 @@ class Decoder {
       ForEachKey(doc, [&](const auto& key) {
         if (key.IsScalar() && !seen.Insert(key.Scalar())) {
           const auto [line, column] = LineColumn(key);
-          const std::string name(key.Scalar());
+          const std::string_view text = key.Scalar();
+          const std::string name(text);
           result_.diagnostics.push_back({Severity::kError,
                                          {file_, line, column},
                                          "",
