@@ -29,9 +29,6 @@ function(netpol_test)
   target_compile_options(${ARG_NAME} PRIVATE ${NETPOL_WARNINGS})
   target_include_directories(${ARG_NAME} PRIVATE ${PROJECT_SOURCE_DIR}/src ${PROJECT_SOURCE_DIR}/tests)
   target_link_libraries(${ARG_NAME} PRIVATE ${ARG_DEPS} GTest::gtest GTest::gmock GTest::gtest_main)
-  # gtest, gmock, nlohmann/json and the common standard headers, parsed once
-  # (tests/testutil/pch.h): a test file compiles in about two thirds of the time.
-  target_precompile_headers(${ARG_NAME} REUSE_FROM netpol_test_pch)
   set(serial FALSE)
   if(ARG_SERIAL)
     set(serial TRUE)

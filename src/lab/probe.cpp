@@ -66,8 +66,10 @@ Status ProbeServer::Listen(const std::vector<std::pair<api::Protocol, uint16_t>>
     sockaddr_in6 any{};
     any.sin6_family = AF_INET6;
     any.sin6_port = htons(port);
+    // A full backlog drops SYNs, which a probe would read as policy: keep it deep
+    // (SOMAXCONN) so a server thread that is slow to accept under load loses nothing.
     if (::bind(fd, reinterpret_cast<sockaddr*>(&any), sizeof(any)) != 0 ||
-        (type == SOCK_STREAM && ::listen(fd, 64) != 0)) {
+        (type == SOCK_STREAM && ::listen(fd, SOMAXCONN) != 0)) {
       const int err = errno;
       ::close(fd);
       return FailedPrecondition("cannot listen on " + std::to_string(port) + "/" +

@@ -7,7 +7,6 @@
 #include "policy/internal/lint_cluster.h"
 
 #include <algorithm>
-#include <cctype>
 #include <optional>
 #include <set>
 #include <string>
@@ -70,10 +69,11 @@ class ClusterLinter {
   std::vector<Finding> Run() {
     for (const ClusterPolicyId id : order_) {
       PriorityTie(id);
+      const std::vector<std::pair<ClusterPolicyId, bool>> covering = Covering(id);
       for (const Direction dir : {Direction::kIngress, Direction::kEgress}) {
         BaselineUnreachable(id, dir);
         for (size_t r = 0; r < s_.cluster_policies[id].rules(dir).size(); ++r) {
-          Shadowed(id, dir, r);
+          Shadowed(id, dir, r, covering);
           PassToDefault(id, dir, r);
           DomainNames(id, dir, r);
         }
@@ -211,22 +211,34 @@ class ClusterLinter {
 
   // ---- cluster-rule-shadowed ----
 
-  void Shadowed(ClusterPolicyId id, Direction dir, size_t r) {
+  // The policies evaluated before `id` for every pod of its subject (same
+  // tier, strictly lower priority number: the order of equal ones is the
+  // implementation's, cluster-priority-tie says so instead), each with
+  // whether its selectors show it; computed once per policy.
+  std::vector<std::pair<ClusterPolicyId, bool>> Covering(ClusterPolicyId id) const {
     const ClusterPolicyRec& p = Policy(id);
-    const ClusterRuleRec& rule = p.rules(dir)[r];
-    if (rule.peers.empty()) return;
-    std::vector<Earlier> earlier;
+    std::vector<std::pair<ClusterPolicyId, bool>> out;
     const std::optional<PodShape> shape = SubjectShape(p.spec);
     for (const ClusterPolicyId other_id : order_) {
       const ClusterPolicyRec& other = Policy(other_id);
-      // Strictly lower priority numbers only: the order of equal ones is the
-      // implementation's (cluster-priority-tie says so instead).
       if (other_id == id || other.tier != p.tier || other.priority >= p.priority) continue;
       const std::optional<PodShape> other_shape = SubjectShape(other.spec);
       const bool by_selectors = shape && other_shape && ShapeContains(*other_shape, *shape);
       const bool by_pods = !p.subjects.none() && p.subjects.IsSubsetOf(other.subjects);
-      if (!by_selectors && !by_pods) continue;
-      for (size_t o = 0; o < other.rules(dir).size(); ++o) earlier.push_back({other_id, o, by_selectors});
+      if (by_selectors || by_pods) out.emplace_back(other_id, by_selectors);
+    }
+    return out;
+  }
+
+  void Shadowed(ClusterPolicyId id, Direction dir, size_t r,
+                const std::vector<std::pair<ClusterPolicyId, bool>>& covering) {
+    const ClusterPolicyRec& p = Policy(id);
+    const ClusterRuleRec& rule = p.rules(dir)[r];
+    if (rule.peers.empty()) return;
+    std::vector<Earlier> earlier;
+    for (const auto& [other_id, by_selectors] : covering) {
+      for (size_t o = 0; o < Policy(other_id).rules(dir).size(); ++o)
+        earlier.push_back({other_id, o, by_selectors});
     }
     for (size_t o = 0; o < r; ++o) earlier.push_back({id, o, true});
     if (earlier.empty()) return;

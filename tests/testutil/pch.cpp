@@ -1,1 +1,0 @@
-// Compiles tests/testutil/pch.h once; every test program reuses the result.
