@@ -244,7 +244,11 @@ bool ReadAlike(od::value value, size_t depth) {
     }
     case od::json_type::string: {
       std::string_view content;
-      return StringContent(value.raw_json_token(), content) && IsJsonStringTheYamlReaderReadsAlike(content);
+      od::raw_json_string taken;
+      // Taken, not left to the walk to skip: skipping, simdjson reads a
+      // string followed by ':' as a key, and ["k": 1] would pass.
+      return StringContent(value.raw_json_token(), content) && IsJsonStringTheYamlReaderReadsAlike(content) &&
+             value.get_raw_json_string().get(taken) == simdjson::SUCCESS;
     }
     default:
       return IsJsonAtom(TrimSpaces(value.raw_json_token()));
