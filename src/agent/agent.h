@@ -28,12 +28,11 @@
 #include <memory>
 #include <string>
 
+#include "agent/log.h"
 #include "base/result.h"
 #include "kube/client.h"
 
 namespace netpol::agent {
-
-enum class LogLevel { kDebug, kInfo, kWarn, kError };
 
 struct AgentOptions {
   kube::ClientConfig api;

@@ -19,6 +19,7 @@
 
 #include "base/hash.h"
 #include "base/netns.h"
+#include "cni/agent_client.h"
 #include "cni/internal/rtnl.h"
 #include "cni/internal/trace.h"
 #include "cni/ipam.h"
@@ -275,8 +276,8 @@ class Plugin {
     internal::TraceStep(call_.container_id, "registered");
     if (!conf_.agent_socket.empty()) {
       const auto timeout = std::chrono::milliseconds(conf_.agent_timeout_ms);
-      const Status confirmed = agent ? agent->Confirm("add", pod, timeout)
-                                     : ConfirmWithAgent(conf_.agent_socket, "add", pod, timeout);
+      const Status confirmed = agent ? agent->Confirm(AgentOp::kAdd, pod, timeout)
+                                     : ConfirmWithAgent(conf_.agent_socket, AgentOp::kAdd, pod, timeout);
       if (!confirmed.ok()) {
         // Fail closed: a pod whose policy is not in force does not start.
         Undo();
@@ -296,7 +297,7 @@ class Plugin {
     if (!conf_.agent_socket.empty()) {
       if (Result<PodRegistration> pod = FindRegistration(conf_.state_dir, owner_)) {
         // An agent that is down forgets the pod when it reconciles on start.
-        (void)ConfirmWithAgent(conf_.agent_socket, "del", *pod,
+        (void)ConfirmWithAgent(conf_.agent_socket, AgentOp::kDel, *pod,
                                std::chrono::milliseconds(conf_.agent_timeout_ms));
       }
     }
@@ -331,7 +332,7 @@ class Plugin {
       if (auto f = CheckWiring(expected)) return Fail(*f);
     }
     if (!conf_.agent_socket.empty()) {
-      const Status s = ConfirmWithAgent(conf_.agent_socket, "check", *pod,
+      const Status s = ConfirmWithAgent(conf_.agent_socket, AgentOp::kCheck, *pod,
                                         std::chrono::milliseconds(conf_.agent_timeout_ms));
       if (!s.ok())
         return Fail({kCheckFailed, "the pod's network policy is not confirmed", s.error().message()});
@@ -347,9 +348,8 @@ class Plugin {
     }
     if (!conf_.agent_socket.empty()) {
       // The agent must be there to confirm policy, or ADD cannot succeed.
-      PodRegistration probe;
-      probe.owner = {"status", "none"};
-      const auto s = ConfirmWithAgent(conf_.agent_socket, "status", probe, std::chrono::milliseconds(1000));
+      const auto s =
+          ConfirmWithAgent(conf_.agent_socket, AgentOp::kStatus, {}, std::chrono::milliseconds(1000));
       if (!s.ok()) return Fail({kNotAvailable, "the node agent is not ready", s.error().message()});
     }
     return {0, ""};
@@ -378,7 +378,7 @@ class Plugin {
       for (const PodRegistration& pod : *pods) {
         if (std::find(valid.begin(), valid.end(), pod.owner) != valid.end()) continue;
         if (!conf_.agent_socket.empty()) {
-          (void)ConfirmWithAgent(conf_.agent_socket, "del", pod,
+          (void)ConfirmWithAgent(conf_.agent_socket, AgentOp::kDel, pod,
                                  std::chrono::milliseconds(conf_.agent_timeout_ms));
         }
         if (auto s = Unregister(conf_.state_dir, pod.owner); !s.ok()) problems += s.error().message() + "; ";

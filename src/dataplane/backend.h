@@ -4,6 +4,7 @@
 //   Status s = backend->Apply(program);              // atomic; on error the old rules stay
 //   Result<std::string> text = backend->Show();      // what is programmed, commented
 //   Result<std::vector<std::string>> drift = backend->Verify();   // someone else changed it?
+//   Result<std::vector<ConnectionCount>> counted = backend->CountConnections();   // for metrics
 //
 // Backends are declarative: Apply takes the whole desired program, reads what
 // the kernel has, and changes only the difference, in one transaction. They
@@ -13,12 +14,17 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "api/objects.h"
+#include "base/ip.h"
 #include "base/result.h"
 #include "policy/compiled.h"
+#include "policy/engine.h"
 
 namespace netpol::dataplane {
 
@@ -43,6 +49,44 @@ class ChangeFeed {
   // Waits up to `timeout`; what others changed meanwhile, one line each
   // ("table inet netpol deleted by nft (pid 4242)"), empty when nothing.
   [[nodiscard]] virtual Result<std::vector<std::string>> Next(std::chrono::milliseconds timeout) = 0;
+};
+
+// What decided a connection the dataplane counted or logged: a NetworkPolicy
+// (or the isolation no rule lifted), or a ClusterNetworkPolicy tier.
+enum class Decider : uint8_t { kNetworkPolicy, kAdminTier, kBaselineTier };
+
+// A new connection a rule logged (every denied one; allowed ones when asked
+// for), as the dataplane read it, with what the rule said of it.
+struct LoggedPacket {
+  std::string prefix{};  // the rule's own text (nft: its log prefix, "netpol ingress deny ")
+  policy::Direction direction = policy::Direction::kIngress;  // the direction that decided
+  bool allowed = false;
+  Decider decider = Decider::kNetworkPolicy;
+  IpAddress src = IpAddress::V4(0);
+  IpAddress dst = IpAddress::V4(0);
+  uint8_t ip_protocol = 0;  // 6 TCP, 17 UDP, 132 SCTP, ...
+  std::optional<api::Protocol> protocol{};
+  uint16_t src_port = 0;
+  uint16_t dst_port = 0;
+};
+
+// Logged connections as they come, for a thread of its own.
+class PacketFeed {
+ public:
+  virtual ~PacketFeed() = default;
+  // Waits up to `timeout`; the packets logged meanwhile (none when nothing came).
+  [[nodiscard]] virtual Result<std::vector<LoggedPacket>> Next(std::chrono::milliseconds timeout) = 0;
+};
+
+// One counter of the installed rules: the new connections decided at one
+// address of a local pod, in one direction, by one decider, one way.
+struct ConnectionCount {
+  std::optional<IpAddress> pod{};  // nullopt: the dataplane could not say which address
+  policy::Direction direction = policy::Direction::kIngress;
+  Decider decider = Decider::kNetworkPolicy;
+  bool allowed = false;
+  uint64_t connections = 0;
+  friend bool operator==(const ConnectionCount&, const ConnectionCount&) = default;
 };
 
 class Backend {
@@ -73,6 +117,20 @@ class Backend {
   // then is the only way to find them.
   [[nodiscard]] virtual Result<std::unique_ptr<ChangeFeed>> WatchChanges() {
     return Error(ErrorCode::kUnimplemented, "this dataplane announces no changes");
+  }
+
+  // Observability. Elements (entries of whatever kind) installed for the
+  // pods, 0 before the first Apply.
+  [[nodiscard]] virtual size_t InstalledElements() const { return 0; }
+  // The installed rules' per-pod counters of new connections, read from
+  // the kernel now (not concurrently with Apply's bookkeeping: it only reads).
+  [[nodiscard]] virtual Result<std::vector<ConnectionCount>> CountConnections() {
+    return std::vector<ConnectionCount>{};
+  }
+  // The connections the rules log, for a thread of its own; kUnimplemented
+  // when this dataplane logs none.
+  [[nodiscard]] virtual Result<std::unique_ptr<PacketFeed>> WatchPackets() {
+    return Error(ErrorCode::kUnimplemented, "this dataplane logs no packets");
   }
 };
 

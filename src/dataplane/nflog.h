@@ -7,6 +7,8 @@
 //
 // Reading never delays or changes a verdict: the kernel copies the logged
 // packet's first bytes to the socket and drops what a slow reader cannot take.
+// The reader fills LoggedPacket's addresses, ports and prefix; what the prefix
+// means is the backend's that wrote it (nft: nft::ParseLogPrefix).
 #pragma once
 
 #include <chrono>
@@ -19,20 +21,11 @@
 #include "api/objects.h"
 #include "base/ip.h"
 #include "base/result.h"
+#include "dataplane/backend.h"
 
 struct mnl_socket;
 
 namespace netpol::dataplane {
-
-struct LoggedPacket {
-  std::string prefix;  // the rule's log prefix: "netpol ingress deny "
-  IpAddress src = IpAddress::V4(0);
-  IpAddress dst = IpAddress::V4(0);
-  uint8_t ip_protocol = 0;  // 6 TCP, 17 UDP, 132 SCTP, ...
-  std::optional<api::Protocol> protocol;
-  uint16_t src_port = 0;
-  uint16_t dst_port = 0;
-};
 
 // The addresses, protocol and ports of an IPv4 or IPv6 packet (from its first
 // bytes); nullopt when it is neither or too short.

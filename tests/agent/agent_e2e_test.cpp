@@ -30,6 +30,7 @@
 
 #include "agent/agent.h"
 #include "cli/app.h"
+#include "cni/agent_client.h"
 #include "cni/ipam.h"
 #include "cni/plugin.h"
 #include "cni/registry.h"
@@ -332,9 +333,10 @@ TEST(AgentE2eTest, ServesHealthReadinessAndMetricsCountingDeniedConnections) {
 }
 
 // netpol-cni stages a pod (its addresses and veth, before the rest of the
-// wiring) so the agent
-// programs it while the plugin wires; the ADD's confirmation then only waits
-// for that program. A plugin that dies between the two leaves nothing attached.
+// wiring) so the agent programs it while the plugin wires; the ADD's
+// confirmation then only waits for that program. A plugin that dies between
+// the two leaves nothing attached. (What a withdrawn stage leaves, with an
+// earlier sandbox attached: NodeStateTest.)
 TEST(AgentE2eTest, AStagedPodIsAttachedBeforeItsAddAndWithdrawnWhenTheAddDies) {
   NETPOL_REQUIRE_E2E();
   testing::PacketLab node;
@@ -378,32 +380,12 @@ TEST(AgentE2eTest, AStagedPodIsAttachedBeforeItsAddAndWithdrawnWhenTheAddDies) {
     ASSERT_TRUE(connection.ok());
     ASSERT_TRUE(connection->Announce("shop", "web").ok());
     ASSERT_TRUE(connection->Stage(reg).ok());
-    const Status confirmed = connection->Confirm("add", reg, std::chrono::milliseconds(10000));
+    const Status confirmed = connection->Confirm(cni::AgentOp::kAdd, reg, std::chrono::milliseconds(10000));
     EXPECT_TRUE(confirmed.ok()) << confirmed.error().message();
   }
   EXPECT_EQ(local_pods(), 1) << "a confirmed pod stays when the connection closes";
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
   EXPECT_EQ(local_pods(), 1);
-
-  {  // A second sandbox of the attached pod staged, then its ADD dies: the
-     // first stays attached (withdrawing must not leave the pod unpoliced).
-    cni::PodRegistration second = reg;
-    second.owner.container_id = "c-web-2";
-    second.ips = {*IpAddress::Parse("198.18.7.32")};
-    {
-      Result<cni::AgentConnection> connection = cni::AgentConnection::Open(options.socket_path);
-      ASSERT_TRUE(connection.ok());
-      ASSERT_TRUE(connection->Stage(second).ok());
-      std::this_thread::sleep_for(std::chrono::milliseconds(200));
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(300));
-    EXPECT_EQ(local_pods(), 1) << "the earlier attachment is put back";
-    // It is the first registration that is attached again: confirming the
-    // first sandbox once more changes nothing and answers at once.
-    Result<cni::AgentConnection> connection = cni::AgentConnection::Open(options.socket_path);
-    ASSERT_TRUE(connection.ok());
-    EXPECT_TRUE(connection->Confirm("check", reg, std::chrono::milliseconds(5000)).ok());
-  }
 
   {  // Staged with one address, confirmed with another: the confirmed one is attached.
     cni::PodRegistration moved = reg;
@@ -411,7 +393,7 @@ TEST(AgentE2eTest, AStagedPodIsAttachedBeforeItsAddAndWithdrawnWhenTheAddDies) {
     Result<cni::AgentConnection> connection = cni::AgentConnection::Open(options.socket_path);
     ASSERT_TRUE(connection.ok());
     ASSERT_TRUE(connection->Stage(reg).ok());
-    EXPECT_TRUE(connection->Confirm("add", moved, std::chrono::milliseconds(10000)).ok());
+    EXPECT_TRUE(connection->Confirm(cni::AgentOp::kAdd, moved, std::chrono::milliseconds(10000)).ok());
   }
   const std::string metrics = HttpGet(port, "/metrics").second;
   EXPECT_EQ(Value(metrics, "netpol_agent_local_pods"), 1);
@@ -449,18 +431,21 @@ TEST(AgentE2eTest, AnAddIsAnsweredOnlyOnceAPolicyCreatedJustBeforeIsInForce) {
     const Json policy = {
         {"metadata", {{"name", "deny-" + name}}},
         {"spec", {{"podSelector", {{"matchLabels", {{"app", name}}}}}, {"ingress", Json::array()}}}};
+    // Before the POST: the server delays the watch event from when it stores
+    // the policy, which is before its answer reaches us (stamped after the
+    // answer, 296 ms were once measured against the 300 ms lag).
+    const auto created = Clock::now();
     ASSERT_TRUE(
         api->client
             ->Request("POST", "/apis/networking.k8s.io/v1/namespaces/shop/networkpolicies", policy.dump())
             .ok());
-    const auto created = Clock::now();
     const cni::PodRegistration reg{{"c-" + name, "eth0"},   "shop", name, "",
                                    {*IpAddress::Parse(ip)}, "",     "",   true};
     Result<cni::AgentConnection> connection = cni::AgentConnection::Open(options.socket_path);
     ASSERT_TRUE(connection.ok()) << connection.error().message();
     ASSERT_TRUE(connection->Announce("shop", name).ok());
     ASSERT_TRUE(connection->Stage(reg).ok());
-    const Status confirmed = connection->Confirm("add", reg, std::chrono::milliseconds(10000));
+    const Status confirmed = connection->Confirm(cni::AgentOp::kAdd, reg, std::chrono::milliseconds(10000));
     ASSERT_TRUE(confirmed.ok()) << confirmed.error().message();
     const auto elapsed = Clock::now() - created;
     EXPECT_NE(isolated().find(ip), std::string::npos)
@@ -469,56 +454,12 @@ TEST(AgentE2eTest, AnAddIsAnsweredOnlyOnceAPolicyCreatedJustBeforeIsInForce) {
   }
 }
 
-// A DEL names the attachment it ends: a late DEL of a pod's earlier sandbox (another
-// container id) leaves the attachment that replaced it, and the pod, isolated.
-TEST(AgentE2eTest, ALateDelOfAnEarlierSandboxLeavesThePodIsolated) {
-  NETPOL_REQUIRE_E2E();
-  testing::PacketLab node;
-  ASSERT_TRUE(node.Up({{"198.18.7.60", ""}}).ok());
-  Result<ShopApi> api = StartShopApi({.nodes = {"node-1"}});
-  ASSERT_TRUE(api.ok()) << api.error().message();
-  const ScratchDir scratch(node.prefix() + "-late-del");
-  const int port = FreePort();
-  agent::AgentOptions options = OptionsFor(node, api->server->url(), scratch.path, port);
-  options.flow_logs = false;
-  RunningAgent agent(options);
-  const auto ready_by = Clock::now() + std::chrono::seconds(20);
-  while (Clock::now() < ready_by && HttpGet(port, "/readyz").first != 200) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  const std::string ip = "198.18.7.61";
-  ASSERT_TRUE(PostPod(*api->client, "sandboxed", ip).ok());
-  const Json policy = {
-      {"metadata", {{"name", "deny-sandboxed"}}},
-      {"spec", {{"podSelector", {{"matchLabels", {{"app", "sandboxed"}}}}}, {"ingress", Json::array()}}}};
-  ASSERT_TRUE(
-      api->client
-          ->Request("POST", "/apis/networking.k8s.io/v1/namespaces/shop/networkpolicies", policy.dump())
-          .ok());
-  const auto isolated = [&] { return IsolatedV4(node.node()).find(ip) != std::string::npos; };
-  const auto registration = [&](const std::string& container) {
-    return cni::PodRegistration{{container, "eth0"},     "shop", "sandboxed", "",
-                                {*IpAddress::Parse(ip)}, "",     "",          true};
-  };
-  ASSERT_TRUE(
-      cni::ConfirmWithAgent(options.socket_path, "add", registration("c-new"), std::chrono::seconds(10))
-          .ok());
-  ASSERT_TRUE(isolated()) << "the attached pod is not isolated";
-  ASSERT_TRUE(
-      cni::ConfirmWithAgent(options.socket_path, "del", registration("c-old"), std::chrono::seconds(10))
-          .ok());
-  EXPECT_TRUE(isolated()) << "a DEL of the pod's earlier sandbox detached its current one";
-  ASSERT_TRUE(
-      cni::ConfirmWithAgent(options.socket_path, "del", registration("c-new"), std::chrono::seconds(10))
-          .ok());
-  EXPECT_FALSE(isolated()) << "the DEL of the pod's own sandbox left it attached";
-}
-
 // A pod seen scheduled to the node is programmed before its ADD: the agent
 // reserves its addresses in the plugin's allocator and puts its rules in
 // force, claiming the addresses; the real plugin's ADD then takes them over
-// (the same address, its interface added). A pod deleted before any ADD gives
-// its addresses back once its rules are gone.
+// (the same address, its interface added); one that fails gives them back. A
+// restarted agent keeps the reservations of pods still scheduled here. (When
+// reservations end, stale ones, bursts: NodeStateTest, with fakes.)
 TEST(AgentE2eTest, APodScheduledHereIsProgrammedBeforeItsAdd) {
   NETPOL_REQUIRE_E2E();
   testing::PacketLab node;
@@ -658,50 +599,6 @@ TEST(AgentE2eTest, APodScheduledHereIsProgrammedBeforeItsAdd) {
   ASSERT_EQ(retried.exit_code, 0) << retried.out;
   EXPECT_EQ(retried.json()["ips"][0]["address"], retry->ToString() + "/32");
 
-  // A reservation whose address the allocator gave to another pod (its ADD
-  // took it over and was killed before staging; the runtime's DEL freed it):
-  // the attached pod's claim wins, the stale reservation goes.
-  ASSERT_TRUE(post_pending("lost"));
-  const std::optional<IpAddress> lost = programmed_ahead("shop/lost");
-  ASSERT_TRUE(lost.has_value());
-  ASSERT_TRUE(post_pending("thief"));
-  ASSERT_TRUE(programmed_ahead("shop/thief").has_value());
-  {
-    const cni::PodRegistration thief{{"c-thief", "eth0"}, "shop", "thief", "", {*lost}, "npthief", "", false};
-    Result<cni::AgentConnection> connection = cni::AgentConnection::Open(options.socket_path);
-    ASSERT_TRUE(connection.ok()) << connection.error().message();
-    ASSERT_TRUE(connection->Stage(thief).ok());
-    const Status confirmed = connection->Confirm("add", thief, std::chrono::milliseconds(10000));
-    ASSERT_TRUE(confirmed.ok()) << confirmed.error().message();
-  }
-  EXPECT_TRUE(wait_until([&] { return !reservation_of("shop/lost").has_value(); }));
-  EXPECT_TRUE(wait_until([&] { return !reservation_of("shop/thief").has_value(); })) << "its own, unused";
-  EXPECT_TRUE(set_has("pod_src_v4", "\"npthief\" . " + lost->ToString()));
-
-  // Deleted before any ADD: its rules go, then its addresses.
-  ASSERT_TRUE(post_pending("gone"));
-  const std::optional<IpAddress> gone = programmed_ahead("shop/gone");
-  ASSERT_TRUE(gone.has_value());
-  ASSERT_TRUE(api->client->Request("DELETE", "/api/v1/namespaces/shop/pods/gone").ok());
-  EXPECT_TRUE(wait_until([&] { return !reservation_of("shop/gone").has_value(); }));
-  EXPECT_FALSE(set_has("pods_v4", gone->ToString()));
-
-  // Finished before any ADD here (Failed): the same.
-  ASSERT_TRUE(post_pending("done"));
-  ASSERT_TRUE(programmed_ahead("shop/done").has_value());
-  ASSERT_TRUE(api->client
-                  ->Request("PATCH", "/api/v1/namespaces/shop/pods/done/status",
-                            Json{{"status", {{"phase", "Failed"}}}}.dump(), "application/merge-patch+json")
-                  .ok());
-  EXPECT_TRUE(wait_until([&] { return !reservation_of("shop/done").has_value(); }));
-
-  // A burst: pods scheduled while the agent is reserving for others are
-  // reserved and programmed too (each watch event asks for one program).
-  for (int i = 0; i < 6; ++i) ASSERT_TRUE(post_pending("burst-" + std::to_string(i)));
-  for (int i = 0; i < 6; ++i) {
-    EXPECT_TRUE(programmed_ahead("shop/burst-" + std::to_string(i)).has_value()) << "burst-" << i;
-  }
-
   // A restart: reservations of pods still scheduled are kept (their rules stay
   // in force), those of pods deleted meanwhile are released.
   ASSERT_TRUE(post_pending("kept"));
@@ -801,7 +698,8 @@ TEST(AgentE2eTest, TheCniSocketStaysBoundedAndDropsSilentClients) {
   const cni::PodRegistration reg{
       {"c-conn", "eth0"}, "shop", "conn", "", {*IpAddress::Parse("198.18.7.70")}, "", "", true};
   const auto request = [&] {
-    return cni::ConfirmWithAgent(options.socket_path, "check", reg, std::chrono::milliseconds(5000));
+    return cni::ConfirmWithAgent(options.socket_path, cni::AgentOp::kCheck, reg,
+                                 std::chrono::milliseconds(5000));
   };
   for (int i = 0; i < 20; ++i) ASSERT_TRUE(request().ok());  // the workers and programs warmed up
   const size_t threads_before = ThreadCount();
@@ -1006,7 +904,8 @@ void ExpectDriftRepaired(bool notifications) {
           .ok());
   const cni::PodRegistration reg{{"c-drift", "eth0"},     "shop", "drift", "",
                                  {*IpAddress::Parse(ip)}, "",     "",      true};
-  ASSERT_TRUE(cni::ConfirmWithAgent(options.socket_path, "add", reg, std::chrono::seconds(10)).ok());
+  ASSERT_TRUE(
+      cni::ConfirmWithAgent(options.socket_path, cni::AgentOp::kAdd, reg, std::chrono::seconds(10)).ok());
   const auto isolated = [&] { return IsolatedV4(node.node()).find(ip) != std::string::npos; };
   ASSERT_TRUE(isolated());
   const auto nft = [&](const std::string& command) {

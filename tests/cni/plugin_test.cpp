@@ -12,6 +12,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "cni/agent_client.h"
 #include "cni/registry.h"
 #include "testutil/error.h"
 
@@ -107,7 +108,8 @@ TEST(CniRegistryTest, EncodeDecodeRoundTrips) {
 TEST(CniRegistryTest, AnAbsentAgentIsUnavailableNotSilentlyOk) {
   PodRegistration pod;
   pod.owner = {"c1", "eth0"};
-  const Status s = ConfirmWithAgent("/nonexistent/agent.sock", "add", pod, std::chrono::milliseconds(100));
+  const Status s =
+      ConfirmWithAgent("/nonexistent/agent.sock", AgentOp::kAdd, pod, std::chrono::milliseconds(100));
   ASSERT_FALSE(s.ok());
   EXPECT_EQ(s.error().code(), ErrorCode::kUnavailable);
 }

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "base/netns.h"
+#include "dataplane/nflog.h"
 
 namespace netpol::dataplane::nft {
 namespace {
@@ -556,6 +557,42 @@ Result<std::unique_ptr<ChangeFeed>> NftBackend::WatchChanges() {
   NETPOL_ASSIGN_OR_RETURN(TableMonitor monitor, TableMonitor::Open(options_.netns, owner_),
                           "watching table " + kTable);
   return std::unique_ptr<ChangeFeed>(std::make_unique<NftChangeFeed>(std::move(monitor)));
+}
+
+Result<std::vector<ConnectionCount>> NftBackend::CountConnections() {
+  std::vector<ConnectionCount> out;
+  // A set that cannot be listed (the table being rebuilt) counts nothing this time.
+  for (const CounterSet& counted : CounterSets()) {
+    Result<ObservedSet> set = ObserveSet(counted.name);
+    if (!set) continue;
+    for (const auto& [element, packets] : set->elements) out.push_back(CountOf(counted, element, packets));
+  }
+  return out;
+}
+
+namespace {
+
+class NflogFeed final : public PacketFeed {
+ public:
+  explicit NflogFeed(NflogReader reader) : reader_(std::move(reader)) {}
+  Result<std::vector<LoggedPacket>> Next(std::chrono::milliseconds timeout) override {
+    Result<std::vector<LoggedPacket>> next = reader_.Next(timeout);
+    if (next) {
+      for (LoggedPacket& packet : *next) ReadLogPrefix(packet);
+    }
+    return next;
+  }
+
+ private:
+  NflogReader reader_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<PacketFeed>> NftBackend::WatchPackets() {
+  NETPOL_ASSIGN_OR_RETURN(NflogReader reader, NflogReader::Open(options_.netns, options_.nft.log_group),
+                          "reading NFLOG group " + std::to_string(options_.nft.log_group));
+  return std::unique_ptr<PacketFeed>(std::make_unique<NflogFeed>(std::move(reader)));
 }
 
 }  // namespace netpol::dataplane::nft

@@ -81,13 +81,18 @@ class NftBackend final : public Backend {
   Result<std::vector<std::string>> Verify() override;
   // nftables' change notifications for the table (monitor.h).
   Result<std::unique_ptr<ChangeFeed>> WatchChanges() override;
+  // The per-pod counters of the verdict sets and the tiers' decision maps.
+  Result<std::vector<ConnectionCount>> CountConnections() override;
+  // The NFLOG group the rules log to (options.nft.log_group), in the node's
+  // namespace, each packet's prefix read (ReadLogPrefix).
+  Result<std::unique_ptr<PacketFeed>> WatchPackets() override;
 
   Result<ObservedTable> Observe();
   // One set as the kernel has it now, with its elements' packet counters
   // (the per-pod drop counters of `in_denied_v4` and friends, for metrics).
   Result<ObservedSet> ObserveSet(const std::string& name);
   // Elements this backend installed for its pods (0 before the first Apply).
-  size_t InstalledElements() const;
+  size_t InstalledElements() const override;
   // Runs nft commands as one transaction (exposed for tests that inject faults).
   Result<std::string> RunForTest(const std::string& commands) { return Run(commands, false); }
 

@@ -902,4 +902,52 @@ std::string TableDefinition(const NftRuleset& r) {
   return out + "}\n";
 }
 
+void ReadLogPrefix(LoggedPacket& packet) {
+  // The prefixes RenderRuleset writes: "netpol <direction> [<tier> ]<deny|allow> ".
+  const std::string& p = packet.prefix;
+  packet.direction =
+      p.find("ingress") != std::string::npos ? policy::Direction::kIngress : policy::Direction::kEgress;
+  packet.allowed = p.find(" allow ") != std::string::npos;
+  packet.decider = p.find(" admin ") != std::string::npos      ? Decider::kAdminTier
+                   : p.find(" baseline ") != std::string::npos ? Decider::kBaselineTier
+                                                               : Decider::kNetworkPolicy;
+}
+
+std::vector<CounterSet> CounterSets() {
+  std::vector<CounterSet> out;
+  for (const Dir& d : kDirs) {
+    const policy::Direction direction =
+        d.prefix[0] == 'i' ? policy::Direction::kIngress : policy::Direction::kEgress;
+    for (const Family& f : kFamilies) {
+      const std::string s = std::string("_") + f.suffix;
+      const std::string p = std::string(d.prefix) + "_";
+      out.push_back({p + "denied" + s, direction, Decider::kNetworkPolicy, false});
+      out.push_back({p + "allowed" + s, direction, Decider::kNetworkPolicy, true});
+      for (const Tier& t : kTiers) {
+        const Decider decider = t.set[0] == 'a' ? Decider::kAdminTier : Decider::kBaselineTier;
+        out.push_back({p + t.set + s, direction, decider, false});
+        out.push_back({p + t.set + "all" + s, direction, decider, false});
+      }
+    }
+  }
+  return out;
+}
+
+ConnectionCount CountOf(const CounterSet& set, const std::string& element, uint64_t packets) {
+  ConnectionCount count;
+  count.direction = set.direction;
+  count.decider = set.decider;
+  count.allowed = set.allowed;
+  count.connections = packets;
+  if (set.decider == Decider::kNetworkPolicy) {
+    if (Result<IpAddress> ip = IpAddress::Parse(element)) count.pod = *ip;
+    return count;
+  }
+  // A tier's map: the pod's address first, the verdict chain last
+  // ("... : goto ingress_admin_deny_v4").
+  if (Result<IpAddress> ip = IpAddress::Parse(element.substr(0, element.find(' ')))) count.pod = *ip;
+  count.allowed = !element.ends_with(std::string("_deny_") + set.name.substr(set.name.size() - 2));
+  return count;
+}
+
 }  // namespace netpol::dataplane::nft

@@ -35,6 +35,7 @@
 #include <string_view>
 #include <vector>
 
+#include "dataplane/backend.h"
 #include "policy/compiled.h"
 
 namespace netpol::dataplane::nft {
@@ -173,5 +174,23 @@ std::string CommentText(const std::string& origin);
 
 // Element text as nft writes it: "198.18.0.1 . tcp . 80", "198.18.0.0-198.18.0.255 . tcp . 80-90".
 std::string ElementText(const std::vector<std::string>& fields);
+
+// What the log prefix a rule of this ruleset wrote says ("netpol ingress
+// admin deny "): fills the packet's direction, verdict and decider.
+void ReadLogPrefix(LoggedPacket& packet);
+
+// A set or map whose elements count new connections per pod address (the
+// isolated pods' `in_denied_v4`, the tiers' `in_admin_v4`, ...), and what
+// its elements count.
+struct CounterSet {
+  std::string name;
+  policy::Direction direction;
+  Decider decider;
+  bool allowed;  // the tiers' maps: per element (the verdict it goes to), not this
+};
+std::vector<CounterSet> CounterSets();
+// An element of `set` as listed ("198.18.1.5", or a map element "198.18.1.5 .
+// ... : goto ingress_admin_deny_v4") with its packet counter.
+ConnectionCount CountOf(const CounterSet& set, const std::string& element, uint64_t packets);
 
 }  // namespace netpol::dataplane::nft
