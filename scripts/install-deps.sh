@@ -24,7 +24,7 @@ esac
 # SQLite for the lab's state); binutils (objcopy, strip) comes with build-essential.
 build_packages=(
   build-essential cmake ninja-build pkg-config
-  libyaml-dev nlohmann-json3-dev libcli11-dev libfmt-dev
+  libyaml-dev libsimdjson-dev nlohmann-json3-dev libcli11-dev libfmt-dev
   libnftables-dev libnftnl-dev libmnl-dev
   libcpp-httplib-dev libsqlite3-dev libcurl4-openssl-dev libssl-dev
 )

@@ -24,6 +24,9 @@ echo "== decode_benchmark (a 10k-pod LIST as the API returns it)"
 "$build/bench/decode_benchmark" --benchmark_repetitions=3 --benchmark_report_aggregates_only=true \
   | grep -E '^(BM_|-|Benchmark)' | grep -v -E '_(mean|stddev|cv) ' | tee "$out/decode_benchmark.txt"
 echo
+echo "== json_input_benchmark (netpol's JSON input against python's json.load, 10k pods; medians of 5)"
+"$build/bench/json_input_benchmark" 10000 5 | tee "$out/json_input_benchmark.txt"
+echo
 echo "== ipam_benchmark (the CNI plugin's allocation with 100 pods; medians of 5 repetitions)"
 "$build/bench/ipam_benchmark" --benchmark_repetitions=5 --benchmark_report_aggregates_only=true \
   | grep -E '^(BM_|-|Benchmark)' | grep -v -E '_(mean|stddev|cv) ' | tee "$out/ipam_benchmark.txt"

@@ -1,10 +1,13 @@
 #include "api/load.h"
 
 #include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdint>
 #include <filesystem>
 #include <sstream>
 #include <system_error>
@@ -42,14 +45,38 @@ void Absorb(LoadResult& result, DecodeResult decoded) {
   for (auto& d : found) result.diagnostics.push_back(std::move(d));
 }
 
-// The whole file, or why not (strerror, as kubectl's "open x: permission denied").
+// Large pages for a large buffer, where the kernel leaves them to be asked
+// for: a 50 MB list then takes 25 page faults instead of 12,000 (a fifth of
+// reading it). Only the aligned middle; a refusal changes nothing.
+void AskForHugePages(char* data, size_t size) {
+  constexpr size_t kHuge = size_t{2} << 20;
+  if (size < 4 * kHuge) return;
+  const size_t skip = (kHuge - reinterpret_cast<uintptr_t>(data) % kHuge) % kHuge;  // to the first boundary
+  const size_t length = (size - skip) / kHuge * kHuge;
+  (void)::madvise(data + skip, length, MADV_HUGEPAGE);
+}
+
+// The whole file, or why not (strerror, as kubectl's "open x: permission
+// denied"), with kDecodePadding bytes of capacity to spare (DecodePadded).
+// Read straight into the string (a 50 MB list is not copied through a buffer);
+// a file that is not regular or grows meanwhile is read on in steps.
 Result<std::string> ReadWholeFile(const std::string& path) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return Unavailable(std::error_code(errno, std::generic_category()).message());
+  size_t expected = 0;
+  if (struct stat st{}; ::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0) {
+    expected = static_cast<size_t>(st.st_size);
+  }
   std::string text;
-  char buffer[1 << 16];
+  text.reserve(expected + kDecodePadding);
+  AskForHugePages(text.data(), text.capacity());
+  text.resize(expected);
+  size_t size = 0;
+  char probe[1 << 12];  // read into when the string is full: at the end, or the file grew
   while (true) {
-    const ssize_t n = ::read(fd, buffer, sizeof(buffer));
+    const bool full = size == text.size();
+    const ssize_t n =
+        full ? ::read(fd, probe, sizeof(probe)) : ::read(fd, text.data() + size, text.size() - size);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) {
       const std::error_code error(errno, std::generic_category());
@@ -57,9 +84,12 @@ Result<std::string> ReadWholeFile(const std::string& path) {
       return Unavailable(error.message());
     }
     if (n == 0) break;
-    text.append(buffer, static_cast<size_t>(n));
+    if (full) text.append(probe, static_cast<size_t>(n));
+    size += static_cast<size_t>(n);
   }
   ::close(fd);
+  text.resize(size);
+  if (text.capacity() - text.size() < kDecodePadding) text.reserve(text.size() + kDecodePadding);
   return text;
 }
 
@@ -69,7 +99,7 @@ void ReadFile(LoadResult& result, const std::string& path, const DecodeOptions& 
     FileError(result, path, "cannot read file: " + text.error().message());
     return;
   }
-  Absorb(result, Decode(*text, path, options));
+  Absorb(result, DecodePadded(*text, path, options));
 }
 
 // The manifests under `dir`, as kubectl -f finds them (filepath.Walk): every

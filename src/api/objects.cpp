@@ -43,11 +43,41 @@ std::string SourceLocation::ToString() const {
   return file + ":" + std::to_string(line) + ":" + std::to_string(column);
 }
 
+void FieldPositions::Add(std::string_view path, int line, int column) {
+  entries_.push_back(
+      {static_cast<uint32_t>(paths_.size()), static_cast<uint32_t>(path.size()), line, column});
+  paths_.append(path);
+}
+
+void FieldPositions::Seal() {
+  std::stable_sort(entries_.begin(), entries_.end(),
+                   [&](const Entry& a, const Entry& b) { return PathOf(a) < PathOf(b); });
+  entries_.erase(std::unique(entries_.begin(), entries_.end(),
+                             [&](const Entry& a, const Entry& b) { return PathOf(a) == PathOf(b); }),
+                 entries_.end());
+  entries_.shrink_to_fit();
+  paths_.shrink_to_fit();
+}
+
+bool operator==(const FieldPositions& a, const FieldPositions& b) {
+  return std::equal(a.entries_.begin(), a.entries_.end(), b.entries_.begin(), b.entries_.end(),
+                    [&](const FieldPositions::Entry& x, const FieldPositions::Entry& y) {
+                      return a.PathOf(x) == b.PathOf(y) && x.line == y.line && x.column == y.column;
+                    });
+}
+
+std::optional<std::pair<int, int>> FieldPositions::Find(std::string_view path) const {
+  const auto it = std::lower_bound(entries_.begin(), entries_.end(), path,
+                                   [&](const Entry& e, std::string_view p) { return PathOf(e) < p; });
+  if (it == entries_.end() || PathOf(*it) != path) return std::nullopt;
+  return std::make_pair(it->line, it->column);
+}
+
 SourceLocation Provenance::Locate(std::string_view field_path) const {
   if (fields) {
     std::string_view path = field_path;
     while (!path.empty()) {
-      if (auto it = fields->find(path); it != fields->end()) return it->second;
+      if (const auto at = fields->Find(path)) return {where.file, at->first, at->second};
       const size_t cut = path.find_last_of(".[");
       if (cut == std::string_view::npos) break;
       path = path.substr(0, cut);

@@ -23,6 +23,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <variant>
 #include <vector>
 
@@ -43,8 +44,36 @@ struct SourceLocation {
   friend bool operator==(const SourceLocation&, const SourceLocation&) = default;
 };
 
-// Field path ("spec.ingress[0].ports[1].endPort") -> where that field's value starts.
-using FieldPositions = std::map<std::string, SourceLocation, std::less<>>;
+// Where each field's value starts in its object's file (Provenance::where.file),
+// by field path ("spec.ingress[0].ports[1].endPort"). Compact (the paths in one
+// string): a 10k-pod list records half a million of them, and nobody asks for
+// one unless validation finds a problem.
+class FieldPositions {
+ public:
+  // Of a path added twice, the first position stands.
+  void Add(std::string_view path, int line, int column);
+  // Readies what was added for Find: once, after the last Add.
+  void Seal();
+  // (line, column) of `path`, when it was added.
+  std::optional<std::pair<int, int>> Find(std::string_view path) const;
+  bool empty() const { return entries_.empty(); }
+  // The same paths at the same positions (both sealed).
+  friend bool operator==(const FieldPositions& a, const FieldPositions& b);
+
+ private:
+  struct Entry {
+    uint32_t offset = 0;  // in paths_
+    uint32_t length = 0;
+    int line = 0;
+    int column = 0;
+  };
+  std::string_view PathOf(const Entry& e) const {
+    const std::string_view all = paths_;
+    return all.substr(e.offset, e.length);
+  }
+  std::string paths_;
+  std::vector<Entry> entries_;
+};
 
 // Provenance of a decoded object. It never takes part in equality: two objects
 // are equal when their content is, wherever they were read from.

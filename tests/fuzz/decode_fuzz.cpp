@@ -1,6 +1,7 @@
 // Fuzz target: manifest decoding and validation. Any input must be decoded
-// without crashing; every object that validates must survive encode -> decode
-// unchanged.
+// without crashing; JSON read in place must give what libyaml gives for the
+// same text (objects and diagnostics alike); every object that validates must
+// survive encode -> decode unchanged.
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -14,6 +15,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace netpol::api;
   const std::string_view text(reinterpret_cast<const char*>(data), size);
   const DecodeResult decoded = Decode(text, "fuzz.yaml", {});
+  const DecodeResult by_yaml = Decode(text, "fuzz.yaml", {.json_reader = false});
+  if (!(decoded.objects == by_yaml.objects) || !(decoded.diagnostics == by_yaml.diagnostics) ||
+      decoded.ignored != by_yaml.ignored) {
+    std::abort();
+  }
   for (const Object& object : decoded.objects) {
     if (!Validate(object).empty()) continue;
     const DecodeResult again = Decode(Encode(object), "encoded.yaml", {});

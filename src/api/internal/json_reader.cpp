@@ -1,0 +1,530 @@
+#include "api/internal/json_reader.h"
+
+#include <simdjson.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <memory>
+
+#include "api/internal/json_check.h"
+
+namespace netpol::api::internal {
+namespace {
+
+namespace od = simdjson::ondemand;
+
+constexpr uint64_t kOnes = 0x0101010101010101ULL;
+constexpr uint64_t kHighs = 0x8080808080808080ULL;
+
+uint64_t Load64(const char* p) {
+  uint64_t v = 0;
+  std::memcpy(&v, p, sizeof(v));
+  return v;
+}
+
+// The high bit of each of 8 bytes equal to `c`; above the lowest, marks may
+// be false (a borrow moves up from a true one), the lowest is exact.
+uint64_t BytesEqual(uint64_t v, char c) {
+  const uint64_t x = v ^ (kOnes * static_cast<unsigned char>(c));
+  return (x - kOnes) & ~x & kHighs;
+}
+
+size_t LowestByte(uint64_t marks) {
+  return static_cast<size_t>(__builtin_ctzll(marks)) / 8;
+}
+
+// A map being read: its keys (read once), and where its walk stands. A value
+// is reached by walking on from the last field read, or from the start again
+// when it lies behind.
+struct MapState {
+  od::object object;
+  od::object_iterator it;
+  size_t cur = 0;         // the field `it` stands at
+  bool started = false;   // `it` is valid
+  bool key_read = false;  // `*it` was taken (the walk must move on before taking it again)
+  std::vector<JsonKey> keys;
+  std::vector<std::unique_ptr<std::string>> escaped;  // unescaped keys that had escapes
+  // The value of field `cur` once read, asked for again (the decoder checks a
+  // field is there, then reads it): valid while no loop has given back states.
+  JsonNode last;
+  uint64_t last_generation = 0;
+};
+
+struct ArrayState {
+  od::array array;
+};
+
+struct ScalarState {
+  std::string text;
+};
+
+// States are reused: a loop over items gives back what each item took, so
+// a list of 10,000 pods needs the states of one.
+template <typename T>
+class Pool {
+ public:
+  T* Take() {
+    if (used_ == items_.size()) items_.push_back(std::make_unique<T>());
+    return items_[used_++].get();
+  }
+  size_t mark() const { return used_; }
+  void Release(size_t mark) { used_ = mark; }
+
+ private:
+  std::vector<std::unique_ptr<T>> items_;
+  size_t used_ = 0;
+};
+
+// Line and column of an offset, as libyaml counts them: "\r\n", "\r" and
+// "\n" are one line break each (valid JSON has no other: strings hold none),
+// columns count characters. Lines are indexed as far as asked (the decoder
+// asks mostly in document order); a column is counted on from the last
+// answer when it is on the same line, so a long line is not walked again.
+class Positions {
+ public:
+  explicit Positions(std::string_view text) : text_(text), crs_(text.find('\r') != std::string_view::npos) {}
+
+  std::pair<int, int> At(size_t offset) {
+    IndexTo(offset);
+    size_t line = line_;
+    if (line_starts_[line] > offset || (line + 1 < line_starts_.size() && line_starts_[line + 1] <= offset)) {
+      line = static_cast<size_t>(std::upper_bound(line_starts_.begin(), line_starts_.end(), offset) -
+                                 line_starts_.begin()) -
+             1;
+    }
+    if (line == line_ && offset >= offset_) {
+      column_ += Characters(offset_, offset);
+    } else if (line == line_) {
+      column_ -= Characters(offset, offset_);
+    } else {
+      column_ = Characters(line_starts_[line], offset);
+    }
+    line_ = line;
+    offset_ = offset;
+    return {static_cast<int>(line_) + 1, static_cast<int>(column_) + 1};
+  }
+
+ private:
+  // Line starts up to `offset` noted.
+  void IndexTo(size_t offset) {
+    if (offset <= indexed_) return;
+    if (!crs_) {
+      size_t i = indexed_;
+      while (i < offset) {
+        if (i + 8 <= offset) {
+          const uint64_t marks = BytesEqual(Load64(text_.data() + i), '\n');
+          if (marks == 0) {
+            i += 8;
+            continue;
+          }
+          i += LowestByte(marks);
+        } else if (text_[i] != '\n') {
+          ++i;
+          continue;
+        }
+        line_starts_.push_back(static_cast<uint32_t>(i + 1));
+        ++i;
+      }
+    } else {
+      for (size_t i = indexed_; i < offset; ++i) {
+        if (text_[i] == '\n' || (text_[i] == '\r' && (i + 1 >= text_.size() || text_[i + 1] != '\n'))) {
+          line_starts_.push_back(static_cast<uint32_t>(i + 1));
+        }
+      }
+    }
+    indexed_ = offset;
+  }
+
+  // Characters in [from, to): bytes less UTF-8 continuation bytes (10xxxxxx),
+  // those counted 8 at a time.
+  size_t Characters(size_t from, size_t to) const {
+    size_t continuations = 0;
+    size_t i = from;
+    for (; i + 8 <= to; i += 8) {
+      const uint64_t v = Load64(text_.data() + i);
+      const uint64_t marks = v & ~(v << 1) & kHighs;                       // bit 7 set, bit 6 clear
+      continuations += static_cast<size_t>(((marks >> 7) * kOnes) >> 56);  // the bytes' sum
+    }
+    for (; i < to; ++i) continuations += (static_cast<unsigned char>(text_[i]) & 0xC0) == 0x80 ? 1U : 0U;
+    return to - from - continuations;
+  }
+
+  std::string_view text_;
+  bool crs_;                              // the text has a '\r' (rare): lines found byte by byte
+  std::vector<uint32_t> line_starts_{0};  // of every line before indexed_
+  size_t indexed_ = 0;
+  size_t offset_ = 0;  // the last answer's
+  size_t line_ = 0;    // 0-based
+  size_t column_ = 0;  // 0-based
+};
+
+// libyaml's simple-key limit is 1024 characters from the key's start to its
+// ':'; bytes are at least as many, so this refuses every key it would.
+constexpr size_t kMaxKeySpan = 1000;
+
+// The end of a string token's content: its closing quote (`begin` is just
+// past the opening one). Only for text simdjson has found structured.
+const char* ContentEnd(const char* begin) {
+  const char* end = begin;
+  while (true) {
+    // 8 at a time to the next quote or backslash (simdjson's padding makes
+    // the bytes past the text readable).
+    const uint64_t v = Load64(end);
+    const uint64_t marks = BytesEqual(v, '"') | BytesEqual(v, '\\');
+    if (marks == 0) {
+      end += 8;
+      continue;
+    }
+    end += LowestByte(marks);
+    if (*end == '"') return end;
+    end += 2;  // an escape
+  }
+}
+
+// A string token's content: the token (which runs to the next structural
+// character) trimmed to its quotes.
+bool StringContent(std::string_view raw, std::string_view& content) {
+  while (!raw.empty() && raw.back() != '"') raw.remove_suffix(1);
+  if (raw.size() < 2) return false;
+  content = raw.substr(1, raw.size() - 2);
+  return true;
+}
+
+std::string_view TrimSpaces(std::string_view raw) {
+  while (!raw.empty() &&
+         (raw.back() == ' ' || raw.back() == '\t' || raw.back() == '\n' || raw.back() == '\r')) {
+    raw.remove_suffix(1);
+  }
+  return raw;
+}
+
+// A key libyaml reads alike: its content (IsJsonStringTheYamlReaderReadsAlike),
+// and its ':' on its line, within the simple-key limit.
+bool KeyReadAlike(const char* begin) {
+  const char* end = ContentEnd(begin);
+  if (!IsJsonStringTheYamlReaderReadsAlike(std::string_view(begin, static_cast<size_t>(end - begin)))) {
+    return false;
+  }
+  const char* colon = end + 1;
+  while (*colon == ' ' || *colon == '\t') ++colon;
+  return *colon == ':' && static_cast<size_t>(colon - begin) < kMaxKeySpan;
+}
+
+// Walks a value whole and checks it: valid JSON (simdjson checks structure
+// only on what is walked, and the decoder skips most of an object) that
+// libyaml reads alike, nested at most kJsonMaxDepth deep. `depth` counts the
+// collections open once this one (if it is one) is.
+bool ReadAlike(od::value value, size_t depth) {
+  od::json_type type{};
+  if (value.type().get(type) != simdjson::SUCCESS) return false;
+  switch (type) {
+    case od::json_type::object: {
+      od::object object;
+      if (depth > kJsonMaxDepth || value.get_object().get(object) != simdjson::SUCCESS) return false;
+      for (auto field : object) {
+        od::raw_json_string key;
+        od::value child;
+        if (field.key().get(key) != simdjson::SUCCESS || !KeyReadAlike(key.raw()) ||
+            field.value().get(child) != simdjson::SUCCESS || !ReadAlike(child, depth + 1)) {
+          return false;
+        }
+      }
+      return true;
+    }
+    case od::json_type::array: {
+      od::array array;
+      if (depth > kJsonMaxDepth || value.get_array().get(array) != simdjson::SUCCESS) return false;
+      for (auto item : array) {
+        od::value child;
+        if (item.get(child) != simdjson::SUCCESS || !ReadAlike(child, depth + 1)) return false;
+      }
+      return true;
+    }
+    case od::json_type::string: {
+      std::string_view content;
+      od::raw_json_string taken;
+      // Taken, not left to the walk to skip: skipping, simdjson reads a
+      // string followed by ':' as a key, and ["k": 1] would pass.
+      return StringContent(value.raw_json_token(), content) && IsJsonStringTheYamlReaderReadsAlike(content) &&
+             value.get_raw_json_string().get(taken) == simdjson::SUCCESS;
+    }
+    default:
+      return IsJsonAtom(TrimSpaces(value.raw_json_token()));
+  }
+}
+
+const std::vector<JsonKey> kNoKeys;
+const std::string kEmpty;
+
+}  // namespace
+
+struct JsonText::Impl {
+  std::string_view text;
+  std::string copy;  // the text with padding, when it came without
+  od::parser parser;
+  od::document document;
+  bool failed = false;
+  std::unique_ptr<Positions> positions;  // made on the first question
+  Pool<MapState> maps;
+  Pool<ArrayState> arrays;
+  Pool<ScalarState> scalars;
+  uint64_t generation = 0;  // states given back so far (by loops)
+
+  struct Marks {
+    size_t maps, arrays, scalars;
+  };
+  Marks Mark() const { return {maps.mark(), arrays.mark(), scalars.mark()}; }
+  void Release(const Marks& marks) {
+    maps.Release(marks.maps);
+    arrays.Release(marks.arrays);
+    scalars.Release(marks.scalars);
+    ++generation;
+  }
+
+  std::pair<int, int> At(size_t offset) {
+    if (!positions) positions = std::make_unique<Positions>(text);
+    return positions->At(offset);
+  }
+
+  JsonNode Fail() {
+    failed = true;
+    return JsonNode();
+  }
+
+  size_t OffsetOf(const char* p) const { return static_cast<size_t>(p - text.data()); }
+
+  // A handle for `value` (read at once when it is a scalar or a map's keys).
+  JsonNode Make(JsonText* owner, od::value value) {
+    JsonNode node;
+    if (failed) return node;
+    std::string_view raw = value.raw_json_token();
+    od::json_type type{};
+    if (value.type().get(type) != simdjson::SUCCESS) return Fail();
+    node.doc_ = owner;
+    node.offset_ = OffsetOf(raw.data());
+    switch (type) {
+      case od::json_type::object: {
+        MapState* state = maps.Take();
+        if (value.get_object().get(state->object) != simdjson::SUCCESS || !ReadKeys(owner, *state, 0)) {
+          return Fail();
+        }
+        node.kind_ = JsonNode::Kind::kMap;
+        node.state_ = state;
+        return node;
+      }
+      case od::json_type::array: {
+        ArrayState* state = arrays.Take();
+        if (value.get_array().get(state->array) != simdjson::SUCCESS) return Fail();
+        node.kind_ = JsonNode::Kind::kSequence;
+        node.state_ = state;
+        return node;
+      }
+      case od::json_type::string: {
+        ScalarState* state = scalars.Take();
+        state->text.clear();
+        std::string_view content;
+        if (!StringContent(raw, content) || !UnescapeJsonString(content, state->text)) return Fail();
+        node.kind_ = JsonNode::Kind::kString;
+        node.state_ = state;
+        return node;
+      }
+      default: {  // number, boolean, null: their text, as a plain scalar
+        ScalarState* state = scalars.Take();
+        state->text.assign(TrimSpaces(raw));
+        node.kind_ = type == od::json_type::null ? JsonNode::Kind::kNull : JsonNode::Kind::kPlain;
+        node.state_ = state;
+        return node;
+      }
+    }
+  }
+
+  // Reads every key of the map, then leaves the walk to start over. With
+  // `check_depth` (the map's depth; 0: none), every value is walked whole
+  // and checked (ReadAlike): done for the root, once for the whole text.
+  bool ReadKeys(const JsonText* owner, MapState& state, size_t check_depth) {
+    state.keys.clear();
+    state.escaped.clear();
+    state.started = false;
+    state.key_read = false;
+    state.cur = 0;
+    for (auto field : state.object) {
+      od::raw_json_string key;
+      if (field.key().get(key) != simdjson::SUCCESS) return false;
+      // The key's content runs to the first quote no backslash escapes.
+      const char* begin = key.raw();
+      if (check_depth > 0) {
+        od::value value;
+        if (!KeyReadAlike(begin) || field.value().get(value) != simdjson::SUCCESS ||
+            !ReadAlike(value, check_depth + 1)) {
+          return false;
+        }
+      }
+      const std::string_view content(begin, static_cast<size_t>(ContentEnd(begin) - begin));
+      const bool has_escape = content.find('\\') != std::string_view::npos;
+      JsonKey k{content, OffsetOf(begin) - 1, owner};
+      if (has_escape) {
+        auto unescaped = std::make_unique<std::string>();
+        if (!UnescapeJsonString(content, *unescaped)) return false;
+        k.text = *unescaped;
+        state.escaped.push_back(std::move(unescaped));
+      }
+      state.keys.push_back(k);
+    }
+    return true;
+  }
+
+  // The value of field `index` of the map.
+  JsonNode Field(JsonText* owner, MapState& state, size_t index) {
+    if (failed) return JsonNode();
+    if (state.started && index == state.cur && state.key_read && state.last_generation == generation) {
+      return state.last;
+    }
+    if (!state.started || index < state.cur || (index == state.cur && state.key_read)) {
+      bool reset = false;
+      if (state.object.reset().get(reset) != simdjson::SUCCESS ||
+          state.object.begin().get(state.it) != simdjson::SUCCESS) {
+        return Fail();
+      }
+      state.started = true;
+      state.cur = 0;
+      state.key_read = false;
+    }
+    while (state.cur < index) {
+      if (!state.key_read) {
+        od::field skipped;
+        if ((*state.it).get(skipped) != simdjson::SUCCESS) return Fail();
+      }
+      ++state.it;
+      ++state.cur;
+      state.key_read = false;
+    }
+    od::field field;
+    if ((*state.it).get(field) != simdjson::SUCCESS) return Fail();
+    state.key_read = true;
+    state.last = Make(owner, field.value());
+    state.last_generation = generation;
+    return state.last;
+  }
+};
+
+JsonText::JsonText(std::string_view text, size_t readable_after) : impl_(std::make_unique<Impl>()) {
+  Impl& d = *impl_;
+  d.text = text;
+  if (text.size() >= std::numeric_limits<uint32_t>::max() || !LooksLikeJsonObject(text)) {
+    d.failed = true;
+    return;
+  }
+  if (readable_after < simdjson::SIMDJSON_PADDING) {
+    d.copy.reserve(text.size() + simdjson::SIMDJSON_PADDING);
+    d.copy.assign(text);
+    d.text = d.copy;
+  }
+  const simdjson::padded_string_view input(d.text.data(), d.text.size(),
+                                           d.text.size() + simdjson::SIMDJSON_PADDING);
+  if (d.parser.iterate(input).get(d.document) != simdjson::SUCCESS) d.failed = true;
+}
+
+JsonText::~JsonText() = default;
+
+bool JsonText::LooksLikeJsonObject(std::string_view text) {
+  const size_t first = text.find_first_not_of(" \n\r");
+  return first != std::string_view::npos && text[first] == '{';
+}
+
+JsonNode JsonText::Root() {
+  Impl& d = *impl_;
+  if (d.failed) return JsonNode();
+  od::value root;
+  od::object object;
+  if (d.document.get_value().get(root) != simdjson::SUCCESS ||
+      root.get_object().get(object) != simdjson::SUCCESS) {
+    return d.Fail();
+  }
+  MapState* state = d.maps.Take();
+  state->object = object;
+  if (!d.ReadKeys(this, *state, 1)) return d.Fail();
+  // Nothing after the root but spaces (no tab: libyaml refuses one that starts a line).
+  const char* rest = nullptr;
+  if (d.document.current_location().get(rest) != simdjson::OUT_OF_BOUNDS) return d.Fail();
+  if (d.text.substr(d.text.find_last_not_of(" \t\n\r") + 1).find('\t') != std::string_view::npos) {
+    return d.Fail();
+  }
+  JsonNode node;
+  node.doc_ = this;
+  node.kind_ = JsonNode::Kind::kMap;
+  node.offset_ = d.text.find('{');
+  node.state_ = state;
+  return node;
+}
+
+bool JsonText::failed() const {
+  return impl_->failed;
+}
+
+std::pair<int, int> JsonKey::LineColumn() const {
+  return doc->impl_->At(offset);
+}
+
+const std::string& JsonNode::Scalar() const {
+  if (!IsScalar() || doc_->failed()) return kEmpty;
+  return static_cast<const ScalarState*>(state_)->text;
+}
+
+std::pair<int, int> JsonNode::LineColumn() const {
+  if (doc_ == nullptr) return {0, 0};
+  return doc_->impl_->At(offset_);
+}
+
+JsonNode JsonNode::operator[](std::string_view key) const {
+  if (!IsMap() || doc_->failed()) return JsonNode();
+  auto& state = *static_cast<MapState*>(state_);
+  for (size_t i = 0; i < state.keys.size(); ++i) {
+    if (state.keys[i].text == key) return doc_->impl_->Field(doc_, state, i);
+  }
+  return JsonNode();
+}
+
+const std::vector<JsonKey>& JsonNode::Keys() const {
+  if (!IsMap() || doc_->failed()) return kNoKeys;
+  auto& state = *static_cast<MapState*>(state_);
+  return state.keys;
+}
+
+void JsonNode::ForEachItem(FunctionRef<void(size_t, const JsonNode&)> fn) const {
+  if (!IsSequence() || doc_->failed()) return;
+  JsonText::Impl& d = *doc_->impl_;
+  auto& state = *static_cast<ArrayState*>(state_);
+  size_t index = 0;
+  for (auto item : state.array) {
+    od::value value;
+    if (item.get(value) != simdjson::SUCCESS) {
+      d.Fail();
+      return;
+    }
+    const JsonText::Impl::Marks marks = d.Mark();
+    const JsonNode node = d.Make(doc_, value);
+    if (d.failed) return;
+    fn(index++, node);
+    d.Release(marks);  // nothing the item's handles reached outlives the callback
+    if (d.failed) return;
+  }
+}
+
+void JsonNode::ForEachEntry(FunctionRef<void(const JsonKey&, const JsonNode&)> fn) const {
+  if (!IsMap() || doc_->failed()) return;
+  JsonText::Impl& d = *doc_->impl_;
+  auto& state = *static_cast<MapState*>(state_);
+  const std::vector<JsonKey>& keys = state.keys;
+  for (size_t i = 0; i < keys.size(); ++i) {
+    const JsonText::Impl::Marks marks = d.Mark();
+    const JsonNode value = d.Field(doc_, state, i);
+    if (d.failed) return;
+    fn(keys[i], value);
+    d.Release(marks);
+    if (d.failed) return;
+  }
+}
+
+}  // namespace netpol::api::internal
