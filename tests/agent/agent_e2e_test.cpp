@@ -44,6 +44,7 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 using kube::Json;
+using testing::FreeLoopbackPort;
 
 // A loopback port nobody listens on now.
 // The node's set of ingress-isolated IPv4 pod addresses, as nft lists it.
@@ -57,18 +58,6 @@ std::string IsolatedV4(const std::string& netns) {
     ::pclose(f);
   }
   return out;
-}
-
-int FreePort() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address));
-  socklen_t length = sizeof(address);
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
-  ::close(fd);
-  return ntohs(address.sin_port);
 }
 
 // Status code and body of GET http://127.0.0.1:port/path (0 when unreachable).
@@ -189,7 +178,7 @@ TEST(AgentE2eTest, ServesHealthReadinessAndMetricsCountingDeniedConnections) {
         {std::string("c-") + name, "eth0"}, "shop", name, "", {*IpAddress::Parse(ip)}, "", "", true};
     ASSERT_TRUE(cni::Register(dir + "/cni", reg).ok());
   }
-  const int port = FreePort();
+  const int port = FreeLoopbackPort();
   agent::AgentOptions options = OptionsFor(node, api->server->url(), dir, port);
   options.flow_logs_allowed = true;
   RunningAgent agent(options);
@@ -346,7 +335,7 @@ TEST(AgentE2eTest, AStagedPodIsAttachedBeforeItsAddAndWithdrawnWhenTheAddDies) {
   ASSERT_TRUE(PostPod(*api->client, "web", "198.18.7.30").ok());
   const ScratchDir scratch(node.prefix() + "-stage");
   const std::string& dir = scratch.path;
-  const int port = FreePort();
+  const int port = FreeLoopbackPort();
   agent::AgentOptions options = OptionsFor(node, api->server->url(), dir, port);
   options.flow_logs = false;
   RunningAgent agent(options);
@@ -414,7 +403,7 @@ TEST(AgentE2eTest, AnAddIsAnsweredOnlyOnceAPolicyCreatedJustBeforeIsInForce) {
   ASSERT_TRUE(api.ok()) << api.error().message();
   const ScratchDir scratch(node.prefix() + "-race");
   const std::string& dir = scratch.path;
-  const int port = FreePort();
+  const int port = FreeLoopbackPort();
   agent::AgentOptions options = OptionsFor(node, api->server->url(), dir, port);
   options.flow_logs = false;
   RunningAgent agent(options);
@@ -475,7 +464,7 @@ TEST(AgentE2eTest, APodScheduledHereIsProgrammedBeforeItsAdd) {
                      {"agentSocket", dir + "/agent.sock"},
                      {"ipam", {{"ranges", {"198.18.97.0/24"}}}}};
   std::ofstream(dir + "/conf.json") << Json{{"cniVersion", "1.0.0"}, {"name", "netpol"}, {"plugins", {conf}}};
-  const int port = FreePort();
+  const int port = FreeLoopbackPort();
   agent::AgentOptions options = OptionsFor(node, api->server->url(), dir, port);
   options.flow_logs = false;
   options.cni_conf = dir + "/conf.json";
@@ -684,7 +673,7 @@ TEST(AgentE2eTest, TheCniSocketStaysBoundedAndDropsSilentClients) {
   Result<ShopApi> api = StartShopApi();
   ASSERT_TRUE(api.ok()) << api.error().message();
   const ScratchDir scratch(node.prefix() + "-bounded");
-  const int port = FreePort();
+  const int port = FreeLoopbackPort();
   agent::AgentOptions options = OptionsFor(node, api->server->url(), scratch.path, port);
   options.flow_logs = false;
   options.cni_max_connections = 4;
@@ -831,7 +820,7 @@ TEST(AgentE2eTest, NetpoldExitsAtOnceWhenItCannotBindItsPortOrSocket) {
     std::vector<std::string> args = common;
     const std::string socket = scratch.path + "/file/agent.sock";
     args.insert(args.end(),
-                {"--socket", socket, "--metrics-address", "127.0.0.1:" + std::to_string(FreePort())});
+                {"--socket", socket, "--metrics-address", "127.0.0.1:" + std::to_string(FreeLoopbackPort())});
     const NetpoldExit run = RunNetpold(args, std::chrono::seconds(5));
     EXPECT_NE(run.code, -1) << "still running after 5 s without its CNI socket";
     EXPECT_NE(run.code, 0);
@@ -848,10 +837,10 @@ TEST(AgentE2eTest, ReadyzFailsWhileTheApiWatchesFail) {
   ASSERT_TRUE(node.Up({{"198.18.7.95", ""}}).ok());
   const ScratchDir scratch(node.prefix() + "-readyz");
   const lab::ApiServerOptions api_options{
-      .port = FreePort(), .database = scratch.path + "/api.db", .nodes = {"node-1"}};
+      .port = FreeLoopbackPort(), .database = scratch.path + "/api.db", .nodes = {"node-1"}};
   Result<ShopApi> api = StartShopApi(api_options);
   ASSERT_TRUE(api.ok()) << api.error().message();
-  const int port = FreePort();
+  const int port = FreeLoopbackPort();
   agent::AgentOptions options = OptionsFor(node, api->server->url(), scratch.path, port);
   options.flow_logs = false;
   RunningAgent agent(options);
@@ -886,7 +875,7 @@ void ExpectDriftRepaired(bool notifications) {
   Result<ShopApi> api = StartShopApi();
   ASSERT_TRUE(api.ok()) << api.error().message();
   const ScratchDir scratch(node.prefix() + "-drift");
-  const int port = FreePort();
+  const int port = FreeLoopbackPort();
   agent::AgentOptions options = OptionsFor(node, api->server->url(), scratch.path, port);
   options.flow_logs = false;
   options.dataplane_notifications = notifications;

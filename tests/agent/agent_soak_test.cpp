@@ -44,6 +44,7 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 using kube::Json;
+using testing::FreeLoopbackPort;
 
 constexpr int kCycles = 10'000;
 constexpr int kWarmUp = 1'000;     // cycles before the fit: pools, caches and arenas settle
@@ -120,18 +121,6 @@ TEST(AgentSoakTest, SlopeFitsALinearLeakAndIgnoresNoise) {
   }
   EXPECT_NEAR(SlopePer1000(leaking, &Sample::threads), 10.0, 1e-9);
   EXPECT_LT(std::abs(SlopePer1000(noisy, &Sample::threads)), 0.1);
-}
-
-int FreePort() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address));
-  socklen_t length = sizeof(address);
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
-  ::close(fd);
-  return ntohs(address.sin_port);
 }
 
 // What a plugin run returned.
@@ -296,7 +285,7 @@ TEST(AgentSoakTest, TenThousandPodAddDelCyclesLeaveTheAgentFlat) {
 
   // As the DaemonSet runs it (deploy/netpol.yaml): with the CNI configuration,
   // so pods scheduled here are reserved and programmed ahead of their ADD.
-  const int port = FreePort();
+  const int port = FreeLoopbackPort();
   Netpold agent(
       {"--server", (*server)->url(), "--node-name", "node-1", "--netns", node.node(), "--state-dir",
        dir + "/cni", "--socket", dir + "/agent.sock", "--cni-conf", dir + "/conf.json", "--metrics-address",

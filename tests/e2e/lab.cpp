@@ -28,6 +28,18 @@ std::string LabScript() {
 
 }  // namespace
 
+int FreeLoopbackPort() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address));
+  socklen_t length = sizeof(address);
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
+  ::close(fd);
+  return ntohs(address.sin_port);
+}
+
 std::string MissingE2ePrerequisite() {
   if (::geteuid() != 0) return "end-to-end tests need root (network namespaces, nftables)";
   if (Shell("command -v ip >/dev/null 2>&1") != 0) return "iproute2 (ip) is not installed";

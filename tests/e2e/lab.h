@@ -29,6 +29,9 @@ namespace netpol::testing {
 // is a failure, elsewhere a skip; the message says which.
 std::string MissingE2ePrerequisite();
 
+// A TCP port on 127.0.0.1 that was free a moment ago (for a server a test starts next).
+int FreeLoopbackPort();
+
 // At the top of an end-to-end test: in CI a missing prerequisite fails the
 // test; elsewhere it skips it.
 #define NETPOL_REQUIRE_E2E()                                                                  \
