@@ -35,6 +35,7 @@
 
 #include "base/exec_args.h"
 #include "base/netns.h"
+#include "e2e/cni_runner.h"
 #include "e2e/lab.h"
 #include "kube/client.h"
 #include "lab/apiserver.h"
@@ -123,67 +124,6 @@ TEST(AgentSoakTest, SlopeFitsALinearLeakAndIgnoresNoise) {
   EXPECT_LT(std::abs(SlopePer1000(noisy, &Sample::threads)), 0.1);
 }
 
-// What a plugin run returned.
-struct PluginRun {
-  int exit_code = -1;  // -1: did not exit normally
-  std::string out;
-};
-
-// Runs netpol-cni as a runtime on the node does: in the node's network
-// namespace (entered with setns in the child: `ip netns exec` would add a
-// process and a mount namespace to every call, most of a cycle's cost),
-// CNI_* in the environment, the configuration on stdin.
-PluginRun RunPlugin(int node_netns, const std::string& command, const std::string& container,
-                    const std::string& pod_netns, const std::string& pod, const std::string& config) {
-  const std::string binary = std::string(NETPOL_CNI_DIR) + "/netpol-cni";
-  const ExecArgs args({binary}, {"CNI_COMMAND=" + command, "CNI_CONTAINERID=" + container,
-                                 "CNI_NETNS=/run/netns/" + pod_netns, "CNI_IFNAME=eth0",
-                                 "CNI_ARGS=K8S_POD_NAMESPACE=shop;K8S_POD_NAME=" + pod,
-                                 "CNI_PATH=" NETPOL_CNI_DIR, "PATH=/usr/sbin:/usr/bin:/sbin:/bin"});
-  PluginRun run;
-  int in[2];
-  int out[2];
-  if (::pipe2(in, O_CLOEXEC) != 0) return run;
-  if (::pipe2(out, O_CLOEXEC) != 0) {
-    ::close(in[0]);
-    ::close(in[1]);
-    return run;
-  }
-  const pid_t pid = ::fork();
-  if (pid == 0) {
-    if (::setns(node_netns, CLONE_NEWNET) != 0) ::_exit(126);
-    ::dup2(in[0], 0);
-    ::dup2(out[1], 1);
-    ::execve(args.file(), args.argv(), args.envp());
-    ::_exit(127);
-  }
-  ::close(in[0]);
-  ::close(out[1]);
-  if (pid > 0) {
-    // The configuration is far below a pipe's buffer: written whole before the plugin reads.
-    size_t written = 0;
-    while (written < config.size()) {
-      const ssize_t n = ::write(in[1], config.data() + written, config.size() - written);
-      if (n <= 0) break;
-      written += static_cast<size_t>(n);
-    }
-  }
-  ::close(in[1]);
-  char buffer[4096];
-  while (pid > 0) {
-    const ssize_t n = ::read(out[0], buffer, sizeof(buffer));
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    run.out.append(buffer, static_cast<size_t>(n));
-  }
-  ::close(out[0]);
-  int status = 0;
-  while (pid > 0 && ::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-  }
-  if (pid > 0 && WIFEXITED(status)) run.exit_code = WEXITSTATUS(status);
-  return run;
-}
-
 // The real netpold as a child process, stopped (SIGTERM, then waited for)
 // when the test ends however it ends; its stderr goes to a file.
 class Netpold {
@@ -253,9 +193,6 @@ TEST(AgentSoakTest, TenThousandPodAddDelCyclesLeaveTheAgentFlat) {
   NETPOL_REQUIRE_E2E();
   testing::PacketLab node;
   ASSERT_TRUE(node.Up({}).ok());
-  Result<int> node_fd = OpenNetns(node.node());
-  ASSERT_TRUE(node_fd.ok()) << node_fd.error().message();
-  const std::unique_ptr<int, void (*)(int*)> close_node(&*node_fd, [](int* fd) { ::close(*fd); });
 
   Result<std::unique_ptr<lab::ApiServer>> server = lab::ApiServer::Start({.nodes = {"node-1"}});
   ASSERT_TRUE(server.ok()) << server.error().message();
@@ -308,7 +245,12 @@ TEST(AgentSoakTest, TenThousandPodAddDelCyclesLeaveTheAgentFlat) {
   // client; between batches every lane is idle, so samples see the agent at rest.
   std::vector<std::unique_ptr<OwnNetns>> lane_netns;
   std::vector<std::unique_ptr<kube::Client>> lane_api;
+  // The real plugin, entering the node's namespace with setns: `ip netns exec`
+  // would add a process and a mount namespace to every call, most of a cycle's cost.
+  std::vector<std::unique_ptr<testing::CniRunner>> lane_cni;
   for (int lane = 0; lane < kLanes; ++lane) {
+    lane_cni.push_back(std::make_unique<testing::CniRunner>(
+        node.node(), std::vector<std::string>{NETPOL_CNI_DIR}, testing::CniRunner::Entry::kSetns));
     lane_netns.push_back(std::make_unique<OwnNetns>(node.prefix() + "-s" + std::to_string(lane)));
     ASSERT_TRUE(lane_netns.back()->created);
     Result<std::unique_ptr<kube::Client>> client = kube::Client::Create(kube::Api((*server)->url()));
@@ -338,10 +280,19 @@ TEST(AgentSoakTest, TenThousandPodAddDelCyclesLeaveTheAgentFlat) {
     const Result<Json> created = client.Request("POST", "/api/v1/namespaces/shop/pods", object.dump());
     if (!created) return at + "creating the pod: " + created.error().message();
     phase_done(0);
-    const PluginRun added = RunPlugin(*node_fd, "ADD", container, netns, pod, config);
+    testing::CniRunner& cni = *lane_cni[static_cast<size_t>(lane)];
+    testing::CniCall call{.command = "ADD",
+                          .container_id = container,
+                          .netns = "/run/netns/" + netns,
+                          .ifname = "eth0",
+                          .args = "K8S_POD_NAMESPACE=shop;K8S_POD_NAME=" + pod,
+                          .config = config,
+                          .extra_env = {}};
+    const testing::CniReply added = cni.Run(call);
     if (added.exit_code != 0) return at + "ADD exited " + std::to_string(added.exit_code) + ": " + added.out;
     phase_done(1);
-    const PluginRun deleted = RunPlugin(*node_fd, "DEL", container, netns, pod, config);
+    call.command = "DEL";
+    const testing::CniReply deleted = cni.Run(call);
     if (deleted.exit_code != 0)
       return at + "DEL exited " + std::to_string(deleted.exit_code) + ": " + deleted.out;
     phase_done(2);

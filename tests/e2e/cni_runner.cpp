@@ -1,6 +1,7 @@
 #include "e2e/cni_runner.h"
 
 #include <fcntl.h>
+#include <sched.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -11,6 +12,7 @@
 #include <stdexcept>
 
 #include "base/exec_args.h"
+#include "base/netns.h"
 
 namespace netpol::testing {
 
@@ -40,17 +42,26 @@ pid_t CniRunner::Start(const CniCall& call) {
   int in[2];
   int out[2];
   if (::pipe2(in, O_CLOEXEC) != 0 || ::pipe2(out, O_CLOEXEC) != 0) throw std::runtime_error("pipe");
-  // Through `ip netns exec`: the plugin runs in the node's namespace, as the
-  // runtime on that node would run it.
-  const ExecArgs args({"ip", "netns", "exec", node_, binary}, env);
+  // The plugin runs in the node's namespace, as the runtime on that node would run it.
+  const bool through_ip = entry_ == Entry::kIpNetnsExec;
+  const ExecArgs args =
+      through_ip ? ExecArgs({"ip", "netns", "exec", node_, binary}, env) : ExecArgs({binary}, env);
+  int node_fd = -1;
+  if (!through_ip) {
+    Result<int> opened = OpenNetns(node_);
+    if (!opened.ok()) throw std::runtime_error(opened.error().message());
+    node_fd = *opened;
+  }
   const pid_t pid = ::fork();
   if (pid < 0) throw std::runtime_error("fork");
   if (pid == 0) {
+    if (node_fd >= 0 && ::setns(node_fd, CLONE_NEWNET) != 0) ::_exit(126);
     ::dup2(in[0], 0);
     ::dup2(out[1], 1);
     ::execvpe(args.file(), args.argv(), args.envp());
     ::_exit(127);
   }
+  if (node_fd >= 0) ::close(node_fd);
   ::close(in[0]);
   ::close(out[1]);
   const std::string& config = call.config;
