@@ -22,15 +22,15 @@ helm:
 	@scripts/cluster/build-components.sh helm
 
 # Every test: the fast tier (unit, scenario, golden, CLI, chart) and a tenth of the
-# differential runs (deep) under AddressSanitizer + UBSan, a short libFuzzer run of every decoder, the style checks (clang-format,
-# clang-tidy: any finding fails), then the release tree's e2e tier (root, network
-# namespaces, labs, the guide) and the full-length differential tests (label deep).
-# The release tree builds what those run and the benchmarks, not the fast tier again
-# (`make test-fast` runs that in the release tree).
-test: deps helm test-asan fuzz lint
-	@cmake --preset release >/dev/null
-	@cmake --build --preset release -j $(JOBS) --target release-tests benchmarks
-	@ctest --preset release -j $(JOBS) -L 'e2e|deep'
+# differential runs (deep) under AddressSanitizer + UBSan; the release tree's e2e tier
+# (root, network namespaces, labs, the guide) and the full-length differential tests
+# (label deep); a short libFuzzer run of every decoder and the style checks
+# (clang-format, clang-tidy: any finding fails), run at low priority while the e2e tier
+# waits on daemons and probes. scripts/test.sh arranges the phases and prints their times.
+# The release tree builds what the e2e tier runs and the benchmarks, not the fast tier
+# again (`make test-fast` runs that in the release tree).
+test: deps
+	@JOBS=$(JOBS) FUZZ_SECONDS=$(FUZZ_SECONDS) scripts/test.sh
 
 test-fast: build helm
 	@ctest --preset release -j $(JOBS) -L 'fast|deep'

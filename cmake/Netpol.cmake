@@ -24,7 +24,10 @@ endfunction()
 
 function(netpol_test)
   # SERIAL: the test must not run beside others (whole labs, timing-sensitive).
-  cmake_parse_arguments(ARG "SERIAL" "NAME" "SRCS;DEPS;LABELS" ${ARGN})
+  # COST: seconds the test is expected to take. ctest -j starts the costliest first when
+  # it has no timings of its own yet (a clean clone, CI), so a long test runs beside the
+  # short ones instead of after them.
+  cmake_parse_arguments(ARG "SERIAL" "NAME;COST" "SRCS;DEPS;LABELS" ${ARGN})
   add_executable(${ARG_NAME} ${ARG_SRCS})
   target_compile_options(${ARG_NAME} PRIVATE ${NETPOL_WARNINGS})
   target_include_directories(${ARG_NAME} PRIVATE ${PROJECT_SOURCE_DIR}/src ${PROJECT_SOURCE_DIR}/tests)
@@ -45,6 +48,10 @@ function(netpol_test)
   if(NOT label_count EQUAL 1)
     message(FATAL_ERROR "netpol_test(${ARG_NAME}): exactly one label (fast, deep or e2e)")
   endif()
+  if(NOT ARG_COST)
+    set(ARG_COST 0)
+  endif()
   gtest_discover_tests(${ARG_NAME} DISCOVERY_MODE PRE_TEST
-    PROPERTIES LABELS "${ARG_LABELS}" ENVIRONMENT "NETPOL_SOURCE_DIR=${PROJECT_SOURCE_DIR}" RUN_SERIAL ${serial})
+    PROPERTIES LABELS "${ARG_LABELS}" ENVIRONMENT "NETPOL_SOURCE_DIR=${PROJECT_SOURCE_DIR}" RUN_SERIAL ${serial}
+      COST ${ARG_COST})
 endfunction()

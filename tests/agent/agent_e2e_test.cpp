@@ -702,8 +702,12 @@ TEST(AgentE2eTest, TheCniSocketStaysBoundedAndDropsSilentClients) {
   const size_t mappings_after = MappingCount();
   std::cout << "threads " << threads_before << " -> " << threads_after << ", mappings " << mappings_before
             << " -> " << mappings_after << " after " << kConnections << " connections\n";
-  EXPECT_LE(threads_after, threads_before + 2);
-  EXPECT_LE(mappings_after, mappings_before + 16);
+  // Workers start as needed and are kept, up to the cap: under load a request can
+  // arrive before the previous one's worker is free, so the pool may still grow
+  // from what the warm-up left to the cap (seen: +3 at load average 7). A leak of
+  // one per connection would be +2,000.
+  EXPECT_LE(threads_after, threads_before + options.cni_max_connections);
+  EXPECT_LE(mappings_after, mappings_before + 2 * options.cni_max_connections + 8);
 
   // Fewer silent clients than workers: requests are served at once.
   {

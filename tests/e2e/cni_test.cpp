@@ -117,10 +117,14 @@ class CniTest : public ::testing::Test {
   bool Reaches(const std::string& from_ns, const std::string& to_ns, const std::string& ip) {
     const std::string probe = NETPOL_PROBE_BIN;
     // A server for at most 5 s (stopped as soon as the probe is done: only the
-    // pid this shell started); a connection within 1 s.
+    // pid this shell started), listening before the client tries (up to 3 s:
+    // a fixed pause was too short under load, and a refused connection would
+    // pass for a denied one); a connection within 1 s.
     const std::string server =
         "ip netns exec " + to_ns + " " + probe + " serve 5 8080/TCP >/dev/null & s=$!; ";
-    const int rc = Sh(server + "sleep 0.3; ip netns exec " + from_ns + " " + probe + " connect " + ip +
+    const std::string listening = "for i in $(seq 30); do ip netns exec " + to_ns +
+                                  " ss -Hltn 'sport = :8080' | grep -q . && break; sleep 0.1; done; ";
+    const int rc = Sh(server + listening + "ip netns exec " + from_ns + " " + probe + " connect " + ip +
                       " 8080/TCP 1000; r=$?; kill $s 2>/dev/null; wait $s 2>/dev/null; exit $r");
     return rc == 0;
   }
