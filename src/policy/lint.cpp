@@ -228,15 +228,7 @@ class Linter {
   // without DNS pods, its egress rules must allow 53 to some kube-system pod
   // or to some IP (the resolver is then unknown: any would do).
   void EgressBlocksDns() {
-    std::vector<PodId> dns;
-    for (const PodId id : engine_.Pods()) {
-      const Pod& pod = engine_.pod(id);
-      const api::Labels& labels = engine_.PodLabels(id);
-      const auto app = labels.find("k8s-app");
-      if (pod.namespace_ == "kube-system" && app != labels.end() && app->second == "kube-dns") {
-        dns.push_back(id);
-      }
-    }
+    const std::vector<PodId> dns = internal::ClusterDnsPods(engine_);
     // Per set of isolating policies: the protocols blocked, and the pods.
     struct Blocked {
       std::set<api::Protocol> protocols;
@@ -303,12 +295,15 @@ class Linter {
   }
 
   // `pod` reaches every DNS pod on 53/`proto`, in every family (the Service
-  // may pick any of them).
+  // may pick any of them). A ClusterNetworkPolicy's Deny of that egress is not
+  // the NetworkPolicies' doing: the ClusterNetworkPolicy check reports it.
   bool ReachesAllDns(PodId pod, const std::vector<PodId>& dns, api::Protocol proto) const {
     for (const PodId server : dns) {
       for (const FamilyFlow& f :
            FamilyFlows(engine_, Endpoint::OfPod(pod), Endpoint::OfPod(server), proto, uint16_t{53})) {
-        if (!engine_.Allowed(f.flow)) return false;
+        const Verdict v = engine_.Evaluate(f.flow);
+        if (v.egress.reason == Reason::kClusterDeny) continue;
+        if (!v.allowed) return false;
       }
     }
     return true;

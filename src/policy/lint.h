@@ -24,6 +24,9 @@
 //                              select every pod of its subject (they are final for those pods)
 //   domain-names-unenforced    domainNames peers, which netpol's dataplane does not match
 //   domain-wildcard-apex       "*.example.com" without "example.com": the apex is not matched
+//   egress-blocks-dns          a Deny rule that decides some pod's egress to the cluster DNS pods
+//                              on 53/UDP or 53/TCP (judged with the engine; only with DNS pods
+//                              in the input). The NetworkPolicy check leaves such flows to it.
 // Findings are judged against the cluster state given (pods, namespaces):
 // ClusterNetworkPolicy findings first, in evaluation order, then NetworkPolicy
 // findings sorted by policy, then field.

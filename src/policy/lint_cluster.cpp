@@ -7,12 +7,14 @@
 #include "policy/internal/lint_cluster.h"
 
 #include <algorithm>
+#include <map>
 #include <optional>
 #include <set>
 #include <string>
 #include <utility>
 
 #include "base/strings.h"
+#include "policy/flow_text.h"
 #include "policy/internal/containment.h"
 #include "policy/internal/state.h"
 #include "policy/internal/tiers.h"
@@ -79,6 +81,7 @@ class ClusterLinter {
         }
       }
     }
+    EgressDeniesDns();
     return std::move(findings_);
   }
 
@@ -509,6 +512,62 @@ class ClusterLinter {
            "accept them with a networks peer";
   }
 
+  // egress-blocks-dns for ClusterNetworkPolicies: a Deny rule that decides the
+  // egress of some pod to the cluster DNS pods on 53/UDP or 53/TCP (judged with
+  // the engine, per family, like the NetworkPolicy check). Without DNS pods in
+  // the input there is no flow to judge, and no finding.
+  void EgressDeniesDns() {
+    const std::vector<PodId> dns = ClusterDnsPods(engine_);
+    if (dns.empty()) return;
+    struct Denied {
+      std::set<api::Protocol> protocols;
+      std::vector<PodId> pods;
+    };
+    std::map<std::pair<ClusterPolicyId, int>, Denied> by_rule;  // the deciding Deny rule
+    for (const PodId pod : engine_.Pods()) {
+      for (const api::Protocol proto : {api::Protocol::kUDP, api::Protocol::kTCP}) {
+        std::optional<ClusterRuleRef> denier;
+        for (size_t i = 0; i < dns.size() && !denier; ++i) {
+          for (const FamilyFlow& f :
+               FamilyFlows(engine_, Endpoint::OfPod(pod), Endpoint::OfPod(dns[i]), proto, uint16_t{53})) {
+            const DirectionVerdict v = engine_.Evaluate(f.flow).egress;
+            if (v.reason == Reason::kClusterDeny && v.cluster_rule) {
+              denier = v.cluster_rule;
+              break;
+            }
+          }
+        }
+        if (!denier) continue;
+        Denied& d = by_rule[{denier->policy, denier->rule}];
+        d.protocols.insert(proto);
+        if (d.pods.empty() || d.pods.back() != pod) d.pods.push_back(pod);
+      }
+    }
+    for (const auto& [at, denied] : by_rule) {
+      const auto [policy, rule] = at;
+      const ClusterPolicyRec& p = Policy(policy);
+      std::string ports;
+      for (const api::Protocol proto : {api::Protocol::kUDP, api::Protocol::kTCP}) {
+        if (denied.protocols.count(proto) != 0) {
+          ports += (ports.empty() ? "53/" : " and 53/") + std::string(api::ProtocolName(proto));
+        }
+      }
+      std::string pods = engine_.pod(denied.pods.front()).FullName();
+      if (denied.pods.size() > 1) pods += " (+" + std::to_string(denied.pods.size() - 1) + " more)";
+      Add(policy, "egress-blocks-dns", RulePath(Direction::kEgress, static_cast<size_t>(rule)),
+          RuleName(p, Direction::kEgress, static_cast<size_t>(rule)),
+          "denies DNS: from " + pods + ", the cluster DNS (" + engine_.pod(dns.front()).FullName() +
+              (dns.size() > 1 ? " and " + std::to_string(dns.size() - 1) + " more" : std::string()) +
+              ") on " + ports +
+              (p.tier == api::Tier::kAdmin
+                   ? "; an Admin Deny is final, no NetworkPolicy can allow it back: name lookups will fail "
+                     "unless an Accept for 53 comes before it"
+                   : "; no NetworkPolicy isolates these pods for egress, so the Baseline tier decides: name "
+                     "lookups will fail unless an Accept for 53 comes before it or a NetworkPolicy allows "
+                     "it"));
+    }
+  }
+
   const Engine& engine_;
   const State& s_;
   const std::vector<ClusterPolicyId> order_;
@@ -519,6 +578,18 @@ class ClusterLinter {
 
 std::vector<Finding> LintClusterPolicies(const Engine& engine) {
   return ClusterLinter(engine).Run();
+}
+
+std::vector<PodId> ClusterDnsPods(const Engine& engine) {
+  std::vector<PodId> dns;
+  for (const PodId id : engine.Pods()) {
+    const api::Labels& labels = engine.PodLabels(id);
+    const auto app = labels.find("k8s-app");
+    if (engine.pod(id).namespace_ == "kube-system" && app != labels.end() && app->second == "kube-dns") {
+      dns.push_back(id);
+    }
+  }
+  return dns;
 }
 
 }  // namespace netpol::policy::internal

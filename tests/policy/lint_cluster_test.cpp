@@ -59,7 +59,29 @@ std::string Cnp(const std::string& name, const std::string& tier, int priority, 
 }
 
 const std::string kProd = "{namespaces: {matchLabels: {env: prod}}}";
+const std::string kDev = "{namespaces: {matchLabels: {env: dev}}}";
 const std::string kEverywhere = "{namespaces: {}}";
+
+// The cluster DNS: kube-system/coredns (k8s-app=kube-dns) on 53/UDP and 53/TCP.
+const std::string kDns = R"(apiVersion: v1
+kind: Namespace
+metadata: {name: kube-system}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: coredns, namespace: kube-system, labels: {k8s-app: kube-dns}}
+spec: {containers: [{name: c, ports: [{name: dns, containerPort: 53, protocol: UDP}, {name: dns-tcp, containerPort: 53}]}]}
+status: {podIP: 198.18.3.53}
+---
+)";
+
+// A NetworkPolicy isolating dev/client for egress and allowing all of it.
+const std::string kClientEgressOpen = R"(apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: client-out, namespace: dev}
+spec: {podSelector: {matchLabels: {app: client}}, policyTypes: [Egress], egress: [{}]}
+---
+)";
 
 std::vector<Finding> Findings(const std::string& yaml) {
   const api::LoadResult r = api::LoadText(yaml, "t.yaml", {});
@@ -304,10 +326,56 @@ spec: {podSelector: {}, ingress: [{}]}
         Case{"NoDomainNames",
              Cnp("names", "Admin", 10, kProd,
                  "  egress:\n  - {action: Accept, to: [{networks: [0.0.0.0/0]}]}\n"),
-             {}}),
+             {}},
+        // ---- egress-blocks-dns ----
+        Case{"AdminDenyOfDns",
+             kDns + Cnp("lockdown", "Admin", 10, kDev,
+                        "  egress:\n  - {action: Deny, to: [{namespaces: {}}]}\n"),
+             {"egress-blocks-dns admin/lockdown spec.egress[0]"}},
+        Case{"AdminDenyOfOtherPortsOnly",
+             kDns + Cnp("lockdown", "Admin", 10, kDev,
+                        "  egress:\n  - {action: Deny, to: [{namespaces: {}}], protocols: [{tcp: "
+                        "{destinationPort: {number: 80}}}]}\n"),
+             {}},
+        Case{"AdminAcceptOfDnsBeforeTheDeny",
+             kDns + Cnp("lockdown", "Admin", 10, kDev,
+                        "  egress:\n  - {action: Accept, to: [{namespaces: {}}], protocols: [{udp: "
+                        "{destinationPort: {number: 53}}}, {tcp: {destinationPort: {number: 53}}}]}\n"
+                        "  - {action: Deny, to: [{namespaces: {}}]}\n"),
+             {}},
+        Case{"DenyOfDnsWithoutDnsPodsInTheInput",
+             Cnp("lockdown", "Admin", 10, kDev, "  egress:\n  - {action: Deny, to: [{namespaces: {}}]}\n"),
+             {}},
+        // A NetworkPolicy isolating dev/client for egress makes it final there:
+        // the Baseline Deny never decides for it.
+        Case{"BaselineDenyOfDnsBehindANetworkPolicy",
+             kDns + kClientEgressOpen +
+                 Cnp("default-deny", "Baseline", 10, kDev,
+                     "  egress:\n  - {action: Deny, to: [{namespaces: {}}]}\n"),
+             {"baseline-unreachable baseline/default-deny spec.egress[0]"}}),
     [](const auto& param_info) { return std::string(param_info.param.name); });
 
 // Each message names what it is about: the tier, policy, priority, rule index and name.
+// (kube-system/coredns to itself is allowed: it never leaves its namespace.)
+TEST(ClusterLintMessageTest, DnsDeniedNamesTheRuleThePodsAndTheTier) {
+  const std::vector<Finding> admin =
+      Findings(kCluster + kDns +
+               Cnp("lockdown", "Admin", 10, kEverywhere,
+                   "  egress:\n  - {name: no-dns, action: Deny, to: [{namespaces: {}}], protocols: [{udp: "
+                   "{destinationPort: {number: 53}}}]}\n"));
+  ASSERT_EQ(admin.size(), 1U);
+  EXPECT_EQ(admin[0].rule, "no-dns");
+  EXPECT_THAT(admin[0].message, HasSubstr("denies DNS: from dev/client (+2 more), the cluster DNS "
+                                          "(kube-system/coredns) on 53/UDP; an Admin Deny is final"));
+  const std::vector<Finding> baseline =
+      Findings(kCluster + kDns +
+               Cnp("quiet", "Baseline", 10, kDev, "  egress:\n  - {action: Deny, to: [{namespaces: {}}]}\n"));
+  ASSERT_EQ(baseline.size(), 1U);
+  EXPECT_THAT(baseline[0].message,
+              HasSubstr("on 53/UDP and 53/TCP; no NetworkPolicy isolates these pods for egress, so the "
+                        "Baseline tier decides"));
+}
+
 TEST(ClusterLintMessageTest, ShadowedNamesBothRules) {
   const std::vector<Finding> f = Findings(
       kCluster +

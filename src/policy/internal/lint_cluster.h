@@ -19,4 +19,9 @@ namespace netpol::policy::internal {
 // tier, then Baseline; priority, then name), each policy's by field.
 std::vector<Finding> LintClusterPolicies(const Engine& engine);
 
+// The cluster DNS pods in the input: k8s-app=kube-dns in kube-system (both the
+// NetworkPolicy and the ClusterNetworkPolicy egress-blocks-dns checks judge
+// flows to them).
+std::vector<PodId> ClusterDnsPods(const Engine& engine);
+
 }  // namespace netpol::policy::internal
