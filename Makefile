@@ -25,10 +25,10 @@ helm:
 # differential runs (deep) under AddressSanitizer + UBSan; the release tree's e2e tier
 # (root, network namespaces, labs, the guide) and the full-length differential tests
 # (label deep); a short libFuzzer run of every decoder and the style checks
-# (clang-format, clang-tidy: any finding fails), run at low priority while the e2e tier
-# waits on daemons and probes. scripts/test.sh arranges the phases and prints their times.
-# The release tree builds what the e2e tier runs and the benchmarks, not the fast tier
-# again (`make test-fast` runs that in the release tree).
+# (clang-format, clang-tidy: any finding fails) and the benchmarks' build, run at low
+# priority while the e2e tier waits on daemons and probes. scripts/test.sh arranges the
+# phases and prints their times. The release tree builds what the e2e tier runs, not the
+# fast tier again (`make test-fast` runs that in the release tree).
 test: deps
 	@JOBS=$(JOBS) FUZZ_SECONDS=$(FUZZ_SECONDS) scripts/test.sh
 
