@@ -24,8 +24,11 @@ case "${1:-}" in
     wait_rollout
     ;;
   chained)
-    step "helm upgrade --install netpol deploy/helm/netpol -n kube-system"
-    "$NPC_BIN/helm" upgrade --install netpol "$NPC_ROOT/deploy/helm/netpol" -n kube-system --wait --timeout 5m
+    # The experimental channel of the ClusterNetworkPolicy CRD (nodes peers, named ports),
+    # which the conformance suite needs: asked of Helm, so nothing applies over its CRD.
+    step "helm upgrade --install netpol deploy/helm/netpol -n kube-system --set clusterNetworkPolicy.crd=experimental"
+    "$NPC_BIN/helm" upgrade --install netpol "$NPC_ROOT/deploy/helm/netpol" -n kube-system \
+      --set clusterNetworkPolicy.crd=experimental --wait --timeout 5m
     wait_rollout
     ;;
   remove)
