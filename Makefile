@@ -4,7 +4,7 @@
 JOBS ?= $(shell nproc)
 FUZZ_SECONDS ?= 15
 
-.PHONY: all deps build helm test test-fast test-asan fuzz bench bench-dataplane bench-lab demo format format-check lint tidy clean \
+.PHONY: all deps build helm test test-fast test-asan fuzz bench bench-dataplane bench-lab demo format format-check lint tidy module-deps clean \
 	cluster-deps cluster-build cluster-up cluster-down cluster-status demo-cluster test-cluster
 
 all: build
@@ -62,9 +62,13 @@ demo: build
 format:
 	@find src tests bench -name '*.h' -o -name '*.cpp' | xargs clang-format -i
 
-# clang-format's verdict on every source (`make format` rewrites them) and
-# clang-tidy's on src/ (.clang-tidy: Google naming, bug and performance checks).
-lint: format-check tidy
+# clang-format's verdict on every source (`make format` rewrites them), clang-tidy's on
+# src/ (.clang-tidy: Google naming, bug and performance checks), and every #include and
+# CMake link in src/ against the module diagram in docs/ARCHITECTURE.md.
+lint: format-check tidy module-deps
+
+module-deps:
+	@python3 scripts/check-module-deps.py
 
 format-check: deps
 	@find src tests bench -name '*.h' -o -name '*.cpp' | xargs clang-format-14 --dry-run -Werror

@@ -18,7 +18,6 @@
 #include "agent/internal/agent_impl.h"
 #include "cni/ipam.h"
 #include "cni/plugin.h"
-#include "dataplane/nft/nft_backend.h"
 
 namespace netpol::agent {
 
@@ -157,7 +156,7 @@ void Agent::Impl::ProgramLoop(const std::atomic<bool>& stop) {
       return stop.load() || (state.Synced() &&
                              ((state.Due() && Clock::now() >= retry_at) || (stats.synced && drift_noticed)));
     });
-    heartbeat_ns = Clock::now().time_since_epoch().count();
+    liveness->Beat(program_beat);
     // Others' changes to the rules: announced by the kernel, or found by
     // reading them back now and then. Only once something is in force.
     if (stats.synced && (drift_noticed || Clock::now() >= check_at)) {
@@ -185,6 +184,7 @@ void Agent::Impl::ProgramLoop(const std::atomic<bool>& stop) {
 void Agent::Impl::DriftLoop(const std::atomic<bool>& stop, dataplane::ChangeFeed& feed) {
   NameThread("np-drift");
   while (!stop.load()) {
+    liveness->Beat(drift_beat);
     Result<std::vector<std::string>> next = feed.Next(std::chrono::milliseconds(200));
     if (!next) {
       log(LogLevel::kWarn, "reading the dataplane's change notifications failed",
@@ -304,7 +304,8 @@ class Watcher final : public kube::ListWatchHandler {
 
 }  // namespace
 
-Agent::Agent(AgentOptions options) : impl_(std::make_unique<Impl>(std::move(options))) {}
+Agent::Agent(AgentOptions options, BackendFactory backend)
+    : impl_(std::make_unique<Impl>(std::move(options), std::move(backend))) {}
 
 Agent::~Agent() = default;
 
@@ -333,15 +334,9 @@ Status Agent::Run(const std::atomic<bool>& stop) {
   if (!a.options.metrics_address.empty()) NETPOL_RETURN_IF_ERROR(a.BindMetrics(a.halt), "");
   NETPOL_ASSIGN_OR_RETURN(std::unique_ptr<kube::Client> client, kube::Client::Create(a.options.api),
                           "netpold");
-  // The one place the agent names its dataplane: everything after goes
-  // through dataplane::Backend.
-  NETPOL_ASSIGN_OR_RETURN(
-      a.backend,
-      dataplane::nft::NftBackend::Create({a.options.netns,
-                                          {.log_group = a.options.log_group,
-                                           .log_allowed = a.options.flow_logs && a.options.flow_logs_allowed},
-                                          /*observe_at_create=*/true}),
-      "netpold");
+  // Which dataplane is the caller's choice (netpold's main.cpp: nftables).
+  if (!a.make_backend) return InvalidArgument("netpold: no dataplane backend to program");
+  NETPOL_ASSIGN_OR_RETURN(a.backend, a.make_backend(a.options), "netpold");
   // Pods attached before this start (a restart): known at once, from disk.
   NETPOL_ASSIGN_OR_RETURN(const std::vector<cni::PodRegistration> registered,
                           cni::ListRegistrations(a.options.state_dir), "reading pod registrations");
@@ -389,45 +384,66 @@ Status Agent::Run(const std::atomic<bool>& stop) {
         {{"server", a.options.api.server}, {"registered_pods", registered.size()}});
   std::vector<std::unique_ptr<Watcher>> handlers;
   std::vector<std::unique_ptr<kube::ListWatch>> loops;
+  std::vector<std::string> loop_kinds;
   const auto watch = [&](const kube::PolicyResource& resource, bool optional) {
     handlers.push_back(std::make_unique<Watcher>(a, resource, optional));
     loops.push_back(std::make_unique<kube::ListWatch>(*client, resource.path, *handlers.back()));
+    loop_kinds.push_back(resource.kind);
     std::lock_guard lock(a.mu);
     a.watches[resource.kind] = loops.back().get();
   };
   for (const kube::PolicyResource& resource : kube::kPolicyResources) watch(resource, false);
   for (const kube::PolicyResource& resource : kube::kOptionalPolicyResources) watch(resource, true);
-  // Every loop runs until halt; one that ends before is fatal (the agent
-  // would go on without watching, programming or serving): the others are
-  // stopped and Run says which one ended.
+  // Liveness (/healthz): the loops that turn at least every 200 ms beat, and
+  // one silent for stuck_after is stuck. The watches do not beat: an idle
+  // watch is silent until the server ends it, their waits are bounded in
+  // kube (the stall timer, back-off), the lock their events take is the one
+  // the programming loop takes every turn, and their failures are readiness.
+  a.liveness = std::make_unique<LoopHealth>();
+  a.program_beat = a.liveness->Add("programming loop", a.options.stuck_after);
+  const LoopHealth::Id cni_beat = a.liveness->Add("CNI socket's accept loop", a.options.stuck_after);
+  if (feed) a.drift_beat = a.liveness->Add("dataplane change watch", a.options.stuck_after);
+  // Every loop runs until halt; one that ends or throws before is fatal (the
+  // agent would go on without watching, programming or serving): the others
+  // are stopped and Run says which one ended, and why.
   std::mutex fatal_mu;
   std::optional<Error> fatal;
   std::vector<std::thread> threads;
   threads.reserve(loops.size() + 5);  // the watches, programming, CNI socket, metrics, drift, flows
   const auto start = [&](std::string what, std::function<void()> body) {
     threads.emplace_back([&a, &fatal_mu, &fatal, what = std::move(what), body = std::move(body)] {
-      body();
-      if (a.halt.exchange(true)) return;
+      std::optional<Error> ended = RunLoop(what, body, a.halt);
+      if (!ended) return;
+      a.log(LogLevel::kError, "a loop ended; stopping", {{"loop", what}, {"error", ended->message()}});
       std::lock_guard lock(fatal_mu);
-      fatal = Internal("the " + what + " ended unexpectedly");
-      a.log(LogLevel::kError, "a loop ended unexpectedly; stopping", {{"loop", what}});
+      if (!fatal) fatal = std::move(*ended);
+      a.halt = true;
     });
   };
-  for (const auto& loop : loops) {
-    start("API watch", [&a, &loop] {
+  for (size_t i = 0; i < loops.size(); ++i) {
+    start(loop_kinds[i] + " watch", [&a, &loop = *loops[i]] {
       NameThread("np-watch");
-      loop->Run(a.halt);
+      loop.Run(a.halt);
     });
   }
   start("programming loop", [&a] { a.ProgramLoop(a.halt); });
-  start("CNI socket", [&a, &cni] {
+  start("CNI socket", [&a, &cni, cni_beat] {
     NameThread("np-cni");
-    cni.Serve(a.halt, [&a](CniConnection& connection) { a.ServeConnection(connection); });
+    cni.Serve(
+        a.halt, [&a](CniConnection& connection) { a.ServeConnection(connection); },
+        [&a, cni_beat] { a.liveness->Beat(cni_beat); });
   });
   if (a.http) start("metrics server", [&a] { a.ServeMetrics(a.halt); });
   if (feed) start("dataplane change watch", [&a, &feed] { a.DriftLoop(a.halt, *feed); });
   // Flow logs are an extra: without them the agent goes on.
-  if (a.options.flow_logs) threads.emplace_back([&a] { a.FlowLoop(a.halt); });
+  if (a.options.flow_logs) {
+    threads.emplace_back([&a] {
+      if (std::optional<Error> ended = RunLoop(
+              "flow log reader", [&a] { a.FlowLoop(a.halt); }, a.halt)) {
+        a.log(LogLevel::kWarn, "no more flow logs; the agent goes on", {{"error", ended->message()}});
+      }
+    });
+  }
   while (!stop.load() && !a.halt.load()) std::this_thread::sleep_for(std::chrono::milliseconds(50));
   a.halt = true;
   for (std::thread& t : threads) t.join();

@@ -2,9 +2,10 @@
 // through the Kubernetes API, keeps the engine in step, and programs the
 // dataplane for the pods on its node, incrementally.
 //
-//   Agent agent({.api = {.server = "http://127.0.0.1:6443"}, .node_name = "node-1"});
+//   Agent agent({.api = {.server = "http://127.0.0.1:6443"}, .node_name = "node-1"},
+//               make_backend);   // a BackendFactory: main.cpp's makes the nftables backend
 //   std::atomic<bool> stop = false;
-//   Status done = agent.Run(stop);   // until stop
+//   Status done = agent.Run(stop);   // until stop, or until one of its loops ends or throws
 //
 // The pods on this node are the ones the CNI plugin registered (cni/registry.h):
 // their interface and addresses come from the registration, their labels from
@@ -25,11 +26,13 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
 #include "agent/log.h"
 #include "base/result.h"
+#include "dataplane/backend.h"
 #include "kube/client.h"
 
 namespace netpol::agent {
@@ -68,7 +71,18 @@ struct AgentOptions {
   // the rules back this often besides; either way they are restored.
   std::chrono::milliseconds dataplane_check_interval{30000};
   bool dataplane_notifications = true;  // off: only the periodic read-back
+  // /healthz fails once the programming loop, the CNI socket's accept loop or
+  // the dataplane change watch has made no progress for this long (each
+  // turns at least every 200 ms when idle; a program of 100k pods takes ~5 s).
+  std::chrono::milliseconds stuck_after{10000};
 };
+
+// Makes the dataplane backend the agent programs, for the node namespace, log
+// group and flow logs `options` name. The agent knows only dataplane::Backend;
+// netpold's main.cpp chooses nftables. Called once per Run, after the CNI
+// socket and the metrics address are bound.
+using BackendFactory =
+    std::function<Result<std::unique_ptr<dataplane::Backend>>(const AgentOptions& options)>;
 
 struct AgentStats {
   uint64_t programs = 0;  // successful dataplane updates
@@ -109,15 +123,16 @@ struct AgentStats {
 
 class Agent {
  public:
-  explicit Agent(AgentOptions options);
+  Agent(AgentOptions options, BackendFactory backend);
   ~Agent();
   Agent(const Agent&) = delete;
   Agent& operator=(const Agent&) = delete;
 
   // Serves the CNI socket, watches the API and programs until `stop`. Binds
   // the CNI socket and the metrics address before anything else starts, and
-  // returns their error at once; a loop that ends before `stop` ends the run
-  // with an error too (the rules in force stay in force either way).
+  // returns their error at once; a loop that ends or throws before `stop`
+  // stops the others and ends the run with an error naming it (the rules in
+  // force stay in force either way). Once per Agent.
   Status Run(const std::atomic<bool>& stop);
   AgentStats stats() const;
 

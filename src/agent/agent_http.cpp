@@ -19,10 +19,11 @@ using internal::Clock;
 using internal::NameThread;
 
 // Here, where httplib::Server is complete.
-Agent::Impl::Impl(AgentOptions o)
+Agent::Impl::Impl(AgentOptions o, BackendFactory make)
     : options(std::move(o)),
       log(options.log_level, options.node_name),
-      state({.node_name = options.node_name}, log) {}
+      state({.node_name = options.node_name}, log),
+      make_backend(std::move(make)) {}
 
 Agent::Impl::~Impl() = default;
 
@@ -35,8 +36,8 @@ std::string Agent::Impl::NotReady() const {
   return "";
 }
 
-bool Agent::Impl::Healthy() const {
-  return Clock::now() - Clock::time_point(Clock::duration(heartbeat_ns.load())) < std::chrono::seconds(10);
+std::vector<std::string> Agent::Impl::Stuck() const {
+  return liveness ? liveness->Stuck() : std::vector<std::string>{};
 }
 
 std::string Agent::Impl::Metrics() {
@@ -119,10 +120,14 @@ Status Agent::Impl::BindMetrics(const std::atomic<bool>& stop) {
           return sink.is_writable();
         });
   });
+  // Live: every loop that beats made progress lately (a loop that ended
+  // ends the agent, and this server answering is its own proof).
   server.Get("/healthz", [&](const httplib::Request&, httplib::Response& res) {
-    const bool ok = Healthy();
-    res.status = ok ? 200 : 503;
-    res.set_content(ok ? "ok\n" : "the programming loop is stuck\n", "text/plain");
+    const std::vector<std::string> stuck = Stuck();
+    std::string body = stuck.empty() ? "ok\n" : "";
+    for (const std::string& line : stuck) body += line + "\n";
+    res.status = stuck.empty() ? 200 : 503;
+    res.set_content(body, "text/plain");
   });
   server.Get("/readyz", [&](const httplib::Request&, httplib::Response& res) {
     std::string why;

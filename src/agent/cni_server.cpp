@@ -105,9 +105,11 @@ Status CniServer::Bind() {
   return Ok();
 }
 
-void CniServer::Serve(const std::atomic<bool>& stop, const Handler& handler) {
+void CniServer::Serve(const std::atomic<bool>& stop, const Handler& handler,
+                      const std::function<void()>& beat) {
   bool saturated = false;
   while (!stop.load()) {
+    beat();
     {
       std::unique_lock lock(mu_);
       // A worker for every connection taken: at the cap, leave the next ones

@@ -91,8 +91,11 @@ class CniServer {
   // sets the mode and listens. The error names the path and why.
   [[nodiscard]] Status Bind();
   // Accepts and serves until `stop`; then waits for the connections being
-  // served (their reads end at once) and removes the socket file.
-  void Serve(const std::atomic<bool>& stop, const Handler& handler);
+  // served (their reads end at once) and removes the socket file. `beat` is
+  // called on every turn of the accept loop (at least every 200 ms), for
+  // the agent's liveness (loop_health.h).
+  void Serve(
+      const std::atomic<bool>& stop, const Handler& handler, const std::function<void()>& beat = [] {});
   CniServerStats stats() const;
 
  private:

@@ -6,6 +6,7 @@
 #include <httplib.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -21,9 +22,11 @@
 #include <fstream>
 #include <functional>
 #include <iostream>
+#include <memory>
 #include <optional>
 #include <regex>
 #include <sstream>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -34,6 +37,7 @@
 #include "cni/ipam.h"
 #include "cni/plugin.h"
 #include "cni/registry.h"
+#include "dataplane/nft/nft_backend.h"
 #include "e2e/cni_runner.h"
 #include "e2e/lab.h"
 #include "kube/client.h"
@@ -105,21 +109,42 @@ struct ScratchDir {
   std::string path;
 };
 
+// The dataplane netpold programs (its main.cpp makes the same).
+Result<std::unique_ptr<dataplane::Backend>> Nftables(const agent::AgentOptions& o) {
+  Result<std::unique_ptr<dataplane::nft::NftBackend>> made = dataplane::nft::NftBackend::Create(
+      {o.netns, {.log_group = o.log_group, .log_allowed = o.flow_logs && o.flow_logs_allowed}, true});
+  if (!made) return std::move(made).error();
+  return std::unique_ptr<dataplane::Backend>(std::move(*made));
+}
+
 // An agent running on its own thread for the scope of a test.
 class RunningAgent {
  public:
-  explicit RunningAgent(const agent::AgentOptions& options)
-      : agent_(options), running_([this] { (void)agent_.Run(stop_); }) {}
+  explicit RunningAgent(const agent::AgentOptions& options, agent::BackendFactory backend = Nftables)
+      : agent_(options, std::move(backend)), running_([this] {
+          result_ = agent_.Run(stop_);
+          returned_ = true;
+        }) {}
   ~RunningAgent() {
     stop_ = true;
     running_.join();
   }
   agent::Agent& operator*() { return agent_; }
   agent::Agent* operator->() { return &agent_; }
+  // What Run returned, once it has (before the test stopped it: a loop ended).
+  std::optional<Status> ReturnedWithin(std::chrono::milliseconds limit) {
+    const auto deadline = Clock::now() + limit;
+    while (!returned_.load() && Clock::now() < deadline)
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    if (!returned_.load()) return std::nullopt;
+    return result_;
+  }
 
  private:
   agent::Agent agent_;
   std::atomic<bool> stop_{false};
+  std::atomic<bool> returned_{false};
+  Status result_ = Ok();
   std::thread running_;
 };
 
@@ -966,6 +991,149 @@ TEST(AgentE2eTest, RulesChangedBehindTheAgentAreRestoredWithinASecond) {
 TEST(AgentE2eTest, RulesChangedBehindTheAgentAreRestoredByThePeriodicReadBack) {
   NETPOL_REQUIRE_E2E();
   ExpectDriftRepaired(/*notifications=*/false);
+}
+
+// A loop that is alive but stuck fails /healthz, naming it, and passes again
+// once it moves: here the programming loop, blocked reserving a pod's
+// addresses while someone (a hung plugin) holds the IPAM's lock.
+TEST(AgentE2eTest, HealthzFailsWhileTheProgrammingLoopIsStuck) {
+  NETPOL_REQUIRE_E2E();
+  testing::PacketLab node;
+  ASSERT_TRUE(node.Up({{"198.18.7.100", ""}}).ok());
+  Result<ShopApi> api = StartShopApi();
+  ASSERT_TRUE(api.ok()) << api.error().message();
+  const ScratchDir scratch(node.prefix() + "-stuck");
+  const std::string& dir = scratch.path;
+  const Json conf = {{"cniVersion", "1.0.0"},
+                     {"name", "netpol"},
+                     {"type", "netpol-cni"},
+                     {"stateDir", dir + "/cni"},
+                     {"agentSocket", dir + "/agent.sock"},
+                     {"ipam", {{"ranges", {"198.18.95.0/24"}}}}};
+  std::ofstream(dir + "/conf.json") << Json{{"cniVersion", "1.0.0"}, {"name", "netpol"}, {"plugins", {conf}}};
+  const int port = FreeLoopbackPort();
+  agent::AgentOptions options = OptionsFor(node, api->server->url(), dir, port);
+  options.flow_logs = false;
+  options.cni_conf = dir + "/conf.json";
+  options.stuck_after = std::chrono::milliseconds(1000);
+  RunningAgent agent(options);
+  ASSERT_TRUE(WaitReady(port));
+  ASSERT_EQ(HttpGet(port, "/healthz"), (std::pair<int, std::string>{200, "ok\n"}));
+  // The allocator's lock (cni/ipam.cpp: <stateDir>/ipam/<network>/lock), held.
+  const std::string lock_path = dir + "/cni/ipam/netpol/lock";
+  const int lock = ::open(lock_path.c_str(), O_RDWR | O_CLOEXEC);
+  ASSERT_GE(lock, 0) << lock_path;
+  ASSERT_EQ(::flock(lock, LOCK_EX), 0);
+  // A pod scheduled here: the programming loop reserves its addresses.
+  const Json pod = {{"metadata", {{"name", "held"}, {"labels", {{"app", "held"}}}}},
+                    {"spec", {{"nodeName", "node-1"}, {"containers", {{{"name", "c"}}}}}},
+                    {"status", {{"phase", "Pending"}}}};
+  ASSERT_TRUE(api->client->Request("POST", "/api/v1/namespaces/shop/pods", pod.dump()).ok());
+  const auto held = Clock::now();
+  std::pair<int, std::string> health{200, ""};
+  while (Clock::now() - held < std::chrono::seconds(10) &&
+         (health = HttpGet(port, "/healthz")).first == 200) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  const double noticed = std::chrono::duration<double>(Clock::now() - held).count();
+  std::cout << "stuck programming loop: /healthz failed after " << noticed << " s: " << health.second;
+  EXPECT_EQ(health.first, 503);
+  EXPECT_NE(health.second.find("the programming loop made no progress for"), std::string::npos)
+      << health.second;
+  EXPECT_EQ(health.second.find("CNI socket"), std::string::npos) << "only the stuck loop: " << health.second;
+  EXPECT_GE(noticed, 0.9) << "not before the bound";
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  EXPECT_EQ(HttpGet(port, "/healthz").first, 503) << "still stuck";
+  EXPECT_EQ(agent->stats().reservations_in_force, 0u);
+  // The lock released: the loop moves on, reserves and programs the pod.
+  ::close(lock);
+  const auto freed = Clock::now();
+  while (Clock::now() - freed < std::chrono::seconds(10) &&
+         (health = HttpGet(port, "/healthz")).first != 200) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_EQ(health, (std::pair<int, std::string>{200, "ok\n"}));
+  while (Clock::now() - freed < std::chrono::seconds(10) && agent->stats().reservations_in_force == 0) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_EQ(agent->stats().reservations_in_force, 1u);
+}
+
+// The real dataplane with one fault: its change feed throws once the test
+// says so (a bug in a loop, as the agent would meet it).
+class ThrowingFeedBackend final : public dataplane::Backend {
+ public:
+  ThrowingFeedBackend(std::unique_ptr<dataplane::Backend> real, const std::atomic<bool>& fail)
+      : real_(std::move(real)), fail_(fail) {}
+  Result<dataplane::ApplyStats> Apply(const policy::NodeProgram& program) override {
+    return real_->Apply(program);
+  }
+  Result<dataplane::ApplyStats> Apply(policy::NodeProgram&& program) override {
+    return real_->Apply(std::move(program));
+  }
+  Result<std::string> Plan(const policy::NodeProgram& program) override { return real_->Plan(program); }
+  Result<std::string> Show() override { return real_->Show(); }
+  Status Remove() override { return real_->Remove(); }
+  Result<std::vector<std::string>> Verify() override { return real_->Verify(); }
+  size_t InstalledElements() const override { return real_->InstalledElements(); }
+  Result<std::vector<dataplane::ConnectionCount>> CountConnections() override {
+    return real_->CountConnections();
+  }
+  Result<std::unique_ptr<dataplane::ChangeFeed>> WatchChanges() override {
+    NETPOL_ASSIGN_OR_RETURN(std::unique_ptr<dataplane::ChangeFeed> feed, real_->WatchChanges(), "");
+    return std::unique_ptr<dataplane::ChangeFeed>(std::make_unique<Feed>(std::move(feed), fail_));
+  }
+
+ private:
+  class Feed final : public dataplane::ChangeFeed {
+   public:
+    Feed(std::unique_ptr<dataplane::ChangeFeed> real, const std::atomic<bool>& fail)
+        : real_(std::move(real)), fail_(fail) {}
+    Result<std::vector<std::string>> Next(std::chrono::milliseconds timeout) override {
+      if (fail_.load()) throw std::runtime_error("injected: the notification socket broke");
+      return real_->Next(timeout);
+    }
+
+   private:
+    std::unique_ptr<dataplane::ChangeFeed> real_;
+    const std::atomic<bool>& fail_;
+  };
+  std::unique_ptr<dataplane::Backend> real_;
+  const std::atomic<bool>& fail_;
+};
+
+// A loop that throws ends the run (every other loop stopped, the metrics
+// port and the CNI socket closed) with an error naming the loop and the
+// exception, which netpold prints before exiting 1.
+TEST(AgentE2eTest, ALoopThatThrowsEndsTheRunNamingIt) {
+  NETPOL_REQUIRE_E2E();
+  testing::PacketLab node;
+  ASSERT_TRUE(node.Up({{"198.18.7.105", ""}}).ok());
+  Result<ShopApi> api = StartShopApi();
+  ASSERT_TRUE(api.ok()) << api.error().message();
+  const ScratchDir scratch(node.prefix() + "-throw");
+  const int port = FreeLoopbackPort();
+  agent::AgentOptions options = OptionsFor(node, api->server->url(), scratch.path, port);
+  options.flow_logs = false;
+  std::atomic<bool> fail{false};
+  RunningAgent agent(options,
+                     [&fail](const agent::AgentOptions& o) -> Result<std::unique_ptr<dataplane::Backend>> {
+                       NETPOL_ASSIGN_OR_RETURN(std::unique_ptr<dataplane::Backend> real, Nftables(o), "");
+                       return std::unique_ptr<dataplane::Backend>(
+                           std::make_unique<ThrowingFeedBackend>(std::move(real), fail));
+                     });
+  ASSERT_TRUE(WaitReady(port));
+  ASSERT_TRUE(std::filesystem::exists(options.socket_path));
+  EXPECT_FALSE(agent.ReturnedWithin(std::chrono::milliseconds(500)).has_value()) << "runs until the fault";
+  fail = true;
+  const std::optional<Status> returned = agent.ReturnedWithin(std::chrono::seconds(5));
+  ASSERT_TRUE(returned.has_value()) << "still running 5 s after its dataplane change watch threw";
+  ASSERT_FALSE(returned->ok());
+  EXPECT_EQ(returned->error().code(), ErrorCode::kInternal);
+  EXPECT_EQ(returned->error().message(),
+            "the dataplane change watch failed: injected: the notification socket broke");
+  EXPECT_EQ(HttpGet(port, "/healthz").first, 0) << "the metrics server stopped with it";
+  EXPECT_FALSE(std::filesystem::exists(options.socket_path)) << "the CNI socket closed with it";
 }
 
 }  // namespace

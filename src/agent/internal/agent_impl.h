@@ -28,6 +28,7 @@
 #include "agent/cni_server.h"
 #include "agent/flow_log.h"
 #include "agent/log.h"
+#include "agent/loop_health.h"
 #include "agent/metrics.h"
 #include "agent/node_state.h"
 #include "cni/protocol.h"
@@ -62,7 +63,7 @@ struct Agent::Impl {
   using Json = kube::Json;
 
   // Both where httplib::Server is complete (agent_http.cpp).
-  explicit Impl(AgentOptions o);
+  Impl(AgentOptions o, BackendFactory make);
   ~Impl();
   Impl(const Impl&) = delete;
   Impl& operator=(const Impl&) = delete;
@@ -76,8 +77,9 @@ struct Agent::Impl {
   // programmed ahead of their ADD. Used by the programming thread alone.
   std::unique_ptr<AddressAllocator> allocator;
   AgentStats stats;
-  std::unique_ptr<dataplane::Backend> backend;
-  kube::Client* api_client = nullptr;  // for reads outside the watches
+  BackendFactory make_backend;
+  std::unique_ptr<dataplane::Backend> backend;  // made by Run
+  kube::Client* api_client = nullptr;           // for reads outside the watches
   // For /metrics and /healthz.
   Histogram program_seconds{internal::kLatencyBuckets};   // compile + dataplane, per update
   Histogram update_seconds{internal::kLatencyBuckets};    // change reached the agent -> in force
@@ -98,8 +100,11 @@ struct Agent::Impl {
   bool drift_noticed = false;
   Clock::time_point drift_noticed_at;
   std::optional<Clock::time_point> repairing_since;
-  std::atomic<int64_t> heartbeat_ns{
-      Clock::now().time_since_epoch().count()};  // the programming loop's last turn
+  // The loops that beat (programming, CNI socket, dataplane change watch),
+  // for /healthz; made by Run before any loop starts.
+  std::unique_ptr<LoopHealth> liveness;
+  LoopHealth::Id program_beat = 0;
+  LoopHealth::Id drift_beat = 0;
   FlowLog flows;
   // The last program in force: when it started, was compiled, was applied.
   struct ProgramTimes {
@@ -150,9 +155,9 @@ struct Agent::Impl {
   // delivers an event.
   std::string NotReady() const;
 
-  // Live: the programming loop turned within the last 10 s (it turns every
-  // 200 ms, or after each update).
-  bool Healthy() const;
+  // Why the agent is not live (empty when it is): the loops that made no
+  // progress within options.stuck_after (LoopHealth::Stuck). Without the lock.
+  std::vector<std::string> Stuck() const;
 
   std::string Metrics();
 
