@@ -11,8 +11,8 @@
 #    and the full-length differential tests.
 # 3. While the e2e tier runs, at nice 19: the benchmarks built (so they keep
 #    compiling; `make bench` runs them), the fuzz tree (a short libFuzzer run
-#    of every decoder) and the style checks (clang-format, clang-tidy: any
-#    finding fails). The e2e tests spend most of their time waiting (daemons,
+#    of every decoder) and the style checks (module edges, clang-format,
+#    clang-tidy: any finding fails). The e2e tests spend most of their time waiting (daemons,
 #    probes, the kernel's RCU grace periods), which leaves a core idle; the
 #    tests keep their priority. Measured: docs/BENCHMARKS.md, "make test".
 #
@@ -71,6 +71,8 @@ phase_done "release tree built"
   cmake --preset fuzz >/dev/null
   cmake --build --preset fuzz -j "$jobs" --target fuzz-targets
   scripts/run-fuzzers.sh build/fuzz "$fuzz_seconds"
+  echo "== module edges (#include and CMake links against docs/ARCHITECTURE.md)"
+  python3 scripts/check-module-deps.py
   echo "== clang-format"
   find src tests bench -name '*.h' -o -name '*.cpp' | xargs clang-format-14 --dry-run -Werror
   echo "== clang-tidy"
