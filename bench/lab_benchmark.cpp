@@ -1,10 +1,12 @@
 // Lab latencies and agent memory (root; scripts/bench-lab.sh drives it).
 //
-//   lab_benchmark BIN_DIR
+//   lab_benchmark BIN_DIR [--pods=10000] [--namespaces=100] [--policies=1000]
+//   lab_benchmark BIN_DIR --pods=100000 --namespaces=1000 --policies=10000
+//   lab_benchmark BIN_DIR --baseline=OTHER_BIN_DIR   # netpold's start and memory, both builds
 //
 // An API server (in-process) holds a cluster of 10,000 pods in 100 namespaces
-// and 1,000 policies; a node namespace and its agent (netpold's Agent,
-// in-process) know all of it. Measured:
+// and 1,000 policies (or the scale given); a node namespace and its agent
+// (netpold's Agent, in-process) know all of it. Measured:
 //   - watch event -> dataplane updated: a policy change or a local pod's label
 //     change made through the API, until the agent has programmed it (100 each);
 //   - pod ADD -> policy in force: netpol-cni ADD started as a runtime starts it, for
@@ -13,6 +15,8 @@
 //     seen the pod in the API first and, unless NETPOL_BENCH_RESERVE=0,
 //     reserved its address and put its rules in force before the ADD (that
 //     lead is measured too: pod created -> rules in force);
+//   - agent start: the in-process agent's and the netpold binary's time from
+//     start to its first full program in force;
 //   - agent memory: the netpold binary against the same API server, RSS after
 //     its first full sync, per known pod.
 #include <fcntl.h>
@@ -27,8 +31,10 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <map>
 #include <random>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -79,11 +85,35 @@ __attribute__((noinline)) pid_t SpawnIn(int netns_fd, int in_fd, int out_fd, con
   return child;
 }
 
+// The cluster's size: 10k pods in 100 namespaces with 1k policies unless
+// flags say otherwise.
+struct Scale {
+  int pods = 10000;
+  int namespaces = 100;
+  int policies = 1000;
+};
+
+// The address of cluster pod `i` (API data only; no interface has it):
+// 198.19.0.1-198.19.255.250 for the first 64,000 (the 10k layout of earlier
+// sessions), then 198.18.2.1 upwards (198.18.1.0/24 is the benchmark node's
+// IPAM range). 64,000 + 254 * 250 pods fit in 198.18.0.0/15.
+std::string PodIp(int i) {
+  const int per_block = 250;
+  const int in_high = 256 * per_block;
+  if (i < in_high) {
+    return "198.19." + std::to_string(i / per_block) + "." + std::to_string(i % per_block + 1);
+  }
+  const int j = i - in_high;
+  return "198.18." + std::to_string(2 + j / per_block) + "." + std::to_string(j % per_block + 1);
+}
+
 // A realistic shape: apps of 1-8 replicas sharing labels, policies mixing
 // default-deny, pod and namespace selectors and ports.
-void LoadCluster(kube::Client& api, int pods, int policies) {
+void LoadCluster(kube::Client& api, const Scale& scale) {
   std::mt19937_64 rng(42);
-  const int namespaces = 100;
+  const int namespaces = scale.namespaces;
+  const int pods = scale.pods;
+  const int policies = scale.policies;
   for (int n = 0; n < namespaces; ++n) {
     (void)api.Request(
         "POST", "/api/v1/namespaces",
@@ -103,9 +133,7 @@ void LoadCluster(kube::Client& api, int pods, int policies) {
         {"spec",
          {{"nodeName", "node-" + std::to_string(2 + i % 20)},
           {"containers", {{{"name", "c"}, {"ports", {{{"name", "http"}, {"containerPort", 8080}}}}}}}}},
-        {"status",
-         {{"phase", "Running"},
-          {"podIP", "198.19." + std::to_string(i / 250) + "." + std::to_string(i % 250 + 1)}}}};
+        {"status", {{"phase", "Running"}, {"podIP", PodIp(i)}}}};
     (void)api.Request("POST", "/api/v1/namespaces/ns-" + std::to_string(ns) + "/pods", pod.dump());
   }
   for (int p = 0; p < policies; ++p) {
@@ -123,6 +151,8 @@ void LoadCluster(kube::Client& api, int pods, int policies) {
 }
 
 struct AgentMemory {
+  double sync_s = 0;      // from the fork to the first full sync's log line
+  double sync_cpu_s = 0;  // CPU time (user + system) the agent had used by then
   long rss_kb = 0;
   long hwm_kb = 0;
   long file_kb = 0;  // RssFile: pages of the binary and shared libraries
@@ -148,7 +178,7 @@ AgentMemory MeasureAgent(const std::string& bin, const std::string& url, const s
   AgentMemory out;
   const auto start = Clock::now();
   bool synced = false;
-  while (!synced && Clock::now() - start < std::chrono::seconds(120)) {
+  while (!synced && Clock::now() - start < std::chrono::seconds(900)) {
     std::ifstream in(log);
     std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
     const size_t at = text.find("first full sync in force");
@@ -157,8 +187,21 @@ AgentMemory MeasureAgent(const std::string& bin, const std::string& url, const s
       const size_t begin = text.rfind('\n', at);
       const size_t end = text.find('\n', at);
       out.sync_line = text.substr(begin == std::string::npos ? 0 : begin + 1, end - begin - 1);
+      out.sync_s = Ms(Clock::now() - start) / 1000;
+      // On a shared machine the wall time says as much about the neighbours
+      // as about the agent: its own CPU time too (stat fields 14 and 15).
+      std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+      std::string line;
+      std::getline(stat, line);
+      std::istringstream fields(line.substr(line.rfind(')') + 2));
+      std::vector<std::string> f((std::istream_iterator<std::string>(fields)),
+                                 std::istream_iterator<std::string>());
+      if (f.size() > 12) {
+        out.sync_cpu_s = static_cast<double>(std::stoll(f[11]) + std::stoll(f[12])) /
+                         static_cast<double>(::sysconf(_SC_CLK_TCK));
+      }
     }
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    if (!synced) std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   std::this_thread::sleep_for(std::chrono::milliseconds(500));
   {
@@ -175,12 +218,46 @@ AgentMemory MeasureAgent(const std::string& bin, const std::string& url, const s
   return out;
 }
 
-int Main(const std::string& bin) {
+// `baseline`: another build's bin directory ("" for none), whose netpold's
+// start and memory are measured beside this one's, in the same run.
+int Main(const std::string& bin, const Scale& scale, const std::string& baseline) {
   const std::string tag = "nplb" + std::to_string(::getpid());
   const std::string node_ns = tag + "-node";
   const std::string dir = "/tmp/" + tag;
   fs::create_directories(dir + "/cni");
-  auto server = lab::ApiServer::Start({.nodes = {"node-1"}});
+  // NETPOL_BENCH_CACHE=DIR: the loaded cluster (the API server's SQLite
+  // database) is kept in DIR and served from a copy by later runs of the same
+  // scale, which then skip the load (~10 minutes at 100k pods). What is
+  // measured is the same; the empty-cluster baseline is then taken against
+  // a second, empty API server.
+  const char* cache_env = std::getenv("NETPOL_BENCH_CACHE");
+  std::string database = ":memory:";
+  if (cache_env != nullptr && *cache_env != '\0') {
+    const std::string cached = std::string(cache_env) + "/lab-cluster-v1-" + std::to_string(scale.pods) +
+                               "-" + std::to_string(scale.namespaces) + "-" + std::to_string(scale.policies) +
+                               ".db";
+    if (!fs::exists(cached)) {
+      fs::create_directories(cache_env);
+      const std::string loading = cached + ".loading";
+      fs::remove(loading);
+      auto loader = lab::ApiServer::Start({.database = loading, .nodes = {"node-1"}});
+      if (!loader) {
+        std::fprintf(stderr, "%s\n", loader.error().message().c_str());
+        return 2;
+      }
+      auto loader_client = kube::Client::Create(kube::Api((*loader)->url()));
+      const auto load_start = Clock::now();
+      LoadCluster(**loader_client, scale);
+      (*loader)->Stop();
+      loader->reset();
+      fs::rename(loading, cached);
+      std::printf("cluster loaded into %s (%.1f s)\n", cached.c_str(), Ms(Clock::now() - load_start) / 1000);
+    }
+    database = dir + "/cluster.db";
+    fs::copy_file(cached, database);
+  }
+  const bool preloaded = database != ":memory:";
+  auto server = lab::ApiServer::Start({.database = database, .nodes = {"node-1"}});
   if (!server) {
     std::fprintf(stderr, "%s\n", server.error().message().c_str());
     return 2;
@@ -192,12 +269,38 @@ int Main(const std::string& bin) {
      " route add 169.254.1.1/32 dev up0");
   // The agent's memory with nothing to know yet: the baseline for per-pod memory.
   fs::create_directories(dir + "/empty-cni");
-  const AgentMemory empty = MeasureAgent(bin, (*server)->url(), node_ns, dir + "/empty-cni",
-                                         dir + "/agent0.sock", dir + "/netpold-empty.log");
-  const auto load_start = Clock::now();
-  LoadCluster(**client, 10000, 1000);
-  std::printf("cluster loaded into the API server: 10000 pods, 1000 policies (%.1f s)\n",
-              Ms(Clock::now() - load_start) / 1000);
+  AgentMemory empty;
+  AgentMemory baseline_empty;
+  if (preloaded) {
+    auto empty_server = lab::ApiServer::Start({.nodes = {"node-1"}});
+    if (!empty_server) {
+      std::fprintf(stderr, "%s\n", empty_server.error().message().c_str());
+      return 2;
+    }
+    empty = MeasureAgent(bin, (*empty_server)->url(), node_ns, dir + "/empty-cni", dir + "/agent0.sock",
+                         dir + "/netpold-empty.log");
+    if (!baseline.empty()) {
+      baseline_empty = MeasureAgent(baseline, (*empty_server)->url(), node_ns, dir + "/empty-cni",
+                                    dir + "/agent0.sock", dir + "/netpold-empty.log");
+    }
+    std::printf("cluster served from a copy of the cached load: %d pods in %d namespaces, %d policies\n",
+                scale.pods, scale.namespaces, scale.policies);
+  } else {
+    empty = MeasureAgent(bin, (*server)->url(), node_ns, dir + "/empty-cni", dir + "/agent0.sock",
+                         dir + "/netpold-empty.log");
+    if (!baseline.empty()) {
+      baseline_empty = MeasureAgent(baseline, (*server)->url(), node_ns, dir + "/empty-cni",
+                                    dir + "/agent0.sock", dir + "/netpold-empty.log");
+    }
+    const auto load_start = Clock::now();
+    LoadCluster(**client, scale);
+    std::printf("cluster loaded into the API server: %d pods in %d namespaces, %d policies (%.1f s)\n",
+                scale.pods, scale.namespaces, scale.policies, Ms(Clock::now() - load_start) / 1000);
+  }
+  // NETPOL_BENCH_SYNC_ONLY=1: only the agents' first syncs and memory (no
+  // ADDs, no events), for profiling the start.
+  const char* sync_only_env = std::getenv("NETPOL_BENCH_SYNC_ONLY");
+  const bool sync_only = sync_only_env != nullptr && std::string(sync_only_env) == "1";
   int status = 0;
   // The plugin's configuration, which the agent also reads to reserve the
   // addresses of pods scheduled to its node (NETPOL_BENCH_RESERVE=0: it does
@@ -224,10 +327,11 @@ int Main(const std::string& bin) {
     std::atomic<bool> stop{false};
     std::thread running([&] { (void)agent.Run(stop); });
     const auto sync_start = Clock::now();
-    while (!agent.stats().synced && Clock::now() - sync_start < std::chrono::seconds(120)) {
+    while (!agent.stats().synced && Clock::now() - sync_start < std::chrono::seconds(900)) {
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
     }
-    std::printf("agent synced: %.0f ms\n", Ms(Clock::now() - sync_start));
+    std::printf("agent synced (in-process; start -> first full program in force): %.0f ms\n",
+                Ms(Clock::now() - sync_start));
 
     // Pod ADD -> policy in force: the real plugin, for pods the API has.
     std::vector<double> add_ms;
@@ -238,7 +342,7 @@ int Main(const std::string& bin) {
     // One unmeasured ADD first (pod 100): the plugin's first exec from this
     // process pays cold caches (configured at 7 ms instead of 1.3; up to
     // 36 ms measured), which a node running it all day does not.
-    for (int i = -1; i < 100; ++i) {
+    for (int i = -1; i < (sync_only ? -1 : 100); ++i) {
       const bool warmup = i < 0;
       const int n = warmup ? 100 : i;
       const std::string pod = "bench-" + std::to_string(n);
@@ -308,7 +412,7 @@ int Main(const std::string& bin) {
     std::vector<double> event_parts[3];
     std::vector<uint64_t> event_elements;                // nft elements each change added or removed
     std::vector<std::pair<double, double>> event_split;  // of the dataplane: plan, send (ms)
-    for (int i = 0; i < 100 && status == 0; ++i) {
+    for (int i = 0; i < 100 && status == 0 && !sync_only; ++i) {
       const uint64_t before = agent.stats().programs;
       const auto start = Clock::now();
       if (i % 2 == 0) {
@@ -432,18 +536,35 @@ int Main(const std::string& bin) {
   // state minus the cluster (measured first, before the cluster was loaded).
   const AgentMemory full =
       MeasureAgent(bin, (*server)->url(), node_ns, dir + "/cni", dir + "/agent2.sock", dir + "/netpold.log");
-  const double known = 10000 + 100;
+  const double known = scale.pods + 100;
   std::printf("netpold: %s\n", full.sync_line.c_str());
+  std::printf("netpold start -> first full program in force: %.2f s (%.2f s of CPU)\n", full.sync_s,
+              full.sync_cpu_s);
   std::printf(
-      "netpold memory after sync (10100 pods, 1050 policies known): RSS %.1f MiB (%.2f KiB/pod), peak %.1f "
+      "netpold memory after sync (%.0f pods, %d policies known): RSS %.1f MiB (%.2f KiB/pod), peak %.1f "
       "MiB (%.2f KiB/pod)\n",
-      static_cast<double>(full.rss_kb) / 1024, static_cast<double>(full.rss_kb) / known,
-      static_cast<double>(full.hwm_kb) / 1024, static_cast<double>(full.hwm_kb) / known);
+      known, scale.policies + 50, static_cast<double>(full.rss_kb) / 1024,
+      static_cast<double>(full.rss_kb) / known, static_cast<double>(full.hwm_kb) / 1024,
+      static_cast<double>(full.hwm_kb) / known);
   std::printf(
       "netpold memory per known pod over an empty cluster's (RSS %.1f MiB, of it %.1f MiB shared library "
       "pages): %.2f KiB/pod\n",
       static_cast<double>(empty.rss_kb) / 1024, static_cast<double>(empty.file_kb) / 1024,
       static_cast<double>(full.rss_kb - empty.rss_kb) / known);
+  if (!baseline.empty()) {
+    const AgentMemory old = MeasureAgent(baseline, (*server)->url(), node_ns, dir + "/cni",
+                                         dir + "/agent3.sock", dir + "/netpold-baseline.log");
+    const double old_per_pod = static_cast<double>(old.rss_kb - baseline_empty.rss_kb) / known;
+    const double new_per_pod = static_cast<double>(full.rss_kb - empty.rss_kb) / known;
+    std::printf(
+        "baseline netpold (%s), same run: start -> first full program in force %.2f s (%.2f s of CPU), RSS "
+        "%.1f MiB, peak %.1f MiB, per known pod %.2f KiB\n",
+        baseline.c_str(), old.sync_s, old.sync_cpu_s, static_cast<double>(old.rss_kb) / 1024,
+        static_cast<double>(old.hwm_kb) / 1024, old_per_pod);
+    std::printf("  this build / baseline: start %.3f (CPU %.3f), per known pod %.3f, peak RSS %.3f\n",
+                full.sync_s / old.sync_s, full.sync_cpu_s / old.sync_cpu_s, new_per_pod / old_per_pod,
+                static_cast<double>(full.hwm_kb) / static_cast<double>(old.hwm_kb));
+  }
   // Clean up exactly what we made.
   for (int i = 0; i <= 100; ++i) Sh("ip netns del " + tag + "-p" + std::to_string(i) + " 2>/dev/null");
   Sh("ip netns del " + node_ns);
@@ -455,9 +576,34 @@ int Main(const std::string& bin) {
 }  // namespace netpol
 
 int main(int argc, char** argv) {
-  if (argc != 2) {
-    std::fprintf(stderr, "usage: lab_benchmark BIN_DIR\n");
+  netpol::Scale scale;
+  std::string baseline;
+  bool ok = argc >= 2;
+  for (int i = 2; i < argc && ok; ++i) {
+    const std::string arg = argv[i];
+    const size_t eq = arg.find('=');
+    const std::string key = arg.substr(0, eq);
+    if (key == "--baseline" && eq != std::string::npos) {
+      baseline = arg.substr(eq + 1);
+      continue;
+    }
+    int* field = key == "--pods"         ? &scale.pods
+                 : key == "--namespaces" ? &scale.namespaces
+                 : key == "--policies"   ? &scale.policies
+                                         : nullptr;
+    ok = field != nullptr && eq != std::string::npos;
+    if (ok) *field = std::atoi(arg.c_str() + eq + 1);
+  }
+  // Pods beyond 127,500 have no address left in 198.18.0.0/15 (PodIp); the
+  // benchmark's own pods live in ns-1.
+  ok = ok && scale.pods > 0 && scale.pods <= 127500 && scale.namespaces >= 2 && scale.policies > 0;
+  if (!ok) {
+    std::fprintf(stderr,
+                 "usage: lab_benchmark BIN_DIR [--pods=N (<= 127500)] [--namespaces=N (>= 2)] [--policies=N] "
+                 "[--baseline=OTHER_BIN_DIR]\n");
     return 2;
   }
-  return netpol::Main(argv[1]);
+  // Progress as it happens when the output goes to a file (a 100k run takes minutes).
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);
+  return netpol::Main(argv[1], scale, baseline);
 }

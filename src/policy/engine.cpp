@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cassert>
 #include <cctype>
+#include <iterator>
 #include <tuple>
 
 #include "policy/internal/state.h"
@@ -105,6 +106,28 @@ void ForEachClusterSelector(internal::ClusterPolicyRec& p, Fn&& fn) {
   }
 }
 
+// Whether a namespaceSelector peer of `p` selects a namespace with `labels`.
+bool SelectsNamespace(const PolicyRec& p, const api::Labels& labels) {
+  for (const auto* rules : {&p.ingress_rules, &p.egress_rules}) {
+    for (const RuleRec& rule : *rules) {
+      for (const PeerRule& peer : rule.peers) {
+        if (peer.namespace_selector && peer.namespace_selector->Matches(labels)) return true;
+      }
+    }
+  }
+  return false;
+}
+
+void InsertSorted(std::vector<PolicyId>& list, PolicyId id) {
+  const auto pos = std::lower_bound(list.begin(), list.end(), id);
+  if (pos == list.end() || *pos != id) list.insert(pos, id);
+}
+
+void EraseSorted(std::vector<PolicyId>& list, PolicyId id) {
+  const auto pos = std::lower_bound(list.begin(), list.end(), id);
+  if (pos != list.end() && *pos == id) list.erase(pos);
+}
+
 void Erase(std::vector<PolicyId>& list, PolicyId id) {
   list.erase(std::remove(list.begin(), list.end(), id), list.end());
 }
@@ -163,7 +186,19 @@ class Mutator {
     rec.labels[std::string(kNamespaceNameLabel)] = name;
     s_.namespaces.push_back(std::move(rec));
     s_.namespace_index.emplace(name, id);
+    RefreshSelectedBy(id);  // a selector may match the name label alone
     return id;
+  }
+
+  // The policies whose namespaceSelector peers select namespace `ns`, from scratch.
+  void RefreshSelectedBy(NamespaceId ns) {
+    internal::NamespaceRec& rec = s_.namespaces[ns];
+    rec.selected_by.clear();
+    for (PolicyId pid = 0; pid < s_.policies.size(); ++pid) {
+      if (s_.policies[pid].live && SelectsNamespace(s_.policies[pid], rec.labels)) {
+        rec.selected_by.push_back(pid);
+      }
+    }
   }
 
   void SetNamespaceLabels(NamespaceId ns, api::Labels labels, bool declared) {
@@ -173,6 +208,7 @@ class Mutator {
     rec.declared = declared;
     if (rec.labels == labels) return;
     rec.labels = std::move(labels);
+    RefreshSelectedBy(ns);
     DropAllViews();
     // Only namespaceSelector peers look at namespace labels.
     const auto refresh = [&](PeerRule& peer) {
@@ -214,10 +250,15 @@ class Mutator {
     cls.changed_at = ++s_.clock;  // the id may have served a retired class
     s_.class_index.emplace(std::move(key), id);
     s_.namespaces[cls.key.ns].classes.push_back(id);
-    // Evaluate every policy once for the new class.
-    for (PolicyId pid = 0; pid < s_.policies.size(); ++pid) {
+    // Evaluate once for the new class every policy that can match it: those
+    // of its namespace and those selecting its namespace (in id order).
+    const internal::NamespaceRec& ns = s_.namespaces[cls.key.ns];
+    std::vector<PolicyId> candidates;
+    candidates.reserve(ns.policies.size() + ns.selected_by.size());
+    std::set_union(ns.policies.begin(), ns.policies.end(), ns.selected_by.begin(), ns.selected_by.end(),
+                   std::back_inserter(candidates));
+    for (const PolicyId pid : candidates) {
       PolicyRec& p = s_.policies[pid];
-      if (!p.live) continue;
       if (p.ns == cls.key.ns && p.spec.pod_selector.Matches(cls.key.labels)) {
         p.targets.set(id);
         if (p.ingress) InsertSortedByName(s_, cls.ingress_policies, pid);
@@ -421,6 +462,10 @@ class Mutator {
     p.ingress_rules = CompileRules(spec.ingress, ns);
     p.egress_rules = CompileRules(spec.egress, ns);
     s_.policy_index[{spec.metadata.namespace_, spec.metadata.name}] = id;
+    InsertSorted(s_.namespaces[ns].policies, id);
+    for (internal::NamespaceRec& n : s_.namespaces) {
+      if (SelectsNamespace(p, n.labels)) InsertSorted(n.selected_by, id);
+    }
     for (const ClassId c : s_.namespaces[ns].classes) {
       PodClass& cls = s_.classes[c];
       if (!spec.pod_selector.Matches(cls.key.labels)) continue;
@@ -459,6 +504,8 @@ class Mutator {
       DropViews(s_.classes[c]);
     });
     s_.policy_index.erase(it);
+    EraseSorted(s_.namespaces[p.ns].policies, id);
+    for (internal::NamespaceRec& n : s_.namespaces) EraseSorted(n.selected_by, id);
     p = PolicyRec{};
     s_.free_policies.push_back(id);
     return true;

@@ -189,6 +189,56 @@ spec:
   EXPECT_FALSE(engine.Allowed(flow));
 }
 
+// A new class is matched only against the policies of its namespace and those
+// selecting its namespace (NamespaceRec::policies, selected_by): each pod
+// below makes a new class after the change that decides whether it matches.
+TEST(EngineNamespaceTest, NewClassesMeetThePoliciesThatSelectTheirNamespace) {
+  Engine engine;
+  const std::string policy = R"(apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: in, namespace: two}
+spec:
+  podSelector: {matchLabels: {app: b}}
+  ingress:
+  - from:
+    - namespaceSelector: {matchLabels: {team: red}}
+    - namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: three}}
+    - podSelector: {matchLabels: {app: near}}
+)";
+  ApplyAll(engine, PodYaml("b", "two", "app: b", "198.18.0.2") + policy + "---\n" +
+                       "apiVersion: v1\nkind: Namespace\nmetadata: {name: one, labels: {team: red}}\n");
+  // Namespace one was labelled after the policy came; three is first named by a pod.
+  ApplyAll(engine, PodYaml("a", "one", "app: a", "198.18.0.1") +
+                       PodYaml("c", "three", "app: c", "198.18.0.3") +
+                       PodYaml("near", "two", "app: near", "198.18.0.4") +
+                       PodYaml("far", "four", "app: near", "198.18.0.5"));
+  EXPECT_TRUE(engine.Allowed(PodFlow(engine, "one/a", "two/b", 80)));
+  EXPECT_TRUE(engine.Allowed(PodFlow(engine, "three/c", "two/b", 80)));
+  EXPECT_TRUE(engine.Allowed(PodFlow(engine, "two/near", "two/b", 80)));
+  EXPECT_FALSE(engine.Allowed(PodFlow(engine, "four/far", "two/b", 80)));
+  // Relabelled: a new class in one no longer matches, one in four now does.
+  ApplyAll(engine,
+           "apiVersion: v1\nkind: Namespace\nmetadata: {name: one, labels: {team: blue}}\n---\n"
+           "apiVersion: v1\nkind: Namespace\nmetadata: {name: four, labels: {team: red}}\n");
+  ApplyAll(engine,
+           PodYaml("a2", "one", "app: a2", "198.18.0.6") + PodYaml("far2", "four", "app: x", "198.18.0.7"));
+  EXPECT_FALSE(engine.Allowed(PodFlow(engine, "one/a2", "two/b", 80)));
+  EXPECT_TRUE(engine.Allowed(PodFlow(engine, "four/far2", "two/b", 80)));
+  // Deleted: new classes anywhere are matched by nothing (the pod b is open again).
+  ASSERT_TRUE(engine.Delete("NetworkPolicy", "two", "in"));
+  ApplyAll(engine, R"(apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: deny, namespace: two}
+spec:
+  podSelector: {matchLabels: {app: b}}
+)");
+  ApplyAll(engine, PodYaml("far3", "four", "app: other", "198.18.0.8") +
+                       PodYaml("near2", "two", "app: near", "198.18.0.9"));
+  EXPECT_FALSE(engine.Allowed(PodFlow(engine, "four/far3", "two/b", 80)));
+  EXPECT_FALSE(engine.Allowed(PodFlow(engine, "two/near2", "two/b", 80)));
+  EXPECT_FALSE(engine.Allowed(PodFlow(engine, "four/far2", "two/b", 80)));
+}
+
 TEST(EngineNodeTest, HostNetworkPodsAreTheirNode) {
   Engine engine;
   ApplyAll(
