@@ -164,7 +164,7 @@ double Median(std::vector<double> v) {
 }
 
 // One Admin policy that selects the benchmark pods (team payments, env prod)
-// changes the port of its Deny rule, and changes it back: engine update +
+// moves to priority 0 with another port on its Deny rule, and back: engine update +
 // compile + apply, each measured whole (the first Apply of a run is the
 // initial build, measured above).
 int AdminChange(policy::Engine& engine, const std::map<std::string, std::string>& local,
@@ -187,7 +187,11 @@ int AdminChange(policy::Engine& engine, const std::map<std::string, std::string>
   size_t elements_changed = 0;
   for (int i = 0; i < 10; ++i) {
     api::ClusterNetworkPolicy changed = *chosen;
-    if (i % 2 == 0) changed.ingress[0].protocols->at(0).tcp->destination_port->number = 4999;
+    if (i % 2 == 0) {
+      // First in its tier, so its Deny is not shadowed by earlier rules.
+      changed.priority = 0;
+      changed.ingress[0].protocols->at(0).tcp->destination_port->number = 4999;
+    }
     const auto start = Clock::now();
     engine.Apply(changed);
     const auto compiled = policy::CompileNode(engine, local);
@@ -201,7 +205,8 @@ int AdminChange(policy::Engine& engine, const std::map<std::string, std::string>
     elements_changed = stats->added + stats->removed;
   }
   std::printf(
-      "one admin policy changed (%s, a Deny's port): median %.1f ms to programmed (engine update + compile "
+      "one admin policy changed (%s: priority 0 and a Deny's port, and back): median %.1f ms to programmed "
+      "(engine update + compile "
       "%.1f ms; %zu elements changed; 10 changes)\n",
       chosen->metadata.name.c_str(), Median(change_ms), Median(compile_ms), elements_changed);
   return 0;

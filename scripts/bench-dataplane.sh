@@ -6,8 +6,10 @@
 #          stateful plugin),
 #   C<N>   netpol enforcing N policies (0, 100, 1000, 10000) of a 10k-pod cluster,
 #          100 pods local to the node (bench/dataplane_benchmark.cpp),
-#   T<N>   as C1000, plus N ClusterNetworkPolicies (100, 1000) and one that sends
-#          the measured flow through both Admin maps to the NetworkPolicies,
+#   T<N>   as C1000, plus N ClusterNetworkPolicies (100, 1000) that select the
+#          benchmark pods and one that passes the measured flow through the Admin
+#          tier to the NetworkPolicies (scripts/bench-tiers.sh measures these
+#          round-robin, which a loaded machine needs),
 # measured interleaved (A B A C0 A C100 ...) for ROUNDS rounds; medians and ratios
 # are printed and written to build/bench-results/dataplane.txt. Then programming
 # times (initial build with 1k policies, one pod added / removed).
