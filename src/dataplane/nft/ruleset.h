@@ -11,7 +11,7 @@
 //     lookup when they do), then forward_checked / input_checked:
 //     `ct state established,related accept`, `ct state invalid drop`, then the
 //     egress check of the source pod and the ingress check of the destination.
-//   egress_v4/6, ingress_v4/6: per family, at most fourteen lookups for a
+//   egress_v4/6, ingress_v4/6: per family, at most twelve lookups for a
 //     new connection, however many policies and rules: the Admin tier's
 //     dispatch map (pod -> goto the chain of the pod's class, below), then
 //     <direction>_np_v4/6: "is the pod isolated" (if not: the Baseline tier's
