@@ -6,11 +6,16 @@
 #          stateful plugin),
 #   C<N>   netpol enforcing N policies (0, 100, 1000, 10000) of a 10k-pod cluster,
 #          100 pods local to the node (bench/dataplane_benchmark.cpp),
-#   T<N>   as C1000, plus N ClusterNetworkPolicies (100, 1000) and one that sends
-#          the measured flow through both Admin maps to the NetworkPolicies,
+#   T<N>   as C1000, plus N ClusterNetworkPolicies (100, 1000) that select the
+#          benchmark pods and one that passes the measured flow through the Admin
+#          tier to the NetworkPolicies (scripts/bench-tiers.sh measures these
+#          round-robin, which a loaded machine needs),
 # measured interleaved (A B A C0 A C100 ...) for ROUNDS rounds; medians and ratios
 # are printed and written to build/bench-results/dataplane.txt. Then programming
 # times (initial build with 1k policies, one pod added / removed).
+# A config ending in @before (T1000@before) programs with BEFORE's
+# dataplane_benchmark instead (BEFORE=path/to/other/build): the layout of
+# another build measured in the same run. TIMING=0 skips the programming times.
 # Every load loop is time-bounded; everything created is removed at the end.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -40,7 +45,12 @@ sleep 0.5
 configure() {
   "$netpol" enforce --remove --netns "$node" >/dev/null
   ip netns exec "$node" nft delete table inet bench 2>/dev/null || true
-  case "$1" in
+  local tool=$tool cfg=$1
+  if [[ $cfg == *@before ]]; then
+    tool="${BEFORE:?BEFORE=build dir for @before configs}/bench/dataplane_benchmark"
+    cfg=${cfg%@before}
+  fi
+  case "$cfg" in
     A) ;;
     B) ip netns exec "$node" nft -f - <<'NFT'
 table inet bench {
@@ -51,8 +61,11 @@ table inet bench {
 }
 NFT
        ;;
-    C*) "$tool" program "$node" "${1#C}" >>"$out/dataplane-programming.txt" ;;
-    T*) "$tool" program "$node" 1000 "${1#T}" >>"$out/dataplane-programming.txt" ;;
+    C*) echo -n "$1 " >>"$out/dataplane-programming.txt"
+        "$tool" program "$node" "${cfg#C}" >>"$out/dataplane-programming.txt" ;;
+    T*) echo -n "$1 " >>"$out/dataplane-programming.txt"
+        /usr/bin/time -f "max_rss_kb=%M" -a -o "$out/dataplane-programming.txt" \
+          "$tool" program "$node" 1000 "${cfg#T}" >>"$out/dataplane-programming.txt" ;;
   esac
 }
 
@@ -91,7 +104,8 @@ col() { awk -v c="$1" -v k="$2" '$1 == c {print $k}' "$out/dataplane-raw.txt" | 
   done
   echo
   echo "# programming (compile + one transaction) when switching to each C<N>:"
-  sort -u "$out/dataplane-programming.txt"
+  cat "$out/dataplane-programming.txt"
+  [ "${TIMING:-1}" = 0 ] && exit 0
   echo
   echo "# programming times:"
   "$netpol" enforce --remove --netns "$node" >/dev/null

@@ -9,6 +9,7 @@
 #include <map>
 #include <tuple>
 
+#include "base/hash.h"
 #include "policy/internal/tiers.h"
 
 namespace netpol::policy {
@@ -339,12 +340,32 @@ bool DecisionBox::Contains(const IpAddress& peer, uint8_t protocol, uint16_t por
 }
 
 TierDecisions::TierDecisions(std::vector<DecisionBox> boxes) {
-  if (!boxes.empty()) boxes_ = std::make_shared<const std::vector<DecisionBox>>(std::move(boxes));
+  if (boxes.empty()) return;
+  auto data = std::make_shared<Data>();
+  WordHash hashes[2];
+  for (const DecisionBox& box : boxes) {
+    const size_t f = Index(box.peers.first.family());
+    data->has[f] = true;
+    WordHash& h = hashes[f];
+    for (const IpAddress* ip : {&box.peers.first, &box.peers.last}) {
+      h.Add(ip->high());
+      h.Add(ip->low());
+    }
+    h.Add((uint64_t{box.protocol_first} << 48) | (uint64_t{box.protocol_last} << 32) |
+          (uint64_t{box.port_first} << 16) | box.port_last);
+    h.Add(static_cast<uint64_t>(box.action));
+    Fnv1a origin;
+    origin.Add(box.origin);
+    h.Add(origin.value());
+  }
+  for (size_t f = 0; f < 2; ++f) data->digest[f] = hashes[f].value();
+  data->boxes = std::move(boxes);
+  data_ = std::move(data);
 }
 
 const std::vector<DecisionBox>& TierDecisions::boxes() const {
   static const std::vector<DecisionBox> kNone;
-  return boxes_ == nullptr ? kNone : *boxes_;
+  return data_ == nullptr ? kNone : data_->boxes;
 }
 
 const DecisionBox* TierDecisions::Find(const IpAddress& peer, uint8_t protocol, uint16_t port) const {

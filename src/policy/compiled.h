@@ -100,21 +100,37 @@ struct DecisionBox {
 };
 
 // A tier's boxes for one pod and direction, sorted; shared between the pods of
-// one class (immutable once compiled), compared by content.
+// one class (immutable once compiled), compared by content. A backend that
+// installs one copy of equal decisions for all the pods that have them (the
+// nftables per-class chains) names that copy by its content digest, per
+// family, computed once here instead of per pod:
+//
+//   if (tier.has(IpFamily::kV4)) chain = "in_admin_c" + Hex(tier.digest(IpFamily::kV4)) + "_v4";
 class TierDecisions {
  public:
   TierDecisions() = default;
   explicit TierDecisions(std::vector<DecisionBox> boxes);
   const std::vector<DecisionBox>& boxes() const;
-  bool empty() const { return boxes_ == nullptr || boxes_->empty(); }
+  bool empty() const { return data_ == nullptr || data_->boxes.empty(); }
+  // Whether some box's peers are of `family`.
+  bool has(IpFamily family) const { return data_ != nullptr && data_->has[Index(family)]; }
+  // A stable hash of the boxes of `family` (peers, protocols, ports, action,
+  // origin): equal boxes give equal digests, in every process and run.
+  uint64_t digest(IpFamily family) const { return data_ == nullptr ? 0 : data_->digest[Index(family)]; }
   // The box holding a connection's peer, protocol and port, if any.
   const DecisionBox* Find(const IpAddress& peer, uint8_t protocol, uint16_t port) const;
   friend bool operator==(const TierDecisions& a, const TierDecisions& b) {
-    return a.boxes_ == b.boxes_ || a.boxes() == b.boxes();
+    return a.data_ == b.data_ || a.boxes() == b.boxes();
   }
 
  private:
-  std::shared_ptr<const std::vector<DecisionBox>> boxes_;
+  static size_t Index(IpFamily family) { return family == IpFamily::kV4 ? 0 : 1; }
+  struct Data {
+    std::vector<DecisionBox> boxes;
+    bool has[2] = {false, false};
+    uint64_t digest[2] = {0, 0};
+  };
+  std::shared_ptr<const Data> data_;
 };
 
 struct DirectionProgram {

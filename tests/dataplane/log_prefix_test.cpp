@@ -59,7 +59,7 @@ TEST(CounterSetsTest, ElementsBecomeCountsOfTheirPods) {
     (set.decider == Decider::kNetworkPolicy ? verdict_sets : tier_maps)++;
   }
   EXPECT_EQ(verdict_sets, 8);  // {in,eg}_{denied,allowed}_{v4,v6}
-  EXPECT_EQ(tier_maps, 16);    // {in,eg}_{admin,adminall,base,baseall}_{v4,v6}
+  EXPECT_EQ(tier_maps, 16);    // {in,eg}_{admin,base}_{accepted,denied}_{v4,v6}
 
   const CounterSet denied{"in_denied_v4", policy::Direction::kIngress, Decider::kNetworkPolicy, false};
   const ConnectionCount c = CountOf(denied, "198.18.1.5", 7);
@@ -68,13 +68,24 @@ TEST(CounterSetsTest, ElementsBecomeCountsOfTheirPods) {
   EXPECT_FALSE(c.allowed);
   EXPECT_FALSE(CountOf(denied, "not an address", 1).pod.has_value());
 
-  const CounterSet admin{"eg_admin_v6", policy::Direction::kEgress, Decider::kAdminTier, false};
-  const ConnectionCount deny =
-      CountOf(admin, "2001:2::5 . 2001:2::/64 . 6 . 80 : goto egress_admin_deny_v6", 2);
+  // The tiers count per pod in the verdict chains' sets, one set per verdict.
+  int tier_accepted = 0;
+  for (const CounterSet& set : CounterSets()) {
+    if (set.decider == Decider::kNetworkPolicy) continue;
+    EXPECT_EQ(set.allowed, set.name.find("_accepted_") != std::string::npos) << set.name;
+    EXPECT_EQ(set.decider == Decider::kAdminTier, set.name.find("_admin_") != std::string::npos) << set.name;
+    tier_accepted += set.allowed ? 1 : 0;
+  }
+  EXPECT_EQ(tier_accepted, 8);
+  const CounterSet admin{"eg_admin_denied_v6", policy::Direction::kEgress, Decider::kAdminTier, false};
+  const ConnectionCount deny = CountOf(admin, "2001:2::5", 2);
   EXPECT_EQ(deny.pod, IpAddress::Parse("2001:2::5").value());
   EXPECT_FALSE(deny.allowed);
   EXPECT_EQ(deny.decider, Decider::kAdminTier);
-  EXPECT_TRUE(CountOf(admin, "2001:2::5 . 2001:2::/64 . 6 . 80 : goto egress_admin_accept_v6", 2).allowed);
+  EXPECT_EQ(deny.direction, policy::Direction::kEgress);
+  EXPECT_TRUE(
+      CountOf({"eg_admin_accepted_v6", policy::Direction::kEgress, Decider::kAdminTier, true}, "2001:2::5", 2)
+          .allowed);
 }
 
 }  // namespace

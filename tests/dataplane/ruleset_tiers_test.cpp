@@ -6,7 +6,9 @@
 #include <gtest/gtest.h>
 
 #include <map>
+#include <set>
 #include <string>
+#include <vector>
 
 #include "api/load.h"
 #include "dataplane/nft/nft_backend.h"
@@ -116,32 +118,213 @@ TEST(RulesetTiersTest, PerPodRenderingEqualsWhole) {
       }
     }
     for (const NftSet& set : whole.sets) EXPECT_EQ(from_pods[set.name], set.elements) << "seed " << seed;
+    // The class chains are not the pods': every one a pod's dispatch element
+    // names is in the whole rendering, and nothing else is.
+    std::set<std::string> named;
+    for (const auto& [set, elements] : from_pods) {
+      for (const auto& [element, origin] : elements) {
+        const size_t go = element.find(" : goto ");
+        if (go != std::string::npos && TierClassOf(element.substr(go + 8)))
+          named.insert(element.substr(go + 8));
+      }
+    }
+    std::set<std::string> rendered;
+    for (const auto& [chain, c] : whole.classes) rendered.insert(chain);
+    EXPECT_EQ(named, rendered) << "seed " << seed;
+    EXPECT_EQ(TierClassChains(program), rendered) << "seed " << seed;
   }
+}
+
+// Pods with equal decisions share one class chain: the maps hold the boxes
+// once, not once per pod, and a pod's own elements are three per tier.
+TEST(RulesetTiersTest, PodsWithEqualDecisionsShareAClassChain) {
+  const std::string yaml = R"(apiVersion: v1
+kind: Namespace
+metadata: {name: prod, labels: {env: prod}}
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: dev, labels: {env: dev}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: db-0, namespace: prod, labels: {app: db}}
+spec: {containers: [{name: m}]}
+status: {podIP: 198.18.1.1}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: db-1, namespace: prod, labels: {app: db}}
+spec: {containers: [{name: m}]}
+status: {podIP: 198.18.1.2}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: client, namespace: dev, labels: {app: client}}
+spec: {containers: [{name: c}]}
+status: {podIP: 198.18.2.1}
+---
+apiVersion: policy.networking.k8s.io/v1alpha2
+kind: ClusterNetworkPolicy
+metadata: {name: guard-prod}
+spec:
+  tier: Admin
+  priority: 10
+  subject: {namespaces: {matchLabels: {env: prod}}}
+  ingress:
+  - {name: no-dev, action: Deny, from: [{namespaces: {matchLabels: {env: dev}}}], protocols: [{tcp: {destinationPort: {number: 5432}}}]}
+)";
+  const api::LoadResult loaded = api::LoadText(yaml, "share.yaml", {});
+  ASSERT_TRUE(loaded.ok());
+  policy::Engine engine;
+  for (const auto& o : loaded.objects) engine.Apply(o);
+  const policy::NodeProgram program = policy::CompileNode(engine, {{"prod/db-0", ""}, {"prod/db-1", ""}});
+  const NftRuleset whole = RenderRuleset(program, {});
+  ASSERT_EQ(whole.classes.size(), 1u);
+  const TierClass& c = whole.classes.begin()->second;
+  EXPECT_TRUE(c.chain.starts_with("in_admin_c")) << c.chain;
+  EXPECT_EQ(TierClassOf(c.chain), c.chain);
+  ASSERT_EQ(c.maps.size(), 2u);
+  EXPECT_EQ(c.maps[0].elements,
+            (std::map<std::string, std::string>{{"198.18.2.1 . tcp . 5432 : goto ingress_admin_deny_v4",
+                                                 "admin/guard-prod ingress[0] no-dev"}}));
+  EXPECT_TRUE(c.maps[1].elements.empty());
+  EXPECT_NE(c.definition.find("ip saddr . meta l4proto . th dport vmap @" + c.chain + "_port"),
+            std::string::npos)
+      << c.definition;
+  EXPECT_NE(c.definition.find("goto ingress_np_v4"), std::string::npos)
+      << "an Admin class that does not decide";
+  for (const char* pod : {"prod/db-0", "prod/db-1"}) {
+    const PodElements own = RenderPod(pod, program.pods.at(pod), program, {});
+    const std::string ip = program.pods.at(pod).ips[0].ToString();
+    EXPECT_EQ(own.at("in_admin_v4"), (std::map<std::string, std::string>{{ip + " : goto " + c.chain, pod}}));
+    EXPECT_EQ(own.at("in_admin_accepted_v4").size(), 1u);
+    EXPECT_EQ(own.at("in_admin_denied_v4").size(), 1u);
+  }
+}
+
+TEST(RulesetTiersTest, ClassNamesAreRecognised) {
+  EXPECT_EQ(TierClassOf("in_admin_c0123456789abcdef_v4"), "in_admin_c0123456789abcdef_v4");
+  EXPECT_EQ(TierClassOf("eg_base_c0123456789abcdef_v6_port"), "eg_base_c0123456789abcdef_v6");
+  EXPECT_EQ(TierClassOf("eg_base_c0123456789abcdef_v6_all"), "eg_base_c0123456789abcdef_v6");
+  for (const char* other :
+       {"in_admin_v4", "in_admin_accepted_v4", "ingress_admin_deny_v4", "ingress_v4",
+        "in_admin_c0123456789abcdeg_v4", "in_admin_c0123456789abcdef_v5", "in_admin_c0123456789abcde_v4",
+        "xx_admin_c0123456789abcdef_v4", "in_admin_c0123456789abcdef_v4_ports"}) {
+    EXPECT_FALSE(TierClassOf(other).has_value()) << other;
+  }
+  // Every name of the static layout is not a class's.
+  for (const NftSet& set : SetLayout({})) EXPECT_FALSE(TierClassOf(set.name).has_value()) << set.name;
+  for (const auto& [chain, rules] : RuleCounts(RenderRuleset({}, {})))
+    EXPECT_FALSE(TierClassOf(chain)) << chain;
+}
+
+// What the kernel would list after `ruleset` was installed.
+ObservedTable Installed(const NftRuleset& ruleset) {
+  ObservedTable t;
+  t.exists = true;
+  const auto add = [&](const NftSet& set) {
+    ObservedSet& o = t.sets[set.name];
+    o.type = set.type;
+    o.interval = set.interval;
+    o.counter = set.counter;
+    o.comment = set.comment;
+    for (const auto& [element, origin] : set.elements) o.elements[element] = 0;
+  };
+  for (const NftSet& set : ruleset.sets) add(set);
+  for (const auto& [name, c] : ruleset.classes) {
+    for (const NftSet& map : c.maps) add(map);
+  }
+  t.rules = RuleCounts(ruleset);
+  for (const auto& [chain, count] : t.rules) t.chains.push_back(chain);
+  return t;
+}
+
+// A table found with other tier decisions (a restart after policies changed)
+// is adopted: the new class chains are created before the dispatch elements
+// point at them, the old ones deleted after, and nothing else is rebuilt.
+TEST(RulesetTiersTest, OtherClassesAreReplacedNotTheTable) {
+  policy::NodeProgram before = TieredProgram();
+  policy::NodeProgram after = before;
+  // db's Admin decisions change: its rule's origin (and so the class) differs.
+  std::vector<policy::DecisionBox> boxes = after.pods.at("prod/db").ingress.admin.boxes();
+  for (policy::DecisionBox& box : boxes) box.origin += " (changed)";
+  after.pods.at("prod/db").ingress.admin = policy::TierDecisions(boxes);
+  const NftRuleset installed = RenderRuleset(before, {});
+  const NftRuleset desired = RenderRuleset(after, {});
+  std::vector<std::string> gone;
+  std::vector<std::string> come;
+  for (const auto& [chain, c] : installed.classes) {
+    if (!desired.classes.contains(chain)) gone.push_back(chain);
+  }
+  for (const auto& [chain, c] : desired.classes) {
+    if (!installed.classes.contains(chain)) come.push_back(chain);
+  }
+  ASSERT_EQ(gone.size(), 1u);
+  ASSERT_EQ(come.size(), 1u);
+  ApplyStats stats;
+  const std::string commands = PlanCommands(desired, Installed(installed), stats);
+  EXPECT_FALSE(stats.created) << commands;
+  EXPECT_EQ(commands.find("delete table"), std::string::npos) << commands;
+  const size_t create = commands.find("chain " + come[0] + " {");
+  const size_t repoint = commands.find("add element inet netpol in_admin_v4 { 198.18.1.1 ");
+  const size_t unpoint = commands.find("delete element inet netpol in_admin_v4 { 198.18.1.1 }");
+  const size_t drop = commands.find("delete chain inet netpol " + gone[0] + "\n");
+  ASSERT_NE(create, std::string::npos) << commands;
+  ASSERT_NE(repoint, std::string::npos) << commands;
+  ASSERT_NE(unpoint, std::string::npos) << commands;
+  ASSERT_NE(drop, std::string::npos) << commands;
+  EXPECT_LT(create, repoint);
+  EXPECT_LT(unpoint, drop);
+  EXPECT_NE(commands.find("delete map inet netpol " + gone[0] + "_port\n"), std::string::npos);
+  EXPECT_NE(commands.find("delete map inet netpol " + gone[0] + "_all\n"), std::string::npos);
+  // The same table found again: nothing to do.
+  ApplyStats same;
+  EXPECT_EQ(PlanCommands(desired, Installed(desired), same), "");
+  // A class map left without its chain is not netpol's layout: rebuilt whole.
+  ObservedTable odd = Installed(desired);
+  odd.sets["in_admin_c0000000000000000_v4_all"] = odd.sets.at(desired.classes.begin()->second.maps[1].name);
+  ApplyStats rebuilt;
+  EXPECT_NE(PlanCommands(desired, odd, rebuilt).find("delete table"), std::string::npos);
+  EXPECT_TRUE(rebuilt.created);
 }
 
 TEST(RulesetTiersTest, MapElementsReadBackAsWritten) {
   const std::string listing = R"({"nftables": [{"table": {"family": "inet", "name": "netpol"}},
+    {"map": {"family": "inet", "name": "in_admin_c0123456789abcdef_v4_port", "table": "netpol",
+      "type": ["ipv4_addr", "inet_proto", "inet_service"], "map": "verdict",
+      "flags": ["interval"],
+      "elem": [[{"elem": {"val": {"concat": [{"prefix": {"addr": "198.18.2.0", "len": 24}},
+                "tcp", {"range": [80, 90]}]}, "comment": "admin/a ingress[0]"}},
+               {"goto": {"target": "ingress_admin_deny_v4"}}]]}},
     {"map": {"family": "inet", "name": "in_admin_v4", "table": "netpol",
-      "type": ["ipv4_addr", "ipv4_addr", "inet_proto", "inet_service"], "map": "verdict",
-      "flags": ["interval"], "stmt": [{"counter": null}],
-      "elem": [[{"elem": {"val": {"concat": ["198.18.1.1", {"prefix": {"addr": "198.18.2.0", "len": 24}},
-                "tcp", {"range": [80, 90]}]}, "comment": "admin/a ingress[0]",
-                "counter": {"packets": 3, "bytes": 180}}},
-               {"goto": {"target": "ingress_admin_deny_v4"}}]]}}]})";
+      "type": "ipv4_addr", "map": "verdict",
+      "elem": [[{"elem": {"val": "198.18.1.1", "comment": "prod/db"}},
+               {"goto": {"target": "in_admin_c0123456789abcdef_v4"}}]]}}]})";
   const Result<ObservedTable> table = ParseListing(listing);
   ASSERT_TRUE(table.ok()) << table.error().message();
-  const ObservedSet& set = table->sets.at("in_admin_v4");
-  EXPECT_EQ(set.type, "ipv4_addr . ipv4_addr . inet_proto . inet_service : verdict");
+  const ObservedSet& set = table->sets.at("in_admin_c0123456789abcdef_v4_port");
+  EXPECT_EQ(set.type, "ipv4_addr . inet_proto . inet_service : verdict");
   EXPECT_TRUE(set.interval);
-  EXPECT_TRUE(set.counter);
   ASSERT_EQ(set.elements.size(), 1u);
   EXPECT_EQ(set.elements.begin()->first,
-            "198.18.1.1 . 198.18.2.0-198.18.2.255 . tcp . 80-90 : goto ingress_admin_deny_v4");
-  EXPECT_EQ(set.elements.begin()->second, 3u);
-  // The layout has the same type for it.
+            "198.18.2.0-198.18.2.255 . tcp . 80-90 : goto ingress_admin_deny_v4");
+  const ObservedSet& dispatch = table->sets.at("in_admin_v4");
+  EXPECT_EQ(dispatch.type, "ipv4_addr : verdict");
+  EXPECT_FALSE(dispatch.interval);
+  ASSERT_EQ(dispatch.elements.size(), 1u);
+  EXPECT_EQ(dispatch.elements.begin()->first, "198.18.1.1 : goto in_admin_c0123456789abcdef_v4");
+  // The layout has the same types for them.
   bool found = false;
-  for (const NftSet& s : SetLayout({})) found = found || (s.name == "in_admin_v4" && s.type == set.type);
+  for (const NftSet& s : SetLayout({})) found = found || (s.name == "in_admin_v4" && s.type == dispatch.type);
   EXPECT_TRUE(found);
+  const NftRuleset tiered = RenderRuleset(TieredProgram(), {});
+  ASSERT_FALSE(tiered.classes.empty());
+  for (const auto& [chain, c] : tiered.classes) {
+    if (!chain.ends_with("_v4")) continue;
+    EXPECT_EQ(c.maps[0].type, set.type);
+    EXPECT_EQ(c.maps[0].interval, set.interval);
+  }
 }
 
 TEST(RulesetTiersTest, MapEditsCommentTheKeyAndDeleteByKey) {

@@ -12,10 +12,12 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <iterator>
 #include <map>
 #include <set>
 #include <sstream>
 #include <thread>
+#include <vector>
 
 #include "api/load.h"
 #include "base/netns.h"
@@ -398,6 +400,10 @@ TEST_F(EnforcedLabTest, TiersOnPacketsIcmpIncluded) {
   EXPECT_NE(listed->find("comment \"admin/guard-db ingress[1] no-web\" : goto ingress_admin_deny_v4"),
             std::string::npos)
       << *listed;
+  // And the verdict chains count it on the deciding pod's element.
+  const auto denied = backend_->ObserveSet("in_admin_denied_v4");
+  ASSERT_TRUE(denied.ok()) << denied.error().message();
+  EXPECT_GE(denied->elements.at("198.18.7.10"), 2u) << "TCP 80 and the ping, denied at db";
 }
 
 // A pod's connection to its own node is its egress (docs/SEMANTICS.md §10), also
@@ -430,8 +436,23 @@ spec: {podSelector: {matchLabels: {app: web}}, policyTypes: [Egress]}
   }
 }
 
+// The class chains of the tiers in the table (ruleset.h).
+std::set<std::string> ClassChains(dataplane::nft::NftBackend& backend) {
+  std::set<std::string> out;
+  const auto table = backend.Observe();
+  EXPECT_TRUE(table.ok());
+  if (!table.ok()) return out;
+  for (const std::string& chain : table->chains) {
+    if (dataplane::nft::TierClassOf(chain)) out.insert(chain);
+  }
+  return out;
+}
+
 TEST_F(EnforcedLabTest, TiersAdoptedOnRestartAndEditedAsARebuild) {
   Enforce(kTiers);
+  // db's Admin ingress and client's Baseline egress, IPv4; db's IPv6 address has no boxes.
+  const std::set<std::string> classes = ClassChains(*backend_);
+  EXPECT_EQ(classes.size(), 2u);
   auto again = dataplane::nft::NftBackend::Create({lab_.node(), {}});
   ASSERT_TRUE(again.ok());
   backend_ = std::move(*again);
@@ -439,6 +460,7 @@ TEST_F(EnforcedLabTest, TiersAdoptedOnRestartAndEditedAsARebuild) {
   EXPECT_FALSE(last_.created) << "a restarted backend adopts the table";
   EXPECT_EQ(last_.added, 0u);
   EXPECT_EQ(last_.removed, 0u);
+  EXPECT_EQ(ClassChains(*backend_), classes);
   // The Admin rules swapped: web is denied 3306 too, then nothing else changes.
   std::string swapped = kTiers;
   const std::string pass = "  - {name: web-to-np";
@@ -449,6 +471,24 @@ TEST_F(EnforcedLabTest, TiersAdoptedOnRestartAndEditedAsARebuild) {
       swapped.substr(0, a) + swapped.substr(b, end - b) + swapped.substr(a, b - a) + swapped.substr(end);
   Enforce(swapped);
   EXPECT_GT(last_.added + last_.removed, 0u);
+  EXPECT_FALSE(last_.created) << "a new class chain, not a new table";
+  EXPECT_FALSE(Reaches("198.18.7.11", "198.18.7.10", 3306));
+  const std::set<std::string> swapped_classes = ClassChains(*backend_);
+  EXPECT_EQ(swapped_classes.size(), 2u) << "db's old Admin chain went with its last pod";
+  std::vector<std::string> kept;
+  std::set_intersection(classes.begin(), classes.end(), swapped_classes.begin(), swapped_classes.end(),
+                        std::back_inserter(kept));
+  EXPECT_EQ(kept.size(), 1u) << "client's Baseline chain did not change";
+  EXPECT_TRUE(backend_->Verify().value_or(std::vector<std::string>{"unreadable"}).empty());
+  // A restarted backend that finds the old rules adopts them too: new chains
+  // for the swapped rules, the old ones deleted, in one transaction.
+  Enforce(kTiers);
+  again = dataplane::nft::NftBackend::Create({lab_.node(), {}});
+  ASSERT_TRUE(again.ok());
+  backend_ = std::move(*again);
+  Enforce(swapped);
+  EXPECT_FALSE(last_.created);
+  EXPECT_EQ(ClassChains(*backend_), swapped_classes);
   EXPECT_FALSE(Reaches("198.18.7.11", "198.18.7.10", 3306));
   const auto elements = [&] {
     std::map<std::string, std::set<std::string>> out;
@@ -465,7 +505,8 @@ TEST_F(EnforcedLabTest, TiersAdoptedOnRestartAndEditedAsARebuild) {
   ASSERT_TRUE(backend_->Remove().ok());
   Enforce(swapped);
   EXPECT_EQ(elements(), incremental);
-  Enforce("");  // every tier element goes
+  Enforce("");  // every tier element goes, and every class chain
+  EXPECT_TRUE(ClassChains(*backend_).empty());
   EXPECT_TRUE(Reaches("198.18.7.11", "198.18.7.10", 80));
   for (const auto& [name, set] : elements()) {
     if (name.find("admin") != std::string::npos || name.find("base") != std::string::npos) {

@@ -139,7 +139,9 @@ bool Batchable(const std::vector<ElementEdit>& edits, const std::map<std::string
   for (const ElementEdit& e : edits) {
     if (checked == e.set) continue;
     const auto it = layout.find(std::string(e.set));
-    if (it == layout.end() || it->second.interval) return false;
+    // Interval elements need libnftables' range encoding, map values its verdict encoding.
+    if (it == layout.end() || it->second.interval || it->second.type.find(" : ") != std::string::npos)
+      return false;
     checked = e.set;
   }
   return true;

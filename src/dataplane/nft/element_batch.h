@@ -32,7 +32,8 @@ Result<std::vector<uint8_t>> EncodeKey(const std::string& type, const std::strin
 // The same into `key` (cleared first), for a caller encoding many elements.
 Status EncodeKeyInto(std::string_view type, std::string_view element, std::vector<uint8_t>& key);
 
-// True when every edit is of a set in `layout` that is not an interval set.
+// True when every edit is of a set in `layout` that is neither an interval set
+// nor a map.
 bool Batchable(const std::vector<ElementEdit>& edits, const std::map<std::string, NftSet>& layout);
 
 // A netfilter netlink socket in one namespace, kept open: closing one right

@@ -154,51 +154,103 @@ Result<ObservedTable> ParseListing(const std::string& text) {
 
 std::map<std::string, size_t> RuleCounts(const NftRuleset& ruleset) {
   std::map<std::string, size_t> counts;
-  for (const std::string& chain : ruleset.chains) {
+  const auto count = [&](const std::string& chain) {
     size_t& n = counts[chain.substr(6, chain.find(' ', 6) - 6)];  // "chain NAME {"
     const std::string_view text = chain;
     for (size_t at = text.find('\n'); at != std::string_view::npos; at = text.find('\n', at + 1)) {
       const std::string_view line = text.substr(at + 1);
       if (line.starts_with("\t\t") && !line.starts_with("\t\ttype ")) ++n;
     }
-  }
+  };
+  for (const std::string& chain : ruleset.chains) count(chain);
+  for (const auto& [name, c] : ruleset.classes) count(c.definition);
   return counts;
 }
+
+namespace {
+
+bool SameShape(const NftSet& want, const ObservedSet& have) {
+  // The schema and options ride in the set comments: another comment means
+  // another layout or log group.
+  return have.type == want.type && have.interval == want.interval && have.counter == want.counter &&
+         have.comment == want.comment;
+}
+
+}  // namespace
 
 std::string PlanCommands(const NftRuleset& desired, const ObservedTable& observed, ApplyStats& stats,
                          bool rebuild) {
   bool same_shape = observed.exists && !rebuild;
+  const std::map<std::string, size_t> counts = RuleCounts(desired);
+  // Class chains the table has that are not wanted any more (deleted after
+  // the element edits), and the wanted ones it lacks (created before).
+  std::vector<std::string> removed;
+  std::vector<const TierClass*> added;
   if (same_shape) {
     std::vector<std::string> want_chains;
     for (const std::string& chain : desired.chains) {
       want_chains.push_back(chain.substr(6, chain.find(' ', 6) - 6));  // "chain NAME {"
     }
-    std::vector<std::string> have_chains = observed.chains;
+    std::vector<std::string> have_chains;
+    for (const std::string& chain : observed.chains) {
+      if (!TierClassOf(chain)) {
+        have_chains.push_back(chain);
+      } else if (!desired.classes.contains(chain)) {
+        removed.push_back(chain);
+      }
+    }
+    for (const std::string& chain : removed) {
+      same_shape =
+          same_shape && observed.sets.contains(chain + "_port") && observed.sets.contains(chain + "_all");
+    }
     std::sort(want_chains.begin(), want_chains.end());
     std::sort(have_chains.begin(), have_chains.end());
-    same_shape = want_chains == have_chains && observed.sets.size() == desired.sets.size();
+    size_t static_sets = 0;
+    for (const auto& [name, set] : observed.sets) {
+      const std::optional<std::string> owner = TierClassOf(name);
+      if (!owner) {
+        ++static_sets;
+        continue;
+      }
+      // A class map without its chain: left by hand, or a half-made class.
+      const bool chain_there =
+          std::find(observed.chains.begin(), observed.chains.end(), *owner) != observed.chains.end();
+      same_shape = same_shape && chain_there;
+    }
+    same_shape = same_shape && want_chains == have_chains && static_sets == desired.sets.size();
     // A rule deleted or added (by someone else) changes its chain's count.
-    for (const auto& [chain, count] : RuleCounts(desired)) {
+    for (const auto& [chain, count] : counts) {
       const auto it = observed.rules.find(chain);
+      if (desired.classes.contains(chain) &&
+          std::find(observed.chains.begin(), observed.chains.end(), chain) == observed.chains.end()) {
+        added.push_back(&desired.classes.at(chain));
+        continue;
+      }
       same_shape = same_shape && (it == observed.rules.end() ? 0 : it->second) == count;
     }
     for (const NftSet& set : desired.sets) {
       const auto it = observed.sets.find(set.name);
-      // The schema and options ride in the set comments: another comment means
-      // another layout or log group.
-      same_shape = same_shape && it != observed.sets.end() && it->second.type == set.type &&
-                   it->second.interval == set.interval && it->second.counter == set.counter &&
-                   it->second.comment == set.comment;
+      same_shape = same_shape && it != observed.sets.end() && SameShape(set, it->second);
+    }
+    for (const auto& [name, c] : desired.classes) {
+      if (std::find(observed.chains.begin(), observed.chains.end(), name) == observed.chains.end()) continue;
+      for (const NftSet& map : c.maps) {
+        const auto it = observed.sets.find(map.name);
+        same_shape = same_shape && it != observed.sets.end() && SameShape(map, it->second);
+      }
     }
   }
   if (!same_shape) {
     stats.created = true;
     for (const NftSet& set : desired.sets) stats.added += set.elements.size();
+    for (const auto& [name, c] : desired.classes) {
+      for (const NftSet& map : c.maps) stats.added += map.elements.size();
+    }
     // Deleting and re-adding in one transaction replaces the table atomically.
     return (observed.exists ? "delete table " + kTable + "\n" : std::string()) + TableDefinition(desired);
   }
   ElementEdits edits;
-  for (const NftSet& set : desired.sets) {
+  const auto edit = [&](const NftSet& set) {
     const ObservedSet& have = observed.sets.at(set.name);
     for (const auto& [element, packets] : have.elements) {
       if (set.elements.contains(element)) continue;
@@ -210,8 +262,23 @@ std::string PlanCommands(const NftRuleset& desired, const ObservedTable& observe
       edits.Add(set.name, element, origin);
       ++stats.added;
     }
+  };
+  for (const NftSet& set : desired.sets) edit(set);
+  for (const auto& [name, c] : desired.classes) {
+    if (std::find(added.begin(), added.end(), &c) != added.end()) {
+      for (const NftSet& map : c.maps) stats.added += map.elements.size();
+      continue;
+    }
+    for (const NftSet& map : c.maps) edit(map);
   }
-  return edits.Commands();
+  for (const std::string& chain : removed) {
+    for (const std::string& map : {chain + "_port", chain + "_all"}) {
+      if (const auto it = observed.sets.find(map); it != observed.sets.end())
+        stats.removed += it->second.elements.size();
+    }
+  }
+  if (added.empty() && removed.empty()) return edits.Commands();
+  return ClassCommands(added, {}) + edits.Commands() + ClassCommands({}, removed);
 }
 
 namespace {
@@ -242,8 +309,9 @@ Result<std::unique_ptr<NftBackend>> NftBackend::Create(const NftBackendOptions& 
   NETPOL_ASSIGN_OR_RETURN(NetnsGuard guard, NetnsGuard::Enter(options.netns), "opening nftables");
   if (NftContext probe; probe.ctx == nullptr) return Internal("cannot create a libnftables context");
   std::unique_ptr<NftBackend> backend(new NftBackend(options));
-  for (NftSet& set : SetLayout(options.nft)) backend->layout_[set.name] = std::move(set);
-  backend->rules_ = RuleCounts(RenderRuleset(policy::NodeProgram{}, options.nft));
+  for (NftSet& set : SetLayout(options.nft)) backend->static_layout_[set.name] = std::move(set);
+  backend->static_rules_ = RuleCounts(RenderRuleset(policy::NodeProgram{}, options.nft));
+  backend->Track();
   // Read what an earlier run left now, before the caller builds its state:
   // listing a big table passes tens of MiB through libnftables, and freed
   // here it does not leave holes between long-lived allocations. Only this
@@ -298,7 +366,22 @@ Result<ObservedSet> NftBackend::ObserveSet(const std::string& name) {
 size_t NftBackend::InstalledElements() const {
   size_t n = 0;
   for (const auto& [name, pod] : elements_) n += pod.size();
+  for (const auto& [name, c] : classes_) {
+    for (const NftSet& map : c.maps) n += map.elements.size();
+  }
   return n;
+}
+
+void NftBackend::Track() {
+  layout_ = static_layout_;
+  rules_ = static_rules_;
+  for (const auto& [name, c] : classes_) {
+    for (const NftSet& map : c.maps)
+      layout_[map.name] = {map.name, map.type, map.interval, map.counter, map.comment, {}};
+  }
+  NftRuleset classes;
+  for (const auto& [name, c] : classes_) classes.classes[name].definition = c.definition;
+  for (const auto& [chain, count] : RuleCounts(classes)) rules_[chain] = count;
 }
 
 Result<NftBackend::Change> NftBackend::Prepare(const policy::NodeProgram& program) {
@@ -311,9 +394,10 @@ Result<NftBackend::Change> NftBackend::Prepare(const policy::NodeProgram& progra
       at_start = std::move(now);
     }
     const ObservedTable& observed = *at_start;
-    change.stats.commands =
-        PlanCommands(RenderRuleset(program, options_.nft), observed, change.stats, rebuild_);
+    NftRuleset desired = RenderRuleset(program, options_.nft);
+    change.stats.commands = PlanCommands(desired, observed, change.stats, rebuild_);
     change.full = true;
+    change.classes_added = std::move(desired.classes);
     for (const auto& [name, pod] : program.pods)
       change.rendered[name] = InstalledPod::From(RenderPod(name, pod, program, options_.nft));
     return change;
@@ -375,7 +459,27 @@ Result<NftBackend::Change> NftBackend::Prepare(const policy::NodeProgram& progra
     change.rendered[name] = InstalledPod::From(std::move(now));
   }
   change.edits = std::move(edits);
+  // Tier class chains: created when a pod first needs them, deleted when the
+  // last pod leaves them (content-addressed: a changed policy is a new chain).
+  const std::set<std::string> wanted = TierClassChains(program);
+  for (const auto& [chain, c] : classes_) {
+    if (wanted.contains(chain)) continue;
+    change.classes_removed.push_back(chain);
+    for (const NftSet& map : c.maps) change.stats.removed += map.elements.size();
+  }
+  change.classes_added = RenderTierClasses(
+      program, [&](const std::string& chain) { return !classes_.contains(chain) && wanted.contains(chain); });
+  for (const auto& [chain, c] : change.classes_added) {
+    for (const NftSet& map : c.maps) change.stats.added += map.elements.size();
+  }
   return change;
+}
+
+std::string NftBackend::Change::Commands() const {
+  if (classes_added.empty() && classes_removed.empty()) return edits.Commands();
+  std::vector<const TierClass*> added;
+  for (const auto& [chain, c] : classes_added) added.push_back(&c);
+  return ClassCommands(added, {}) + edits.Commands() + ClassCommands({}, classes_removed);
 }
 
 // Remembers what a committed change installed.
@@ -384,11 +488,15 @@ void NftBackend::Commit(Change& change) {
   for (const std::string& name : change.removed) elements_.erase(name);
   for (auto& [name, elements] : change.rendered) elements_[name] = std::move(elements);
   for (auto& [name, edits] : change.edited) elements_[name].Apply(std::move(edits));
+  if (change.full) classes_.clear();
+  for (const std::string& chain : change.classes_removed) classes_.erase(chain);
+  for (auto& [chain, c] : change.classes_added) classes_[chain] = std::move(c);
+  Track();
 }
 
 Result<std::string> NftBackend::Plan(const policy::NodeProgram& program) {
   NETPOL_ASSIGN_OR_RETURN(Change change, Prepare(program), "planning");
-  return change.full ? change.stats.commands : change.edits.Commands();
+  return change.full ? change.stats.commands : change.Commands();
 }
 
 Result<ApplyStats> NftBackend::ApplyImpl(const policy::NodeProgram& program, policy::NodeProgram* owned) {
@@ -401,7 +509,10 @@ Result<ApplyStats> NftBackend::ApplyImpl(const policy::NodeProgram& program, pol
   // still one transaction, and no text is rendered for them); anything else
   // goes through libnftables.
   std::vector<ElementEdit> batch;
-  if (!change.full && !change.edits.empty()) {
+  const bool classes_change = !change.classes_added.empty() || !change.classes_removed.empty();
+  if (!change.full && classes_change) {
+    change.stats.commands = change.Commands();
+  } else if (!change.full && !change.edits.empty()) {
     batch = change.edits.List();
     if (!Batchable(batch, layout_)) {
       batch.clear();
@@ -489,15 +600,23 @@ Result<std::vector<std::string>> NftBackend::Verify() {
     // never share an element, so counts tell what the listing has besides).
     std::map<std::string, std::pair<size_t, size_t>> expected;  // set -> (committed, missing)
     std::map<std::string, std::string> example;                 // set -> a missing element
+    const auto expect = [&](const std::string& set, const std::string& element) {
+      auto& [committed, missing] = expected[set];
+      ++committed;
+      const auto it = observed.sets.find(set);
+      if (it == observed.sets.end() || !it->second.elements.contains(element)) {
+        if (++missing == 1) example[set] = element;
+      }
+    };
     for (const auto& [name, pod] : elements_) {
       pod.ForEach([&](const std::string& set, const std::string& element, const std::string&) {
-        auto& [committed, missing] = expected[set];
-        ++committed;
-        const auto it = observed.sets.find(set);
-        if (it == observed.sets.end() || !it->second.elements.contains(element)) {
-          if (++missing == 1) example[set] = element;
-        }
+        expect(set, element);
       });
+    }
+    for (const auto& [chain, c] : classes_) {
+      for (const NftSet& map : c.maps) {
+        for (const auto& [element, origin] : map.elements) expect(map.name, element);
+      }
     }
     for (const auto& [name, shape] : layout_) {
       const auto it = observed.sets.find(name);

@@ -10,8 +10,11 @@
 // transaction: the kernel applies all of it or none, so traffic never sees a
 // half-updated policy, and a failed update leaves the previous rules in force.
 // A missing table, or one of another schema, is (re)built whole in one
-// transaction. Chains are static; all policy data lives in sets. Once in sync,
-// an update costs in proportion to the pods whose rules changed.
+// transaction. Chains are static, but for the ClusterNetworkPolicy tiers'
+// per-class chains (ruleset.h), created and deleted with the decisions they
+// hold, in the same transaction as the elements that point at them. Once in
+// sync, an update costs in proportion to the pods whose rules changed (and
+// the classes created).
 #pragma once
 
 #include <memory>
@@ -105,6 +108,11 @@ class NftBackend final : public Backend {
     std::vector<std::string> removed;              // pods gone
     std::map<std::string, PodEdits> edited;        // pods edited by peer members
     ElementEdits edits;                            // incremental only; the full build is stats.commands
+    // Tier class chains created (every one the table has, when `full`) and deleted.
+    std::map<std::string, TierClass> classes_added;
+    std::vector<std::string> classes_removed;
+    // The incremental transaction as text: new classes, element edits, classes gone.
+    std::string Commands() const;
   };
 
   explicit NftBackend(NftBackendOptions options) : options_(std::move(options)) {}
@@ -113,10 +121,15 @@ class NftBackend final : public Backend {
   // `owned`, when given, is `program` itself and may be moved from once applied.
   Result<ApplyStats> ApplyImpl(const policy::NodeProgram& program, policy::NodeProgram* owned);
   void Commit(Change& change);
+  // layout_ and rules_: the static layout's and those of classes_.
+  void Track();
 
   NftBackendOptions options_;
-  std::map<std::string, NftSet> layout_;  // set name -> type and flags (no elements)
-  std::map<std::string, size_t> rules_;   // chain -> rules it has
+  std::map<std::string, NftSet> static_layout_;  // the fixed sets: name -> type and flags (no elements)
+  std::map<std::string, size_t> static_rules_;   // the fixed chains -> rules each has
+  std::map<std::string, NftSet> layout_;         // static_layout_ and the class maps installed
+  std::map<std::string, size_t> rules_;          // static_rules_ and the class chains installed
+  std::map<std::string, TierClass> classes_;     // class chains installed, with their maps' elements
   std::shared_ptr<MonitorOwner> owner_ = std::make_shared<MonitorOwner>();
   bool applied_ = false;                   // something was committed (there is something to verify)
   bool rebuild_ = false;                   // others touched the rules: replace the table whole next time

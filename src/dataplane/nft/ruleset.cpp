@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <iterator>
+#include <set>
 
 namespace netpol::dataplane::nft {
 namespace {
@@ -47,6 +48,95 @@ constexpr Tier kTiers[] = {{"admin", "Admin"}, {"base", "Baseline"}};
 std::string TierChain(const Dir& d, const Tier& t, policy::TierAction action, const Family& f) {
   return std::string(d.name) + "_" + (t.set[0] == 'a' ? "admin" : "baseline") + "_" +
          (action == policy::TierAction::kAccept ? "accept" : "deny") + "_" + f.suffix;
+}
+
+std::string Hex(uint64_t v) {
+  static constexpr char kDigits[] = "0123456789abcdef";
+  std::string out(16, '0');
+  for (int i = 15; i >= 0; --i, v >>= 4) out[static_cast<size_t>(i)] = kDigits[v & 0xf];
+  return out;
+}
+
+// The chain holding one class's decisions of a tier: "in_admin_c<digest>_v4".
+std::string ClassChain(const Dir& d, const Tier& t, const Family& f, uint64_t digest) {
+  return std::string(d.prefix) + "_" + t.set + "_c" + Hex(digest) + "_" + f.suffix;
+}
+
+std::string ProtoText(uint8_t p) {
+  if (p == policy::kIpProtoTcp) return "tcp";
+  if (p == policy::kIpProtoUdp) return "udp";
+  if (p == policy::kIpProtoSctp) return "sctp";
+  return std::to_string(p);
+}
+
+std::string Range(const std::string& first, const std::string& last);
+
+// One class's decisions of a tier for one family: its two maps (boxes
+// deciding every port of their protocols in `_all`, which needs no port, so
+// it also decides ICMP and other protocols; the others by port in `_port`)
+// and its chain, which looks both up (the boxes are disjoint: at most one
+// matches) and, in the Admin tier, goes on to the NetworkPolicy chain when
+// neither decides.
+TierClass RenderClass(const Dir& d, const Tier& t, const Family& f, const policy::TierDecisions& tier) {
+  TierClass c;
+  c.chain = ClassChain(d, t, f, tier.digest(f.family));
+  const std::string a = f.addr_type;
+  NftSet ports{c.chain + "_port",
+               a + " . inet_proto . inet_service : verdict",
+               true,
+               false,
+               std::string("peer range . protocol . port range: a class's ") + t.title +
+                   " tier decisions (ClusterNetworkPolicy)",
+               {}};
+  NftSet all{c.chain + "_all",
+             a + " . inet_proto : verdict",
+             true,
+             false,
+             std::string("peer range . protocol range, every port: a class's ") + t.title +
+                 " tier decisions (ClusterNetworkPolicy)",
+             {}};
+  const std::string verdicts[2] = {" : goto " + TierChain(d, t, policy::TierAction::kAccept, f),
+                                   " : goto " + TierChain(d, t, policy::TierAction::kDeny, f)};
+  for (const policy::DecisionBox& box : tier.boxes()) {
+    if (box.peers.first.family() != f.family) continue;
+    std::string element = Range(box.peers.first.ToString(), box.peers.last.ToString()) + " . " +
+                          Range(ProtoText(box.protocol_first), ProtoText(box.protocol_last));
+    if (!box.all_ports())
+      element += " . " + Range(std::to_string(box.port_first), std::to_string(box.port_last));
+    element += verdicts[box.action == policy::TierAction::kAccept ? 0 : 1];
+    (box.all_ports() ? all : ports).elements.emplace(std::move(element), box.origin);
+  }
+  const std::string peer = std::string(f.match) + " " + d.peer_side;
+  c.definition = "chain " + c.chain + " {\n\t\t" + peer + " . meta l4proto . th dport vmap @" + ports.name +
+                 "\n\t\t" + peer + " . meta l4proto vmap @" + all.name + "\n";
+  if (t.set[0] == 'a') c.definition += std::string("\t\tgoto ") + d.name + "_np_" + f.suffix + "\n";
+  c.definition += "\t}";
+  c.maps.push_back(std::move(ports));
+  c.maps.push_back(std::move(all));
+  return c;
+}
+
+// Calls fn(d, t, f, tier) for each tier decisions some local pod address
+// needs a class chain for (once per chain name).
+template <typename Fn>
+void ForEachClass(const policy::NodeProgram& program, Fn&& fn) {
+  std::set<std::string> seen;
+  for (const auto& [name, pod] : program.pods) {
+    for (const Family& f : kFamilies) {
+      if (std::none_of(pod.ips.begin(), pod.ips.end(),
+                       [&](const IpAddress& ip) { return ip.family() == f.family; }))
+        continue;
+      for (const Dir& d : kDirs) {
+        const DirectionProgram& dp = d.prefix[0] == 'i' ? pod.ingress : pod.egress;
+        for (const Tier& t : kTiers) {
+          const policy::TierDecisions& tier = t.set[0] == 'a' ? dp.admin : dp.baseline;
+          if (!tier.has(f.family)) continue;
+          std::string chain = ClassChain(d, t, f, tier.digest(f.family));
+          if (seen.insert(chain).second) fn(d, t, f, tier, chain);
+        }
+      }
+    }
+  }
 }
 
 const char* ProtoName(api::Protocol p) {
@@ -113,12 +203,14 @@ class Renderer {
         Add(p + "ranges" + s, a + " . " + a + " . inet_proto . inet_service", true, false,
             "pod . peer range . protocol . port range (ipBlocks, endPort)");
         for (const Tier& t : kTiers) {
-          Add(p + t.set + s, a + " . " + a + " . inet_proto . inet_service : verdict", true, true,
-              std::string("pod . peer range . protocol . port range: the ") + t.title +
-                  " tier's decision (ClusterNetworkPolicy)");
-          Add(p + t.set + "all" + s, a + " . " + a + " . inet_proto : verdict", true, true,
-              std::string("pod . peer range . protocol range, every port: the ") + t.title +
-                  " tier's decision (ClusterNetworkPolicy)");
+          Add(p + t.set + s, a + " : verdict", false, false,
+              std::string("pod : its class's chain of the ") + t.title + " tier (ClusterNetworkPolicy)");
+          Add(p + t.set + "_accepted" + s, a, false, true,
+              std::string("local pods with ") + t.title +
+                  " tier decisions; counts new connections the tier accepted");
+          Add(p + t.set + "_denied" + s, a, false, true,
+              std::string("local pods with ") + t.title +
+                  " tier decisions; counts new connections the tier denied");
         }
       }
     }
@@ -134,6 +226,7 @@ class Renderer {
     }
     r.sets = std::move(sets_);
     r.chains = Chains();
+    r.classes = RenderTierClasses(program_);
     return r;
   }
 
@@ -180,8 +273,8 @@ class Renderer {
         Element("pod_src" + s, Quoted(pod.interface) + " . " + ip.ToString(), name);
       for (const Dir& d : kDirs) {
         const DirectionProgram& dp = d.prefix[0] == 'i' ? pod.ingress : pod.egress;
-        Decisions(d, f, ip, kTiers[0], dp.admin);
-        Decisions(d, f, ip, kTiers[1], dp.baseline);
+        Decisions(d, f, ip, kTiers[0], dp.admin, name);
+        Decisions(d, f, ip, kTiers[1], dp.baseline, name);
         if (!dp.isolated) continue;
         const std::string p = std::string(d.prefix) + "_";
         Element(p + "isolated" + s, ip.ToString(), name);
@@ -192,28 +285,18 @@ class Renderer {
     }
   }
 
-  // A tier's boxes of one pod address, as elements of the tier's maps: boxes
-  // deciding every port of their protocols in `<tier>all` (which needs no
-  // port, so it also decides ICMP and other protocols), the others by port.
+  // A pod address with decisions in a tier: its element in the tier's
+  // dispatch map, naming the class chain that holds the decisions (shared by
+  // every pod with equal ones), and its elements in the tier's counting sets.
   void Decisions(const Dir& d, const Family& f, const IpAddress& ip, const Tier& t,
-                 const policy::TierDecisions& tier) {
-    if (tier.empty()) return;
+                 const policy::TierDecisions& tier, const std::string& name) {
+    if (!tier.has(f.family)) return;
     const std::string p = std::string(d.prefix) + "_" + t.set;
     const std::string s = std::string("_") + f.suffix;
-    Members& ports = Target(p + s);
-    Members& all = Target(p + "all" + s);
     const std::string pod = ip.ToString();
-    const std::string verdicts[2] = {" : goto " + TierChain(d, t, policy::TierAction::kAccept, f),
-                                     " : goto " + TierChain(d, t, policy::TierAction::kDeny, f)};
-    for (const policy::DecisionBox& box : tier.boxes()) {
-      if (box.peers.first.family() != f.family) continue;
-      std::string element = pod + " . " + Range(box.peers.first.ToString(), box.peers.last.ToString()) +
-                            " . " + Range(Text(f, 1, box.protocol_first), Text(f, 1, box.protocol_last));
-      if (!box.all_ports())
-        element += " . " + Range(std::to_string(box.port_first), std::to_string(box.port_last));
-      element += verdicts[box.action == policy::TierAction::kAccept ? 0 : 1];
-      (box.all_ports() ? all : ports).emplace(std::move(element), box.origin);
-    }
+    Element(p + s, pod + " : goto " + ClassChain(d, t, f, tier.digest(f.family)), name);
+    Element(p + "_accepted" + s, pod, name);
+    Element(p + "_denied" + s, pod, name);
   }
 
   // One allowance of one pod address, as elements of the direction's sets.
@@ -483,15 +566,14 @@ class Renderer {
         const std::string s = std::string("_") + f.suffix;
         // An allowed new connection leaves through the counting chain.
         const std::string allowed = std::string(" goto ") + d.name + "_allowed_" + f.suffix + "\n";
-        // The tiers' lookups (docs/SEMANTICS.md §21): the Admin maps decide
-        // first; a pod no NetworkPolicy isolates goes on to the Baseline maps.
-        const auto tier_lookups = [&](const Tier& t) {
-          const std::string maps = p + t.set;
-          return "\t\t" + pod + " . " + peer + " . meta l4proto . th dport vmap @" + maps + s + "\n\t\t" +
-                 pod + " . " + peer + " . meta l4proto vmap @" + maps + "all" + s + "\n";
-        };
-        std::string c = std::string("chain ") + d.name + "_" + f.suffix + " {\n";
-        c += tier_lookups(kTiers[0]);
+        // The tiers (docs/SEMANTICS.md §21): a pod with Admin decisions goes to
+        // its class's chain (one hash lookup), which decides or comes back to
+        // the NetworkPolicy chain; a pod no NetworkPolicy isolates goes on to
+        // its Baseline class chain, then returns (allowed).
+        chains.push_back(std::string("chain ") + d.name + "_" + f.suffix + " {\n\t\t" + pod + " vmap @" + p +
+                         "admin" + s + " comment \"the Admin tier: the pod's class chain\"\n\t\tgoto " +
+                         d.name + "_np_" + f.suffix + "\n\t}");
+        std::string c = std::string("chain ") + d.name + "_np_" + f.suffix + " {\n";
         c += "\t\t" + pod + " != @" + p + "isolated" + s + " goto " + d.name + "_baseline_" + f.suffix +
              " comment \"not isolated by NetworkPolicy: the Baseline tier\"\n";
         c += "\t\t" + pod + " . " + peer + " . meta l4proto . th dport @" + p + "exact" + s + allowed;
@@ -513,20 +595,25 @@ class Renderer {
                    d.name + " allow \" group " + log + "\n";
         }
         chains.push_back(count + "\t}");
-        chains.push_back(std::string("chain ") + d.name + "_baseline_" + f.suffix + " {\n" +
-                         tier_lookups(kTiers[1]) + "\t}");
+        chains.push_back(std::string("chain ") + d.name + "_baseline_" + f.suffix + " {\n\t\t" + pod +
+                         " vmap @" + p + "base" + s +
+                         " comment \"the Baseline tier: the pod's class chain\"\n\t}");
         for (const Tier& t : kTiers) {
           const std::string tier = t.set[0] == 'a' ? "admin" : "baseline";
-          std::string accept = "chain " + TierChain(d, t, policy::TierAction::kAccept, f) + " {\n";
+          // Each counts the connection on the pod's element first (a lookup
+          // that matches or not, and decides nothing).
+          std::string accept = "chain " + TierChain(d, t, policy::TierAction::kAccept, f) + " {\n\t\t" + pod +
+                               " @" + p + t.set + "_accepted" + s + " comment \"count it\"\n";
           if (options_.log_allowed) {
             accept += "\t\tlimit rate " + std::to_string(kAllowedLogRate) + "/second log prefix \"netpol " +
                       d.name + " " + tier + " allow \" group " + log + "\n";
           }
           chains.push_back(accept + "\t}");
-          chains.push_back("chain " + TierChain(d, t, policy::TierAction::kDeny, f) +
-                           " {\n\t\tlog prefix \"netpol " + d.name + " " + tier + " deny \" group " + log +
-                           " drop comment \"denied by a ClusterNetworkPolicy rule of the " + t.title +
-                           " tier\"\n\t}");
+          chains.push_back(
+              "chain " + TierChain(d, t, policy::TierAction::kDeny, f) + " {\n\t\t" + pod + " @" + p + t.set +
+              "_denied" + s + " comment \"count it\"\n\t\tlog prefix \"netpol " + d.name + " " + tier +
+              " deny \" group " + log + " drop comment \"denied by a ClusterNetworkPolicy rule of the " +
+              t.title + " tier\"\n\t}");
         }
       }
     }
@@ -613,6 +700,67 @@ std::string ElementEdits::Commands() const {
 std::string ElementText(const std::vector<std::string>& fields) {
   std::string out;
   for (size_t i = 0; i < fields.size(); ++i) out += (i ? " . " : "") + fields[i];
+  return out;
+}
+
+std::set<std::string> TierClassChains(const policy::NodeProgram& program) {
+  std::set<std::string> out;
+  ForEachClass(program, [&](const Dir&, const Tier&, const Family&, const policy::TierDecisions&,
+                            const std::string& chain) { out.insert(chain); });
+  return out;
+}
+
+std::map<std::string, TierClass> RenderTierClasses(const policy::NodeProgram& program,
+                                                   const std::function<bool(const std::string&)>& wanted) {
+  std::map<std::string, TierClass> out;
+  ForEachClass(program, [&](const Dir& d, const Tier& t, const Family& f, const policy::TierDecisions& tier,
+                            const std::string& chain) {
+    if (!wanted || wanted(chain)) out.emplace(chain, RenderClass(d, t, f, tier));
+  });
+  return out;
+}
+
+std::optional<std::string> TierClassOf(std::string_view name) {
+  for (const std::string_view suffix : {"_port", "_all"}) {
+    if (name.ends_with(suffix)) {
+      if (auto chain = TierClassOf(name.substr(0, name.size() - suffix.size()))) return chain;
+    }
+  }
+  // "in_admin_c" + 16 hex digits + "_v4"
+  std::string_view rest = name;
+  if (!rest.starts_with("in_") && !rest.starts_with("eg_")) return std::nullopt;
+  rest.remove_prefix(3);
+  if (rest.starts_with("admin_c")) {
+    rest.remove_prefix(7);
+  } else if (rest.starts_with("base_c")) {
+    rest.remove_prefix(6);
+  } else {
+    return std::nullopt;
+  }
+  if (rest.size() != 16 + 3 || (rest.substr(16) != "_v4" && rest.substr(16) != "_v6")) return std::nullopt;
+  for (const char ch : rest.substr(0, 16)) {
+    if (!((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f'))) return std::nullopt;
+  }
+  return std::string(name);
+}
+
+std::string ClassCommands(const std::vector<const TierClass*>& added,
+                          const std::vector<std::string>& removed) {
+  std::string out;
+  if (!added.empty()) {
+    out += std::string("table ") + kTableFamily + " " + kTableName + " {\n";
+    for (const TierClass* c : added) {
+      for (const NftSet& map : c->maps) out += SetDefinition(map);
+    }
+    for (const TierClass* c : added) out += "\t" + c->definition + "\n";
+    out += "}\n";
+  }
+  const std::string table = std::string(kTableFamily) + " " + kTableName;
+  // The chain first: its rules hold the maps.
+  for (const std::string& chain : removed) {
+    out += "delete chain " + table + " " + chain + "\ndelete map " + table + " " + chain +
+           "_port\ndelete map " + table + " " + chain + "_all\n";
+  }
   return out;
 }
 
@@ -878,27 +1026,33 @@ PodEdits DiffElements(const PodElements& before, const PodElements& after) {
   return edits;
 }
 
+std::string SetDefinition(const NftSet& set) {
+  const bool map = set.type.find(" : ") != std::string::npos;
+  std::string out = std::string(map ? "\tmap " : "\tset ") + set.name + " {\n\t\ttype " + set.type + "\n";
+  if (set.interval) out += "\t\tflags interval\n";
+  if (set.counter) out += "\t\tcounter\n";
+  out += "\t\tcomment " + Comment(set.comment) + "\n";
+  if (!set.elements.empty()) {
+    out += "\t\telements = {";
+    bool first = true;
+    for (const auto& [element, origin] : set.elements) {
+      out += std::string(first ? " " : ",\n\t\t\t     ") + CommentedElement(element, origin);
+      first = false;
+    }
+    out += " }\n";
+  }
+  return out + "\t}\n";
+}
+
 std::string TableDefinition(const NftRuleset& r) {
   std::string out = std::string("table ") + kTableFamily + " " + kTableName + " {\n\tcomment " +
                     Quoted(r.table_comment) + "\n";
-  for (const NftSet& set : r.sets) {
-    const bool map = set.type.find(" : ") != std::string::npos;
-    out += std::string(map ? "\tmap " : "\tset ") + set.name + " {\n\t\ttype " + set.type + "\n";
-    if (set.interval) out += "\t\tflags interval\n";
-    if (set.counter) out += "\t\tcounter\n";
-    out += "\t\tcomment " + Comment(set.comment) + "\n";
-    if (!set.elements.empty()) {
-      out += "\t\telements = {";
-      bool first = true;
-      for (const auto& [element, origin] : set.elements) {
-        out += std::string(first ? " " : ",\n\t\t\t     ") + CommentedElement(element, origin);
-        first = false;
-      }
-      out += " }\n";
-    }
-    out += "\t}\n";
+  for (const NftSet& set : r.sets) out += SetDefinition(set);
+  for (const auto& [name, c] : r.classes) {
+    for (const NftSet& map : c.maps) out += SetDefinition(map);
   }
   for (const std::string& chain : r.chains) out += "\t" + chain + "\n";
+  for (const auto& [name, c] : r.classes) out += "\t" + c.definition + "\n";
   return out + "}\n";
 }
 
@@ -925,8 +1079,8 @@ std::vector<CounterSet> CounterSets() {
       out.push_back({p + "allowed" + s, direction, Decider::kNetworkPolicy, true});
       for (const Tier& t : kTiers) {
         const Decider decider = t.set[0] == 'a' ? Decider::kAdminTier : Decider::kBaselineTier;
-        out.push_back({p + t.set + s, direction, decider, false});
-        out.push_back({p + t.set + "all" + s, direction, decider, false});
+        out.push_back({p + t.set + "_denied" + s, direction, decider, false});
+        out.push_back({p + t.set + "_accepted" + s, direction, decider, true});
       }
     }
   }
@@ -939,14 +1093,7 @@ ConnectionCount CountOf(const CounterSet& set, const std::string& element, uint6
   count.decider = set.decider;
   count.allowed = set.allowed;
   count.connections = packets;
-  if (set.decider == Decider::kNetworkPolicy) {
-    if (Result<IpAddress> ip = IpAddress::Parse(element)) count.pod = *ip;
-    return count;
-  }
-  // A tier's map: the pod's address first, the verdict chain last
-  // ("... : goto ingress_admin_deny_v4").
-  if (Result<IpAddress> ip = IpAddress::Parse(element.substr(0, element.find(' ')))) count.pod = *ip;
-  count.allowed = !element.ends_with(std::string("_deny_") + set.name.substr(set.name.size() - 2));
+  if (Result<IpAddress> ip = IpAddress::Parse(element)) count.pod = *ip;
   return count;
 }
 

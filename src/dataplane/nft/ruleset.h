@@ -11,17 +11,26 @@
 //     lookup when they do), then forward_checked / input_checked:
 //     `ct state established,related accept`, `ct state invalid drop`, then the
 //     egress check of the source pod and the ingress check of the destination.
-//   egress_v4/6, ingress_v4/6: per family, at most eleven set lookups for a
-//     new connection: the Admin tier's two verdict maps (ClusterNetworkPolicy
-//     decision boxes, pod . peer range . protocol [. port range] -> goto the
-//     tier's accept or deny chain), "is the pod isolated" (if not: the
-//     Baseline tier's two maps, then allowed), six exact (hash) sets keyed by
-//     pod address plus peer address, protocol and port (or the parts an
-//     allowance leaves open), one interval set for ipBlock ranges and port
-//     ranges, and the drop with a per-pod counter and NFLOG. An allowed
-//     connection leaves through <direction>_allowed_v4/6, whose lookup counts
-//     it per pod; a tier's decision is counted on its map element, whose
-//     comment names the rule.
+//   egress_v4/6, ingress_v4/6: per family, at most twelve lookups for a
+//     new connection, however many policies and rules: the Admin tier's
+//     dispatch map (pod -> goto the chain of the pod's class, below), then
+//     <direction>_np_v4/6: "is the pod isolated" (if not: the Baseline tier's
+//     dispatch map, then allowed), six exact (hash) sets keyed by pod address
+//     plus peer address, protocol and port (or the parts an allowance leaves
+//     open), one interval set for ipBlock ranges and port ranges, and the
+//     drop with a per-pod counter and NFLOG. An allowed connection leaves
+//     through <direction>_allowed_v4/6, whose lookup counts it per pod.
+//   ClusterNetworkPolicy tiers, per class (schema 6): pods with equal
+//     decisions of a tier (the compiled form's disjoint boxes) share one chain,
+//     `in_admin_c<digest>_v4`, with two interval verdict maps keyed by peer
+//     range . protocol [. port range] (no pod: the elements are the class's
+//     boxes, not pods x boxes) that goto the tier's accept or deny chain; an
+//     Admin class chain that does not decide goes on to the NetworkPolicy
+//     chain. The verdict chains count the connection on the pod's element of
+//     `in_admin_accepted_v4` (and friends) and the map element's comment
+//     names the rule. Class chains come and go with their decisions: a
+//     changed policy creates the new chains, repoints the pods' dispatch
+//     elements and deletes the old chains, in one transaction.
 //
 // Elements are kept as canonical text (the form `nft` prints and parses), keyed
 // to the origin ("shop/db ingress[0]") that becomes the element's comment.
@@ -31,6 +40,7 @@
 #include <functional>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -43,7 +53,7 @@ namespace netpol::dataplane::nft {
 inline constexpr const char* kTableFamily = "inet";
 inline constexpr const char* kTableName = "netpol";
 // Bump when sets or chains change shape; a table with another schema is replaced.
-inline constexpr int kSchemaVersion = 5;
+inline constexpr int kSchemaVersion = 6;
 
 struct NftOptions {
   uint16_t log_group = 100;  // NFLOG group for denied new connections
@@ -66,13 +76,40 @@ struct NftSet {
   std::map<std::string, std::string> elements;  // canonical element -> origin comment
 };
 
+// One class's chain of a tier for one family, with its two maps (named
+// `<chain>_port` and `<chain>_all`). The name is the decisions' content
+// digest, so equal names mean equal contents.
+struct TierClass {
+  std::string chain;       // "in_admin_c0123456789abcdef_v4"
+  std::string definition;  // `chain name { ... }`
+  std::vector<NftSet> maps;
+};
+
 struct NftRuleset {
-  std::string table_comment;        // carries the schema version and options
-  std::vector<NftSet> sets;         // in a fixed order
-  std::vector<std::string> chains;  // chain definitions, `chain name { ... }`
+  std::string table_comment;                 // carries the schema version and options
+  std::vector<NftSet> sets;                  // in a fixed order
+  std::vector<std::string> chains;           // chain definitions, `chain name { ... }`
+  std::map<std::string, TierClass> classes;  // by chain name
 };
 
 NftRuleset RenderRuleset(const policy::NodeProgram& program, const NftOptions& options);
+
+// The class chains `program` needs (names only: cheap, no elements rendered).
+std::set<std::string> TierClassChains(const policy::NodeProgram& program);
+// Those classes rendered, all of them or those `wanted` accepts (by chain name).
+std::map<std::string, TierClass> RenderTierClasses(
+    const policy::NodeProgram& program, const std::function<bool(const std::string&)>& wanted = {});
+// The class chain a chain or map name belongs to ("in_admin_c..._v4" for
+// itself and its `_port` and `_all` maps); nullopt for the static layout's.
+std::optional<std::string> TierClassOf(std::string_view name);
+// Commands that create `added` classes (maps with their elements, then
+// chains) and delete the `removed` chains and their maps. Creation must come
+// before element edits that point at the new chains, deletion after those that
+// stop pointing at the old ones.
+std::string ClassCommands(const std::vector<const TierClass*>& added,
+                          const std::vector<std::string>& removed);
+// `set name { ... }` (or `map`), as inside a table definition.
+std::string SetDefinition(const NftSet& set);
 
 // The elements one local pod contributes, per set name (element -> origin).
 // Every element names the pod's address (or interface) first, so pods never
@@ -179,18 +216,17 @@ std::string ElementText(const std::vector<std::string>& fields);
 // admin deny "): fills the packet's direction, verdict and decider.
 void ReadLogPrefix(LoggedPacket& packet);
 
-// A set or map whose elements count new connections per pod address (the
-// isolated pods' `in_denied_v4`, the tiers' `in_admin_v4`, ...), and what
-// its elements count.
+// A set whose elements count new connections per pod address (the isolated
+// pods' `in_denied_v4`, the tiers' `in_admin_denied_v4`, ...), and what its
+// elements count.
 struct CounterSet {
   std::string name;
   policy::Direction direction;
   Decider decider;
-  bool allowed;  // the tiers' maps: per element (the verdict it goes to), not this
+  bool allowed;
 };
 std::vector<CounterSet> CounterSets();
-// An element of `set` as listed ("198.18.1.5", or a map element "198.18.1.5 .
-// ... : goto ingress_admin_deny_v4") with its packet counter.
+// An element of `set` as listed ("198.18.1.5") with its packet counter.
 ConnectionCount CountOf(const CounterSet& set, const std::string& element, uint64_t packets);
 
 }  // namespace netpol::dataplane::nft
