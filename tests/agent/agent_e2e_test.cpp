@@ -94,6 +94,21 @@ agent::AgentOptions OptionsFor(const testing::PacketLab& node, const std::string
   return options;
 }
 
+// The plugin's network configuration for an agent with OptionsFor(..., dir, ...)
+// (its state and the agent's socket in `dir`, addresses from `range`), and the
+// configuration list holding it written to dir/conf.json, which the agent reads
+// as the DaemonSet's does (AgentOptions::cni_conf).
+Json WriteCniConf(const std::string& dir, const std::string& range) {
+  const Json conf = {{"cniVersion", "1.0.0"},
+                     {"name", "netpol"},
+                     {"type", "netpol-cni"},
+                     {"stateDir", dir + "/cni"},
+                     {"agentSocket", dir + "/agent.sock"},
+                     {"ipam", {{"ranges", {range}}}}};
+  std::ofstream(dir + "/conf.json") << Json{{"cniVersion", "1.0.0"}, {"name", "netpol"}, {"plugins", {conf}}};
+  return conf;
+}
+
 // A directory for a test's files (its "cni" state directory within),
 // removed with everything in it when the test ends, however it ends.
 struct ScratchDir {
@@ -482,13 +497,7 @@ TEST(AgentE2eTest, APodScheduledHereIsProgrammedBeforeItsAdd) {
   ASSERT_TRUE(api.ok()) << api.error().message();
   const ScratchDir scratch(node.prefix() + "-reserve");
   const std::string& dir = scratch.path;
-  const Json conf = {{"cniVersion", "1.0.0"},
-                     {"name", "netpol"},
-                     {"type", "netpol-cni"},
-                     {"stateDir", dir + "/cni"},
-                     {"agentSocket", dir + "/agent.sock"},
-                     {"ipam", {{"ranges", {"198.18.97.0/24"}}}}};
-  std::ofstream(dir + "/conf.json") << Json{{"cniVersion", "1.0.0"}, {"name", "netpol"}, {"plugins", {conf}}};
+  const Json conf = WriteCniConf(dir, "198.18.97.0/24");
   const int port = FreeLoopbackPort();
   agent::AgentOptions options = OptionsFor(node, api->server->url(), dir, port);
   options.flow_logs = false;
@@ -1004,13 +1013,7 @@ TEST(AgentE2eTest, HealthzFailsWhileTheProgrammingLoopIsStuck) {
   ASSERT_TRUE(api.ok()) << api.error().message();
   const ScratchDir scratch(node.prefix() + "-stuck");
   const std::string& dir = scratch.path;
-  const Json conf = {{"cniVersion", "1.0.0"},
-                     {"name", "netpol"},
-                     {"type", "netpol-cni"},
-                     {"stateDir", dir + "/cni"},
-                     {"agentSocket", dir + "/agent.sock"},
-                     {"ipam", {{"ranges", {"198.18.95.0/24"}}}}};
-  std::ofstream(dir + "/conf.json") << Json{{"cniVersion", "1.0.0"}, {"name", "netpol"}, {"plugins", {conf}}};
+  WriteCniConf(dir, "198.18.95.0/24");
   const int port = FreeLoopbackPort();
   agent::AgentOptions options = OptionsFor(node, api->server->url(), dir, port);
   options.flow_logs = false;
