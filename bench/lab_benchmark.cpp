@@ -40,6 +40,7 @@
 #include <vector>
 
 #include "agent/agent.h"
+#include "agent/nftables_backend.h"
 #include "base/exec_args.h"
 #include "kube/client.h"
 #include "lab/apiserver.h"
@@ -323,7 +324,7 @@ int Main(const std::string& bin, const Scale& scale, const std::string& baseline
     options.socket_path = dir + "/agent.sock";
     options.log_level = agent::LogLevel::kWarn;
     if (reserve) options.cni_conf = dir + "/conf.json";
-    agent::Agent agent(options);
+    agent::Agent agent(options, agent::NftablesBackend);
     std::atomic<bool> stop{false};
     std::thread running([&] { (void)agent.Run(stop); });
     const auto sync_start = Clock::now();

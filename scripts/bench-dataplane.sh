@@ -19,6 +19,7 @@
 # Every load loop is time-bounded; everything created is removed at the end.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
+source "$root/scripts/bench-configs.sh"
 build=${1:-$root/build/release}
 rounds=${ROUNDS:-3}
 seconds=${SECONDS_PER_RUN:-3}
@@ -45,28 +46,7 @@ sleep 0.5
 configure() {
   "$netpol" enforce --remove --netns "$node" >/dev/null
   ip netns exec "$node" nft delete table inet bench 2>/dev/null || true
-  local tool=$tool cfg=$1
-  if [[ $cfg == *@before ]]; then
-    tool="${BEFORE:?BEFORE=build dir for @before configs}/bench/dataplane_benchmark"
-    cfg=${cfg%@before}
-  fi
-  case "$cfg" in
-    A) ;;
-    B) ip netns exec "$node" nft -f - <<'NFT'
-table inet bench {
-  chain forward {
-    type filter hook forward priority filter; policy accept;
-    ct state established,related accept
-  }
-}
-NFT
-       ;;
-    C*) echo -n "$1 " >>"$out/dataplane-programming.txt"
-        "$tool" program "$node" "${cfg#C}" >>"$out/dataplane-programming.txt" ;;
-    T*) echo -n "$1 " >>"$out/dataplane-programming.txt"
-        /usr/bin/time -f "max_rss_kb=%M" -a -o "$out/dataplane-programming.txt" \
-          "$tool" program "$node" 1000 "${cfg#T}" >>"$out/dataplane-programming.txt" ;;
-  esac
+  bench_program "$node" "$1" "$tool" "$out/dataplane-programming.txt"
 }
 
 measure() {

@@ -19,6 +19,7 @@
 # of each are printed too. Everything created is removed at the end.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
+source "$root/scripts/bench-configs.sh"
 build=${1:-$root/build/release}
 rounds=${ROUNDS:-7}
 seconds=${SECONDS_PER_RUN:-2}
@@ -46,30 +47,7 @@ for cfg in $configs; do
   "$root/tests/e2e/lab.sh" up "$prefix" 198.18.200.1 198.18.200.2
   ip netns exec "$prefix-p2" timeout 7200 "$netload" serve 5201 7000 &
   servers+=($!)
-  tool="$build/bench/dataplane_benchmark"
-  base=$cfg
-  if [[ $cfg == *@before ]]; then
-    tool="${BEFORE:?BEFORE=build dir for @before configs}/bench/dataplane_benchmark"
-    base=${cfg%@before}
-  fi
-  case "$base" in
-    A) ;;
-    B) ip netns exec "$prefix-node" nft -f - <<'NFT'
-table inet bench {
-  chain forward {
-    type filter hook forward priority filter; policy accept;
-    ct state established,related accept
-  }
-}
-NFT
-       ;;
-    C*) echo -n "$cfg " >>"$out/tiers-programming.txt"
-        "$tool" program "$prefix-node" "${base#C}" >>"$out/tiers-programming.txt" ;;
-    T*) echo -n "$cfg " >>"$out/tiers-programming.txt"
-        /usr/bin/time -f "  max_rss_kb=%M" -a -o "$out/tiers-programming.txt" \
-          "$tool" program "$prefix-node" 1000 "${base#T}" >>"$out/tiers-programming.txt" ;;
-    *) echo "unknown configuration $cfg" >&2; exit 2 ;;
-  esac
+  bench_program "$prefix-node" "$cfg" "$build/bench/dataplane_benchmark" "$out/tiers-programming.txt"
 done
 sleep 0.5
 

@@ -12,7 +12,7 @@
 #include <CLI/CLI.hpp>
 
 #include "agent/agent.h"
-#include "dataplane/nft/nft_backend.h"
+#include "agent/nftables_backend.h"
 #include "dataplane/nft/ruleset.h"
 #include "kube/kubeconfig.h"
 
@@ -111,20 +111,8 @@ int main(int argc, char** argv) {
                                          : netpol::agent::LogLevel::kInfo;
   std::signal(SIGTERM, [](int) { stop_requested = true; });
   std::signal(SIGINT, [](int) { stop_requested = true; });
-  // The agent programs a dataplane::Backend; this is the one place that
-  // chooses which: nftables in the node's namespace.
-  const auto nftables = [](const netpol::agent::AgentOptions& o)
-      -> netpol::Result<std::unique_ptr<netpol::dataplane::Backend>> {
-    NETPOL_ASSIGN_OR_RETURN(
-        std::unique_ptr<netpol::dataplane::nft::NftBackend> backend,
-        netpol::dataplane::nft::NftBackend::Create(
-            {o.netns,
-             {.log_group = o.log_group, .log_allowed = o.flow_logs && o.flow_logs_allowed},
-             /*observe_at_create=*/true}),
-        "");
-    return std::unique_ptr<netpol::dataplane::Backend>(std::move(backend));
-  };
-  netpol::agent::Agent agent(options, nftables);
+  // The agent programs a dataplane::Backend; netpold's is nftables in the node's namespace.
+  netpol::agent::Agent agent(options, netpol::agent::NftablesBackend);
   const netpol::Status done = agent.Run(stop_requested);
   if (!done.ok()) {
     std::cerr << "netpold: " << done.error().message() << "\n";

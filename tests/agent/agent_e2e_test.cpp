@@ -32,12 +32,12 @@
 #include <vector>
 
 #include "agent/agent.h"
+#include "agent/nftables_backend.h"
 #include "cli/app.h"
 #include "cni/agent_client.h"
 #include "cni/ipam.h"
 #include "cni/plugin.h"
 #include "cni/registry.h"
-#include "dataplane/nft/nft_backend.h"
 #include "e2e/cni_runner.h"
 #include "e2e/lab.h"
 #include "kube/client.h"
@@ -125,17 +125,11 @@ struct ScratchDir {
 };
 
 // The dataplane netpold programs (its main.cpp makes the same).
-Result<std::unique_ptr<dataplane::Backend>> Nftables(const agent::AgentOptions& o) {
-  Result<std::unique_ptr<dataplane::nft::NftBackend>> made = dataplane::nft::NftBackend::Create(
-      {o.netns, {.log_group = o.log_group, .log_allowed = o.flow_logs && o.flow_logs_allowed}, true});
-  if (!made) return std::move(made).error();
-  return std::unique_ptr<dataplane::Backend>(std::move(*made));
-}
-
 // An agent running on its own thread for the scope of a test.
 class RunningAgent {
  public:
-  explicit RunningAgent(const agent::AgentOptions& options, agent::BackendFactory backend = Nftables)
+  explicit RunningAgent(const agent::AgentOptions& options,
+                        agent::BackendFactory backend = agent::NftablesBackend)
       : agent_(options, std::move(backend)), running_([this] {
           result_ = agent_.Run(stop_);
           returned_ = true;
@@ -1119,12 +1113,12 @@ TEST(AgentE2eTest, ALoopThatThrowsEndsTheRunNamingIt) {
   agent::AgentOptions options = OptionsFor(node, api->server->url(), scratch.path, port);
   options.flow_logs = false;
   std::atomic<bool> fail{false};
-  RunningAgent agent(options,
-                     [&fail](const agent::AgentOptions& o) -> Result<std::unique_ptr<dataplane::Backend>> {
-                       NETPOL_ASSIGN_OR_RETURN(std::unique_ptr<dataplane::Backend> real, Nftables(o), "");
-                       return std::unique_ptr<dataplane::Backend>(
-                           std::make_unique<ThrowingFeedBackend>(std::move(real), fail));
-                     });
+  RunningAgent agent(
+      options, [&fail](const agent::AgentOptions& o) -> Result<std::unique_ptr<dataplane::Backend>> {
+        NETPOL_ASSIGN_OR_RETURN(std::unique_ptr<dataplane::Backend> real, agent::NftablesBackend(o), "");
+        return std::unique_ptr<dataplane::Backend>(
+            std::make_unique<ThrowingFeedBackend>(std::move(real), fail));
+      });
   ASSERT_TRUE(WaitReady(port));
   ASSERT_TRUE(std::filesystem::exists(options.socket_path));
   EXPECT_FALSE(agent.ReturnedWithin(std::chrono::milliseconds(500)).has_value()) << "runs until the fault";
