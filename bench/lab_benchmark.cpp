@@ -41,6 +41,7 @@
 
 #include "agent/agent.h"
 #include "base/exec_args.h"
+#include "dataplane/nft/nft_backend.h"
 #include "kube/client.h"
 #include "lab/apiserver.h"
 
@@ -323,7 +324,18 @@ int Main(const std::string& bin, const Scale& scale, const std::string& baseline
     options.socket_path = dir + "/agent.sock";
     options.log_level = agent::LogLevel::kWarn;
     if (reserve) options.cni_conf = dir + "/conf.json";
-    agent::Agent agent(options);
+    // The nftables backend in the node's namespace, as netpold's main.cpp makes it.
+    const auto nftables = [](const agent::AgentOptions& o) -> Result<std::unique_ptr<dataplane::Backend>> {
+      NETPOL_ASSIGN_OR_RETURN(
+          std::unique_ptr<dataplane::nft::NftBackend> backend,
+          dataplane::nft::NftBackend::Create(
+              {o.netns,
+               {.log_group = o.log_group, .log_allowed = o.flow_logs && o.flow_logs_allowed},
+               /*observe_at_create=*/true}),
+          "");
+      return std::unique_ptr<dataplane::Backend>(std::move(backend));
+    };
+    agent::Agent agent(options, nftables);
     std::atomic<bool> stop{false};
     std::thread running([&] { (void)agent.Run(stop); });
     const auto sync_start = Clock::now();

@@ -28,6 +28,11 @@ uint64_t RvOf(const std::string& rv) {
   return rv.empty() ? 0 : std::strtoull(rv.c_str(), nullptr, 10);
 }
 
+// Named apart: a Json converts to std::string implicitly (and throws).
+uint64_t RvOfJson(const Json& object) {
+  return RvOf(object["metadata"].value("resourceVersion", ""));
+}
+
 std::string Addresses(const std::vector<IpAddress>& ips) {
   std::string out;
   for (const IpAddress& ip : ips) out += (out.empty() ? "" : ",") + ip.ToString();
@@ -305,14 +310,14 @@ void NodeState::Withdraw(const cni::PodRegistration& staged,
 }
 
 bool NodeState::CaughtUp(const std::string& ns, const Json& read) const {
-  const uint64_t read_at = RvOf(read);
+  const uint64_t read_at = RvOfJson(read);
   std::set<std::string> in_read;
   if (const auto items = read.find("items"); items != read.end() && items->is_array()) {
     for (const Json& p : *items) {
       const std::string name = PodKey(ns, p["metadata"].value("name", ""));
       in_read.insert(name);
       const auto it = policy_rv_.find(name);
-      if (it == policy_rv_.end() || it->second < RvOf(p)) return false;
+      if (it == policy_rv_.end() || it->second < RvOfJson(p)) return false;
     }
   }
   // Known here, absent there, and not changed since the read: its deletion
