@@ -157,7 +157,7 @@ void NodeState::OnObject(const std::string& kind, const std::string& type, api::
       }
       ApplyPod(std::move(*pod));
     } else {
-      engine_.Apply(std::move(*item.object));
+      engine_.Apply(*item.object);
     }
   }
   ++events_;
