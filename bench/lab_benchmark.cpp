@@ -42,6 +42,7 @@
 #include "agent/agent.h"
 #include "agent/nftables_backend.h"
 #include "base/exec_args.h"
+#include "dataplane/nft/nft_backend.h"
 #include "kube/client.h"
 #include "lab/apiserver.h"
 

@@ -232,7 +232,7 @@ void Agent::Impl::FlowLoop(const std::atomic<bool>& stop) {
 
 namespace {
 
-class Watcher final : public kube::ListWatchHandler {
+class Watcher final : public kube::ObjectListWatchHandler {
  public:
   Watcher(Agent::Impl& agent, const kube::PolicyResource& resource, bool optional = false)
       : agent_(agent), resource_(resource), kind_(resource.kind), optional_(optional) {}
@@ -241,7 +241,7 @@ class Watcher final : public kube::ListWatchHandler {
     agent_.state.OnListBegin(kind_);
     items_ = 0;
   }
-  void OnListPage(std::vector<Json>& items) override {
+  void OnListPage(std::vector<api::ApiItem>& items) override {
     std::lock_guard lock(agent_.mu);
     agent_.state.OnListPage(resource_, items);
     items_ += items.size();
@@ -255,10 +255,10 @@ class Watcher final : public kube::ListWatchHandler {
     absent_ = false;
     agent_.log(LogLevel::kInfo, "listed", {{"kind", kind_}, {"items", items_}});
   }
-  void OnEvent(const std::string& type, const Json& object) override {
+  void OnEvent(const std::string& type, api::ApiItem& item) override {
     std::lock_guard lock(agent_.mu);
     agent_.watch_health[kind_].last_success = Clock::now();
-    agent_.state.OnObject(kind_, type, object);
+    agent_.state.OnObject(kind_, type, item);
     agent_.changed.notify_all();
   }
   void OnWatching() override {
@@ -387,7 +387,7 @@ Status Agent::Run(const std::atomic<bool>& stop) {
   std::vector<std::string> loop_kinds;
   const auto watch = [&](const kube::PolicyResource& resource, bool optional) {
     handlers.push_back(std::make_unique<Watcher>(a, resource, optional));
-    loops.push_back(std::make_unique<kube::ListWatch>(*client, resource.path, *handlers.back()));
+    loops.push_back(std::make_unique<kube::ListWatch>(*client, resource, *handlers.back()));
     loop_kinds.push_back(resource.kind);
     std::lock_guard lock(a.mu);
     a.watches[resource.kind] = loops.back().get();

@@ -24,9 +24,13 @@ bool Finished(const api::Pod& pod) {
   return pod.phase == "Succeeded" || pod.phase == "Failed";
 }
 
-uint64_t RvOf(const Json& object) {
-  const std::string rv = object["metadata"].value("resourceVersion", "");
+uint64_t RvOf(const std::string& rv) {
   return rv.empty() ? 0 : std::strtoull(rv.c_str(), nullptr, 10);
+}
+
+// Named apart: a Json converts to std::string implicitly (and throws).
+uint64_t RvOfJson(const Json& object) {
+  return RvOf(object["metadata"].value("resourceVersion", ""));
 }
 
 std::string Addresses(const std::vector<IpAddress>& ips) {
@@ -58,15 +62,22 @@ void NodeState::AdoptReservations(const std::vector<cni::Allocation>& allocation
 
 // --- the API's objects -------------------------------------------------------------
 
-std::optional<api::Object> NodeState::Decode(const Json& object) const {
+// An object as a JSON value (tests; the agent's watches decode the API's text
+// straight into api objects): the item the text would have given.
+api::ApiItem NodeState::ItemOf(const Json& object) {
+  api::ApiItem item;
+  if (const auto meta = object.find("metadata"); meta != object.end() && meta->is_object()) {
+    item.namespace_ = meta->value("namespace", "");
+    item.name = meta->value("name", "");
+    item.resource_version = meta->value("resourceVersion", "");
+  }
   api::LoadResult loaded = api::LoadJson(object, "watch", {.field_positions = false});
   if (!loaded.ok() || loaded.objects.size() != 1) {
-    std::string why;
-    for (const auto& d : loaded.diagnostics) why += d.ToString() + "; ";
-    log_(LogLevel::kWarn, "ignoring an object netpol cannot decode", {{"why", why}});
-    return std::nullopt;
+    for (const auto& d : loaded.diagnostics) item.problem += d.ToString() + "; ";
+  } else {
+    item.object = std::move(loaded.objects.front());
   }
-  return std::move(loaded.objects.front());
+  return item;
 }
 
 // A pod as the engine should see it: a local pod's addresses come from its
@@ -120,16 +131,23 @@ void NodeState::Forget(const std::string& kind, const std::string& ns, const std
 }
 
 void NodeState::OnObject(const std::string& kind, const std::string& type, const Json& object) {
-  const Json& meta = object["metadata"];
-  const std::string ns = meta.value("namespace", "");
-  const std::string name = meta.value("name", "");
+  api::ApiItem item = ItemOf(object);
+  OnObject(kind, type, item);
+}
+
+void NodeState::OnObject(const std::string& kind, const std::string& type, api::ApiItem& item) {
+  const std::string& ns = item.namespace_;
+  const std::string& name = item.name;
   if (type == "DELETED") {
     Forget(kind, ns, name);
-  } else if (std::optional<api::Object> decoded = Decode(object)) {
-    if (kind == "NetworkPolicy") policy_rv_[PodKey(ns, name)] = RvOf(object);
+  } else if (!item.object) {
+    log_(LogLevel::kWarn, "ignoring an object netpol cannot decode",
+         {{"kind", kind}, {"object", ns.empty() ? name : PodKey(ns, name)}, {"why", item.problem}});
+  } else {
+    if (kind == "NetworkPolicy") policy_rv_[PodKey(ns, name)] = RvOf(item.resource_version);
     if (kind == "Node" || kind == "ClusterNetworkPolicy") cluster_scoped_[kind].insert(name);
-    if (auto* pod = std::get_if<api::Pod>(&*decoded)) {
-      if (object["spec"].value("nodeName", "") == options_.node_name) {
+    if (auto* pod = std::get_if<api::Pod>(&*item.object)) {
+      if (pod->spec.node_name == options_.node_name) {
         node_pods_[PodKey(ns, name)] = *pod;
         if (Finished(*pod)) {
           Unreserve(PodKey(ns, name));  // finished without ever being wired here
@@ -137,9 +155,9 @@ void NodeState::OnObject(const std::string& kind, const std::string& type, const
           MaybeReserve(PodKey(ns, name), *pod);
         }
       }
-      ApplyPod(*pod);
+      ApplyPod(std::move(*pod));
     } else {
-      engine_.Apply(*decoded);
+      engine_.Apply(*item.object);
     }
   }
   ++events_;
@@ -151,17 +169,29 @@ void NodeState::OnListBegin(const std::string& kind) {
   listing_[kind].clear();
 }
 
-void NodeState::OnListPage(const kube::PolicyResource& resource, std::vector<Json>& items) {
+void NodeState::OnListPage(const kube::PolicyResource& resource, std::vector<api::ApiItem>& items) {
   const std::string kind = resource.kind;
   std::set<std::string>& seen = listing_[kind];
+  for (api::ApiItem& item : items) {
+    // An object that does not decode is still listed: what the state had of
+    // it stays (as after an event it cannot decode).
+    seen.insert(PodKey(item.namespace_, item.name));
+    OnObject(kind, "ADDED", item);
+    item = api::ApiItem();  // freed as we go (the whole cluster is never held twice)
+  }
+}
+
+void NodeState::OnListPage(const kube::PolicyResource& resource, std::vector<Json>& items) {
+  std::vector<api::ApiItem> decoded;
+  decoded.reserve(items.size());
   for (Json& object : items) {
-    seen.insert(PodKey(object["metadata"].value("namespace", ""), object["metadata"].value("name", "")));
     // Lists carry kind on the list, not on each item.
     object["kind"] = resource.kind;
     object["apiVersion"] = resource.api_version;
-    OnObject(kind, "ADDED", object);
-    object = Json();  // freed as we go (the whole cluster is never held as JSON)
+    decoded.push_back(ItemOf(object));
+    object = Json();
   }
+  OnListPage(resource, decoded);
 }
 
 void NodeState::OnListEnd(const std::string& kind) {
@@ -280,14 +310,14 @@ void NodeState::Withdraw(const cni::PodRegistration& staged,
 }
 
 bool NodeState::CaughtUp(const std::string& ns, const Json& read) const {
-  const uint64_t read_at = RvOf(read);
+  const uint64_t read_at = RvOfJson(read);
   std::set<std::string> in_read;
   if (const auto items = read.find("items"); items != read.end() && items->is_array()) {
     for (const Json& p : *items) {
       const std::string name = PodKey(ns, p["metadata"].value("name", ""));
       in_read.insert(name);
       const auto it = policy_rv_.find(name);
-      if (it == policy_rv_.end() || it->second < RvOf(p)) return false;
+      if (it == policy_rv_.end() || it->second < RvOfJson(p)) return false;
     }
   }
   // Known here, absent there, and not changed since the read: its deletion

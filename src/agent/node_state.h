@@ -77,11 +77,16 @@ class NodeState {
 
   // --- the API's objects ---------------------------------------------------------
   // A watch event ("ADDED", "MODIFIED", "DELETED") of `kind`.
-  void OnObject(const std::string& kind, const std::string& type, const kube::Json& object);
+  // An item that did not decode is logged and skipped.
+  void OnObject(const std::string& kind, const std::string& type, api::ApiItem& item);
   // A list arrives page by page; what it did not have is deleted at its end.
   void OnListBegin(const std::string& kind);
-  void OnListPage(const kube::PolicyResource& resource, std::vector<kube::Json>& items);
+  void OnListPage(const kube::PolicyResource& resource, std::vector<api::ApiItem>& items);
   void OnListEnd(const std::string& kind);
+  // The same for objects given as JSON values (tests; the agent's watches
+  // hand it api::ApiItems decoded from the API's text).
+  void OnObject(const std::string& kind, const std::string& type, const kube::Json& object);
+  void OnListPage(const kube::PolicyResource& resource, std::vector<kube::Json>& items);
   // Every kind listed once (an optional kind the cluster does not serve
   // counts as listed, empty): nothing is programmed before.
   bool Synced() const;
@@ -154,7 +159,7 @@ class NodeState {
     bool in_force = false;
   };
 
-  std::optional<api::Object> Decode(const kube::Json& object) const;
+  static api::ApiItem ItemOf(const kube::Json& object);
   void ApplyPod(api::Pod pod);
   bool NeedsReservation(const std::string& key, const api::Pod& pod) const;
   void MaybeReserve(const std::string& key, const api::Pod& pod);

@@ -12,6 +12,7 @@
 
 #include "api/internal/json_reader.h"
 #include "api/internal/yaml.h"
+#include "api/validate.h"
 
 namespace netpol::api {
 namespace {
@@ -1116,6 +1117,97 @@ class Decoder {
     return std::move(result_);
   }
 
+  // Reads `text` (one JSON object) with the in-place reader, or the YAML
+  // reader when that gives up, handing its root to `fn` (a generic lambda,
+  // which must start afresh when called twice). False: not an object.
+  template <typename F>
+  static bool ReadRoot(std::string_view text, size_t readable_after, F&& fn) {
+    if (internal::JsonText::LooksLikeJsonObject(text)) {
+      internal::JsonText json(text, readable_after);
+      if (const JsonNode root = json.Root()) fn(root);
+      if (!json.failed()) return true;
+    }
+    if (!FirstInvalidUtf8(text)) {
+      const internal::YamlStream stream = internal::ParseYaml(text);
+      if (!stream.error && stream.documents.size() == 1 && stream.documents[0].IsMap()) {
+        fn(stream.documents[0]);
+        return true;
+      }
+    }
+    // JSON neither reader takes (surrogate escapes, which Go's encoder never
+    // writes but another server might): one bad object must not stop a whole
+    // list, so it is read as a JSON value, as before the in-place reader.
+    const nlohmann::json value = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+    if (!value.is_object()) return false;
+    const internal::YamlStream stream = internal::TreeFromJson(value);
+    if (stream.documents.size() != 1 || !stream.documents[0].IsMap()) return false;
+    fn(stream.documents[0]);
+    return true;
+  }
+
+  // One object as the API serves it, decoded and validated on its own.
+  template <typename Handle>
+  ApiItem Item(const Handle& object, const ApiKind& kind) {
+    ApiItem item;
+    if (!object || !object.IsMap()) {
+      item.problem = "not an object";
+      return item;
+    }
+    if (const Handle meta = object["metadata"]; meta && meta.IsMap()) {
+      if (const Handle name = meta["name"]; name && name.IsScalar()) item.name = name.Scalar();
+      if (const Handle ns = meta["namespace"]; ns && ns.IsScalar()) item.namespace_ = ns.Scalar();
+      if (const Handle rv = meta["resourceVersion"]; rv && rv.IsScalar()) item.resource_version = rv.Scalar();
+    }
+    result_ = DecodeResult();
+    Document(object, 1, &kind);
+    for (const Object& decoded : result_.objects) {
+      for (Diagnostic& d : Validate(decoded)) result_.diagnostics.push_back(std::move(d));
+    }
+    for (const Diagnostic& d : result_.diagnostics) {
+      if (d.severity == Severity::kError) item.problem += (item.problem.empty() ? "" : "; ") + d.ToString();
+    }
+    if (item.problem.empty() && result_.objects.size() != 1) item.problem = "not an object netpol reads";
+    if (item.problem.empty()) item.object = std::move(result_.objects.front());
+    result_ = DecodeResult();
+    return item;
+  }
+
+  template <typename Handle>
+  void Page(const Handle& root, const ApiKind& kind, ApiListPage& page) {
+    page = ApiListPage();
+    if (const Handle meta = root["metadata"]; meta && meta.IsMap()) {
+      if (const Handle rv = meta["resourceVersion"]; rv && rv.IsScalar()) page.resource_version = rv.Scalar();
+      if (const Handle next = meta["continue"]; next && next.IsScalar()) page.continue_token = next.Scalar();
+    }
+    if (const Handle items = root["items"]; items && items.IsSequence()) {
+      ForEachItem(items, [&](size_t, const Handle& item) { page.items.push_back(Item(item, kind)); });
+    }
+  }
+
+  template <typename Handle>
+  void Event(const Handle& root, const ApiKind& kind, ApiWatchEvent& event) {
+    event = ApiWatchEvent();
+    if (const Handle type = root["type"]; type && type.IsScalar()) event.type = type.Scalar();
+    const Handle object = root["object"];
+    if (event.type == "ERROR") {
+      if (!object || !object.IsMap()) return;
+      if (const Handle code = object["code"]; code && code.IsScalar())
+        event.status_code = std::atoi(code.Scalar().c_str());
+      if (const Handle message = object["message"]; message && message.IsScalar())
+        event.status_message = message.Scalar();
+      return;
+    }
+    if (event.type == "BOOKMARK") {
+      if (!object || !object.IsMap()) return;
+      if (const Handle meta = object["metadata"]; meta && meta.IsMap()) {
+        if (const Handle rv = meta["resourceVersion"]; rv && rv.IsScalar())
+          event.item.resource_version = rv.Scalar();
+      }
+      return;
+    }
+    event.item = Item(object, kind);
+  }
+
   DecodeResult RunJson(const nlohmann::json& object) {
     const internal::YamlStream stream = internal::TreeFromJson(object);
     for (const YamlNode& doc : stream.documents) Document(doc, 0);
@@ -1129,19 +1221,22 @@ class Decoder {
     result_.diagnostics.push_back({Severity::kError, {file_, line, column}, "", "", std::move(detail)});
   }
 
+  // `given`: the kind and apiVersion of an object that names none (a list's
+  // item as the API serves it).
   template <typename Handle>
-  void Document(const Handle& doc, int depth) {
+  void Document(const Handle& doc, int depth, const ApiKind* given = nullptr) {
     if (!doc || doc.IsNull()) return;  // empty document ("---" alone)
     if (!doc.IsMap()) {
       FileError(doc, "expected a Kubernetes object (a mapping with apiVersion and kind)");
       return;
     }
     const Handle kind_node = doc["kind"];
-    if (!kind_node || !kind_node.IsScalar() || kind_node.Scalar().empty()) {
+    const bool kind_given = given != nullptr && !kind_node;
+    if (!kind_given && (!kind_node || !kind_node.IsScalar() || kind_node.Scalar().empty())) {
       FileError(doc, "Object 'Kind' is missing");
       return;
     }
-    const std::string& kind = kind_node.Scalar();
+    const std::string kind = kind_given ? std::string(given->kind) : kind_node.Scalar();
     if (kind == "List" || (kind.size() > 4 && kind.ends_with("List") && doc["items"])) {
       KeySet seen;
       ForEachKey(doc, [&](const auto& key) {
@@ -1179,8 +1274,9 @@ class Decoder {
       return;
     }
     const Handle version_node = doc["apiVersion"];
-    const std::string version =
-        version_node && version_node.IsScalar() ? version_node.Scalar() : std::string();
+    const std::string version = kind_given && !version_node               ? std::string(given->api_version)
+                                : version_node && version_node.IsScalar() ? version_node.Scalar()
+                                                                          : std::string();
     if (version.empty()) {
       FileError(doc, "Object 'apiVersion' is missing for kind " + Quote(kind));
       return;
@@ -1255,6 +1351,37 @@ DecodeResult DecodePadded(std::string_view text, std::string_view file, const De
 
 DecodeResult DecodeJson(const nlohmann::json& object, std::string_view name, const DecodeOptions& options) {
   return Decoder(name, options).RunJson(object);
+}
+
+namespace {
+
+// Objects from the API server: nobody reads their fields' positions.
+DecodeOptions ApiOptions() {
+  DecodeOptions options;
+  options.field_positions = false;
+  return options;
+}
+
+}  // namespace
+
+Result<ApiListPage> DecodeListPage(std::string_view text, size_t readable_after, ApiKind items) {
+  const DecodeOptions options = ApiOptions();
+  Decoder decoder("list", options);
+  ApiListPage page;
+  if (!Decoder::ReadRoot(text, readable_after, [&](const auto& root) { decoder.Page(root, items, page); })) {
+    return InvalidArgument("unreadable list: not a JSON object");
+  }
+  return page;
+}
+
+Result<ApiWatchEvent> DecodeWatchEvent(std::string_view text, size_t readable_after, ApiKind kind) {
+  const DecodeOptions options = ApiOptions();
+  Decoder decoder("watch", options);
+  ApiWatchEvent event;
+  if (!Decoder::ReadRoot(text, readable_after, [&](const auto& root) { decoder.Event(root, kind, event); })) {
+    return InvalidArgument("unreadable watch event: not a JSON object");
+  }
+  return event;
 }
 
 }  // namespace netpol::api

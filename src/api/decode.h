@@ -19,6 +19,7 @@
 #pragma once
 
 #include <map>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -27,6 +28,7 @@
 
 #include "api/diagnostic.h"
 #include "api/objects.h"
+#include "base/result.h"
 
 namespace netpol::api {
 
@@ -64,5 +66,52 @@ DecodeResult DecodePadded(std::string_view text, std::string_view file, const De
 // and parsing that text again. Diagnostics carry no line numbers (and so may
 // come in another order).
 DecodeResult DecodeJson(const nlohmann::json& object, std::string_view name, const DecodeOptions& options);
+
+// --- what the API server sends a watcher ---------------------------------------
+//
+//   Result<ApiListPage> page = DecodeListPage(body, readable_after, {"Pod", "v1"});
+//   for (ApiItem& item : page->items) item.object ? Use(*item.object) : Log(item.problem);
+//   Result<ApiWatchEvent> event = DecodeWatchEvent(line, 0, {"Pod", "v1"});
+//
+// A LIST page ({"metadata":{"resourceVersion","continue"},"items":[...]}) or
+// one WATCH event ({"type":..., "object":...}) read in place as Decode reads
+// JSON (no tree; the YAML reader only for text the in-place reader gives up
+// on), each item decoded and validated on its own: an item that does not
+// decode is kept with its name and the reason, not the object.
+
+// The kind a list's items are (they carry neither kind nor apiVersion).
+struct ApiKind {
+  std::string_view kind;
+  std::string_view api_version;
+};
+
+struct ApiItem {
+  std::string namespace_;
+  std::string name;
+  std::string resource_version;
+  std::optional<Object> object;  // none: it does not decode (or is of a kind netpol ignores)
+  std::string problem;           // why not, when none
+};
+
+struct ApiListPage {
+  std::string resource_version;
+  std::string continue_token;  // empty on the last page
+  std::vector<ApiItem> items;
+};
+
+struct ApiWatchEvent {
+  std::string type;  // ADDED, MODIFIED, DELETED, BOOKMARK or ERROR (or what the server sent)
+  // ADDED, MODIFIED, DELETED: the object; BOOKMARK: only its resource_version.
+  ApiItem item;
+  // ERROR: the Status object's code (410: the resourceVersion is gone) and message.
+  int status_code = 0;
+  std::string status_message;
+};
+
+// `readable_after`: bytes past the text's end that may be read (kDecodePadding
+// spares a copy). kInvalidArgument when the text is not a JSON object at all.
+[[nodiscard]] Result<ApiListPage> DecodeListPage(std::string_view text, size_t readable_after, ApiKind items);
+[[nodiscard]] Result<ApiWatchEvent> DecodeWatchEvent(std::string_view text, size_t readable_after,
+                                                     ApiKind kind);
 
 }  // namespace netpol::api

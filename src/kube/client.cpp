@@ -170,6 +170,16 @@ uint64_t Client::connections_opened() const {
 
 Result<Json> Client::Request(const std::string& method, const std::string& path, const std::string& body,
                              const std::string& content_type) {
+  NETPOL_ASSIGN_OR_RETURN(const std::string response, Fetch(method, path, body, content_type), "");
+  try {
+    return response.empty() ? Json::object() : Json::parse(response);
+  } catch (const Json::exception& e) {
+    return Unavailable(method + " " + path + ": unreadable response: " + e.what());
+  }
+}
+
+Result<std::string> Client::Fetch(const std::string& method, const std::string& path, const std::string& body,
+                                  const std::string& content_type) {
   Handle h(*pool_);
   if (h.curl == nullptr) return Internal("curl_easy_init failed");
   Configure(h, config_, config_.server + path);
@@ -189,11 +199,9 @@ Result<Json> Client::Request(const std::string& method, const std::string& path,
   long code = 0;  // NOLINT(google-runtime-int): curl's type
   curl_easy_getinfo(h.curl, CURLINFO_RESPONSE_CODE, &code);
   if (code < 200 || code >= 300) return FromStatus(code, response).WithContext(method + " " + path);
-  try {
-    return response.empty() ? Json::object() : Json::parse(response);
-  } catch (const Json::exception& e) {
-    return Unavailable(method + " " + path + ": unreadable response: " + e.what());
-  }
+  if (response.capacity() - response.size() < api::kDecodePadding)
+    response.reserve(response.size() + api::kDecodePadding);
+  return response;
 }
 
 Status Client::Stream(const std::string& path, const std::function<bool(const std::string&)>& on_line,
@@ -307,7 +315,7 @@ void ListWatch::Run(const std::atomic<bool>& stop) {
       }
       continue;
     }
-    handler_.OnFailure(s.error());
+    status_.OnFailure(s.error());
     if (s.error().code() == ErrorCode::kFailedPrecondition) {
       need_list = true;  // 410 Gone: our resourceVersion (or continue token) is too old
       continue;
@@ -335,23 +343,116 @@ Status Client::List(const std::string& path,
   return Ok();
 }
 
+Status Client::ListObjects(const std::string& path, api::ApiKind items,
+                           const std::function<void(api::ApiListPage& page)>& on_page) {
+  std::string next;
+  do {
+    const char join = path.find('?') == std::string::npos ? '?' : '&';
+    std::string query = path + join + "limit=500";
+    if (!next.empty()) query += "&continue=" + next;
+    NETPOL_ASSIGN_OR_RETURN(const std::string text, Fetch("GET", query, "", "application/json"),
+                            "listing " + path);
+    Result<api::ApiListPage> page = api::DecodeListPage(text, text.capacity() - text.size(), items);
+    if (!page) return Unavailable("listing " + path + ": " + page.error().message());
+    next = page->continue_token;
+    on_page(*page);
+  } while (!next.empty());
+  return Ok();
+}
+
 Status ListWatch::List() {
-  handler_.OnListBegin();
+  if (objects_ != nullptr) {
+    objects_->OnListBegin();
+    NETPOL_RETURN_IF_ERROR(client_.ListObjects(path_, kind_,
+                                               [&](api::ApiListPage& page) {
+                                                 resource_version_ = page.resource_version;
+                                                 objects_->OnListPage(page.items);
+                                               }),
+                           "");
+    ++lists_;
+    objects_->OnListEnd();
+    return Ok();
+  }
+  json_->OnListBegin();
   NETPOL_RETURN_IF_ERROR(client_.List(path_,
                                       [&](std::vector<Json>& items, const Json& metadata) {
                                         resource_version_ = metadata.value("resourceVersion", "");
-                                        handler_.OnListPage(items);
+                                        json_->OnListPage(items);
                                       }),
                          "");
   ++lists_;
-  handler_.OnListEnd();
+  json_->OnListEnd();
   return Ok();
+}
+
+namespace {
+
+// A watch's ERROR event: 410 (Expired, Gone) means the resourceVersion is
+// compacted away, list again; anything else: watch again after a back-off.
+Status WatchError(int code, const std::string& message) {
+  const std::string what = "watch error: " + (message.empty() ? std::string("unknown") : message);
+  return code == 410 ? FailedPrecondition(what) : Unavailable(what);
+}
+
+bool KnownEventType(const std::string& type) {
+  return type == "ADDED" || type == "MODIFIED" || type == "DELETED" || type == "BOOKMARK";
+}
+
+}  // namespace
+
+bool ListWatch::JsonEvent(const std::string& line, std::optional<Status>* failed) {
+  Json event;
+  try {
+    event = Json::parse(line);
+  } catch (const Json::exception&) {
+    *failed = Unavailable("unreadable watch event");
+    return false;
+  }
+  const std::string type = event.value("type", "");
+  const Json& object = event["object"];
+  if (type == "ERROR") {
+    *failed = WatchError(object.value("code", 0), object.value("message", std::string()));
+    return false;
+  }
+  if (!KnownEventType(type)) {
+    *failed = Unavailable("watch event of unknown type \"" + type + "\"");
+    return false;
+  }
+  const std::string rv = object["metadata"].value("resourceVersion", "");
+  if (type != "BOOKMARK") json_->OnEvent(type, object);
+  if (!rv.empty()) resource_version_ = rv;
+  return true;
+}
+
+bool ListWatch::ObjectEvent(const std::string& line, std::optional<Status>* failed) {
+  // The line is a copy Stream keeps for the call; decoded from a padded copy
+  // so the reader reads it in place.
+  std::string text;
+  text.reserve(line.size() + api::kDecodePadding);
+  text = line;
+  Result<api::ApiWatchEvent> event = api::DecodeWatchEvent(text, text.capacity() - text.size(), kind_);
+  if (!event) {
+    *failed = Unavailable("unreadable watch event");
+    return false;
+  }
+  if (event->type == "ERROR") {
+    *failed = WatchError(event->status_code, event->status_message);
+    return false;
+  }
+  if (!KnownEventType(event->type)) {
+    *failed = Unavailable("watch event of unknown type \"" + event->type + "\"");
+    return false;
+  }
+  const std::string rv = event->item.resource_version;
+  if (event->type != "BOOKMARK") objects_->OnEvent(event->type, event->item);
+  if (!rv.empty()) resource_version_ = rv;
+  return true;
 }
 
 Status ListWatch::Watch(const std::atomic<bool>& stop, bool* progress) {
   ++watches_;
   *progress = false;
-  std::optional<Status> failed;  // an ERROR event
+  std::optional<Status> failed;  // an ERROR event, or one we cannot read
   const char join = path_.find('?') == std::string::npos ? '?' : '&';
   const std::string query = path_ + join + "watch=true&allowWatchBookmarks=true&timeoutSeconds=" +
                             std::to_string(options_.timeout_seconds) +
@@ -359,33 +460,11 @@ Status ListWatch::Watch(const std::atomic<bool>& stop, bool* progress) {
   Status s = client_.Stream(
       query,
       [&](const std::string& line) {
-        Json event;
-        try {
-          event = Json::parse(line);
-        } catch (const Json::exception&) {
-          failed = Unavailable("unreadable watch event");
-          return false;
-        }
-        *progress = true;
-        const std::string type = event.value("type", "");
-        const Json& object = event["object"];
-        if (type == "ERROR") {
-          // 410 (Expired, Gone): the resourceVersion is compacted away, list
-          // again; anything else: watch again after a back-off.
-          const std::string message = "watch error: " + object.value("message", std::string("unknown"));
-          failed = object.value("code", 0) == 410 ? FailedPrecondition(message) : Unavailable(message);
-          return false;
-        }
-        if (type != "ADDED" && type != "MODIFIED" && type != "DELETED" && type != "BOOKMARK") {
-          failed = Unavailable("watch event of unknown type \"" + type + "\"");
-          return false;
-        }
-        const std::string rv = object["metadata"].value("resourceVersion", "");
-        if (type != "BOOKMARK") handler_.OnEvent(type, object);
-        if (!rv.empty()) resource_version_ = rv;
-        return true;
+        const bool go_on = objects_ != nullptr ? ObjectEvent(line, &failed) : JsonEvent(line, &failed);
+        if (go_on) *progress = true;
+        return go_on;
       },
-      stop, options_.stall, [&] { handler_.OnWatching(); });
+      stop, options_.stall, [&] { status_.OnWatching(); });
   if (failed) return *failed;
   return s;
 }

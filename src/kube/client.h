@@ -6,23 +6,30 @@
 //   Result<Json> pods = (*api)->Get("/api/v1/pods");
 //   ListWatch informer(**api, "/api/v1/pods", handler);   // list, then watch, forever
 //   informer.Run(stop);
+//   ListWatch typed(**api, kPolicyResources[1], object_handler);  // the same, as api objects
 //
 // ListWatch keeps a cache exactly in step with the server: it lists (page by
 // page), hands the handler the full set, then watches from the list's
 // resourceVersion; bookmarks advance it, 410 Gone (or an ERROR event) makes it
 // list again, and a broken or stalled stream reconnects after a jittered
 // exponential back-off. Every event reaches the handler once, in order.
+//
+// Two kinds of handler: an ObjectListWatchHandler gets api objects decoded
+// straight from the response text (api::DecodeListPage, DecodeWatchEvent: no
+// JSON tree; the node agent's path), a ListWatchHandler the JSON values.
 #pragma once
 
 #include <atomic>
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
+#include "api/decode.h"
 #include "base/result.h"
 
 namespace netpol::kube {
@@ -74,6 +81,11 @@ class Client {
   // kind nor apiVersion: the list does.
   Status List(const std::string& path,
               const std::function<void(std::vector<Json>& items, const Json& metadata)>& on_page);
+  // The same LIST, each page decoded from its text into api objects (items
+  // are of `items`' kind); an item that does not decode comes with its name
+  // and the reason instead of an object.
+  Status ListObjects(const std::string& path, api::ApiKind items,
+                     const std::function<void(api::ApiListPage& page)>& on_page);
 
   // Streams a watch: `on_line` for each newline-terminated JSON event, until
   // the server ends the stream, `on_line` returns false, `stop` is set, or no
@@ -93,6 +105,10 @@ class Client {
 
  private:
   explicit Client(ClientConfig config);
+  // A successful response's body, with api::kDecodePadding bytes of capacity
+  // to spare (read in place by api's decoder).
+  Result<std::string> Fetch(const std::string& method, const std::string& path, const std::string& body,
+                            const std::string& content_type);
   ClientConfig config_;
   std::unique_ptr<internal::CurlPool> pool_;
 };
@@ -118,9 +134,35 @@ inline constexpr PolicyResource kOptionalPolicyResources[] = {
      "/apis/policy.networking.k8s.io/v1alpha2/clusternetworkpolicies"},
 };
 
-class ListWatchHandler {
+// What both kinds of handler hear about the loop itself.
+class WatchStatusHandler {
  public:
-  virtual ~ListWatchHandler() = default;
+  virtual ~WatchStatusHandler() = default;
+  // A failure the loop recovers from (logged by the caller).
+  virtual void OnProblem(const std::string& what) { (void)what; }
+  // The same failure with its code (404: the server does not serve the
+  // collection, 403: not allowed to read it); by default OnProblem.
+  virtual void OnFailure(const Error& error) { OnProblem(error.message()); }
+  // A watch stream is open (the server answered): the API is reachable again
+  // even when nothing changes (a watch delivers nothing until something does).
+  virtual void OnWatching() {}
+};
+
+// A handler of api objects: a list (the first, and every relist) arrives as
+// OnListBegin, OnListPage for each page, OnListEnd: together the complete
+// current set; a list that fails midway begins again. Items and events that
+// do not decode arrive with `object` empty and `problem` saying why.
+class ObjectListWatchHandler : public WatchStatusHandler {
+ public:
+  virtual void OnListBegin() = 0;
+  virtual void OnListPage(std::vector<api::ApiItem>& items) = 0;
+  virtual void OnListEnd() = 0;
+  // One change: ADDED, MODIFIED or DELETED.
+  virtual void OnEvent(const std::string& type, api::ApiItem& item) = 0;
+};
+
+class ListWatchHandler : public WatchStatusHandler {
+ public:
   // A list (the first, and every relist) arrives as OnListBegin, OnListPage
   // for each page, OnListEnd: together the complete current set. By default
   // the pages are buffered and the whole set handed to OnList; a handler that
@@ -138,14 +180,6 @@ class ListWatchHandler {
   virtual void OnList(const std::vector<Json>& items) { (void)items; }
   // One change: ADDED, MODIFIED or DELETED.
   virtual void OnEvent(const std::string& type, const Json& object) = 0;
-  // A failure the loop recovers from (logged by the caller).
-  virtual void OnProblem(const std::string& what) { (void)what; }
-  // The same failure with its code (404: the server does not serve the
-  // collection, 403: not allowed to read it); by default OnProblem.
-  virtual void OnFailure(const Error& error) { OnProblem(error.message()); }
-  // A watch stream is open (the server answered): the API is reachable again
-  // even when nothing changes (a watch delivers nothing until something does).
-  virtual void OnWatching() {}
 
  private:
   std::vector<Json> buffered_;
@@ -166,7 +200,29 @@ class ListWatch {
  public:
   ListWatch(Client& client, std::string collection_path, ListWatchHandler& handler,
             ListWatchOptions options = {})
-      : client_(client), path_(std::move(collection_path)), handler_(handler), options_(options) {}
+      : client_(client),
+        path_(std::move(collection_path)),
+        json_(&handler),
+        status_(handler),
+        options_(options) {}
+  // Lists and watches `resource`'s collection as api objects.
+  ListWatch(Client& client, const PolicyResource& resource, ObjectListWatchHandler& handler,
+            ListWatchOptions options = {})
+      : client_(client),
+        path_(resource.path),
+        kind_{resource.kind, resource.api_version},
+        objects_(&handler),
+        status_(handler),
+        options_(options) {}
+  // The same for another path to its objects (a field selector...).
+  ListWatch(Client& client, std::string collection_path, api::ApiKind kind, ObjectListWatchHandler& handler,
+            ListWatchOptions options = {})
+      : client_(client),
+        path_(std::move(collection_path)),
+        kind_(kind),
+        objects_(&handler),
+        status_(handler),
+        options_(options) {}
 
   // Runs until `stop` is set.
   void Run(const std::atomic<bool>& stop);
@@ -179,10 +235,16 @@ class ListWatch {
   // Ok with `*progress` false when the server ended a watch that delivered
   // nothing (then the loop waits before watching again).
   Status Watch(const std::atomic<bool>& stop, bool* progress);
+  // One line of a watch: false (with `*failed` set) ends the stream.
+  bool JsonEvent(const std::string& line, std::optional<Status>* failed);
+  bool ObjectEvent(const std::string& line, std::optional<Status>* failed);
 
   Client& client_;
   std::string path_;
-  ListWatchHandler& handler_;
+  api::ApiKind kind_;                          // with objects_
+  ListWatchHandler* json_ = nullptr;           // one of these two
+  ObjectListWatchHandler* objects_ = nullptr;  //
+  WatchStatusHandler& status_;
   ListWatchOptions options_;
   std::string resource_version_;
   std::atomic<int> lists_{0};

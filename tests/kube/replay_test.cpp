@@ -36,6 +36,7 @@
 #include <thread>
 #include <vector>
 
+#include "api/load.h"
 #include "kube/client.h"
 
 namespace netpol::kube {
@@ -397,6 +398,98 @@ class Cache final : public ListWatchHandler {
   std::vector<std::string> recovered_;
 };
 
+// The same cache kept from api objects (ObjectListWatchHandler: the node
+// agent's path), each with its resourceVersion.
+using ObjectState = std::map<std::string, std::pair<uint64_t, api::Object>>;
+
+class ObjectCache final : public ObjectListWatchHandler {
+ public:
+  void OnListBegin() override {
+    std::lock_guard lock(mu_);
+    staged_.clear();
+  }
+  void OnListPage(std::vector<api::ApiItem>& items) override {
+    std::lock_guard lock(mu_);
+    for (api::ApiItem& item : items) {
+      if (!item.object) {
+        problems_.push_back("list item " + item.name + " undecodable: " + item.problem);
+        continue;
+      }
+      staged_[item.namespace_ + "/" + item.name] = {std::stoull(item.resource_version),
+                                                    std::move(*item.object)};
+    }
+  }
+  void OnListEnd() override {
+    std::lock_guard lock(mu_);
+    state_ = std::move(staged_);
+    staged_.clear();
+  }
+  void OnEvent(const std::string& type, api::ApiItem& item) override {
+    std::lock_guard lock(mu_);
+    const std::string key = item.namespace_ + "/" + item.name;
+    const uint64_t rv = std::stoull(item.resource_version);
+    if (!delivered_.insert(rv).second)
+      problems_.push_back("event " + std::to_string(rv) + " delivered twice");
+    if (!item.object) problems_.push_back(type + " " + key + " undecodable: " + item.problem);
+    const auto it = state_.find(key);
+    if (type == "ADDED" && it != state_.end()) problems_.push_back("ADDED " + key + ", already known");
+    if (type != "ADDED" && it == state_.end()) problems_.push_back(type + " " + key + ", not known");
+    if (it != state_.end() && it->second.first >= rv)
+      problems_.push_back(type + " " + key + " older than known");
+    if (type == "DELETED") {
+      state_.erase(key);
+    } else if (item.object) {
+      state_[key] = {rv, std::move(*item.object)};
+    }
+  }
+  void OnProblem(const std::string& what) override {
+    std::lock_guard lock(mu_);
+    recovered_.push_back(what);
+  }
+
+  ObjectState state() const {
+    std::lock_guard lock(mu_);
+    return state_;
+  }
+  std::vector<std::string> problems() const {
+    std::lock_guard lock(mu_);
+    return problems_;
+  }
+  std::vector<std::string> recovered() const {
+    std::lock_guard lock(mu_);
+    return recovered_;
+  }
+
+ private:
+  mutable std::mutex mu_;
+  ObjectState staged_;
+  ObjectState state_;
+  std::set<uint64_t> delivered_;
+  std::vector<std::string> problems_;
+  std::vector<std::string> recovered_;
+};
+
+// The server's final state as api objects (decoded from its JSON values the
+// other way, api::LoadJson), to compare an ObjectCache with.
+ObjectState Decoded(const std::map<std::string, Json>& state) {
+  ObjectState out;
+  for (const auto& [key, value] : state) {
+    Json object = value;
+    object["kind"] = "Pod";
+    object["apiVersion"] = "v1";
+    api::LoadResult loaded = api::LoadJson(object, "replay", {.field_positions = false});
+    EXPECT_TRUE(loaded.ok() && loaded.objects.size() == 1) << key;
+    if (loaded.objects.size() == 1) out[key] = {RvOf(value), std::move(loaded.objects.front())};
+  }
+  return out;
+}
+
+std::string Versions(const ObjectState& state) {
+  std::string out;
+  for (const auto& [key, object] : state) out += key + "@" + std::to_string(object.first) + " ";
+  return out;
+}
+
 // "shop/db-0@70223 ..." for failure messages.
 std::string Versions(const std::map<std::string, Json>& state) {
   std::string out;
@@ -449,6 +542,42 @@ TEST_P(ReplayTest, EndsInStepWithTheServer) {
   EXPECT_EQ(server.lists(), scenario.expect_lists);
   EXPECT_EQ(server.watches(), scenario.expect_watches);
   // Every fault the scenario injects is one the client had to recover from.
+  EXPECT_EQ(cache.recovered().size(), scenario.expect_problems) << testing::PrintToString(cache.recovered());
+}
+
+// The same scenarios through the typed path: every page and event decoded
+// from the response text into api objects, the same objects LoadJson makes
+// of the server's JSON.
+TEST_P(ReplayTest, ObjectsEndInStepWithTheServer) {
+  const Scenario scenario = ParseScenario(GetParam());
+  ReplayServer server(scenario);
+  auto client = Client::Create(Api(server.address()));
+  ASSERT_TRUE(client.ok()) << client.error().message();
+  const ObjectState expected = Decoded(server.final_state());
+  ASSERT_FALSE(expected.empty());
+  ObjectCache cache;
+  ListWatchOptions options;
+  options.stall = std::chrono::seconds(1);
+  options.timeout_seconds = 30;
+  options.backoff_initial = milliseconds(20);
+  options.backoff_max = milliseconds(200);
+  ListWatch loop(**client, kPolicyResources[1], cache, options);
+  std::atomic<bool> stop{false};
+  std::thread running([&] { loop.Run(stop); });
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (std::chrono::steady_clock::now() < deadline && !(server.caught_up() && cache.state() == expected)) {
+    std::this_thread::sleep_for(milliseconds(10));
+  }
+  std::this_thread::sleep_for(milliseconds(300));
+  stop = true;
+  running.join();
+
+  EXPECT_TRUE(cache.state() == expected) << "the cache lost or kept state: has " << Versions(cache.state())
+                                         << ", server has " << Versions(expected);
+  EXPECT_EQ(cache.problems(), std::vector<std::string>{});
+  EXPECT_EQ(server.violations(), std::vector<std::string>{});
+  EXPECT_EQ(server.lists(), scenario.expect_lists);
+  EXPECT_EQ(server.watches(), scenario.expect_watches);
   EXPECT_EQ(cache.recovered().size(), scenario.expect_problems) << testing::PrintToString(cache.recovered());
 }
 
