@@ -20,6 +20,7 @@
 #include "dataplane/nft/element_batch.h"
 #include "dataplane/nft/nft_backend.h"
 #include "dataplane/nft/ruleset.h"
+#include "policy/compile.h"
 #include "policy/compiled.h"
 #include "policy/engine.h"
 #include "testutil/generator.h"

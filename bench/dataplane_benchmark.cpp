@@ -26,6 +26,7 @@
 #include <variant>
 
 #include "dataplane/nft/nft_backend.h"
+#include "policy/compile.h"
 #include "policy/compiled.h"
 #include "policy/engine.h"
 #include "testutil/generator.h"

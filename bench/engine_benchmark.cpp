@@ -10,6 +10,7 @@
 #include <memory>
 #include <random>
 
+#include "policy/compile.h"
 #include "policy/compiled.h"
 #include "policy/engine.h"
 #include "policy/matrix.h"

@@ -38,6 +38,7 @@
 #include "cni/registry.h"
 #include "dataplane/backend.h"
 #include "kube/client.h"
+#include "policy/compile.h"
 #include "policy/compiled.h"
 #include "policy/engine.h"
 

@@ -21,6 +21,7 @@
 #include "kube/client.h"
 #include "kube/kubeconfig.h"
 #include "lab/lab.h"
+#include "policy/compile.h"
 #include "policy/compiled.h"
 #include "policy/engine.h"
 #include "policy/explain.h"
@@ -699,7 +700,8 @@ int Enforce(const InputFlags& flags, const EnforceFlags& enforce, Context& ctx) 
   // Local pods: those whose address has a host route to an interface here.
   const auto routes = dataplane::HostRoutes(enforce.netns);
   if (!routes) return Fail(ctx, routes.error());
-  const policy::NodeProgram program = policy::CompileNode(engine, dataplane::LocalPods(engine, *routes));
+  const policy::NodeProgram program =
+      policy::CompileNode(engine, policy::LocalPodsByAddress(engine, *routes));
   // What the dataplane cannot carry is said, never dropped in silence: an
   // Accept for domain names is left out (fails closed); a Deny or Pass for
   // them would fail open, so nothing is programmed.

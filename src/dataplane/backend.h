@@ -24,7 +24,6 @@
 #include "base/ip.h"
 #include "base/result.h"
 #include "policy/compiled.h"
-#include "policy/engine.h"
 
 namespace netpol::dataplane {
 

@@ -50,15 +50,4 @@ Result<std::map<IpAddress, std::string>> HostRoutes(const std::string& netns) {
   return routes;
 }
 
-std::map<std::string, std::string> LocalPods(const policy::Engine& engine,
-                                             const std::map<IpAddress, std::string>& routes) {
-  std::map<std::string, std::string> local;
-  for (const policy::PodId id : engine.Pods()) {
-    for (const IpAddress& ip : engine.pod(id).ips) {
-      if (const auto it = routes.find(ip); it != routes.end()) local[engine.pod(id).FullName()] = it->second;
-    }
-  }
-  return local;
-}
-
 }  // namespace netpol::dataplane

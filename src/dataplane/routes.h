@@ -13,15 +13,9 @@
 
 #include "base/ip.h"
 #include "base/result.h"
-#include "policy/engine.h"
 
 namespace netpol::dataplane {
 
 Result<std::map<IpAddress, std::string>> HostRoutes(const std::string& netns);
-
-// The engine's pods that have a host route in `routes`: "namespace/name" -> interface,
-// the input policy::CompileNode wants.
-std::map<std::string, std::string> LocalPods(const policy::Engine& engine,
-                                             const std::map<IpAddress, std::string>& routes);
 
 }  // namespace netpol::dataplane

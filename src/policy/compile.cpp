@@ -1,3 +1,5 @@
+#include "policy/compile.h"
+
 #include <algorithm>
 #include <cstdio>
 #include <set>
@@ -5,7 +7,6 @@
 #include <unordered_map>
 
 #include "base/hash.h"
-#include "policy/compiled.h"
 #include "policy/internal/set_ids.h"
 #include "policy/internal/state.h"
 #include "policy/internal/tiers.h"
@@ -594,4 +595,16 @@ const std::string& AddSet(std::map<std::string, SharedAddressSet>& sets, const s
 }
 
 }  // namespace internal
+std::map<std::string, std::string> LocalPodsByAddress(const Engine& engine,
+                                                      const std::map<IpAddress, std::string>& interfaces) {
+  std::map<std::string, std::string> local;
+  for (const PodId id : engine.Pods()) {
+    for (const IpAddress& ip : engine.pod(id).ips) {
+      if (const auto it = interfaces.find(ip); it != interfaces.end())
+        local[engine.pod(id).FullName()] = it->second;
+    }
+  }
+  return local;
+}
+
 }  // namespace netpol::policy

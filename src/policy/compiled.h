@@ -4,7 +4,7 @@
 // later). Policy meaning (selectors, namespaces, named ports, defaulting) is
 // interpreted here, once; a backend sees only addresses, protocols and ports:
 //
-//   NodeProgram program = CompileNode(engine, {"default/web-0", "default/db-0"});
+//   NodeProgram program = CompileNode(engine, local);  // policy/compile.h
 //   for (const auto& [name, pod] : program.pods)
 //     if (pod.ingress.isolated) ... pod.ingress.allow ... program.sets.at(id) ...
 //
@@ -31,7 +31,7 @@
 
 #include "api/objects.h"
 #include "base/ip.h"
-#include "policy/engine.h"
+#include "policy/direction.h"
 
 namespace netpol::policy {
 
@@ -204,33 +204,5 @@ struct ProgramDelta {
   bool empty() const { return added.empty() && changed.empty() && removed.empty(); }
 };
 ProgramDelta Diff(const NodeProgram& before, const NodeProgram& after);
-
-// Compiles the pods named in `local` (namespace/name -> host interface, "" when
-// unknown). Pods without an IP are skipped: no packet can carry them.
-NodeProgram CompileNode(const Engine& engine, const std::map<std::string, std::string>& local);
-
-// CompileNode for a caller that compiles one engine again and again (the node
-// agent, on every change): it keeps each rule's peer addresses between
-// compiles and gathers them again only when the engine has changed a part
-// they were read from (a member of a matched class, the classes a peer
-// matches). The result equals CompileNode's on the same engine state
-// (tests/policy/compile_test.cpp checks it over random changes).
-//
-//   NodeCompiler compiler;
-//   for (;;) { apply changes to engine; backend.Apply(compiler.Compile(engine, local)); }
-class NodeCompiler {
- public:
-  NodeCompiler();
-  ~NodeCompiler();
-  NodeCompiler(NodeCompiler&&) noexcept;
-  NodeCompiler& operator=(NodeCompiler&&) noexcept;
-
-  NodeProgram Compile(const Engine& engine, const std::map<std::string, std::string>& local);
-
-  struct Cache;
-
- private:
-  std::unique_ptr<Cache> cache_;
-};
 
 }  // namespace netpol::policy

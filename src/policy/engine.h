@@ -37,6 +37,7 @@
 
 #include "api/objects.h"
 #include "base/ip.h"
+#include "policy/direction.h"
 
 namespace netpol::policy {
 
@@ -145,8 +146,6 @@ struct Verdict {
   DirectionVerdict egress;   // judged at the source
   DirectionVerdict ingress;  // judged at the destination
 };
-
-enum class Direction : uint8_t { kIngress, kEgress };
 
 struct EngineStats {
   size_t pods = 0;

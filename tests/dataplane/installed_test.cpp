@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "policy/compile.h"
 #include "policy/compiled.h"
 #include "policy/engine.h"
 #include "testutil/generator.h"

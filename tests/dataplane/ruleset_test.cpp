@@ -9,6 +9,7 @@
 #include <string>
 
 #include "api/load.h"
+#include "policy/compile.h"
 #include "policy/compiled.h"
 #include "policy/engine.h"
 #include "testutil/generator.h"

@@ -13,6 +13,7 @@
 #include "api/load.h"
 #include "dataplane/nft/nft_backend.h"
 #include "dataplane/nft/ruleset.h"
+#include "policy/compile.h"
 #include "policy/compiled.h"
 #include "policy/engine.h"
 #include "testutil/generator.h"

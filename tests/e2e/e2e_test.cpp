@@ -25,6 +25,7 @@
 #include "dataplane/routes.h"
 #include "e2e/lab.h"
 #include "e2e/packet_scenario.h"
+#include "policy/compile.h"
 #include "policy/compiled.h"
 #include "policy/engine.h"
 #include "testutil/golden.h"
@@ -105,7 +106,7 @@ class EnforcedLabTest : public ::testing::Test {
     for (const auto& o : loaded.objects) engine.Apply(o);
     const auto routes = dataplane::HostRoutes(lab_.node());
     ASSERT_TRUE(routes.ok());
-    policy::NodeProgram program = policy::CompileNode(engine, dataplane::LocalPods(engine, *routes));
+    policy::NodeProgram program = policy::CompileNode(engine, policy::LocalPodsByAddress(engine, *routes));
     if (adjust) adjust(program);
     const auto applied = backend_->Apply(std::move(program));
     ASSERT_TRUE(applied.ok()) << applied.error().message();

@@ -7,6 +7,7 @@
 #include "dataplane/nft/nft_backend.h"
 #include "dataplane/routes.h"
 #include "e2e/lab.h"
+#include "policy/compile.h"
 #include "policy/compiled.h"
 #include "policy/engine.h"
 #include "policy/flow_text.h"
@@ -154,7 +155,7 @@ class PacketRunner {
     const auto routes = dataplane::HostRoutes(lab_.node());
     if (!routes) return Fail(routes.error().message());
     const auto applied =
-        backend_->Apply(policy::CompileNode(engine_, dataplane::LocalPods(engine_, *routes)));
+        backend_->Apply(policy::CompileNode(engine_, policy::LocalPodsByAddress(engine_, *routes)));
     if (!applied) Fail("enforce: " + applied.error().message());
   }
 

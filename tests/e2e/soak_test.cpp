@@ -27,6 +27,7 @@
 #include "dataplane/nft/nft_backend.h"
 #include "dataplane/routes.h"
 #include "e2e/lab.h"
+#include "policy/compile.h"
 #include "policy/compiled.h"
 #include "policy/engine.h"
 
@@ -200,7 +201,7 @@ TEST(PolicySoakTest, UpdatesNeverPassWhatBothSidesDenyNorDropWhatBothAllow) {
       update.allowed[i] = engine.Allowed({policy::Endpoint::OfPod(*src), policy::Endpoint::OfPod(*dst),
                                           api::Protocol::kTCP, kProbes[i].port});
     }
-    policy::NodeProgram program = policy::CompileNode(engine, dataplane::LocalPods(engine, *routes));
+    policy::NodeProgram program = policy::CompileNode(engine, policy::LocalPodsByAddress(engine, *routes));
     update.start = Clock::now();
     const auto applied = (*backend)->Apply(std::move(program));
     update.end = Clock::now();

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "api/decode.h"
+#include "policy/compile.h"
 #include "policy/compiled.h"
 #include "policy/engine.h"
 #include "policy/internal/set_ids.h"

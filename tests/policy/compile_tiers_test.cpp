@@ -10,6 +10,7 @@
 #include <string>
 
 #include "api/decode.h"
+#include "policy/compile.h"
 #include "policy/compiled.h"
 #include "policy/engine.h"
 

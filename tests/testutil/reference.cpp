@@ -4,6 +4,7 @@
 #include <map>
 #include <set>
 
+#include "policy/compile.h"
 #include "policy/compiled.h"
 #include "policy/flow_text.h"
 #include "policy/matrix.h"
