@@ -2,14 +2,17 @@
 """Checks src/ against the module graph that docs/ARCHITECTURE.md draws.
 
 The diagram under "## Modules" is the one place the allowed edges are kept,
-one module a line ("lab ──> policy, kube"; "kube ──> base, api (private)").
-This script fails, naming file:line and the edge, when
+one module a line ("lab ──> policy, kube"; "kube ──> base, api (private)";
+"dataplane ──> policy [compiled.h direction.h]": of policy, dataplane's own
+files include only those headers). This script fails, naming file:line and
+the edge, when
 
   * a file of src/<module>/ includes "<other>/..." and <module> may not use
     <other>: allowed are its own edges and, through each of them, what that
     module uses publicly (CMake's PUBLIC: a module that links dataplane gets
     policy, api and base with it);
-  * a module includes another module's internal/ header;
+  * a module includes another module's internal/ header, or a header its
+    edge to that module does not list (when the edge lists headers);
   * a public header (src/<module>/*.h, not internal/) includes a module its
     module uses privately (the header would hand it on);
   * src/<module>/CMakeLists.txt's netpol_library DEPS / PRIVATE_DEPS are not
@@ -31,8 +34,10 @@ ARROW = "──>"
 INCLUDE = re.compile(r'^\s*#\s*include\s*"([^"]+)"')
 
 
-def read_graph(architecture, problems):
-    """{module: {dep: private?}} from the first code block under "## Modules"."""
+def read_graph(architecture, problems, narrow=None):
+    """{module: {dep: private?}} from the first code block under "## Modules";
+    `narrow` gets {module: {dep: {header, ...}}} for edges that list headers."""
+    narrow = {} if narrow is None else narrow
     text = architecture.read_text(encoding="utf-8")
     start = text.find("\n## Modules")
     block = re.compile(r"```\n(.*?)```", re.S).search(text, start) if start >= 0 else None
@@ -50,11 +55,13 @@ def read_graph(architecture, problems):
             continue
         deps = {}
         for item in match.group(2).split(","):
-            dep = re.fullmatch(r"\s*([a-z_]+)(\s+\(private\))?\s*", item)
+            dep = re.fullmatch(r"\s*([a-z_]+)(\s+\(private\))?(\s+\[([a-z_./ ]+)\])?\s*", item)
             if dep is None:
                 problems.append(f"{architecture}:{number}: cannot read the edge '{item.strip()}'")
                 continue
             deps[dep.group(1)] = dep.group(2) is not None
+            if dep.group(4) is not None:
+                narrow.setdefault(match.group(1), {})[dep.group(1)] = set(dep.group(4).split())
         if match.group(1) in graph:
             problems.append(f"{architecture}:{number}: {match.group(1)} has a second line")
         graph[match.group(1)] = deps
@@ -106,7 +113,8 @@ def find_cycle(graph):
     return None
 
 
-def check_includes(root, graph, problems):
+def check_includes(root, graph, problems, narrow=None):
+    narrow = {} if narrow is None else narrow
     src = root / "src"
     for path in sorted(src.rglob("*")):
         if path.suffix not in (".h", ".cpp") or not path.is_file():
@@ -128,6 +136,10 @@ def check_includes(root, graph, problems):
             if "internal" in parts[1:-1]:
                 problems.append(f"{relative}:{number}: {module} -> {target}: includes {match.group(1)}, "
                                 f"an internal header of {target}")
+            elif target in narrow.get(module, {}) and "/".join(parts[1:]) not in narrow[module][target]:
+                listed = ", ".join(f"{target}/{h}" for h in sorted(narrow[module][target]))
+                problems.append(f"{relative}:{number}: {module} -> {target}: includes {match.group(1)}; "
+                                f"the module diagram lets {module} include only {listed}")
             elif target not in may_use:
                 problems.append(f"{relative}:{number}: {module} -> {target} is not an edge of the module "
                                 f"diagram ({module} may use: {', '.join(sorted(may_use)) or 'nothing'})")
@@ -196,12 +208,12 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--root", type=pathlib.Path, default=pathlib.Path(__file__).resolve().parent.parent)
     root = parser.parse_args().root
-    problems = []
-    graph = read_graph(root / "docs" / "ARCHITECTURE.md", problems)
+    problems, narrow = [], {}
+    graph = read_graph(root / "docs" / "ARCHITECTURE.md", problems, narrow)
     if graph:
         check_modules(root, graph, problems)
         check_cmake(root, graph, problems)
-        check_includes(root, graph, problems)
+        check_includes(root, graph, problems, narrow)
     for problem in problems:
         print(problem, file=sys.stderr)
     if problems:

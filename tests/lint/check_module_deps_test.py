@@ -75,6 +75,18 @@ class ModuleEdgesTest(unittest.TestCase):
         self.assertEqual(code, 1)
         self.assertRegex(err, r"src/cli/app\.cpp:\d+: cli -> kube is not an edge")
 
+    def test_a_header_an_edge_does_not_list_fails(self):
+        # dataplane may include the compiled form of policy, not its engine.
+        line = self.plant_line("src/dataplane/routes.cpp", '#include "policy/engine.h"')
+        code, err = self.check()
+        self.assertEqual(code, 1)
+        self.assertIn(f"src/dataplane/routes.cpp:{line}: dataplane -> policy: includes policy/engine.h; "
+                      "the module diagram lets dataplane include only policy/compiled.h, policy/direction.h", err)
+        self.assertIn("1 problem(s)", err)
+        # agent reaches policy through dataplane, with no list of its own: the engine is its to use.
+        self.plant_line("src/agent/log.cpp", '#include "policy/engine.h"')
+        self.assertIn("1 problem(s)", self.check()[1])
+
     def test_another_modules_internal_header_fails(self):
         line = self.plant_line("src/policy/engine.cpp", '#include "api/internal/yaml.h"')
         code, err = self.check()
