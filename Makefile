@@ -21,16 +21,15 @@ build: deps
 helm:
 	@scripts/cluster/build-components.sh helm
 
-# Every test: the fast tier (unit, scenario, golden, CLI, chart) and a tenth of the
-# differential runs (deep) under AddressSanitizer + UBSan; the release tree's e2e tier
-# (root, network namespaces, labs, the guide) and the full-length differential tests
-# (label deep); a short libFuzzer run of every decoder and the style checks
-# (clang-format, clang-tidy: any finding fails) and the benchmarks' build, run at low
-# priority while the e2e tier waits on daemons and probes. scripts/test.sh arranges the
-# phases and prints their times. The release tree builds what the e2e tier runs, not the
-# fast tier again (`make test-fast` runs that in the release tree).
+# Every test: the fast tier (unit, scenario, golden, CLI, chart, every fuzz target's
+# corpus replayed) and a tenth of the differential runs (deep) under AddressSanitizer +
+# UBSan; the ci tree's (release at -O1) e2e tier (root, network namespaces, labs, the
+# guide) and the full-length differential tests (label deep); the style checks
+# (module edges, clang-format, clang-tidy: any finding fails) and the benchmarks' build,
+# run at low priority while the e2e tier waits on daemons and probes. scripts/test.sh
+# arranges the phases and prints their times. libFuzzer's own runs are `make fuzz`.
 test: deps
-	@JOBS=$(JOBS) FUZZ_SECONDS=$(FUZZ_SECONDS) scripts/test.sh
+	@JOBS=$(JOBS) scripts/test.sh
 
 test-fast: build helm
 	@ctest --preset release -j $(JOBS) -L 'fast|deep'
