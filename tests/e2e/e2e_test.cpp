@@ -382,6 +382,7 @@ spec: {podSelector: {}, policyTypes: [Ingress]}
   EXPECT_EQ(last_.added, 1u) << "client's dispatch element, to db's group";
   EXPECT_EQ(last_.removed, 1u) << "client's dispatch element, to the deny-all group web keeps";
   EXPECT_FALSE(last_.created);
+  EXPECT_TRUE(last_.batched) << "a dispatch element's goto goes as a netlink batch";
   EXPECT_EQ(Chains(), chains);
   EXPECT_TRUE(Reaches("198.18.7.11", "198.18.7.12"));
   auto after = raw();
