@@ -148,7 +148,7 @@ void BM_EncodePodKeys(benchmark::State& state) {
 BENCHMARK(BM_EncodePodKeys)->Unit(benchmark::kMicrosecond);
 
 // A policy comes that gives the biggest pod one more port from anywhere: the
-// edit of its ingress group as the backend makes it in place (only the
+// edit of its biggest group as the backend makes it in place (only the
 // gained allowance rendered, checked against what is installed), against the
 // baseline of rendering the group whole and diffing it with what is installed.
 struct GainedPort {
@@ -158,10 +158,20 @@ struct GainedPort {
   dataplane::nft::InstalledPod installed;
   GainedPort() {
     const Fixture& f = Cluster();
-    policy::LocalPod pod = f.program.pods.at(f.biggest);
-    pod.ingress.isolated = true;
-    before = *dataplane::nft::GroupOf(pod, true, IpFamily::kV4);
-    id = 1;
+    // The biggest of the pod's groups (the one a policy for it edits most).
+    const policy::LocalPod& pod = f.program.pods.at(f.biggest);
+    size_t most = 0;
+    for (const IpFamily family : {IpFamily::kV4, IpFamily::kV6}) {
+      for (const bool ingress : {true, false}) {
+        const auto key = dataplane::nft::GroupOf(pod, ingress, family);
+        if (!key) continue;
+        const size_t n = Count(dataplane::nft::RenderGroupElements(*key, f.ids.ids.at(*key), f.program));
+        if (n < most) continue;
+        most = n;
+        before = *key;
+        id = f.ids.ids.at(*key);
+      }
+    }
     after = before;
     after.allow.push_back({std::nullopt, {{api::Protocol::kTCP, 9999, 9999}}, "bench/new ingress[0]"});
     std::sort(after.allow.begin(), after.allow.end());

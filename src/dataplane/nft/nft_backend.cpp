@@ -402,8 +402,8 @@ std::map<std::string, std::map<std::string, uint32_t>> InstalledGroupIds(const O
     for (const auto& [element, packets] : it->second.elements) {
       const size_t go = element.find(" : goto ");
       if (go == std::string::npos) continue;
-      if (const std::optional<uint32_t> id = GroupIdOf(std::string_view(element).substr(go + 8)))
-        out[map][element.substr(0, go)] = *id;
+      const std::string_view chain = std::string_view{element}.substr(go + 8);
+      if (const std::optional<uint32_t> id = GroupIdOf(chain)) out[map][element.substr(0, go)] = *id;
     }
   }
   return out;
@@ -601,9 +601,10 @@ Result<ApplyStats> NftBackend::ApplyImpl(const policy::NodeProgram& program, pol
   };
   const auto planning = std::chrono::steady_clock::now();
   NETPOL_ASSIGN_OR_RETURN(Change change, Prepare(program), "planning");
-  // Hash-set element edits skip libnftables' parser (one libnftnl batch,
-  // still one transaction, and no text is rendered for them); anything else
-  // goes through libnftables.
+  // Element edits of hash sets and dispatch maps skip libnftables' parser
+  // and its cache (one libnftnl batch, still one transaction, and no text is
+  // rendered for them); anything else (interval sets, chains created or
+  // deleted) goes through libnftables.
   std::vector<ElementEdit> batch;
   const bool classes_change = !change.classes_added.empty() || !change.classes_removed.empty();
   if (!change.full && classes_change) {
