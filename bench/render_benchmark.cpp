@@ -1,8 +1,10 @@
 // What the nftables backend spends per pod: rendering a local pod's elements
-// (the 10k-pod / 1k-policy cluster; the pod with the most elements of 100
-// local pods) and diffing two renderings, against a baseline of copying the
-// same elements, measured in the same run; and a policy that gives that pod
-// one more port, edited in place against rendered whole and diffed.
+// (the 10k-pod / 1k-policy cluster; the pod with the most elements, its own
+// and its NetworkPolicy groups', of 100 local pods), its own alone (schema 7:
+// its allowances are its groups', rendered once for all their pods), and
+// diffing two renderings, against a baseline of copying the same elements,
+// measured in the same run; and a policy that gives that pod one more port,
+// edited in place in its group against the group rendered whole and diffed.
 //
 //   build/release/bench/render_benchmark
 #include <benchmark/benchmark.h>
@@ -23,26 +25,50 @@
 namespace netpol {
 namespace {
 
+// A pod's elements and its groups' (what the pod alone had before groups).
+dataplane::nft::PodElements Rendered(const std::string& name, const policy::LocalPod& pod,
+                                     const policy::NodeProgram& program,
+                                     const dataplane::nft::GroupIds& ids) {
+  dataplane::nft::PodElements out = dataplane::nft::RenderPod(name, pod, program, {}, &ids);
+  for (const IpFamily family : {IpFamily::kV4, IpFamily::kV6}) {
+    for (const bool ingress : {true, false}) {
+      const auto key = dataplane::nft::GroupOf(pod, ingress, family);
+      if (!key) continue;
+      for (auto& [set, members] : dataplane::nft::RenderGroupElements(*key, ids.ids.at(*key), program))
+        out[set].merge(members);
+    }
+  }
+  return out;
+}
+
+size_t Count(const dataplane::nft::PodElements& elements) {
+  size_t n = 0;
+  for (const auto& [set, members] : elements) n += members.size();
+  return n;
+}
+
 struct Fixture {
   policy::Engine engine;
   policy::NodeProgram program;
+  dataplane::nft::GroupIds ids;
   std::string biggest;
   size_t elements = 0;
+  size_t own = 0;  // the biggest pod's own elements
 
   Fixture() {
     for (const auto& o :
          testing::GenerateRealisticCluster({.namespaces = 100, .pods = 10000, .policies = 1000}, 42))
       engine.Apply(o);
     program = policy::CompileNode(engine, testing::FirstPodsAsLocal(engine, 100));
+    ids = dataplane::nft::AssignGroups(program);
     for (const auto& [name, pod] : program.pods) {
-      size_t n = 0;
-      for (const auto& [set, members] : dataplane::nft::RenderPod(name, pod, program, {}))
-        n += members.size();
+      const size_t n = Count(Rendered(name, pod, program, ids));
       if (n > elements) {
         elements = n;
         biggest = name;
       }
     }
+    own = Count(dataplane::nft::RenderPod(biggest, program.pods.at(biggest), program, {}, &ids));
   }
 };
 
@@ -51,22 +77,33 @@ const Fixture& Cluster() {
   return *fixture;
 }
 
+// The pod and its groups rendered (a new pod on a node where its groups do
+// not exist yet).
 void BM_RenderPod(benchmark::State& state) {
   const Fixture& f = Cluster();
   const policy::LocalPod& pod = f.program.pods.at(f.biggest);
-  for (auto _ : state) {
-    benchmark::DoNotOptimize(dataplane::nft::RenderPod(f.biggest, pod, f.program, {}));
-  }
+  for (auto _ : state) benchmark::DoNotOptimize(Rendered(f.biggest, pod, f.program, f.ids));
   state.counters["elements"] = static_cast<double>(f.elements);
   state.SetItemsProcessed(state.iterations() * static_cast<int64_t>(f.elements));
 }
 BENCHMARK(BM_RenderPod)->Unit(benchmark::kMicrosecond);
 
+// The pod's own elements alone (a new pod whose groups exist, a relabel).
+void BM_RenderPodOwn(benchmark::State& state) {
+  const Fixture& f = Cluster();
+  const policy::LocalPod& pod = f.program.pods.at(f.biggest);
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(dataplane::nft::RenderPod(f.biggest, pod, f.program, {}, &f.ids));
+  }
+  state.counters["elements"] = static_cast<double>(f.own);
+  state.SetItemsProcessed(state.iterations() * static_cast<int64_t>(f.own));
+}
+BENCHMARK(BM_RenderPodOwn)->Unit(benchmark::kMicrosecond);
+
 void BM_DiffPodElements(benchmark::State& state) {
   const Fixture& f = Cluster();
-  const auto a = dataplane::nft::RenderPod(f.biggest, f.program.pods.at(f.biggest), f.program, {});
-  const auto b =
-      dataplane::nft::RenderPod(f.program.pods.begin()->first, f.program.pods.begin()->second, f.program, {});
+  const auto a = Rendered(f.biggest, f.program.pods.at(f.biggest), f.program, f.ids);
+  const auto b = Rendered(f.program.pods.begin()->first, f.program.pods.begin()->second, f.program, f.ids);
   for (auto _ : state) benchmark::DoNotOptimize(dataplane::nft::DiffElements(a, b));
   state.SetItemsProcessed(state.iterations() * static_cast<int64_t>(f.elements));
 }
@@ -75,7 +112,7 @@ BENCHMARK(BM_DiffPodElements)->Unit(benchmark::kMicrosecond);
 // Baseline: copying the rendered elements (every string allocated once).
 void BM_CopyPodElements(benchmark::State& state) {
   const Fixture& f = Cluster();
-  const auto a = dataplane::nft::RenderPod(f.biggest, f.program.pods.at(f.biggest), f.program, {});
+  const auto a = Rendered(f.biggest, f.program.pods.at(f.biggest), f.program, f.ids);
   for (auto _ : state) {
     auto copy = a;
     benchmark::DoNotOptimize(copy);
@@ -88,13 +125,18 @@ BENCHMARK(BM_CopyPodElements)->Unit(benchmark::kMicrosecond);
 // element's key encoded from its text, and its comment clamped.
 void BM_EncodePodKeys(benchmark::State& state) {
   const Fixture& f = Cluster();
-  const auto elements = dataplane::nft::RenderPod(f.biggest, f.program.pods.at(f.biggest), f.program, {});
+  const auto elements = Rendered(f.biggest, f.program.pods.at(f.biggest), f.program, f.ids);
   std::map<std::string, std::string> types;
   for (const dataplane::nft::NftSet& set : dataplane::nft::SetLayout({})) types[set.name] = set.type;
+  for (const auto& [key, id] : f.ids.ids) {
+    for (const dataplane::nft::NftSet& set : dataplane::nft::RenderGroup(key, id, f.program, {}, false).maps)
+      types[set.name] = set.type;
+  }
   size_t n = 0;
   for (auto _ : state) {
     n = 0;
     for (const auto& [set, members] : elements) {
+      if (types.at(set).find(" : ") != std::string::npos) continue;  // a map: not batched
       for (const auto& [element, origin] : members) {
         benchmark::DoNotOptimize(dataplane::nft::EncodeKey(types.at(set), element));
         benchmark::DoNotOptimize(dataplane::nft::CommentText(origin));
@@ -107,37 +149,46 @@ void BM_EncodePodKeys(benchmark::State& state) {
 BENCHMARK(BM_EncodePodKeys)->Unit(benchmark::kMicrosecond);
 
 // A policy comes that gives the biggest pod one more port from anywhere: the
-// edit as the backend makes it in place (only the gained allowance rendered,
-// checked against what is installed), against the baseline of rendering the
-// pod whole and diffing it with what is installed.
+// edit of its biggest group as the backend makes it in place (only the
+// gained allowance rendered, checked against what is installed), against the
+// baseline of rendering the group whole and diffing it with what is installed.
 struct GainedPort {
-  policy::NodeProgram after;
+  dataplane::nft::GroupKey before;
+  dataplane::nft::GroupKey after;
+  uint32_t id = 0;
   dataplane::nft::InstalledPod installed;
   GainedPort() {
     const Fixture& f = Cluster();
-    after = f.program;
-    policy::LocalPod& pod = after.pods.at(f.biggest);
-    pod.ingress.isolated = true;
-    pod.ingress.allow.push_back({std::nullopt, {{api::Protocol::kTCP, 9999, 9999}}, "bench/new ingress[0]"});
-    std::sort(pod.ingress.allow.begin(), pod.ingress.allow.end());
-    policy::LocalPod before_pod = pod;
-    std::erase_if(before_pod.ingress.allow,
-                  [](const policy::Allowance& a) { return a.origin == "bench/new ingress[0]"; });
-    before = f.program;
-    before.pods.at(f.biggest) = before_pod;
+    // The biggest of the pod's groups (the one a policy for it edits most).
+    const policy::LocalPod& pod = f.program.pods.at(f.biggest);
+    size_t most = 0;
+    for (const IpFamily family : {IpFamily::kV4, IpFamily::kV6}) {
+      for (const bool ingress : {true, false}) {
+        const auto key = dataplane::nft::GroupOf(pod, ingress, family);
+        if (!key) continue;
+        const size_t n = Count(dataplane::nft::RenderGroupElements(*key, f.ids.ids.at(*key), f.program));
+        if (n < most) continue;
+        most = n;
+        before = *key;
+        id = f.ids.ids.at(*key);
+      }
+    }
+    after = before;
+    after.allow.push_back({std::nullopt, {{api::Protocol::kTCP, 9999, 9999}}, "bench/new ingress[0]"});
+    std::sort(after.allow.begin(), after.allow.end());
     installed =
-        dataplane::nft::InstalledPod::From(dataplane::nft::RenderPod(f.biggest, before_pod, before, {}));
+        dataplane::nft::InstalledPod::From(dataplane::nft::RenderGroupElements(before, id, f.program));
   }
-  policy::NodeProgram before;
 };
 
 void BM_AllowanceGainedWhole(benchmark::State& state) {
   const Fixture& f = Cluster();
   static const GainedPort* g = new GainedPort();
   for (auto _ : state) {
-    const auto now = dataplane::nft::RenderPod(f.biggest, g->after.pods.at(f.biggest), g->after, {});
+    const auto now = dataplane::nft::RenderGroupElements(g->after, g->id, f.program);
     benchmark::DoNotOptimize(g->installed.DiffTo(now));
   }
+  state.counters["elements"] = static_cast<double>(g->installed.size());
 }
 BENCHMARK(BM_AllowanceGainedWhole)->Unit(benchmark::kMicrosecond);
 
@@ -145,8 +196,8 @@ void BM_AllowanceGainedInPlace(benchmark::State& state) {
   const Fixture& f = Cluster();
   static const GainedPort* g = new GainedPort();
   for (auto _ : state) {
-    benchmark::DoNotOptimize(dataplane::nft::RenderPodAllowanceChange(
-        f.biggest, g->before.pods.at(f.biggest), g->before, g->after.pods.at(f.biggest), g->after, {},
+    benchmark::DoNotOptimize(dataplane::nft::RenderGroupAllowanceChange(
+        g->before, f.program, g->after, f.program, g->id,
         [&](const std::string& set, const std::string& element) { return g->installed.Find(set, element); }));
   }
 }

@@ -51,9 +51,14 @@ TEST(ElementBatchTest, EncodesKeysAsNftDoes) {
 TEST(ElementBatchTest, OnlyHashSetsAreBatchable) {
   std::map<std::string, NftSet> layout;
   for (NftSet& set : SetLayout({})) layout[set.name] = std::move(set);
-  EXPECT_TRUE(Batchable({{"in_exact_v4", "198.18.0.1 . 198.18.0.2 . tcp . 80", "x", true}}, layout));
-  EXPECT_FALSE(
-      Batchable({{"in_ranges_v4", "198.18.0.1 . 198.18.0.0-198.18.0.255 . tcp . 80", "x", true}}, layout));
+  for (NftSet& set : RenderGroup({true, IpFamily::kV4, {}}, 1, {}, {}).maps)
+    layout[set.name] = std::move(set);
+  EXPECT_TRUE(Batchable({{"in_np_g1_v4_exact", "198.18.0.2 . tcp . 80", "x", true}}, layout));
+  EXPECT_TRUE(Batchable({{"in_isolated_v4", "198.18.0.2", "x", true}}, layout));
+  EXPECT_FALSE(Batchable({{"in_np_g1_v4_ranges", "198.18.0.0-198.18.0.255 . tcp . 80", "x", true}}, layout));
+  EXPECT_TRUE(Batchable({{"in_np_v4", "198.18.0.2 : goto in_np_g1_v4", "x", true}}, layout)) << "dispatch";
+  EXPECT_TRUE(Batchable({{"in_np_v4", "198.18.0.2 : goto in_np_g1_v4", "", false}}, layout));
+  EXPECT_FALSE(Batchable({{"in_np_v4", "198.18.0.2 : accept", "x", true}}, layout)) << "no goto";
   EXPECT_FALSE(Batchable({{"no_such_set", "1", "", false}}, layout));
 }
 

@@ -133,16 +133,29 @@ Result<std::vector<uint8_t>> EncodeKey(const std::string& type, const std::strin
   return key;
 }
 
+namespace {
+
+constexpr std::string_view kVerdictMap = " : verdict";
+constexpr std::string_view kGoto = " : goto ";
+
+}  // namespace
+
 bool Batchable(const std::vector<ElementEdit>& edits, const std::map<std::string, NftSet>& layout) {
   // Edits come grouped by set: one lookup per run.
   std::optional<std::string_view> checked;
+  bool verdicts = false;
   for (const ElementEdit& e : edits) {
-    if (checked == e.set) continue;
-    const auto it = layout.find(std::string(e.set));
-    // Interval elements need libnftables' range encoding, map values its verdict encoding.
-    if (it == layout.end() || it->second.interval || it->second.type.find(" : ") != std::string::npos)
-      return false;
-    checked = e.set;
+    if (checked != e.set) {
+      const auto it = layout.find(std::string(e.set));
+      // Interval elements need libnftables' range encoding; of map values,
+      // only `goto chain` verdicts are encoded here.
+      if (it == layout.end() || it->second.interval) return false;
+      const std::string& type = it->second.type;
+      verdicts = type.ends_with(kVerdictMap);
+      if (!verdicts && type.find(" : ") != std::string::npos) return false;
+      checked = e.set;
+    }
+    if (verdicts && e.add && e.element.find(kGoto) == std::string_view::npos) return false;
   }
   return true;
 }
@@ -205,7 +218,24 @@ Status ElementBatcher::Send(const std::vector<ElementEdit>& edits,
       current_layout = &it->second;
       current_name = &it->first;
     }
-    NETPOL_RETURN_IF_ERROR(EncodeKeyInto(current_layout->type, e.element, key), "batch");
+    // A verdict map's element: its key, and (added) the chain its value goes to.
+    const bool verdict = current_layout->type.ends_with(kVerdictMap);
+    std::string_view type = current_layout->type;
+    std::string_view element = e.element;
+    std::string chain;
+    if (verdict) {
+      type.remove_suffix(kVerdictMap.size());
+      const size_t go = element.find(kGoto);
+      if (go != std::string_view::npos) {
+        chain = std::string(element.substr(go + kGoto.size()));
+        element = element.substr(0, go);
+      } else if (e.add) {
+        return Internal("map element " + std::string(e.element) + " is no goto");
+      } else {
+        element = ElementKey(element);
+      }
+    }
+    NETPOL_RETURN_IF_ERROR(EncodeKeyInto(type, element, key), "batch");
     // A new message per set and operation, and every kMaxPerMessage elements.
     constexpr size_t kMaxPerMessage = 512;
     if (groups.empty() || groups.back().second != e.add || per_message == kMaxPerMessage || new_set) {
@@ -229,10 +259,14 @@ Status ElementBatcher::Send(const std::vector<ElementEdit>& edits,
       }
       nftnl_set_elem_set(elem, NFTNL_SET_ELEM_USERDATA, udata_bytes.data(),
                          static_cast<uint32_t>(udata_bytes.size()));
+      if (verdict) {
+        nftnl_set_elem_set_u32(elem, NFTNL_SET_ELEM_VERDICT, static_cast<uint32_t>(NFT_GOTO));
+        nftnl_set_elem_set_str(elem, NFTNL_SET_ELEM_CHAIN, chain.c_str());
+      }
     }
     nftnl_set_elem_add(groups.back().first.get(), elem);
     ++per_message;
-    bytes += key.size() + e.origin.size() + 64;
+    bytes += key.size() + e.origin.size() + chain.size() + 64;
   }
   mnl_socket* nl = socket_;
   // The whole batch goes in one send: the socket must take it (as nft does).

@@ -8,8 +8,9 @@
 //
 // One batch is one transaction: the kernel applies all of it or none. Only
 // sets without the interval flag are accepted (interval elements need the
-// range encoding libnftables does); the caller sends those through
-// libnftables instead.
+// range encoding libnftables does), and of maps only verdict maps whose
+// elements `goto` a chain (the dispatch maps: a pod joining a group); the
+// caller sends the others through libnftables instead.
 #pragma once
 
 #include <cstdint>
@@ -32,8 +33,8 @@ Result<std::vector<uint8_t>> EncodeKey(const std::string& type, const std::strin
 // The same into `key` (cleared first), for a caller encoding many elements.
 Status EncodeKeyInto(std::string_view type, std::string_view element, std::vector<uint8_t>& key);
 
-// True when every edit is of a set in `layout` that is neither an interval set
-// nor a map.
+// True when every edit is of a set in `layout` that is no interval set, and
+// no map but a verdict map whose added elements are `goto chain`.
 bool Batchable(const std::vector<ElementEdit>& edits, const std::map<std::string, NftSet>& layout);
 
 // A netfilter netlink socket in one namespace, kept open: closing one right

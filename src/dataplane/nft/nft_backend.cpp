@@ -169,6 +169,12 @@ std::map<std::string, size_t> RuleCounts(const NftRuleset& ruleset) {
 
 namespace {
 
+// The sets or maps of a class or group chain.
+std::vector<std::string> SharedSets(const std::string& chain) {
+  if (GroupIdOf(chain)) return GroupSetNames(chain);
+  return {chain + "_port", chain + "_all"};
+}
+
 bool SameShape(const NftSet& want, const ObservedSet& have) {
   // The schema and options ride in the set comments: another comment means
   // another layout or log group.
@@ -200,8 +206,7 @@ std::string PlanCommands(const NftRuleset& desired, const ObservedTable& observe
       }
     }
     for (const std::string& chain : removed) {
-      same_shape =
-          same_shape && observed.sets.contains(chain + "_port") && observed.sets.contains(chain + "_all");
+      for (const std::string& set : SharedSets(chain)) same_shape = same_shape && observed.sets.contains(set);
     }
     std::sort(want_chains.begin(), want_chains.end());
     std::sort(have_chains.begin(), have_chains.end());
@@ -272,7 +277,7 @@ std::string PlanCommands(const NftRuleset& desired, const ObservedTable& observe
     for (const NftSet& map : c.maps) edit(map);
   }
   for (const std::string& chain : removed) {
-    for (const std::string& map : {chain + "_port", chain + "_all"}) {
+    for (const std::string& map : SharedSets(chain)) {
       if (const auto it = observed.sets.find(map); it != observed.sets.end())
         stats.removed += it->second.elements.size();
     }
@@ -366,6 +371,7 @@ Result<ObservedSet> NftBackend::ObserveSet(const std::string& name) {
 size_t NftBackend::InstalledElements() const {
   size_t n = 0;
   for (const auto& [name, pod] : elements_) n += pod.size();
+  for (const auto& [name, group] : group_elements_) n += group.size();
   for (const auto& [name, c] : classes_) {
     for (const NftSet& map : c.maps) n += map.elements.size();
   }
@@ -384,6 +390,31 @@ void NftBackend::Track() {
   for (const auto& [chain, count] : RuleCounts(classes)) rules_[chain] = count;
 }
 
+namespace {
+
+// The group ids a table's dispatch maps name, per map and pod address
+// ("in_np_v4" -> "198.18.0.5" -> 3), read back so a restart keeps them.
+std::map<std::string, std::map<std::string, uint32_t>> InstalledGroupIds(const ObservedTable& observed) {
+  std::map<std::string, std::map<std::string, uint32_t>> out;
+  for (const char* map : {"in_np_v4", "in_np_v6", "eg_np_v4", "eg_np_v6"}) {
+    const auto it = observed.sets.find(map);
+    if (it == observed.sets.end()) continue;
+    for (const auto& [element, packets] : it->second.elements) {
+      const size_t go = element.find(" : goto ");
+      if (go == std::string::npos) continue;
+      const std::string_view chain = std::string_view{element}.substr(go + 8);
+      if (const std::optional<uint32_t> id = GroupIdOf(chain)) out[map][element.substr(0, go)] = *id;
+    }
+  }
+  return out;
+}
+
+std::string DispatchMap(const GroupKey& key) {
+  return std::string(key.ingress ? "in" : "eg") + "_np_" + (key.family == IpFamily::kV4 ? "v4" : "v6");
+}
+
+}  // namespace
+
 Result<NftBackend::Change> NftBackend::Prepare(const policy::NodeProgram& program) {
   Change change;
   if (!in_sync_) {
@@ -394,12 +425,25 @@ Result<NftBackend::Change> NftBackend::Prepare(const policy::NodeProgram& progra
       at_start = std::move(now);
     }
     const ObservedTable& observed = *at_start;
-    NftRuleset desired = RenderRuleset(program, options_.nft);
+    // The group ids the table's pods use now, kept where the groups still fit.
+    const auto installed = InstalledGroupIds(observed);
+    change.groups = AssignGroups(program, nullptr,
+                                 [&](const std::string& pod, const GroupKey& key) -> std::optional<uint32_t> {
+                                   const auto map = installed.find(DispatchMap(key));
+                                   if (map == installed.end()) return std::nullopt;
+                                   for (const IpAddress& ip : program.pods.at(pod).ips) {
+                                     if (ip.family() != key.family) continue;
+                                     const auto it = map->second.find(ip.ToString());
+                                     if (it != map->second.end()) return it->second;
+                                   }
+                                   return std::nullopt;
+                                 });
+    NftRuleset desired = RenderRuleset(program, options_.nft, &change.groups);
     change.stats.commands = PlanCommands(desired, observed, change.stats, rebuild_);
     change.full = true;
     change.classes_added = std::move(desired.classes);
     for (const auto& [name, pod] : program.pods)
-      change.rendered[name] = InstalledPod::From(RenderPod(name, pod, program, options_.nft));
+      change.rendered[name] = InstalledPod::From(RenderPod(name, pod, program, options_.nft, &change.groups));
     return change;
   }
   ElementEdits edits;
@@ -422,6 +466,55 @@ Result<NftBackend::Change> NftBackend::Prepare(const policy::NodeProgram& progra
     record(d.added, true);
   };
   const policy::ProgramDelta delta = policy::Diff(program_, program);
+  // Groups: each keeps its id where its pods had one (GroupIds), so a group
+  // whose peers or rules changed is edited in place, once for all its pods.
+  change.groups = AssignGroups(
+      program, &groups_, [&](const std::string& pod, const GroupKey& key) -> std::optional<uint32_t> {
+        const auto was = program_.pods.find(pod);
+        if (was == program_.pods.end()) return std::nullopt;
+        const std::optional<GroupKey> old = GroupOf(was->second, key.ingress, key.family);
+        if (!old) return std::nullopt;
+        const auto it = groups_.ids.find(*old);
+        if (it == groups_.ids.end()) return std::nullopt;
+        return it->second;
+      });
+  std::map<std::string, const GroupKey*> old_groups;
+  std::map<std::string, std::pair<const GroupKey*, uint32_t>> new_groups;
+  for (const auto& [key, id] : groups_.ids) old_groups[GroupChain(key.ingress, key.family, id)] = &key;
+  for (const auto& [key, id] : change.groups.ids)
+    new_groups[GroupChain(key.ingress, key.family, id)] = {&key, id};
+  for (const auto& [chain, key] : old_groups) {
+    if (new_groups.contains(chain)) continue;
+    change.classes_removed.push_back(chain);
+    change.stats.removed += group_elements_.at(chain).size();
+  }
+  for (const auto& [chain, entry] : new_groups) {
+    const auto& [key, id] = entry;
+    const auto was = old_groups.find(chain);
+    if (was == old_groups.end()) {
+      TierClass group = RenderGroup(*key, id, program, options_.nft);
+      for (const NftSet& set : group.maps) change.stats.added += set.elements.size();
+      change.classes_added.emplace(chain, std::move(group));
+      continue;
+    }
+    if (*was->second == *key) continue;
+    const InstalledPod& installed = group_elements_.at(chain);
+    std::optional<PodEdits> in_place = RenderGroupMemberChange(*was->second, program_, *key, program, id);
+    if (!in_place) {
+      in_place = RenderGroupAllowanceChange(
+          *was->second, program_, *key, program, id,
+          [&](const std::string& set, const std::string& element) { return installed.Find(set, element); });
+    }
+    if (in_place) {
+      record(in_place->removed, false);
+      record(in_place->added, true);
+      change.group_edited[chain] = std::move(*in_place);
+      continue;
+    }
+    PodElements now = RenderGroupElements(*key, id, program);
+    diff(installed, now);
+    change.group_rendered[chain] = InstalledPod::From(std::move(now));
+  }
   for (const std::string& name : delta.removed) {
     // A pod gone: every element it has goes, as they are (no diff to make).
     elements_.at(name).ForEach([&](const std::string& set, const std::string& element, const std::string&) {
@@ -430,31 +523,15 @@ Result<NftBackend::Change> NftBackend::Prepare(const policy::NodeProgram& progra
     });
     change.removed.push_back(name);
   }
+  // A pod's own elements are a handful (its allowances are its group's):
+  // rendered whole and diffed.
   for (const std::string& name : delta.changed) {
-    std::optional<PodEdits> in_place = RenderPodWiringChange(name, program_.pods.at(name), program_,
-                                                             program.pods.at(name), program, options_.nft);
-    if (!in_place) {
-      in_place = RenderPodMemberChange(name, program_.pods.at(name), program_, program.pods.at(name), program,
-                                       options_.nft);
-    }
-    if (!in_place) {
-      const InstalledPod& installed = elements_.at(name);
-      in_place = RenderPodAllowanceChange(
-          name, program_.pods.at(name), program_, program.pods.at(name), program, options_.nft,
-          [&](const std::string& set, const std::string& element) { return installed.Find(set, element); });
-    }
-    if (in_place) {
-      record(in_place->removed, false);
-      record(in_place->added, true);
-      change.edited[name] = std::move(*in_place);
-      continue;
-    }
-    PodElements now = RenderPod(name, program.pods.at(name), program, options_.nft);
+    PodElements now = RenderPod(name, program.pods.at(name), program, options_.nft, &change.groups);
     diff(elements_.at(name), now);
     change.rendered[name] = InstalledPod::From(std::move(now));
   }
   for (const std::string& name : delta.added) {
-    PodElements now = RenderPod(name, program.pods.at(name), program, options_.nft);
+    PodElements now = RenderPod(name, program.pods.at(name), program, options_.nft, &change.groups);
     record(now, true);  // a new pod: every element is added
     change.rendered[name] = InstalledPod::From(std::move(now));
   }
@@ -463,14 +540,15 @@ Result<NftBackend::Change> NftBackend::Prepare(const policy::NodeProgram& progra
   // last pod leaves them (content-addressed: a changed policy is a new chain).
   const std::set<std::string> wanted = TierClassChains(program);
   for (const auto& [chain, c] : classes_) {
-    if (wanted.contains(chain)) continue;
+    if (wanted.contains(chain) || GroupIdOf(chain)) continue;
     change.classes_removed.push_back(chain);
     for (const NftSet& map : c.maps) change.stats.removed += map.elements.size();
   }
-  change.classes_added = RenderTierClasses(
+  std::map<std::string, TierClass> tiers = RenderTierClasses(
       program, [&](const std::string& chain) { return !classes_.contains(chain) && wanted.contains(chain); });
-  for (const auto& [chain, c] : change.classes_added) {
+  for (auto& [chain, c] : tiers) {
     for (const NftSet& map : c.maps) change.stats.added += map.elements.size();
+    change.classes_added.emplace(chain, std::move(c));
   }
   return change;
 }
@@ -484,13 +562,31 @@ std::string NftBackend::Change::Commands() const {
 
 // Remembers what a committed change installed.
 void NftBackend::Commit(Change& change) {
-  if (change.full) elements_.clear();
+  if (change.full) {
+    elements_.clear();
+    classes_.clear();
+    group_elements_.clear();
+  }
   for (const std::string& name : change.removed) elements_.erase(name);
   for (auto& [name, elements] : change.rendered) elements_[name] = std::move(elements);
-  for (auto& [name, edits] : change.edited) elements_[name].Apply(std::move(edits));
-  if (change.full) classes_.clear();
-  for (const std::string& chain : change.classes_removed) classes_.erase(chain);
-  for (auto& [chain, c] : change.classes_added) classes_[chain] = std::move(c);
+  for (const std::string& chain : change.classes_removed) {
+    classes_.erase(chain);
+    group_elements_.erase(chain);
+  }
+  for (auto& [chain, c] : change.classes_added) {
+    if (GroupIdOf(chain)) {
+      // A group's elements are kept compactly, apart from its sets' shapes.
+      PodElements elements;
+      for (NftSet& set : c.maps) {
+        if (!set.elements.empty()) elements[set.name] = std::exchange(set.elements, {});
+      }
+      group_elements_[chain] = InstalledPod::From(std::move(elements));
+    }
+    classes_[chain] = std::move(c);
+  }
+  for (auto& [chain, elements] : change.group_rendered) group_elements_[chain] = std::move(elements);
+  for (auto& [chain, edits] : change.group_edited) group_elements_[chain].Apply(std::move(edits));
+  groups_ = std::move(change.groups);
   Track();
 }
 
@@ -505,9 +601,10 @@ Result<ApplyStats> NftBackend::ApplyImpl(const policy::NodeProgram& program, pol
   };
   const auto planning = std::chrono::steady_clock::now();
   NETPOL_ASSIGN_OR_RETURN(Change change, Prepare(program), "planning");
-  // Hash-set element edits skip libnftables' parser (one libnftnl batch,
-  // still one transaction, and no text is rendered for them); anything else
-  // goes through libnftables.
+  // Element edits of hash sets and dispatch maps skip libnftables' parser
+  // and its cache (one libnftnl batch, still one transaction, and no text is
+  // rendered for them); anything else (interval sets, chains created or
+  // deleted) goes through libnftables.
   std::vector<ElementEdit> batch;
   const bool classes_change = !change.classes_added.empty() || !change.classes_removed.empty();
   if (!change.full && classes_change) {
@@ -608,10 +705,12 @@ Result<std::vector<std::string>> NftBackend::Verify() {
         if (++missing == 1) example[set] = element;
       }
     };
-    for (const auto& [name, pod] : elements_) {
-      pod.ForEach([&](const std::string& set, const std::string& element, const std::string&) {
-        expect(set, element);
-      });
+    for (const auto* installed : {&elements_, &group_elements_}) {
+      for (const auto& [name, pod] : *installed) {
+        pod.ForEach([&](const std::string& set, const std::string& element, const std::string&) {
+          expect(set, element);
+        });
+      }
     }
     for (const auto& [chain, c] : classes_) {
       for (const NftSet& map : c.maps) {

@@ -11,10 +11,13 @@
 // half-updated policy, and a failed update leaves the previous rules in force.
 // A missing table, or one of another schema, is (re)built whole in one
 // transaction. Chains are static, but for the ClusterNetworkPolicy tiers'
-// per-class chains (ruleset.h), created and deleted with the decisions they
-// hold, in the same transaction as the elements that point at them. Once in
-// sync, an update costs in proportion to the pods whose rules changed (and
-// the classes created).
+// per-class chains and the NetworkPolicy groups' chains (ruleset.h), created
+// and deleted with the pods that use them, in the same transaction as the
+// elements that point at them. Group ids are kept here: a group whose peers
+// or rules change is matched to the group its pods had and edited in place
+// (its elements diffed once, not per pod), and after a restart the ids are
+// read back from the dispatch maps. Once in sync, an update costs in
+// proportion to the pods whose rules changed and the group elements that did.
 #pragma once
 
 #include <memory>
@@ -62,7 +65,8 @@ Result<ObservedTable> ParseListing(const std::string& json);
 std::string PlanCommands(const NftRuleset& desired, const ObservedTable& observed, ApplyStats& stats,
                          bool rebuild = false);
 
-// Rules per chain of `ruleset` (chains are static: they depend on the options only).
+// Rules per chain of `ruleset` (the static chains depend on the options only; class and
+// group chains have a fixed count each).
 std::map<std::string, size_t> RuleCounts(const NftRuleset& ruleset);
 
 class NftBackend final : public Backend {
@@ -106,11 +110,14 @@ class NftBackend final : public Backend {
     bool full = false;                             // `rendered` is every pod's elements
     std::map<std::string, InstalledPod> rendered;  // pods rendered whole
     std::vector<std::string> removed;              // pods gone
-    std::map<std::string, PodEdits> edited;        // pods edited by peer members
     ElementEdits edits;                            // incremental only; the full build is stats.commands
-    // Tier class chains created (every one the table has, when `full`) and deleted.
+    // Tier class and group chains created (every one the table has, when
+    // `full`; groups with their elements) and deleted.
     std::map<std::string, TierClass> classes_added;
     std::vector<std::string> classes_removed;
+    GroupIds groups;                                     // the program's groups
+    std::map<std::string, InstalledPod> group_rendered;  // groups kept, rendered whole and diffed
+    std::map<std::string, PodEdits> group_edited;        // groups kept, edited in place
     // The incremental transaction as text: new classes, element edits, classes gone.
     std::string Commands() const;
   };
@@ -129,7 +136,11 @@ class NftBackend final : public Backend {
   std::map<std::string, size_t> static_rules_;   // the fixed chains -> rules each has
   std::map<std::string, NftSet> layout_;         // static_layout_ and the class maps installed
   std::map<std::string, size_t> rules_;          // static_rules_ and the class chains installed
-  std::map<std::string, TierClass> classes_;     // class chains installed, with their maps' elements
+  // Class chains installed, with their maps' elements; group chains, with
+  // their sets' shapes (their elements are in group_elements_).
+  std::map<std::string, TierClass> classes_;
+  GroupIds groups_;                                     // of program_
+  std::map<std::string, InstalledPod> group_elements_;  // group chain -> its sets' elements
   std::shared_ptr<MonitorOwner> owner_ = std::make_shared<MonitorOwner>();
   bool applied_ = false;                   // something was committed (there is something to verify)
   bool rebuild_ = false;                   // others touched the rules: replace the table whole next time

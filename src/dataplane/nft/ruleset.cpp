@@ -166,8 +166,8 @@ std::string Comment(const std::string& s) {
 
 class Renderer {
  public:
-  Renderer(const policy::NodeProgram& program, const NftOptions& options)
-      : program_(program), options_(options) {}
+  Renderer(const policy::NodeProgram& program, const NftOptions& options, const GroupIds* groups = nullptr)
+      : program_(program), options_(options), groups_(groups) {}
 
   // Every set, empty, in a fixed order.
   void Layout() {
@@ -191,17 +191,8 @@ class Renderer {
             std::string("local pods isolated for ") + d.name + "; counts denied new connections");
         Add(p + "allowed" + s, a, false, true,
             std::string("local pods isolated for ") + d.name + "; counts new connections a rule allowed");
-        Add(p + "exact" + s, a + " . " + a + " . inet_proto . inet_service", false, false,
-            "pod . peer . protocol . port");
-        Add(p + "proto" + s, a + " . " + a + " . inet_proto", false, false,
-            "pod . peer . protocol (every port)");
-        Add(p + "all" + s, a + " . " + a, false, false, "pod . peer (every protocol and port)");
-        Add(p + "anyexact" + s, a + " . inet_proto . inet_service", false, false,
-            "pod . protocol . port (any peer)");
-        Add(p + "anyproto" + s, a + " . inet_proto", false, false, "pod . protocol (any peer, every port)");
-        Add(p + "anyall" + s, a, false, false, "pod (any peer, protocol and port)");
-        Add(p + "ranges" + s, a + " . " + a + " . inet_proto . inet_service", true, false,
-            "pod . peer range . protocol . port range (ipBlocks, endPort)");
+        Add(p + "np" + s, a + " : verdict", false, false,
+            std::string("isolated pod : its NetworkPolicy group's chain (") + d.name + ")");
         for (const Tier& t : kTiers) {
           Add(p + t.set + s, a + " : verdict", false, false,
               std::string("pod : its class's chain of the ") + t.title + " tier (ClusterNetworkPolicy)");
@@ -217,6 +208,11 @@ class Renderer {
   }
 
   NftRuleset Run() {
+    GroupIds assigned;
+    if (groups_ == nullptr) {
+      assigned = AssignGroups(program_);
+      groups_ = &assigned;
+    }
     NftRuleset r;
     r.table_comment = "netpol: NetworkPolicy for this node's pods; managed by netpol, do not edit";
     Layout();
@@ -227,17 +223,68 @@ class Renderer {
     r.sets = std::move(sets_);
     r.chains = Chains();
     r.classes = RenderTierClasses(program_);
+    for (const auto& [key, id] : groups_->ids) {
+      TierClass group = RenderGroup(key, id, program_, options_);
+      std::string chain = group.chain;
+      r.classes.emplace(std::move(chain), std::move(group));
+    }
+    groups_ = nullptr;
     return r;
+  }
+
+  // One group's elements, per set.
+  PodElements RunGroup(const GroupKey& key, uint32_t id) {
+    PodElements out;
+    pod_sink_ = &out;
+    const Family& f = key.family == IpFamily::kV4 ? kFamilies[0] : kFamilies[1];
+    const std::string chain = GroupChain(key.ingress, key.family, id);
+    for (const Allowance& a : key.allow) Allow(chain + "_", f, a);
+    EmitBoxes();
+    pod_sink_ = nullptr;
+    std::erase_if(out, [](const auto& set) { return set.second.empty(); });
+    return out;
+  }
+
+  // A group's chain: its six lookups, then the pod's counted, logged drop
+  // (a pod reaches it only when isolated: nothing falls through).
+  std::string GroupDefinition(const GroupKey& key, uint32_t id) const {
+    const Dir& d = key.ingress ? kDirs[0] : kDirs[1];
+    const Family& f = key.family == IpFamily::kV4 ? kFamilies[0] : kFamilies[1];
+    const std::string chain = GroupChain(key.ingress, key.family, id);
+    const std::string peer = std::string(f.match) + " " + d.peer_side;
+    const std::string allowed = std::string(" goto ") + d.name + "_allowed_" + f.suffix + "\n";
+    std::string c = "chain " + chain + " {\n";
+    c += "\t\t" + peer + " . meta l4proto . th dport @" + chain + "_exact" + allowed;
+    c += "\t\t" + peer + " . meta l4proto @" + chain + "_proto" + allowed;
+    c += "\t\t" + peer + " @" + chain + "_all" + allowed;
+    c += "\t\tmeta l4proto . th dport @" + chain + "_anyexact" + allowed;
+    c += "\t\tmeta l4proto @" + chain + "_anyproto" + allowed;
+    c += "\t\t" + peer + " . meta l4proto . th dport @" + chain + "_ranges" + allowed;
+    return c + Deny(d, f, "isolated, and no policy allows it") + "\t}";
+  }
+
+  // The per-pod counter, NFLOG and drop that end an isolated pod's check.
+  std::string Deny(const Dir& d, const Family& f, const std::string& why) const {
+    const std::string pod = std::string(f.match) + " " + d.pod_side;
+    return "\t\t" + pod + " @" + d.prefix + "_denied_" + f.suffix +
+           " comment \"count it\"\n\t\tlog prefix \"netpol " + d.name + " deny \" group " +
+           std::to_string(options_.log_group) + " drop comment \"" + why + "\"\n";
   }
 
   // The elements one pod contributes, per set.
   PodElements RunPod(const std::string& name, const policy::LocalPod& pod) {
+    GroupIds assigned;
+    if (groups_ == nullptr) {
+      assigned = AssignGroups(program_);
+      groups_ = &assigned;
+    }
     PodElements out;
     pod_sink_ = &out;  // straight into the result: no set layout needed
     Pod(name, pod);
     EmitBoxes();
     pod_sink_ = nullptr;
     std::erase_if(out, [](const auto& set) { return set.second.empty(); });  // looked up, never filled
+    groups_ = nullptr;
     return out;
   }
 
@@ -280,7 +327,18 @@ class Renderer {
         Element(p + "isolated" + s, ip.ToString(), name);
         Element(p + "denied" + s, ip.ToString(), name);
         Element(p + "allowed" + s, ip.ToString(), name);
-        for (const Allowance& a : dp.allow) Allow(p, s, f, ip.ToString(), a);
+        // Its group's chain, or straight to the allowed chain when a rule
+        // lets everything through (that rule named).
+        const std::optional<GroupKey> group = GroupOf(pod, d.prefix[0] == 'i', f.family);
+        if (group) {
+          Element(p + "np" + s,
+                  ip.ToString() + " : goto " + GroupChain(group->ingress, f.family, groups_->ids.at(*group)),
+                  name);
+        } else {
+          const auto all = std::find_if(dp.allow.begin(), dp.allow.end(),
+                                        [](const Allowance& a) { return !a.peers && a.ports.empty(); });
+          Element(p + "np" + s, ip.ToString() + " : goto " + d.name + "_allowed_" + f.suffix, all->origin);
+        }
       }
     }
   }
@@ -299,22 +357,21 @@ class Renderer {
     Element(p + "_denied" + s, pod, name);
   }
 
-  // One allowance of one pod address, as elements of the direction's sets.
-  void Allow(const std::string& p, const std::string& s, const Family& f, const std::string& pod,
-             const Allowance& a) {
+  // One allowance of a group, as elements of its sets (named `<chain>_exact`...).
+  void Allow(const std::string& g, const Family& f, const Allowance& a) {
     const std::string& origin = a.origin;
     const bool all_ports = a.ports.empty();
     if (!a.peers) {
-      if (all_ports) return Element(p + "anyall" + s, pod, origin);
+      // (Everything allowed, no peers and no ports, has no group.)
       for (const PortSpan& span : a.ports) {
         const std::string proto = ProtoName(span.protocol);
         if (span.first == 1 && span.last == 65535) {
-          Element(p + "anyproto" + s, pod + " . " + proto, origin);
+          Element(g + "anyproto", proto, origin);
         } else if (span.first == span.last) {
-          Element(p + "anyexact" + s, pod + " . " + proto + " . " + std::to_string(span.first), origin);
+          Element(g + "anyexact", proto + " . " + std::to_string(span.first), origin);
         } else {
-          Box(p + "ranges" + s, pod, f, AnyAddress(f),
-              {ProtoNumber(span.protocol), ProtoNumber(span.protocol)}, {span.first, span.last}, origin);
+          Box(g + "ranges", f, AnyAddress(f), {ProtoNumber(span.protocol), ProtoNumber(span.protocol)},
+              {span.first, span.last}, origin);
         }
       }
       return;
@@ -323,14 +380,14 @@ class Renderer {
     // Per peer address, one element per port span: the sets are looked up and
     // each span's text tail written once, not per element (a pod may have
     // tens of thousands of elements).
-    Members* all = all_ports ? &Target(p + "all" + s) : nullptr;
+    Members* all = all_ports ? &Target(g + "all") : nullptr;
     std::vector<std::pair<Members*, std::string>> tails;  // per span; null set: a range (box)
     for (const PortSpan& span : a.ports) {
       const std::string proto = ProtoName(span.protocol);
       if (span.first == 1 && span.last == 65535) {
-        tails.emplace_back(&Target(p + "proto" + s), " . " + proto);
+        tails.emplace_back(&Target(g + "proto"), " . " + proto);
       } else if (span.first == span.last) {
-        tails.emplace_back(&Target(p + "exact" + s), " . " + proto + " . " + std::to_string(span.first));
+        tails.emplace_back(&Target(g + "exact"), " . " + proto + " . " + std::to_string(span.first));
       } else {
         tails.emplace_back(nullptr, "");
       }
@@ -338,7 +395,7 @@ class Renderer {
     std::string pair;
     for (const IpAddress& peer : peers.addresses) {
       if (peer.family() != f.family) continue;
-      pair.assign(pod).append(" . ").append(peer.ToString());
+      pair.assign(peer.ToString());
       if (all_ports) {
         all->emplace(pair, origin);
         continue;
@@ -351,7 +408,7 @@ class Renderer {
           element.append(pair).append(tails[k].second);
           tails[k].first->emplace(std::move(element), origin);
         } else {
-          Box(p + "ranges" + s, pod, f, {Value(peer), Value(peer)},
+          Box(g + "ranges", f, {Value(peer), Value(peer)},
               {ProtoNumber(span.protocol), ProtoNumber(span.protocol)}, {span.first, span.last}, origin);
         }
       }
@@ -360,11 +417,11 @@ class Renderer {
       if (range.first.family() != f.family) continue;
       const Span addresses{Value(range.first), Value(range.last)};
       if (all_ports) {
-        Box(p + "ranges" + s, pod, f, addresses, {0, 255}, {0, 65535}, origin);
+        Box(g + "ranges", f, addresses, {0, 255}, {0, 65535}, origin);
         continue;
       }
       for (const PortSpan& span : a.ports) {
-        Box(p + "ranges" + s, pod, f, addresses, {ProtoNumber(span.protocol), ProtoNumber(span.protocol)},
+        Box(g + "ranges", f, addresses, {ProtoNumber(span.protocol), ProtoNumber(span.protocol)},
             {span.first, span.last}, origin);
       }
     }
@@ -405,9 +462,9 @@ class Renderer {
     return 6;
   }
 
-  void Box(const std::string& set, const std::string& pod, const Family& f, Span addresses, Span protos,
-           Span ports, const std::string& origin) {
-    BoxGroup& group = boxes_[{set, pod}];
+  void Box(const std::string& set, const Family& f, Span addresses, Span protos, Span ports,
+           const std::string& origin) {
+    BoxGroup& group = boxes_[set];
     group.family = &f;
     group.boxes.push_back({{addresses, protos, ports}, origin});
   }
@@ -439,7 +496,7 @@ class Renderer {
   // peer address outside every range renders the same whatever other peers
   // exist (RenderPodMemberChange relies on it), and the work is the sum of the
   // overlaps instead of boxes squared.
-  void EmitGroup(const std::pair<std::string, std::string>& key, const BoxGroup& group) {
+  void EmitGroup(const std::string& set, const BoxGroup& group) {
     const Family& f = *group.family;
     const std::vector<BoxRec>& boxes = group.boxes;
     const Value128 max[3] = {AnyAddress(f).last, 255, 65535};
@@ -500,9 +557,8 @@ class Renderer {
             run_start = q;
             run_origin = cover;
           } else if (cover == nullptr && run_origin != nullptr) {
-            Element(key.first,
-                    key.second + " . " + addresses + " . " +
-                        Range(Text(f, 1, cuts[1][p]), Text(f, 1, end_of(1, p))) + " . " +
+            Element(set,
+                    addresses + " . " + Range(Text(f, 1, cuts[1][p]), Text(f, 1, end_of(1, p))) + " . " +
                         Range(Text(f, 2, cuts[2][run_start]), Text(f, 2, end_of(2, q - 1))),
                     run_origin->origin);
             run_origin = nullptr;
@@ -561,11 +617,8 @@ class Renderer {
       for (const Family& f : kFamilies) {
         const std::string m = f.match;
         const std::string pod = m + " " + d.pod_side;
-        const std::string peer = m + " " + d.peer_side;
         const std::string p = std::string(d.prefix) + "_";
         const std::string s = std::string("_") + f.suffix;
-        // An allowed new connection leaves through the counting chain.
-        const std::string allowed = std::string(" goto ") + d.name + "_allowed_" + f.suffix + "\n";
         // The tiers (docs/SEMANTICS.md §21): a pod with Admin decisions goes to
         // its class's chain (one hash lookup), which decides or comes back to
         // the NetworkPolicy chain; a pod no NetworkPolicy isolates goes on to
@@ -576,15 +629,9 @@ class Renderer {
         std::string c = std::string("chain ") + d.name + "_np_" + f.suffix + " {\n";
         c += "\t\t" + pod + " != @" + p + "isolated" + s + " goto " + d.name + "_baseline_" + f.suffix +
              " comment \"not isolated by NetworkPolicy: the Baseline tier\"\n";
-        c += "\t\t" + pod + " . " + peer + " . meta l4proto . th dport @" + p + "exact" + s + allowed;
-        c += "\t\t" + pod + " . " + peer + " . meta l4proto @" + p + "proto" + s + allowed;
-        c += "\t\t" + pod + " . " + peer + " @" + p + "all" + s + allowed;
-        c += "\t\t" + pod + " . meta l4proto . th dport @" + p + "anyexact" + s + allowed;
-        c += "\t\t" + pod + " . meta l4proto @" + p + "anyproto" + s + allowed;
-        c += "\t\t" + pod + " @" + p + "anyall" + s + allowed;
-        c += "\t\t" + pod + " . " + peer + " . meta l4proto . th dport @" + p + "ranges" + s + allowed;
-        c += "\t\t" + pod + " @" + p + "denied" + s + " log prefix \"netpol " + d.name + " deny \" group " +
-             log + " drop comment \"isolated, and no policy allows it\"\n\t}";
+        c += "\t\t" + pod + " vmap @" + p + "np" + s +
+             " comment \"isolated: the pod's NetworkPolicy group\"\n";
+        c += Deny(d, f, "isolated, and in no group (never: fails closed)") + "\t}";
         chains.push_back(std::move(c));
         // The lookup counts the connection on the pod's element; falling off
         // the end returns as the allowance's `return` did.
@@ -624,8 +671,9 @@ class Renderer {
   NftOptions options_;
   std::vector<NftSet> sets_;
   std::map<std::string, size_t> index_;
-  std::map<std::pair<std::string, std::string>, BoxGroup> boxes_;  // (set, pod address) -> boxes
-  PodElements* pod_sink_ = nullptr;                                // RunPod collects here instead of in sets_
+  const GroupIds* groups_;
+  std::map<std::string, BoxGroup> boxes_;  // set -> boxes
+  PodElements* pod_sink_ = nullptr;        // RunPod and RunGroup collect here instead of in sets_
 };
 
 }  // namespace
@@ -720,12 +768,123 @@ std::map<std::string, TierClass> RenderTierClasses(const policy::NodeProgram& pr
   return out;
 }
 
+namespace {
+
+constexpr const char* kGroupSets[] = {"exact", "proto", "all", "anyexact", "anyproto", "ranges"};
+
+}  // namespace
+
+std::string GroupChain(bool ingress, IpFamily family, uint32_t id) {
+  return std::string(ingress ? "in" : "eg") + "_np_g" + std::to_string(id) +
+         (family == IpFamily::kV4 ? "_v4" : "_v6");
+}
+
+std::optional<uint32_t> GroupIdOf(std::string_view chain) {
+  // "in_np_g" + decimal digits + "_v4"
+  if (!chain.starts_with("in_np_g") && !chain.starts_with("eg_np_g")) return std::nullopt;
+  std::string_view digits = chain.substr(7);
+  if (!digits.ends_with("_v4") && !digits.ends_with("_v6")) return std::nullopt;
+  digits.remove_suffix(3);
+  if (digits.empty() || digits.size() > 9 || digits[0] == '0') return std::nullopt;
+  uint32_t id = 0;
+  for (const char ch : digits) {
+    if (ch < '0' || ch > '9') return std::nullopt;
+    id = id * 10 + static_cast<uint32_t>(ch - '0');
+  }
+  return id;
+}
+
+std::vector<std::string> GroupSetNames(const std::string& chain) {
+  std::vector<std::string> out;
+  for (const char* set : kGroupSets) out.push_back(chain + "_" + set);
+  return out;
+}
+
+std::optional<GroupKey> GroupOf(const policy::LocalPod& pod, bool ingress, IpFamily family) {
+  const DirectionProgram& d = ingress ? pod.ingress : pod.egress;
+  if (!d.isolated) return std::nullopt;
+  if (std::none_of(pod.ips.begin(), pod.ips.end(),
+                   [&](const IpAddress& ip) { return ip.family() == family; }))
+    return std::nullopt;
+  if (std::any_of(d.allow.begin(), d.allow.end(),
+                  [](const Allowance& a) { return !a.peers && a.ports.empty(); }))
+    return std::nullopt;
+  return GroupKey{ingress, family, d.allow};
+}
+
+GroupIds AssignGroups(const policy::NodeProgram& program, const GroupIds* previous,
+                      const PreviousGroup& had) {
+  // Each group's pods, the groups in the order their first pod comes.
+  std::map<GroupKey, std::vector<const std::string*>> pods_of;
+  std::vector<const GroupKey*> order;
+  for (const auto& [name, pod] : program.pods) {
+    for (const Family& f : kFamilies) {
+      for (const bool ingress : {true, false}) {
+        std::optional<GroupKey> key = GroupOf(pod, ingress, f.family);
+        if (!key) continue;
+        auto [it, fresh] = pods_of.try_emplace(std::move(*key));
+        if (fresh) order.push_back(&it->first);
+        it->second.push_back(&name);
+      }
+    }
+  }
+  GroupIds out;
+  out.next = previous != nullptr ? previous->next : 1;
+  std::set<std::string> taken;  // chains given out
+  const auto give = [&](const GroupKey& key, uint32_t id) {
+    out.ids.emplace(key, id);
+    taken.insert(GroupChain(key.ingress, key.family, id));
+    out.next = std::max(out.next, id + 1);
+  };
+  if (previous != nullptr) {
+    for (const GroupKey* key : order) {
+      if (const auto it = previous->ids.find(*key); it != previous->ids.end()) give(*key, it->second);
+    }
+  }
+  if (had) {
+    // (pods, group, id) for every id a group's pods had, most pods first.
+    struct Vote {
+      size_t pods;
+      size_t group;
+      uint32_t id;
+    };
+    std::vector<Vote> votes;
+    for (size_t g = 0; g < order.size(); ++g) {
+      const GroupKey& key = *order[g];
+      if (out.ids.contains(key)) continue;
+      std::map<uint32_t, size_t> count;
+      for (const std::string* pod : pods_of.at(key)) {
+        if (const std::optional<uint32_t> id = had(*pod, key)) ++count[*id];
+      }
+      for (const auto& [id, n] : count) votes.push_back({n, g, id});
+    }
+    std::sort(votes.begin(), votes.end(), [](const Vote& a, const Vote& b) {
+      return a.pods != b.pods ? a.pods > b.pods : (a.group != b.group ? a.group < b.group : a.id < b.id);
+    });
+    for (const Vote& v : votes) {
+      const GroupKey& key = *order[v.group];
+      if (out.ids.contains(key) || taken.contains(GroupChain(key.ingress, key.family, v.id))) continue;
+      give(key, v.id);
+    }
+  }
+  for (const GroupKey* key : order) {
+    if (!out.ids.contains(*key)) give(*key, out.next);
+  }
+  return out;
+}
+
 std::optional<std::string> TierClassOf(std::string_view name) {
   for (const std::string_view suffix : {"_port", "_all"}) {
     if (name.ends_with(suffix)) {
       if (auto chain = TierClassOf(name.substr(0, name.size() - suffix.size()))) return chain;
     }
   }
+  for (const char* set : kGroupSets) {
+    const std::string suffix = std::string("_") + set;
+    if (name.ends_with(suffix) && GroupIdOf(name.substr(0, name.size() - suffix.size())))
+      return std::string(name.substr(0, name.size() - suffix.size()));
+  }
+  if (GroupIdOf(name)) return std::string(name);
   // "in_admin_c" + 16 hex digits + "_v4"
   std::string_view rest = name;
   if (!rest.starts_with("in_") && !rest.starts_with("eg_")) return std::nullopt;
@@ -756,27 +915,66 @@ std::string ClassCommands(const std::vector<const TierClass*>& added,
     out += "}\n";
   }
   const std::string table = std::string(kTableFamily) + " " + kTableName;
-  // The chain first: its rules hold the maps.
+  // The chain first: its rules hold the sets.
   for (const std::string& chain : removed) {
-    out += "delete chain " + table + " " + chain + "\ndelete map " + table + " " + chain +
-           "_port\ndelete map " + table + " " + chain + "_all\n";
+    out += "delete chain " + table + " " + chain + "\n";
+    if (GroupIdOf(chain)) {
+      for (const std::string& set : GroupSetNames(chain)) out += "delete set " + table + " " + set + "\n";
+    } else {
+      out += "delete map " + table + " " + chain + "_port\ndelete map " + table + " " + chain + "_all\n";
+    }
   }
   return out;
 }
 
-NftRuleset RenderRuleset(const policy::NodeProgram& program, const NftOptions& options) {
-  return Renderer(program, options).Run();
+NftRuleset RenderRuleset(const policy::NodeProgram& program, const NftOptions& options,
+                         const GroupIds* groups) {
+  return Renderer(program, options, groups).Run();
 }
 
 PodElements RenderPod(const std::string& name, const policy::LocalPod& pod,
-                      const policy::NodeProgram& program, const NftOptions& options) {
-  return Renderer(program, options).RunPod(name, pod);
+                      const policy::NodeProgram& program, const NftOptions& options, const GroupIds* groups) {
+  return Renderer(program, options, groups).RunPod(name, pod);
+}
+
+PodElements RenderGroupElements(const GroupKey& key, uint32_t id, const policy::NodeProgram& program) {
+  return Renderer(program, {}).RunGroup(key, id);
+}
+
+TierClass RenderGroup(const GroupKey& key, uint32_t id, const policy::NodeProgram& program,
+                      const NftOptions& options, bool elements) {
+  Renderer renderer(program, options);
+  TierClass c;
+  c.chain = GroupChain(key.ingress, key.family, id);
+  c.definition = renderer.GroupDefinition(key, id);
+  const std::string a = key.family == IpFamily::kV4 ? "ipv4_addr" : "ipv6_addr";
+  const std::string d = key.ingress ? "ingress" : "egress";
+  const std::pair<std::string, std::string> shapes[] = {
+      {a + " . inet_proto . inet_service", "peer . protocol . port"},
+      {a + " . inet_proto", "peer . protocol (every port)"},
+      {a, "peer (every protocol and port)"},
+      {"inet_proto . inet_service", "protocol . port (any peer)"},
+      {"inet_proto", "protocol (any peer, every port)"},
+      {a + " . inet_proto . inet_service", "peer range . protocol . port range (ipBlocks, endPort)"}};
+  PodElements rendered;
+  if (elements) rendered = renderer.RunGroup(key, id);
+  for (size_t i = 0; i < std::size(kGroupSets); ++i) {
+    NftSet set{c.chain + "_" + kGroupSets[i],
+               shapes[i].first,
+               i + 1 == std::size(kGroupSets),
+               false,
+               "a NetworkPolicy group's " + d + " allowances: " + shapes[i].second,
+               {}};
+    if (const auto it = rendered.find(set.name); it != rendered.end()) set.elements = std::move(it->second);
+    c.maps.push_back(std::move(set));
+  }
+  return c;
 }
 
 namespace {
 
 // Port spans an allowance with peers renders as boxes (interval elements):
-// those are decomposed per pod as a whole and cannot be edited by address.
+// those are decomposed per group as a whole and cannot be edited by address.
 bool HasPortRange(const Allowance& a) {
   return std::any_of(a.ports.begin(), a.ports.end(), [](const PortSpan& s) {
     return s.first != s.last && !(s.first == 1 && s.last == 65535);
@@ -786,114 +984,44 @@ bool HasPortRange(const Allowance& a) {
 using AllowanceKey = std::pair<std::string, std::vector<PortSpan>>;  // origin, ports
 
 // Allowances by (origin, ports); nullopt when two share a key (no pairing).
-std::optional<std::map<AllowanceKey, const Allowance*>> ByKey(const DirectionProgram& d) {
+std::optional<std::map<AllowanceKey, const Allowance*>> ByKey(const std::vector<Allowance>& allow) {
   std::map<AllowanceKey, const Allowance*> out;
-  for (const Allowance& a : d.allow) {
+  for (const Allowance& a : allow) {
     if (!out.emplace(AllowanceKey{a.origin, a.ports}, &a).second) return std::nullopt;
   }
   return out;
 }
 
-// `pod` with every peer set cut down to `only` (sorted), in a program of its
-// own that keeps the set ids (so allowances keep their order and the first
-// rule to render an element is the one a whole rendering would name).
+// A group's peer allowances with every peer set cut down to `only` (sorted),
+// in a program of its own that keeps the set ids (so allowances keep their
+// order and the first rule to render an element is the one a whole rendering
+// would name).
 struct Restricted {
   policy::NodeProgram program;
-  policy::LocalPod pod;
+  GroupKey key;
 };
-Restricted Restrict(const policy::LocalPod& pod, const policy::NodeProgram& program,
+Restricted Restrict(const GroupKey& key, const policy::NodeProgram& program,
                     const std::vector<IpAddress>& only) {
   Restricted r;
-  r.pod.ips = pod.ips;  // no interface: the pod's own anti-spoofing elements are not edited
-  const auto cut = [&](const DirectionProgram& d) {
-    DirectionProgram out;
-    out.isolated = d.isolated;
-    for (const Allowance& a : d.allow) {
-      if (!a.peers) continue;
-      if (!r.program.sets.contains(*a.peers)) {
-        policy::AddressSet s;
-        const std::vector<IpAddress>& all = program.set(*a.peers).addresses;
-        for (const IpAddress& ip : only) {
-          if (std::binary_search(all.begin(), all.end(), ip)) s.addresses.push_back(ip);
-        }
-        r.program.sets.emplace(*a.peers, std::make_shared<const policy::AddressSet>(std::move(s)));
+  r.key.ingress = key.ingress;
+  r.key.family = key.family;
+  for (const Allowance& a : key.allow) {
+    if (!a.peers) continue;
+    if (!r.program.sets.contains(*a.peers)) {
+      policy::AddressSet s;
+      const std::vector<IpAddress>& all = program.set(*a.peers).addresses;
+      for (const IpAddress& ip : only) {
+        if (std::binary_search(all.begin(), all.end(), ip)) s.addresses.push_back(ip);
       }
-      out.allow.push_back(a);
+      r.program.sets.emplace(*a.peers, std::make_shared<const policy::AddressSet>(std::move(s)));
     }
-    return out;
-  };
-  r.pod.ingress = cut(pod.ingress);
-  r.pod.egress = cut(pod.egress);
+    r.key.allow.push_back(a);
+  }
   return r;
 }
 
-}  // namespace
-
-std::optional<PodEdits> RenderPodMemberChange(const std::string& name, const policy::LocalPod& before,
-                                              const policy::NodeProgram& before_program,
-                                              const policy::LocalPod& after,
-                                              const policy::NodeProgram& after_program,
-                                              const NftOptions& options) {
-  if (before.ips != after.ips || before.interface != after.interface || before.reserved != after.reserved)
-    return std::nullopt;
-  std::vector<IpAddress> changed;  // peers gained or lost by some allowance
-  for (const auto member : {&policy::LocalPod::ingress, &policy::LocalPod::egress}) {
-    const DirectionProgram& b = before.*member;
-    const DirectionProgram& a = after.*member;
-    // Tier boxes are cut per pod from all their rules together: a change to
-    // them renders the pod whole.
-    if (b.isolated != a.isolated || b.allow.size() != a.allow.size() || b.admin != a.admin ||
-        b.baseline != a.baseline)
-      return std::nullopt;
-    const auto bk = ByKey(b);
-    const auto ak = ByKey(a);
-    if (!bk || !ak) return std::nullopt;
-    for (const auto& [key, was] : *bk) {
-      const auto it = ak->find(key);
-      if (it == ak->end()) return std::nullopt;
-      const Allowance& now = *it->second;
-      if (was->peers.has_value() != now.peers.has_value()) return std::nullopt;
-      if (!was->peers || *was->peers == *now.peers) continue;
-      const policy::AddressSet& old_set = before_program.set(*was->peers);
-      const policy::AddressSet& new_set = after_program.set(*now.peers);
-      if (old_set.ranges != new_set.ranges) return std::nullopt;
-      std::set_symmetric_difference(old_set.addresses.begin(), old_set.addresses.end(),
-                                    new_set.addresses.begin(), new_set.addresses.end(),
-                                    std::back_inserter(changed));
-    }
-  }
-  std::sort(changed.begin(), changed.end());
-  changed.erase(std::unique(changed.begin(), changed.end()), changed.end());
-  // An interval element covering a changed address would be cut differently:
-  // any range among the pod's peers (or a port range open to every peer) that
-  // covers one sends the pod to a whole rendering.
-  for (const auto* pod : {&before, &after}) {
-    const policy::NodeProgram& program = pod == &before ? before_program : after_program;
-    for (const DirectionProgram* d : {&pod->ingress, &pod->egress}) {
-      for (const Allowance& a : d->allow) {
-        if (!a.peers) {
-          if (HasPortRange(a) && !changed.empty()) return std::nullopt;
-          continue;
-        }
-        for (const policy::AddressRange& r : program.set(*a.peers).ranges) {
-          const auto in = std::lower_bound(changed.begin(), changed.end(), r.first);
-          if (in != changed.end() && !(r.last < *in)) return std::nullopt;
-        }
-      }
-    }
-  }
-  if (changed.empty()) return PodEdits{};
-  const Restricted was = Restrict(before, before_program, changed);
-  const Restricted now = Restrict(after, after_program, changed);
-  const PodElements old_elements = RenderPod(name, was.pod, was.program, options);
-  const PodElements new_elements = RenderPod(name, now.pod, now.program, options);
-  return DiffElements(old_elements, new_elements);
-}
-
-namespace {
-
 // Whether an allowance renders only hash-set elements: no port range, no
-// peer range. Interval elements are cut per pod from all its ranges together.
+// peer range. Interval elements are cut per group from all its ranges together.
 bool HashOnly(const Allowance& a, const policy::NodeProgram& program) {
   return !HasPortRange(a) && (!a.peers || program.set(*a.peers).ranges.empty());
 }
@@ -907,91 +1035,99 @@ std::vector<Allowance> Without(const std::vector<Allowance>& from, const std::ve
 
 }  // namespace
 
-std::optional<PodEdits> RenderPodWiringChange(const std::string& name, const policy::LocalPod& before,
-                                              const policy::NodeProgram& before_program,
-                                              const policy::LocalPod& after,
-                                              const policy::NodeProgram& after_program,
-                                              const NftOptions& options) {
-  if (before.ips != after.ips || before.ingress != after.ingress || before.egress != after.egress)
+std::optional<PodEdits> RenderGroupMemberChange(const GroupKey& before,
+                                                const policy::NodeProgram& before_program,
+                                                const GroupKey& after,
+                                                const policy::NodeProgram& after_program, uint32_t id) {
+  if (before.ingress != after.ingress || before.family != after.family ||
+      before.allow.size() != after.allow.size())
     return std::nullopt;
-  for (const DirectionProgram* d : {&after.ingress, &after.egress}) {
-    for (const Allowance& a : d->allow) {
-      if (a.peers && before_program.sets.at(*a.peers) != after_program.sets.at(*a.peers) &&
-          before_program.set(*a.peers) != after_program.set(*a.peers)) {
-        return std::nullopt;
+  std::vector<IpAddress> changed;  // peers gained or lost by some allowance
+  const auto bk = ByKey(before.allow);
+  const auto ak = ByKey(after.allow);
+  if (!bk || !ak) return std::nullopt;
+  for (const auto& [key, was] : *bk) {
+    const auto it = ak->find(key);
+    if (it == ak->end()) return std::nullopt;
+    const Allowance& now = *it->second;
+    if (was->peers.has_value() != now.peers.has_value()) return std::nullopt;
+    if (!was->peers || *was->peers == *now.peers) continue;
+    const policy::AddressSet& old_set = before_program.set(*was->peers);
+    const policy::AddressSet& new_set = after_program.set(*now.peers);
+    if (old_set.ranges != new_set.ranges) return std::nullopt;
+    std::set_symmetric_difference(old_set.addresses.begin(), old_set.addresses.end(),
+                                  new_set.addresses.begin(), new_set.addresses.end(),
+                                  std::back_inserter(changed));
+  }
+  std::erase_if(changed, [&](const IpAddress& ip) { return ip.family() != after.family; });
+  std::sort(changed.begin(), changed.end());
+  changed.erase(std::unique(changed.begin(), changed.end()), changed.end());
+  // An interval element covering a changed address would be cut differently:
+  // any range among the group's peers (or a port range open to every peer)
+  // that covers one sends the group to a whole rendering.
+  for (const auto* key : {&before, &after}) {
+    const policy::NodeProgram& program = key == &before ? before_program : after_program;
+    for (const Allowance& a : key->allow) {
+      if (!a.peers) {
+        if (HasPortRange(a) && !changed.empty()) return std::nullopt;
+        continue;
+      }
+      for (const policy::AddressRange& r : program.set(*a.peers).ranges) {
+        const auto in = std::lower_bound(changed.begin(), changed.end(), r.first);
+        if (in != changed.end() && !(r.last < *in)) return std::nullopt;
       }
     }
   }
-  // The pod without its isolation renders its own elements alone.
-  const auto own = [](const policy::LocalPod& pod) {
-    policy::LocalPod out;
-    out.ips = pod.ips;
-    out.interface = pod.interface;
-    out.reserved = pod.reserved;
-    return out;
-  };
-  return DiffElements(RenderPod(name, own(before), before_program, options),
-                      RenderPod(name, own(after), after_program, options));
+  if (changed.empty()) return PodEdits{};
+  const Restricted was = Restrict(before, before_program, changed);
+  const Restricted now = Restrict(after, after_program, changed);
+  return DiffElements(RenderGroupElements(was.key, id, was.program),
+                      RenderGroupElements(now.key, id, now.program));
 }
 
-std::optional<PodEdits> RenderPodAllowanceChange(const std::string& name, const policy::LocalPod& before,
-                                                 const policy::NodeProgram& before_program,
-                                                 const policy::LocalPod& after,
-                                                 const policy::NodeProgram& after_program,
-                                                 const NftOptions& options,
-                                                 const InstalledLookup& installed) {
-  if (before.ips != after.ips || before.interface != after.interface || before.reserved != after.reserved)
-    return std::nullopt;
-  // Per direction: the allowances gained (in `gained`) and lost (in `lost`),
-  // rendered on a pod of their own (no interface: the pod's anti-spoofing
-  // elements do not change; the isolation elements come out on every side
-  // and cancel).
-  policy::LocalPod gained{after.ips, "", {}, {}};
-  policy::LocalPod lost{before.ips, "", {}, {}};
+std::optional<PodEdits> RenderGroupAllowanceChange(const GroupKey& before,
+                                                   const policy::NodeProgram& before_program,
+                                                   const GroupKey& after,
+                                                   const policy::NodeProgram& after_program, uint32_t id,
+                                                   const InstalledLookup& installed) {
+  if (before.ingress != after.ingress || before.family != after.family) return std::nullopt;
+  // The allowances gained and lost, each rendered as a group of its own.
+  GroupKey gained{after.ingress, after.family, Without(after.allow, before.allow)};
+  GroupKey lost{before.ingress, before.family, Without(before.allow, after.allow)};
   std::vector<IpAddress> lost_peers;
-  for (const auto member : {&policy::LocalPod::ingress, &policy::LocalPod::egress}) {
-    const DirectionProgram& b = before.*member;
-    const DirectionProgram& a = after.*member;
-    if (b.isolated != a.isolated || b.admin != a.admin || b.baseline != a.baseline) return std::nullopt;
-    (gained.*member).isolated = (lost.*member).isolated = a.isolated;
-    (gained.*member).allow = Without(a.allow, b.allow);
-    (lost.*member).allow = Without(b.allow, a.allow);
-    for (const Allowance& x : (gained.*member).allow) {
-      if (!HashOnly(x, after_program)) return std::nullopt;
-    }
-    for (const Allowance& x : (lost.*member).allow) {
-      if (!HashOnly(x, before_program)) return std::nullopt;
-      if (x.peers) {
-        const std::vector<IpAddress>& peers = before_program.set(*x.peers).addresses;
-        lost_peers.insert(lost_peers.end(), peers.begin(), peers.end());
-      }
+  for (const Allowance& x : gained.allow) {
+    if (!HashOnly(x, after_program)) return std::nullopt;
+  }
+  for (const Allowance& x : lost.allow) {
+    if (!HashOnly(x, before_program)) return std::nullopt;
+    if (x.peers) {
+      const std::vector<IpAddress>& peers = before_program.set(*x.peers).addresses;
+      lost_peers.insert(lost_peers.end(), peers.begin(), peers.end());
     }
   }
   PodEdits edits;
-  // Gained elements the pod does not have yet. Those it has came from an
+  // Gained elements the group does not have yet. Those it has came from an
   // allowance it keeps (or one it loses, which the other side sorts out).
-  for (auto& [set, elements] : RenderPod(name, gained, after_program, options)) {
+  for (auto& [set, elements] : RenderGroupElements(gained, id, after_program)) {
     for (auto& [element, origin] : elements) {
       if (installed(set, element) == nullptr) edits.added[set].emplace(element, std::move(origin));
     }
   }
   // Lost elements no allowance of `after` renders: what `after` renders for
   // the lost allowances' peers (and to any peer) is all there is to compare.
-  if (lost.ingress.allow.empty() && lost.egress.allow.empty()) return edits;
+  if (lost.allow.empty()) return edits;
   std::sort(lost_peers.begin(), lost_peers.end());
   lost_peers.erase(std::unique(lost_peers.begin(), lost_peers.end()), lost_peers.end());
   Restricted kept = Restrict(after, after_program, lost_peers);
-  for (const auto member : {&policy::LocalPod::ingress, &policy::LocalPod::egress}) {
-    for (const Allowance& a : (after.*member).allow) {
-      if (!a.peers) (kept.pod.*member).allow.push_back(a);  // Restrict keeps only peer allowances
-    }
-    std::sort((kept.pod.*member).allow.begin(), (kept.pod.*member).allow.end());
+  for (const Allowance& a : after.allow) {
+    if (!a.peers) kept.key.allow.push_back(a);  // Restrict keeps only peer allowances
   }
+  std::sort(kept.key.allow.begin(), kept.key.allow.end());
   // The same allowances, in the same order, render these elements in a whole
   // rendering of `after`: where an element stays, its first rule is the one a
   // whole rendering names.
-  const PodElements still = RenderPod(name, kept.pod, kept.program, options);
-  for (auto& [set, elements] : RenderPod(name, lost, before_program, options)) {
+  const PodElements still = RenderGroupElements(kept.key, id, kept.program);
+  for (auto& [set, elements] : RenderGroupElements(lost, id, before_program)) {
     const auto other = still.find(set);
     for (auto& [element, origin] : elements) {
       const std::string* was = installed(set, element);

@@ -3,8 +3,9 @@
 //   NftRuleset desired = RenderRuleset(program, {.log_group = 100});
 //   std::string text = TableDefinition(desired);   // `nft -f`-style text of the table
 //
-// One table, `inet netpol`, with static chains and all policy data in sets, so
-// the per-connection cost does not grow with the number of policies or pods:
+// One table, `inet netpol`, with static chains, per-pod data in sets, and
+// chains shared by the pods whose decisions are equal, so the per-connection
+// cost does not grow with the number of policies or pods:
 //
 //   forward / input hooks: anti-spoofing (a pod's packets must come from its own
 //     interface with its own addresses, and nobody else may use them; one
@@ -13,13 +14,25 @@
 //     egress check of the source pod and the ingress check of the destination.
 //   egress_v4/6, ingress_v4/6: per family, at most twelve lookups for a
 //     new connection, however many policies and rules: the Admin tier's
-//     dispatch map (pod -> goto the chain of the pod's class, below), then
-//     <direction>_np_v4/6: "is the pod isolated" (if not: the Baseline tier's
-//     dispatch map, then allowed), six exact (hash) sets keyed by pod address
-//     plus peer address, protocol and port (or the parts an allowance leaves
-//     open), one interval set for ipBlock ranges and port ranges, and the
-//     drop with a per-pod counter and NFLOG. An allowed connection leaves
-//     through <direction>_allowed_v4/6, whose lookup counts it per pod.
+//     dispatch map (1; pod -> goto the chain of the pod's class, below, 2 more
+//     there), then <direction>_np_v4/6: "is the pod isolated" (1; if not: the
+//     Baseline tier's dispatch map, its class's 2, the counter: allowed), then
+//     the NetworkPolicy dispatch map (1) that sends the pod to its group's
+//     chain (below): six lookups keyed by peer address, protocol and port (or
+//     the parts an allowance leaves open; one is the interval set for ipBlock
+//     ranges and port ranges), and the per-pod counter of the drop with its
+//     NFLOG (1): 1 + 2 + 1 + 1 + 7 = 12. An allowed connection leaves through
+//     <direction>_allowed_v4/6, whose lookup counts it per pod (instead of
+//     the drop's). A pod a rule lets everything in (or out) is dispatched
+//     straight to that chain.
+//   NetworkPolicy groups (schema 7): isolated pods whose allowances for a
+//     direction and family are equal share one chain, `in_np_g<id>_v4`, and
+//     its six sets (`in_np_g<id>_v4_exact`: peer . protocol . port, `_proto`,
+//     `_all`, `_anyexact`, `_anyproto`, `_ranges`; no pod in the elements:
+//     they are the group's, not pods x peers). Ids are small numbers the
+//     backend keeps (GroupIds): a group whose peers change keeps its chain
+//     and its sets are edited in place; a pod relabelled into a group that
+//     exists changes one dispatch element.
 //   ClusterNetworkPolicy tiers, per class (schema 6): pods with equal
 //     decisions of a tier (the compiled form's disjoint boxes) share one chain,
 //     `in_admin_c<digest>_v4`, with two interval verdict maps keyed by peer
@@ -30,7 +43,8 @@
 //     `in_admin_accepted_v4` (and friends) and the map element's comment
 //     names the rule. Class chains come and go with their decisions: a
 //     changed policy creates the new chains, repoints the pods' dispatch
-//     elements and deletes the old chains, in one transaction.
+//     elements and deletes the old chains, in one transaction. Groups come
+//     and go the same way, with the pods that use them.
 //
 // Elements are kept as canonical text (the form `nft` prints and parses), keyed
 // to the origin ("shop/db ingress[0]") that becomes the element's comment.
@@ -53,7 +67,7 @@ namespace netpol::dataplane::nft {
 inline constexpr const char* kTableFamily = "inet";
 inline constexpr const char* kTableName = "netpol";
 // Bump when sets or chains change shape; a table with another schema is replaced.
-inline constexpr int kSchemaVersion = 6;
+inline constexpr int kSchemaVersion = 7;
 
 struct NftOptions {
   uint16_t log_group = 100;  // NFLOG group for denied new connections
@@ -76,9 +90,10 @@ struct NftSet {
   std::map<std::string, std::string> elements;  // canonical element -> origin comment
 };
 
-// One class's chain of a tier for one family, with its two maps (named
-// `<chain>_port` and `<chain>_all`). The name is the decisions' content
-// digest, so equal names mean equal contents.
+// A chain shared by pods: one class's chain of a tier for one family, with
+// its two maps (named `<chain>_port` and `<chain>_all`; the name is the
+// decisions' content digest, so equal names mean equal contents), or one
+// NetworkPolicy group's chain with its six sets (GroupSetNames).
 struct TierClass {
   std::string chain;       // "in_admin_c0123456789abcdef_v4"
   std::string definition;  // `chain name { ... }`
@@ -89,10 +104,59 @@ struct NftRuleset {
   std::string table_comment;                 // carries the schema version and options
   std::vector<NftSet> sets;                  // in a fixed order
   std::vector<std::string> chains;           // chain definitions, `chain name { ... }`
-  std::map<std::string, TierClass> classes;  // by chain name
+  std::map<std::string, TierClass> classes;  // by chain name: tier classes and NetworkPolicy groups
 };
 
-NftRuleset RenderRuleset(const policy::NodeProgram& program, const NftOptions& options);
+// One NetworkPolicy group: what its pods are allowed in one direction and
+// family (their allowances, all of them, with their peer set ids).
+struct GroupKey {
+  bool ingress = true;
+  IpFamily family = IpFamily::kV4;
+  std::vector<policy::Allowance> allow;  // sorted; none lets everything through
+  // NOLINTNEXTLINE(modernize-use-nullptr): clang-tidy 14 on a defaulted <=>
+  friend auto operator<=>(const GroupKey&, const GroupKey&) = default;
+};
+
+// The group of a pod's addresses of `family` for one direction; nullopt when
+// the pod has no address of `family`, is not isolated there, or one of its
+// allowances lets everything through (then its dispatch element goes
+// straight to the allowed chain).
+std::optional<GroupKey> GroupOf(const policy::LocalPod& pod, bool ingress, IpFamily family);
+
+// Which id each group of a program has: its chain is GroupChain(key, id).
+struct GroupIds {
+  std::map<GroupKey, uint32_t> ids;
+  uint32_t next = 1;  // above every id given
+};
+std::string GroupChain(bool ingress, IpFamily family, uint32_t id);
+// The id of a group chain's name ("in_np_g12_v4" -> 12); nullopt for others.
+std::optional<uint32_t> GroupIdOf(std::string_view chain);
+// The sets of a group's chain: `<chain>_exact` and the five others.
+std::vector<std::string> GroupSetNames(const std::string& chain);
+
+// The id a pod's addresses used for `key`'s direction and family before (the
+// group chain its dispatch element named); nullopt when none.
+using PreviousGroup = std::function<std::optional<uint32_t>(const std::string& pod, const GroupKey& key)>;
+// Ids for the groups of `program`, numbered in pod order from `previous->next`
+// (1 without). A group `previous` had keeps its id; another takes the id most
+// of its pods used (`had`; each id goes to one group, the one with most pods
+// first), so a group whose peers or rules changed keeps its chain and is
+// edited in place, and a new group takes the next number.
+//
+//   GroupIds now = AssignGroups(program, &before, [&](auto& pod, auto& key) { return IdBefore(pod, key); });
+GroupIds AssignGroups(const policy::NodeProgram& program, const GroupIds* previous = nullptr,
+                      const PreviousGroup& had = {});
+
+// The whole table; `groups` names the program's groups (AssignGroups(program) when null).
+NftRuleset RenderRuleset(const policy::NodeProgram& program, const NftOptions& options,
+                         const GroupIds* groups = nullptr);
+
+// One group's chain and sets; with their elements unless `elements` is false.
+TierClass RenderGroup(const GroupKey& key, uint32_t id, const policy::NodeProgram& program,
+                      const NftOptions& options, bool elements = true);
+// Only a group's elements, per set name.
+using PodElements = std::map<std::string, std::map<std::string, std::string>>;
+PodElements RenderGroupElements(const GroupKey& key, uint32_t id, const policy::NodeProgram& program);
 
 // The class chains `program` needs (names only: cheap, no elements rendered).
 std::set<std::string> TierClassChains(const policy::NodeProgram& program);
@@ -101,9 +165,10 @@ std::map<std::string, TierClass> RenderTierClasses(
     const policy::NodeProgram& program, const std::function<bool(const std::string&)>& wanted = {});
 // The class chain a chain or map name belongs to ("in_admin_c..._v4" for
 // itself and its `_port` and `_all` maps); nullopt for the static layout's.
+// Group chains and their sets as well ("in_np_g3_v4" for "in_np_g3_v4_exact").
 std::optional<std::string> TierClassOf(std::string_view name);
-// Commands that create `added` classes (maps with their elements, then
-// chains) and delete the `removed` chains and their maps. Creation must come
+// Commands that create `added` classes and groups (sets with their elements,
+// then chains) and delete the `removed` chains and their sets. Creation must come
 // before element edits that point at the new chains, deletion after those that
 // stop pointing at the old ones.
 std::string ClassCommands(const std::vector<const TierClass*>& added,
@@ -113,18 +178,12 @@ std::string SetDefinition(const NftSet& set);
 
 // The elements one local pod contributes, per set name (element -> origin).
 // Every element names the pod's address (or interface) first, so pods never
-// share an element: a pod's elements can be diffed on their own.
-using PodElements = std::map<std::string, std::map<std::string, std::string>>;
+// share an element: a pod's elements can be diffed on their own. Its
+// allowances are its group's (RenderGroup): a pod has a handful of elements.
 PodElements RenderPod(const std::string& name, const policy::LocalPod& pod,
-                      const policy::NodeProgram& program, const NftOptions& options);
+                      const policy::NodeProgram& program, const NftOptions& options,
+                      const GroupIds* groups = nullptr);
 
-// The element edits for one pod whose compiled rules changed only in the
-// members of its peer sets (same addresses, interface, isolation, and the same
-// allowances by origin and ports): the pod's elements for the peers gained or
-// lost, rendered before and after from those addresses alone, and compared.
-// Exact because every element names one peer address, or a range that covers
-// none of the changed ones (else nullopt: render the pod whole). Comments
-// name a rule that allows the element: one that changed rule is re-commented.
 struct PodEdits {
   PodElements added;
   PodElements removed;
@@ -133,38 +192,33 @@ struct PodEdits {
 // those both have under different origins (replaced, for their comments).
 PodEdits DiffElements(const PodElements& before, const PodElements& after);
 
-std::optional<PodEdits> RenderPodMemberChange(const std::string& name, const policy::LocalPod& before,
-                                              const policy::NodeProgram& before_program,
-                                              const policy::LocalPod& after,
-                                              const policy::NodeProgram& after_program,
-                                              const NftOptions& options);
+// The element edits of group `id` whose allowances changed from `before` to
+// `after` (same direction and family) only in the members of its peer sets
+// (the same allowances by origin and ports): the elements for the peers
+// gained or lost, rendered before and after from those addresses alone, and
+// compared. Exact because every element names one peer address, or a range
+// that covers none of the changed ones (else nullopt: render the group whole).
+// Comments name a rule that allows the element: one that changed rule is
+// re-commented.
+std::optional<PodEdits> RenderGroupMemberChange(const GroupKey& before,
+                                                const policy::NodeProgram& before_program,
+                                                const GroupKey& after,
+                                                const policy::NodeProgram& after_program, uint32_t id);
 
-// The element edits for one pod whose compiled rules changed in which
-// allowances it has (a policy selecting it came or went, a rule's ports
-// changed), with the same addresses, interface and isolation: only the
-// allowances gained and lost are rendered, and `installed` (what the pod has
-// in force: its whole rendering before) answers for the rest. Exact when none
-// of the allowances gained or lost renders interval elements (ranges cut each
-// other per pod); else nullopt: render the pod whole. An element a lost
-// allowance named and a kept one still allows is re-commented.
+// The element edits of group `id` whose allowances changed in which it has (a
+// policy came or went, a rule's ports changed): only the allowances gained
+// and lost are rendered, and `installed` (the group's elements in force: its
+// whole rendering before) answers for the rest. Exact when none of the
+// allowances gained or lost renders interval elements (ranges cut each
+// other); else nullopt: render the group whole. An element a lost allowance
+// named and a kept one still allows is re-commented.
 // `installed` gives an installed element's origin (null: not installed).
 using InstalledLookup = std::function<const std::string*(const std::string& set, const std::string& element)>;
-std::optional<PodEdits> RenderPodAllowanceChange(const std::string& name, const policy::LocalPod& before,
-                                                 const policy::NodeProgram& before_program,
-                                                 const policy::LocalPod& after,
-                                                 const policy::NodeProgram& after_program,
-                                                 const NftOptions& options, const InstalledLookup& installed);
-
-// The element edits for one pod whose compiled rules changed only in how it
-// is wired (its interface, or whether it is reserved ahead of its ADD): the
-// same addresses, isolation, allowances and peer contents. Only the pod's own
-// elements (its interface, its claimed addresses, anti-spoofing) can differ,
-// so only they are rendered, before and after; nullopt for any other change.
-std::optional<PodEdits> RenderPodWiringChange(const std::string& name, const policy::LocalPod& before,
-                                              const policy::NodeProgram& before_program,
-                                              const policy::LocalPod& after,
-                                              const policy::NodeProgram& after_program,
-                                              const NftOptions& options);
+std::optional<PodEdits> RenderGroupAllowanceChange(const GroupKey& before,
+                                                   const policy::NodeProgram& before_program,
+                                                   const GroupKey& after,
+                                                   const policy::NodeProgram& after_program, uint32_t id,
+                                                   const InstalledLookup& installed);
 
 // The text that creates the whole table (for `nft -f`, dry runs and goldens).
 std::string TableDefinition(const NftRuleset& ruleset);
