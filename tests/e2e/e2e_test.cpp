@@ -330,7 +330,7 @@ TEST_F(EnforcedLabTest, APeerJoiningEditsTheGroupInPlace) {
   for (const auto& o : loaded.objects) engine.Apply(o);
   const auto routes = dataplane::HostRoutes(lab_.node());
   ASSERT_TRUE(routes.ok());
-  const auto plan = backend_->Plan(policy::CompileNode(engine, dataplane::LocalPods(engine, *routes)));
+  const auto plan = backend_->Plan(policy::CompileNode(engine, policy::LocalPodsByAddress(engine, *routes)));
   ASSERT_TRUE(plan.ok());
   EXPECT_EQ(*plan,
             "add element inet netpol in_np_g1_v4_exact { 198.18.7.12 . tcp . 3306 comment "
