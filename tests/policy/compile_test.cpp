@@ -1,5 +1,7 @@
 // NodeCompiler, which keeps peer sets between compiles, must always produce
 // what a fresh CompileNode does on the same engine state.
+#include "policy/compile.h"
+
 #include <gtest/gtest.h>
 
 #include <map>
@@ -8,7 +10,6 @@
 #include <vector>
 
 #include "api/decode.h"
-#include "policy/compile.h"
 #include "policy/compiled.h"
 #include "policy/engine.h"
 #include "policy/internal/set_ids.h"
