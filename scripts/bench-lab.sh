@@ -28,25 +28,24 @@ esac
 # The kernel tears the previous run's 100 pod namespaces down in the
 # background, holding the rtnl lock the next run's plugin needs: let it.
 gap() { sleep "${RUN_GAP:-45}"; }
+first=1
+# scale_runs LABEL COUNT [lab_benchmark flags...]: COUNT runs at one scale.
+scale_runs() {
+  local label="$1" count="$2" i
+  shift 2
+  echo "# $(date -u +%Y-%m-%dT%H:%MZ), $count runs of bench/lab_benchmark ${*:-(10k pods, 100 namespaces, 1k policies)}"
+  for i in $(seq 1 "$count"); do
+    if [ "$first" -eq 0 ]; then gap; fi
+    first=0
+    echo "## $label run $i"
+    "$build/bench/lab_benchmark" "$build/bin" "$@" ${BASELINE:+--baseline="$BASELINE"}
+  done
+}
 {
-  first=1
   if [ "$scale" != 100k ]; then
-    echo "# $(date -u +%Y-%m-%dT%H:%MZ), $runs runs of bench/lab_benchmark (10k pods, 100 namespaces, 1k policies)"
-    for i in $(seq 1 "$runs"); do
-      if [ "$first" -eq 0 ]; then gap; fi
-      first=0
-      echo "## 10k run $i"
-      "$build/bench/lab_benchmark" "$build/bin" ${BASELINE:+--baseline="$BASELINE"}
-    done
+    scale_runs 10k "$runs"
   fi
   if [ "$scale" != 10k ]; then
-    echo "# $(date -u +%Y-%m-%dT%H:%MZ), $runs_100k runs of bench/lab_benchmark --pods=100000 --namespaces=1000 --policies=10000"
-    for i in $(seq 1 "$runs_100k"); do
-      if [ "$first" -eq 0 ]; then gap; fi
-      first=0
-      echo "## 100k run $i"
-      "$build/bench/lab_benchmark" "$build/bin" --pods=100000 --namespaces=1000 --policies=10000 \
-        ${BASELINE:+--baseline="$BASELINE"}
-    done
+    scale_runs 100k "$runs_100k" --pods=100000 --namespaces=1000 --policies=10000
   fi
 } | tee "$out/lab.txt"

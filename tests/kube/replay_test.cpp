@@ -335,48 +335,26 @@ class ReplayServer {
 };
 
 // The client's view: a cache kept from lists and events, and every
-// inconsistency an event could reveal.
-class Cache final : public ListWatchHandler {
+// inconsistency an event could reveal. `State` maps "namespace/name" to an
+// entry; the handlers below fill it from JSON values or from api objects.
+template <typename Handler, typename State>
+class CacheOf : public Handler {
  public:
   void OnListBegin() override {
     std::lock_guard lock(mu_);
     staged_.clear();
-  }
-  void OnListPage(std::vector<Json>& items) override {
-    std::lock_guard lock(mu_);
-    for (Json& item : items) {
-      const std::string key = KeyOf(item);
-      staged_[key] = Comparable(std::move(item));
-    }
   }
   void OnListEnd() override {
     std::lock_guard lock(mu_);
     state_ = std::move(staged_);
     staged_.clear();
   }
-  void OnEvent(const std::string& type, const Json& object) override {
-    std::lock_guard lock(mu_);
-    const std::string key = KeyOf(object);
-    const uint64_t rv = RvOf(object);
-    if (!delivered_.insert(rv).second)
-      problems_.push_back("event " + std::to_string(rv) + " delivered twice");
-    const auto it = state_.find(key);
-    if (type == "ADDED" && it != state_.end()) problems_.push_back("ADDED " + key + ", already known");
-    if (type != "ADDED" && it == state_.end()) problems_.push_back(type + " " + key + ", not known");
-    if (it != state_.end() && RvOf(it->second) >= rv)
-      problems_.push_back(type + " " + key + " older than known");
-    if (type == "DELETED") {
-      state_.erase(key);
-    } else {
-      state_[key] = Comparable(object);
-    }
-  }
   void OnProblem(const std::string& what) override {
     std::lock_guard lock(mu_);
     recovered_.push_back(what);
   }
 
-  std::map<std::string, Json> state() const {
+  State state() const {
     std::lock_guard lock(mu_);
     return state_;
   }
@@ -389,25 +367,57 @@ class Cache final : public ListWatchHandler {
     return recovered_;
   }
 
- private:
+ protected:
+  // An event's consistency with what is known (mu_ held): delivered once,
+  // ADDED only when unknown, others only when known, never older.
+  template <typename RvOfEntry>
+  void CheckEvent(const std::string& type, const std::string& key, uint64_t rv, RvOfEntry rv_of) {
+    if (!delivered_.insert(rv).second)
+      problems_.push_back("event " + std::to_string(rv) + " delivered twice");
+    const auto it = state_.find(key);
+    if (type == "ADDED" && it != state_.end()) problems_.push_back("ADDED " + key + ", already known");
+    if (type != "ADDED" && it == state_.end()) problems_.push_back(type + " " + key + ", not known");
+    if (it != state_.end() && rv_of(it->second) >= rv)
+      problems_.push_back(type + " " + key + " older than known");
+  }
+
   mutable std::mutex mu_;
-  std::map<std::string, Json> staged_;
-  std::map<std::string, Json> state_;
-  std::set<uint64_t> delivered_;
+  State staged_;
+  State state_;
   std::vector<std::string> problems_;
+
+ private:
+  std::set<uint64_t> delivered_;
   std::vector<std::string> recovered_;
+};
+
+class Cache final : public CacheOf<ListWatchHandler, std::map<std::string, Json>> {
+ public:
+  void OnListPage(std::vector<Json>& items) override {
+    std::lock_guard lock(mu_);
+    for (Json& item : items) {
+      const std::string key = KeyOf(item);
+      staged_[key] = Comparable(std::move(item));
+    }
+  }
+  void OnEvent(const std::string& type, const Json& object) override {
+    std::lock_guard lock(mu_);
+    const std::string key = KeyOf(object);
+    CheckEvent(type, key, RvOf(object), [](const Json& known) { return RvOf(known); });
+    if (type == "DELETED") {
+      state_.erase(key);
+    } else {
+      state_[key] = Comparable(object);
+    }
+  }
 };
 
 // The same cache kept from api objects (ObjectListWatchHandler: the node
 // agent's path), each with its resourceVersion.
 using ObjectState = std::map<std::string, std::pair<uint64_t, api::Object>>;
 
-class ObjectCache final : public ObjectListWatchHandler {
+class ObjectCache final : public CacheOf<ObjectListWatchHandler, ObjectState> {
  public:
-  void OnListBegin() override {
-    std::lock_guard lock(mu_);
-    staged_.clear();
-  }
   void OnListPage(std::vector<api::ApiItem>& items) override {
     std::lock_guard lock(mu_);
     for (api::ApiItem& item : items) {
@@ -419,54 +429,18 @@ class ObjectCache final : public ObjectListWatchHandler {
                                                     std::move(*item.object)};
     }
   }
-  void OnListEnd() override {
-    std::lock_guard lock(mu_);
-    state_ = std::move(staged_);
-    staged_.clear();
-  }
   void OnEvent(const std::string& type, api::ApiItem& item) override {
     std::lock_guard lock(mu_);
     const std::string key = item.namespace_ + "/" + item.name;
     const uint64_t rv = std::stoull(item.resource_version);
-    if (!delivered_.insert(rv).second)
-      problems_.push_back("event " + std::to_string(rv) + " delivered twice");
     if (!item.object) problems_.push_back(type + " " + key + " undecodable: " + item.problem);
-    const auto it = state_.find(key);
-    if (type == "ADDED" && it != state_.end()) problems_.push_back("ADDED " + key + ", already known");
-    if (type != "ADDED" && it == state_.end()) problems_.push_back(type + " " + key + ", not known");
-    if (it != state_.end() && it->second.first >= rv)
-      problems_.push_back(type + " " + key + " older than known");
+    CheckEvent(type, key, rv, [](const std::pair<uint64_t, api::Object>& known) { return known.first; });
     if (type == "DELETED") {
       state_.erase(key);
     } else if (item.object) {
       state_[key] = {rv, std::move(*item.object)};
     }
   }
-  void OnProblem(const std::string& what) override {
-    std::lock_guard lock(mu_);
-    recovered_.push_back(what);
-  }
-
-  ObjectState state() const {
-    std::lock_guard lock(mu_);
-    return state_;
-  }
-  std::vector<std::string> problems() const {
-    std::lock_guard lock(mu_);
-    return problems_;
-  }
-  std::vector<std::string> recovered() const {
-    std::lock_guard lock(mu_);
-    return recovered_;
-  }
-
- private:
-  mutable std::mutex mu_;
-  ObjectState staged_;
-  ObjectState state_;
-  std::set<uint64_t> delivered_;
-  std::vector<std::string> problems_;
-  std::vector<std::string> recovered_;
 };
 
 // The server's final state as api objects (decoded from its JSON values the
