@@ -11,6 +11,7 @@
 #include <benchmark/benchmark.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
@@ -36,7 +37,10 @@ struct Node {
   std::string netns;
   policy::NodeProgram program;  // 100 local pods
   policy::NodeProgram with;     // and one more, like the pod of about `target` elements
-  size_t elements = 0;          // the new pod's
+  // The same pod with one more allowance: its ingress group does not exist
+  // yet, so it comes with a group chain, its six sets and their elements.
+  policy::NodeProgram fresh;
+  size_t elements = 0;  // the new pod's
   dataplane::nft::ElementEdits add_edits, delete_edits;
   std::vector<dataplane::nft::ElementEdit> adds, deletes;  // views into those
 
@@ -77,6 +81,11 @@ struct Node {
     pod.ips = {*IpAddress::Parse("198.18.200.1")};
     pod.interface = "vethnew";
     with.pods["bench/new"] = pod;
+    fresh = with;
+    policy::DirectionProgram& in = fresh.pods.at("bench/new").ingress;
+    in.isolated = true;
+    in.allow.push_back({std::nullopt, {{api::Protocol::kTCP, 4242, 4242}}, "bench/fresh ingress[0]"});
+    std::sort(in.allow.begin(), in.allow.end());
     const dataplane::nft::GroupIds with_ids = dataplane::nft::AssignGroups(with);
     for (const auto& [set, members] : dataplane::nft::RenderPod("bench/new", pod, with, {}, &with_ids)) {
       if (set.ends_with("_np_v4") || set.ends_with("_np_v6")) continue;  // a map: not batchable
@@ -123,6 +132,33 @@ void BM_NewPodComesAndGoes(benchmark::State& state) {
   (void)backend->Remove();
 }
 BENCHMARK(BM_NewPodComesAndGoes)->Arg(1500)->Unit(benchmark::kMillisecond);
+
+// A new pod whose ingress allowances no group has: its group's chain and
+// sets are created with it and deleted when it goes.
+void BM_NewGroupComesAndGoes(benchmark::State& state) {
+  Node node(static_cast<size_t>(state.range(0)));
+  std::unique_ptr<NftBackend> backend = node.Programmed();
+  if (backend == nullptr) {
+    state.SkipWithError("cannot program the node (root?)");
+    return;
+  }
+  double plan = 0, send = 0;
+  for (auto _ : state) {
+    const auto came = backend->Apply(node.fresh);
+    const auto went = backend->Apply(node.program);
+    if (!came.ok() || !went.ok()) {
+      state.SkipWithError("apply failed");
+      break;
+    }
+    plan += came->plan_ms + went->plan_ms;
+    send += came->send_ms + went->send_ms;
+  }
+  const auto n = static_cast<double>(state.iterations());
+  state.counters["plan_ms"] = plan / n;
+  state.counters["send_ms"] = send / n;
+  (void)backend->Remove();
+}
+BENCHMARK(BM_NewGroupComesAndGoes)->Arg(1500)->Unit(benchmark::kMillisecond);
 
 // The same while the backend's change feed is open and read, as netpold reads
 // it (the kernel announces every element of a transaction to a listener; the

@@ -286,33 +286,37 @@ std::string PlanCommands(const NftRuleset& desired, const ObservedTable& observe
   return ClassCommands(added, {}) + edits.Commands() + ClassCommands({}, removed);
 }
 
-namespace {
-
-// A libnftables context that lives for one command. libnftables keeps the
-// ruleset it read (every element of every set it had to look at) cached in
-// the context until the next command needs another one; after each commit the
-// kernel's generation changes and that cache is read again anyway, so a
-// long-lived context only keeps tens of MiB alive for nothing.
-struct NftContext {
-  NftContext() : ctx(nft_ctx_new(NFT_CTX_DEFAULT)) {
-    if (ctx != nullptr) {
-      nft_ctx_buffer_output(ctx);
-      nft_ctx_buffer_error(ctx);
+// A libnftables context. One made per listing: libnftables keeps the ruleset
+// it read (every element of every set it had to look at) cached in the
+// context until the next command needs another one, so a kept context would
+// hold tens of MiB after a listing. Transactions share one kept context
+// (NftBackend::transactions_): their cache is the table's chains and sets
+// without elements, and its netlink socket stays open. Closing a nftables
+// socket waits for the kernel to free what earlier commits deleted (an RCU
+// grace period, 10-20 ms), so a context per transaction made every
+// transaction that deleted a chain or set cost that much more.
+class NftContext {
+ public:
+  NftContext() : ctx_(nft_ctx_new(NFT_CTX_DEFAULT)) {
+    if (ctx_ != nullptr) {
+      nft_ctx_buffer_output(ctx_);
+      nft_ctx_buffer_error(ctx_);
     }
   }
   ~NftContext() {
-    if (ctx != nullptr) nft_ctx_free(ctx);
+    if (ctx_ != nullptr) nft_ctx_free(ctx_);
   }
   NftContext(const NftContext&) = delete;
   NftContext& operator=(const NftContext&) = delete;
-  nft_ctx* ctx;
-};
+  nft_ctx* get() const { return ctx_; }
 
-}  // namespace
+ private:
+  nft_ctx* ctx_;
+};
 
 Result<std::unique_ptr<NftBackend>> NftBackend::Create(const NftBackendOptions& options) {
   NETPOL_ASSIGN_OR_RETURN(NetnsGuard guard, NetnsGuard::Enter(options.netns), "opening nftables");
-  if (NftContext probe; probe.ctx == nullptr) return Internal("cannot create a libnftables context");
+  if (NftContext probe; probe.get() == nullptr) return Internal("cannot create a libnftables context");
   std::unique_ptr<NftBackend> backend(new NftBackend(options));
   for (NftSet& set : SetLayout(options.nft)) backend->static_layout_[set.name] = std::move(set);
   backend->static_rules_ = RuleCounts(RenderRuleset(policy::NodeProgram{}, options.nft));
@@ -328,18 +332,27 @@ Result<std::unique_ptr<NftBackend>> NftBackend::Create(const NftBackendOptions& 
   return backend;
 }
 
+NftBackend::NftBackend(NftBackendOptions options) : options_(std::move(options)) {}
+
 NftBackend::~NftBackend() = default;
 
-Result<std::string> NftBackend::Run(const std::string& commands, bool json_output) {
+Result<std::string> NftBackend::Run(const std::string& commands, bool json_output, bool transaction) {
   NETPOL_ASSIGN_OR_RETURN(NetnsGuard guard, NetnsGuard::Enter(options_.netns), "running nftables");
-  const NftContext nft;
-  if (nft.ctx == nullptr) return Internal("cannot create a libnftables context");
-  nft_ctx_output_set_flags(nft.ctx, json_output ? NFT_CTX_OUTPUT_JSON : 0);
-  const int rc = nft_run_cmd_from_buffer(nft.ctx, commands.c_str());
-  const char* out = nft_ctx_get_output_buffer(nft.ctx);
-  const char* err = nft_ctx_get_error_buffer(nft.ctx);
+  std::optional<NftContext> listing;
+  if (transaction && transactions_ == nullptr) transactions_ = std::make_unique<NftContext>();
+  nft_ctx* const ctx = transaction ? transactions_->get() : listing.emplace().get();
+  if (ctx == nullptr) {
+    transactions_.reset();
+    return Internal("cannot create a libnftables context");
+  }
+  nft_ctx_output_set_flags(ctx, json_output ? NFT_CTX_OUTPUT_JSON : 0);
+  const int rc = nft_run_cmd_from_buffer(ctx, commands.c_str());
+  const char* out = nft_ctx_get_output_buffer(ctx);
+  const char* err = nft_ctx_get_error_buffer(ctx);
   std::string output = out != nullptr ? out : "";
   const std::string error = err != nullptr ? err : "";
+  // A failed transaction starts the next one on a fresh socket and cache.
+  if (rc != 0 && transaction) transactions_.reset();
   if (rc != 0) {
     if (error.find("Operation not permitted") != std::string::npos) {
       return PermissionDenied("nftables: " + error + " (run as root, or with CAP_NET_ADMIN)");
@@ -634,7 +647,7 @@ Result<ApplyStats> NftBackend::ApplyImpl(const policy::NodeProgram& program, pol
       }
       if (batcher_) done = batcher_->Send(batch, layout_);
       change.stats.batched = true;
-    } else if (Result<std::string> ran = Run(change.stats.commands, false); !ran) {
+    } else if (Result<std::string> ran = Run(change.stats.commands, false, true); !ran) {
       done = std::move(ran).error();
     }
     owner_->EndCommit(window);
@@ -665,7 +678,7 @@ Status NftBackend::Remove() {
   in_sync_ = false;
   applied_ = false;
   const MonitorOwner::Window window = owner_->BeginCommit();
-  Result<std::string> done = Run("delete table " + kTable, false);
+  Result<std::string> done = Run("delete table " + kTable, false, true);
   owner_->EndCommit(window);
   if (!done && done.error().code() != ErrorCode::kNotFound) return std::move(done).error();
   return Ok();

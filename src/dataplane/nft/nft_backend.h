@@ -32,6 +32,8 @@
 
 namespace netpol::dataplane::nft {
 
+class NftContext;  // a libnftables context (nft_backend.cpp)
+
 struct NftBackendOptions {
   std::string netns;  // "" = the calling thread's namespace
   NftOptions nft;
@@ -101,7 +103,7 @@ class NftBackend final : public Backend {
   // Elements this backend installed for its pods (0 before the first Apply).
   size_t InstalledElements() const override;
   // Runs nft commands as one transaction (exposed for tests that inject faults).
-  Result<std::string> RunForTest(const std::string& commands) { return Run(commands, false); }
+  Result<std::string> RunForTest(const std::string& commands) { return Run(commands, false, true); }
 
  private:
   // A transaction, and the per-pod state to remember once it has committed.
@@ -122,8 +124,10 @@ class NftBackend final : public Backend {
     std::string Commands() const;
   };
 
-  explicit NftBackend(NftBackendOptions options) : options_(std::move(options)) {}
-  Result<std::string> Run(const std::string& commands, bool json);
+  explicit NftBackend(NftBackendOptions options);
+  // A listing (`transaction` false) gets a libnftables context of its own; a
+  // transaction runs on the kept one.
+  Result<std::string> Run(const std::string& commands, bool json, bool transaction = false);
   Result<Change> Prepare(const policy::NodeProgram& program);
   // `owned`, when given, is `program` itself and may be moved from once applied.
   Result<ApplyStats> ApplyImpl(const policy::NodeProgram& program, policy::NodeProgram* owned);
@@ -142,9 +146,10 @@ class NftBackend final : public Backend {
   GroupIds groups_;                                     // of program_
   std::map<std::string, InstalledPod> group_elements_;  // group chain -> its sets' elements
   std::shared_ptr<MonitorOwner> owner_ = std::make_shared<MonitorOwner>();
-  bool applied_ = false;                   // something was committed (there is something to verify)
-  bool rebuild_ = false;                   // others touched the rules: replace the table whole next time
-  std::optional<ElementBatcher> batcher_;  // opened on first use
+  bool applied_ = false;                      // something was committed (there is something to verify)
+  bool rebuild_ = false;                      // others touched the rules: replace the table whole next time
+  std::optional<ElementBatcher> batcher_;     // opened on first use
+  std::unique_ptr<NftContext> transactions_;  // opened on first use, in the node's namespace
   // What this backend last committed, per local pod. After the first Apply has
   // read the table back and made it match, later Applies diff against this
   // instead of listing the kernel again, and re-render only the pods whose
