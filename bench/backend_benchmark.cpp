@@ -152,6 +152,7 @@ void BM_NewGroupComesAndGoes(benchmark::State& state) {
     }
     plan += came->plan_ms + went->plan_ms;
     send += came->send_ms + went->send_ms;
+    state.counters["elements"] = static_cast<double>(came->added);
   }
   const auto n = static_cast<double>(state.iterations());
   state.counters["plan_ms"] = plan / n;

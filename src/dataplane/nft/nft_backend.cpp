@@ -566,6 +566,69 @@ Result<NftBackend::Change> NftBackend::Prepare(const policy::NodeProgram& progra
   return change;
 }
 
+// An incremental change that creates or deletes class or group chains goes
+// as three transactions: (1) the new chains and their sets, which nothing
+// points at yet (traffic cannot reach them), the elements of their interval
+// sets and maps inline; (2) every element edit, the new plain sets' elements
+// among them, as one netlink batch: the one transaction traffic sees, so the
+// policy still changes at once; (3) the chains and sets nothing points at any
+// more. Through libnftables' parser an element costs ~5 us, in a batch ~1 us:
+// a policy that splits a group of 1,400 elements paid ~7 ms in parsing.
+struct NftBackend::ClassSteps {
+  std::string create;
+  ElementEdits elements;           // the new plain sets' elements
+  std::vector<ElementEdit> batch;  // views into the change's edits and `elements`
+  std::string remove;
+  bool left_over = false;  // (3) failed
+};
+
+std::optional<NftBackend::ClassSteps> NftBackend::InSteps(const Change& change) {
+  ClassSteps steps;
+  std::vector<TierClass> shapes;  // the new classes, their plain sets' elements left out
+  shapes.reserve(change.classes_added.size());
+  for (const auto& [chain, c] : change.classes_added) {
+    TierClass& shape = shapes.emplace_back(TierClass{c.chain, c.definition, {}});
+    for (const NftSet& map : c.maps) {
+      layout_[map.name] = {map.name, map.type, map.interval, map.counter, map.comment, {}};
+      NftSet& kept = shape.maps.emplace_back(layout_[map.name]);
+      if (map.interval || map.type.find(" : ") != std::string::npos) {
+        kept.elements = map.elements;
+        continue;
+      }
+      for (const auto& [element, origin] : map.elements) steps.elements.Add(map.name, element, origin);
+    }
+  }
+  steps.batch = change.edits.List();
+  std::vector<ElementEdit> added = steps.elements.List();
+  steps.batch.insert(steps.batch.end(), added.begin(), added.end());
+  if (!Batchable(steps.batch, layout_)) return std::nullopt;
+  std::vector<const TierClass*> created;
+  for (const TierClass& shape : shapes) created.push_back(&shape);
+  steps.create = ClassCommands(created, {});
+  steps.remove = ClassCommands({}, change.classes_removed);
+  return steps;
+}
+
+Status NftBackend::SendSteps(ClassSteps& steps) {
+  if (!steps.create.empty()) {
+    NETPOL_RETURN_IF_ERROR(Run(steps.create, false, true), "creating chains");
+  }
+  if (!steps.batch.empty()) {
+    if (!batcher_) {
+      NETPOL_ASSIGN_OR_RETURN(ElementBatcher opened, ElementBatcher::Open(options_.netns),
+                              "batching elements");
+      batcher_ = std::move(opened);
+    }
+    NETPOL_RETURN_IF_ERROR(batcher_->Send(steps.batch, layout_), "sending elements");
+  }
+  if (!steps.remove.empty()) {
+    // The policy is in force; what is left is unreachable. Should this fail,
+    // the next Apply reads the table back and deletes it then.
+    steps.left_over = !Run(steps.remove, false, true).ok();
+  }
+  return Ok();
+}
+
 std::string NftBackend::Change::Commands() const {
   if (classes_added.empty() && classes_removed.empty()) return edits.Commands();
   std::vector<const TierClass*> added;
@@ -619,9 +682,16 @@ Result<ApplyStats> NftBackend::ApplyImpl(const policy::NodeProgram& program, pol
   // rendered for them); anything else (interval sets, chains created or
   // deleted) goes through libnftables.
   std::vector<ElementEdit> batch;
+  std::optional<ClassSteps> steps;
   const bool classes_change = !change.classes_added.empty() || !change.classes_removed.empty();
   if (!change.full && classes_change) {
-    change.stats.commands = change.Commands();
+    steps = InSteps(change);
+    if (steps) {
+      change.stats.commands = steps->create + steps->remove;
+      change.stats.batched = true;
+    } else {
+      change.stats.commands = change.Commands();
+    }
   } else if (!change.full && !change.edits.empty()) {
     batch = change.edits.List();
     if (!Batchable(batch, layout_)) {
@@ -636,7 +706,9 @@ Result<ApplyStats> NftBackend::ApplyImpl(const policy::NodeProgram& program, pol
   if (!change.stats.commands.empty() || !batch.empty()) {
     const MonitorOwner::Window window = owner_->BeginCommit();
     Status done = Ok();
-    if (!batch.empty()) {
+    if (steps) {
+      done = SendSteps(*steps);
+    } else if (!batch.empty()) {
       if (!batcher_) {
         Result<ElementBatcher> opened = ElementBatcher::Open(options_.netns);
         if (opened) {
@@ -654,11 +726,12 @@ Result<ApplyStats> NftBackend::ApplyImpl(const policy::NodeProgram& program, pol
     if (!done.ok()) {
       batcher_.reset();  // a fresh socket next time, too
       in_sync_ = false;  // whatever we believed may be wrong now: read back next time
+      Track();           // the layout of what is installed, without sets this change would have made
       return std::move(done).error().WithContext("applying the policy");
     }
   }
   change.stats.send_ms = ms_since(sending);
-  in_sync_ = true;
+  in_sync_ = !steps || !steps->left_over;
   applied_ = true;
   if (change.full) rebuild_ = false;
   Commit(change);

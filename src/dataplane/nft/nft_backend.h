@@ -124,7 +124,13 @@ class NftBackend final : public Backend {
     std::string Commands() const;
   };
 
+  struct ClassSteps;  // a change that creates or deletes chains, in three transactions
+
   explicit NftBackend(NftBackendOptions options);
+  // `change` in steps (nft_backend.cpp, ClassSteps); nullopt when some edit
+  // cannot go in a batch. Adds the new sets' shapes to layout_.
+  std::optional<ClassSteps> InSteps(const Change& change);
+  Status SendSteps(ClassSteps& steps);
   // A listing (`transaction` false) gets a libnftables context of its own; a
   // transaction runs on the kept one.
   Result<std::string> Run(const std::string& commands, bool json, bool transaction = false);
