@@ -12,8 +12,9 @@
 // A missing table, or one of another schema, is (re)built whole in one
 // transaction. Chains are static, but for the ClusterNetworkPolicy tiers'
 // per-class chains and the NetworkPolicy groups' chains (ruleset.h), created
-// and deleted with the pods that use them, in the same transaction as the
-// elements that point at them. Group ids are kept here: a group whose peers
+// and deleted with the pods that use them: created unreachable before the
+// transaction whose elements point pods at them, deleted after the one that
+// points pods away. Group ids are kept here: a group whose peers
 // or rules change is matched to the group its pods had and edited in place
 // (its elements diffed once, not per pod), and after a restart the ids are
 // read back from the dispatch maps. Once in sync, an update costs in

@@ -43,8 +43,10 @@
 //     `in_admin_accepted_v4` (and friends) and the map element's comment
 //     names the rule. Class chains come and go with their decisions: a
 //     changed policy creates the new chains, repoints the pods' dispatch
-//     elements and deletes the old chains, in one transaction. Groups come
-//     and go the same way, with the pods that use them.
+//     elements and deletes the old chains: the new chains are created
+//     first, unreachable, and the repointing is one transaction (the
+//     backend's, nft_backend.cpp). Groups come and go the same way, with
+//     the pods that use them.
 //
 // Elements are kept as canonical text (the form `nft` prints and parses), keyed
 // to the origin ("shop/db ingress[0]") that becomes the element's comment.
