@@ -138,15 +138,15 @@ MonitorOwner::Window MonitorOwner::BeginCommit() {
   return {true, *generation};
 }
 
-void MonitorOwner::EndCommit(const Window& window) {
+void MonitorOwner::EndCommit(const Window& window, uint32_t commits) {
   if (!window.open) return;
   std::lock_guard lock(mu);
   if (listen_fd < 0 || query_fd < 0) return;
   const bool listening = Listen(listen_fd, true);
   const std::optional<uint32_t> generation = ReadGeneration(query_fd);
-  // One more for our transaction (none when it failed); anything else was someone else's.
-  if (!listening || !generation ||
-      (*generation != window.generation + 1 && *generation != window.generation)) {
+  // One more per transaction of ours (none for one that failed); anything
+  // else was someone else's.
+  if (!listening || !generation || *generation - window.generation > commits) {
     unseen = true;
   }
 }

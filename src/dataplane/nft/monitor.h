@@ -19,8 +19,7 @@
 // PID namespace, a process this one cannot see whose name is that of a
 // thread that committed through the backend). Ours are dropped; others' that
 // touched the table are described, one line per kind of change. Rules added, deleted or
-// replaced by others also set `owner.rules_touched` (a read-back compares
-// rule counts, not their contents). Notifications the socket lost (its
+// replaced by others also set `owner.rules_touched`. Notifications the socket lost (its
 // buffer overflowed) are reported as such: only reading the table back
 // tells what happened.
 #pragma once
@@ -47,7 +46,8 @@ struct MonitorOwner {
     uint32_t generation = 0;
   };
   Window BeginCommit();
-  void EndCommit(const Window& window);
+  // `commits`: how many transactions the backend committed in the window.
+  void EndCommit(const Window& window, uint32_t commits = 1);
   bool IsCommitter(const std::string& name);
 
   std::atomic<bool> rules_touched{false};  // others added, deleted or replaced rules

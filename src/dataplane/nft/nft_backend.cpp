@@ -90,6 +90,22 @@ Result<std::string> ElementFromJson(const json& value, const std::vector<std::st
   return ElementText(fields);
 }
 
+// Counter statements' packets and bytes set to 0: they change with traffic.
+void ZeroCounters(json& v) {
+  if (v.is_array()) {
+    for (json& e : v) ZeroCounters(e);
+  } else if (v.is_object()) {
+    for (auto& [key, value] : v.items()) {
+      if (key == "counter" && value.is_object()) {
+        value["packets"] = 0;
+        value["bytes"] = 0;
+      } else {
+        ZeroCounters(value);
+      }
+    }
+  }
+}
+
 // A verdict map element's value as RenderRuleset writes it: "goto chain".
 std::string VerdictText(const json& v) {
   if (v.is_object() && !v.empty()) {
@@ -109,7 +125,16 @@ Result<ObservedTable> ParseListing(const std::string& text) {
     for (const json& item : doc.at("nftables")) {
       if (item.contains("table")) table.exists = true;
       if (item.contains("chain")) table.chains.push_back(item["chain"].at("name").get<std::string>());
-      if (item.contains("rule")) ++table.rules[item["rule"].at("chain").get<std::string>()];
+      if (item.contains("rule")) {
+        const json& rule = item["rule"];
+        const std::string chain = rule.at("chain").get<std::string>();
+        ++table.rules[chain];
+        json form = json::object();
+        if (rule.contains("comment")) form["comment"] = rule["comment"];
+        form["expr"] = rule.contains("expr") ? rule["expr"] : json::array();
+        ZeroCounters(form);
+        table.rule_forms[chain].push_back(SelfNamed(chain, form.dump()));
+      }
       if (!item.contains("set") && !item.contains("map")) continue;
       const bool map = item.contains("map");
       const json& set = map ? item["map"] : item["set"];
@@ -580,6 +605,7 @@ struct NftBackend::ClassSteps {
   std::vector<ElementEdit> batch;  // views into the change's edits and `elements`
   std::string remove;
   bool left_over = false;  // (3) failed
+  uint32_t committed = 0;  // transactions
 };
 
 std::optional<NftBackend::ClassSteps> NftBackend::InSteps(const Change& change) {
@@ -612,6 +638,7 @@ std::optional<NftBackend::ClassSteps> NftBackend::InSteps(const Change& change) 
 Status NftBackend::SendSteps(ClassSteps& steps) {
   if (!steps.create.empty()) {
     NETPOL_RETURN_IF_ERROR(Run(steps.create, false, true), "creating chains");
+    ++steps.committed;
   }
   if (!steps.batch.empty()) {
     if (!batcher_) {
@@ -620,11 +647,13 @@ Status NftBackend::SendSteps(ClassSteps& steps) {
       batcher_ = std::move(opened);
     }
     NETPOL_RETURN_IF_ERROR(batcher_->Send(steps.batch, layout_), "sending elements");
+    ++steps.committed;
   }
   if (!steps.remove.empty()) {
     // The policy is in force; what is left is unreachable. Should this fail,
     // the next Apply reads the table back and deletes it then.
     steps.left_over = !Run(steps.remove, false, true).ok();
+    if (!steps.left_over) ++steps.committed;
   }
   return Ok();
 }
@@ -722,7 +751,7 @@ Result<ApplyStats> NftBackend::ApplyImpl(const policy::NodeProgram& program, pol
     } else if (Result<std::string> ran = Run(change.stats.commands, false, true); !ran) {
       done = std::move(ran).error();
     }
-    owner_->EndCommit(window);
+    owner_->EndCommit(window, steps ? steps->committed : 1);
     if (!done.ok()) {
       batcher_.reset();  // a fresh socket next time, too
       in_sync_ = false;  // whatever we believed may be wrong now: read back next time
@@ -757,9 +786,26 @@ Status NftBackend::Remove() {
   return Ok();
 }
 
+std::optional<std::string> NftBackend::ChangedRule(const std::string& chain,
+                                                   const ObservedTable& observed) const {
+  const auto want = reference_forms_->find(ChainKind(chain));
+  if (want == reference_forms_->end()) return "chain " + chain + ": no reference for its rules";
+  const auto have = observed.rule_forms.find(chain);
+  const std::vector<std::string> none;
+  const std::vector<std::string>& got = have == observed.rule_forms.end() ? none : have->second;
+  const auto [mine, theirs] = std::mismatch(want->second.begin(), want->second.end(), got.begin(), got.end());
+  if (mine == want->second.end() && theirs == got.end()) return std::nullopt;
+  return "chain " + chain + ": rule " + std::to_string(theirs - got.begin() + 1) + " is not netpol's (" +
+         (theirs == got.end() ? std::string("missing") : *theirs) + ")";
+}
+
 Result<std::vector<std::string>> NftBackend::Verify() {
   std::vector<std::string> found;
   if (!applied_) return found;  // nothing committed yet: the first Apply reads back anyway
+  if (!reference_forms_) {
+    NETPOL_ASSIGN_OR_RETURN(RuleForms forms, ReferenceRuleForms(options_.nft), "checking rule contents");
+    reference_forms_ = std::move(forms);
+  }
   NETPOL_ASSIGN_OR_RETURN(ObservedTable observed, Observe(), "reading the installed rules back");
   if (!observed.exists) {
     found.push_back("table " + kTable + " is gone");
@@ -774,6 +820,11 @@ Result<std::vector<std::string>> NftBackend::Verify() {
       if (have != count) {
         found.push_back("chain " + chain + " has " + std::to_string(have) + " rules, not " +
                         std::to_string(count));
+        continue;
+      }
+      if (const std::optional<std::string> changed = ChangedRule(chain, observed)) {
+        found.push_back(*changed);
+        rebuild_ = true;  // rules are not edited in place: the table is replaced whole
       }
     }
     for (const std::string& chain : observed.chains) {
@@ -830,7 +881,9 @@ Result<std::vector<std::string>> NftBackend::Verify() {
     }
   }
   if (owner_->rules_touched.exchange(false)) {
-    // Rule contents are not compared: what others touched is replaced whole.
+    // Others touched rules (the change feed says so), and they are as they
+    // were, or what differs was found above; either way the table is replaced
+    // whole, so a rule edited and edited back leaves no doubt.
     if (found.empty()) found.push_back("another process changed rules of the table");
     rebuild_ = true;
   }

@@ -29,6 +29,7 @@
 #include "dataplane/nft/element_batch.h"
 #include "dataplane/nft/installed.h"
 #include "dataplane/nft/monitor.h"
+#include "dataplane/nft/rule_forms.h"
 #include "dataplane/nft/ruleset.h"
 
 namespace netpol::dataplane::nft {
@@ -56,7 +57,8 @@ struct ObservedTable {
   bool exists = false;
   std::map<std::string, ObservedSet> sets;
   std::vector<std::string> chains;
-  std::map<std::string, size_t> rules;  // chain -> rules in it
+  std::map<std::string, size_t> rules;                         // chain -> rules in it
+  std::map<std::string, std::vector<std::string>> rule_forms;  // chain -> its rules' forms (rule_forms.h)
 };
 
 // Parses `nft -j list table inet netpol` output.
@@ -85,9 +87,8 @@ class NftBackend final : public Backend {
   Result<std::string> Show() override;
   Status Remove() override;
   // Reads the table back and compares it with what this backend last
-  // committed: the table, every chain and its rule count, every set's shape
-  // and elements; and whether another process touched its rules (the
-  // change feed says so, since rule contents are not compared).
+  // committed: the table, every chain and its rules (their forms against
+  // the reference, rule_forms.h), every set's shape and elements.
   Result<std::vector<std::string>> Verify() override;
   // nftables' change notifications for the table (monitor.h).
   Result<std::unique_ptr<ChangeFeed>> WatchChanges() override;
@@ -132,6 +133,8 @@ class NftBackend final : public Backend {
   // cannot go in a batch. Adds the new sets' shapes to layout_.
   std::optional<ClassSteps> InSteps(const Change& change);
   Status SendSteps(ClassSteps& steps);
+  // What differs in `chain`'s rules from the reference, if anything.
+  std::optional<std::string> ChangedRule(const std::string& chain, const ObservedTable& observed) const;
   // A listing (`transaction` false) gets a libnftables context of its own; a
   // transaction runs on the kept one.
   Result<std::string> Run(const std::string& commands, bool json, bool transaction = false);
@@ -165,6 +168,7 @@ class NftBackend final : public Backend {
   bool in_sync_ = false;
   policy::NodeProgram program_;
   std::optional<ObservedTable> observed_at_create_;
+  std::optional<RuleForms> reference_forms_;  // made by the first Verify
   std::map<std::string, InstalledPod> elements_;
 };
 
