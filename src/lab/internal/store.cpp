@@ -196,13 +196,13 @@ Store::Page Store::ListPage(const std::string& resource, const std::string& ns,
                  ("SELECT ns, name, body FROM objects " + where + " ORDER BY ns, name LIMIT ?5").c_str());
   bind_where(list, after);
   list.Bind(5, limit == 0 ? int64_t{-1} : static_cast<int64_t>(limit));  // -1: no limit
-  std::pair<std::string, std::string> last = after;
+  page.last = after;
   while (sqlite3_step(list.get()) == SQLITE_ROW) {
-    last = {list.Text(0), list.Text(1)};
-    page.items.push_back(Json::parse(list.Text(2)));
+    page.last = {list.Text(0), list.Text(1)};
+    page.items.emplace_back(list.Text(2));
   }
   Statement count(db_, ("SELECT COUNT(*) FROM objects " + where).c_str());
-  bind_where(count, last);
+  bind_where(count, page.last);
   if (sqlite3_step(count.get()) == SQLITE_ROW)
     page.remaining = static_cast<size_t>(sqlite3_column_int64(count.get(), 0));
   return page;
