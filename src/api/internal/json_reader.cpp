@@ -2,6 +2,10 @@
 
 #include <simdjson.h>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
@@ -77,23 +81,42 @@ class Pool {
   size_t used_ = 0;
 };
 
+// The bytes of p[0..64) equal to `c`, one bit each (bit k: p[k]).
+uint64_t Mask64(const char* p, char c) {
+#if defined(__SSE2__)
+  const __m128i wanted = _mm_set1_epi8(c);
+  uint64_t mask = 0;
+  for (int k = 0; k < 4; ++k) {
+    const __m128i bytes = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 16 * k));
+    const auto bits = static_cast<uint32_t>(_mm_movemask_epi8(_mm_cmpeq_epi8(bytes, wanted)));
+    mask |= uint64_t{bits & 0xFFFFU} << (16 * k);
+  }
+  return mask;
+#else
+  uint64_t mask = 0;
+  for (int k = 0; k < 64; ++k) mask |= uint64_t{p[k] == c} << k;
+  return mask;
+#endif
+}
+
 // Line and column of an offset, as libyaml counts them: "\r\n", "\r" and
 // "\n" are one line break each (valid JSON has no other: strings hold none),
-// columns count characters. Lines are indexed as far as asked (the decoder
-// asks mostly in document order); a column is counted on from the last
-// answer when it is on the same line, so a long line is not walked again.
+// columns count characters. Lines are indexed as far as asked, 64 bytes at a
+// time; a line is searched for near the last answer's (the decoder asks
+// mostly in document order, and near where it asked before), and a column is
+// counted on from the last answer when it is on the same line, so a long
+// line is not walked again.
 class Positions {
  public:
-  explicit Positions(std::string_view text) : text_(text), crs_(text.find('\r') != std::string_view::npos) {}
+  explicit Positions(std::string_view text) : text_(text) {}
 
   std::pair<int, int> At(size_t offset) {
-    IndexTo(offset);
-    size_t line = line_;
-    if (line_starts_[line] > offset || (line + 1 < line_starts_.size() && line_starts_[line + 1] <= offset)) {
-      line = static_cast<size_t>(std::upper_bound(line_starts_.begin(), line_starts_.end(), offset) -
-                                 line_starts_.begin()) -
-             1;
+    size_t hint = line_;
+    if (offset >= indexed_) {
+      IndexPast(offset);
+      hint = line_starts_.size() - 1;
     }
+    const size_t line = LineOf(offset, hint);
     if (line == line_ && offset >= offset_) {
       column_ += Characters(offset_, offset);
     } else if (line == line_) {
@@ -107,34 +130,63 @@ class Positions {
   }
 
  private:
-  // Line starts up to `offset` noted.
-  void IndexTo(size_t offset) {
-    if (offset <= indexed_) return;
-    if (!crs_) {
-      size_t i = indexed_;
-      while (i < offset) {
-        if (i + 8 <= offset) {
-          const uint64_t marks = BytesEqual(Load64(text_.data() + i), '\n');
-          if (marks == 0) {
-            i += 8;
-            continue;
-          }
-          i += LowestByte(marks);
-        } else if (text_[i] != '\n') {
-          ++i;
-          continue;
-        }
-        line_starts_.push_back(static_cast<uint32_t>(i + 1));
-        ++i;
+  // Line starts noted past `offset` (or to the end), a block at a time.
+  void IndexPast(size_t offset) {
+    size_t i = indexed_;
+    for (; i <= offset && i + 64 <= text_.size(); i += 64) {
+      // A '\r' is rare (and a line break of its own only when no '\n'
+      // follows): its block is read byte by byte.
+      if (Mask64(text_.data() + i, '\r') != 0) {
+        IndexBytes(i, i + 64);
+        continue;
       }
-    } else {
-      for (size_t i = indexed_; i < offset; ++i) {
-        if (text_[i] == '\n' || (text_[i] == '\r' && (i + 1 >= text_.size() || text_[i + 1] != '\n'))) {
-          line_starts_.push_back(static_cast<uint32_t>(i + 1));
-        }
+      for (uint64_t breaks = Mask64(text_.data() + i, '\n'); breaks != 0; breaks &= breaks - 1) {
+        line_starts_.push_back(static_cast<uint32_t>(i + static_cast<size_t>(__builtin_ctzll(breaks)) + 1));
       }
     }
-    indexed_ = offset;
+    if (i <= offset) {
+      IndexBytes(i, text_.size());
+      i = text_.size();
+    }
+    indexed_ = i;
+  }
+
+  void IndexBytes(size_t from, size_t to) {
+    for (size_t i = from; i < to; ++i) {
+      if (text_[i] == '\n' || (text_[i] == '\r' && (i + 1 >= text_.size() || text_[i + 1] != '\n'))) {
+        line_starts_.push_back(static_cast<uint32_t>(i + 1));
+      }
+    }
+  }
+
+  // The line `offset` is on (indexed), searched outward from line `hint`:
+  // questions come near the last one, and a binary search of millions of
+  // line starts would miss the cache at every step.
+  size_t LineOf(size_t offset, size_t hint) const {
+    const std::vector<uint32_t>& starts = line_starts_;
+    size_t lo = hint;  // starts[lo] <= offset < starts[hi] (hi == size: the end)
+    size_t hi = hint + 1;
+    size_t step = 1;
+    if (starts[hint] <= offset) {
+      while (hi < starts.size() && starts[hi] <= offset) {
+        lo = hi;
+        step *= 2;
+        hi = lo + step;
+      }
+      hi = std::min(hi, starts.size());
+    } else {  // starts[0] == 0 <= offset, so hint > 0
+      hi = hint;
+      lo = hint - 1;
+      while (starts[lo] > offset) {
+        hi = lo;
+        step *= 2;
+        lo = hi > step ? hi - step : 0;
+      }
+    }
+    return static_cast<size_t>(std::upper_bound(starts.begin() + static_cast<std::ptrdiff_t>(lo) + 1,
+                                                starts.begin() + static_cast<std::ptrdiff_t>(hi), offset) -
+                               starts.begin()) -
+           1;
   }
 
   // Characters in [from, to): bytes less UTF-8 continuation bytes (10xxxxxx),
@@ -152,8 +204,7 @@ class Positions {
   }
 
   std::string_view text_;
-  bool crs_;                              // the text has a '\r' (rare): lines found byte by byte
-  std::vector<uint32_t> line_starts_{0};  // of every line before indexed_
+  std::vector<uint32_t> line_starts_{0};  // of every line up to indexed_ (at and past it too)
   size_t indexed_ = 0;
   size_t offset_ = 0;  // the last answer's
   size_t line_ = 0;    // 0-based
