@@ -254,6 +254,14 @@ std::pair<int, int> LineColumn(const internal::JsonKey& key) {
   return key.LineColumn();
 }
 
+// How many items a sequence has, if it is known without walking it (0: not known).
+size_t ItemCountHint(const YamlNode& node) {
+  return node.IsSequence() ? node.size() : 0;
+}
+size_t ItemCountHint(const JsonNode& node) {
+  return node.ItemCountHint();
+}
+
 template <typename F>
 void ForEachItem(const YamlNode& node, F&& fn) {
   for (size_t i = 0; i < node.size(); ++i) fn(i, node[i]);
@@ -1261,6 +1269,7 @@ class Decoder {
         return;
       }
       if (items) {
+        result_.objects.reserve(result_.objects.size() + ItemCountHint(items));
         ForEachItem(items, [&](size_t, const Handle& item) { Document(item, depth + 1); });
       }
       return;

@@ -50,6 +50,7 @@ struct MapState {
   bool key_read = false;  // `*it` was taken (the walk must move on before taking it again)
   std::vector<JsonKey> keys;
   std::vector<std::unique_ptr<std::string>> escaped;  // unescaped keys that had escapes
+  std::vector<size_t> item_counts;  // of each value that is an array, when the keys were read checking
   // The value of field `cur` once read, asked for again (the decoder checks a
   // field is there, then reads it): valid while no loop has given back states.
   JsonNode last;
@@ -81,22 +82,35 @@ class Pool {
   size_t used_ = 0;
 };
 
-// The bytes of p[0..64) equal to `c`, one bit each (bit k: p[k]).
-uint64_t Mask64(const char* p, char c) {
+// The bytes of p[0..64) that are '\n' (bit k: p[k]), and whether one is '\r'.
+struct LineBreaks {
+  uint64_t newlines = 0;
+  bool carriage_return = false;
+};
+LineBreaks LineBreaksIn(const char* p) {
+  LineBreaks out;
 #if defined(__SSE2__)
-  const __m128i wanted = _mm_set1_epi8(c);
-  uint64_t mask = 0;
-  for (int k = 0; k < 4; ++k) {
-    const __m128i bytes = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 16 * k));
-    const auto bits = static_cast<uint32_t>(_mm_movemask_epi8(_mm_cmpeq_epi8(bytes, wanted)));
-    mask |= uint64_t{bits & 0xFFFFU} << (16 * k);
-  }
-  return mask;
+  const __m128i nl = _mm_set1_epi8('\n');
+  const __m128i cr = _mm_set1_epi8('\r');
+  const __m128i a = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+  const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 16));
+  const __m128i c = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 32));
+  const __m128i d = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 48));
+  const auto bits = [](__m128i v) {
+    return static_cast<uint64_t>(static_cast<uint32_t>(_mm_movemask_epi8(v)));
+  };
+  out.newlines = bits(_mm_cmpeq_epi8(a, nl)) | bits(_mm_cmpeq_epi8(b, nl)) << 16 |
+                 bits(_mm_cmpeq_epi8(c, nl)) << 32 | bits(_mm_cmpeq_epi8(d, nl)) << 48;
+  const __m128i any_cr = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(a, cr), _mm_cmpeq_epi8(b, cr)),
+                                      _mm_or_si128(_mm_cmpeq_epi8(c, cr), _mm_cmpeq_epi8(d, cr)));
+  out.carriage_return = _mm_movemask_epi8(any_cr) != 0;
 #else
-  uint64_t mask = 0;
-  for (int k = 0; k < 64; ++k) mask |= uint64_t{p[k] == c} << k;
-  return mask;
+  for (int k = 0; k < 64; ++k) {
+    out.newlines |= uint64_t{p[k] == '\n'} << k;
+    out.carriage_return = out.carriage_return || p[k] == '\r';
+  }
 #endif
+  return out;
 }
 
 // Line and column of an offset, as libyaml counts them: "\r\n", "\r" and
@@ -136,11 +150,12 @@ class Positions {
     for (; i <= offset && i + 64 <= text_.size(); i += 64) {
       // A '\r' is rare (and a line break of its own only when no '\n'
       // follows): its block is read byte by byte.
-      if (Mask64(text_.data() + i, '\r') != 0) {
+      const LineBreaks found = LineBreaksIn(text_.data() + i);
+      if (found.carriage_return) {
         IndexBytes(i, i + 64);
         continue;
       }
-      for (uint64_t breaks = Mask64(text_.data() + i, '\n'); breaks != 0; breaks &= breaks - 1) {
+      for (uint64_t breaks = found.newlines; breaks != 0; breaks &= breaks - 1) {
         line_starts_.push_back(static_cast<uint32_t>(i + static_cast<size_t>(__builtin_ctzll(breaks)) + 1));
       }
     }
@@ -216,9 +231,11 @@ class Positions {
 constexpr size_t kMaxKeySpan = 1000;
 
 // The end of a string token's content: its closing quote (`begin` is just
-// past the opening one). Only for text simdjson has found structured.
-const char* ContentEnd(const char* begin) {
+// past the opening one); `escaped` set when it has an escape. Only for text
+// simdjson has found structured.
+const char* ContentEnd(const char* begin, bool& escaped) {
   const char* end = begin;
+  escaped = false;
   while (true) {
     // 8 at a time to the next quote or backslash (simdjson's padding makes
     // the bytes past the text readable).
@@ -230,7 +247,8 @@ const char* ContentEnd(const char* begin) {
     }
     end += LowestByte(marks);
     if (*end == '"') return end;
-    end += 2;  // an escape
+    escaped = true;
+    end += 2;
   }
 }
 
@@ -251,23 +269,22 @@ std::string_view TrimSpaces(std::string_view raw) {
   return raw;
 }
 
-// A key libyaml reads alike: its content (IsJsonStringTheYamlReaderReadsAlike),
-// and its ':' on its line, within the simple-key limit.
-bool KeyReadAlike(const char* begin) {
-  const char* end = ContentEnd(begin);
-  if (!IsJsonStringTheYamlReaderReadsAlike(std::string_view(begin, static_cast<size_t>(end - begin)))) {
-    return false;
-  }
+// The end of a key libyaml reads alike (nullptr for another): its content
+// (ReadAlikeStringEnd), and its ':' on its line, within the simple-key limit.
+const char* KeyReadAlike(const char* begin) {
+  const char* end = ReadAlikeStringEnd(begin);
+  if (end == nullptr) return nullptr;
   const char* colon = end + 1;
   while (*colon == ' ' || *colon == '\t') ++colon;
-  return *colon == ':' && static_cast<size_t>(colon - begin) < kMaxKeySpan;
+  return *colon == ':' && static_cast<size_t>(colon - begin) < kMaxKeySpan ? end : nullptr;
 }
 
 // Walks a value whole and checks it: valid JSON (simdjson checks structure
 // only on what is walked, and the decoder skips most of an object) that
 // libyaml reads alike, nested at most kJsonMaxDepth deep. `depth` counts the
-// collections open once this one (if it is one) is.
-bool ReadAlike(od::value value, size_t depth) {
+// collections open once this one (if it is one) is. `items`, when given, is
+// set to an array's count of items.
+bool ReadAlike(od::value value, size_t depth, size_t* items = nullptr) {
   od::json_type type{};
   if (value.type().get(type) != simdjson::SUCCESS) return false;
   switch (type) {
@@ -277,7 +294,7 @@ bool ReadAlike(od::value value, size_t depth) {
       for (auto field : object) {
         od::raw_json_string key;
         od::value child;
-        if (field.key().get(key) != simdjson::SUCCESS || !KeyReadAlike(key.raw()) ||
+        if (field.key().get(key) != simdjson::SUCCESS || KeyReadAlike(key.raw()) == nullptr ||
             field.value().get(child) != simdjson::SUCCESS || !ReadAlike(child, depth + 1)) {
           return false;
         }
@@ -287,19 +304,21 @@ bool ReadAlike(od::value value, size_t depth) {
     case od::json_type::array: {
       od::array array;
       if (depth > kJsonMaxDepth || value.get_array().get(array) != simdjson::SUCCESS) return false;
+      size_t count = 0;
       for (auto item : array) {
         od::value child;
         if (item.get(child) != simdjson::SUCCESS || !ReadAlike(child, depth + 1)) return false;
+        ++count;
       }
+      if (items != nullptr) *items = count;
       return true;
     }
     case od::json_type::string: {
-      std::string_view content;
-      od::raw_json_string taken;
       // Taken, not left to the walk to skip: skipping, simdjson reads a
       // string followed by ':' as a key, and ["k": 1] would pass.
-      return StringContent(value.raw_json_token(), content) && IsJsonStringTheYamlReaderReadsAlike(content) &&
-             value.get_raw_json_string().get(taken) == simdjson::SUCCESS;
+      od::raw_json_string taken;
+      return value.get_raw_json_string().get(taken) == simdjson::SUCCESS &&
+             ReadAlikeStringEnd(taken.raw()) != nullptr;
     }
     default:
       return IsJsonAtom(TrimSpaces(value.raw_json_token()));
@@ -397,6 +416,7 @@ struct JsonText::Impl {
   bool ReadKeys(const JsonText* owner, MapState& state, size_t check_depth) {
     state.keys.clear();
     state.escaped.clear();
+    state.item_counts.clear();
     state.started = false;
     state.key_read = false;
     state.cur = 0;
@@ -405,15 +425,22 @@ struct JsonText::Impl {
       if (field.key().get(key) != simdjson::SUCCESS) return false;
       // The key's content runs to the first quote no backslash escapes.
       const char* begin = key.raw();
+      const char* end = nullptr;
+      bool has_escape = false;
       if (check_depth > 0) {
         od::value value;
-        if (!KeyReadAlike(begin) || field.value().get(value) != simdjson::SUCCESS ||
-            !ReadAlike(value, check_depth + 1)) {
+        size_t items = 0;
+        end = KeyReadAlike(begin);
+        if (end == nullptr || field.value().get(value) != simdjson::SUCCESS ||
+            !ReadAlike(value, check_depth + 1, &items)) {
           return false;
         }
+        has_escape = std::memchr(begin, '\\', static_cast<size_t>(end - begin)) != nullptr;
+        state.item_counts.push_back(items);
+      } else {
+        end = ContentEnd(begin, has_escape);
       }
-      const std::string_view content(begin, static_cast<size_t>(ContentEnd(begin) - begin));
-      const bool has_escape = content.find('\\') != std::string_view::npos;
+      const std::string_view content(begin, static_cast<size_t>(end - begin));
       JsonKey k{content, OffsetOf(begin) - 1, owner};
       if (has_escape) {
         auto unescaped = std::make_unique<std::string>();
@@ -455,6 +482,9 @@ struct JsonText::Impl {
     if ((*state.it).get(field) != simdjson::SUCCESS) return Fail();
     state.key_read = true;
     state.last = Make(owner, field.value());
+    if (state.last.IsSequence() && index < state.item_counts.size()) {
+      state.last.item_count_hint_ = state.item_counts[index];
+    }
     state.last_generation = generation;
     return state.last;
   }

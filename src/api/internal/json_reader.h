@@ -93,6 +93,9 @@ class JsonNode {
   JsonNode operator[](std::string_view key) const;
   // A map's keys, in document order (none for other values).
   const std::vector<JsonKey>& Keys() const;
+  // A sequence's count of items when known before it is walked (the root's
+  // values: the check of the whole text counted them), else 0.
+  size_t ItemCountHint() const { return item_count_hint_; }
   // Each item of a sequence, in order.
   void ForEachItem(FunctionRef<void(size_t, const JsonNode&)> fn) const;
   // Each entry of a map, in order.
@@ -105,6 +108,7 @@ class JsonNode {
   JsonText* doc_ = nullptr;
   Kind kind_ = Kind::kUndefined;
   size_t offset_ = 0;
+  size_t item_count_hint_ = 0;
   void* state_ = nullptr;  // the map's, sequence's or scalar's reading state (JsonText's)
 };
 
