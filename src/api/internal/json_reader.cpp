@@ -139,7 +139,10 @@ class Positions {
   // Line starts noted past `offset` (or to the end), a block at a time.
   void IndexPast(size_t offset) {
     size_t i = indexed_;
-    for (; i <= offset && i + 64 <= text_.size(); i += 64) {
+    // At least kAhead bytes at a time: the decoder skips most of the text,
+    // which is no longer in the cache; read in long runs, it streams in.
+    const size_t until = std::max(offset, indexed_ + kAhead);
+    for (; i <= until && i + 64 <= text_.size(); i += 64) {
       // A '\r' is rare (and a line break of its own only when no '\n'
       // follows): its block is read byte by byte.
       const LineBreaks found = LineBreaksIn(text_.data() + i);
@@ -209,6 +212,8 @@ class Positions {
     for (; i < to; ++i) continuations += (static_cast<unsigned char>(text_[i]) & 0xC0) == 0x80 ? 1U : 0U;
     return to - from - continuations;
   }
+
+  static constexpr size_t kAhead = size_t{256} << 10;
 
   std::string_view text_;
   std::vector<uint32_t> line_starts_{0};  // of every line up to indexed_ (at and past it too)
