@@ -50,27 +50,38 @@ void FieldPositions::Add(std::string_view path, int line, int column) {
 }
 
 void FieldPositions::Seal() {
-  std::stable_sort(entries_.begin(), entries_.end(),
-                   [&](const Entry& a, const Entry& b) { return PathOf(a) < PathOf(b); });
-  entries_.erase(std::unique(entries_.begin(), entries_.end(),
-                             [&](const Entry& a, const Entry& b) { return PathOf(a) == PathOf(b); }),
-                 entries_.end());
+  // Not sorted: Find is asked only when validation finds a problem, and a
+  // 10k-pod list would sort half a million paths for none.
   entries_.shrink_to_fit();
   paths_.shrink_to_fit();
 }
 
+std::vector<const FieldPositions::Entry*> FieldPositions::Canonical() const {
+  std::vector<const Entry*> out;
+  out.reserve(entries_.size());
+  for (const Entry& e : entries_) out.push_back(&e);
+  std::stable_sort(out.begin(), out.end(),
+                   [&](const Entry* a, const Entry* b) { return PathOf(*a) < PathOf(*b); });
+  out.erase(std::unique(out.begin(), out.end(),
+                        [&](const Entry* a, const Entry* b) { return PathOf(*a) == PathOf(*b); }),
+            out.end());
+  return out;
+}
+
 bool operator==(const FieldPositions& a, const FieldPositions& b) {
-  return std::equal(a.entries_.begin(), a.entries_.end(), b.entries_.begin(), b.entries_.end(),
-                    [&](const FieldPositions::Entry& x, const FieldPositions::Entry& y) {
-                      return a.PathOf(x) == b.PathOf(y) && x.line == y.line && x.column == y.column;
+  const auto x = a.Canonical();
+  const auto y = b.Canonical();
+  return std::equal(x.begin(), x.end(), y.begin(), y.end(),
+                    [&](const FieldPositions::Entry* e, const FieldPositions::Entry* f) {
+                      return a.PathOf(*e) == b.PathOf(*f) && e->line == f->line && e->column == f->column;
                     });
 }
 
 std::optional<std::pair<int, int>> FieldPositions::Find(std::string_view path) const {
-  const auto it = std::lower_bound(entries_.begin(), entries_.end(), path,
-                                   [&](const Entry& e, std::string_view p) { return PathOf(e) < p; });
-  if (it == entries_.end() || PathOf(*it) != path) return std::nullopt;
-  return std::make_pair(it->line, it->column);
+  for (const Entry& e : entries_) {
+    if (PathOf(e) == path) return std::make_pair(e.line, e.column);  // the first added
+  }
+  return std::nullopt;
 }
 
 SourceLocation Provenance::Locate(std::string_view field_path) const {

@@ -46,18 +46,19 @@ struct SourceLocation {
 
 // Where each field's value starts in its object's file (Provenance::where.file),
 // by field path ("spec.ingress[0].ports[1].endPort"). Compact (the paths in one
-// string): a 10k-pod list records half a million of them, and nobody asks for
-// one unless validation finds a problem.
+// string, in the order they were added): a 10k-pod list records half a
+// million of them, and nobody asks for one unless validation finds a problem
+// (so Find looks through them in turn).
 class FieldPositions {
  public:
   // Of a path added twice, the first position stands.
   void Add(std::string_view path, int line, int column);
-  // Readies what was added for Find: once, after the last Add.
+  // Gives back the spare room: once, after the last Add.
   void Seal();
   // (line, column) of `path`, when it was added.
   std::optional<std::pair<int, int>> Find(std::string_view path) const;
   bool empty() const { return entries_.empty(); }
-  // The same paths at the same positions (both sealed).
+  // The same paths at the same positions, in whatever order added.
   friend bool operator==(const FieldPositions& a, const FieldPositions& b);
 
  private:
@@ -71,6 +72,8 @@ class FieldPositions {
     const std::string_view all = paths_;
     return all.substr(e.offset, e.length);
   }
+  // Each path once (its first entry), sorted by path.
+  std::vector<const Entry*> Canonical() const;
   std::string paths_;
   std::vector<Entry> entries_;
 };
