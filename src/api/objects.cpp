@@ -50,10 +50,13 @@ void FieldPositions::Add(std::string_view path, int line, int column) {
 }
 
 void FieldPositions::Seal() {
-  // Not sorted: Find is asked only when validation finds a problem, and a
-  // 10k-pod list would sort half a million paths for none.
   entries_.shrink_to_fit();
   paths_.shrink_to_fit();
+  // Few paths (a pod has 50) are looked through in turn: sorting them cost
+  // a 10k-pod list half a million path comparisons for lookups that come
+  // only when validation finds a problem. Many are indexed.
+  if (entries_.size() < kIndexFrom) return;
+  for (const Entry* e : Canonical()) sorted_.push_back(static_cast<uint32_t>(e - entries_.data()));
 }
 
 std::vector<const FieldPositions::Entry*> FieldPositions::Canonical() const {
@@ -78,6 +81,12 @@ bool operator==(const FieldPositions& a, const FieldPositions& b) {
 }
 
 std::optional<std::pair<int, int>> FieldPositions::Find(std::string_view path) const {
+  if (!sorted_.empty()) {
+    const auto it = std::lower_bound(sorted_.begin(), sorted_.end(), path,
+                                     [&](uint32_t i, std::string_view p) { return PathOf(entries_[i]) < p; });
+    if (it == sorted_.end() || PathOf(entries_[*it]) != path) return std::nullopt;
+    return std::make_pair(entries_[*it].line, entries_[*it].column);
+  }
   for (const Entry& e : entries_) {
     if (PathOf(e) == path) return std::make_pair(e.line, e.column);  // the first added
   }

@@ -48,12 +48,12 @@ struct SourceLocation {
 // by field path ("spec.ingress[0].ports[1].endPort"). Compact (the paths in one
 // string, in the order they were added): a 10k-pod list records half a
 // million of them, and nobody asks for one unless validation finds a problem
-// (so Find looks through them in turn).
+// (so Find looks through a few in turn; many are indexed when sealed).
 class FieldPositions {
  public:
   // Of a path added twice, the first position stands.
   void Add(std::string_view path, int line, int column);
-  // Gives back the spare room: once, after the last Add.
+  // Readies what was added for Find: once, after the last Add.
   void Seal();
   // (line, column) of `path`, when it was added.
   std::optional<std::pair<int, int>> Find(std::string_view path) const;
@@ -74,8 +74,10 @@ class FieldPositions {
   }
   // Each path once (its first entry), sorted by path.
   std::vector<const Entry*> Canonical() const;
+  static constexpr size_t kIndexFrom = 128;
   std::string paths_;
   std::vector<Entry> entries_;
+  std::vector<uint32_t> sorted_;  // Canonical(), as indices, when there are kIndexFrom entries or more
 };
 
 // Provenance of a decoded object. It never takes part in equality: two objects

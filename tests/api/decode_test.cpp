@@ -440,5 +440,22 @@ TEST(FieldPositionsTest, FirstPositionStandsInAnyOrder) {
   EXPECT_EQ(p.Locate("spec.podSelector.matchLabels").ToString(), "f.yaml:3:5");  // its nearest ancestor
 }
 
+// Many paths (a large policy) are indexed when sealed: the same answers.
+TEST(FieldPositionsTest, ManyPathsAnswerAlike) {
+  FieldPositions many;
+  FieldPositions reversed;
+  for (int i = 0; i < 500; ++i) many.Add("spec.ingress[" + std::to_string(i) + "]", i + 1, 3);
+  many.Add("spec.ingress[7]", 999, 9);  // again: the first stands
+  for (int i = 499; i >= 0; --i) reversed.Add("spec.ingress[" + std::to_string(i) + "]", i + 1, 3);
+  many.Seal();
+  reversed.Seal();
+  for (int i = 0; i < 500; ++i) {
+    EXPECT_EQ(many.Find("spec.ingress[" + std::to_string(i) + "]"), (std::pair<int, int>{i + 1, 3}));
+  }
+  EXPECT_EQ(many.Find("spec.ingress[500]"), std::nullopt);
+  EXPECT_EQ(many.Find("spec"), std::nullopt);
+  EXPECT_TRUE(many == reversed);
+}
+
 }  // namespace
 }  // namespace netpol::api
