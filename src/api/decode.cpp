@@ -1,10 +1,13 @@
 #include "api/decode.h"
 
 #include <algorithm>
+#include <array>
 #include <cctype>
+#include <charconv>
 #include <cmath>
 #include <cstdlib>
 #include <initializer_list>
+#include <iterator>
 #include <limits>
 #include <optional>
 #include <set>
@@ -27,9 +30,10 @@ class KeySet {
  public:
   // False when `key` was inserted before.
   bool Insert(std::string_view key) {
-    if (hashed_.empty() && keys_.size() < kLinear) {
-      if (std::find(keys_.begin(), keys_.end(), key) != keys_.end()) return false;
-      keys_.push_back(key);
+    if (hashed_.empty() && count_ < kLinear) {
+      const auto end = keys_.begin() + static_cast<std::ptrdiff_t>(count_);
+      if (std::find(keys_.begin(), end, key) != end) return false;
+      keys_[count_++] = key;
       return true;
     }
     if (hashed_.empty()) hashed_.insert(keys_.begin(), keys_.end());
@@ -38,18 +42,30 @@ class KeySet {
 
  private:
   static constexpr size_t kLinear = 16;
-  std::vector<std::string_view> keys_;
+  std::array<std::string_view, kLinear> keys_;  // in place: a set per map the decoder reads
+  size_t count_ = 0;
   std::unordered_set<std::string_view> hashed_;
 };
 
 using FieldList = std::initializer_list<std::string_view>;
 
+// Field paths are written for every field decoded (its position is noted by
+// path): each in one allocation.
 std::string Child(const std::string& path, std::string_view key) {
-  return path.empty() ? std::string(key) : path + "." + std::string(key);
+  if (path.empty()) return std::string(key);
+  std::string out;
+  out.reserve(path.size() + 1 + key.size());
+  out.append(path).append(1, '.').append(key);
+  return out;
 }
 
 std::string Index(const std::string& path, size_t i) {
-  return path + "[" + std::to_string(i) + "]";
+  char digits[24];
+  char* end = std::to_chars(std::begin(digits), std::end(digits), i).ptr;
+  std::string out;
+  out.reserve(path.size() + 2 + static_cast<size_t>(end - digits));
+  out.append(path).append(1, '[').append(digits, static_cast<size_t>(end - digits)).append(1, ']');
+  return out;
 }
 
 // How the API server's YAML reader sees a plain (unquoted, untagged) scalar.
