@@ -1111,7 +1111,7 @@ class Decoder {
     // JSON reader gives up on anything the YAML reader would read otherwise,
     // which then reads it as before.
     if (options_.json_reader && internal::JsonText::LooksLikeJsonObject(text)) {
-      internal::JsonText json(text, readable_after);
+      internal::JsonText json(text, readable_after, options_.field_positions);
       if (const JsonNode root = json.Root()) Document(root, 0);
       if (!json.failed()) return std::move(result_);
       result_ = DecodeResult();

@@ -135,25 +135,34 @@ class Positions {
     return {static_cast<int>(line_) + 1, static_cast<int>(column_) + 1};
   }
 
+  // Line starts noted in whole blocks up to `offset` (the rest when asked).
+  void IndexBlocksTo(size_t offset) {
+    size_t i = indexed_;
+    for (; i + 64 <= offset; i += 64) IndexBlock(i);
+    indexed_ = i;
+  }
+
  private:
+  void IndexBlock(size_t i) {
+    // A '\r' is rare (and a line break of its own only when no '\n'
+    // follows): its block is read byte by byte.
+    const LineBreaks found = LineBreaksIn(text_.data() + i);
+    if (found.carriage_return) {
+      IndexBytes(i, i + 64);
+      return;
+    }
+    for (uint64_t breaks = found.newlines; breaks != 0; breaks &= breaks - 1) {
+      line_starts_.push_back(static_cast<uint32_t>(i + static_cast<size_t>(__builtin_ctzll(breaks)) + 1));
+    }
+  }
+
   // Line starts noted past `offset` (or to the end), a block at a time.
   void IndexPast(size_t offset) {
     size_t i = indexed_;
     // At least kAhead bytes at a time: the decoder skips most of the text,
     // which is no longer in the cache; read in long runs, it streams in.
     const size_t until = std::max(offset, indexed_ + kAhead);
-    for (; i <= until && i + 64 <= text_.size(); i += 64) {
-      // A '\r' is rare (and a line break of its own only when no '\n'
-      // follows): its block is read byte by byte.
-      const LineBreaks found = LineBreaksIn(text_.data() + i);
-      if (found.carriage_return) {
-        IndexBytes(i, i + 64);
-        continue;
-      }
-      for (uint64_t breaks = found.newlines; breaks != 0; breaks &= breaks - 1) {
-        line_starts_.push_back(static_cast<uint32_t>(i + static_cast<size_t>(__builtin_ctzll(breaks)) + 1));
-      }
-    }
+    for (; i <= until && i + 64 <= text_.size(); i += 64) IndexBlock(i);
     if (i <= offset) {
       IndexBytes(i, text_.size());
       i = text_.size();
@@ -275,27 +284,26 @@ struct Span {
 };
 
 // What the check walk notes on its way: the span of every container, in
-// document order (so sorted by start).
+// document order (so sorted by start), and, when asked for, the lines up to
+// where it stands (the text it just read is still in the cache).
 struct CheckWalk {
   od::document& document;
   std::string_view text;
   std::vector<Span>& spans;
+  Positions* lines;  // or none
 
   size_t Open(const char* at) {
     spans.push_back({static_cast<uint32_t>(at - text.data()), 0});
     return spans.size() - 1;
   }
-  // The container noted at `slot` was walked to its end, `close`.
-  bool Close(size_t slot, char close) {
+  // The container noted at `slot` was walked to its end: simdjson stands at
+  // the first token after it.
+  bool Close(size_t slot) {
     const char* next = nullptr;
     if (document.current_location().get(next) != simdjson::SUCCESS) return false;
-    // simdjson stands at the token after the container: its closing
-    // bracket comes before (and spaces); anything else, and the reader
-    // does not know where it is.
-    const char* last = next - 1;
-    while (last > text.data() && (*last == ' ' || *last == '\n' || *last == '\r' || *last == '\t')) --last;
-    if (*last != close) return false;
-    spans[slot].after = static_cast<uint32_t>(next - text.data());
+    const auto after = static_cast<uint32_t>(next - text.data());
+    spans[slot].after = after;
+    if (lines != nullptr) lines->IndexBlocksTo(after);
     return true;
   }
 };
@@ -322,7 +330,7 @@ bool ReadAlike(CheckWalk& walk, od::value value, size_t depth, size_t* items = n
           return false;
         }
       }
-      return walk.Close(slot, '}');
+      return walk.Close(slot);
     }
     case od::json_type::array: {
       const char* start = value.raw_json_token().data();
@@ -336,7 +344,7 @@ bool ReadAlike(CheckWalk& walk, od::value value, size_t depth, size_t* items = n
         ++count;
       }
       if (items != nullptr) *items = count;
-      return walk.Close(slot, ']');
+      return walk.Close(slot);
     }
     case od::json_type::string: {
       // Taken, not left to the walk to skip: skipping, simdjson reads a
@@ -396,6 +404,7 @@ struct JsonText::Impl {
   od::parser parser;
   od::document document;
   bool failed = false;
+  bool index_lines = false;              // during the check
   std::unique_ptr<Positions> positions;  // made on the first question
   std::vector<Span> spans;
   size_t span_hint = 0;  // the last span found
@@ -413,10 +422,11 @@ struct JsonText::Impl {
     ++generation;
   }
 
-  std::pair<int, int> At(size_t offset) {
+  Positions& Lines() {
     if (!positions) positions = std::make_unique<Positions>(text);
-    return positions->At(offset);
+    return *positions;
   }
+  std::pair<int, int> At(size_t offset) { return Lines().At(offset); }
 
   JsonNode Fail() {
     failed = true;
@@ -578,9 +588,11 @@ struct JsonText::Impl {
   }
 };
 
-JsonText::JsonText(std::string_view text, size_t readable_after) : impl_(std::make_unique<Impl>()) {
+JsonText::JsonText(std::string_view text, size_t readable_after, bool index_lines)
+    : impl_(std::make_unique<Impl>()) {
   Impl& d = *impl_;
   d.text = text;
+  d.index_lines = index_lines;
   if (text.size() >= std::numeric_limits<uint32_t>::max() || !LooksLikeJsonObject(text)) {
     d.failed = true;
     return;
@@ -612,7 +624,7 @@ JsonNode JsonText::Root() {
     return d.Fail();
   }
   // The check: every key and value, once, for the whole text.
-  CheckWalk walk{d.document, d.text, d.spans};
+  CheckWalk walk{d.document, d.text, d.spans, d.index_lines ? &d.Lines() : nullptr};
   std::vector<size_t> item_counts;
   for (auto field : object) {
     od::raw_json_string key;

@@ -118,8 +118,10 @@ inline constexpr size_t kJsonMaxDepth = 100;
 class JsonText {
  public:
   // `text` must stay valid while the JsonText lives; `readable_after` bytes
-  // past its end may be read (not written).
-  JsonText(std::string_view text, size_t readable_after);
+  // past its end may be read (not written). `index_lines`: the positions of
+  // most values will be asked for (the decoder's field positions), so the
+  // lines are found while the check walks the text, still in the cache.
+  JsonText(std::string_view text, size_t readable_after, bool index_lines = false);
   ~JsonText();
   JsonText(const JsonText&) = delete;
   JsonText& operator=(const JsonText&) = delete;
