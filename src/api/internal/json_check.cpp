@@ -3,6 +3,10 @@
 #include <cstdint>
 #include <cstring>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 namespace netpol::api::internal {
 namespace {
 
@@ -16,6 +20,7 @@ unsigned HexValue(char c) {
   return static_cast<unsigned>(c - 'A') + 10;
 }
 
+#if !defined(__SSE2__)
 uint64_t Load64(const char* p) {
   uint64_t v = 0;
   std::memcpy(&v, p, sizeof(v));
@@ -43,6 +48,34 @@ uint64_t StringStops(uint64_t v) {
 // Bytes before the lowest mark.
 size_t BytesBefore(uint64_t marks) {
   return static_cast<size_t>(__builtin_ctzll(marks)) / 8;
+}
+#endif
+
+// The first byte from `p` on that needs a look (StringStops), 16 at a time
+// (the padding after the text makes the bytes past the closing quote
+// readable).
+const char* NextStop(const char* p) {
+#if defined(__SSE2__)
+  const __m128i quote = _mm_set1_epi8('"');
+  const __m128i backslash = _mm_set1_epi8('\\');
+  const __m128i space = _mm_set1_epi8(0x20);
+  const __m128i del = _mm_set1_epi8(0x7F);
+  while (true) {
+    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+    // Signed, bytes from 0x80 up are below 0x20 too: every non-ASCII byte stops.
+    const __m128i stops = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash)),
+                                       _mm_or_si128(_mm_cmplt_epi8(v, space), _mm_cmpeq_epi8(v, del)));
+    if (const auto mask = static_cast<uint32_t>(_mm_movemask_epi8(stops)); mask != 0) {
+      return p + __builtin_ctz(mask);
+    }
+    p += 16;
+  }
+#else
+  while (true) {
+    if (const uint64_t stops = StringStops(Load64(p)); stops != 0) return p + BytesBefore(stops);
+    p += 8;
+  }
+#endif
 }
 
 // A character libyaml refuses (C1 controls, U+FFFE, U+FFFF, DEL) or reads
@@ -75,15 +108,7 @@ void AppendUtf8(uint32_t cp, std::string& out) {
 const char* ReadAlikeStringEnd(const char* begin) {
   const char* p = begin;
   while (true) {
-    // 8 at a time to the next byte that needs a look (the padding after the
-    // text makes bytes past the closing quote readable).
-    while (true) {
-      if (const uint64_t stops = StringStops(Load64(p)); stops != 0) {
-        p += BytesBefore(stops);
-        break;
-      }
-      p += 8;
-    }
+    p = NextStop(p);
     const auto c = static_cast<unsigned char>(*p);
     if (c == '"') return p;
     if (c < 0x20) return nullptr;  // JSON has no raw controls

@@ -22,8 +22,8 @@ namespace netpol::api::internal {
 // refuses those even in pairs), no raw control character, no character libyaml
 // refuses (DEL, C1 controls, U+FFFE, U+FFFF) or folds as a line break (NEL,
 // U+2028, U+2029); nullptr otherwise. Only for a string simdjson has found
-// (its closing quote is there, its UTF-8 is valid) with 8 readable bytes past
-// the quote (simdjson's padding).
+// (its closing quote is there, its UTF-8 is valid) with 16 readable bytes
+// past the quote (simdjson's padding).
 const char* ReadAlikeStringEnd(const char* begin);
 
 // A JSON number, true, false or null (libyaml reads any as a plain scalar).
