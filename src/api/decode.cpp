@@ -343,6 +343,11 @@ class ObjectDecoder {
     Report(Severity::kError, node, path, std::move(detail));
   }
 
+  // Room for as many field positions as `before` (the object decoded before) took.
+  void ReserveLike(const FieldPositions& before) {
+    if (options_.field_positions) positions_.Reserve(before.paths(), before.bytes());
+  }
+
   Provenance TakeProvenance(const Handle& root) {
     if (positions_.empty()) return Provenance{Where(root), nullptr};
     positions_.Seal();
@@ -1313,6 +1318,7 @@ class Decoder {
     }
 
     ObjectDecoder<Handle> d(file_, options_, result_.diagnostics);
+    if (last_positions_ != nullptr) d.ReserveLike(*last_positions_);
     // The object reference in diagnostics needs name and namespace, which are
     // read first without recording anything.
     std::string ref = kind + " ";
@@ -1335,6 +1341,7 @@ class Decoder {
 
     Object object = DecodeKind(d, doc, kind);
     MetaOf(object).source = d.TakeProvenance(doc);
+    if (MetaOf(object).source.fields != nullptr) last_positions_ = MetaOf(object).source.fields;
     result_.objects.push_back(std::move(object));
   }
 
@@ -1362,6 +1369,7 @@ class Decoder {
   std::string file_;
   const DecodeOptions& options_;
   DecodeResult result_;
+  std::shared_ptr<const FieldPositions> last_positions_;  // of the object decoded last
 };
 
 }  // namespace

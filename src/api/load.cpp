@@ -14,6 +14,7 @@
 #include <sstream>
 #include <system_error>
 #include <tuple>
+#include <unordered_map>
 #include <utility>
 
 #include "api/validate.h"
@@ -192,13 +193,14 @@ void ListManifests(LoadResult& result, const fs::path& dir, std::vector<std::str
 }
 
 void RejectDuplicates(LoadResult& result) {
-  std::map<std::string, SourceLocation> seen;
+  std::unordered_map<std::string, const SourceLocation*> seen;  // the objects stay put meanwhile
+  seen.reserve(result.objects.size());
   for (const Object& object : result.objects) {
-    const std::string ref = ObjectRef(object);
+    std::string ref = ObjectRef(object);
     const SourceLocation& where = MetaOf(object).source.where;
-    if (const auto [it, inserted] = seen.emplace(ref, where); !inserted) {
-      result.diagnostics.push_back({Severity::kError, where, ref, "",
-                                    "defined more than once (first at " + it->second.ToString() + ")"});
+    if (const auto [it, inserted] = seen.emplace(std::move(ref), &where); !inserted) {
+      result.diagnostics.push_back({Severity::kError, where, it->first, "",
+                                    "defined more than once (first at " + it->second->ToString() + ")"});
     }
   }
 }

@@ -49,9 +49,16 @@ void FieldPositions::Add(std::string_view path, int line, int column) {
   paths_.append(path);
 }
 
+void FieldPositions::Reserve(size_t paths, size_t bytes) {
+  entries_.reserve(paths);
+  paths_.reserve(bytes);
+}
+
 void FieldPositions::Seal() {
-  entries_.shrink_to_fit();
-  paths_.shrink_to_fit();
+  // Spare room given back when there is much of it (an eighth: reserved as
+  // the object before had it, there is little).
+  if (entries_.capacity() - entries_.size() > entries_.size() / 8) entries_.shrink_to_fit();
+  if (paths_.capacity() - paths_.size() > paths_.size() / 8) paths_.shrink_to_fit();
   // Few paths (a pod has 50) are looked through in turn: sorting them cost
   // a 10k-pod list half a million path comparisons for lookups that come
   // only when validation finds a problem. Many are indexed.

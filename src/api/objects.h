@@ -55,6 +55,12 @@ class FieldPositions {
   void Add(std::string_view path, int line, int column);
   // Readies what was added for Find: once, after the last Add.
   void Seal();
+  // Room for `paths` paths of `bytes` bytes in all (as many as the object
+  // decoded before this one had: pods are alike), so that adding does not
+  // grow and sealing does not shrink.
+  void Reserve(size_t paths, size_t bytes);
+  size_t paths() const { return entries_.size(); }
+  size_t bytes() const { return paths_.size(); }
   // (line, column) of `path`, when it was added.
   std::optional<std::pair<int, int>> Find(std::string_view path) const;
   bool empty() const { return entries_.empty(); }
