@@ -360,7 +360,13 @@ class ObjectDecoder {
       std::string_view key = "?";
       if (k.IsScalar()) key = k.Scalar();
       bool found = false;
-      for (const std::string_view name : known) found = found || name == key;
+      for (const std::string_view name : known) {
+        // Most names differ in length or first letter: no call to compare them.
+        if (name.size() == key.size() && (key.empty() || (name[0] == key[0] && name == key))) {
+          found = true;
+          break;
+        }
+      }
       if (!found) {
         Report(options_.strict ? Severity::kError : Severity::kWarning, k, "",
                "unknown field " + Quote(Child(path, key)));

@@ -691,7 +691,11 @@ JsonNode JsonNode::operator[](std::string_view key) const {
   if (!IsMap() || doc_->failed()) return JsonNode();
   auto& state = *static_cast<MapState*>(state_);
   for (size_t i = 0; i < state.keys.size(); ++i) {
-    if (state.keys[i].text == key) return doc_->impl_->Field(doc_, state, i);
+    // Most keys differ in length or first letter: no call to compare them.
+    const std::string_view k = state.keys[i].text;
+    if (k.size() == key.size() && (key.empty() || (k[0] == key[0] && k == key))) {
+      return doc_->impl_->Field(doc_, state, i);
+    }
   }
   return JsonNode();
 }
