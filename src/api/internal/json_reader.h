@@ -1,6 +1,6 @@
-// JSON text read in place with simdjson's On-Demand API, as handles the
-// manifest decoder walks like the YAML tree (internal/yaml.h). Internal to
-// src/api: only decode.cpp uses it.
+// JSON text read in place (checked whole with simdjson's On-Demand API, then
+// read directly), as handles the manifest decoder walks like the YAML tree
+// (internal/yaml.h). Internal to src/api: only decode.cpp uses it.
 //
 //   JsonText text(bytes, bytes.capacity() - bytes.size());
 //   JsonNode root = text.Root();
@@ -10,11 +10,14 @@
 //   }
 //   if (text.failed()) ...;              // read it with the YAML reader instead
 //
-// No tree is built: a handle is a position in the text. A map's keys are read
-// once (for the duplicate and unknown-field checks); a value is found again by
-// walking its map from the last position read, so lookups in document order
-// cost one pass. Handles into an item of a sequence live until the item's
-// callback returns; a value handle lives until the next lookup in its map.
+// No tree is built: a handle is a position in the text. Root() walks the
+// whole text once with simdjson, checking every value and noting where each
+// collection ends; after that the handles read the checked text themselves:
+// a map's keys and where each value starts in one scan (for the duplicate
+// and unknown-field checks and for lookups), collections skipped by their
+// noted ends, so nothing is walked twice. Handles into an item of a sequence
+// live until the item's callback returns; a value handle lives until the
+// next lookup in its map.
 //
 // The reader is exact or gives up: scalars are what the YAML reader makes of
 // the same text (strings quoted, numbers, booleans and null plain, with their
