@@ -13,8 +13,12 @@
 // medians and the ratios to Python. On a shared machine the CPU times are the
 // steadier measure: the wall times count waiting for a core too.
 //
-//   build/release/bench/json_input_benchmark [pods=10000] [rounds=5]
+//   build/release/bench/json_input_benchmark [pods=10000] [rounds=5] [--baseline OTHER]
 //   build/release/bench/json_input_benchmark --write pods.json [pods]   # the list alone
+//
+// --baseline OTHER: another build of this program (an older commit's) loads
+// the same file too, as a fourth reader interleaved with the others, so a
+// change is measured against the code before it in one run.
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -126,6 +130,7 @@ int main(int argc, char** argv) {
   }
   const int pods = argc > 1 ? std::atoi(argv[1]) : 10000;
   const int rounds = std::max(argc > 2 ? std::atoi(argv[2]) : 5, 1);
+  const std::string baseline = argc > 4 && std::string(argv[3]) == "--baseline" ? argv[4] : "";
   char dir_template[] = "/tmp/netpol-json-input-XXXXXX";
   if (mkdtemp(dir_template) == nullptr) return 1;
   const std::filesystem::path dir = dir_template;
@@ -150,6 +155,10 @@ int main(int argc, char** argv) {
       {"netpol LoadManifests, JSON reader", {self, "--load", file, "json"}, {}, {}, {}},
       {"netpol LoadManifests, YAML reader (before)", {self, "--load", file, "yaml"}, {}, {}, {}},
   };
+  if (!baseline.empty()) {
+    contenders.push_back(
+        {"netpol LoadManifests, JSON reader (--baseline)", {baseline, "--load", file, "json"}, {}, {}, {}});
+  }
   for (int r = 0; r < rounds; ++r) {
     for (Contender& c : contenders) {
       const Sample s = RunChild(c.argv);
@@ -160,7 +169,7 @@ int main(int argc, char** argv) {
   }
   std::filesystem::remove_all(dir);
   std::printf("%d pods, %.1f MiB of JSON; medians of %d interleaved rounds\n", pods, file_mib, rounds);
-  std::printf("%-44s %8s %9s %8s %9s %9s %8s\n", "reader", "load ms", "vs python", "CPU ms", "vs python",
+  std::printf("%-48s %8s %9s %8s %9s %9s %8s\n", "reader", "load ms", "vs python", "CPU ms", "vs python",
               "peak MiB", "/ file");
   const double python_ms = Median(contenders[0].ms);
   const double python_cpu = Median(contenders[0].cpu);
@@ -168,7 +177,7 @@ int main(int argc, char** argv) {
     const double ms = Median(c.ms);
     const double cpu = Median(c.cpu);
     const double peak = Median(c.peak);
-    std::printf("%-44s %8.1f %8.2fx %8.1f %8.2fx %9.1f %7.2fx\n", c.name, ms, python_ms / ms, cpu,
+    std::printf("%-48s %8.1f %8.2fx %8.1f %8.2fx %9.1f %7.2fx\n", c.name, ms, python_ms / ms, cpu,
                 python_cpu / cpu, peak, peak / file_mib);
   }
   std::printf("(vs python: python's time / this time, above 1 is faster; CPU: the whole child process)\n");

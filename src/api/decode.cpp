@@ -1,10 +1,13 @@
 #include "api/decode.h"
 
 #include <algorithm>
+#include <array>
 #include <cctype>
+#include <charconv>
 #include <cmath>
 #include <cstdlib>
 #include <initializer_list>
+#include <iterator>
 #include <limits>
 #include <optional>
 #include <set>
@@ -27,9 +30,10 @@ class KeySet {
  public:
   // False when `key` was inserted before.
   bool Insert(std::string_view key) {
-    if (hashed_.empty() && keys_.size() < kLinear) {
-      if (std::find(keys_.begin(), keys_.end(), key) != keys_.end()) return false;
-      keys_.push_back(key);
+    if (hashed_.empty() && count_ < kLinear) {
+      const auto end = keys_.begin() + static_cast<std::ptrdiff_t>(count_);
+      if (std::find(keys_.begin(), end, key) != end) return false;
+      keys_[count_++] = key;
       return true;
     }
     if (hashed_.empty()) hashed_.insert(keys_.begin(), keys_.end());
@@ -38,18 +42,30 @@ class KeySet {
 
  private:
   static constexpr size_t kLinear = 16;
-  std::vector<std::string_view> keys_;
+  std::array<std::string_view, kLinear> keys_;  // in place: a set per map the decoder reads
+  size_t count_ = 0;
   std::unordered_set<std::string_view> hashed_;
 };
 
 using FieldList = std::initializer_list<std::string_view>;
 
+// Field paths are written for every field decoded (its position is noted by
+// path): each in one allocation.
 std::string Child(const std::string& path, std::string_view key) {
-  return path.empty() ? std::string(key) : path + "." + std::string(key);
+  if (path.empty()) return std::string(key);
+  std::string out;
+  out.reserve(path.size() + 1 + key.size());
+  out.append(path).append(1, '.').append(key);
+  return out;
 }
 
 std::string Index(const std::string& path, size_t i) {
-  return path + "[" + std::to_string(i) + "]";
+  char digits[24];
+  char* end = std::to_chars(std::begin(digits), std::end(digits), i).ptr;
+  std::string out;
+  out.reserve(path.size() + 2 + static_cast<size_t>(end - digits));
+  out.append(path).append(1, '[').append(digits, static_cast<size_t>(end - digits)).append(1, ']');
+  return out;
 }
 
 // How the API server's YAML reader sees a plain (unquoted, untagged) scalar.
@@ -254,6 +270,14 @@ std::pair<int, int> LineColumn(const internal::JsonKey& key) {
   return key.LineColumn();
 }
 
+// How many items a sequence has, if it is known without walking it (0: not known).
+size_t ItemCountHint(const YamlNode& node) {
+  return node.IsSequence() ? node.size() : 0;
+}
+size_t ItemCountHint(const JsonNode& node) {
+  return node.ItemCountHint();
+}
+
 template <typename F>
 void ForEachItem(const YamlNode& node, F&& fn) {
   for (size_t i = 0; i < node.size(); ++i) fn(i, node[i]);
@@ -319,6 +343,11 @@ class ObjectDecoder {
     Report(Severity::kError, node, path, std::move(detail));
   }
 
+  // Room for as many field positions as `before` (the object decoded before) took.
+  void ReserveLike(const FieldPositions& before) {
+    if (options_.field_positions) positions_.Reserve(before.paths(), before.bytes());
+  }
+
   Provenance TakeProvenance(const Handle& root) {
     if (positions_.empty()) return Provenance{Where(root), nullptr};
     positions_.Seal();
@@ -331,7 +360,13 @@ class ObjectDecoder {
       std::string_view key = "?";
       if (k.IsScalar()) key = k.Scalar();
       bool found = false;
-      for (const std::string_view name : known) found = found || name == key;
+      for (const std::string_view name : known) {
+        // Most names differ in length or first letter: no call to compare them.
+        if (name.size() == key.size() && (key.empty() || (name[0] == key[0] && name == key))) {
+          found = true;
+          break;
+        }
+      }
       if (!found) {
         Report(options_.strict ? Severity::kError : Severity::kWarning, k, "",
                "unknown field " + Quote(Child(path, key)));
@@ -1087,7 +1122,7 @@ class Decoder {
     // JSON reader gives up on anything the YAML reader would read otherwise,
     // which then reads it as before.
     if (options_.json_reader && internal::JsonText::LooksLikeJsonObject(text)) {
-      internal::JsonText json(text, readable_after);
+      internal::JsonText json(text, readable_after, options_.field_positions);
       if (const JsonNode root = json.Root()) Document(root, 0);
       if (!json.failed()) return std::move(result_);
       result_ = DecodeResult();
@@ -1261,6 +1296,7 @@ class Decoder {
         return;
       }
       if (items) {
+        result_.objects.reserve(result_.objects.size() + ItemCountHint(items));
         ForEachItem(items, [&](size_t, const Handle& item) { Document(item, depth + 1); });
       }
       return;
@@ -1288,6 +1324,7 @@ class Decoder {
     }
 
     ObjectDecoder<Handle> d(file_, options_, result_.diagnostics);
+    if (last_positions_ != nullptr) d.ReserveLike(*last_positions_);
     // The object reference in diagnostics needs name and namespace, which are
     // read first without recording anything.
     std::string ref = kind + " ";
@@ -1310,6 +1347,7 @@ class Decoder {
 
     Object object = DecodeKind(d, doc, kind);
     MetaOf(object).source = d.TakeProvenance(doc);
+    if (MetaOf(object).source.fields != nullptr) last_positions_ = MetaOf(object).source.fields;
     result_.objects.push_back(std::move(object));
   }
 
@@ -1337,6 +1375,7 @@ class Decoder {
   std::string file_;
   const DecodeOptions& options_;
   DecodeResult result_;
+  std::shared_ptr<const FieldPositions> last_positions_;  // of the object decoded last
 };
 
 }  // namespace

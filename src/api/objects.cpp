@@ -49,28 +49,55 @@ void FieldPositions::Add(std::string_view path, int line, int column) {
   paths_.append(path);
 }
 
+void FieldPositions::Reserve(size_t paths, size_t bytes) {
+  entries_.reserve(paths);
+  paths_.reserve(bytes);
+}
+
 void FieldPositions::Seal() {
-  std::stable_sort(entries_.begin(), entries_.end(),
-                   [&](const Entry& a, const Entry& b) { return PathOf(a) < PathOf(b); });
-  entries_.erase(std::unique(entries_.begin(), entries_.end(),
-                             [&](const Entry& a, const Entry& b) { return PathOf(a) == PathOf(b); }),
-                 entries_.end());
-  entries_.shrink_to_fit();
-  paths_.shrink_to_fit();
+  // Spare room given back when there is much of it (an eighth: reserved as
+  // the object before had it, there is little).
+  if (entries_.capacity() - entries_.size() > entries_.size() / 8) entries_.shrink_to_fit();
+  if (paths_.capacity() - paths_.size() > paths_.size() / 8) paths_.shrink_to_fit();
+  // Few paths (a pod has 50) are looked through in turn: sorting them cost
+  // a 10k-pod list half a million path comparisons for lookups that come
+  // only when validation finds a problem. Many are indexed.
+  if (entries_.size() < kIndexFrom) return;
+  for (const Entry* e : Canonical()) sorted_.push_back(static_cast<uint32_t>(e - entries_.data()));
+}
+
+std::vector<const FieldPositions::Entry*> FieldPositions::Canonical() const {
+  std::vector<const Entry*> out;
+  out.reserve(entries_.size());
+  for (const Entry& e : entries_) out.push_back(&e);
+  std::stable_sort(out.begin(), out.end(),
+                   [&](const Entry* a, const Entry* b) { return PathOf(*a) < PathOf(*b); });
+  out.erase(std::unique(out.begin(), out.end(),
+                        [&](const Entry* a, const Entry* b) { return PathOf(*a) == PathOf(*b); }),
+            out.end());
+  return out;
 }
 
 bool operator==(const FieldPositions& a, const FieldPositions& b) {
-  return std::equal(a.entries_.begin(), a.entries_.end(), b.entries_.begin(), b.entries_.end(),
-                    [&](const FieldPositions::Entry& x, const FieldPositions::Entry& y) {
-                      return a.PathOf(x) == b.PathOf(y) && x.line == y.line && x.column == y.column;
+  const auto x = a.Canonical();
+  const auto y = b.Canonical();
+  return std::equal(x.begin(), x.end(), y.begin(), y.end(),
+                    [&](const FieldPositions::Entry* e, const FieldPositions::Entry* f) {
+                      return a.PathOf(*e) == b.PathOf(*f) && e->line == f->line && e->column == f->column;
                     });
 }
 
 std::optional<std::pair<int, int>> FieldPositions::Find(std::string_view path) const {
-  const auto it = std::lower_bound(entries_.begin(), entries_.end(), path,
-                                   [&](const Entry& e, std::string_view p) { return PathOf(e) < p; });
-  if (it == entries_.end() || PathOf(*it) != path) return std::nullopt;
-  return std::make_pair(it->line, it->column);
+  if (!sorted_.empty()) {
+    const auto it = std::lower_bound(sorted_.begin(), sorted_.end(), path,
+                                     [&](uint32_t i, std::string_view p) { return PathOf(entries_[i]) < p; });
+    if (it == sorted_.end() || PathOf(entries_[*it]) != path) return std::nullopt;
+    return std::make_pair(entries_[*it].line, entries_[*it].column);
+  }
+  for (const Entry& e : entries_) {
+    if (PathOf(e) == path) return std::make_pair(e.line, e.column);  // the first added
+  }
+  return std::nullopt;
 }
 
 SourceLocation Provenance::Locate(std::string_view field_path) const {

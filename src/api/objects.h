@@ -46,18 +46,25 @@ struct SourceLocation {
 
 // Where each field's value starts in its object's file (Provenance::where.file),
 // by field path ("spec.ingress[0].ports[1].endPort"). Compact (the paths in one
-// string): a 10k-pod list records half a million of them, and nobody asks for
-// one unless validation finds a problem.
+// string, in the order they were added): a 10k-pod list records half a
+// million of them, and nobody asks for one unless validation finds a problem
+// (so Find looks through a few in turn; many are indexed when sealed).
 class FieldPositions {
  public:
   // Of a path added twice, the first position stands.
   void Add(std::string_view path, int line, int column);
   // Readies what was added for Find: once, after the last Add.
   void Seal();
+  // Room for `paths` paths of `bytes` bytes in all (as many as the object
+  // decoded before this one had: pods are alike), so that adding does not
+  // grow and sealing does not shrink.
+  void Reserve(size_t paths, size_t bytes);
+  size_t paths() const { return entries_.size(); }
+  size_t bytes() const { return paths_.size(); }
   // (line, column) of `path`, when it was added.
   std::optional<std::pair<int, int>> Find(std::string_view path) const;
   bool empty() const { return entries_.empty(); }
-  // The same paths at the same positions (both sealed).
+  // The same paths at the same positions, in whatever order added.
   friend bool operator==(const FieldPositions& a, const FieldPositions& b);
 
  private:
@@ -71,8 +78,12 @@ class FieldPositions {
     const std::string_view all = paths_;
     return all.substr(e.offset, e.length);
   }
+  // Each path once (its first entry), sorted by path.
+  std::vector<const Entry*> Canonical() const;
+  static constexpr size_t kIndexFrom = 128;
   std::string paths_;
   std::vector<Entry> entries_;
+  std::vector<uint32_t> sorted_;  // Canonical(), as indices, when there are kIndexFrom entries or more
 };
 
 // Provenance of a decoded object. It never takes part in equality: two objects

@@ -556,15 +556,18 @@ std::vector<std::string> IsDns1123Subdomain(std::string_view value) {
 }
 
 std::vector<std::string> IsQualifiedName(std::string_view value) {
-  const std::string name_error = RegexError(
-      "must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an "
-      "alphanumeric character",
-      std::string(kQualifiedNameFmt), {"MyName", "my.name", "123-abc"});
+  // Written only for a name that has the error (every label key is checked).
+  const auto name_error = [] {
+    return RegexError(
+        "must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an "
+        "alphanumeric character",
+        std::string(kQualifiedNameFmt), {"MyName", "my.name", "123-abc"});
+  };
   std::vector<std::string> errors;
   std::string_view name = value;
   if (const size_t slash = value.find('/'); slash != std::string_view::npos) {
     if (value.find('/', slash + 1) != std::string_view::npos) {
-      errors.push_back("a qualified name " + name_error +
+      errors.push_back("a qualified name " + name_error() +
                        " with an optional DNS subdomain prefix and '/' (e.g. "
                        "'example.com/MyName')");
       return errors;
@@ -582,7 +585,7 @@ std::vector<std::string> IsQualifiedName(std::string_view value) {
   } else if (name.size() > 63) {
     errors.push_back("name part " + MaxLenError(63));
   }
-  if (!MatchesQualifiedName(name)) errors.push_back("name part " + name_error);
+  if (!MatchesQualifiedName(name)) errors.push_back("name part " + name_error());
   return errors;
 }
 

@@ -8,6 +8,8 @@
 
 #include <gtest/gtest.h>
 
+#include <iterator>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -175,6 +177,69 @@ TEST(JsonReaderTest, WhatLibyamlReadsOtherwiseIsLeftToIt) {
     EXPECT_TRUE(JsonReaderTakes(text));
     ExpectReadAlike(text);
   }
+}
+
+// `compact` (JSON without spaces) with spaces, tabs and line breaks of every
+// kind between its tokens, and some keys and strings escaped, at random.
+std::string Respace(const std::string& compact, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  const char* spaces[] = {" ", "\n", "\r\n", "\r", "\t", "    ", "\n        ", " \r\n\t "};
+  const auto space = [&] { return std::string(rng() % 3 == 0 ? spaces[rng() % std::size(spaces)] : ""); };
+  std::string out;
+  bool in_string = false;
+  for (size_t i = 0; i < compact.size(); ++i) {
+    const char c = compact[i];
+    if (in_string) {
+      if (c == '\\') {
+        out += compact.substr(i, 2);
+        ++i;
+      } else if (c == '"') {
+        out += c;
+        in_string = false;
+      } else if (c >= 'a' && c <= 'z' && rng() % 16 == 0) {
+        out += "\\u00" + std::string(1, "0123456789abcdef"[c >> 4]) + "0123456789abcdef"[c & 15];
+      } else {
+        out += c;
+      }
+      continue;
+    }
+    if (c == '"') {
+      out += space() + c;
+      in_string = true;
+    } else if (c == '{' || c == '[' || c == ',' || c == ':') {
+      out += c + space();
+    } else if (c == '}' || c == ']') {
+      out += space() + c;
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
+// The reader finds keys, values and the ends of collections itself once
+// simdjson has checked the text: wherever JSON allows spaces and escapes, it
+// reads what libyaml reads, positions included.
+TEST(JsonReaderTest, SpacesAndEscapesWhereverJsonAllowsThem) {
+  size_t objects = 0;
+  for (uint64_t seed = 0; seed < 60; ++seed) {
+    testing::SeededChoices choices(seed);
+    const std::vector<Object> cluster = testing::GenerateSmallCluster(choices);
+    Result<std::vector<nlohmann::json>> docs = YamlDocumentsToJson(Encode(cluster), "generated");
+    ASSERT_TRUE(docs.ok()) << docs.error().message();
+    nlohmann::json list = {{"apiVersion", "v1"}, {"kind", "List"}, {"items", *docs}};
+    // Collections with nothing in them, and numbers, booleans and null in lists.
+    list["items"].push_back({{"apiVersion", "v1"},
+                             {"kind", "Pod"},
+                             {"metadata", {{"name", "e"}, {"labels", nlohmann::json::object()}}},
+                             {"spec", {{"containers", nlohmann::json::array()}}},
+                             {"status", {{"x", {1, -2.5e3, true, false, nullptr, {}, {{"y", {}}}}}}}});
+    const std::string text = Respace(list.dump(), seed);
+    SCOPED_TRACE(text.substr(0, 300));
+    ASSERT_TRUE(JsonReaderTakes(text));
+    objects += ExpectReadAlike(text).objects.size();
+  }
+  EXPECT_GT(objects, 400u);
 }
 
 // The handles: lookups in any order and again, items, entries, positions.

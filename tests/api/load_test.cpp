@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -137,6 +138,45 @@ TEST_F(LoadTest, UnreadableEntriesAreErrorsNamingThemAndWhy) {
                          d + "/loop.yaml: error: cannot read \"" + d +
                              "/loop.yaml\": Too many levels of symbolic links"))
       << all;
+}
+
+// A large file is mapped rather than read (src/api/load.cpp), with the bytes
+// the decoder may read past its end mapped too: it loads as the same text
+// does from memory (objects, diagnostics, positions up to its last line),
+// also when it ends at a page's end or just before.
+TEST_F(LoadTest, LargeFilesLoadAsTheirTextDoes) {
+  std::string body = R"({"apiVersion": "v1", "kind": "List", "items": [)";
+  for (int i = 0; body.size() < (size_t{1} << 20) + 5000; ++i) {
+    body += R"({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "ns-)" + std::to_string(i) +
+            "\"}},\n";
+  }
+  body +=
+      R"({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "last", "labels": {"a": "b c"}}}])";
+  const size_t page = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
+  for (const size_t short_of_page : {size_t{0}, size_t{1}, size_t{30}, page - 1}) {
+    SCOPED_TRACE(short_of_page);
+    // Spaces before the closing brace bring the size to a page's end, less `short_of_page`.
+    const size_t size = (body.size() + 65 + short_of_page + page - 1) / page * page - short_of_page;
+    const std::string text = body + std::string(size - body.size() - 1, ' ') + "}";
+    ASSERT_EQ((text.size() + short_of_page) % page, 0u);
+    Write("large.json", text);
+    std::istringstream no_stdin;
+    const std::string file = (dir_ / "large.json").string();
+    const LoadResult from_file = LoadManifests({file}, {}, no_stdin);
+    const LoadResult from_text = LoadText(text, file, {});
+    ASSERT_EQ(from_file.diagnostics.size(), 1u);  // the label value
+    EXPECT_EQ(from_file.diagnostics, from_text.diagnostics);
+    EXPECT_EQ(from_file.diagnostics[0].where.line,
+              static_cast<int>(std::count(body.begin(), body.end(), '\n')) + 1);
+    // Without the error, every object.
+    std::string valid = text;
+    valid.replace(valid.find("b c"), 3, "b-c");
+    Write("large.json", valid);
+    const LoadResult objects = LoadManifests({file}, {}, no_stdin);
+    ASSERT_TRUE(objects.ok());
+    EXPECT_EQ(objects.objects, LoadText(valid, file, {}).objects);
+    EXPECT_GT(objects.objects.size(), 10000u);
+  }
 }
 
 }  // namespace

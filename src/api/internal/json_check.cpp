@@ -1,8 +1,11 @@
 #include "api/internal/json_check.h"
 
-#include <array>
 #include <cstdint>
 #include <cstring>
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 namespace netpol::api::internal {
 namespace {
@@ -17,14 +20,7 @@ unsigned HexValue(char c) {
   return static_cast<unsigned>(c - 'A') + 10;
 }
 
-// Bytes that end the fast scan of a string's content: the quote, the
-// backslash, C0 controls, DEL and every non-ASCII byte (checked one by one).
-constexpr std::array<bool, 256> kStringStop = [] {
-  std::array<bool, 256> t{};
-  for (size_t c = 0; c < t.size(); ++c) t[c] = c < 0x20 || c >= 0x7F || c == '"' || c == '\\';
-  return t;
-}();
-
+#if !defined(__SSE2__)
 uint64_t Load64(const char* p) {
   uint64_t v = 0;
   std::memcpy(&v, p, sizeof(v));
@@ -34,7 +30,9 @@ uint64_t Load64(const char* p) {
 constexpr uint64_t kOnes = 0x0101010101010101ULL;
 constexpr uint64_t kHighs = 0x8080808080808080ULL;
 
-// The high bit of each of 8 bytes (little-endian) that is a kStringStop byte;
+// The high bit of each of 8 bytes (little-endian) that ends the fast scan of
+// a string's content: the quote, the backslash, C0 controls, DEL and every
+// non-ASCII byte (each checked on its own);
 // bytes after the first may be marked falsely (borrows and carries move up
 // from a true one), the lowest mark is exact.
 uint64_t StringStops(uint64_t v) {
@@ -50,6 +48,34 @@ uint64_t StringStops(uint64_t v) {
 // Bytes before the lowest mark.
 size_t BytesBefore(uint64_t marks) {
   return static_cast<size_t>(__builtin_ctzll(marks)) / 8;
+}
+#endif
+
+// The first byte from `p` on that needs a look (StringStops), 16 at a time
+// (the padding after the text makes the bytes past the closing quote
+// readable).
+const char* NextStop(const char* p) {
+#if defined(__SSE2__)
+  const __m128i quote = _mm_set1_epi8('"');
+  const __m128i backslash = _mm_set1_epi8('\\');
+  const __m128i space = _mm_set1_epi8(0x20);
+  const __m128i del = _mm_set1_epi8(0x7F);
+  while (true) {
+    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+    // Signed, bytes from 0x80 up are below 0x20 too: every non-ASCII byte stops.
+    const __m128i stops = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash)),
+                                       _mm_or_si128(_mm_cmplt_epi8(v, space), _mm_cmpeq_epi8(v, del)));
+    if (const auto mask = static_cast<uint32_t>(_mm_movemask_epi8(stops)); mask != 0) {
+      return p + __builtin_ctz(mask);
+    }
+    p += 16;
+  }
+#else
+  while (true) {
+    if (const uint64_t stops = StringStops(Load64(p)); stops != 0) return p + BytesBefore(stops);
+    p += 8;
+  }
+#endif
 }
 
 // A character libyaml refuses (C1 controls, U+FFFE, U+FFFF, DEL) or reads
@@ -79,41 +105,34 @@ void AppendUtf8(uint32_t cp, std::string& out) {
 
 }  // namespace
 
-bool IsJsonStringTheYamlReaderReadsAlike(std::string_view s) {
-  size_t i = 0;
+const char* ReadAlikeStringEnd(const char* begin) {
+  const char* p = begin;
   while (true) {
-    while (i + 8 <= s.size()) {
-      if (const uint64_t stops = StringStops(Load64(s.data() + i)); stops != 0) {
-        i += BytesBefore(stops);
-        break;
-      }
-      i += 8;
-    }
-    while (i < s.size() && !kStringStop[static_cast<unsigned char>(s[i])]) ++i;
-    if (i >= s.size()) return true;
-    const auto c = static_cast<unsigned char>(s[i]);
-    if (c == '"' || c < 0x20) return false;  // the content ends at the quote; JSON has no raw controls
+    p = NextStop(p);
+    const auto c = static_cast<unsigned char>(*p);
+    if (c == '"') return p;
+    if (c < 0x20) return nullptr;  // JSON has no raw controls
     if (c >= 0x7F) {
-      if (RefusedMultibyte(s, i)) return false;
-      ++i;
+      // The bytes after a lead byte are readable: its sequence, or the
+      // closing quote at the latest (simdjson checked the UTF-8).
+      if (RefusedMultibyte(std::string_view(p, 3), 0)) return nullptr;
+      ++p;
       continue;
     }
-    // A backslash.
-    if (i + 1 >= s.size()) return false;
-    const char e = s[i + 1];
+    // A backslash (the string goes on past it: simdjson found its end).
+    const char e = p[1];
     if (e == 'u') {
-      if (i + 6 > s.size()) return false;
       unsigned value = 0;
-      for (size_t k = 2; k < 6; ++k) {
-        if (!IsHex(s[i + k])) return false;
-        value = value * 16 + HexValue(s[i + k]);
+      for (int k = 2; k < 6; ++k) {
+        if (!IsHex(p[k])) return nullptr;  // the closing quote is not a hex digit
+        value = value * 16 + HexValue(p[k]);
       }
-      if (value >= 0xD800 && value <= 0xDFFF) return false;
-      i += 6;
+      if (value >= 0xD800 && value <= 0xDFFF) return nullptr;
+      p += 6;
       continue;
     }
-    if (e == '\0' || std::strchr("\"\\/bfnrt", e) == nullptr) return false;
-    i += 2;
+    if (e == '\0' || std::strchr("\"\\/bfnrt", e) == nullptr) return nullptr;
+    p += 2;
   }
 }
 

@@ -1,6 +1,6 @@
-// JSON text read in place with simdjson's On-Demand API, as handles the
-// manifest decoder walks like the YAML tree (internal/yaml.h). Internal to
-// src/api: only decode.cpp uses it.
+// JSON text read in place (checked whole with simdjson's On-Demand API, then
+// read directly), as handles the manifest decoder walks like the YAML tree
+// (internal/yaml.h). Internal to src/api: only decode.cpp uses it.
 //
 //   JsonText text(bytes, bytes.capacity() - bytes.size());
 //   JsonNode root = text.Root();
@@ -10,11 +10,14 @@
 //   }
 //   if (text.failed()) ...;              // read it with the YAML reader instead
 //
-// No tree is built: a handle is a position in the text. A map's keys are read
-// once (for the duplicate and unknown-field checks); a value is found again by
-// walking its map from the last position read, so lookups in document order
-// cost one pass. Handles into an item of a sequence live until the item's
-// callback returns; a value handle lives until the next lookup in its map.
+// No tree is built: a handle is a position in the text. Root() walks the
+// whole text once with simdjson, checking every value and noting where each
+// collection ends; after that the handles read the checked text themselves:
+// a map's keys and where each value starts in one scan (for the duplicate
+// and unknown-field checks and for lookups), collections skipped by their
+// noted ends, so nothing is walked twice. Handles into an item of a sequence
+// live until the item's callback returns; a value handle lives until the
+// next lookup in its map.
 //
 // The reader is exact or gives up: scalars are what the YAML reader makes of
 // the same text (strings quoted, numbers, booleans and null plain, with their
@@ -93,6 +96,9 @@ class JsonNode {
   JsonNode operator[](std::string_view key) const;
   // A map's keys, in document order (none for other values).
   const std::vector<JsonKey>& Keys() const;
+  // A sequence's count of items when known before it is walked (the root's
+  // values: the check of the whole text counted them), else 0.
+  size_t ItemCountHint() const { return item_count_hint_; }
   // Each item of a sequence, in order.
   void ForEachItem(FunctionRef<void(size_t, const JsonNode&)> fn) const;
   // Each entry of a map, in order.
@@ -105,6 +111,7 @@ class JsonNode {
   JsonText* doc_ = nullptr;
   Kind kind_ = Kind::kUndefined;
   size_t offset_ = 0;
+  size_t item_count_hint_ = 0;
   void* state_ = nullptr;  // the map's, sequence's or scalar's reading state (JsonText's)
 };
 
@@ -114,8 +121,10 @@ inline constexpr size_t kJsonMaxDepth = 100;
 class JsonText {
  public:
   // `text` must stay valid while the JsonText lives; `readable_after` bytes
-  // past its end may be read (not written).
-  JsonText(std::string_view text, size_t readable_after);
+  // past its end may be read (not written). `index_lines`: the positions of
+  // most values will be asked for (the decoder's field positions), so the
+  // lines are found while the check walks the text, still in the cache.
+  JsonText(std::string_view text, size_t readable_after, bool index_lines = false);
   ~JsonText();
   JsonText(const JsonText&) = delete;
   JsonText& operator=(const JsonText&) = delete;
