@@ -250,15 +250,22 @@ httplib::Result Send(const ApiServer& server, const std::string& method, const s
 TEST_F(ApiServerTest, AnUnfilteredListIsWhatTheParsingPathWrites) {
   for (const char* name : {"a", "b", "c", "d", "e"})
     ASSERT_TRUE(Create("/api/v1/namespaces/default/pods", PodJson(name, "web")).ok());
-  for (const std::string page : {"", "?limit=2", "?limit=2&continue=default/b", "?limit=9"}) {
-    const std::string selector = std::string(page.empty() ? "?" : "&") + "labelSelector=app%3Dweb";
-    const auto spliced = Send(*server_, "GET", "/api/v1/pods" + page, "", "");
-    const auto parsed = Send(*server_, "GET", "/api/v1/pods" + page + selector, "", "");
-    ASSERT_TRUE(spliced && parsed);
-    EXPECT_EQ(spliced->status, 200);
-    EXPECT_EQ(spliced->get_header_value("Content-Type"), parsed->get_header_value("Content-Type"));
-    EXPECT_EQ(spliced->body, parsed->body) << page;
-    EXPECT_NE(spliced->body.find("\"kind\":\"PodList\""), std::string::npos) << spliced->body;
+  ASSERT_TRUE(Create("/api/v1/namespaces", {{"metadata", {{"name", "other"}}}}).ok());
+  ASSERT_TRUE(Create("/api/v1/namespaces/other/pods", PodJson("a", "web")).ok());
+  // Tokens of the namespace listed, of one sorting before it (from the
+  // start) and of one after it (nothing left).
+  for (const std::string list : {"/api/v1/pods", "/api/v1/namespaces/default/pods"}) {
+    for (const std::string page : {"", "?limit=2", "?limit=2&continue=default/b", "?limit=9",
+                                   "?limit=2&continue=aaa/z", "?continue=zzz/a"}) {
+      const std::string selector = std::string(page.empty() ? "?" : "&") + "labelSelector=app%3Dweb";
+      const auto spliced = Send(*server_, "GET", list + page, "", "");
+      const auto parsed = Send(*server_, "GET", list + page + selector, "", "");
+      ASSERT_TRUE(spliced && parsed);
+      EXPECT_EQ(spliced->status, 200);
+      EXPECT_EQ(spliced->get_header_value("Content-Type"), parsed->get_header_value("Content-Type"));
+      EXPECT_EQ(spliced->body, parsed->body) << list << page;
+      EXPECT_NE(spliced->body.find("\"kind\":\"PodList\""), std::string::npos) << spliced->body;
+    }
   }
 }
 
