@@ -107,57 +107,46 @@ struct Node {
   }
 };
 
-void BM_NewPodComesAndGoes(benchmark::State& state) {
-  Node node(static_cast<size_t>(state.range(0)));
+// `came` (the node's program and one more pod) comes and goes, as often as
+// the benchmark asks.
+void ComesAndGoes(benchmark::State& state, const Node& node, const policy::NodeProgram& came) {
   std::unique_ptr<NftBackend> backend = node.Programmed();
   if (backend == nullptr) {
     state.SkipWithError("cannot program the node (root?)");
     return;
   }
   double plan = 0, send = 0;
+  size_t added = 0;
   for (auto _ : state) {
-    const auto came = backend->Apply(node.with);
+    const auto come = backend->Apply(came);
     const auto went = backend->Apply(node.program);
-    if (!came.ok() || !went.ok()) {
+    if (!come.ok() || !went.ok()) {
       state.SkipWithError("apply failed");
       break;
     }
-    plan += came->plan_ms + went->plan_ms;
-    send += came->send_ms + went->send_ms;
+    plan += come->plan_ms + went->plan_ms;
+    send += come->send_ms + went->send_ms;
+    added = come->added;
   }
   const auto n = static_cast<double>(state.iterations());
   state.counters["elements"] = static_cast<double>(node.elements);
+  state.counters["added"] = static_cast<double>(added);
   state.counters["plan_ms"] = plan / n;
   state.counters["send_ms"] = send / n;
   (void)backend->Remove();
 }
+
+void BM_NewPodComesAndGoes(benchmark::State& state) {
+  const Node node(static_cast<size_t>(state.range(0)));
+  ComesAndGoes(state, node, node.with);
+}
 BENCHMARK(BM_NewPodComesAndGoes)->Arg(1500)->Unit(benchmark::kMillisecond);
 
 // A new pod whose ingress allowances no group has: its group's chain and
-// sets are created with it and deleted when it goes.
+// sets are created with it and deleted when it goes ("added" counts them).
 void BM_NewGroupComesAndGoes(benchmark::State& state) {
-  Node node(static_cast<size_t>(state.range(0)));
-  std::unique_ptr<NftBackend> backend = node.Programmed();
-  if (backend == nullptr) {
-    state.SkipWithError("cannot program the node (root?)");
-    return;
-  }
-  double plan = 0, send = 0;
-  for (auto _ : state) {
-    const auto came = backend->Apply(node.fresh);
-    const auto went = backend->Apply(node.program);
-    if (!came.ok() || !went.ok()) {
-      state.SkipWithError("apply failed");
-      break;
-    }
-    plan += came->plan_ms + went->plan_ms;
-    send += came->send_ms + went->send_ms;
-    state.counters["elements"] = static_cast<double>(came->added);
-  }
-  const auto n = static_cast<double>(state.iterations());
-  state.counters["plan_ms"] = plan / n;
-  state.counters["send_ms"] = send / n;
-  (void)backend->Remove();
+  const Node node(static_cast<size_t>(state.range(0)));
+  ComesAndGoes(state, node, node.fresh);
 }
 BENCHMARK(BM_NewGroupComesAndGoes)->Arg(1500)->Unit(benchmark::kMillisecond);
 
