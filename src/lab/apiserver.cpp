@@ -201,7 +201,8 @@ void ReplyList(httplib::Response& res, const std::string& api_version, const std
   }
   body += "],\"kind\":" + Json(kind).dump() + ",\"metadata\":" + metadata.dump() + "}";
   res.status = 200;
-  res.set_content(std::move(body), "application/json");
+  res.body = std::move(body);  // set_content would copy it
+  res.set_header("Content-Type", "application/json");
 }
 
 void ReplyStatus(httplib::Response& res, int code, const std::string& reason, const std::string& message,

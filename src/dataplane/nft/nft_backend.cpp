@@ -629,6 +629,7 @@ std::optional<NftBackend::ClassSteps> NftBackend::InSteps(const Change& change) 
   steps.batch.insert(steps.batch.end(), added.begin(), added.end());
   if (!Batchable(steps.batch, layout_)) return std::nullopt;
   std::vector<const TierClass*> created;
+  created.reserve(shapes.size());
   for (const TierClass& shape : shapes) created.push_back(&shape);
   steps.create = ClassCommands(created, {});
   steps.remove = ClassCommands({}, change.classes_removed);
