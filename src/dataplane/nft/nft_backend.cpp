@@ -346,16 +346,13 @@ Result<std::unique_ptr<NftBackend>> NftBackend::Create(const NftBackendOptions& 
   for (NftSet& set : SetLayout(options.nft)) backend->static_layout_[set.name] = std::move(set);
   backend->static_rules_ = RuleCounts(RenderRuleset(policy::NodeProgram{}, options.nft));
   backend->Track();
-  // Read what an earlier run left while the caller builds its state: a
-  // restarted agent at 100k pods spent ~1 s listing its table before it
-  // started its API lists. Only this process changes the table, so the
-  // first Apply can still trust the reading; should it fail, that Apply
-  // lists the table itself.
+  // Read what an earlier run left now, before the caller builds its state:
+  // listing a big table passes tens of MiB through libnftables, and freed
+  // here it does not leave holes between long-lived allocations. Only this
+  // process changes the table, so the first Apply can still trust it.
   if (options.observe_at_create) {
-    // Not allowed to read nftables (no CAP_NET_ADMIN): said now, at the start.
-    NETPOL_RETURN_IF_ERROR(backend->Run("list tables", false), "reading the installed rules");
-    NftBackend* self = backend.get();
-    backend->reading_at_create_ = std::async(std::launch::async, [self] { return self->Observe(); });
+    NETPOL_ASSIGN_OR_RETURN(ObservedTable observed, backend->Observe(), "reading the installed rules");
+    backend->observed_at_create_ = std::move(observed);
   }
   return backend;
 }
@@ -460,9 +457,6 @@ Result<NftBackend::Change> NftBackend::Prepare(const policy::NodeProgram& progra
   Change change;
   if (!in_sync_) {
     // The table as Create found it, once; after that (a failed update) as it is now.
-    if (reading_at_create_.valid()) {
-      if (Result<ObservedTable> read = reading_at_create_.get(); read) observed_at_create_ = std::move(*read);
-    }
     std::optional<ObservedTable> at_start = std::exchange(observed_at_create_, std::nullopt);
     if (!at_start) {
       NETPOL_ASSIGN_OR_RETURN(ObservedTable now, Observe(), "reading the installed rules");

@@ -21,7 +21,6 @@
 // proportion to the pods whose rules changed and the group elements that did.
 #pragma once
 
-#include <future>
 #include <memory>
 #include <optional>
 #include <string>
@@ -40,9 +39,8 @@ class NftContext;  // a libnftables context (nft_backend.cpp)
 struct NftBackendOptions {
   std::string netns;  // "" = the calling thread's namespace
   NftOptions nft;
-  // Read the installed table from Create on (a thread of its own, while the
-  // caller builds its state) and use that reading for the first Apply (a
-  // long-running owner of the table: the agent).
+  // Read the installed table in Create and use that reading for the first
+  // Apply (a long-running owner of the table: the agent).
   bool observe_at_create = false;
 };
 
@@ -171,10 +169,6 @@ class NftBackend final : public Backend {
   policy::NodeProgram program_;
   std::optional<ObservedTable> observed_at_create_;
   std::optional<RuleForms> reference_forms_;  // made by the first Verify
-  // The table listed on a thread of its own from Create (observe_at_create)
-  // until the first Apply takes it. Last: destroyed first, so the thread is
-  // joined while the members it reads still exist.
-  std::future<Result<ObservedTable>> reading_at_create_;
   std::map<std::string, InstalledPod> elements_;
 };
 
