@@ -194,6 +194,7 @@ class Mutator {
   void RefreshSelectedBy(NamespaceId ns) {
     internal::NamespaceRec& rec = s_.namespaces[ns];
     rec.selected_by.clear();
+    rec.selectors = {};  // rebuilt from the new candidates when a class needs it
     for (PolicyId pid = 0; pid < s_.policies.size(); ++pid) {
       if (s_.policies[pid].live && SelectsNamespace(s_.policies[pid], rec.labels)) {
         rec.selected_by.push_back(pid);
@@ -242,6 +243,82 @@ class Mutator {
     }
   }
 
+  // Files the selectors of policy `pid` that can match a class of namespace
+  // `n` (SelectorRef) in its index; with `remove`, takes them out instead.
+  void IndexPolicy(NamespaceId n, PolicyId pid, bool remove = false) {
+    PolicyRec& p = s_.policies[pid];
+    internal::SelectorIndex& index = s_.namespaces[n].selectors;
+    const api::Labels& ns_labels = s_.namespaces[n].labels;
+    const auto file = [&](const api::LabelSelector* selector, const internal::SelectorRef& ref) {
+      std::vector<internal::SelectorRef>& list =
+          selector != nullptr && !selector->match_labels.empty()
+              ? index.by_label[internal::SelectorIndex::Key(selector->match_labels.begin()->first,
+                                                            selector->match_labels.begin()->second)]
+              : index.unkeyed;
+      if (!remove) {
+        list.push_back(ref);
+        return;
+      }
+      list.erase(std::remove_if(list.begin(), list.end(),
+                                [&](const internal::SelectorRef& r) { return r.policy == pid; }),
+                 list.end());
+    };
+    if (p.ns == n) file(&p.spec.pod_selector, {pid, Direction::kIngress, nullptr, nullptr});
+    for (const Direction dir : {Direction::kIngress, Direction::kEgress}) {
+      for (RuleRec& rule : p.rules(dir)) {
+        for (PeerRule& peer : rule.peers) {
+          if (peer.is_ip_block()) continue;
+          if (!remove && (peer.namespace_selector ? !peer.namespace_selector->Matches(ns_labels)
+                                                  : peer.own_namespace != n)) {
+            continue;
+          }
+          file(peer.pod_selector ? &*peer.pod_selector : nullptr, {pid, dir, &rule, &peer});
+        }
+      }
+    }
+  }
+
+  void BuildSelectorIndex(NamespaceId n) {
+    internal::NamespaceRec& ns = s_.namespaces[n];
+    ns.selectors = {};
+    ns.selectors.built = true;
+    std::vector<PolicyId> candidates;
+    candidates.reserve(ns.policies.size() + ns.selected_by.size());
+    std::set_union(ns.policies.begin(), ns.policies.end(), ns.selected_by.begin(), ns.selected_by.end(),
+                   std::back_inserter(candidates));
+    for (const PolicyId pid : candidates) IndexPolicy(n, pid);
+  }
+
+  // Whether the selector `ref` matches the new class `id` by its pod labels
+  // (its namespace part matches, or it would not be in the namespace's
+  // index), and if so, the class joins the policy's targets or the peer's classes.
+  void MatchNewClass(const internal::SelectorRef& ref, ClassId id) {
+    PodClass& cls = s_.classes[id];
+    PolicyRec& p = s_.policies[ref.policy];
+    if (ref.peer == nullptr) {
+      if (!p.spec.pod_selector.Matches(cls.key.labels)) return;
+      p.targets.set(id);
+      if (p.ingress) InsertSortedByName(s_, cls.ingress_policies, ref.policy);
+      if (p.egress) InsertSortedByName(s_, cls.egress_policies, ref.policy);
+      return;
+    }
+    if (ref.peer->pod_selector && !ref.peer->pod_selector->Matches(cls.key.labels)) return;
+    ref.peer->classes.set(id);
+    // The views built from this rule (at the policy's targets) gain the
+    // class, if the rule is in force: the rules of a direction the policy does
+    // not isolate (policyTypes) are in no view, and an entry of another
+    // policy's rule with the same ports must not gain it. (The new class's own
+    // views are not built yet, so the order of the visits does not matter.)
+    if (!(ref.direction == Direction::kIngress ? p.ingress : p.egress)) return;
+    const std::vector<PortRule>& ports = ref.rule->ports;
+    p.targets.ForEach([&](size_t t) {
+      internal::DirectionView& view = s_.classes[t].views[static_cast<size_t>(ref.direction)];
+      for (internal::ViewEntry& entry : view.entries) {
+        if (entry.ports == ports) entry.classes.set(id);
+      }
+    });
+  }
+
   ClassId InternClass(ClassKey key) {
     if (const auto it = s_.class_index.find(key); it != s_.class_index.end()) return it->second;
     const ClassId id = AllocateSlot(s_.classes, s_.free_classes);
@@ -250,40 +327,18 @@ class Mutator {
     cls.changed_at = ++s_.clock;  // the id may have served a retired class
     s_.class_index.emplace(std::move(key), id);
     s_.namespaces[cls.key.ns].classes.push_back(id);
-    // Evaluate once for the new class every policy that can match it: those
-    // of its namespace and those selecting its namespace (in id order).
-    const internal::NamespaceRec& ns = s_.namespaces[cls.key.ns];
-    std::vector<PolicyId> candidates;
-    candidates.reserve(ns.policies.size() + ns.selected_by.size());
-    std::set_union(ns.policies.begin(), ns.policies.end(), ns.selected_by.begin(), ns.selected_by.end(),
-                   std::back_inserter(candidates));
-    for (const PolicyId pid : candidates) {
-      PolicyRec& p = s_.policies[pid];
-      if (p.ns == cls.key.ns && p.spec.pod_selector.Matches(cls.key.labels)) {
-        p.targets.set(id);
-        if (p.ingress) InsertSortedByName(s_, cls.ingress_policies, pid);
-        if (p.egress) InsertSortedByName(s_, cls.egress_policies, pid);
-      }
-      for (const Direction dir : {Direction::kIngress, Direction::kEgress}) {
-        for (RuleRec& rule : p.rules(dir)) {
-          for (PeerRule& peer : rule.peers) {
-            if (!PeerMatchesClass(s_, peer, cls)) continue;
-            peer.classes.set(id);
-            // The views built from this rule (at the policy's targets) gain the
-            // class, if the rule is in force: the rules of a direction the
-            // policy does not isolate (policyTypes) are in no view, and an
-            // entry of another policy's rule with the same ports must not gain it.
-            if (!(dir == Direction::kIngress ? p.ingress : p.egress)) continue;
-            p.targets.ForEach([&](size_t t) {
-              internal::DirectionView& view = s_.classes[t].views[static_cast<size_t>(dir)];
-              for (internal::ViewEntry& entry : view.entries) {
-                if (entry.ports == rule.ports) entry.classes.set(id);
-              }
-            });
-          }
-        }
-      }
+    // Evaluate once for the new class the selectors that can match it: of
+    // the policies of its namespace and those selecting its namespace, those
+    // whose namespace part matches, filed under a label the class has or under
+    // none (SelectorIndex).
+    internal::NamespaceRec& ns = s_.namespaces[cls.key.ns];
+    if (!ns.selectors.built) BuildSelectorIndex(cls.key.ns);
+    const auto visit = [&](const internal::SelectorRef& ref) { MatchNewClass(ref, id); };
+    for (const auto& [label, value] : cls.key.labels) {
+      const auto it = ns.selectors.by_label.find(internal::SelectorIndex::Key(label, value));
+      if (it != ns.selectors.by_label.end()) std::for_each(it->second.begin(), it->second.end(), visit);
     }
+    std::for_each(ns.selectors.unkeyed.begin(), ns.selectors.unkeyed.end(), visit);
     for (ClusterPolicyId cid = 0; cid < s_.cluster_policies.size(); ++cid) {
       internal::ClusterPolicyRec& p = s_.cluster_policies[cid];
       if (!p.live) continue;
@@ -463,8 +518,10 @@ class Mutator {
     p.egress_rules = CompileRules(spec.egress, ns);
     s_.policy_index[{spec.metadata.namespace_, spec.metadata.name}] = id;
     InsertSorted(s_.namespaces[ns].policies, id);
-    for (internal::NamespaceRec& n : s_.namespaces) {
-      if (SelectsNamespace(p, n.labels)) InsertSorted(n.selected_by, id);
+    for (NamespaceId n = 0; n < s_.namespaces.size(); ++n) {
+      const bool selects = SelectsNamespace(p, s_.namespaces[n].labels);
+      if (selects) InsertSorted(s_.namespaces[n].selected_by, id);
+      if ((selects || n == ns) && s_.namespaces[n].selectors.built) IndexPolicy(n, id);
     }
     for (const ClassId c : s_.namespaces[ns].classes) {
       PodClass& cls = s_.classes[c];
@@ -504,8 +561,13 @@ class Mutator {
       DropViews(s_.classes[c]);
     });
     s_.policy_index.erase(it);
+    for (NamespaceId n = 0; n < s_.namespaces.size(); ++n) {
+      std::vector<PolicyId>& selected_by = s_.namespaces[n].selected_by;
+      const bool candidate = n == p.ns || std::binary_search(selected_by.begin(), selected_by.end(), id);
+      if (candidate && s_.namespaces[n].selectors.built) IndexPolicy(n, id, /*remove=*/true);
+      EraseSorted(selected_by, id);
+    }
     EraseSorted(s_.namespaces[p.ns].policies, id);
-    for (internal::NamespaceRec& n : s_.namespaces) EraseSorted(n.selected_by, id);
     p = PolicyRec{};
     s_.free_policies.push_back(id);
     return true;

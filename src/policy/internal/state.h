@@ -17,11 +17,14 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <tuple>
+#include <unordered_map>
 #include <vector>
 
 #include "api/objects.h"
 #include "base/ip.h"
+#include "policy/direction.h"
 #include "policy/engine.h"
 #include "policy/internal/bitset.h"
 
@@ -114,6 +117,43 @@ struct PodClass {  // NOLINT(bugprone-reserved-identifier,readability-identifier
   std::optional<uint16_t> ResolveNamedPort(const std::string& name, api::Protocol protocol) const;
 };
 
+struct RuleRec;
+
+// A selector of a policy that can match classes of one namespace, as far as
+// the namespace tells: the policy's podSelector (`peer` null; the policy's own
+// namespace only), or a selector peer whose namespace part (namespaceSelector,
+// else the policy's namespace) matches the namespace. Pointers into the
+// policy's record, which does not move (State::policies is a deque) and is
+// unindexed before it is cleared.
+struct SelectorRef {
+  PolicyId policy = 0;
+  Direction direction = Direction::kIngress;
+  RuleRec* rule = nullptr;  // null for the podSelector
+  PeerRule* peer = nullptr;
+};
+
+// The SelectorRefs of one namespace, so that a new class checks only the pod
+// selectors it can match (a few of the ~700 candidate policies' at 1,000
+// namespaces / 10k policies) and never re-matches a namespaceSelector: each
+// selector with matchLabels is filed under one of them (a class without that
+// label cannot match), the others (no selector, empty, expressions only) in
+// `unkeyed`. Built when the namespace's first new class needs it; kept as
+// policies come and go; dropped when the namespace's labels change.
+struct SelectorIndex {
+  bool built = false;
+  std::unordered_map<std::string, std::vector<SelectorRef>> by_label;  // by SelectorIndex::Key
+  std::vector<SelectorRef> unkeyed;
+
+  // A (key, value) pair as one string, unambiguous for any key and value.
+  static std::string Key(std::string_view key, std::string_view value) {
+    std::string out = std::to_string(key.size());
+    out += ':';
+    out += key;
+    out += value;
+    return out;
+  }
+};
+
 struct NamespaceRec {
   std::string name;
   api::Labels labels;  // always includes kubernetes.io/metadata.name
@@ -127,6 +167,8 @@ struct NamespaceRec {
   // ... and those elsewhere with a namespaceSelector peer that selects this
   // namespace's labels (sorted; kept when policies or these labels change).
   std::vector<PolicyId> selected_by;
+  // The selectors of those policies that can match a class of this namespace.
+  SelectorIndex selectors;
 };
 
 struct RuleRec {
