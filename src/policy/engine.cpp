@@ -243,6 +243,20 @@ class Mutator {
     }
   }
 
+  // Calls fn for the live classes of namespace `n` that `selector` can match
+  // (null: every pod): those with the first label it requires, if any, else all.
+  template <typename Fn>
+  void ForEachCandidateClass(NamespaceId n, const api::LabelSelector* selector, Fn&& fn) {
+    const internal::NamespaceRec& rec = s_.namespaces[n];
+    if (selector == nullptr || selector->match_labels.empty()) {
+      std::for_each(rec.classes.begin(), rec.classes.end(), fn);
+      return;
+    }
+    const auto& [key, value] = *selector->match_labels.begin();
+    const auto it = rec.classes_by_label.find(internal::SelectorIndex::Key(key, value));
+    if (it != rec.classes_by_label.end()) std::for_each(it->second.begin(), it->second.end(), fn);
+  }
+
   // Files the selectors of policy `pid` that can match a class of namespace
   // `n` (SelectorRef) in its index; with `remove`, takes them out instead.
   void IndexPolicy(NamespaceId n, PolicyId pid, bool remove = false) {
@@ -327,6 +341,9 @@ class Mutator {
     cls.changed_at = ++s_.clock;  // the id may have served a retired class
     s_.class_index.emplace(std::move(key), id);
     s_.namespaces[cls.key.ns].classes.push_back(id);
+    for (const auto& [label, value] : cls.key.labels) {
+      s_.namespaces[cls.key.ns].classes_by_label[internal::SelectorIndex::Key(label, value)].push_back(id);
+    }
     // Evaluate once for the new class the selectors that can match it: of
     // the policies of its namespace and those selecting its namespace, those
     // whose namespace part matches, filed under a label the class has or under
@@ -375,8 +392,14 @@ class Mutator {
       p.subjects.reset(id);
       ForEachClusterSelector(p, [&](PeerRule& peer) { peer.classes.reset(id); });
     }
-    auto& ns_classes = s_.namespaces[cls.key.ns].classes;
-    ns_classes.erase(std::remove(ns_classes.begin(), ns_classes.end(), id), ns_classes.end());
+    internal::NamespaceRec& ns = s_.namespaces[cls.key.ns];
+    ns.classes.erase(std::remove(ns.classes.begin(), ns.classes.end(), id), ns.classes.end());
+    for (const auto& [label, value] : cls.key.labels) {
+      const auto it = ns.classes_by_label.find(internal::SelectorIndex::Key(label, value));
+      if (it == ns.classes_by_label.end()) continue;
+      Erase(it->second, id);
+      if (it->second.empty()) ns.classes_by_label.erase(it);
+    }
     s_.class_index.erase(cls.key);
     cls = PodClass{};
     s_.free_classes.push_back(id);
@@ -518,36 +541,34 @@ class Mutator {
     p.egress_rules = CompileRules(spec.egress, ns);
     s_.policy_index[{spec.metadata.namespace_, spec.metadata.name}] = id;
     InsertSorted(s_.namespaces[ns].policies, id);
-    for (NamespaceId n = 0; n < s_.namespaces.size(); ++n) {
-      const bool selects = SelectsNamespace(p, s_.namespaces[n].labels);
-      if (selects) InsertSorted(s_.namespaces[n].selected_by, id);
-      if ((selects || n == ns) && s_.namespaces[n].selectors.built) IndexPolicy(n, id);
-    }
-    for (const ClassId c : s_.namespaces[ns].classes) {
+    ForEachCandidateClass(ns, &spec.pod_selector, [&](ClassId c) {
       PodClass& cls = s_.classes[c];
-      if (!spec.pod_selector.Matches(cls.key.labels)) continue;
+      if (!spec.pod_selector.Matches(cls.key.labels)) return;
       p.targets.set(c);
       if (p.ingress) InsertSortedByName(s_, cls.ingress_policies, id);
       if (p.egress) InsertSortedByName(s_, cls.egress_policies, id);
       DropViews(cls);
-    }
-    ForEachPeer(p, [&](PeerRule& peer) {
-      if (peer.is_ip_block()) return;
-      if (!peer.namespace_selector) {
-        for (const ClassId c : s_.namespaces[ns].classes) {
-          if (PeerMatchesClass(s_, peer, s_.classes[c])) peer.classes.set(c);
-        }
-        return;
-      }
-      for (const internal::NamespaceRec& n : s_.namespaces) {
-        if (!peer.namespace_selector->Matches(n.labels)) continue;
-        for (const ClassId c : n.classes) {
-          if (!peer.pod_selector || peer.pod_selector->Matches(s_.classes[c].key.labels)) {
-            peer.classes.set(c);
-          }
-        }
-      }
     });
+    // Per namespace: which peers its labels (or name) admit, and of those
+    // namespaces' classes, the ones with the labels the pod selectors require.
+    for (NamespaceId n = 0; n < s_.namespaces.size(); ++n) {
+      bool selects = false;  // some namespaceSelector peer selects n (NamespaceRec::selected_by)
+      ForEachPeer(p, [&](PeerRule& peer) {
+        if (peer.is_ip_block()) return;
+        if (peer.namespace_selector) {
+          if (!peer.namespace_selector->Matches(s_.namespaces[n].labels)) return;
+          selects = true;
+        } else if (peer.own_namespace != n) {
+          return;
+        }
+        const api::LabelSelector* pods = peer.pod_selector ? &*peer.pod_selector : nullptr;
+        ForEachCandidateClass(n, pods, [&](ClassId c) {
+          if (pods == nullptr || pods->Matches(s_.classes[c].key.labels)) peer.classes.set(c);
+        });
+      });
+      if (selects) InsertSorted(s_.namespaces[n].selected_by, id);
+      if ((selects || n == ns) && s_.namespaces[n].selectors.built) IndexPolicy(n, id);
+    }
   }
 
   bool RemovePolicy(std::string_view ns, std::string_view name) {

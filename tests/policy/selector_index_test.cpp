@@ -107,5 +107,29 @@ TEST_F(SelectorIndexTest, FollowsPolicyEditsDeletionsAndNamespaceRelabels) {
                                Endpoint::OfPod(*engine_.FindPod("two", "b2")), api::Protocol::kTCP, 80}));
 }
 
+// The other way round: policies added after the classes, which they find
+// through NamespaceRec::classes_by_label, kept as classes come and go.
+TEST_F(SelectorIndexTest, NewPoliciesFindExistingClassesByLabel) {
+  Apply(Namespace("one", "team: red") + Pod("a", "one", "app: a, tier: web", "198.18.0.1") +
+        Pod("b", "two", "app: b", "198.18.0.2") + Pod("c", "one", "app: c", "198.18.0.3"));
+  // a moves to another class (its old one is retired), c's class goes.
+  Apply(Pod("a", "one", "app: a, tier: api", "198.18.0.1"));
+  Delete("Pod", "one", "c");
+  Apply(Pod("c2", "one", "app: c", "198.18.0.4"));
+  Apply(Policy("p",
+               "[{namespaceSelector: {matchLabels: {team: red}}, podSelector: {matchLabels: {tier: api}}},"
+               " {namespaceSelector: {}, podSelector: {matchLabels: {app: c}}}]"));
+  ExpectAgreesWithReference("policy after the classes");
+  EXPECT_TRUE(engine_.Allowed({Endpoint::OfPod(*engine_.FindPod("one", "a")),
+                               Endpoint::OfPod(*engine_.FindPod("two", "b")), api::Protocol::kTCP, 80}));
+  EXPECT_TRUE(engine_.Allowed({Endpoint::OfPod(*engine_.FindPod("one", "c2")),
+                               Endpoint::OfPod(*engine_.FindPod("two", "b")), api::Protocol::kTCP, 80}));
+  Apply(Pod("a", "one", "app: a, tier: web", "198.18.0.1"));
+  Apply(Policy("p", "[{namespaceSelector: {}, podSelector: {matchLabels: {tier: api}}}]"));
+  ExpectAgreesWithReference("after the class went");
+  EXPECT_FALSE(engine_.Allowed({Endpoint::OfPod(*engine_.FindPod("one", "a")),
+                                Endpoint::OfPod(*engine_.FindPod("two", "b")), api::Protocol::kTCP, 80}));
+}
+
 }  // namespace
 }  // namespace netpol::policy

@@ -159,6 +159,9 @@ struct NamespaceRec {
   api::Labels labels;  // always includes kubernetes.io/metadata.name
   bool declared = false;
   std::vector<ClassId> classes;  // live classes in this namespace
+  // The same by each of their labels (SelectorIndex::Key), so that a new
+  // policy checks only the classes with a label its pod selector requires.
+  std::unordered_map<std::string, std::vector<ClassId>> classes_by_label;
   // The live policies that can match a class of this namespace, so a new
   // class is matched against these and not against every policy of the
   // cluster (10k policies x 40k classes at 100k pods): the namespace's own
