@@ -324,6 +324,7 @@ class Mutator {
     // policy's rule with the same ports must not gain it. (The new class's own
     // views are not built yet, so the order of the visits does not matter.)
     if (!(ref.direction == Direction::kIngress ? p.ingress : p.egress)) return;
+    if (!p.in_views[static_cast<size_t>(ref.direction)]) return;
     const std::vector<PortRule>& ports = ref.rule->ports;
     p.targets.ForEach([&](size_t t) {
       internal::DirectionView& view = s_.classes[t].views[static_cast<size_t>(ref.direction)];
@@ -914,6 +915,7 @@ const internal::DirectionView& View(const State& s, const PodClass& cls, Directi
   const std::vector<PolicyId>& isolating =
       dir == Direction::kIngress ? cls.ingress_policies : cls.egress_policies;
   for (const PolicyId pid : isolating) {
+    s.policies[pid].in_views[static_cast<size_t>(dir)] = true;
     for (const RuleRec& rule : s.policies[pid].rules(dir)) {
       auto entry = std::find_if(view.entries.begin(), view.entries.end(),
                                 [&](const internal::ViewEntry& e) { return e.ports == rule.ports; });

@@ -188,6 +188,10 @@ struct PolicyRec {
   bool ingress = false;  // effective policyTypes
   bool egress = false;
   DynamicBitset targets;
+  // Whether a view (PodClass::views) was built from this policy's rules of a
+  // direction ([Direction]) since the policy came: while not, a new class its
+  // peers match has no built view to join, and the targets are not walked.
+  mutable bool in_views[2] = {false, false};
   std::vector<RuleRec> ingress_rules;
   std::vector<RuleRec> egress_rules;
 
