@@ -286,7 +286,8 @@ class Mutator {
                                                   : peer.own_namespace != n)) {
             continue;
           }
-          file(peer.pod_selector ? &*peer.pod_selector : nullptr, {pid, dir, &rule, &peer});
+          file(peer.pod_selector ? &*peer.pod_selector : nullptr,
+               {pid, dir, &rule, &peer, dir == Direction::kIngress ? p.ingress : p.egress});
         }
       }
     }
@@ -307,26 +308,29 @@ class Mutator {
   // (its namespace part matches, or it would not be in the namespace's
   // index), and if so, the class joins the policy's targets or the peer's classes.
   void MatchNewClass(const internal::SelectorRef& ref, ClassId id) {
-    PodClass& cls = s_.classes[id];
-    PolicyRec& p = s_.policies[ref.policy];
+    const api::Labels& labels = s_.classes[id].key.labels;
     if (ref.peer == nullptr) {
-      if (!p.spec.pod_selector.Matches(cls.key.labels)) return;
+      PolicyRec& p = s_.policies[ref.policy];
+      if (!p.spec.pod_selector.Matches(labels)) return;
       p.targets.set(id);
+      PodClass& cls = s_.classes[id];
       if (p.ingress) InsertSortedByName(s_, cls.ingress_policies, ref.policy);
       if (p.egress) InsertSortedByName(s_, cls.egress_policies, ref.policy);
       return;
     }
-    if (ref.peer->pod_selector && !ref.peer->pod_selector->Matches(cls.key.labels)) return;
-    ref.peer->classes.set(id);
+    // The policy record is not read on this path unless views need the class:
+    // at 100k pods most new classes meet ~1,600 peers that match every pod.
+    PeerRule& peer = *ref.peer;
+    if (peer.pod_selector && !peer.pod_selector->Matches(labels)) return;
+    peer.classes.set(id);
     // The views built from this rule (at the policy's targets) gain the
     // class, if the rule is in force: the rules of a direction the policy does
     // not isolate (policyTypes) are in no view, and an entry of another
     // policy's rule with the same ports must not gain it. (The new class's own
     // views are not built yet, so the order of the visits does not matter.)
-    if (!(ref.direction == Direction::kIngress ? p.ingress : p.egress)) return;
-    if (!p.in_views[static_cast<size_t>(ref.direction)]) return;
+    if (!ref.in_force || !peer.in_views) return;
     const std::vector<PortRule>& ports = ref.rule->ports;
-    p.targets.ForEach([&](size_t t) {
+    s_.policies[ref.policy].targets.ForEach([&](size_t t) {
       internal::DirectionView& view = s_.classes[t].views[static_cast<size_t>(ref.direction)];
       for (internal::ViewEntry& entry : view.entries) {
         if (entry.ports == ports) entry.classes.set(id);
@@ -915,7 +919,6 @@ const internal::DirectionView& View(const State& s, const PodClass& cls, Directi
   const std::vector<PolicyId>& isolating =
       dir == Direction::kIngress ? cls.ingress_policies : cls.egress_policies;
   for (const PolicyId pid : isolating) {
-    s.policies[pid].in_views[static_cast<size_t>(dir)] = true;
     for (const RuleRec& rule : s.policies[pid].rules(dir)) {
       auto entry = std::find_if(view.entries.begin(), view.entries.end(),
                                 [&](const internal::ViewEntry& e) { return e.ports == rule.ports; });
@@ -925,6 +928,7 @@ const internal::DirectionView& View(const State& s, const PodClass& cls, Directi
       }
       entry->any_peer = entry->any_peer || rule.peers.empty();
       for (const PeerRule& peer : rule.peers) {
+        peer.in_views = true;
         if (peer.is_ip_block()) {
           entry->blocks.push_back(&peer);
         } else {

@@ -72,6 +72,10 @@ struct PeerRule {
   // State::clock when `classes` last changed in a way the classes' own ticks
   // do not show: a class dropped, or an existing class newly matched.
   uint64_t changed_at = 0;
+  // Whether a view (PodClass::views) was built from this peer's rule since
+  // the policy came: while not, a new class the peer matches has no built view
+  // to join, and the policy's targets are not walked (at a start, none is built).
+  mutable bool in_views = false;
   // ipBlock peer.
   std::optional<IpPrefix> cidr;
   std::vector<IpPrefix> except;
@@ -130,6 +134,7 @@ struct SelectorRef {
   Direction direction = Direction::kIngress;
   RuleRec* rule = nullptr;  // null for the podSelector
   PeerRule* peer = nullptr;
+  bool in_force = false;  // the policy isolates pods in `direction` (policyTypes)
 };
 
 // The SelectorRefs of one namespace, so that a new class checks only the pod
@@ -188,10 +193,6 @@ struct PolicyRec {
   bool ingress = false;  // effective policyTypes
   bool egress = false;
   DynamicBitset targets;
-  // Whether a view (PodClass::views) was built from this policy's rules of a
-  // direction ([Direction]) since the policy came: while not, a new class its
-  // peers match has no built view to join, and the targets are not walked.
-  mutable bool in_views[2] = {false, false};
   std::vector<RuleRec> ingress_rules;
   std::vector<RuleRec> egress_rules;
 
