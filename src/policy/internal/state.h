@@ -9,6 +9,10 @@
 //      C.ingress_policies contains P <=> P.targets.test(C) and P affects ingress
 //      (same for egress), sorted by policy name;
 //      peer.classes.test(C) <=> the selector peer matches C (namespace and pod labels);
+//  - for every namespace N: N.classes_by_label[SelectorIndex::Key(k, v)] lists
+//    exactly N's live classes with label k=v; if N.selectors.built, it holds
+//    exactly the SelectorRefs of N's candidate policies (N.policies and
+//    N.selected_by) whose namespace part matches N;
 //  - retired class and policy ids are on the free lists and match nothing.
 #pragma once
 
