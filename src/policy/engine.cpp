@@ -243,17 +243,24 @@ class Mutator {
     }
   }
 
-  // Calls fn for the live classes of namespace `n` that `selector` can match
-  // (null: every pod): those with the first label it requires, if any, else all.
+  // The SelectorIndex::Key of the first label `selector` requires, or "" when
+  // it requires none (null: every pod; empty; expressions only).
+  static std::string RequiredLabel(const api::LabelSelector* selector) {
+    if (selector == nullptr || selector->match_labels.empty()) return {};
+    const auto& [key, value] = *selector->match_labels.begin();
+    return internal::SelectorIndex::Key(key, value);
+  }
+
+  // Calls fn for the live classes of namespace `n` with the label `required`
+  // (RequiredLabel), or for all when it is "".
   template <typename Fn>
-  void ForEachCandidateClass(NamespaceId n, const api::LabelSelector* selector, Fn&& fn) {
+  void ForEachCandidateClass(NamespaceId n, const std::string& required, Fn&& fn) {
     const internal::NamespaceRec& rec = s_.namespaces[n];
-    if (selector == nullptr || selector->match_labels.empty()) {
+    if (required.empty()) {
       std::for_each(rec.classes.begin(), rec.classes.end(), fn);
       return;
     }
-    const auto& [key, value] = *selector->match_labels.begin();
-    const auto it = rec.classes_by_label.find(internal::SelectorIndex::Key(key, value));
+    const auto it = rec.classes_by_label.find(required);
     if (it != rec.classes_by_label.end()) std::for_each(it->second.begin(), it->second.end(), fn);
   }
 
@@ -546,7 +553,7 @@ class Mutator {
     p.egress_rules = CompileRules(spec.egress, ns);
     s_.policy_index[{spec.metadata.namespace_, spec.metadata.name}] = id;
     InsertSorted(s_.namespaces[ns].policies, id);
-    ForEachCandidateClass(ns, &spec.pod_selector, [&](ClassId c) {
+    ForEachCandidateClass(ns, RequiredLabel(&spec.pod_selector), [&](ClassId c) {
       PodClass& cls = s_.classes[c];
       if (!spec.pod_selector.Matches(cls.key.labels)) return;
       p.targets.set(c);
@@ -554,25 +561,41 @@ class Mutator {
       if (p.egress) InsertSortedByName(s_, cls.egress_policies, id);
       DropViews(cls);
     });
-    // Per namespace: which peers its labels (or name) admit, and of those
-    // namespaces' classes, the ones with the labels the pod selectors require.
-    for (NamespaceId n = 0; n < s_.namespaces.size(); ++n) {
-      bool selects = false;  // some namespaceSelector peer selects n (NamespaceRec::selected_by)
-      ForEachPeer(p, [&](PeerRule& peer) {
-        if (peer.is_ip_block()) return;
-        if (peer.namespace_selector) {
-          if (!peer.namespace_selector->Matches(s_.namespaces[n].labels)) return;
-          selects = true;
-        } else if (peer.own_namespace != n) {
-          return;
-        }
-        const api::LabelSelector* pods = peer.pod_selector ? &*peer.pod_selector : nullptr;
-        ForEachCandidateClass(n, pods, [&](ClassId c) {
+    // Per peer: the namespaces it admits (a namespaceSelector requiring the
+    // name label admits at most that one), and of their classes, those with
+    // the label its pod selector requires.
+    std::vector<bool> selects(s_.namespaces.size());  // some namespaceSelector peer selects n
+    ForEachPeer(p, [&](PeerRule& peer) {
+      if (peer.is_ip_block()) return;
+      const api::LabelSelector* pods = peer.pod_selector ? &*peer.pod_selector : nullptr;
+      const std::string required = RequiredLabel(pods);
+      const auto match = [&](NamespaceId n) {
+        ForEachCandidateClass(n, required, [&](ClassId c) {
           if (pods == nullptr || pods->Matches(s_.classes[c].key.labels)) peer.classes.set(c);
         });
-      });
-      if (selects) InsertSorted(s_.namespaces[n].selected_by, id);
-      if ((selects || n == ns) && s_.namespaces[n].selectors.built) IndexPolicy(n, id);
+      };
+      if (!peer.namespace_selector) {
+        match(peer.own_namespace);
+        return;
+      }
+      const auto admit = [&](NamespaceId n) {
+        if (!peer.namespace_selector->Matches(s_.namespaces[n].labels)) return;
+        selects[n] = true;
+        match(n);
+      };
+      const api::Labels& required_ns = peer.namespace_selector->match_labels;
+      if (const auto name = required_ns.find(kNamespaceNameLabel); name != required_ns.end()) {
+        // Every namespace carries its name label (EnsureNamespace, SetNamespaceLabels).
+        if (const auto it = s_.namespace_index.find(name->second); it != s_.namespace_index.end()) {
+          admit(it->second);
+        }
+        return;
+      }
+      for (NamespaceId n = 0; n < s_.namespaces.size(); ++n) admit(n);
+    });
+    for (NamespaceId n = 0; n < s_.namespaces.size(); ++n) {
+      if (selects[n]) InsertSorted(s_.namespaces[n].selected_by, id);
+      if ((selects[n] || n == ns) && s_.namespaces[n].selectors.built) IndexPolicy(n, id);
     }
   }
 

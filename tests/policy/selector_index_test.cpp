@@ -129,6 +129,18 @@ TEST_F(SelectorIndexTest, NewPoliciesFindExistingClassesByLabel) {
   ExpectAgreesWithReference("after the class went");
   EXPECT_FALSE(engine_.Allowed({Endpoint::OfPod(*engine_.FindPod("one", "a")),
                                 Endpoint::OfPod(*engine_.FindPod("two", "b")), api::Protocol::kTCP, 80}));
+  // By the name label: only that namespace is looked at; one not known yet is
+  // found when it comes.
+  Apply(Policy("p",
+               "[{namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: one}}},"
+               " {namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: four, team: red}}}]"));
+  ExpectAgreesWithReference("by name");
+  Apply(Namespace("four", "team: red") + Pod("d", "four", "app: d", "198.18.0.5"));
+  ExpectAgreesWithReference("by name, a namespace later");
+  EXPECT_TRUE(engine_.Allowed({Endpoint::OfPod(*engine_.FindPod("four", "d")),
+                               Endpoint::OfPod(*engine_.FindPod("two", "b")), api::Protocol::kTCP, 80}));
+  EXPECT_TRUE(engine_.Allowed({Endpoint::OfPod(*engine_.FindPod("one", "a")),
+                               Endpoint::OfPod(*engine_.FindPod("two", "b")), api::Protocol::kTCP, 80}));
 }
 
 }  // namespace
