@@ -194,6 +194,7 @@ class Mutator {
   void RefreshSelectedBy(NamespaceId ns) {
     internal::NamespaceRec& rec = s_.namespaces[ns];
     rec.selected_by.clear();
+    rec.selectors = {};  // rebuilt from the new candidates when a class needs it
     for (PolicyId pid = 0; pid < s_.policies.size(); ++pid) {
       if (s_.policies[pid].live && SelectsNamespace(s_.policies[pid], rec.labels)) {
         rec.selected_by.push_back(pid);
@@ -242,6 +243,108 @@ class Mutator {
     }
   }
 
+  // The SelectorIndex::Key of the first label `selector` requires, or "" when
+  // it requires none (null: every pod; empty; expressions only).
+  static std::string RequiredLabel(const api::LabelSelector* selector) {
+    if (selector == nullptr || selector->match_labels.empty()) return {};
+    const auto& [key, value] = *selector->match_labels.begin();
+    return internal::SelectorIndex::Key(key, value);
+  }
+
+  // Calls fn for the live classes of namespace `n` with the label `required`
+  // (RequiredLabel), or for all when it is "".
+  template <typename Fn>
+  void ForEachCandidateClass(NamespaceId n, const std::string& required, Fn&& fn) {
+    const internal::NamespaceRec& rec = s_.namespaces[n];
+    if (required.empty()) {
+      std::for_each(rec.classes.begin(), rec.classes.end(), fn);
+      return;
+    }
+    const auto it = rec.classes_by_label.find(required);
+    if (it != rec.classes_by_label.end()) std::for_each(it->second.begin(), it->second.end(), fn);
+  }
+
+  // Files the selectors of policy `pid` that can match a class of namespace
+  // `n` (SelectorRef) in its index; with `remove`, takes them out instead.
+  void IndexPolicy(NamespaceId n, PolicyId pid, bool remove = false) {
+    PolicyRec& p = s_.policies[pid];
+    internal::SelectorIndex& index = s_.namespaces[n].selectors;
+    const api::Labels& ns_labels = s_.namespaces[n].labels;
+    const auto file = [&](const api::LabelSelector* selector, const internal::SelectorRef& ref) {
+      std::vector<internal::SelectorRef>& list =
+          selector != nullptr && !selector->match_labels.empty()
+              ? index.by_label[internal::SelectorIndex::Key(selector->match_labels.begin()->first,
+                                                            selector->match_labels.begin()->second)]
+              : index.unkeyed;
+      if (!remove) {
+        list.push_back(ref);
+        return;
+      }
+      list.erase(std::remove_if(list.begin(), list.end(),
+                                [&](const internal::SelectorRef& r) { return r.policy == pid; }),
+                 list.end());
+    };
+    if (p.ns == n) file(&p.spec.pod_selector, {pid, Direction::kIngress, nullptr, nullptr});
+    for (const Direction dir : {Direction::kIngress, Direction::kEgress}) {
+      for (RuleRec& rule : p.rules(dir)) {
+        for (PeerRule& peer : rule.peers) {
+          if (peer.is_ip_block()) continue;
+          if (!remove && (peer.namespace_selector ? !peer.namespace_selector->Matches(ns_labels)
+                                                  : peer.own_namespace != n)) {
+            continue;
+          }
+          file(peer.pod_selector ? &*peer.pod_selector : nullptr,
+               {pid, dir, &rule, &peer, dir == Direction::kIngress ? p.ingress : p.egress});
+        }
+      }
+    }
+  }
+
+  void BuildSelectorIndex(NamespaceId n) {
+    internal::NamespaceRec& ns = s_.namespaces[n];
+    ns.selectors = {};
+    ns.selectors.built = true;
+    std::vector<PolicyId> candidates;
+    candidates.reserve(ns.policies.size() + ns.selected_by.size());
+    std::set_union(ns.policies.begin(), ns.policies.end(), ns.selected_by.begin(), ns.selected_by.end(),
+                   std::back_inserter(candidates));
+    for (const PolicyId pid : candidates) IndexPolicy(n, pid);
+  }
+
+  // Whether the selector `ref` matches the new class `id` by its pod labels
+  // (its namespace part matches, or it would not be in the namespace's
+  // index), and if so, the class joins the policy's targets or the peer's classes.
+  void MatchNewClass(const internal::SelectorRef& ref, ClassId id) {
+    const api::Labels& labels = s_.classes[id].key.labels;
+    if (ref.peer == nullptr) {
+      PolicyRec& p = s_.policies[ref.policy];
+      if (!p.spec.pod_selector.Matches(labels)) return;
+      p.targets.set(id);
+      PodClass& cls = s_.classes[id];
+      if (p.ingress) InsertSortedByName(s_, cls.ingress_policies, ref.policy);
+      if (p.egress) InsertSortedByName(s_, cls.egress_policies, ref.policy);
+      return;
+    }
+    // The policy record is not read on this path unless views need the class:
+    // at 100k pods most new classes meet ~1,600 peers that match every pod.
+    PeerRule& peer = *ref.peer;
+    if (peer.pod_selector && !peer.pod_selector->Matches(labels)) return;
+    peer.classes.set(id);
+    // The views built from this rule (at the policy's targets) gain the
+    // class, if the rule is in force: the rules of a direction the policy does
+    // not isolate (policyTypes) are in no view, and an entry of another
+    // policy's rule with the same ports must not gain it. (The new class's own
+    // views are not built yet, so the order of the visits does not matter.)
+    if (!ref.in_force || !peer.in_views) return;
+    const std::vector<PortRule>& ports = ref.rule->ports;
+    s_.policies[ref.policy].targets.ForEach([&](size_t t) {
+      internal::DirectionView& view = s_.classes[t].views[static_cast<size_t>(ref.direction)];
+      for (internal::ViewEntry& entry : view.entries) {
+        if (entry.ports == ports) entry.classes.set(id);
+      }
+    });
+  }
+
   ClassId InternClass(ClassKey key) {
     if (const auto it = s_.class_index.find(key); it != s_.class_index.end()) return it->second;
     const ClassId id = AllocateSlot(s_.classes, s_.free_classes);
@@ -250,40 +353,21 @@ class Mutator {
     cls.changed_at = ++s_.clock;  // the id may have served a retired class
     s_.class_index.emplace(std::move(key), id);
     s_.namespaces[cls.key.ns].classes.push_back(id);
-    // Evaluate once for the new class every policy that can match it: those
-    // of its namespace and those selecting its namespace (in id order).
-    const internal::NamespaceRec& ns = s_.namespaces[cls.key.ns];
-    std::vector<PolicyId> candidates;
-    candidates.reserve(ns.policies.size() + ns.selected_by.size());
-    std::set_union(ns.policies.begin(), ns.policies.end(), ns.selected_by.begin(), ns.selected_by.end(),
-                   std::back_inserter(candidates));
-    for (const PolicyId pid : candidates) {
-      PolicyRec& p = s_.policies[pid];
-      if (p.ns == cls.key.ns && p.spec.pod_selector.Matches(cls.key.labels)) {
-        p.targets.set(id);
-        if (p.ingress) InsertSortedByName(s_, cls.ingress_policies, pid);
-        if (p.egress) InsertSortedByName(s_, cls.egress_policies, pid);
-      }
-      for (const Direction dir : {Direction::kIngress, Direction::kEgress}) {
-        for (RuleRec& rule : p.rules(dir)) {
-          for (PeerRule& peer : rule.peers) {
-            if (!PeerMatchesClass(s_, peer, cls)) continue;
-            peer.classes.set(id);
-            // The views built from this rule (at the policy's targets) gain the
-            // class, if the rule is in force: the rules of a direction the
-            // policy does not isolate (policyTypes) are in no view, and an
-            // entry of another policy's rule with the same ports must not gain it.
-            if (!(dir == Direction::kIngress ? p.ingress : p.egress)) continue;
-            p.targets.ForEach([&](size_t t) {
-              internal::DirectionView& view = s_.classes[t].views[static_cast<size_t>(dir)];
-              for (internal::ViewEntry& entry : view.entries) {
-                if (entry.ports == rule.ports) entry.classes.set(id);
-              }
-            });
-          }
-        }
-      }
+    for (const auto& [label, value] : cls.key.labels) {
+      s_.namespaces[cls.key.ns].classes_by_label[internal::SelectorIndex::Key(label, value)].push_back(id);
     }
+    // Evaluate once for the new class the selectors that can match it: of
+    // the policies of its namespace and those selecting its namespace, those
+    // whose namespace part matches, filed under a label the class has or under
+    // none (SelectorIndex).
+    internal::NamespaceRec& ns = s_.namespaces[cls.key.ns];
+    if (!ns.selectors.built) BuildSelectorIndex(cls.key.ns);
+    const auto visit = [&](const internal::SelectorRef& ref) { MatchNewClass(ref, id); };
+    for (const auto& [label, value] : cls.key.labels) {
+      const auto it = ns.selectors.by_label.find(internal::SelectorIndex::Key(label, value));
+      if (it != ns.selectors.by_label.end()) std::for_each(it->second.begin(), it->second.end(), visit);
+    }
+    std::for_each(ns.selectors.unkeyed.begin(), ns.selectors.unkeyed.end(), visit);
     for (ClusterPolicyId cid = 0; cid < s_.cluster_policies.size(); ++cid) {
       internal::ClusterPolicyRec& p = s_.cluster_policies[cid];
       if (!p.live) continue;
@@ -320,8 +404,14 @@ class Mutator {
       p.subjects.reset(id);
       ForEachClusterSelector(p, [&](PeerRule& peer) { peer.classes.reset(id); });
     }
-    auto& ns_classes = s_.namespaces[cls.key.ns].classes;
-    ns_classes.erase(std::remove(ns_classes.begin(), ns_classes.end(), id), ns_classes.end());
+    internal::NamespaceRec& ns = s_.namespaces[cls.key.ns];
+    ns.classes.erase(std::remove(ns.classes.begin(), ns.classes.end(), id), ns.classes.end());
+    for (const auto& [label, value] : cls.key.labels) {
+      const auto it = ns.classes_by_label.find(internal::SelectorIndex::Key(label, value));
+      if (it == ns.classes_by_label.end()) continue;
+      Erase(it->second, id);
+      if (it->second.empty()) ns.classes_by_label.erase(it);
+    }
     s_.class_index.erase(cls.key);
     cls = PodClass{};
     s_.free_classes.push_back(id);
@@ -463,34 +553,50 @@ class Mutator {
     p.egress_rules = CompileRules(spec.egress, ns);
     s_.policy_index[{spec.metadata.namespace_, spec.metadata.name}] = id;
     InsertSorted(s_.namespaces[ns].policies, id);
-    for (internal::NamespaceRec& n : s_.namespaces) {
-      if (SelectsNamespace(p, n.labels)) InsertSorted(n.selected_by, id);
-    }
-    for (const ClassId c : s_.namespaces[ns].classes) {
+    ForEachCandidateClass(ns, RequiredLabel(&spec.pod_selector), [&](ClassId c) {
       PodClass& cls = s_.classes[c];
-      if (!spec.pod_selector.Matches(cls.key.labels)) continue;
+      if (!spec.pod_selector.Matches(cls.key.labels)) return;
       p.targets.set(c);
       if (p.ingress) InsertSortedByName(s_, cls.ingress_policies, id);
       if (p.egress) InsertSortedByName(s_, cls.egress_policies, id);
       DropViews(cls);
-    }
+    });
+    // Per peer: the namespaces it admits (a namespaceSelector requiring the
+    // name label admits at most that one), and of their classes, those with
+    // the label its pod selector requires.
+    std::vector<bool> selects(s_.namespaces.size());  // some namespaceSelector peer selects n
     ForEachPeer(p, [&](PeerRule& peer) {
       if (peer.is_ip_block()) return;
+      const api::LabelSelector* pods = peer.pod_selector ? &*peer.pod_selector : nullptr;
+      const std::string required = RequiredLabel(pods);
+      const auto match = [&](NamespaceId n) {
+        ForEachCandidateClass(n, required, [&](ClassId c) {
+          if (pods == nullptr || pods->Matches(s_.classes[c].key.labels)) peer.classes.set(c);
+        });
+      };
       if (!peer.namespace_selector) {
-        for (const ClassId c : s_.namespaces[ns].classes) {
-          if (PeerMatchesClass(s_, peer, s_.classes[c])) peer.classes.set(c);
+        match(peer.own_namespace);
+        return;
+      }
+      const auto admit = [&](NamespaceId n) {
+        if (!peer.namespace_selector->Matches(s_.namespaces[n].labels)) return;
+        selects[n] = true;
+        match(n);
+      };
+      const api::Labels& required_ns = peer.namespace_selector->match_labels;
+      if (const auto name = required_ns.find(kNamespaceNameLabel); name != required_ns.end()) {
+        // Every namespace carries its name label (EnsureNamespace, SetNamespaceLabels).
+        if (const auto it = s_.namespace_index.find(name->second); it != s_.namespace_index.end()) {
+          admit(it->second);
         }
         return;
       }
-      for (const internal::NamespaceRec& n : s_.namespaces) {
-        if (!peer.namespace_selector->Matches(n.labels)) continue;
-        for (const ClassId c : n.classes) {
-          if (!peer.pod_selector || peer.pod_selector->Matches(s_.classes[c].key.labels)) {
-            peer.classes.set(c);
-          }
-        }
-      }
+      for (NamespaceId n = 0; n < s_.namespaces.size(); ++n) admit(n);
     });
+    for (NamespaceId n = 0; n < s_.namespaces.size(); ++n) {
+      if (selects[n]) InsertSorted(s_.namespaces[n].selected_by, id);
+      if ((selects[n] || n == ns) && s_.namespaces[n].selectors.built) IndexPolicy(n, id);
+    }
   }
 
   bool RemovePolicy(std::string_view ns, std::string_view name) {
@@ -504,8 +610,13 @@ class Mutator {
       DropViews(s_.classes[c]);
     });
     s_.policy_index.erase(it);
+    for (NamespaceId n = 0; n < s_.namespaces.size(); ++n) {
+      std::vector<PolicyId>& selected_by = s_.namespaces[n].selected_by;
+      const bool candidate = n == p.ns || std::binary_search(selected_by.begin(), selected_by.end(), id);
+      if (candidate && s_.namespaces[n].selectors.built) IndexPolicy(n, id, /*remove=*/true);
+      EraseSorted(selected_by, id);
+    }
     EraseSorted(s_.namespaces[p.ns].policies, id);
-    for (internal::NamespaceRec& n : s_.namespaces) EraseSorted(n.selected_by, id);
     p = PolicyRec{};
     s_.free_policies.push_back(id);
     return true;
@@ -840,6 +951,7 @@ const internal::DirectionView& View(const State& s, const PodClass& cls, Directi
       }
       entry->any_peer = entry->any_peer || rule.peers.empty();
       for (const PeerRule& peer : rule.peers) {
+        peer.in_views = true;
         if (peer.is_ip_block()) {
           entry->blocks.push_back(&peer);
         } else {

@@ -9,6 +9,10 @@
 //      C.ingress_policies contains P <=> P.targets.test(C) and P affects ingress
 //      (same for egress), sorted by policy name;
 //      peer.classes.test(C) <=> the selector peer matches C (namespace and pod labels);
+//  - for every namespace N: N.classes_by_label[SelectorIndex::Key(k, v)] lists
+//    exactly N's live classes with label k=v; if N.selectors.built, it holds
+//    exactly the SelectorRefs of N's candidate policies (N.policies and
+//    N.selected_by) whose namespace part matches N;
 //  - retired class and policy ids are on the free lists and match nothing.
 #pragma once
 
@@ -17,11 +21,14 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <tuple>
+#include <unordered_map>
 #include <vector>
 
 #include "api/objects.h"
 #include "base/ip.h"
+#include "policy/direction.h"
 #include "policy/engine.h"
 #include "policy/internal/bitset.h"
 
@@ -69,6 +76,10 @@ struct PeerRule {
   // State::clock when `classes` last changed in a way the classes' own ticks
   // do not show: a class dropped, or an existing class newly matched.
   uint64_t changed_at = 0;
+  // Whether a view (PodClass::views) was built from this peer's rule since
+  // the policy came: while not, a new class the peer matches has no built view
+  // to join, and the policy's targets are not walked (at a start, none is built).
+  mutable bool in_views = false;
   // ipBlock peer.
   std::optional<IpPrefix> cidr;
   std::vector<IpPrefix> except;
@@ -114,11 +125,52 @@ struct PodClass {  // NOLINT(bugprone-reserved-identifier,readability-identifier
   std::optional<uint16_t> ResolveNamedPort(const std::string& name, api::Protocol protocol) const;
 };
 
+struct RuleRec;
+
+// A selector of a policy that can match classes of one namespace, as far as
+// the namespace tells: the policy's podSelector (`peer` null; the policy's own
+// namespace only), or a selector peer whose namespace part (namespaceSelector,
+// else the policy's namespace) matches the namespace. Pointers into the
+// policy's record, which does not move (State::policies is a deque) and is
+// unindexed before it is cleared.
+struct SelectorRef {
+  PolicyId policy = 0;
+  Direction direction = Direction::kIngress;
+  RuleRec* rule = nullptr;  // null for the podSelector
+  PeerRule* peer = nullptr;
+  bool in_force = false;  // the policy isolates pods in `direction` (policyTypes)
+};
+
+// The SelectorRefs of one namespace, so that a new class checks only the pod
+// selectors it can match (a few of the ~700 candidate policies' at 1,000
+// namespaces / 10k policies) and never re-matches a namespaceSelector: each
+// selector with matchLabels is filed under one of them (a class without that
+// label cannot match), the others (no selector, empty, expressions only) in
+// `unkeyed`. Built when the namespace's first new class needs it; kept as
+// policies come and go; dropped when the namespace's labels change.
+struct SelectorIndex {
+  bool built = false;
+  std::unordered_map<std::string, std::vector<SelectorRef>> by_label;  // by SelectorIndex::Key
+  std::vector<SelectorRef> unkeyed;
+
+  // A (key, value) pair as one string, unambiguous for any key and value.
+  static std::string Key(std::string_view key, std::string_view value) {
+    std::string out = std::to_string(key.size());
+    out += ':';
+    out += key;
+    out += value;
+    return out;
+  }
+};
+
 struct NamespaceRec {
   std::string name;
   api::Labels labels;  // always includes kubernetes.io/metadata.name
   bool declared = false;
   std::vector<ClassId> classes;  // live classes in this namespace
+  // The same by each of their labels (SelectorIndex::Key), so that a new
+  // policy checks only the classes with a label its pod selector requires.
+  std::unordered_map<std::string, std::vector<ClassId>> classes_by_label;
   // The live policies that can match a class of this namespace, so a new
   // class is matched against these and not against every policy of the
   // cluster (10k policies x 40k classes at 100k pods): the namespace's own
@@ -127,6 +179,8 @@ struct NamespaceRec {
   // ... and those elsewhere with a namespaceSelector peer that selects this
   // namespace's labels (sorted; kept when policies or these labels change).
   std::vector<PolicyId> selected_by;
+  // The selectors of those policies that can match a class of this namespace.
+  SelectorIndex selectors;
 };
 
 struct RuleRec {
