@@ -245,56 +245,100 @@ class Mutator {
 
   // The SelectorIndex::Key of the first label `selector` requires, or "" when
   // it requires none (null: every pod; empty; expressions only).
-  static std::string RequiredLabel(const api::LabelSelector* selector) {
-    if (selector == nullptr || selector->match_labels.empty()) return {};
+  static std::optional<uint64_t> RequiredLabel(const api::LabelSelector* selector) {
+    if (selector == nullptr || selector->match_labels.empty()) return std::nullopt;
     const auto& [key, value] = *selector->match_labels.begin();
-    return internal::SelectorIndex::Key(key, value);
+    return internal::LabelHash(key, value);
   }
 
   // Calls fn for the live classes of namespace `n` with the label `required`
-  // (RequiredLabel), or for all when it is "".
+  // (RequiredLabel: its hash; a class of a colliding label too, once), or for
+  // all when there is none.
   template <typename Fn>
-  void ForEachCandidateClass(NamespaceId n, const std::string& required, Fn&& fn) {
+  void ForEachCandidateClass(NamespaceId n, std::optional<uint64_t> required, Fn&& fn) {
     const internal::NamespaceRec& rec = s_.namespaces[n];
-    if (required.empty()) {
+    if (!required) {
       std::for_each(rec.classes.begin(), rec.classes.end(), fn);
       return;
     }
-    const auto it = rec.classes_by_label.find(required);
-    if (it != rec.classes_by_label.end()) std::for_each(it->second.begin(), it->second.end(), fn);
+    const auto& index = rec.classes_by_label;
+    auto it = std::lower_bound(index.begin(), index.end(), std::pair<uint64_t, ClassId>{*required, 0});
+    for (std::optional<ClassId> last; it != index.end() && it->first == *required; ++it) {
+      if (it->second != last) fn(it->second);  // two labels of one class may collide
+      last = it->second;
+    }
+  }
+
+  // A peer whose namespaceSelector selects every namespace: filed once, in
+  // State::everywhere, not in each namespace's index.
+  static bool Everywhere(const PeerRule& peer) {
+    return peer.namespace_selector && peer.namespace_selector->empty();
+  }
+
+  // Files `ref` in `index` under the first label `selector` requires (or
+  // with the unkeyed ones); with `remove`, takes policy `pid`'s refs out of
+  // that list instead.
+  static void File(internal::SelectorIndex& index, const api::LabelSelector* selector,
+                   const internal::SelectorRef& ref, PolicyId pid, bool remove) {
+    std::vector<internal::SelectorRef>& list =
+        selector != nullptr && !selector->match_labels.empty()
+            ? index.by_label[internal::SelectorIndex::Key(selector->match_labels.begin()->first,
+                                                          selector->match_labels.begin()->second)]
+            : index.unkeyed;
+    if (!remove) {
+      list.push_back(ref);
+      return;
+    }
+    list.erase(std::remove_if(list.begin(), list.end(),
+                              [&](const internal::SelectorRef& r) { return r.policy == pid; }),
+               list.end());
+  }
+
+  // Files policy `pid`'s peers that select every namespace in
+  // State::everywhere; with `remove`, takes them out.
+  void IndexEverywhere(PolicyId pid, bool remove = false) {
+    PolicyRec& p = s_.policies[pid];
+    for (const Direction dir : {Direction::kIngress, Direction::kEgress}) {
+      for (RuleRec& rule : p.rules(dir)) {
+        for (PeerRule& peer : rule.peers) {
+          if (!Everywhere(peer)) continue;
+          File(s_.everywhere, peer.pod_selector ? &*peer.pod_selector : nullptr,
+               {.rule = &rule,
+                .peer = &peer,
+                .policy = pid,
+                .direction = dir,
+                .in_force = dir == Direction::kIngress ? p.ingress : p.egress},
+               pid, remove);
+        }
+      }
+    }
   }
 
   // Files the selectors of policy `pid` that can match a class of namespace
   // `n` (SelectorRef) in its index; with `remove`, takes them out instead.
+  // Peers that select every namespace are in State::everywhere instead.
   void IndexPolicy(NamespaceId n, PolicyId pid, bool remove = false) {
     PolicyRec& p = s_.policies[pid];
     internal::SelectorIndex& index = s_.namespaces[n].selectors;
     const api::Labels& ns_labels = s_.namespaces[n].labels;
     const auto file = [&](const api::LabelSelector* selector, const internal::SelectorRef& ref) {
-      std::vector<internal::SelectorRef>& list =
-          selector != nullptr && !selector->match_labels.empty()
-              ? index.by_label[internal::SelectorIndex::Key(selector->match_labels.begin()->first,
-                                                            selector->match_labels.begin()->second)]
-              : index.unkeyed;
-      if (!remove) {
-        list.push_back(ref);
-        return;
-      }
-      list.erase(std::remove_if(list.begin(), list.end(),
-                                [&](const internal::SelectorRef& r) { return r.policy == pid; }),
-                 list.end());
+      File(index, selector, ref, pid, remove);
     };
-    if (p.ns == n) file(&p.spec.pod_selector, {pid, Direction::kIngress, nullptr, nullptr});
+    if (p.ns == n) file(&p.spec.pod_selector, {.policy = pid});
     for (const Direction dir : {Direction::kIngress, Direction::kEgress}) {
       for (RuleRec& rule : p.rules(dir)) {
         for (PeerRule& peer : rule.peers) {
-          if (peer.is_ip_block()) continue;
+          if (peer.is_ip_block() || Everywhere(peer)) continue;
           if (!remove && (peer.namespace_selector ? !peer.namespace_selector->Matches(ns_labels)
                                                   : peer.own_namespace != n)) {
             continue;
           }
           file(peer.pod_selector ? &*peer.pod_selector : nullptr,
-               {pid, dir, &rule, &peer, dir == Direction::kIngress ? p.ingress : p.egress});
+               {.rule = &rule,
+                .peer = &peer,
+                .policy = pid,
+                .direction = dir,
+                .in_force = dir == Direction::kIngress ? p.ingress : p.egress});
         }
       }
     }
@@ -354,7 +398,9 @@ class Mutator {
     s_.class_index.emplace(std::move(key), id);
     s_.namespaces[cls.key.ns].classes.push_back(id);
     for (const auto& [label, value] : cls.key.labels) {
-      s_.namespaces[cls.key.ns].classes_by_label[internal::SelectorIndex::Key(label, value)].push_back(id);
+      auto& index = s_.namespaces[cls.key.ns].classes_by_label;
+      const std::pair<uint64_t, ClassId> entry{internal::LabelHash(label, value), id};
+      index.insert(std::lower_bound(index.begin(), index.end(), entry), entry);
     }
     // Evaluate once for the new class the selectors that can match it: of
     // the policies of its namespace and those selecting its namespace, those
@@ -363,11 +409,13 @@ class Mutator {
     internal::NamespaceRec& ns = s_.namespaces[cls.key.ns];
     if (!ns.selectors.built) BuildSelectorIndex(cls.key.ns);
     const auto visit = [&](const internal::SelectorRef& ref) { MatchNewClass(ref, id); };
-    for (const auto& [label, value] : cls.key.labels) {
-      const auto it = ns.selectors.by_label.find(internal::SelectorIndex::Key(label, value));
-      if (it != ns.selectors.by_label.end()) std::for_each(it->second.begin(), it->second.end(), visit);
+    for (const internal::SelectorIndex* index : {&ns.selectors, &s_.everywhere}) {
+      for (const auto& [label, value] : cls.key.labels) {
+        const auto it = index->by_label.find(internal::SelectorIndex::Key(label, value));
+        if (it != index->by_label.end()) std::for_each(it->second.begin(), it->second.end(), visit);
+      }
+      std::for_each(index->unkeyed.begin(), index->unkeyed.end(), visit);
     }
-    std::for_each(ns.selectors.unkeyed.begin(), ns.selectors.unkeyed.end(), visit);
     for (ClusterPolicyId cid = 0; cid < s_.cluster_policies.size(); ++cid) {
       internal::ClusterPolicyRec& p = s_.cluster_policies[cid];
       if (!p.live) continue;
@@ -407,10 +455,11 @@ class Mutator {
     internal::NamespaceRec& ns = s_.namespaces[cls.key.ns];
     ns.classes.erase(std::remove(ns.classes.begin(), ns.classes.end(), id), ns.classes.end());
     for (const auto& [label, value] : cls.key.labels) {
-      const auto it = ns.classes_by_label.find(internal::SelectorIndex::Key(label, value));
-      if (it == ns.classes_by_label.end()) continue;
-      Erase(it->second, id);
-      if (it->second.empty()) ns.classes_by_label.erase(it);
+      auto& index = ns.classes_by_label;
+      const std::pair<uint64_t, ClassId> entry{internal::LabelHash(label, value), id};
+      if (const auto it = std::lower_bound(index.begin(), index.end(), entry);
+          it != index.end() && *it == entry)
+        index.erase(it);
     }
     s_.class_index.erase(cls.key);
     cls = PodClass{};
@@ -568,7 +617,7 @@ class Mutator {
     ForEachPeer(p, [&](PeerRule& peer) {
       if (peer.is_ip_block()) return;
       const api::LabelSelector* pods = peer.pod_selector ? &*peer.pod_selector : nullptr;
-      const std::string required = RequiredLabel(pods);
+      const std::optional<uint64_t> required = RequiredLabel(pods);
       const auto match = [&](NamespaceId n) {
         ForEachCandidateClass(n, required, [&](ClassId c) {
           if (pods == nullptr || pods->Matches(s_.classes[c].key.labels)) peer.classes.set(c);
@@ -597,6 +646,7 @@ class Mutator {
       if (selects[n]) InsertSorted(s_.namespaces[n].selected_by, id);
       if ((selects[n] || n == ns) && s_.namespaces[n].selectors.built) IndexPolicy(n, id);
     }
+    IndexEverywhere(id);
   }
 
   bool RemovePolicy(std::string_view ns, std::string_view name) {
@@ -616,6 +666,7 @@ class Mutator {
       if (candidate && s_.namespaces[n].selectors.built) IndexPolicy(n, id, /*remove=*/true);
       EraseSorted(selected_by, id);
     }
+    IndexEverywhere(id, /*remove=*/true);
     EraseSorted(s_.namespaces[p.ns].policies, id);
     p = PolicyRec{};
     s_.free_policies.push_back(id);
