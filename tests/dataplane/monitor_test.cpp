@@ -86,6 +86,9 @@ TEST(TableMonitorTest, ReportsOthersChangesAndVerifyAndApplyRestoreThem) {
   Result<std::vector<std::string>> verified = backend.Verify();
   ASSERT_TRUE(verified.ok()) << verified.error().message();
   EXPECT_TRUE(verified->empty()) << Joined(*verified);
+  // The reference rules were built in a table of their own, gone again.
+  EXPECT_FALSE(nft("list table inet netpol_reference >/dev/null 2>&1"));
+  EXPECT_EQ(Drain(**feed, 200ms), "") << "the reference table is not the agent's";
 
   // Another table's changes are not ours to report.
   ASSERT_TRUE(nft("add table inet elsewhere"));

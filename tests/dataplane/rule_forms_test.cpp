@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 namespace netpol::dataplane::nft {
 namespace {
 
@@ -39,6 +41,19 @@ TEST(RuleFormsTest, OwnNameReplacedInClassAndGroupChainsOnly) {
   EXPECT_EQ(SelfNamed("in_admin_c0123456789abcdef_v4",
                       R"("in_admin_c0123456789abcdef_v4_port in_admin_c0123456789abcdef_v4_all")"),
             R"("@self_port @self_all")");
+}
+
+// The reference is built where the agent's table is: it must hook nothing
+// and be another table.
+TEST(RuleFormsTest, TheReferenceTableHooksNothing) {
+  const std::string table = TableDefinition(RenderRuleset(policy::NodeProgram{}, {}));
+  ASSERT_NE(table.find("hook input"), std::string::npos);
+  const std::string inert = InertTable(table);
+  EXPECT_TRUE(inert.starts_with("table inet netpol_reference {")) << inert.substr(0, 80);
+  EXPECT_EQ(inert.find("hook"), std::string::npos);
+  EXPECT_EQ(inert.find("table inet netpol {"), std::string::npos);
+  // Every rule is still there: only the hook lines went.
+  EXPECT_EQ(std::count(inert.begin(), inert.end(), '\n') + 2, std::count(table.begin(), table.end(), '\n'));
 }
 
 }  // namespace

@@ -804,7 +804,11 @@ Result<std::vector<std::string>> NftBackend::Verify() {
   std::vector<std::string> found;
   if (!applied_) return found;  // nothing committed yet: the first Apply reads back anyway
   if (!reference_forms_) {
-    NETPOL_ASSIGN_OR_RETURN(RuleForms forms, ReferenceRuleForms(options_.nft), "checking rule contents");
+    NETPOL_ASSIGN_OR_RETURN(
+        RuleForms forms,
+        ReferenceRuleForms(options_.nft, [this](const std::string& commands,
+                                                bool json) { return Run(commands, json, !json); }),
+        "checking rule contents");
     reference_forms_ = std::move(forms);
   }
   NETPOL_ASSIGN_OR_RETURN(ObservedTable observed, Observe(), "reading the installed rules back");

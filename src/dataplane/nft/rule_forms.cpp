@@ -1,12 +1,5 @@
 #include "dataplane/nft/rule_forms.h"
 
-#include <nftables/libnftables.h>
-#include <sched.h>
-
-#include <cerrno>
-#include <cstring>
-#include <thread>
-
 #include "dataplane/nft/nft_backend.h"
 
 namespace netpol::dataplane::nft {
@@ -38,39 +31,6 @@ policy::NodeProgram ReferenceProgram() {
   return program;
 }
 
-// Runs `commands`, then `listing` (one run would list what its cache held
-// before the commands), in a network namespace made for this call: a thread
-// of its own unshares it (namespaces are per thread), and it goes with the
-// thread. The listing's output.
-Result<std::string> RunInPrivateNamespace(const std::string& commands, const std::string& listing) {
-  Result<std::string> out = Internal("not run");
-  std::thread([&] {
-    if (::unshare(CLONE_NEWNET) != 0) {
-      out = FailedPrecondition(std::string("cannot make a network namespace for the reference rules: ") +
-                               std::strerror(errno));
-      return;
-    }
-    nft_ctx* ctx = nft_ctx_new(NFT_CTX_DEFAULT);
-    if (ctx == nullptr) {
-      out = Internal("cannot create a libnftables context");
-      return;
-    }
-    nft_ctx_buffer_output(ctx);
-    nft_ctx_buffer_error(ctx);
-    nft_ctx_output_set_flags(ctx, NFT_CTX_OUTPUT_JSON);
-    if (nft_run_cmd_from_buffer(ctx, commands.c_str()) != 0 ||
-        nft_run_cmd_from_buffer(ctx, listing.c_str()) != 0) {
-      const char* err = nft_ctx_get_error_buffer(ctx);
-      out = Internal(std::string("the reference table was rejected: ") + (err != nullptr ? err : ""));
-    } else {
-      const char* text = nft_ctx_get_output_buffer(ctx);
-      out = std::string(text != nullptr ? text : "");
-    }
-    nft_ctx_free(ctx);
-  }).join();
-  return out;
-}
-
 }  // namespace
 
 std::string ChainKind(std::string_view chain) {
@@ -92,13 +52,40 @@ std::string SelfNamed(std::string_view chain, std::string rule) {
   return rule;
 }
 
-Result<RuleForms> ReferenceRuleForms(const NftOptions& options) {
-  const std::string table = TableDefinition(RenderRuleset(ReferenceProgram(), options));
-  NETPOL_ASSIGN_OR_RETURN(
-      const std::string listing,
-      RunInPrivateNamespace(table, "list table " + std::string(kTableFamily) + " " + std::string(kTableName)),
-      "building the reference rules");
-  NETPOL_ASSIGN_OR_RETURN(ObservedTable observed, ParseListing(listing), "reading the reference rules");
+std::string InertTable(const std::string& table) {
+  std::string out;
+  out.reserve(table.size());
+  size_t at = 0;
+  while (at < table.size()) {
+    size_t end = table.find('\n', at);
+    end = end == std::string::npos ? table.size() : end + 1;
+    const std::string_view line(table.data() + at, end - at);
+    // A base chain's hook line ("type filter hook input ..."): none here.
+    // (Sets' "type ipv4_addr" lines stay.)
+    if (!line.starts_with("\t\ttype filter hook ")) out += line;
+    at = end;
+  }
+  const std::string from = std::string("table ") + kTableFamily + " " + kTableName + " {";
+  if (out.starts_with(from)) {
+    out.replace(0, from.size(), std::string("table ") + kTableFamily + " " + kReferenceTableName + " {");
+  }
+  return out;
+}
+
+Result<RuleForms> ReferenceRuleForms(const NftOptions& options, const NftRunner& run) {
+  const std::string table = InertTable(TableDefinition(RenderRuleset(ReferenceProgram(), options)));
+  if (!table.starts_with(std::string("table ") + kTableFamily + " " + kReferenceTableName + " {")) {
+    return Internal("the reference table is not named " + std::string(kReferenceTableName));
+  }
+  const std::string name = std::string(kTableFamily) + " " + kReferenceTableName;
+  // One left by an agent that died here goes first (add: there either way).
+  NETPOL_RETURN_IF_ERROR(run("add table " + name + "\ndelete table " + name + "\n" + table, false),
+                         "building the reference rules");
+  Result<std::string> listing = run("list table " + name, true);
+  Result<std::string> deleted = run("delete table " + name, false);
+  if (!listing) return std::move(listing).error().WithContext("listing the reference rules");
+  if (!deleted) return std::move(deleted).error().WithContext("deleting the reference rules");
+  NETPOL_ASSIGN_OR_RETURN(ObservedTable observed, ParseListing(*listing), "reading the reference rules");
   RuleForms forms;
   for (auto& [chain, rules] : observed.rule_forms) forms[ChainKind(chain)] = std::move(rules);
   return forms;

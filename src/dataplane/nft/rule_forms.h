@@ -12,11 +12,16 @@
 // own name (which prefixes the names of its sets) replaced by "@self": all
 // group chains of one direction and family have equal forms, and so have all
 // tier class chains of one tier, direction and family. The reference is what
-// this kernel lists for a table rendered with the same options, built in a
-// network namespace of its own (so no form is learned from a table someone
-// else may have edited, and a restarted agent adopting its table checks it).
+// this kernel lists for a table rendered with the same options, built fresh
+// for the purpose (so no form is learned from a table someone else may have
+// edited, and a restarted agent adopting its table checks it): table
+// `inet netpol_reference`, its chains without hooks (no packet ever passes
+// them), created, listed and deleted in the node's namespace. netpold needs
+// nothing for it but the CAP_NET_ADMIN it programs with (the DaemonSet grants
+// no CAP_SYS_ADMIN, so no namespace of its own).
 #pragma once
 
+#include <functional>
 #include <map>
 #include <string>
 #include <string_view>
@@ -38,9 +43,17 @@ std::string ChainKind(std::string_view chain);
 // or group chain replaced by "@self"; as it is for other chains.
 std::string SelfNamed(std::string_view chain, std::string rule);
 
+// Runs nft commands where the table is (`json`: the output as JSON).
+using NftRunner = std::function<Result<std::string>(const std::string& commands, bool json)>;
+
+inline constexpr const char* kReferenceTableName = "netpol_reference";
+
 // The forms of every chain kind a table rendered with `options` can have,
-// read from a table built in a private network namespace (needs
-// CAP_SYS_ADMIN, as entering the node's namespace does).
-[[nodiscard]] Result<RuleForms> ReferenceRuleForms(const NftOptions& options);
+// read from the reference table built, listed and deleted through `run`.
+[[nodiscard]] Result<RuleForms> ReferenceRuleForms(const NftOptions& options, const NftRunner& run);
+
+// The reference table's text: `table` (TableDefinition of the reference
+// program) under kReferenceTableName, its base chains' hook lines left out.
+std::string InertTable(const std::string& table);
 
 }  // namespace netpol::dataplane::nft
