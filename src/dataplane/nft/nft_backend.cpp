@@ -608,8 +608,7 @@ struct NftBackend::ClassSteps {
   uint32_t committed = 0;  // transactions
 };
 
-std::optional<NftBackend::ClassSteps> NftBackend::InSteps(const Change& change) {
-  ClassSteps steps;
+bool NftBackend::InSteps(const Change& change, ClassSteps& steps) {
   std::vector<TierClass> shapes;  // the new classes, their plain sets' elements left out
   shapes.reserve(change.classes_added.size());
   for (const auto& [chain, c] : change.classes_added) {
@@ -627,13 +626,13 @@ std::optional<NftBackend::ClassSteps> NftBackend::InSteps(const Change& change) 
   steps.batch = change.edits.List();
   std::vector<ElementEdit> added = steps.elements.List();
   steps.batch.insert(steps.batch.end(), added.begin(), added.end());
-  if (!Batchable(steps.batch, layout_)) return std::nullopt;
+  if (!Batchable(steps.batch, layout_)) return false;
   std::vector<const TierClass*> created;
   created.reserve(shapes.size());
   for (const TierClass& shape : shapes) created.push_back(&shape);
   steps.create = ClassCommands(created, {});
   steps.remove = ClassCommands({}, change.classes_removed);
-  return steps;
+  return true;
 }
 
 Status NftBackend::SendSteps(ClassSteps& steps) {
@@ -715,7 +714,8 @@ Result<ApplyStats> NftBackend::ApplyImpl(const policy::NodeProgram& program, pol
   std::optional<ClassSteps> steps;
   const bool classes_change = !change.classes_added.empty() || !change.classes_removed.empty();
   if (!change.full && classes_change) {
-    steps = InSteps(change);
+    // Filled in place: its batch views its own elements, which must not move.
+    if (!InSteps(change, steps.emplace())) steps.reset();
     if (steps) {
       change.stats.commands = steps->create + steps->remove;
       change.stats.batched = true;

@@ -129,9 +129,9 @@ class NftBackend final : public Backend {
   struct ClassSteps;  // a change that creates or deletes chains, in three transactions
 
   explicit NftBackend(NftBackendOptions options);
-  // `change` in steps (nft_backend.cpp, ClassSteps); nullopt when some edit
-  // cannot go in a batch. Adds the new sets' shapes to layout_.
-  std::optional<ClassSteps> InSteps(const Change& change);
+  // `change` in steps (nft_backend.cpp, ClassSteps), into `steps`; false
+  // when some edit cannot go in a batch. Adds the new sets' shapes to layout_.
+  bool InSteps(const Change& change, ClassSteps& steps);
   Status SendSteps(ClassSteps& steps);
   // What differs in `chain`'s rules from the reference, if anything.
   std::optional<std::string> ChangedRule(const std::string& chain, const ObservedTable& observed) const;
