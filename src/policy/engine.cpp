@@ -243,8 +243,8 @@ class Mutator {
     }
   }
 
-  // The SelectorIndex::Key of the first label `selector` requires, or "" when
-  // it requires none (null: every pod; empty; expressions only).
+  // The LabelHash of the first label `selector` requires, or none when it
+  // requires none (null: every pod; empty; expressions only).
   static std::optional<uint64_t> RequiredLabel(const api::LabelSelector* selector) {
     if (selector == nullptr || selector->match_labels.empty()) return std::nullopt;
     const auto& [key, value] = *selector->match_labels.begin();
@@ -252,8 +252,8 @@ class Mutator {
   }
 
   // Calls fn for the live classes of namespace `n` with the label `required`
-  // (RequiredLabel: its hash; a class of a colliding label too, once), or for
-  // all when there is none.
+  // (RequiredLabel: its hash; a class of a colliding label too), or for all
+  // when there is none.
   template <typename Fn>
   void ForEachCandidateClass(NamespaceId n, std::optional<uint64_t> required, Fn&& fn) {
     const internal::NamespaceRec& rec = s_.namespaces[n];
@@ -263,10 +263,7 @@ class Mutator {
     }
     const auto& index = rec.classes_by_label;
     auto it = std::lower_bound(index.begin(), index.end(), std::pair<uint64_t, ClassId>{*required, 0});
-    for (std::optional<ClassId> last; it != index.end() && it->first == *required; ++it) {
-      if (it->second != last) fn(it->second);  // two labels of one class may collide
-      last = it->second;
-    }
+    for (; it != index.end() && it->first == *required; ++it) fn(it->second);
   }
 
   // A peer whose namespaceSelector selects every namespace: filed once, in
@@ -280,11 +277,8 @@ class Mutator {
   // that list instead.
   static void File(internal::SelectorIndex& index, const api::LabelSelector* selector,
                    const internal::SelectorRef& ref, PolicyId pid, bool remove) {
-    std::vector<internal::SelectorRef>& list =
-        selector != nullptr && !selector->match_labels.empty()
-            ? index.by_label[internal::SelectorIndex::Key(selector->match_labels.begin()->first,
-                                                          selector->match_labels.begin()->second)]
-            : index.unkeyed;
+    const std::optional<uint64_t> required = RequiredLabel(selector);
+    std::vector<internal::SelectorRef>& list = required ? index.by_label[*required] : index.unkeyed;
     if (!remove) {
       list.push_back(ref);
       return;
@@ -397,9 +391,15 @@ class Mutator {
     cls.changed_at = ++s_.clock;  // the id may have served a retired class
     s_.class_index.emplace(std::move(key), id);
     s_.namespaces[cls.key.ns].classes.push_back(id);
-    for (const auto& [label, value] : cls.key.labels) {
+    // Its labels' hashes, each once (two labels may collide).
+    std::vector<uint64_t> hashes;
+    hashes.reserve(cls.key.labels.size());
+    for (const auto& [label, value] : cls.key.labels) hashes.push_back(internal::LabelHash(label, value));
+    std::sort(hashes.begin(), hashes.end());
+    hashes.erase(std::unique(hashes.begin(), hashes.end()), hashes.end());
+    for (const uint64_t hash : hashes) {
       auto& index = s_.namespaces[cls.key.ns].classes_by_label;
-      const std::pair<uint64_t, ClassId> entry{internal::LabelHash(label, value), id};
+      const std::pair<uint64_t, ClassId> entry{hash, id};
       index.insert(std::lower_bound(index.begin(), index.end(), entry), entry);
     }
     // Evaluate once for the new class the selectors that can match it: of
@@ -410,8 +410,8 @@ class Mutator {
     if (!ns.selectors.built) BuildSelectorIndex(cls.key.ns);
     const auto visit = [&](const internal::SelectorRef& ref) { MatchNewClass(ref, id); };
     for (const internal::SelectorIndex* index : {&ns.selectors, &s_.everywhere}) {
-      for (const auto& [label, value] : cls.key.labels) {
-        const auto it = index->by_label.find(internal::SelectorIndex::Key(label, value));
+      for (const uint64_t hash : hashes) {
+        const auto it = index->by_label.find(hash);
         if (it != index->by_label.end()) std::for_each(it->second.begin(), it->second.end(), visit);
       }
       std::for_each(index->unkeyed.begin(), index->unkeyed.end(), visit);

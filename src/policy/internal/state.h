@@ -146,28 +146,6 @@ struct SelectorRef {
 };
 static_assert(sizeof(SelectorRef) <= 24);
 
-// The SelectorRefs of one namespace, so that a new class checks only the pod
-// selectors it can match (a few of the ~700 candidate policies' at 1,000
-// namespaces / 10k policies) and never re-matches a namespaceSelector: each
-// selector with matchLabels is filed under one of them (a class without that
-// label cannot match), the others (no selector, empty, expressions only) in
-// `unkeyed`. Built when the namespace's first new class needs it; kept as
-// policies come and go; dropped when the namespace's labels change.
-struct SelectorIndex {
-  bool built = false;
-  std::unordered_map<std::string, std::vector<SelectorRef>> by_label;  // by SelectorIndex::Key
-  std::vector<SelectorRef> unkeyed;
-
-  // A (key, value) pair as one string, unambiguous for any key and value.
-  static std::string Key(std::string_view key, std::string_view value) {
-    std::string out = std::to_string(key.size());
-    out += ':';
-    out += key;
-    out += value;
-    return out;
-  }
-};
-
 // A label (key, value) as 64 bits (FNV-1a; 0xff, which no label key holds,
 // between the two).
 inline uint64_t LabelHash(std::string_view key, std::string_view value) {
@@ -178,6 +156,20 @@ inline uint64_t LabelHash(std::string_view key, std::string_view value) {
   for (const char c : value) mix(static_cast<unsigned char>(c));
   return h;
 }
+
+// The SelectorRefs of one namespace, so that a new class checks only the pod
+// selectors it can match (a few of the ~700 candidate policies' at 1,000
+// namespaces / 10k policies) and never re-matches a namespaceSelector: each
+// selector with matchLabels is filed under one of them, by LabelHash (a class
+// without that label cannot match; a collision only adds selectors the class
+// is then matched against), the others (no selector, empty, expressions only)
+// in `unkeyed`. Built when the namespace's first new class needs it; kept as
+// policies come and go; dropped when the namespace's labels change.
+struct SelectorIndex {
+  bool built = false;
+  std::unordered_map<uint64_t, std::vector<SelectorRef>> by_label;  // by LabelHash
+  std::vector<SelectorRef> unkeyed;
+};
 
 struct NamespaceRec {
   std::string name;
