@@ -288,6 +288,16 @@ class Mutator {
                list.end());
   }
 
+  // The index entry of a selector peer of policy `pid`'s rule.
+  internal::SelectorRef PeerRef(PolicyId pid, Direction dir, RuleRec& rule, PeerRule& peer) const {
+    const PolicyRec& p = s_.policies[pid];
+    return {.rule = &rule,
+            .peer = &peer,
+            .policy = pid,
+            .direction = dir,
+            .in_force = dir == Direction::kIngress ? p.ingress : p.egress};
+  }
+
   // Files policy `pid`'s peers that select every namespace in
   // State::everywhere; with `remove`, takes them out.
   void IndexEverywhere(PolicyId pid, bool remove = false) {
@@ -297,12 +307,7 @@ class Mutator {
         for (PeerRule& peer : rule.peers) {
           if (!Everywhere(peer)) continue;
           File(s_.everywhere, peer.pod_selector ? &*peer.pod_selector : nullptr,
-               {.rule = &rule,
-                .peer = &peer,
-                .policy = pid,
-                .direction = dir,
-                .in_force = dir == Direction::kIngress ? p.ingress : p.egress},
-               pid, remove);
+               PeerRef(pid, dir, rule, peer), pid, remove);
         }
       }
     }
@@ -327,12 +332,7 @@ class Mutator {
                                                   : peer.own_namespace != n)) {
             continue;
           }
-          file(peer.pod_selector ? &*peer.pod_selector : nullptr,
-               {.rule = &rule,
-                .peer = &peer,
-                .policy = pid,
-                .direction = dir,
-                .in_force = dir == Direction::kIngress ? p.ingress : p.egress});
+          file(peer.pod_selector ? &*peer.pod_selector : nullptr, PeerRef(pid, dir, rule, peer));
         }
       }
     }

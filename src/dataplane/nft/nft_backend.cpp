@@ -614,8 +614,8 @@ bool NftBackend::InSteps(const Change& change, ClassSteps& steps) {
   for (const auto& [chain, c] : change.classes_added) {
     TierClass& shape = shapes.emplace_back(TierClass{c.chain, c.definition, {}});
     for (const NftSet& map : c.maps) {
-      layout_[map.name] = {map.name, map.type, map.interval, map.counter, map.comment, {}};
-      NftSet& kept = shape.maps.emplace_back(layout_[map.name]);
+      NftSet& kept = shape.maps.emplace_back(
+          layout_[map.name] = {map.name, map.type, map.interval, map.counter, map.comment, {}});
       if (map.interval || map.type.find(" : ") != std::string::npos) {
         kept.elements = map.elements;
         continue;
