@@ -121,33 +121,6 @@ void BM_CopyPodElements(benchmark::State& state) {
 }
 BENCHMARK(BM_CopyPodElements)->Unit(benchmark::kMicrosecond);
 
-// The userspace half of sending a pod's elements as a libnftnl batch: every
-// element's key encoded from its text, and its comment clamped.
-void BM_EncodePodKeys(benchmark::State& state) {
-  const Fixture& f = Cluster();
-  const auto elements = Rendered(f.biggest, f.program.pods.at(f.biggest), f.program, f.ids);
-  std::map<std::string, std::string> types;
-  for (const dataplane::nft::NftSet& set : dataplane::nft::SetLayout({})) types[set.name] = set.type;
-  for (const auto& [key, id] : f.ids.ids) {
-    for (const dataplane::nft::NftSet& set : dataplane::nft::RenderGroup(key, id, f.program, {}, false).maps)
-      types[set.name] = set.type;
-  }
-  size_t n = 0;
-  for (auto _ : state) {
-    n = 0;
-    for (const auto& [set, members] : elements) {
-      if (types.at(set).find(" : ") != std::string::npos) continue;  // a map: not batched
-      for (const auto& [element, origin] : members) {
-        benchmark::DoNotOptimize(dataplane::nft::EncodeKey(types.at(set), element));
-        benchmark::DoNotOptimize(dataplane::nft::CommentText(origin));
-        ++n;
-      }
-    }
-  }
-  state.SetItemsProcessed(state.iterations() * static_cast<int64_t>(n));
-}
-BENCHMARK(BM_EncodePodKeys)->Unit(benchmark::kMicrosecond);
-
 // A policy comes that gives the biggest pod one more port from anywhere: the
 // edit of its biggest group as the backend makes it in place (only the
 // gained allowance rendered, checked against what is installed), against the
@@ -198,7 +171,9 @@ void BM_AllowanceGainedInPlace(benchmark::State& state) {
   for (auto _ : state) {
     benchmark::DoNotOptimize(dataplane::nft::RenderGroupAllowanceChange(
         g->before, f.program, g->after, f.program, g->id,
-        [&](const std::string& set, const std::string& element) { return g->installed.Find(set, element); }));
+        [&](const std::string& set, const dataplane::nft::Element& element) {
+          return g->installed.Find(set, element);
+        }));
   }
 }
 BENCHMARK(BM_AllowanceGainedInPlace)->Unit(benchmark::kMicrosecond);

@@ -55,7 +55,8 @@ TEST(InstalledPodTest, DiffsAndEditsAsPodElementsDo) {
           }
         }
       }
-      EXPECT_EQ(installed.Find("no_such_set", "198.18.0.1"), nullptr);
+      EXPECT_EQ(installed.Find("no_such_set", Element::Of({Field::Address(*IpAddress::Parse("198.18.0.1"))})),
+                nullptr);
       const PodEdits expected = DiffElements(a, b);
       const PodEdits got = installed.DiffTo(b);
       ASSERT_EQ(got.added, expected.added);
@@ -77,7 +78,8 @@ TEST(InstalledPodTest, DiffsAndEditsAsPodElementsDo) {
 TEST(InstalledPodTest, ReplacedOriginsAreDropped) {
   PodElements elements;
   for (int i = 0; i < 50; ++i)
-    elements["in_exact_v4"]["198.18.0.1 . 198.18.1." + std::to_string(i) + " . tcp . 80"] = "a";
+    elements["in_exact_v4"][Element::Of({Field::Address(IpAddress::V4(0xc6120100 + static_cast<uint32_t>(i))),
+                                         Field::Proto(6), Field::Port(80)})] = "a";
   InstalledPod pod = InstalledPod::From(elements);
   for (int round = 0; round < 200; ++round) {
     PodElements next = elements;

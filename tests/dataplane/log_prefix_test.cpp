@@ -52,6 +52,10 @@ TEST(LogPrefixTest, EveryPrefixInTheRulesetIsRead) {
   EXPECT_GE(prefixes, 4 * 2 * 2) << "deny and allow, two tiers, two directions, two families";
 }
 
+Element Pod(const char* address) {
+  return Element::Of({Field::Address(*IpAddress::Parse(address))});
+}
+
 TEST(CounterSetsTest, ElementsBecomeCountsOfTheirPods) {
   int verdict_sets = 0;
   int tier_maps = 0;
@@ -62,11 +66,11 @@ TEST(CounterSetsTest, ElementsBecomeCountsOfTheirPods) {
   EXPECT_EQ(tier_maps, 16);    // {in,eg}_{admin,base}_{accepted,denied}_{v4,v6}
 
   const CounterSet denied{"in_denied_v4", policy::Direction::kIngress, Decider::kNetworkPolicy, false};
-  const ConnectionCount c = CountOf(denied, "198.18.1.5", 7);
+  const ConnectionCount c = CountOf(denied, Pod("198.18.1.5"), 7);
   EXPECT_EQ(c.pod, IpAddress::Parse("198.18.1.5").value());
   EXPECT_EQ(c.connections, 7u);
   EXPECT_FALSE(c.allowed);
-  EXPECT_FALSE(CountOf(denied, "not an address", 1).pod.has_value());
+  EXPECT_FALSE(CountOf(denied, Element::Of({Field::Proto(6)}), 1).pod.has_value());
 
   // The tiers count per pod in the verdict chains' sets, one set per verdict.
   int tier_accepted = 0;
@@ -78,14 +82,14 @@ TEST(CounterSetsTest, ElementsBecomeCountsOfTheirPods) {
   }
   EXPECT_EQ(tier_accepted, 8);
   const CounterSet admin{"eg_admin_denied_v6", policy::Direction::kEgress, Decider::kAdminTier, false};
-  const ConnectionCount deny = CountOf(admin, "2001:2::5", 2);
+  const ConnectionCount deny = CountOf(admin, Pod("2001:2::5"), 2);
   EXPECT_EQ(deny.pod, IpAddress::Parse("2001:2::5").value());
   EXPECT_FALSE(deny.allowed);
   EXPECT_EQ(deny.decider, Decider::kAdminTier);
   EXPECT_EQ(deny.direction, policy::Direction::kEgress);
-  EXPECT_TRUE(
-      CountOf({"eg_admin_accepted_v6", policy::Direction::kEgress, Decider::kAdminTier, true}, "2001:2::5", 2)
-          .allowed);
+  EXPECT_TRUE(CountOf({"eg_admin_accepted_v6", policy::Direction::kEgress, Decider::kAdminTier, true},
+                      Pod("2001:2::5"), 2)
+                  .allowed);
 }
 
 }  // namespace

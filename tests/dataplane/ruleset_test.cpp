@@ -13,6 +13,7 @@
 #include "policy/compile.h"
 #include "policy/compiled.h"
 #include "policy/engine.h"
+#include "testutil/element_text.h"
 #include "testutil/generator.h"
 #include "testutil/golden.h"
 
@@ -84,15 +85,14 @@ TEST(RulesetTest, GuideTableMatchesGolden) {
 void ExpectPerPodEqualsWhole(const policy::NodeProgram& program) {
   const NftRuleset whole = RenderRuleset(program, {});
   const GroupIds ids = AssignGroups(program);
-  std::map<std::string, std::map<std::string, std::string>> from_parts;
+  PodElements from_parts;
   std::set<std::string> named;
   for (const auto& [name, pod] : program.pods) {
     for (const auto& [set, elements] : RenderPod(name, pod, program, {}, &ids)) {
       for (const auto& [element, origin] : elements) {
         EXPECT_TRUE(from_parts[set].emplace(element, origin).second) << "two pods render " << element;
-        const size_t go = element.find(" : goto ");
-        if (go != std::string::npos && GroupIdOf(element.substr(go + 8)))
-          named.insert(element.substr(go + 8));
+        if (element.verdict() == Verdict::kGoto && GroupIdOf(element.chain()))
+          named.insert(std::string(element.chain()));
       }
     }
   }
@@ -194,7 +194,7 @@ TEST(RulesetTest, PodsWithEqualAllowancesShareAGroup) {
   const TierClass& g = whole.classes.at("in_np_g1_v4");
   ASSERT_EQ(g.maps.size(), 6u);
   EXPECT_EQ(g.maps[0].name, "in_np_g1_v4_exact");
-  EXPECT_EQ(g.maps[0].elements,
+  EXPECT_EQ(Texts(g.maps[0].elements),
             (std::map<std::string, std::string>{{"198.18.1.1 . tcp . 80", "ns/web-in ingress[0]"},
                                                 {"198.18.1.2 . tcp . 80", "ns/web-in ingress[0]"}}));
   for (size_t i = 1; i < g.maps.size(); ++i) EXPECT_TRUE(g.maps[i].elements.empty()) << g.maps[i].name;
@@ -206,7 +206,7 @@ TEST(RulesetTest, PodsWithEqualAllowancesShareAGroup) {
   EXPECT_NE(g.definition.find("log prefix \"netpol ingress deny \" group 100 drop"), std::string::npos)
       << "a group's chain ends in the drop: " << g.definition;
   const auto np = [&](const std::string& pod) {
-    return RenderPod(pod, program.pods.at(pod), program, {}, &ids).at("in_np_v4");
+    return Texts(RenderPod(pod, program.pods.at(pod), program, {}, &ids).at("in_np_v4"));
   };
   EXPECT_EQ(np("ns/a"), (std::map<std::string, std::string>{{"198.18.0.1 : goto in_np_g1_v4", "ns/a"}}));
   EXPECT_EQ(np("ns/b"), (std::map<std::string, std::string>{{"198.18.0.2 : goto in_np_g1_v4", "ns/b"}}));
@@ -320,7 +320,7 @@ void ExpectEditsGiveWholeRendering(PodElements installed, const PodEdits& edits,
   const auto keys = [](const PodElements& e) {
     std::map<std::string, std::vector<std::string>> out;
     for (const auto& [set, elements] : e) {
-      for (const auto& [element, origin] : elements) out[set].push_back(element);
+      for (const auto& [element, origin] : elements) out[set].push_back(element.Text());
     }
     return out;
   };
@@ -445,7 +445,7 @@ TEST(RulesetTest, GroupAllowanceChangeEqualsWholeRendering) {
     const policy::NodeProgram after = policy::CompileNode(engine, local);
     for (const KeptGroup& g : KeptGroups(before, after)) {
       PodElements result = RenderGroupElements(g.before, g.id, before);
-      const auto installed = [&](const std::string& set, const std::string& element) -> const std::string* {
+      const auto installed = [&](const std::string& set, const Element& element) -> const std::string* {
         const auto it = result.find(set);
         if (it == result.end()) return nullptr;
         const auto e = it->second.find(element);
@@ -488,7 +488,7 @@ TEST(RulesetTest, IntervalElementsNeverOverlap) {
       std::find_if(sets.begin(), sets.end(), [](const NftSet& s) { return s.name == "in_np_g1_v4_ranges"; });
   ASSERT_NE(it, sets.end());
   std::vector<std::string> elements;
-  for (const auto& [e, o] : it->elements) elements.push_back(e);
+  for (const auto& [e, o] : it->elements) elements.push_back(e.Text());
   EXPECT_EQ(elements, (std::vector<std::string>{
                           "198.19.0.0-198.19.0.127 . tcp . 80-100",
                           "198.19.0.128-198.19.0.255 . tcp . 80-90",

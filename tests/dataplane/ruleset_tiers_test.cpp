@@ -16,6 +16,7 @@
 #include "policy/compile.h"
 #include "policy/compiled.h"
 #include "policy/engine.h"
+#include "testutil/element_text.h"
 #include "testutil/generator.h"
 #include "testutil/golden.h"
 
@@ -110,7 +111,7 @@ TEST(RulesetTiersTest, PerPodRenderingEqualsWhole) {
       local[engine.pod(id).FullName()] = "veth-" + engine.pod(id).name;
     const policy::NodeProgram program = policy::CompileNode(engine, local);
     const NftRuleset whole = RenderRuleset(program, {});
-    std::map<std::string, std::map<std::string, std::string>> from_pods;
+    PodElements from_pods;
     for (const auto& [name, pod] : program.pods) {
       for (const auto& [set, elements] : RenderPod(name, pod, program, {})) {
         for (const auto& [element, origin] : elements) {
@@ -124,9 +125,8 @@ TEST(RulesetTiersTest, PerPodRenderingEqualsWhole) {
     std::set<std::string> named;
     for (const auto& [set, elements] : from_pods) {
       for (const auto& [element, origin] : elements) {
-        const size_t go = element.find(" : goto ");
-        if (go != std::string::npos && TierClassOf(element.substr(go + 8)))
-          named.insert(element.substr(go + 8));
+        if (element.verdict() == Verdict::kGoto && TierClassOf(element.chain()))
+          named.insert(std::string(element.chain()));
       }
     }
     std::set<std::string> rendered;
@@ -189,7 +189,7 @@ spec:
   EXPECT_TRUE(c.chain.starts_with("in_admin_c")) << c.chain;
   EXPECT_EQ(TierClassOf(c.chain), c.chain);
   ASSERT_EQ(c.maps.size(), 2u);
-  EXPECT_EQ(c.maps[0].elements,
+  EXPECT_EQ(Texts(c.maps[0].elements),
             (std::map<std::string, std::string>{{"198.18.2.1 . tcp . 5432 : goto ingress_admin_deny_v4",
                                                  "admin/guard-prod ingress[0] no-dev"}}));
   EXPECT_TRUE(c.maps[1].elements.empty());
@@ -201,7 +201,8 @@ spec:
   for (const char* pod : {"prod/db-0", "prod/db-1"}) {
     const PodElements own = RenderPod(pod, program.pods.at(pod), program, {});
     const std::string ip = program.pods.at(pod).ips[0].ToString();
-    EXPECT_EQ(own.at("in_admin_v4"), (std::map<std::string, std::string>{{ip + " : goto " + c.chain, pod}}));
+    EXPECT_EQ(Texts(own.at("in_admin_v4")),
+              (std::map<std::string, std::string>{{ip + " : goto " + c.chain, pod}}));
     EXPECT_EQ(own.at("in_admin_accepted_v4").size(), 1u);
     EXPECT_EQ(own.at("in_admin_denied_v4").size(), 1u);
   }
@@ -311,13 +312,13 @@ TEST(RulesetTiersTest, MapElementsReadBackAsWritten) {
   EXPECT_EQ(set.type, "ipv4_addr . inet_proto . inet_service : verdict");
   EXPECT_TRUE(set.interval);
   ASSERT_EQ(set.elements.size(), 1u);
-  EXPECT_EQ(set.elements.begin()->first,
+  EXPECT_EQ(set.elements.begin()->first.Text(),
             "198.18.2.0-198.18.2.255 . tcp . 80-90 : goto ingress_admin_deny_v4");
   const ObservedSet& dispatch = table->sets.at("in_admin_v4");
   EXPECT_EQ(dispatch.type, "ipv4_addr : verdict");
   EXPECT_FALSE(dispatch.interval);
   ASSERT_EQ(dispatch.elements.size(), 1u);
-  EXPECT_EQ(dispatch.elements.begin()->first, "198.18.1.1 : goto in_admin_c0123456789abcdef_v4");
+  EXPECT_EQ(dispatch.elements.begin()->first.Text(), "198.18.1.1 : goto in_admin_c0123456789abcdef_v4");
   // The layout has the same types for them.
   bool found = false;
   for (const NftSet& s : SetLayout({})) found = found || (s.name == "in_admin_v4" && s.type == dispatch.type);
@@ -332,10 +333,13 @@ TEST(RulesetTiersTest, MapElementsReadBackAsWritten) {
 }
 
 TEST(RulesetTiersTest, MapEditsCommentTheKeyAndDeleteByKey) {
+  const auto key = [](const char* peer) {
+    return Element::Of({Field::Address(*IpAddress::Parse("198.18.1.1")),
+                        Field::Address(*IpAddress::Parse(peer)), Field::Proto(6), Field::Port(80)});
+  };
   ElementEdits edits;
-  edits.Delete("in_admin_v4", "198.18.1.1 . 198.18.2.1 . tcp . 80 : goto ingress_admin_deny_v4");
-  edits.Add("in_admin_v4", "198.18.1.1 . 198.18.2.2 . tcp . 80 : goto ingress_admin_accept_v4",
-            "admin/a ingress[1]");
+  edits.Delete("in_admin_v4", key("198.18.2.1").Goto("ingress_admin_deny_v4"));
+  edits.Add("in_admin_v4", key("198.18.2.2").Goto("ingress_admin_accept_v4"), "admin/a ingress[1]");
   EXPECT_EQ(edits.Commands(),
             "delete element inet netpol in_admin_v4 { 198.18.1.1 . 198.18.2.1 . tcp . 80 }\n"
             "add element inet netpol in_admin_v4 { 198.18.1.1 . 198.18.2.2 . tcp . 80 comment \"admin/a "

@@ -98,8 +98,7 @@ std::map<std::string, std::set<std::string>> CanonicalElements(dataplane::nft::N
   std::map<std::string, std::string> pods_of;  // group chain -> "group[addresses]"
   for (const char* map : {"in_np_v4", "in_np_v6", "eg_np_v4", "eg_np_v6"}) {
     for (const auto& [e, c] : table->sets.at(map).elements) {
-      const size_t go = e.find(" : goto ");
-      if (go != std::string::npos) pods_of[e.substr(go + 8)] += e.substr(0, go) + ",";
+      if (e.verdict() == dataplane::nft::Verdict::kGoto) pods_of[std::string(e.chain())] += e.KeyText() + ",";
     }
   }
   const auto canonical = [&](std::string text) {
@@ -115,7 +114,7 @@ std::map<std::string, std::set<std::string>> CanonicalElements(dataplane::nft::N
   };
   for (const auto& [name, set] : table->sets) {
     std::set<std::string>& elements = out[canonical(name)];
-    for (const auto& [e, c] : set.elements) elements.insert(canonical(e));
+    for (const auto& [e, c] : set.elements) elements.insert(canonical(e.Text()));
   }
   return out;
 }
@@ -272,8 +271,8 @@ TEST_F(EnforcedLabTest, RestartAdoptsTheTableWithoutChanges) {
   for (const auto& [name, set] : before->sets) {
     std::set<std::string> a;
     std::set<std::string> b;
-    for (const auto& [e, c] : set.elements) a.insert(e);
-    for (const auto& [e, c] : after->sets.at(name).elements) b.insert(e);
+    for (const auto& [e, c] : set.elements) a.insert(e.Text());
+    for (const auto& [e, c] : after->sets.at(name).elements) b.insert(e.Text());
     EXPECT_EQ(a, b) << name;
   }
   EXPECT_TRUE(Reaches("198.18.7.11", "198.18.7.10"));
@@ -370,7 +369,7 @@ spec: {podSelector: {}, policyTypes: [Ingress]}
     EXPECT_TRUE(table.ok());
     if (!table.ok()) return out;
     for (const auto& [name, set] : table->sets) {
-      for (const auto& [e, c] : set.elements) out[name].insert(e);
+      for (const auto& [e, c] : set.elements) out[name].insert(e.Text());
       out[name];
     }
     return out;
@@ -529,7 +528,10 @@ TEST_F(EnforcedLabTest, TiersOnPacketsIcmpIncluded) {
   // And the verdict chains count it on the deciding pod's element.
   const auto denied = backend_->ObserveSet("in_admin_denied_v4");
   ASSERT_TRUE(denied.ok()) << denied.error().message();
-  EXPECT_GE(denied->elements.at("198.18.7.10"), 2u) << "TCP 80 and the ping, denied at db";
+  EXPECT_GE(denied->elements.at(dataplane::nft::Element::Of(
+                {dataplane::nft::Field::Address(*IpAddress::Parse("198.18.7.10"))})),
+            2u)
+      << "TCP 80 and the ping, denied at db";
 }
 
 // A pod's connection to its own node is its egress (docs/SEMANTICS.md §10), also

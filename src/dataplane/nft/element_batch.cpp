@@ -22,121 +22,11 @@
 namespace netpol::dataplane::nft {
 namespace {
 
-// Fields of a concatenation, "a . b . c" -> {a, b, c}, as views into `text`.
-size_t SplitFields(std::string_view text, std::string_view* out, size_t max) {
-  size_t n = 0;
-  while (n < max) {
-    const size_t at = text.find(" . ");
-    out[n++] = text.substr(0, at);
-    if (at == std::string_view::npos) return n;
-    text.remove_prefix(at + 3);
-  }
-  return max + 1;  // more fields than any set has
-}
-
-// Dotted-quad IPv4 by hand: this runs for every element of a batch.
-bool ParseV4(std::string_view text, uint32_t& out) {
-  uint32_t value = 0;
-  int octets = 0;
-  size_t i = 0;
-  while (octets < 4) {
-    uint32_t octet = 0;
-    size_t digits = 0;
-    while (i < text.size() && text[i] >= '0' && text[i] <= '9' && digits < 3) {
-      octet = octet * 10 + static_cast<uint32_t>(text[i] - '0');
-      ++i;
-      ++digits;
-    }
-    if (digits == 0 || octet > 255 || (digits > 1 && text[i - digits] == '0')) return false;
-    value = value << 8 | octet;
-    ++octets;
-    if (octets < 4) {
-      if (i >= text.size() || text[i] != '.') return false;
-      ++i;
-    }
-  }
-  out = value;
-  return i == text.size();
-}
-
-// Appends one field; `pad` rounds it up to 4 bytes (inside a concatenation).
-Status AppendField(std::string_view type, std::string_view text, bool pad, std::vector<uint8_t>& out) {
-  const size_t start = out.size();
-  if (uint32_t v4 = 0; type == "ipv4_addr" && ParseV4(text, v4)) {
-    for (int i = 3; i >= 0; --i) out.push_back(static_cast<uint8_t>(v4 >> (8 * i)));
-  } else if (type == "ipv4_addr" || type == "ipv6_addr") {
-    const Result<IpAddress> ip = IpAddress::Parse(text);
-    if (!ip || ip->is_v4() != (type == "ipv4_addr")) {
-      return InvalidArgument("not an " + std::string(type) + ": " + std::string(text));
-    }
-    if (ip->is_v4()) {
-      for (int i = 3; i >= 0; --i) out.push_back(static_cast<uint8_t>(ip->v4() >> (8 * i)));
-    } else {
-      for (int i = 7; i >= 0; --i) out.push_back(static_cast<uint8_t>(ip->high() >> (8 * i)));
-      for (int i = 7; i >= 0; --i) out.push_back(static_cast<uint8_t>(ip->low() >> (8 * i)));
-    }
-  } else if (type == "inet_proto") {
-    int proto = -1;
-    if (text == "tcp") proto = 6;
-    if (text == "udp") proto = 17;
-    if (text == "sctp") proto = 132;
-    if (proto < 0) return InvalidArgument("unknown protocol " + std::string(text));
-    out.push_back(static_cast<uint8_t>(proto));
-  } else if (type == "inet_service") {
-    uint64_t port = 0;
-    for (const char c : text) {
-      if (c < '0' || c > '9' || port > 65535) return InvalidArgument("not a port: " + std::string(text));
-      port = port * 10 + static_cast<uint64_t>(c - '0');
-    }
-    if (text.empty() || port > 65535) return InvalidArgument("not a port: " + std::string(text));
-    out.push_back(static_cast<uint8_t>(port >> 8));
-    out.push_back(static_cast<uint8_t>(port & 0xff));
-  } else if (type == "ifname") {
-    if (text.size() < 2 || text.front() != '"' || text.back() != '"' || text.size() - 2 >= 16) {
-      return InvalidArgument("not an interface name: " + std::string(text));
-    }
-    const std::string_view name = text.substr(1, text.size() - 2);
-    out.insert(out.end(), name.begin(), name.end());
-    out.resize(start + 16, 0);  // IFNAMSIZ, zero-padded
-  } else {
-    return Error(ErrorCode::kUnimplemented, "no key encoding for " + std::string(type));
-  }
-  if (pad) out.resize(start + (out.size() - start + 3) / 4 * 4, 0);
-  return Ok();
-}
-
 struct SetDeleter {
   void operator()(nftnl_set* s) const { nftnl_set_free(s); }
 };
 
-}  // namespace
-
-Status EncodeKeyInto(std::string_view type, std::string_view element, std::vector<uint8_t>& key) {
-  constexpr size_t kMaxFields = 8;
-  std::string_view types[kMaxFields];
-  std::string_view fields[kMaxFields];
-  const size_t n = SplitFields(type, types, kMaxFields);
-  if (n > kMaxFields || SplitFields(element, fields, kMaxFields) != n) {
-    return InvalidArgument("element " + std::string(element) + " does not fit " + std::string(type));
-  }
-  key.clear();
-  for (size_t i = 0; i < n; ++i) {
-    NETPOL_RETURN_IF_ERROR(AppendField(types[i], fields[i], n > 1, key), "encoding " + std::string(element));
-  }
-  return Ok();
-}
-
-Result<std::vector<uint8_t>> EncodeKey(const std::string& type, const std::string& element) {
-  std::vector<uint8_t> key;
-  key.reserve(64);
-  NETPOL_RETURN_IF_ERROR(EncodeKeyInto(type, element, key), "encoding a key");
-  return key;
-}
-
-namespace {
-
 constexpr std::string_view kVerdictMap = " : verdict";
-constexpr std::string_view kGoto = " : goto ";
 
 }  // namespace
 
@@ -155,7 +45,7 @@ bool Batchable(const std::vector<ElementEdit>& edits, const std::map<std::string
       if (!verdicts && type.find(" : ") != std::string::npos) return false;
       checked = e.set;
     }
-    if (verdicts && e.add && e.element.find(kGoto) == std::string_view::npos) return false;
+    if (verdicts && e.add && e.element->verdict() != Verdict::kGoto) return false;
   }
   return true;
 }
@@ -206,8 +96,6 @@ Status ElementBatcher::Send(const std::vector<ElementEdit>& edits,
   const std::string* current_name = nullptr;
   std::optional<std::string_view> udata_origin;
   std::string udata_bytes;
-  std::vector<uint8_t> key;
-  key.reserve(64);
   for (const ElementEdit& e : edits) {
     const bool new_set = !current_set || *current_set != e.set;
     if (new_set) {
@@ -220,22 +108,10 @@ Status ElementBatcher::Send(const std::vector<ElementEdit>& edits,
     }
     // A verdict map's element: its key, and (added) the chain its value goes to.
     const bool verdict = current_layout->type.ends_with(kVerdictMap);
-    std::string_view type = current_layout->type;
-    std::string_view element = e.element;
-    std::string chain;
-    if (verdict) {
-      type.remove_suffix(kVerdictMap.size());
-      const size_t go = element.find(kGoto);
-      if (go != std::string_view::npos) {
-        chain = std::string(element.substr(go + kGoto.size()));
-        element = element.substr(0, go);
-      } else if (e.add) {
-        return Internal("map element " + std::string(e.element) + " is no goto");
-      } else {
-        element = ElementKey(element);
-      }
-    }
-    NETPOL_RETURN_IF_ERROR(EncodeKeyInto(type, element, key), "batch");
+    if (verdict && e.add && e.element->verdict() != Verdict::kGoto)
+      return Internal("map element " + e.element->Text() + " is no goto");
+    const std::string_view key = e.element->key();
+    const std::string chain(verdict && e.add ? e.element->chain() : std::string_view{});
     // A new message per set and operation, and every kMaxPerMessage elements.
     constexpr size_t kMaxPerMessage = 512;
     if (groups.empty() || groups.back().second != e.add || per_message == kMaxPerMessage || new_set) {

@@ -6,9 +6,9 @@
 //   Result<ElementBatcher> batcher = ElementBatcher::Open("np-node");
 //   Status done = batcher->Send(edits, layout);
 //
-// One batch is one transaction: the kernel applies all of it or none. Only
-// sets without the interval flag are accepted (interval elements need the
-// range encoding libnftables does), and of maps only verdict maps whose
+// One batch is one transaction: the kernel applies all of it or none. The
+// elements' keys are their kernel bytes already (element.h). Only sets
+// without the interval flag are accepted, and of maps only verdict maps whose
 // elements `goto` a chain (the dispatch maps: a pod joining a group); the
 // caller sends the others through libnftables instead.
 #pragma once
@@ -25,13 +25,6 @@
 struct mnl_socket;
 
 namespace netpol::dataplane::nft {
-
-// The key bytes of an element of a set of `type` ("ipv4_addr . inet_proto .
-// inet_service"), from the element's canonical text ("198.18.0.1 . tcp . 80"):
-// fields in network order, each padded to 4 bytes in a concatenation.
-Result<std::vector<uint8_t>> EncodeKey(const std::string& type, const std::string& element);
-// The same into `key` (cleared first), for a caller encoding many elements.
-Status EncodeKeyInto(std::string_view type, std::string_view element, std::vector<uint8_t>& key);
 
 // True when every edit is of a set in `layout` that is no interval set, and
 // no map but a verdict map whose added elements are `goto chain`.

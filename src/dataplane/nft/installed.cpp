@@ -62,11 +62,11 @@ PodEdits InstalledPod::DiffTo(const PodElements& after) const {
   return edits;
 }
 
-const std::string* InstalledPod::Find(const std::string& set, const std::string& element) const {
+const std::string* InstalledPod::Find(const std::string& set, const Element& element) const {
   const auto it = sets_.find(set);
   if (it == sets_.end()) return nullptr;
   const auto at = std::lower_bound(it->second.begin(), it->second.end(), element,
-                                   [](const Entry& e, const std::string& x) { return e.first < x; });
+                                   [](const Entry& e, const Element& x) { return e.first < x; });
   return at != it->second.end() && at->first == element ? &origins_[at->second] : nullptr;
 }
 

@@ -37,7 +37,7 @@ class InstalledPod {
   // Distinct origins kept (those of replaced elements are dropped now and then).
   size_t origin_count() const { return origins_.size(); }
   // The origin of an installed element; null when the pod does not have it.
-  const std::string* Find(const std::string& set, const std::string& element) const;
+  const std::string* Find(const std::string& set, const Element& element) const;
   size_t size() const;
   // Calls fn(set, element, origin) for every element, in set and element order.
   template <typename Fn>
@@ -48,7 +48,7 @@ class InstalledPod {
   }
 
  private:
-  using Entry = std::pair<std::string, uint32_t>;  // element, origin index
+  using Entry = std::pair<Element, uint32_t>;  // element, origin index
   uint32_t OriginIndex(std::string origin);
   // Drops origins no element names any more.
   void CompactOrigins();

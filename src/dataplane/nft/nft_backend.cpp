@@ -18,76 +18,75 @@ using nlohmann::json;
 
 const std::string kTable = std::string(kTableFamily) + " " + kTableName;
 
-std::string ProtoText(const json& v) {
-  if (v.is_string()) return v.get<std::string>();
-  const int n = v.get<int>();
-  if (n == 6) return "tcp";
-  if (n == 17) return "udp";
-  if (n == 132) return "sctp";
-  return std::to_string(n);
+// A number of a listing: a protocol as a name or a number, a port.
+Result<FieldValue> NumberOf(const json& v, FieldKind kind) {
+  if (v.is_number_unsigned()) return FieldValue{v.get<uint64_t>()};
+  if (kind == FieldKind::kProto && v.is_string()) {
+    const std::string name = v.get<std::string>();
+    if (name == "tcp") return FieldValue{6};
+    if (name == "udp") return FieldValue{17};
+    if (name == "sctp") return FieldValue{132};
+  }
+  return InvalidArgument("not a number: " + v.dump());
 }
 
-std::string AddressText(const std::string& text) {
-  const Result<IpAddress> ip = IpAddress::Parse(text);
-  return ip ? ip->ToString() : text;
+Result<IpAddress> AddressOf(const json& v, FieldKind kind) {
+  if (!v.is_string()) return InvalidArgument("not an address: " + v.dump());
+  NETPOL_ASSIGN_OR_RETURN(IpAddress ip, IpAddress::Parse(v.get<std::string>()), "reading an address");
+  if (ip.is_v4() != (kind == FieldKind::kIpv4)) return InvalidArgument("an address of the other family");
+  return ip;
 }
 
-std::string Joined(const std::string& a, const std::string& b) {
-  return a == b ? a : a + "-" + b;
-}
-
-// One field of an element, in the canonical text RenderRuleset writes.
-Result<std::string> FieldText(const json& v, const std::string& type) {
-  const bool address = type == "ipv4_addr" || type == "ipv6_addr";
-  if (v.is_object() && v.contains("prefix")) {
+// One field of a listed element, typed by its set's type: a value, a range
+// or (addresses) a prefix. An ifname's name views into `v`.
+Result<Field> FieldOf(const json& v, FieldKind kind) {
+  const bool address = kind == FieldKind::kIpv4 || kind == FieldKind::kIpv6;
+  if (kind == FieldKind::kIfname) {
+    if (!v.is_string()) return InvalidArgument("not an interface name: " + v.dump());
+    return Field::Ifname(v.get_ref<const std::string&>());
+  }
+  if (v.is_object() && v.contains("prefix") && address) {
     const json& p = v["prefix"];
-    const Result<IpPrefix> prefix =
-        IpPrefix::Parse(p.at("addr").get<std::string>() + "/" + std::to_string(p.at("len").get<int>()));
-    if (!prefix) return prefix.error();
-    // The last address of the prefix: set every host bit.
-    const IpAddress first = prefix->address();
-    IpAddress last = first;
-    if (first.is_v4()) {
-      const uint32_t host = prefix->length() == 0 ? ~uint32_t{0} : (~uint32_t{0} >> prefix->length());
-      last = IpAddress::V4(first.v4() | (prefix->length() == 32 ? 0 : host));
-    } else {
-      const int len = prefix->length();
-      const uint64_t high = len >= 64 ? 0 : (len == 0 ? ~uint64_t{0} : ~uint64_t{0} >> len);
-      const uint64_t low = len >= 128 ? 0 : (len <= 64 ? ~uint64_t{0} : ~uint64_t{0} >> (len - 64));
-      last = IpAddress::V6(first.high() | high, first.low() | low);
-    }
-    return Joined(first.ToString(), last.ToString());
+    NETPOL_ASSIGN_OR_RETURN(IpAddress first, AddressOf(p.at("addr"), kind), "reading a field");
+    NETPOL_ASSIGN_OR_RETURN(IpPrefix prefix, IpPrefix::Make(first, p.at("len").get<int>()),
+                            "reading a field");
+    // The last address of the prefix: every host bit set.
+    const int host_bits = first.bits() - prefix.length();
+    const FieldValue host = host_bits == 0 ? 0 : (~FieldValue{0} >> (128 - host_bits));
+    Field f = Field::Address(prefix.address());
+    f.last = f.first | host;
+    return f;
   }
   if (v.is_object() && v.contains("range")) {
     const json& r = v["range"];
-    if (address)
-      return Joined(AddressText(r.at(0).get<std::string>()), AddressText(r.at(1).get<std::string>()));
-    if (type == "inet_proto") return Joined(ProtoText(r.at(0)), ProtoText(r.at(1)));
-    return Joined(std::to_string(r.at(0).get<int>()), std::to_string(r.at(1).get<int>()));
+    if (address) {
+      NETPOL_ASSIGN_OR_RETURN(IpAddress first, AddressOf(r.at(0), kind), "reading a field");
+      NETPOL_ASSIGN_OR_RETURN(IpAddress last, AddressOf(r.at(1), kind), "reading a field");
+      return Field::Addresses(first, last);
+    }
+    NETPOL_ASSIGN_OR_RETURN(FieldValue first, NumberOf(r.at(0), kind), "reading a field");
+    NETPOL_ASSIGN_OR_RETURN(FieldValue last, NumberOf(r.at(1), kind), "reading a field");
+    return Field{kind, first, last, {}};
   }
-  if (type == "ifname") return "\"" + v.get<std::string>() + "\"";
-  if (address) return AddressText(v.get<std::string>());
-  if (type == "inet_proto") return ProtoText(v);
-  if (v.is_number()) return std::to_string(v.get<int>());
-  return v.is_string() ? v.get<std::string>() : v.dump();
+  if (address) {
+    NETPOL_ASSIGN_OR_RETURN(IpAddress ip, AddressOf(v, kind), "reading a field");
+    return Field::Address(ip);
+  }
+  NETPOL_ASSIGN_OR_RETURN(FieldValue n, NumberOf(v, kind), "reading a field");
+  return Field{kind, n, n, {}};
 }
 
-Result<std::string> ElementFromJson(const json& value, const std::vector<std::string>& types) {
-  std::vector<std::string> fields;
-  if (value.is_object() && value.contains("concat")) {
-    const json& parts = value["concat"];
-    if (parts.size() != types.size())
-      return Internal("element " + value.dump() + " does not fit the set type");
-    for (size_t i = 0; i < parts.size(); ++i) {
-      NETPOL_ASSIGN_OR_RETURN(std::string f, FieldText(parts[i], types[i]), "reading element");
-      fields.push_back(std::move(f));
-    }
-  } else {
-    NETPOL_ASSIGN_OR_RETURN(std::string f, FieldText(value, types.empty() ? "" : types[0]),
-                            "reading element");
-    fields.push_back(std::move(f));
+// A listed element's key of `kinds` (an interval set's when `ranged`).
+Result<Element> ElementFromJson(const json& value, const std::vector<FieldKind>& kinds, bool ranged) {
+  Field fields[Element::kMaxFields];
+  const bool concat = value.is_object() && value.contains("concat");
+  const size_t n = concat ? value["concat"].size() : 1;
+  if (n != kinds.size()) return InvalidArgument("element " + value.dump() + " does not fit the set type");
+  for (size_t i = 0; i < n; ++i) {
+    NETPOL_ASSIGN_OR_RETURN(fields[i], FieldOf(concat ? value["concat"][i] : value, kinds[i]),
+                            "reading element " + value.dump());
   }
-  return ElementText(fields);
+  return Element::Of(std::span<const Field>(fields, n), ranged);
 }
 
 // Counter statements' packets and bytes set to 0: they change with traffic.
@@ -106,14 +105,19 @@ void ZeroCounters(json& v) {
   }
 }
 
-// A verdict map element's value as RenderRuleset writes it: "goto chain".
-std::string VerdictText(const json& v) {
-  if (v.is_object() && !v.empty()) {
-    const auto it = v.begin();
-    if (it->is_object() && it->contains("target")) return it.key() + " " + (*it)["target"].get<std::string>();
-    return it.key();
+// A verdict map element's value: {"goto": {"target": "chain"}}, {"accept": null}.
+Element WithVerdict(Element key, const json& v) {
+  static const std::pair<const char*, Verdict> kVerdicts[] = {
+      {"goto", Verdict::kGoto}, {"jump", Verdict::kJump},     {"accept", Verdict::kAccept},
+      {"drop", Verdict::kDrop}, {"return", Verdict::kReturn}, {"continue", Verdict::kContinue}};
+  if (!v.is_object() || v.empty()) return key;
+  const auto it = v.begin();
+  for (const auto& [name, verdict] : kVerdicts) {
+    if (it.key() != name) continue;
+    const bool chain = it->is_object() && it->contains("target");
+    return std::move(key).To(verdict, chain ? (*it)["target"].get_ref<const std::string&>() : std::string());
   }
-  return v.is_string() ? v.get<std::string>() : v.dump();
+  return key;
 }
 
 }  // namespace
@@ -154,15 +158,18 @@ Result<ObservedTable> ParseListing(const std::string& text) {
         for (const json& s : set["stmt"]) observed.counter = observed.counter || s.contains("counter");
       }
       if (set.contains("comment")) observed.comment = set["comment"].get<std::string>();
-      if (set.contains("elem")) {
+      // A set of a type netpol never makes is someone else's (or of another
+      // shape): it is found by its name or type, its elements are not read.
+      Result<std::vector<FieldKind>> kinds = KindsOf(observed.type);
+      if (set.contains("elem") && kinds) {
         for (const json& item_or_pair : set["elem"]) {
           // A map element is [key, value].
           const json& e = map ? item_or_pair.at(0) : item_or_pair;
           const bool wrapped = e.is_object() && e.contains("elem");
           const json& value = wrapped ? e["elem"].at("val") : e;
-          NETPOL_ASSIGN_OR_RETURN(std::string element, ElementFromJson(value, types),
+          NETPOL_ASSIGN_OR_RETURN(Element element, ElementFromJson(value, *kinds, observed.interval),
                                   "set " + set.at("name").get<std::string>());
-          if (map) element += " : " + VerdictText(item_or_pair.at(1));
+          if (map) element = WithVerdict(std::move(element), item_or_pair.at(1));
           uint64_t packets = 0;
           if (wrapped && e["elem"].contains("counter"))
             packets = e["elem"]["counter"].value("packets", uint64_t{0});
@@ -370,7 +377,8 @@ Result<std::string> NftBackend::Run(const std::string& commands, bool json_outpu
     transactions_.reset();
     return Internal("cannot create a libnftables context");
   }
-  nft_ctx_output_set_flags(ctx, json_output ? NFT_CTX_OUTPUT_JSON : 0);
+  // Listings in JSON give protocols as numbers: what an element's field holds.
+  nft_ctx_output_set_flags(ctx, json_output ? NFT_CTX_OUTPUT_JSON | NFT_CTX_OUTPUT_NUMERIC_PROTO : 0);
   const int rc = nft_run_cmd_from_buffer(ctx, commands.c_str());
   const char* out = nft_ctx_get_output_buffer(ctx);
   const char* err = nft_ctx_get_error_buffer(ctx);
@@ -432,16 +440,16 @@ namespace {
 
 // The group ids a table's dispatch maps name, per map and pod address
 // ("in_np_v4" -> "198.18.0.5" -> 3), read back so a restart keeps them.
-std::map<std::string, std::map<std::string, uint32_t>> InstalledGroupIds(const ObservedTable& observed) {
-  std::map<std::string, std::map<std::string, uint32_t>> out;
+std::map<std::string, std::map<IpAddress, uint32_t>> InstalledGroupIds(const ObservedTable& observed) {
+  std::map<std::string, std::map<IpAddress, uint32_t>> out;
   for (const char* map : {"in_np_v4", "in_np_v6", "eg_np_v4", "eg_np_v6"}) {
     const auto it = observed.sets.find(map);
     if (it == observed.sets.end()) continue;
     for (const auto& [element, packets] : it->second.elements) {
-      const size_t go = element.find(" : goto ");
-      if (go == std::string::npos) continue;
-      const std::string_view chain = std::string_view{element}.substr(go + 8);
-      if (const std::optional<uint32_t> id = GroupIdOf(chain)) out[map][element.substr(0, go)] = *id;
+      if (element.verdict() != Verdict::kGoto) continue;
+      const Field pod = element.field(0);
+      if (pod.kind != FieldKind::kIpv4 && pod.kind != FieldKind::kIpv6) continue;
+      if (const std::optional<uint32_t> id = GroupIdOf(element.chain())) out[map][pod.FirstAddress()] = *id;
     }
   }
   return out;
@@ -471,7 +479,7 @@ Result<NftBackend::Change> NftBackend::Prepare(const policy::NodeProgram& progra
                                    if (map == installed.end()) return std::nullopt;
                                    for (const IpAddress& ip : program.pods.at(pod).ips) {
                                      if (ip.family() != key.family) continue;
-                                     const auto it = map->second.find(ip.ToString());
+                                     const auto it = map->second.find(ip);
                                      if (it != map->second.end()) return it->second;
                                    }
                                    return std::nullopt;
@@ -541,7 +549,7 @@ Result<NftBackend::Change> NftBackend::Prepare(const policy::NodeProgram& progra
     if (!in_place) {
       in_place = RenderGroupAllowanceChange(
           *was->second, program_, *key, program, id,
-          [&](const std::string& set, const std::string& element) { return installed.Find(set, element); });
+          [&](const std::string& set, const Element& element) { return installed.Find(set, element); });
     }
     if (in_place) {
       record(in_place->removed, false);
@@ -555,7 +563,7 @@ Result<NftBackend::Change> NftBackend::Prepare(const policy::NodeProgram& progra
   }
   for (const std::string& name : delta.removed) {
     // A pod gone: every element it has goes, as they are (no diff to make).
-    elements_.at(name).ForEach([&](const std::string& set, const std::string& element, const std::string&) {
+    elements_.at(name).ForEach([&](const std::string& set, const Element& element, const std::string&) {
       edits.Delete(set, element);
       ++change.stats.removed;
     });
@@ -839,17 +847,17 @@ Result<std::vector<std::string>> NftBackend::Verify() {
     // never share an element, so counts tell what the listing has besides).
     std::map<std::string, std::pair<size_t, size_t>> expected;  // set -> (committed, missing)
     std::map<std::string, std::string> example;                 // set -> a missing element
-    const auto expect = [&](const std::string& set, const std::string& element) {
+    const auto expect = [&](const std::string& set, const Element& element) {
       auto& [committed, missing] = expected[set];
       ++committed;
       const auto it = observed.sets.find(set);
       if (it == observed.sets.end() || !it->second.elements.contains(element)) {
-        if (++missing == 1) example[set] = element;
+        if (++missing == 1) example[set] = element.Text();
       }
     };
     for (const auto* installed : {&elements_, &group_elements_}) {
       for (const auto& [name, pod] : *installed) {
-        pod.ForEach([&](const std::string& set, const std::string& element, const std::string&) {
+        pod.ForEach([&](const std::string& set, const Element& element, const std::string&) {
           expect(set, element);
         });
       }

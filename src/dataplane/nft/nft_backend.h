@@ -50,7 +50,7 @@ struct ObservedSet {
   bool interval = false;
   bool counter = false;
   std::string comment;
-  std::map<std::string, uint64_t> elements;  // canonical element -> packets counted (0 without counter)
+  std::map<Element, uint64_t> elements;  // element -> packets counted (0 without counter)
 };
 
 struct ObservedTable {

@@ -62,15 +62,6 @@ std::string ClassChain(const Dir& d, const Tier& t, const Family& f, uint64_t di
   return std::string(d.prefix) + "_" + t.set + "_c" + Hex(digest) + "_" + f.suffix;
 }
 
-std::string ProtoText(uint8_t p) {
-  if (p == policy::kIpProtoTcp) return "tcp";
-  if (p == policy::kIpProtoUdp) return "udp";
-  if (p == policy::kIpProtoSctp) return "sctp";
-  return std::to_string(p);
-}
-
-std::string Range(const std::string& first, const std::string& last);
-
 // One class's decisions of a tier for one family: its two maps (boxes
 // deciding every port of their protocols in `_all`, which needs no port, so
 // it also decides ICMP and other protocols; the others by port in `_port`)
@@ -95,16 +86,18 @@ TierClass RenderClass(const Dir& d, const Tier& t, const Family& f, const policy
              std::string("peer range . protocol range, every port: a class's ") + t.title +
                  " tier decisions (ClusterNetworkPolicy)",
              {}};
-  const std::string verdicts[2] = {" : goto " + TierChain(d, t, policy::TierAction::kAccept, f),
-                                   " : goto " + TierChain(d, t, policy::TierAction::kDeny, f)};
+  const std::string verdicts[2] = {TierChain(d, t, policy::TierAction::kAccept, f),
+                                   TierChain(d, t, policy::TierAction::kDeny, f)};
   for (const policy::DecisionBox& box : tier.boxes()) {
     if (box.peers.first.family() != f.family) continue;
-    std::string element = Range(box.peers.first.ToString(), box.peers.last.ToString()) + " . " +
-                          Range(ProtoText(box.protocol_first), ProtoText(box.protocol_last));
-    if (!box.all_ports())
-      element += " . " + Range(std::to_string(box.port_first), std::to_string(box.port_last));
-    element += verdicts[box.action == policy::TierAction::kAccept ? 0 : 1];
-    (box.all_ports() ? all : ports).elements.emplace(std::move(element), box.origin);
+    const Field peers = Field::Addresses(box.peers.first, box.peers.last);
+    const Field protocols = Field::Protos(box.protocol_first, box.protocol_last);
+    Element element =
+        box.all_ports() ? Element::Of({peers, protocols}, true)
+                        : Element::Of({peers, protocols, Field::Ports(box.port_first, box.port_last)}, true);
+    (box.all_ports() ? all : ports)
+        .elements.emplace(
+            std::move(element).Goto(verdicts[box.action == policy::TierAction::kAccept ? 0 : 1]), box.origin);
   }
   const std::string peer = std::string(f.match) + " " + d.peer_side;
   c.definition = "chain " + c.chain + " {\n\t\t" + peer + " . meta l4proto . th dport vmap @" + ports.name +
@@ -139,20 +132,16 @@ void ForEachClass(const policy::NodeProgram& program, Fn&& fn) {
   }
 }
 
-const char* ProtoName(api::Protocol p) {
+uint8_t ProtoNumber(api::Protocol p) {
   switch (p) {
     case api::Protocol::kTCP:
-      return "tcp";
+      return policy::kIpProtoTcp;
     case api::Protocol::kUDP:
-      return "udp";
+      return policy::kIpProtoUdp;
     case api::Protocol::kSCTP:
-      return "sctp";
+      return policy::kIpProtoSctp;
   }
-  return "tcp";
-}
-
-std::string Range(const std::string& first, const std::string& last) {
-  return first == last ? first : first + "-" + last;
+  return policy::kIpProtoTcp;
 }
 
 std::string Quoted(const std::string& s) {
@@ -294,7 +283,7 @@ class Renderer {
     sets_.push_back({std::move(name), std::move(type), interval, counter, std::move(comment), {}});
   }
 
-  using Members = std::map<std::string, std::string>;  // element -> origin
+  using Members = std::map<Element, std::string>;  // element -> origin
 
   // Where a set's elements go: the pod's own map when rendering one pod.
   Members& Target(const std::string& set) {
@@ -302,42 +291,43 @@ class Renderer {
     return sets_[index_.at(set)].elements;
   }
 
-  void Element(const std::string& set, std::string element, const std::string& origin) {
+  void Put(const std::string& set, Element element, const std::string& origin) {
     Target(set).emplace(std::move(element), origin);
   }
 
   void Pod(const std::string& name, const policy::LocalPod& pod) {
-    if (!pod.interface.empty()) Element("pod_ifaces", Quoted(pod.interface), name);
+    const Field iface = Field::Ifname(pod.interface);
+    if (!pod.interface.empty()) Put("pod_ifaces", Element::Of({iface}), name);
     for (const IpAddress& ip : pod.ips) {
+      const Element address = Element::Of({Field::Address(ip)});
       const Family& f = ip.is_v4() ? kFamilies[0] : kFamilies[1];
       const std::string s = std::string("_") + f.suffix;
       // Anti-spoofing needs the pod's interface; without one (unknown) the
       // address is not claimed, or the pod's own packets would be dropped. A
       // reserved pod's address is claimed with no interface allowed to use
       // it: nothing sends from it before the pod is wired.
-      if (!pod.interface.empty() || pod.reserved) Element("pods" + s, ip.ToString(), name);
+      if (!pod.interface.empty() || pod.reserved) Put("pods" + s, address, name);
       if (!pod.interface.empty() && !pod.reserved)
-        Element("pod_src" + s, Quoted(pod.interface) + " . " + ip.ToString(), name);
+        Put("pod_src" + s, Element::Of({iface, Field::Address(ip)}), name);
       for (const Dir& d : kDirs) {
         const DirectionProgram& dp = d.prefix[0] == 'i' ? pod.ingress : pod.egress;
         Decisions(d, f, ip, kTiers[0], dp.admin, name);
         Decisions(d, f, ip, kTiers[1], dp.baseline, name);
         if (!dp.isolated) continue;
         const std::string p = std::string(d.prefix) + "_";
-        Element(p + "isolated" + s, ip.ToString(), name);
-        Element(p + "denied" + s, ip.ToString(), name);
-        Element(p + "allowed" + s, ip.ToString(), name);
+        Put(p + "isolated" + s, address, name);
+        Put(p + "denied" + s, address, name);
+        Put(p + "allowed" + s, address, name);
         // Its group's chain, or straight to the allowed chain when a rule
         // lets everything through (that rule named).
         const std::optional<GroupKey> group = GroupOf(pod, d.prefix[0] == 'i', f.family);
         if (group) {
-          Element(p + "np" + s,
-                  ip.ToString() + " : goto " + GroupChain(group->ingress, f.family, groups_->ids.at(*group)),
-                  name);
+          Put(p + "np" + s,
+              Element(address).Goto(GroupChain(group->ingress, f.family, groups_->ids.at(*group))), name);
         } else {
           const auto all = std::find_if(dp.allow.begin(), dp.allow.end(),
                                         [](const Allowance& a) { return !a.peers && a.ports.empty(); });
-          Element(p + "np" + s, ip.ToString() + " : goto " + d.name + "_allowed_" + f.suffix, all->origin);
+          Put(p + "np" + s, Element(address).Goto(std::string(d.name) + "_allowed_" + f.suffix), all->origin);
         }
       }
     }
@@ -351,10 +341,10 @@ class Renderer {
     if (!tier.has(f.family)) return;
     const std::string p = std::string(d.prefix) + "_" + t.set;
     const std::string s = std::string("_") + f.suffix;
-    const std::string pod = ip.ToString();
-    Element(p + s, pod + " : goto " + ClassChain(d, t, f, tier.digest(f.family)), name);
-    Element(p + "_accepted" + s, pod, name);
-    Element(p + "_denied" + s, pod, name);
+    const Element pod = Element::Of({Field::Address(ip)});
+    Put(p + s, Element(pod).Goto(ClassChain(d, t, f, tier.digest(f.family))), name);
+    Put(p + "_accepted" + s, pod, name);
+    Put(p + "_denied" + s, pod, name);
   }
 
   // One allowance of a group, as elements of its sets (named `<chain>_exact`...).
@@ -364,52 +354,51 @@ class Renderer {
     if (!a.peers) {
       // (Everything allowed, no peers and no ports, has no group.)
       for (const PortSpan& span : a.ports) {
-        const std::string proto = ProtoName(span.protocol);
+        const Field proto = Field::Proto(ProtoNumber(span.protocol));
         if (span.first == 1 && span.last == 65535) {
-          Element(g + "anyproto", proto, origin);
+          Put(g + "anyproto", Element::Of({proto}), origin);
         } else if (span.first == span.last) {
-          Element(g + "anyexact", proto + " . " + std::to_string(span.first), origin);
+          Put(g + "anyexact", Element::Of({proto, Field::Port(span.first)}), origin);
         } else {
-          Box(g + "ranges", f, AnyAddress(f), {ProtoNumber(span.protocol), ProtoNumber(span.protocol)},
+          Box(g + "ranges", f, AnyAddress(f),
+              {Value128{ProtoNumber(span.protocol)}, Value128{ProtoNumber(span.protocol)}},
               {span.first, span.last}, origin);
         }
       }
       return;
     }
     const AddressSet& peers = program_.set(*a.peers);
-    // Per peer address, one element per port span: the sets are looked up and
-    // each span's text tail written once, not per element (a pod may have
-    // tens of thousands of elements).
+    // Per peer address, one element per port span: the sets are looked up
+    // once, not per element (a pod may have tens of thousands of elements).
     Members* all = all_ports ? &Target(g + "all") : nullptr;
-    std::vector<std::pair<Members*, std::string>> tails;  // per span; null set: a range (box)
+    std::vector<Members*> targets;  // per span; null: a range (box)
     for (const PortSpan& span : a.ports) {
-      const std::string proto = ProtoName(span.protocol);
       if (span.first == 1 && span.last == 65535) {
-        tails.emplace_back(&Target(g + "proto"), " . " + proto);
+        targets.push_back(&Target(g + "proto"));
       } else if (span.first == span.last) {
-        tails.emplace_back(&Target(g + "exact"), " . " + proto + " . " + std::to_string(span.first));
+        targets.push_back(&Target(g + "exact"));
       } else {
-        tails.emplace_back(nullptr, "");
+        targets.push_back(nullptr);
       }
     }
-    std::string pair;
     for (const IpAddress& peer : peers.addresses) {
       if (peer.family() != f.family) continue;
-      pair.assign(peer.ToString());
+      const Field address = Field::Address(peer);
       if (all_ports) {
-        all->emplace(pair, origin);
+        all->emplace(Element::Of({address}), origin);
         continue;
       }
       for (size_t k = 0; k < a.ports.size(); ++k) {
         const PortSpan& span = a.ports[k];
-        if (tails[k].first != nullptr) {
-          std::string element;
-          element.reserve(pair.size() + tails[k].second.size());
-          element.append(pair).append(tails[k].second);
-          tails[k].first->emplace(std::move(element), origin);
+        const Field proto = Field::Proto(ProtoNumber(span.protocol));
+        if (targets[k] != nullptr) {
+          targets[k]->emplace(span.first == span.last ? Element::Of({address, proto, Field::Port(span.first)})
+                                                      : Element::Of({address, proto}),
+                              origin);
         } else {
           Box(g + "ranges", f, {Value(peer), Value(peer)},
-              {ProtoNumber(span.protocol), ProtoNumber(span.protocol)}, {span.first, span.last}, origin);
+              {Value128{ProtoNumber(span.protocol)}, Value128{ProtoNumber(span.protocol)}},
+              {span.first, span.last}, origin);
         }
       }
     }
@@ -421,7 +410,8 @@ class Renderer {
         continue;
       }
       for (const PortSpan& span : a.ports) {
-        Box(g + "ranges", f, addresses, {ProtoNumber(span.protocol), ProtoNumber(span.protocol)},
+        Box(g + "ranges", f, addresses,
+            {Value128{ProtoNumber(span.protocol)}, Value128{ProtoNumber(span.protocol)}},
             {span.first, span.last}, origin);
       }
     }
@@ -450,36 +440,11 @@ class Renderer {
   static Span AnyAddress(const Family& f) {
     return {0, f.family == IpFamily::kV4 ? Value128{0xffffffffULL} : ~Value128{0}};
   }
-  static Value128 ProtoNumber(api::Protocol p) {
-    switch (p) {
-      case api::Protocol::kTCP:
-        return 6;
-      case api::Protocol::kUDP:
-        return 17;
-      case api::Protocol::kSCTP:
-        return 132;
-    }
-    return 6;
-  }
-
   void Box(const std::string& set, const Family& f, Span addresses, Span protos, Span ports,
            const std::string& origin) {
     BoxGroup& group = boxes_[set];
     group.family = &f;
     group.boxes.push_back({{addresses, protos, ports}, origin});
-  }
-
-  static std::string Text(const Family& f, int dim, Value128 v) {
-    if (dim == 0) {
-      if (f.family == IpFamily::kV4) return IpAddress::V4(static_cast<uint32_t>(v)).ToString();
-      return IpAddress::V6(static_cast<uint64_t>(v >> 64), static_cast<uint64_t>(v)).ToString();
-    }
-    if (dim == 1) {
-      if (v == 6) return "tcp";
-      if (v == 17) return "udp";
-      if (v == 132) return "sctp";
-    }
-    return std::to_string(static_cast<uint64_t>(v));
   }
 
   void EmitBoxes() {
@@ -524,7 +489,7 @@ class Renderer {
       }
       if (grew) std::sort(active.begin(), active.end());
       if (active.empty()) continue;
-      const std::string addresses = Range(Text(f, 0, first), Text(f, 0, last));
+      const Field addresses{f.family == IpFamily::kV4 ? FieldKind::kIpv4 : FieldKind::kIpv6, first, last, {}};
       std::vector<Value128> cuts[3];
       for (int d = 1; d < 3; ++d) {
         for (const size_t i : active) {
@@ -557,10 +522,9 @@ class Renderer {
             run_start = q;
             run_origin = cover;
           } else if (cover == nullptr && run_origin != nullptr) {
-            Element(set,
-                    addresses + " . " + Range(Text(f, 1, cuts[1][p]), Text(f, 1, end_of(1, p))) + " . " +
-                        Range(Text(f, 2, cuts[2][run_start]), Text(f, 2, end_of(2, q - 1))),
-                    run_origin->origin);
+            const Field protocols{FieldKind::kProto, cuts[1][p], end_of(1, p), {}};
+            const Field ports{FieldKind::kPort, cuts[2][run_start], end_of(2, q - 1), {}};
+            Put(set, Element::Of({addresses, protocols, ports}, true), run_origin->origin);
             run_origin = nullptr;
           }
         }
@@ -682,21 +646,16 @@ std::string ElementComment(const std::string& origin) {
   return "comment " + Comment(origin);
 }
 
-std::string_view ElementKey(std::string_view element) {
-  const size_t colon = element.find(" : ");
-  return colon == std::string_view::npos ? element : element.substr(0, colon);
+std::string CommentedElement(const Element& element, const std::string& origin) {
+  const std::string key = element.KeyText();
+  return key + " " + ElementComment(origin) + element.Text().substr(key.size());
 }
 
-std::string CommentedElement(std::string_view element, const std::string& origin) {
-  const std::string_view key = ElementKey(element);
-  return std::string(key) + " " + ElementComment(origin) + std::string(element.substr(key.size()));
+void ElementEdits::Delete(const std::string& set, const Element& element) {
+  items_[set].first.push_back(element.KeyOnly());
 }
 
-void ElementEdits::Delete(const std::string& set, const std::string& element) {
-  items_[set].first.push_back(element);
-}
-
-void ElementEdits::Add(const std::string& set, const std::string& element, const std::string& origin) {
+void ElementEdits::Add(const std::string& set, const Element& element, const std::string& origin) {
   items_[set].second.emplace_back(element, origin);
 }
 
@@ -706,10 +665,10 @@ std::vector<ElementEdit> ElementEdits::List() const {
   for (const auto& [set, edit] : items_) n += edit.first.size() + edit.second.size();
   out.reserve(n);
   for (const auto& [set, edit] : items_) {
-    for (const std::string& element : edit.first) out.push_back({set, element, {}, false});
+    for (const Element& element : edit.first) out.push_back({set, &element, {}, false});
   }
   for (const auto& [set, edit] : items_) {
-    for (const auto& [element, origin] : edit.second) out.push_back({set, element, origin, true});
+    for (const auto& [element, origin] : edit.second) out.push_back({set, &element, origin, true});
   }
   return out;
 }
@@ -730,7 +689,7 @@ std::string ElementEdits::Commands() const {
     out += "delete element " + table + " " + set + " { ";
     for (size_t i = 0; i < edit.first.size(); ++i) {
       out += (i ? ", " : "");
-      out += ElementKey(edit.first[i]);
+      out += edit.first[i].KeyText();
     }
     out += " }\n";
   }
@@ -742,12 +701,6 @@ std::string ElementEdits::Commands() const {
     }
     out += " }\n";
   }
-  return out;
-}
-
-std::string ElementText(const std::vector<std::string>& fields) {
-  std::string out;
-  for (size_t i = 0; i < fields.size(); ++i) out += (i ? " . " : "") + fields[i];
   return out;
 }
 
@@ -1223,13 +1176,14 @@ std::vector<CounterSet> CounterSets() {
   return out;
 }
 
-ConnectionCount CountOf(const CounterSet& set, const std::string& element, uint64_t packets) {
+ConnectionCount CountOf(const CounterSet& set, const Element& element, uint64_t packets) {
   ConnectionCount count;
   count.direction = set.direction;
   count.decider = set.decider;
   count.allowed = set.allowed;
   count.connections = packets;
-  if (Result<IpAddress> ip = IpAddress::Parse(element)) count.pod = *ip;
+  if (const Field f = element.field(0); f.kind == FieldKind::kIpv4 || f.kind == FieldKind::kIpv6)
+    count.pod = f.FirstAddress();
   return count;
 }
 

@@ -48,8 +48,9 @@
 //     backend's, nft_backend.cpp). Groups come and go the same way, with
 //     the pods that use them.
 //
-// Elements are kept as canonical text (the form `nft` prints and parses), keyed
-// to the origin ("shop/db ingress[0]") that becomes the element's comment.
+// Elements are typed (element.h), each with its origin ("shop/db ingress[0]"),
+// which becomes the element's comment. Text is written only for nft commands,
+// goldens and --show.
 #pragma once
 
 #include <cstdint>
@@ -62,6 +63,7 @@
 #include <vector>
 
 #include "dataplane/backend.h"
+#include "dataplane/nft/element.h"
 #include "policy/compiled.h"
 
 namespace netpol::dataplane::nft {
@@ -89,7 +91,7 @@ struct NftSet {
   bool interval = false;
   bool counter = false;  // per-element counters
   std::string comment;
-  std::map<std::string, std::string> elements;  // canonical element -> origin comment
+  std::map<Element, std::string> elements;  // element -> origin comment
 };
 
 // A chain shared by pods: one class's chain of a tier for one family, with
@@ -157,7 +159,7 @@ NftRuleset RenderRuleset(const policy::NodeProgram& program, const NftOptions& o
 TierClass RenderGroup(const GroupKey& key, uint32_t id, const policy::NodeProgram& program,
                       const NftOptions& options, bool elements = true);
 // Only a group's elements, per set name.
-using PodElements = std::map<std::string, std::map<std::string, std::string>>;
+using PodElements = std::map<std::string, std::map<Element, std::string>>;
 PodElements RenderGroupElements(const GroupKey& key, uint32_t id, const policy::NodeProgram& program);
 
 // The class chains `program` needs (names only: cheap, no elements rendered).
@@ -215,7 +217,7 @@ std::optional<PodEdits> RenderGroupMemberChange(const GroupKey& before,
 // other); else nullopt: render the group whole. An element a lost allowance
 // named and a kept one still allows is re-commented.
 // `installed` gives an installed element's origin (null: not installed).
-using InstalledLookup = std::function<const std::string*(const std::string& set, const std::string& element)>;
+using InstalledLookup = std::function<const std::string*(const std::string& set, const Element& element)>;
 std::optional<PodEdits> RenderGroupAllowanceChange(const GroupKey& before,
                                                    const policy::NodeProgram& before_program,
                                                    const GroupKey& after,
@@ -229,25 +231,22 @@ std::string TableDefinition(const NftRuleset& ruleset);
 std::string ElementComment(const std::string& origin);
 // An element with its comment, where nft wants it: after the key, before a
 // map element's value ("1.2.3.4 . tcp comment \"x\" : goto c").
-std::string CommentedElement(std::string_view element, const std::string& origin);
-// A map element's key ("1.2.3.4 . tcp" of "1.2.3.4 . tcp : goto c"); a set
-// element is its own key.
-std::string_view ElementKey(std::string_view element);
+std::string CommentedElement(const Element& element, const std::string& origin);
 
 // Element edits gathered per set, written as one transaction's commands:
 // every delete before any add, since an interval set must never hold
 // overlapping elements.
 struct ElementEdit {
   std::string_view set;
-  std::string_view element;
+  const Element* element = nullptr;
   std::string_view origin;  // "" for deletes
   bool add = false;
 };
 
 class ElementEdits {
  public:
-  void Delete(const std::string& set, const std::string& element);
-  void Add(const std::string& set, const std::string& element, const std::string& origin);
+  void Delete(const std::string& set, const Element& element);
+  void Add(const std::string& set, const Element& element, const std::string& origin);
   std::string Commands() const;
   // The same edits, one by one, in the order Commands() applies them: views
   // into this object (no element is copied), valid while it is unchanged.
@@ -255,7 +254,7 @@ class ElementEdits {
   bool empty() const { return items_.empty(); }
 
  private:
-  std::map<std::string, std::pair<std::vector<std::string>, std::vector<std::pair<std::string, std::string>>>>
+  std::map<std::string, std::pair<std::vector<Element>, std::vector<std::pair<Element, std::string>>>>
       items_;  // set -> (deleted elements, added (element, origin))
 };
 
@@ -264,9 +263,6 @@ std::vector<NftSet> SetLayout(const NftOptions& options);
 
 // The comment text nftables keeps for an origin (clamped to its 128 bytes).
 std::string CommentText(const std::string& origin);
-
-// Element text as nft writes it: "198.18.0.1 . tcp . 80", "198.18.0.0-198.18.0.255 . tcp . 80-90".
-std::string ElementText(const std::vector<std::string>& fields);
 
 // What the log prefix a rule of this ruleset wrote says ("netpol ingress
 // admin deny "): fills the packet's direction, verdict and decider.
@@ -282,7 +278,7 @@ struct CounterSet {
   bool allowed;
 };
 std::vector<CounterSet> CounterSets();
-// An element of `set` as listed ("198.18.1.5") with its packet counter.
-ConnectionCount CountOf(const CounterSet& set, const std::string& element, uint64_t packets);
+// An element of `set` as listed (a pod address) with its packet counter.
+ConnectionCount CountOf(const CounterSet& set, const Element& element, uint64_t packets);
 
 }  // namespace netpol::dataplane::nft
