@@ -128,6 +128,14 @@ TEST(ElementTest, BytesThatDoNotFitAreRejected) {
   EXPECT_THAT(Element::FromKernel(std::vector{FieldKind::kPort}, std::string("\0\x50\x01\0", 4), {}),
               IsError(ErrorCode::kInvalidArgument));
   EXPECT_THAT(Element::FromKernel({}, "", {}), IsError(ErrorCode::kInvalidArgument));
+  // An interface name of 16 bytes has no room for its NUL; bytes after the NUL are not a name's.
+  const std::vector<FieldKind> ifname{FieldKind::kIfname};
+  EXPECT_THAT(Element::FromKernel(ifname, std::string(16, 'a'), {}),
+              IsError(ErrorCode::kInvalidArgument, HasSubstr("interface name")));
+  EXPECT_THAT(Element::FromKernel(ifname, std::string("eth0\0x", 6) + std::string(10, '\0'), {}),
+              IsError(ErrorCode::kInvalidArgument));
+  EXPECT_EQ(Element::FromKernel(ifname, std::string("eth0") + std::string(12, '\0'), {}).value(),
+            Element::Of({Field::Ifname("eth0")}));
   EXPECT_THAT(Element::FromKernel(v4, std::string(12, '\0'), std::string(4, '\0')),
               IsError(ErrorCode::kInvalidArgument));
 }

@@ -164,6 +164,19 @@ Result<Element> Element::FromKernel(std::span<const FieldKind> kinds, std::strin
   if (!fits(key) || (!key_end.empty() && !fits(key_end)))
     return InvalidArgument("a key of " + std::to_string(key.size()) + " bytes where " + std::to_string(size) +
                            " were expected");
+  // An interface name ends in NUL, and only NULs follow it (as Of writes it).
+  for (const std::string_view bytes : {key, key_end}) {
+    size_t offset = 0;
+    for (const FieldKind kind : kinds) {
+      if (kind == FieldKind::kIfname && !bytes.empty()) {
+        const std::string_view name = bytes.substr(offset, 16);
+        const size_t nul = name.find('\0');
+        if (nul == std::string_view::npos || name.find_first_not_of('\0', nul) != std::string_view::npos)
+          return InvalidArgument("an interface name of more than 15 bytes, or bytes after its end");
+      }
+      offset += FieldSize(kind, kinds.size() > 1);
+    }
+  }
   std::string data;
   AppendHeader(static_cast<uint16_t>(Header(kinds, !key_end.empty()) | static_cast<uint16_t>(verdict)
                                                                            << kVerdictShift),
