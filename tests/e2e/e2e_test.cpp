@@ -648,6 +648,8 @@ TEST(IncrementalGroupsTest, RandomChangesEqualAFreshTable) {
   int steps = 0;
   int in_place = 0;  // steps that edited some group's sets without creating or deleting chains
   int in_steps = 0;  // steps that created or deleted chains in three transactions (the elements batched)
+  int ranged = 0;      // interval elements read back both ways
+  int dispatched = 0;  // map elements read back both ways
   for (uint64_t seed = 0; seed < 30; ++seed) {
     auto incremental = dataplane::nft::NftBackend::Create({a, {}});
     auto fresh = dataplane::nft::NftBackend::Create({b, {}});
@@ -672,6 +674,17 @@ TEST(IncrementalGroupsTest, RandomChangesEqualAFreshTable) {
       EXPECT_TRUE((*incremental)->Verify().value_or(std::vector<std::string>{"unreadable"}).empty());
       const auto after = (*incremental)->Observe();
       ASSERT_TRUE(after.ok());
+      // The netlink dumps read what nft's own JSON listing reads.
+      const auto through_json = (*incremental)->ObserveThroughJson();
+      ASSERT_TRUE(through_json.ok()) << through_json.error().message();
+      ASSERT_EQ(after->sets.size(), through_json->sets.size());
+      for (const auto& [name, set] : after->sets) {
+        ASSERT_EQ(set.elements, through_json->sets.at(name).elements) << "seed " << seed << " set " << name;
+        for (const auto& [element, packets] : set.elements) {
+          ranged += element.ranged() ? 1 : 0;
+          dispatched += element.verdict() == dataplane::nft::Verdict::kGoto ? 1 : 0;
+        }
+      }
       if (step > 0 && before->chains != after->chains && applied->batched) ++in_steps;
       if (step > 0 && before->chains == after->chains) {
         for (const auto& [name, set] : after->sets) {
@@ -732,6 +745,8 @@ TEST(IncrementalGroupsTest, RandomChangesEqualAFreshTable) {
   EXPECT_GT(steps, 80);
   EXPECT_GT(in_place, 5) << "groups edited in place, so the equality above covers them";
   EXPECT_GT(in_steps, 5) << "groups created and deleted around a batch, so the equality covers that too";
+  EXPECT_GT(ranged, 10) << "interval elements compared between dumps and JSON";
+  EXPECT_GT(dispatched, 10) << "verdict map elements compared between dumps and JSON";
 }
 
 }  // namespace

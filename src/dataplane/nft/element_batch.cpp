@@ -2,6 +2,8 @@
 
 #include <libmnl/libmnl.h>
 #include <libnftnl/common.h>
+#include <libnftnl/expr.h>
+#include <libnftnl/gen.h>
 #include <libnftnl/set.h>
 #include <libnftnl/udata.h>
 #include <linux/netfilter.h>
@@ -188,6 +190,153 @@ Status ElementBatcher::Send(const std::vector<ElementEdit>& edits,
   if (!error.empty())
     return FailedPrecondition("nftables rejected the element batch; nothing was changed: " + error);
   return Ok();
+}
+
+namespace {
+
+struct DumpState {
+  const std::vector<FieldKind>* kinds;
+  std::map<Element, uint64_t>* out;
+  Status error = Ok();
+};
+
+Verdict VerdictOf(int32_t code) {
+  switch (code) {
+    case NFT_GOTO:
+      return Verdict::kGoto;
+    case NFT_JUMP:
+      return Verdict::kJump;
+    case NF_ACCEPT:
+      return Verdict::kAccept;
+    case NF_DROP:
+      return Verdict::kDrop;
+    case NFT_RETURN:
+      return Verdict::kReturn;
+    default:
+      return Verdict::kContinue;
+  }
+}
+
+int CounterPackets(nftnl_expr* expr, void* data) {
+  const char* name = nftnl_expr_get_str(expr, NFTNL_EXPR_NAME);
+  if (name != nullptr && std::string_view(name) == "counter")
+    *static_cast<uint64_t*>(data) = nftnl_expr_get_u64(expr, NFTNL_EXPR_CTR_PACKETS);
+  return 0;
+}
+
+std::string_view Bytes(nftnl_set_elem* e, uint16_t attr) {
+  if (!nftnl_set_elem_is_set(e, attr)) return {};
+  uint32_t length = 0;
+  const void* data = nftnl_set_elem_get(e, attr, &length);
+  return {static_cast<const char*>(data), length};
+}
+
+// One element of a dump, into the state's map.
+int AddElement(nftnl_set_elem* e, void* data) {
+  auto& state = *static_cast<DumpState*>(data);
+  if (nftnl_set_elem_is_set(e, NFTNL_SET_ELEM_FLAGS) &&
+      (nftnl_set_elem_get_u32(e, NFTNL_SET_ELEM_FLAGS) &
+       (NFT_SET_ELEM_INTERVAL_END | NFT_SET_ELEM_CATCHALL)) != 0) {
+    state.error = InvalidArgument("an interval end or catch-all element, which netpol never adds");
+    return -1;
+  }
+  Verdict verdict = Verdict::kNone;
+  std::string_view chain;
+  if (nftnl_set_elem_is_set(e, NFTNL_SET_ELEM_VERDICT)) {
+    verdict = VerdictOf(static_cast<int32_t>(nftnl_set_elem_get_u32(e, NFTNL_SET_ELEM_VERDICT)));
+    if (nftnl_set_elem_is_set(e, NFTNL_SET_ELEM_CHAIN))
+      chain = nftnl_set_elem_get_str(e, NFTNL_SET_ELEM_CHAIN);
+  }
+  Result<Element> element = Element::FromKernel(*state.kinds, Bytes(e, NFTNL_SET_ELEM_KEY),
+                                                Bytes(e, NFTNL_SET_ELEM_KEY_END), verdict, chain);
+  if (!element) {
+    state.error = std::move(element).error();
+    return -1;
+  }
+  uint64_t packets = 0;
+  nftnl_set_elem_expr_foreach(e, CounterPackets, &packets);
+  state.out->emplace(std::move(*element), packets);
+  return 0;
+}
+
+// One message of a dump: its elements decoded at once, so a big set never
+// sits in libnftnl's structures whole.
+int DumpMessage(const nlmsghdr* nlh, void* data) {
+  auto& state = *static_cast<DumpState*>(data);
+  std::unique_ptr<nftnl_set, SetDeleter> set(nftnl_set_alloc());
+  if (nftnl_set_elems_nlmsg_parse(nlh, set.get()) < 0) {
+    state.error = Internal("cannot read a set element message");
+    return MNL_CB_ERROR;
+  }
+  return nftnl_set_elem_foreach(set.get(), AddElement, &state) < 0 ? MNL_CB_ERROR : MNL_CB_OK;
+}
+
+}  // namespace
+
+Result<std::map<Element, uint64_t>> ElementBatcher::Elements(const std::string& set,
+                                                             const std::vector<FieldKind>& kinds) {
+  std::vector<char> buffer(size_t{1} << 16);
+  const uint32_t seq = sequence_++;
+  nlmsghdr* nlh =
+      nftnl_nlmsg_build_hdr(buffer.data(), NFT_MSG_GETSETELEM, NFPROTO_INET, uint16_t{NLM_F_DUMP}, seq);
+  {
+    std::unique_ptr<nftnl_set, SetDeleter> request(nftnl_set_alloc());
+    nftnl_set_set_str(request.get(), NFTNL_SET_TABLE, kTableName);
+    nftnl_set_set_str(request.get(), NFTNL_SET_NAME, set.c_str());
+    nftnl_set_elems_nlmsg_build_payload(nlh, request.get());
+  }
+  if (mnl_socket_sendto(socket_, nlh, nlh->nlmsg_len) < 0)
+    return Unavailable(std::string("asking for set " + set + ": ") + std::strerror(errno));
+  std::map<Element, uint64_t> out;
+  DumpState state{&kinds, &out};
+  const unsigned port = mnl_socket_get_portid(socket_);
+  for (;;) {
+    const ssize_t n = mnl_socket_recvfrom(socket_, buffer.data(), buffer.size());
+    if (n < 0) return Unavailable("reading set " + set + ": " + std::strerror(errno));
+    const int rc = mnl_cb_run(buffer.data(), static_cast<size_t>(n), seq, port, DumpMessage, &state);
+    if (rc == MNL_CB_STOP) break;
+    if (rc == MNL_CB_ERROR) {
+      const int err = errno;
+      if (state.error.ok() && err == ENOENT)
+        return NotFound("no set " + set + " in table " + std::string(kTableName));
+      if (!state.error.ok()) {
+        // The kernel goes on with the dump: read the rest off, so that the
+        // socket's next answer is its own.
+        for (;;) {
+          const ssize_t more = mnl_socket_recvfrom(socket_, buffer.data(), buffer.size());
+          if (more <= 0 ||
+              mnl_cb_run(buffer.data(), static_cast<size_t>(more), seq, port, nullptr, nullptr) <= 0)
+            break;
+        }
+        return std::move(state.error).error().WithContext("reading set " + set);
+      }
+      return Unavailable("reading set " + set + ": " + std::strerror(err));
+    }
+  }
+  return out;
+}
+
+Result<uint32_t> ElementBatcher::Generation() {
+  std::vector<char> buffer(static_cast<size_t>(MNL_SOCKET_BUFFER_SIZE));
+  const uint32_t seq = sequence_++;
+  nlmsghdr* nlh = nftnl_nlmsg_build_hdr(buffer.data(), NFT_MSG_GETGEN, AF_UNSPEC, 0, seq);
+  if (mnl_socket_sendto(socket_, nlh, nlh->nlmsg_len) < 0)
+    return Unavailable(std::string("asking for the ruleset's generation: ") + std::strerror(errno));
+  std::unique_ptr<nftnl_gen, void (*)(const nftnl_gen*)> gen(nftnl_gen_alloc(), nftnl_gen_free);
+  const auto parse = [](const nlmsghdr* reply, void* data) {
+    return nftnl_gen_nlmsg_parse(reply, static_cast<nftnl_gen*>(data)) < 0 ? MNL_CB_ERROR : MNL_CB_STOP;
+  };
+  const unsigned port = mnl_socket_get_portid(socket_);
+  for (;;) {
+    const ssize_t n = mnl_socket_recvfrom(socket_, buffer.data(), buffer.size());
+    if (n < 0) return Unavailable(std::string("reading the ruleset's generation: ") + std::strerror(errno));
+    const int rc = mnl_cb_run(buffer.data(), static_cast<size_t>(n), seq, port, parse, gen.get());
+    if (rc == MNL_CB_ERROR)
+      return Unavailable(std::string("reading the ruleset's generation: ") + std::strerror(errno));
+    if (rc == MNL_CB_STOP) break;
+  }
+  if (!nftnl_gen_is_set(gen.get(), NFTNL_GEN_ID)) return Internal("the kernel gave no ruleset generation");
+  return nftnl_gen_get_u32(gen.get(), NFTNL_GEN_ID);
 }
 
 }  // namespace netpol::dataplane::nft

@@ -33,6 +33,9 @@ bool Batchable(const std::vector<ElementEdit>& edits, const std::map<std::string
 // A netfilter netlink socket in one namespace, kept open: closing one right
 // after a transaction that deleted elements waits for the kernel to finish
 // freeing them (12-17 ms measured), so the sender lives as long as the backend.
+// It also reads sets back: a dump's elements are the kernel's bytes, decoded
+// straight into Elements (no JSON, no text; the listing of a big table through
+// libnftables cost its owner over a second at a restart).
 class ElementBatcher {
  public:
   [[nodiscard]] static Result<ElementBatcher> Open(const std::string& netns);
@@ -41,6 +44,16 @@ class ElementBatcher {
   ~ElementBatcher();
 
   Status Send(const std::vector<ElementEdit>& edits, const std::map<std::string, NftSet>& layout);
+
+  // Every element of `set` in netpol's table, keys of `kinds`, with the
+  // packets its counter counted (0 without one). NotFound without the set; an
+  // error for an element no Element holds (an interval's end of a set that is
+  // no concatenation: netpol makes none).
+  [[nodiscard]] Result<std::map<Element, uint64_t>> Elements(const std::string& set,
+                                                             const std::vector<FieldKind>& kinds);
+  // The ruleset's generation: it changes with every commit, so a reading made
+  // of several dumps is one state when the generation before and after agree.
+  [[nodiscard]] Result<uint32_t> Generation();
 
  private:
   explicit ElementBatcher(mnl_socket* socket) : socket_(socket) {}

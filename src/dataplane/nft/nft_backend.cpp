@@ -368,7 +368,8 @@ NftBackend::NftBackend(NftBackendOptions options) : options_(std::move(options))
 
 NftBackend::~NftBackend() = default;
 
-Result<std::string> NftBackend::Run(const std::string& commands, bool json_output, bool transaction) {
+Result<std::string> NftBackend::Run(const std::string& commands, bool json_output, bool transaction,
+                                    bool elements) {
   NETPOL_ASSIGN_OR_RETURN(NetnsGuard guard, NetnsGuard::Enter(options_.netns), "running nftables");
   std::optional<NftContext> listing;
   if (transaction && transactions_ == nullptr) transactions_ = std::make_unique<NftContext>();
@@ -377,8 +378,13 @@ Result<std::string> NftBackend::Run(const std::string& commands, bool json_outpu
     transactions_.reset();
     return Internal("cannot create a libnftables context");
   }
-  // Listings in JSON give protocols as numbers: what an element's field holds.
-  nft_ctx_output_set_flags(ctx, json_output ? NFT_CTX_OUTPUT_JSON | NFT_CTX_OUTPUT_NUMERIC_PROTO : 0);
+  // Listings in JSON give protocols as numbers (what an element's field
+  // holds) and, unless asked for, no set elements: those are read by netlink
+  // dumps (ReadElements), without libnftables' JSON and its cache.
+  unsigned flags = 0;
+  if (json_output)
+    flags = NFT_CTX_OUTPUT_JSON | NFT_CTX_OUTPUT_NUMERIC_PROTO | (elements ? 0 : NFT_CTX_OUTPUT_TERSE);
+  nft_ctx_output_set_flags(ctx, flags);
   const int rc = nft_run_cmd_from_buffer(ctx, commands.c_str());
   const char* out = nft_ctx_get_output_buffer(ctx);
   const char* err = nft_ctx_get_error_buffer(ctx);
@@ -396,8 +402,54 @@ Result<std::string> NftBackend::Run(const std::string& commands, bool json_outpu
   return output;
 }
 
+Status NftBackend::OpenBatcher() {
+  if (batcher_) return Ok();
+  NETPOL_ASSIGN_OR_RETURN(ElementBatcher opened, ElementBatcher::Open(options_.netns),
+                          "opening a netlink socket");
+  batcher_ = std::move(opened);
+  return Ok();
+}
+
+Status NftBackend::ReadElements(ObservedTable& table) {
+  NETPOL_RETURN_IF_ERROR(OpenBatcher(), "reading elements");
+  for (auto& [name, set] : table.sets) {
+    // A set of a type netpol never makes is found by its name or its type;
+    // its elements are not read.
+    const Result<std::vector<FieldKind>> kinds = KindsOf(set.type);
+    if (!kinds) continue;
+    NETPOL_ASSIGN_OR_RETURN(set.elements, batcher_->Elements(name, *kinds), "reading the elements");
+  }
+  return Ok();
+}
+
 Result<ObservedTable> NftBackend::Observe() {
-  Result<std::string> listing = Run("list table " + kTable, true);
+  // The listing (chains, rules, set shapes) and the sets' dumps are separate
+  // reads: they are one state when no commit came between them, which the
+  // ruleset's generation tells.
+  constexpr int kAttempts = 5;
+  for (int attempt = 1;; ++attempt) {
+    NETPOL_RETURN_IF_ERROR(OpenBatcher(), "listing table " + kTable);
+    NETPOL_ASSIGN_OR_RETURN(const uint32_t before, batcher_->Generation(), "listing table " + kTable);
+    Result<std::string> listing = Run("list table " + kTable, true);
+    if (!listing) {
+      if (listing.error().code() == ErrorCode::kNotFound) return ObservedTable{};
+      return std::move(listing).error().WithContext("listing table " + kTable);
+    }
+    NETPOL_ASSIGN_OR_RETURN(ObservedTable table, ParseListing(*listing), "listing table " + kTable);
+    Status read = ReadElements(table);
+    NETPOL_ASSIGN_OR_RETURN(const uint32_t after, batcher_->Generation(), "listing table " + kTable);
+    if (before == after) {
+      NETPOL_RETURN_IF_ERROR(std::move(read), "listing table " + kTable);
+      return table;
+    }
+    if (attempt == kAttempts)
+      return Unavailable("listing table " + kTable + ": the ruleset changed during each of " +
+                         std::to_string(kAttempts) + " readings");
+  }
+}
+
+Result<ObservedTable> NftBackend::ObserveThroughJson() {
+  Result<std::string> listing = Run("list table " + kTable, true, false, true);
   if (!listing) {
     if (listing.error().code() == ErrorCode::kNotFound) return ObservedTable{};
     return std::move(listing).error().WithContext("listing table " + kTable);
@@ -411,6 +463,7 @@ Result<ObservedSet> NftBackend::ObserveSet(const std::string& name) {
   NETPOL_ASSIGN_OR_RETURN(ObservedTable table, ParseListing(listing), "listing set " + name);
   const auto it = table.sets.find(name);
   if (it == table.sets.end()) return NotFound("no set " + name + " in table " + kTable);
+  NETPOL_RETURN_IF_ERROR(ReadElements(table), "listing set " + name);
   return std::move(it->second);
 }
 
@@ -649,11 +702,7 @@ Status NftBackend::SendSteps(ClassSteps& steps) {
     ++steps.committed;
   }
   if (!steps.batch.empty()) {
-    if (!batcher_) {
-      NETPOL_ASSIGN_OR_RETURN(ElementBatcher opened, ElementBatcher::Open(options_.netns),
-                              "batching elements");
-      batcher_ = std::move(opened);
-    }
+    NETPOL_RETURN_IF_ERROR(OpenBatcher(), "batching elements");
     NETPOL_RETURN_IF_ERROR(batcher_->Send(steps.batch, layout_), "sending elements");
     ++steps.committed;
   }
@@ -747,15 +796,8 @@ Result<ApplyStats> NftBackend::ApplyImpl(const policy::NodeProgram& program, pol
     if (steps) {
       done = SendSteps(*steps);
     } else if (!batch.empty()) {
-      if (!batcher_) {
-        Result<ElementBatcher> opened = ElementBatcher::Open(options_.netns);
-        if (opened) {
-          batcher_ = std::move(*opened);
-        } else {
-          done = std::move(opened).error();
-        }
-      }
-      if (batcher_) done = batcher_->Send(batch, layout_);
+      done = OpenBatcher();
+      if (done.ok()) done = batcher_->Send(batch, layout_);
       change.stats.batched = true;
     } else if (Result<std::string> ran = Run(change.stats.commands, false, true); !ran) {
       done = std::move(ran).error();

@@ -98,7 +98,12 @@ class NftBackend final : public Backend {
   // namespace, each packet's prefix read (ReadLogPrefix).
   Result<std::unique_ptr<PacketFeed>> WatchPackets() override;
 
+  // The table as the kernel has it: chains, rules and set shapes from a
+  // libnftables listing, every set's elements from a netlink dump.
   Result<ObservedTable> Observe();
+  // The same, elements and all, from `nft -j list table` alone (slower: the
+  // cross-check of the dumps, in tests).
+  Result<ObservedTable> ObserveThroughJson();
   // One set as the kernel has it now, with its elements' packet counters
   // (the per-pod drop counters of `in_denied_v4` and friends, for metrics).
   Result<ObservedSet> ObserveSet(const std::string& name);
@@ -137,7 +142,12 @@ class NftBackend final : public Backend {
   std::optional<std::string> ChangedRule(const std::string& chain, const ObservedTable& observed) const;
   // A listing (`transaction` false) gets a libnftables context of its own; a
   // transaction runs on the kept one.
-  Result<std::string> Run(const std::string& commands, bool json, bool transaction = false);
+  // JSON listings leave set elements out unless `elements`.
+  Result<std::string> Run(const std::string& commands, bool json, bool transaction = false,
+                          bool elements = false);
+  Status OpenBatcher();
+  // Every set's elements of `table` (a listing without them), by netlink dumps.
+  Status ReadElements(ObservedTable& table);
   Result<Change> Prepare(const policy::NodeProgram& program);
   // `owned`, when given, is `program` itself and may be moved from once applied.
   Result<ApplyStats> ApplyImpl(const policy::NodeProgram& program, policy::NodeProgram* owned);
