@@ -57,8 +57,7 @@ class IpamAllocator final : public AddressAllocator {
 }  // namespace
 
 void Agent::Impl::CheckDataplane(std::unique_lock<std::mutex>& lock) {
-  std::vector<std::string> noticed = std::exchange(drift_notes, {});
-  const bool notified = std::exchange(drift_noticed, false);
+  const DriftWatch::Notes noticed = drift.Take();
   lock.unlock();
   Result<std::vector<std::string>> found = backend->Verify();
   lock.lock();
@@ -67,51 +66,51 @@ void Agent::Impl::CheckDataplane(std::unique_lock<std::mutex>& lock) {
     return;
   }
   if (found->empty()) {
-    if (notified) {
-      log(LogLevel::kDebug, "others changed nftables; the agent's rules are intact", {{"noticed", noticed}});
+    if (noticed.notified) {
+      log(LogLevel::kDebug, "others changed nftables; the agent's rules are intact",
+          {{"noticed", noticed.what}});
     }
     return;
   }
   log(LogLevel::kWarn, "the dataplane was changed behind the agent; restoring it",
       {{"found", *found},
-       {"noticed", noticed},
-       {"how", notified ? "change notification" : "periodic read-back"}});
-  if (!repairing_since) repairing_since = notified ? drift_noticed_at : Clock::now();
+       {"noticed", noticed.what},
+       {"how", noticed.notified ? "change notification" : "periodic read-back"}});
+  drift.RepairFrom(noticed.notified ? noticed.at : Clock::now());
   state.Want();
 }
 
 bool Agent::Impl::ProgramFailed(const Error& error, Clock::time_point started, int& drift_retries,
                                 std::unique_lock<std::mutex>& lock) {
   lock.unlock();
-  Result<std::vector<std::string>> drift = backend->Verify();
+  Result<std::vector<std::string>> found = backend->Verify();
   lock.lock();
-  if (drift && !drift->empty() && ++drift_retries <= 3) {
+  if (found && !found->empty() && ++drift_retries <= 3) {
     log(LogLevel::kWarn, "the dataplane was changed behind the agent while it programmed; restoring it",
-        {{"found", *drift}, {"error", error.message()}});
-    if (!repairing_since) repairing_since = started;
+        {{"found", *found}, {"error", error.message()}});
+    drift.RepairFrom(started);
     return true;
   }
   ++stats.failures;
-  if (drift) {
+  if (found) {
     log(LogLevel::kError, "programming the dataplane failed; the previous rules stay in force",
         {{"error", error.message()}});
   } else {
     log(LogLevel::kError, "programming the dataplane failed, and its rules cannot be read back",
-        {{"error", error.message()}, {"read_back", drift.error().message()}});
+        {{"error", error.message()}, {"read_back", found.error().message()}});
   }
   return false;
 }
 
 void Agent::Impl::ProgramDone(const NodeState::Turn& turn) {
   const dataplane::ApplyStats& done = *turn.done;
-  if (repairing_since) {
+  if (const std::optional<Clock::time_point> since = drift.Repaired()) {
     ++stats.repairs;
     log(LogLevel::kInfo, "dataplane restored",
-        {{"ms", Ms(turn.applied - *repairing_since)},
+        {{"ms", Ms(turn.applied - *since)},
          {"added", done.added},
          {"removed", done.removed},
          {"rebuilt", done.created}});
-    repairing_since.reset();
   }
   program_times = {turn.started, turn.compiled, turn.applied};
   stats.last_change_at = turn.wanted_at;
@@ -153,13 +152,13 @@ void Agent::Impl::ProgramLoop(const std::atomic<bool>& stop) {
   while (!stop.load()) {
     // A change may have come while the lock was free (during Apply): check first.
     changed.wait_for(lock, std::chrono::milliseconds(200), [&] {
-      return stop.load() || (state.Synced() &&
-                             ((state.Due() && Clock::now() >= retry_at) || (stats.synced && drift_noticed)));
+      return stop.load() || (state.Synced() && ((state.Due() && Clock::now() >= retry_at) ||
+                                                (stats.synced && drift.noticed())));
     });
     liveness->Beat(program_beat);
     // Others' changes to the rules: announced by the kernel, or found by
     // reading them back now and then. Only once something is in force.
-    if (stats.synced && (drift_noticed || Clock::now() >= check_at)) {
+    if (stats.synced && (drift.noticed() || Clock::now() >= check_at)) {
       check_at = Clock::now() + options.dataplane_check_interval;
       CheckDataplane(lock);
     }
@@ -194,9 +193,7 @@ void Agent::Impl::DriftLoop(const std::atomic<bool>& stop, dataplane::ChangeFeed
     }
     if (next->empty()) continue;
     std::lock_guard lock(mu);
-    if (!drift_noticed) drift_noticed_at = Clock::now();
-    drift_noticed = true;
-    drift_notes.insert(drift_notes.end(), next->begin(), next->end());
+    drift.Notice(*next, Clock::now());
     changed.notify_all();
   }
 }
@@ -249,7 +246,7 @@ class Watcher final : public kube::ObjectListWatchHandler {
   }
   void OnListEnd() override {
     std::lock_guard lock(agent_.mu);
-    agent_.watch_health[kind_].last_success = Clock::now();
+    agent_.watch_health.Succeeded(kind_, Clock::now());
     agent_.state.OnListEnd(kind_);
     agent_.changed.notify_all();
     absent_ = false;
@@ -257,13 +254,13 @@ class Watcher final : public kube::ObjectListWatchHandler {
   }
   void OnEvent(const std::string& type, api::ApiItem& item) override {
     std::lock_guard lock(agent_.mu);
-    agent_.watch_health[kind_].last_success = Clock::now();
+    agent_.watch_health.Succeeded(kind_, Clock::now());
     agent_.state.OnObject(kind_, type, item);
     agent_.changed.notify_all();
   }
   void OnWatching() override {
     std::lock_guard lock(agent_.mu);
-    agent_.watch_health[kind_].last_success = Clock::now();
+    agent_.watch_health.Succeeded(kind_, Clock::now());
   }
   // An optional kind the cluster does not serve (no ClusterNetworkPolicy CRD:
   // 404) or does not let us read (403): said once, then the agent goes on
@@ -286,9 +283,7 @@ class Watcher final : public kube::ObjectListWatchHandler {
   void OnProblem(const std::string& what) override {
     {
       std::lock_guard lock(agent_.mu);
-      Agent::Impl::WatchHealth& health = agent_.watch_health[kind_];
-      health.last_problem = Clock::now();
-      health.problem = what;
+      agent_.watch_health.Failed(kind_, what, Clock::now());
     }
     agent_.log(LogLevel::kWarn, "watch interrupted; recovering", {{"kind", kind_}, {"error", what}});
   }

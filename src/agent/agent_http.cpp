@@ -29,11 +29,7 @@ Agent::Impl::~Impl() = default;
 
 std::string Agent::Impl::NotReady() const {
   if (!stats.synced) return "the first full sync is not in force yet";
-  for (const auto& [kind, health] : watch_health) {
-    if (health.last_problem > health.last_success)
-      return "the " + kind + " watch is failing: " + health.problem;
-  }
-  return "";
+  return watch_health.Failing();
 }
 
 std::vector<std::string> Agent::Impl::Stuck() const {

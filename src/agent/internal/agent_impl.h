@@ -26,11 +26,13 @@
 
 #include "agent/agent.h"
 #include "agent/cni_server.h"
+#include "agent/drift_watch.h"
 #include "agent/flow_log.h"
 #include "agent/log.h"
 #include "agent/loop_health.h"
 #include "agent/metrics.h"
 #include "agent/node_state.h"
+#include "agent/watch_health.h"
 #include "cni/protocol.h"
 #include "cni/registry.h"
 #include "dataplane/backend.h"
@@ -84,22 +86,14 @@ struct Agent::Impl {
   Histogram program_seconds{internal::kLatencyBuckets};   // compile + dataplane, per update
   Histogram update_seconds{internal::kLatencyBuckets};    // change reached the agent -> in force
   std::map<std::string, const kube::ListWatch*> watches;  // kind -> its list/watch loop
-  struct WatchHealth {
-    Clock::time_point last_problem, last_success;
-    std::string problem;
-  };
-  std::map<std::string, WatchHealth> watch_health;  // kind ->
-  std::unique_ptr<httplib::Server> http;            // /metrics, /healthz, /readyz, /flows
-  const CniServer* cni_server = nullptr;            // for /metrics
+  WatchHealth watch_health;                               // for /readyz
+  std::unique_ptr<httplib::Server> http;                  // /metrics, /healthz, /readyz, /flows
+  const CniServer* cni_server = nullptr;                  // for /metrics
   // Set to end every loop: on the caller's stop, or when a loop ended on its own.
   std::atomic<bool> halt{false};
   // The dataplane changed behind the agent: what its change notifications
-  // said (since the last check) and when the first came; a repair under way
-  // since the time given.
-  std::vector<std::string> drift_notes;
-  bool drift_noticed = false;
-  Clock::time_point drift_noticed_at;
-  std::optional<Clock::time_point> repairing_since;
+  // said since the last check, and a repair under way.
+  DriftWatch drift;
   // The loops that beat (programming, CNI socket, dataplane change watch),
   // for /healthz; made by Run before any loop starts.
   std::unique_ptr<LoopHealth> liveness;
