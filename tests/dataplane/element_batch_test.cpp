@@ -1,4 +1,6 @@
 // Which element edits go in a libnftnl batch (the rest go through libnftables).
+// That the kernel takes them as nft would is e2e_test's (IncrementalGroupsTest:
+// ranges edited by batches equal a table built by nft).
 #include "dataplane/nft/element_batch.h"
 
 #include <gtest/gtest.h>
@@ -25,7 +27,16 @@ TEST(ElementBatchTest, OnlyHashSetsAreBatchable) {
   const Element accept = Element(pod).To(Verdict::kAccept);
   EXPECT_TRUE(Batchable({{"in_np_g1_v4_exact", &exact, "x", true}}, layout));
   EXPECT_TRUE(Batchable({{"in_isolated_v4", &pod, "x", true}}, layout));
-  EXPECT_FALSE(Batchable({{"in_np_g1_v4_ranges", &range, "x", true}}, layout));
+  // An interval set of a concatenation: one element per range, its key and its end.
+  EXPECT_TRUE(Batchable({{"in_np_g1_v4_ranges", &range, "x", true}}, layout));
+  EXPECT_TRUE(Batchable({{"in_np_g1_v4_ranges", &range, "", false}}, layout));
+  EXPECT_FALSE(Batchable({{"in_np_g1_v4_ranges", &exact, "x", true}}, layout)) << "no key end";
+  EXPECT_FALSE(Batchable({{"in_np_g1_v4_exact", &range, "x", true}}, layout)) << "a range in a hash set";
+  // A single field's ranges are two elements each, as nft encodes them: not from here.
+  layout["ranges_of_one_field"] = {"ranges_of_one_field", "ipv4_addr", true, false, "", {}};
+  const Element block = Element::Of(
+      {Field::Addresses(*IpAddress::Parse("198.18.0.0"), *IpAddress::Parse("198.18.0.255"))}, true);
+  EXPECT_FALSE(Batchable({{"ranges_of_one_field", &block, "x", true}}, layout));
   EXPECT_TRUE(Batchable({{"in_np_v4", &dispatch, "x", true}}, layout)) << "dispatch";
   EXPECT_TRUE(Batchable({{"in_np_v4", &dispatch, "", false}}, layout));
   EXPECT_FALSE(Batchable({{"in_np_v4", &accept, "x", true}}, layout)) << "no goto";

@@ -315,6 +315,43 @@ TEST_F(EnforcedLabTest, IncrementalUpdateEqualsRebuild) {
   EXPECT_EQ(Elements(), incremental);
 }
 
+// db allows a block of addresses on a range of ports: an interval element of
+// its group's `_ranges` set (its key and its key end).
+std::string AllowBlockToDb(const std::string& cidr) {
+  return R"(apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: db}
+spec:
+  podSelector: {matchLabels: {app: db}}
+  ingress: [{from: [{ipBlock: {cidr: )" +
+         cidr + R"(}}], ports: [{port: 3300, endPort: 3310}]}]
+)";
+}
+
+// A block narrowed and widened again: the group's interval element is
+// replaced in place, deleted (by its key and key end) and added in one
+// netlink batch, and traffic follows.
+TEST_F(EnforcedLabTest, ARangeEditedInPlaceGoesAsABatch) {
+  Enforce(AllowBlockToDb("198.18.7.0/28"));
+  EXPECT_TRUE(Reaches("198.18.7.11", "198.18.7.10", 3306)) << "web is in the block";
+  const std::set<std::string> chains = Chains();
+  Enforce(AllowBlockToDb("198.18.7.0/30"));
+  EXPECT_TRUE(last_.batched) << "interval elements go as a netlink batch";
+  EXPECT_FALSE(last_.created);
+  EXPECT_GE(last_.removed, 1u);
+  EXPECT_GE(last_.added, 1u);
+  EXPECT_EQ(Chains(), chains) << "edited in place";
+  EXPECT_FALSE(Reaches("198.18.7.11", "198.18.7.10", 3306)) << "the old range is gone";
+  EXPECT_TRUE(backend_->Verify().value_or(std::vector<std::string>{"unreadable"}).empty());
+  Enforce(AllowBlockToDb("198.18.7.0/28"));
+  EXPECT_TRUE(last_.batched);
+  EXPECT_TRUE(Reaches("198.18.7.11", "198.18.7.10", 3306)) << "the wide range is back";
+  const auto incremental = Elements();
+  ASSERT_TRUE(backend_->Remove().ok());
+  Enforce(AllowBlockToDb("198.18.7.0/28"));
+  EXPECT_EQ(Elements(), incremental);
+}
+
 // A peer joining a rule's peers edits the group of the pods that have the
 // rule in place: the peer's elements, in the group's sets, and nothing else
 // (no chain created, none deleted, no pod's element); leaving, the same.
@@ -646,10 +683,11 @@ TEST(IncrementalGroupsTest, RandomChangesEqualAFreshTable) {
     ~Cleanup() { (void)std::system(("ip netns del " + a + "; ip netns del " + b).c_str()); }
   } cleanup{a, b};
   int steps = 0;
-  int in_place = 0;  // steps that edited some group's sets without creating or deleting chains
-  int in_steps = 0;  // steps that created or deleted chains in three transactions (the elements batched)
+  int in_place = 0;    // steps that edited some group's sets without creating or deleting chains
+  int in_steps = 0;    // steps that created or deleted chains in three transactions (the elements batched)
   int ranged = 0;      // interval elements read back both ways
   int dispatched = 0;  // map elements read back both ways
+  int ranges_batched = 0;  // steps that edited a group's interval set in a netlink batch
   for (uint64_t seed = 0; seed < 30; ++seed) {
     auto incremental = dataplane::nft::NftBackend::Create({a, {}});
     auto fresh = dataplane::nft::NftBackend::Create({b, {}});
@@ -686,6 +724,16 @@ TEST(IncrementalGroupsTest, RandomChangesEqualAFreshTable) {
         }
       }
       if (step > 0 && before->chains != after->chains && applied->batched) ++in_steps;
+      if (step > 0 && applied->batched) {
+        for (const auto& [name, set] : after->sets) {
+          const auto was = before->sets.find(name);
+          if (name.ends_with("_ranges") && was != before->sets.end() &&
+              was->second.elements != set.elements) {
+            ++ranges_batched;
+            break;
+          }
+        }
+      }
       if (step > 0 && before->chains == after->chains) {
         for (const auto& [name, set] : after->sets) {
           const auto owner = dataplane::nft::TierClassOf(name);
@@ -747,6 +795,7 @@ TEST(IncrementalGroupsTest, RandomChangesEqualAFreshTable) {
   EXPECT_GT(in_steps, 5) << "groups created and deleted around a batch, so the equality covers that too";
   EXPECT_GT(ranged, 10) << "interval elements compared between dumps and JSON";
   EXPECT_GT(dispatched, 10) << "verdict map elements compared between dumps and JSON";
+  EXPECT_GE(ranges_batched, 2) << "interval elements added and deleted by netlink batches";
 }
 
 }  // namespace

@@ -32,22 +32,36 @@ constexpr std::string_view kVerdictMap = " : verdict";
 
 }  // namespace
 
+namespace {
+
+// Whether an interval set's elements are one each: a concatenation's are a
+// key and its end (the kernel's pipapo sets). A single field's ranges are
+// two elements, the second flagged as an interval's end, with the gaps
+// between them encoded as nft does: never sent from here.
+bool RangesAreElements(const NftSet& set) {
+  return !set.interval || set.type.find(" . ") != std::string::npos;
+}
+
+}  // namespace
+
 bool Batchable(const std::vector<ElementEdit>& edits, const std::map<std::string, NftSet>& layout) {
   // Edits come grouped by set: one lookup per run.
   std::optional<std::string_view> checked;
   bool verdicts = false;
+  bool interval = false;
   for (const ElementEdit& e : edits) {
     if (checked != e.set) {
       const auto it = layout.find(std::string(e.set));
-      // Interval elements need libnftables' range encoding; of map values,
-      // only `goto chain` verdicts are encoded here.
-      if (it == layout.end() || it->second.interval) return false;
+      // Of map values, only `goto chain` verdicts are encoded here.
+      if (it == layout.end() || !RangesAreElements(it->second)) return false;
       const std::string& type = it->second.type;
       verdicts = type.ends_with(kVerdictMap);
+      interval = it->second.interval;
       if (!verdicts && type.find(" : ") != std::string::npos) return false;
       checked = e.set;
     }
     if (verdicts && e.add && e.element->verdict() != Verdict::kGoto) return false;
+    if (e.element->ranged() != interval) return false;
   }
   return true;
 }
@@ -102,7 +116,7 @@ Status ElementBatcher::Send(const std::vector<ElementEdit>& edits,
     const bool new_set = !current_set || *current_set != e.set;
     if (new_set) {
       const auto it = layout.find(std::string(e.set));
-      if (it == layout.end() || it->second.interval)
+      if (it == layout.end() || !RangesAreElements(it->second))
         return Internal("set " + std::string(e.set) + " cannot be sent as a batch");
       current_set = e.set;
       current_layout = &it->second;
@@ -125,6 +139,10 @@ Status ElementBatcher::Send(const std::vector<ElementEdit>& edits,
     }
     nftnl_set_elem* elem = nftnl_set_elem_alloc();
     nftnl_set_elem_set(elem, NFTNL_SET_ELEM_KEY, key.data(), static_cast<uint32_t>(key.size()));
+    // An interval set's element (a pipapo set's) is its key and its end,
+    // deleted by both as well.
+    if (const std::string_view end = e.element->key_end(); !end.empty())
+      nftnl_set_elem_set(elem, NFTNL_SET_ELEM_KEY_END, end.data(), static_cast<uint32_t>(end.size()));
     if (e.add) {
       // The comment, as nft stores it: a udata TLV on the element (built once
       // per run of elements from one rule; libnftnl copies it).
@@ -144,7 +162,7 @@ Status ElementBatcher::Send(const std::vector<ElementEdit>& edits,
     }
     nftnl_set_elem_add(groups.back().first.get(), elem);
     ++per_message;
-    bytes += key.size() + e.origin.size() + chain.size() + 64;
+    bytes += 2 * key.size() + e.origin.size() + chain.size() + 64;
   }
   mnl_socket* nl = socket_;
   // The whole batch goes in one send: the socket must take it (as nft does).

@@ -7,10 +7,11 @@
 //   Status done = batcher->Send(edits, layout);
 //
 // One batch is one transaction: the kernel applies all of it or none. The
-// elements' keys are their kernel bytes already (element.h). Only sets
-// without the interval flag are accepted, and of maps only verdict maps whose
-// elements `goto` a chain (the dispatch maps: a pod joining a group); the
-// caller sends the others through libnftables instead.
+// elements' keys are their kernel bytes already (element.h), an interval
+// set's with their ends (netpol's interval sets are all concatenations: one
+// element per range). Of maps only verdict maps whose elements `goto` a
+// chain are accepted (the dispatch maps, the tiers' class maps); the caller
+// sends anything else through libnftables instead.
 #pragma once
 
 #include <cstdint>
@@ -26,8 +27,9 @@ struct mnl_socket;
 
 namespace netpol::dataplane::nft {
 
-// True when every edit is of a set in `layout` that is no interval set, and
-// no map but a verdict map whose added elements are `goto chain`.
+// True when every edit is of a set in `layout` (an interval set a
+// concatenation, its elements ranged), and no map but a verdict map whose
+// added elements are `goto chain`.
 bool Batchable(const std::vector<ElementEdit>& edits, const std::map<std::string, NftSet>& layout);
 
 // A netfilter netlink socket in one namespace, kept open: closing one right

@@ -763,10 +763,9 @@ Result<ApplyStats> NftBackend::ApplyImpl(const policy::NodeProgram& program, pol
   };
   const auto planning = std::chrono::steady_clock::now();
   NETPOL_ASSIGN_OR_RETURN(Change change, Prepare(program), "planning");
-  // Element edits of hash sets and dispatch maps skip libnftables' parser
-  // and its cache (one libnftnl batch, still one transaction, and no text is
-  // rendered for them); anything else (interval sets, chains created or
-  // deleted) goes through libnftables.
+  // Element edits skip libnftables' parser and its cache (one libnftnl batch,
+  // still one transaction, and no text is rendered for them); chains created
+  // or deleted go through libnftables.
   std::vector<ElementEdit> batch;
   std::optional<ClassSteps> steps;
   const bool classes_change = !change.classes_added.empty() || !change.classes_removed.empty();
