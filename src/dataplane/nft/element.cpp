@@ -161,9 +161,10 @@ Result<Element> Element::FromKernel(std::span<const FieldKind> kinds, std::strin
            std::all_of(bytes.begin() + static_cast<std::ptrdiff_t>(size), bytes.end(),
                        [](char c) { return c == '\0'; });
   };
-  if (!fits(key) || (!key_end.empty() && !fits(key_end)))
+  if (!fits(key) || (!key_end.empty() && !fits(key_end))) {
     return InvalidArgument("a key of " + std::to_string(key.size()) + " bytes where " + std::to_string(size) +
                            " were expected");
+  }
   // An interface name ends in NUL, and only NULs follow it (as Of writes it).
   for (const std::string_view bytes : {key, key_end}) {
     size_t offset = 0;
@@ -219,16 +220,19 @@ size_t Element::ChainOffset() const {
 }
 
 std::string_view Element::key() const {
-  return std::string_view(data_).substr(std::min<size_t>(2, data_.size()), KeySize());
+  const std::string_view data = data_;
+  return data.substr(std::min<size_t>(2, data.size()), KeySize());
 }
 
 std::string_view Element::key_end() const {
   if (!ranged()) return {};
-  return std::string_view(data_).substr(2 + KeySize(), KeySize());
+  const std::string_view data = data_;
+  return data.substr(2 + KeySize(), KeySize());
 }
 
 std::string_view Element::chain() const {
-  return std::string_view(data_).substr(std::min(ChainOffset(), data_.size()));
+  const std::string_view data = data_;
+  return data.substr(std::min(ChainOffset(), data.size()));
 }
 
 Element Element::KeyOnly() const {

@@ -304,7 +304,7 @@ Result<std::map<Element, uint64_t>> ElementBatcher::Elements(const std::string& 
     nftnl_set_elems_nlmsg_build_payload(nlh, request.get());
   }
   if (mnl_socket_sendto(socket_, nlh, nlh->nlmsg_len) < 0)
-    return Unavailable(std::string("asking for set " + set + ": ") + std::strerror(errno));
+    return Unavailable("asking for set " + set + ": " + std::strerror(errno));
   std::map<Element, uint64_t> out;
   DumpState state{&kinds, &out};
   const unsigned port = mnl_socket_get_portid(socket_);

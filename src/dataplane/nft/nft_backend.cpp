@@ -442,9 +442,10 @@ Result<ObservedTable> NftBackend::Observe() {
       NETPOL_RETURN_IF_ERROR(std::move(read), "listing table " + kTable);
       return table;
     }
-    if (attempt == kAttempts)
+    if (attempt == kAttempts) {
       return Unavailable("listing table " + kTable + ": the ruleset changed during each of " +
                          std::to_string(kAttempts) + " readings");
+    }
   }
 }
 
