@@ -134,6 +134,14 @@ TEST(ElementTest, BytesThatDoNotFitAreRejected) {
               IsError(ErrorCode::kInvalidArgument, HasSubstr("interface name")));
   EXPECT_THAT(Element::FromKernel(ifname, std::string("eth0\0x", 6) + std::string(10, '\0'), {}),
               IsError(ErrorCode::kInvalidArgument));
+  // Padding inside a concatenation is zero, as is a chain name's lack of NUL.
+  const std::vector<FieldKind> v4_proto{FieldKind::kIpv4, FieldKind::kProto};
+  EXPECT_THAT(Element::FromKernel(v4_proto, std::string("\xc6\x12\0\x01\x06\0\0\x23", 8), {}),
+              IsError(ErrorCode::kInvalidArgument, HasSubstr("padding")));
+  EXPECT_TRUE(Element::FromKernel(v4_proto, std::string("\xc6\x12\0\x01\x06\0\0\0", 8), {}).ok());
+  EXPECT_THAT(Element::FromKernel(v4_proto, std::string("\xc6\x12\0\x01\x06\0\0\0", 8), {}, Verdict::kGoto,
+                                  std::string("in_np\0g1", 8)),
+              IsError(ErrorCode::kInvalidArgument, HasSubstr("NUL")));
   EXPECT_EQ(Element::FromKernel(ifname, std::string("eth0") + std::string(12, '\0'), {}).value(),
             Element::Of({Field::Ifname("eth0")}));
   EXPECT_THAT(Element::FromKernel(v4, std::string(12, '\0'), std::string(4, '\0')),

@@ -165,19 +165,25 @@ Result<Element> Element::FromKernel(std::span<const FieldKind> kinds, std::strin
     return InvalidArgument("a key of " + std::to_string(key.size()) + " bytes where " + std::to_string(size) +
                            " were expected");
   }
-  // An interface name ends in NUL, and only NULs follow it (as Of writes it).
+  // What Of would write: a field's padding is NULs, and an interface name
+  // ends in NUL with only NULs after it. (Else two elements could differ in
+  // bytes no field shows.)
   for (const std::string_view bytes : {key, key_end}) {
+    if (bytes.empty()) continue;
     size_t offset = 0;
     for (const FieldKind kind : kinds) {
-      if (kind == FieldKind::kIfname && !bytes.empty()) {
-        const std::string_view name = bytes.substr(offset, 16);
-        const size_t nul = name.find('\0');
-        if (nul == std::string_view::npos || name.find_first_not_of('\0', nul) != std::string_view::npos)
+      const std::string_view field = bytes.substr(offset, FieldSize(kind, kinds.size() > 1));
+      if (kind == FieldKind::kIfname) {
+        const size_t nul = field.find('\0');
+        if (nul == std::string_view::npos || field.find_first_not_of('\0', nul) != std::string_view::npos)
           return InvalidArgument("an interface name of more than 15 bytes, or bytes after its end");
+      } else if (field.find_first_not_of('\0', ValueSize(kind)) != std::string_view::npos) {
+        return InvalidArgument("a field's padding is not zero");
       }
-      offset += FieldSize(kind, kinds.size() > 1);
+      offset += field.size();
     }
   }
+  if (chain.find('\0') != std::string_view::npos) return InvalidArgument("a chain name with a NUL in it");
   std::string data;
   AppendHeader(static_cast<uint16_t>(Header(kinds, !key_end.empty()) | static_cast<uint16_t>(verdict)
                                                                            << kVerdictShift),
