@@ -292,6 +292,13 @@ TEST(RulesetTiersTest, OtherClassesAreReplacedNotTheTable) {
   ApplyStats rebuilt;
   EXPECT_NE(PlanCommands(desired, odd, rebuilt).find("delete table"), std::string::npos);
   EXPECT_TRUE(rebuilt.created);
+  // A set holding an element the read-back could not decode (someone else's):
+  // its other elements are not all it has, so the table is rebuilt whole.
+  ObservedTable unreadable = Installed(desired);
+  unreadable.sets.at("in_isolated_v4").unreadable = true;
+  ApplyStats replaced;
+  EXPECT_NE(PlanCommands(desired, unreadable, replaced).find("delete table"), std::string::npos);
+  EXPECT_TRUE(replaced.created);
 }
 
 TEST(RulesetTiersTest, MapElementsReadBackAsWritten) {

@@ -211,7 +211,7 @@ bool SameShape(const NftSet& want, const ObservedSet& have) {
   // The schema and options ride in the set comments: another comment means
   // another layout or log group.
   return have.type == want.type && have.interval == want.interval && have.counter == want.counter &&
-         have.comment == want.comment;
+         have.comment == want.comment && !have.unreadable;
 }
 
 }  // namespace
@@ -417,7 +417,12 @@ Status NftBackend::ReadElements(ObservedTable& table) {
     // its elements are not read.
     const Result<std::vector<FieldKind>> kinds = KindsOf(set.type);
     if (!kinds) continue;
-    NETPOL_ASSIGN_OR_RETURN(set.elements, batcher_->Elements(name, *kinds), "reading the elements");
+    Result<std::map<Element, uint64_t>> elements = batcher_->Elements(name, *kinds);
+    if (!elements && elements.error().code() == ErrorCode::kInvalidArgument) {
+      set.unreadable = true;  // someone else's element: replaced with the table
+      continue;
+    }
+    NETPOL_ASSIGN_OR_RETURN(set.elements, std::move(elements), "reading the elements");
   }
   return Ok();
 }
@@ -919,6 +924,11 @@ Result<std::vector<std::string>> NftBackend::Verify() {
       if (have.type != shape.type || have.interval != shape.interval || have.counter != shape.counter ||
           have.comment != shape.comment) {
         found.push_back("set " + name + " is not of netpol's shape");
+        continue;
+      }
+      if (have.unreadable) {
+        found.push_back("set " + name + " holds an element netpol never adds");
+        rebuild_ = true;
         continue;
       }
       const auto [committed, missing] = expected[name];

@@ -51,6 +51,9 @@ struct ObservedSet {
   bool counter = false;
   std::string comment;
   std::map<Element, uint64_t> elements;  // element -> packets counted (0 without counter)
+  // It holds an element no Element can be (not netpol's: the table is
+  // rebuilt), and `elements` is not all it holds.
+  bool unreadable = false;
 };
 
 struct ObservedTable {
