@@ -637,6 +637,10 @@ TEST_F(EnforcedLabTest, TiersAdoptedOnRestartAndEditedAsARebuild) {
   Enforce(swapped);
   EXPECT_GT(last_.added + last_.removed, 0u);
   EXPECT_FALSE(last_.created) << "a new class chain, not a new table";
+  EXPECT_TRUE(last_.batched);
+  EXPECT_EQ(last_.commands.find("elements"), std::string::npos)
+      << "the new class maps are created empty; their elements go in the batch that points pods at them:\n"
+      << last_.commands;
   EXPECT_FALSE(Reaches("198.18.7.11", "198.18.7.10", 3306));
   const std::set<std::string> swapped_classes = ClassChains(*backend_);
   EXPECT_EQ(swapped_classes.size(), 2u) << "db's old Admin chain went with its last pod";
