@@ -352,6 +352,35 @@ TEST_F(EnforcedLabTest, ARangeEditedInPlaceGoesAsABatch) {
   EXPECT_EQ(Elements(), incremental);
 }
 
+// The agent's /metrics counts connections while its programming loop
+// applies and reads back: the two must not share a netlink socket (one's
+// answers would be taken for the other's). Bounded: 40 updates.
+TEST_F(EnforcedLabTest, CountingRunsBesideApplyAndVerify) {
+  Enforce(kAllowWebToDb);
+  std::atomic<bool> done{false};
+  std::atomic<int> counted{0};
+  std::atomic<int> count_failures{0};
+  std::thread scraper([&] {
+    while (!done.load()) {
+      const auto counts = backend_->CountConnections();
+      (counts.ok() ? counted : count_failures)++;
+    }
+  });
+  for (int i = 0; i < 40; ++i) {
+    Enforce(i % 2 == 0 ? kAllowWebAndClientToDb : kAllowWebToDb);
+    if (i % 10 == 9) {
+      EXPECT_TRUE(backend_->Verify().value_or(std::vector<std::string>{"unreadable"}).empty())
+          << "update " << i;
+    }
+  }
+  done = true;
+  scraper.join();
+  EXPECT_GT(counted.load(), 5);
+  EXPECT_EQ(count_failures.load(), 0);
+  EXPECT_TRUE(Reaches("198.18.7.11", "198.18.7.10", 3306));
+  EXPECT_FALSE(Reaches("198.18.7.12", "198.18.7.10", 3306));
+}
+
 // A peer joining a rule's peers edits the group of the pods that have the
 // rule in place: the peer's elements, in the group's sets, and nothing else
 // (no chain created, none deleted, no pod's element); leaving, the same.

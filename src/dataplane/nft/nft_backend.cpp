@@ -410,14 +410,13 @@ Status NftBackend::OpenBatcher() {
   return Ok();
 }
 
-Status NftBackend::ReadElements(ObservedTable& table) {
-  NETPOL_RETURN_IF_ERROR(OpenBatcher(), "reading elements");
+Status NftBackend::ReadElements(ObservedTable& table, ElementBatcher& socket) {
   for (auto& [name, set] : table.sets) {
     // A set of a type netpol never makes is found by its name or its type;
     // its elements are not read.
     const Result<std::vector<FieldKind>> kinds = KindsOf(set.type);
     if (!kinds) continue;
-    Result<std::map<Element, uint64_t>> elements = batcher_->Elements(name, *kinds);
+    Result<std::map<Element, uint64_t>> elements = socket.Elements(name, *kinds);
     if (!elements && elements.error().code() == ErrorCode::kInvalidArgument) {
       set.unreadable = true;  // someone else's element: replaced with the table
       continue;
@@ -434,16 +433,22 @@ Result<ObservedTable> NftBackend::Observe() {
   constexpr int kAttempts = 5;
   for (int attempt = 1;; ++attempt) {
     NETPOL_RETURN_IF_ERROR(OpenBatcher(), "listing table " + kTable);
-    NETPOL_ASSIGN_OR_RETURN(const uint32_t before, batcher_->Generation(), "listing table " + kTable);
+    Result<uint32_t> before = batcher_->Generation();
+    if (!before) {
+      batcher_.reset();  // what it left unread must not answer the next request
+      return std::move(before).error().WithContext("listing table " + kTable);
+    }
     Result<std::string> listing = Run("list table " + kTable, true);
     if (!listing) {
       if (listing.error().code() == ErrorCode::kNotFound) return ObservedTable{};
       return std::move(listing).error().WithContext("listing table " + kTable);
     }
     NETPOL_ASSIGN_OR_RETURN(ObservedTable table, ParseListing(*listing), "listing table " + kTable);
-    Status read = ReadElements(table);
-    NETPOL_ASSIGN_OR_RETURN(const uint32_t after, batcher_->Generation(), "listing table " + kTable);
-    if (before == after) {
+    Status read = ReadElements(table, *batcher_);
+    Result<uint32_t> after = batcher_->Generation();
+    if (!after || (!read.ok() && read.error().code() != ErrorCode::kNotFound)) batcher_.reset();
+    if (!after) return std::move(after).error().WithContext("listing table " + kTable);
+    if (*before == *after) {
       NETPOL_RETURN_IF_ERROR(std::move(read), "listing table " + kTable);
       return table;
     }
@@ -464,12 +469,17 @@ Result<ObservedTable> NftBackend::ObserveThroughJson() {
 }
 
 Result<ObservedSet> NftBackend::ObserveSet(const std::string& name) {
+  NETPOL_ASSIGN_OR_RETURN(ElementBatcher socket, ElementBatcher::Open(options_.netns), "listing set " + name);
+  return ObserveSet(name, socket);
+}
+
+Result<ObservedSet> NftBackend::ObserveSet(const std::string& name, ElementBatcher& socket) {
   NETPOL_ASSIGN_OR_RETURN(const std::string listing, Run("list set " + kTable + " " + name, true),
                           "listing set " + name);
   NETPOL_ASSIGN_OR_RETURN(ObservedTable table, ParseListing(listing), "listing set " + name);
   const auto it = table.sets.find(name);
   if (it == table.sets.end()) return NotFound("no set " + name + " in table " + kTable);
-  NETPOL_RETURN_IF_ERROR(ReadElements(table), "listing set " + name);
+  NETPOL_RETURN_IF_ERROR(ReadElements(table, socket), "listing set " + name);
   return std::move(it->second);
 }
 
@@ -978,9 +988,13 @@ Result<std::unique_ptr<ChangeFeed>> NftBackend::WatchChanges() {
 
 Result<std::vector<ConnectionCount>> NftBackend::CountConnections() {
   std::vector<ConnectionCount> out;
+  // A socket of its own: this runs beside Apply (the agent's /metrics), whose
+  // transactions and read-backs use batcher_.
+  NETPOL_ASSIGN_OR_RETURN(ElementBatcher socket, ElementBatcher::Open(options_.netns),
+                          "counting connections");
   // A set that cannot be listed (the table being rebuilt) counts nothing this time.
   for (const CounterSet& counted : CounterSets()) {
-    Result<ObservedSet> set = ObserveSet(counted.name);
+    Result<ObservedSet> set = ObserveSet(counted.name, socket);
     if (!set) continue;
     for (const auto& [element, packets] : set->elements) out.push_back(CountOf(counted, element, packets));
   }

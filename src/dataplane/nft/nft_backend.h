@@ -109,6 +109,8 @@ class NftBackend final : public Backend {
   Result<ObservedTable> ObserveThroughJson();
   // One set as the kernel has it now, with its elements' packet counters
   // (the per-pod drop counters of `in_denied_v4` and friends, for metrics).
+  // It and CountConnections read on a socket of their own: they may run
+  // beside Apply and Verify (the agent's /metrics does).
   Result<ObservedSet> ObserveSet(const std::string& name);
   // Elements this backend installed for its pods (0 before the first Apply).
   size_t InstalledElements() const override;
@@ -149,8 +151,9 @@ class NftBackend final : public Backend {
   Result<std::string> Run(const std::string& commands, bool json, bool transaction = false,
                           bool elements = false);
   Status OpenBatcher();
-  // Every set's elements of `table` (a listing without them), by netlink dumps.
-  Status ReadElements(ObservedTable& table);
+  // Every set's elements of `table` (a listing without them), by netlink dumps on `socket`.
+  Status ReadElements(ObservedTable& table, ElementBatcher& socket);
+  Result<ObservedSet> ObserveSet(const std::string& name, ElementBatcher& socket);
   Result<Change> Prepare(const policy::NodeProgram& program);
   // `owned`, when given, is `program` itself and may be moved from once applied.
   Result<ApplyStats> ApplyImpl(const policy::NodeProgram& program, policy::NodeProgram* owned);
