@@ -285,6 +285,14 @@ std::string Element::Text() const {
   return out;
 }
 
+std::optional<Verdict> VerdictNamed(std::string_view word) {
+  for (const Verdict v : {Verdict::kGoto, Verdict::kJump, Verdict::kAccept, Verdict::kDrop, Verdict::kReturn,
+                          Verdict::kContinue}) {
+    if (word == VerdictText(v)) return v;
+  }
+  return std::nullopt;
+}
+
 std::ostream& operator<<(std::ostream& os, const Element& element) {
   return os << element.Text();
 }

@@ -17,6 +17,7 @@
 #include <cstdint>
 #include <initializer_list>
 #include <iosfwd>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -111,6 +112,9 @@ class Element {
   // protocol . port element is 14 bytes: no allocation.
   std::string data_;
 };
+
+// A verdict by the word nft uses for it ("goto", "accept"); nullopt for another word.
+std::optional<Verdict> VerdictNamed(std::string_view word);
 
 // Writes Text() (for logs and test failures).
 std::ostream& operator<<(std::ostream& os, const Element& element);

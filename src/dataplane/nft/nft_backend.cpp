@@ -107,17 +107,12 @@ void ZeroCounters(json& v) {
 
 // A verdict map element's value: {"goto": {"target": "chain"}}, {"accept": null}.
 Element WithVerdict(Element key, const json& v) {
-  static const std::pair<const char*, Verdict> kVerdicts[] = {
-      {"goto", Verdict::kGoto}, {"jump", Verdict::kJump},     {"accept", Verdict::kAccept},
-      {"drop", Verdict::kDrop}, {"return", Verdict::kReturn}, {"continue", Verdict::kContinue}};
   if (!v.is_object() || v.empty()) return key;
   const auto it = v.begin();
-  for (const auto& [name, verdict] : kVerdicts) {
-    if (it.key() != name) continue;
-    const bool chain = it->is_object() && it->contains("target");
-    return std::move(key).To(verdict, chain ? (*it)["target"].get_ref<const std::string&>() : std::string());
-  }
-  return key;
+  const std::optional<Verdict> verdict = VerdictNamed(it.key());
+  if (!verdict) return key;
+  const bool chain = it->is_object() && it->contains("target");
+  return std::move(key).To(*verdict, chain ? (*it)["target"].get_ref<const std::string&>() : std::string());
 }
 
 }  // namespace
