@@ -580,7 +580,8 @@ int Main(const std::string& bin, const Scale& scale, const std::string& baseline
 int main(int argc, char** argv) {
   netpol::Scale scale;
   std::string baseline;
-  bool ok = argc >= 2;
+  // BIN_DIR comes first; `--help` or a flag in its place is a usage error.
+  bool ok = argc >= 2 && argv[1][0] != '-';
   for (int i = 2; i < argc && ok; ++i) {
     const std::string arg = argv[i];
     const size_t eq = arg.find('=');

@@ -914,16 +914,22 @@ struct ApiServer::Impl {
     if (!selector) return;
     const std::string fields = req.get_param_value("fieldSelector");
     // limit/continue: the continue token is the namespace and name of the
-    // page's last object; the next page starts after it.
+    // page's last object (the next page starts after it) and, after another
+    // slash, how many objects followed it (names have no slash).
     std::pair<std::string, std::string> after;
+    std::optional<size_t> known_remaining;
     if (req.has_param("continue")) {
       const std::string token = req.get_param_value("continue");
       const size_t slash = token.find('/');
-      if (slash == std::string::npos) {
+      const size_t count_at = slash == std::string::npos ? slash : token.find('/', slash + 1);
+      const Result<int64_t> count =
+          count_at == std::string::npos ? Result<int64_t>(0) : ParseInt64(token.substr(count_at + 1));
+      if (slash == std::string::npos || !count || *count < 0) {
         return ReplyStatus(res, 410, "Expired",
                            "the continue token \"" + token + "\" is not one of this server's");
       }
-      after = {token.substr(0, slash), token.substr(slash + 1)};
+      after = {token.substr(0, slash), token.substr(slash + 1, count_at - slash - 1)};
+      if (count_at != std::string::npos) known_remaining = static_cast<size_t>(*count);
     }
     size_t limit = 0;  // none (as for a limit of 0 or less)
     if (req.has_param("limit")) {
@@ -941,17 +947,18 @@ struct ApiServer::Impl {
     };
     if (req.get_param_value("labelSelector").empty() && fields.empty()) {
       // Nothing to filter: read only the page from the store.
-      Store::Page read = store->ListPage(r.plural, route.ns, after, limit);
+      Store::Page read = store->ListPage(r.plural, route.ns, after, limit, known_remaining);
       if (!WantsTable(req)) {
         Json list_meta = {{"resourceVersion", std::to_string(read.rv)}};
-        if (read.remaining > 0 && !read.items.empty()) {
-          list_meta["continue"] = read.last.first + "/" + read.last.second;
+        if (read.more) {
+          list_meta["continue"] =
+              read.last.first + "/" + read.last.second + "/" + std::to_string(read.remaining);
           list_meta["remainingItemCount"] = read.remaining;
         }
         return ReplyList(res, r.api_version(), r.kind + "List", list_meta, read.items);
       }
       for (const std::string& item : read.items) page.push_back(Json::parse(item));
-      remaining = read.remaining;
+      remaining = read.more ? read.remaining : 0;
       rv = read.rv;
     } else {
       auto [all, at] = store->List(r.plural, route.ns);
@@ -968,7 +975,7 @@ struct ApiServer::Impl {
     Json list_meta = {{"resourceVersion", std::to_string(rv)}};
     if (remaining > 0 && !page.empty()) {
       const auto [ns, name] = key_of(page.back());
-      list_meta["continue"] = ns + "/" + name;
+      list_meta["continue"] = ns + "/" + name + "/" + std::to_string(remaining);
       list_meta["remainingItemCount"] = remaining;
     }
     if (WantsTable(req)) {

@@ -301,6 +301,37 @@ TEST(RulesetTiersTest, OtherClassesAreReplacedNotTheTable) {
   EXPECT_TRUE(replaced.created);
 }
 
+TEST(RulesetTiersTest, AListingOfTheFamilyKeepsTheNamedTable) {
+  const std::string listing = R"({"nftables": [{"metainfo": {"version": "1.0.6"}},
+    {"table": {"family": "inet", "name": "other"}},
+    {"set": {"family": "inet", "name": "in_np_v4", "table": "other", "type": "ipv4_addr",
+             "elem": ["198.18.9.9"]}},
+    {"chain": {"family": "inet", "table": "other", "name": "forward"}},
+    {"rule": {"family": "inet", "table": "other", "chain": "forward", "expr": [{"drop": null}]}},
+    {"table": {"family": "inet", "name": "netpol"}},
+    {"set": {"family": "inet", "name": "in_np_v4", "table": "netpol", "type": "ipv4_addr"}},
+    {"chain": {"family": "inet", "table": "netpol", "name": "forward"}},
+    {"rule": {"family": "inet", "table": "netpol", "chain": "forward", "expr": [{"accept": null}]}}]})";
+  const Result<ObservedTable> netpol = ParseListing(listing, "netpol");
+  ASSERT_TRUE(netpol.ok()) << netpol.error().message();
+  EXPECT_TRUE(netpol->exists);
+  EXPECT_EQ(netpol->chains, std::vector<std::string>{"forward"});
+  EXPECT_EQ(netpol->rules.at("forward"), 1u);
+  ASSERT_EQ(netpol->sets.size(), 1u);
+  EXPECT_TRUE(netpol->sets.at("in_np_v4").elements.empty());
+  ASSERT_EQ(netpol->rule_forms.at("forward").size(), 1u);
+  EXPECT_NE(netpol->rule_forms.at("forward")[0].find("accept"), std::string::npos);
+  // Not there: nothing of the others is taken for it.
+  const Result<ObservedTable> missing = ParseListing(listing, "absent");
+  ASSERT_TRUE(missing.ok());
+  EXPECT_FALSE(missing->exists);
+  EXPECT_TRUE(missing->chains.empty() && missing->sets.empty() && missing->rules.empty());
+  // Without a name, a one-table listing is read whole (here: both tables).
+  const Result<ObservedTable> both = ParseListing(listing);
+  ASSERT_TRUE(both.ok());
+  EXPECT_EQ(both->rules.at("forward"), 2u);
+}
+
 TEST(RulesetTiersTest, MapElementsReadBackAsWritten) {
   const std::string listing = R"({"nftables": [{"table": {"family": "inet", "name": "netpol"}},
     {"map": {"family": "inet", "name": "in_admin_c0123456789abcdef_v4_port", "table": "netpol",

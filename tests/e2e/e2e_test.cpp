@@ -255,6 +255,13 @@ TEST_F(EnforcedLabTest, FailedTransactionLeavesPreviousRulesInForce) {
 
 TEST_F(EnforcedLabTest, RestartAdoptsTheTableWithoutChanges) {
   Enforce(kAllowWebToDb);
+  // Another inet table beside netpol's, with a set and a chain of netpol's
+  // names: the read-back lists the family's ruleset and keeps netpol's.
+  ASSERT_EQ(std::system(("ip netns exec " + lab_.node() +
+                         " nft 'table inet np_neighbour { set in_np_v4 { type ipv4_addr; elements = { 198.18.9.9 } }; "
+                         "chain forward { ip saddr 198.18.9.9 drop; }; }'")
+                            .c_str()),
+            0);
   // A new backend (a restarted agent) finds the table and has nothing to do.
   auto again = dataplane::nft::NftBackend::Create({lab_.node(), {}});
   ASSERT_TRUE(again.ok());
@@ -276,6 +283,15 @@ TEST_F(EnforcedLabTest, RestartAdoptsTheTableWithoutChanges) {
     EXPECT_EQ(a, b) << name;
   }
   EXPECT_TRUE(Reaches("198.18.7.11", "198.18.7.10"));
+  // The neighbour's set and chain are not netpol's: what was read is what
+  // nft lists of netpol's table alone.
+  const auto alone = backend_->ObserveThroughJson();
+  ASSERT_TRUE(alone.ok());
+  EXPECT_EQ(after->chains, alone->chains);
+  EXPECT_EQ(after->rule_forms, alone->rule_forms);
+  EXPECT_EQ(after->sets.at("in_np_v4").elements, alone->sets.at("in_np_v4").elements);
+  for (const auto& [e, c] : after->sets.at("in_np_v4").elements) EXPECT_NE(e.KeyText(), "198.18.9.9");
+  EXPECT_EQ(std::system(("ip netns exec " + lab_.node() + " nft delete table inet np_neighbour").c_str()), 0);
 }
 
 // db allows web; then client as well (the rule's peers gain client).
@@ -749,6 +765,9 @@ TEST(IncrementalGroupsTest, RandomChangesEqualAFreshTable) {
       const auto through_json = (*incremental)->ObserveThroughJson();
       ASSERT_TRUE(through_json.ok()) << through_json.error().message();
       ASSERT_EQ(after->sets.size(), through_json->sets.size());
+      ASSERT_EQ(after->chains, through_json->chains);
+      ASSERT_EQ(after->rules, through_json->rules);
+      ASSERT_EQ(after->rule_forms, through_json->rule_forms);
       for (const auto& [name, set] : after->sets) {
         ASSERT_EQ(set.elements, through_json->sets.at(name).elements) << "seed " << seed << " set " << name;
         for (const auto& [element, packets] : set.elements) {

@@ -128,6 +128,46 @@ TEST_F(ApiServerTest, PagesResumeAfterTheLastObjectReturned) {
   const auto foreign = api_->Get("/api/v1/pods?limit=3&continue=17");
   ASSERT_FALSE(foreign.ok());
   EXPECT_EQ(foreign.error().code(), ErrorCode::kFailedPrecondition) << foreign.error().message();
+  for (const char* bad : {"default/a/x", "default/a/-1", "default/a/"}) {
+    const auto got = api_->Get(std::string("/api/v1/pods?limit=3&continue=") + bad);
+    ASSERT_FALSE(got.ok()) << bad;
+    EXPECT_EQ(got.error().code(), ErrorCode::kFailedPrecondition) << bad;
+  }
+}
+
+// remainingItemCount on every page: counted for the first, carried by the
+// token after (each page's count less its items), exact while nothing
+// changes; the last page has neither a token nor a count, in a namespace too.
+TEST_F(ApiServerTest, EveryPageSaysHowManyRemain) {
+  ASSERT_TRUE(Create("/api/v1/namespaces", {{"metadata", {{"name", "other"}}}}).ok());
+  for (int i = 0; i < 8; ++i) {
+    const std::string name = "p" + std::to_string(i);
+    ASSERT_TRUE(Create("/api/v1/namespaces/default/pods", PodJson(name.c_str(), "web")).ok());
+    ASSERT_TRUE(Create("/api/v1/namespaces/other/pods", PodJson(name.c_str(), "web")).ok());
+  }
+  for (const std::string path : {"/api/v1/pods", "/api/v1/namespaces/other/pods"}) {
+    const int total = path == "/api/v1/pods" ? 16 : 8;
+    int seen = 0;
+    std::string token;
+    for (int page = 0; page < 10; ++page) {
+      const auto got = api_->Get(path + "?limit=3" + (token.empty() ? "" : "&continue=" + token));
+      ASSERT_TRUE(got.ok()) << got.error().message();
+      seen += static_cast<int>((*got)["items"].size());
+      token = (*got)["metadata"].value("continue", "");
+      if (seen == total) {
+        EXPECT_EQ(token, "") << path;
+        EXPECT_FALSE((*got)["metadata"].contains("remainingItemCount")) << path;
+        break;
+      }
+      EXPECT_EQ((*got)["metadata"].value("remainingItemCount", -1), total - seen) << path << " page " << page;
+    }
+    EXPECT_EQ(seen, total) << path;
+  }
+  // A page of exactly what is left ends the list.
+  const auto all = api_->Get("/api/v1/namespaces/other/pods?limit=8");
+  ASSERT_TRUE(all.ok());
+  EXPECT_EQ((*all)["items"].size(), 8u);
+  EXPECT_EQ((*all)["metadata"].value("continue", ""), "");
 }
 
 // The client keeps its connections: twenty requests one after another open

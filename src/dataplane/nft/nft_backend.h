@@ -24,6 +24,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "dataplane/backend.h"
 #include "dataplane/nft/element_batch.h"
@@ -64,8 +65,10 @@ struct ObservedTable {
   std::map<std::string, std::vector<std::string>> rule_forms;  // chain -> its rules' forms (rule_forms.h)
 };
 
-// Parses `nft -j list table inet netpol` output.
-Result<ObservedTable> ParseListing(const std::string& json);
+// Parses `nft -j list table inet netpol` output. With `only_table`, a
+// listing of several tables of the family (`list ruleset inet`) gives that
+// table's objects only; `exists` says whether it was there.
+Result<ObservedTable> ParseListing(const std::string& json, std::string_view only_table = {});
 
 // The commands that turn `observed` into `desired`; "" when they agree. A
 // table of another shape (chains, their rule counts, sets), or any table

@@ -2,6 +2,8 @@
 
 #include <sqlite3.h>
 
+#include <algorithm>
+
 namespace netpol::lab::internal {
 namespace {
 
@@ -178,7 +180,8 @@ std::pair<std::vector<Json>, uint64_t> Store::List(const std::string& resource, 
 }
 
 Store::Page Store::ListPage(const std::string& resource, const std::string& ns,
-                            const std::pair<std::string, std::string>& after, size_t limit) {
+                            const std::pair<std::string, std::string>& after, size_t limit,
+                            std::optional<size_t> known_remaining) {
   std::lock_guard lock(mu_);
   // Keyset pagination on the primary key: a page costs what it returns, and
   // objects created or deleted between pages shift nothing. In one namespace
@@ -206,15 +209,26 @@ Store::Page Store::ListPage(const std::string& resource, const std::string& ns,
   Statement list(db_,
                  ("SELECT ns, name, body FROM objects " + where + " ORDER BY ns, name LIMIT ?5").c_str());
   bind_where(list, after);
-  list.Bind(5, limit == 0 ? int64_t{-1} : static_cast<int64_t>(limit));  // -1: no limit
+  // One row past the page says whether more follow.
+  list.Bind(5, limit == 0 ? int64_t{-1} : static_cast<int64_t>(limit) + 1);  // -1: no limit
   while (sqlite3_step(list.get()) == SQLITE_ROW) {
+    if (limit != 0 && page.items.size() == limit) {
+      page.more = true;
+      break;
+    }
     page.last = {list.Text(0), list.Text(1)};
     page.items.emplace_back(list.Text(2));
   }
-  Statement count(db_, ("SELECT COUNT(*) FROM objects " + where).c_str());
-  bind_where(count, page.last);
-  if (sqlite3_step(count.get()) == SQLITE_ROW)
-    page.remaining = static_cast<size_t>(sqlite3_column_int64(count.get(), 0));
+  if (!page.more) return page;
+  if (known_remaining) {
+    page.remaining = *known_remaining > page.items.size() ? *known_remaining - page.items.size() : 0;
+  } else {
+    Statement count(db_, ("SELECT COUNT(*) FROM objects " + where).c_str());
+    bind_where(count, page.last);
+    if (sqlite3_step(count.get()) == SQLITE_ROW)
+      page.remaining = static_cast<size_t>(sqlite3_column_int64(count.get(), 0));
+  }
+  page.remaining = std::max<size_t>(page.remaining, 1);  // objects created since the count
   return page;
 }
 

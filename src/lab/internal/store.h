@@ -60,16 +60,25 @@ class Store {
   // namespace and name; both empty: from the start), in (namespace, name)
   // order: only those are read, as the JSON text stored (what the list
   // response carries; parsing and writing them again cost most of a list of
-  // 100k pods). With the resourceVersion, how many objects come after the
-  // page, and the page's last object (the continue token's).
+  // 100k pods). With the resourceVersion, whether objects come after the
+  // page and about how many, and the page's last object (the continue
+  // token's).
+  //
+  // `known_remaining`: how many came after `after` when the page before was
+  // read (its token carries it); the count is then that less this page's
+  // items, an estimate, as the API server's remainingItemCount is. Without
+  // it they are counted: counting all that follow for every page made
+  // listing 100k pods in pages of 500 cost 200 counts of 50k on average.
   struct Page {
     std::vector<std::string> items;
     uint64_t rv = 0;
-    size_t remaining = 0;
+    bool more = false;       // objects follow the page
+    size_t remaining = 0;    // about how many (at least 1 when `more`)
     std::pair<std::string, std::string> last;  // namespace, name
   };
   Page ListPage(const std::string& resource, const std::string& ns,
-                const std::pair<std::string, std::string>& after, size_t limit);
+                const std::pair<std::string, std::string>& after, size_t limit,
+                std::optional<size_t> known_remaining = std::nullopt);
   uint64_t CurrentRv();
 
   // Events of `resource` after `since` (exclusive), waiting until one exists or
