@@ -1413,6 +1413,18 @@ Result<ApiListPage> DecodeListPage(std::string_view text, size_t readable_after,
   return page;
 }
 
+Result<std::string> ReadListContinue(std::string_view text, size_t readable_after) {
+  std::string token;
+  const bool read = Decoder::ReadRoot(text, readable_after, [&](const auto& root) {
+    token.clear();
+    if (const auto meta = root["metadata"]; meta && meta.IsMap()) {
+      if (const auto next = meta["continue"]; next && next.IsScalar()) token = next.Scalar();
+    }
+  });
+  if (!read) return InvalidArgument("unreadable list: not a JSON object");
+  return token;
+}
+
 Result<ApiWatchEvent> DecodeWatchEvent(std::string_view text, size_t readable_after, ApiKind kind) {
   const DecodeOptions options = ApiOptions();
   Decoder decoder("watch", options);

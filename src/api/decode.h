@@ -111,6 +111,10 @@ struct ApiWatchEvent {
 // `readable_after`: bytes past the text's end that may be read (kDecodePadding
 // spares a copy). kInvalidArgument when the text is not a JSON object at all.
 [[nodiscard]] Result<ApiListPage> DecodeListPage(std::string_view text, size_t readable_after, ApiKind items);
+// The list's continue token alone ("" on the last page), what DecodeListPage
+// reads as ApiListPage::continue_token: the next page can be asked for
+// before this one is decoded.
+[[nodiscard]] Result<std::string> ReadListContinue(std::string_view text, size_t readable_after);
 [[nodiscard]] Result<ApiWatchEvent> DecodeWatchEvent(std::string_view text, size_t readable_after,
                                                      ApiKind kind);
 

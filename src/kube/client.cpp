@@ -1,12 +1,16 @@
 #include "kube/client.h"
 
 #include <curl/curl.h>
+#include <pthread.h>
 
 #include <atomic>
+#include <condition_variable>
+#include <deque>
 #include <fstream>
 #include <iterator>
 #include <mutex>
 #include <optional>
+#include <system_error>
 #include <random>
 #include <thread>
 #include <vector>
@@ -343,20 +347,119 @@ Status Client::List(const std::string& path,
   return Ok();
 }
 
+namespace {
+
+// The pages of one LIST, as text, between the thread that fetches them and
+// the caller's, which decodes and applies them: at most kDepth wait, so the
+// fetcher is at most that far ahead. Only text crosses threads: objects
+// decoded on the fetcher and kept by the caller's engine made later
+// programs several times slower (7 instead of 1.2 ms for some pod ADDs at
+// 100k pods, measured), so decoding stays with the caller.
+class PageQueue {
+ public:
+  static constexpr size_t kDepth = 2;
+
+  // The fetcher's: false when the caller has stopped taking pages.
+  bool Push(Result<std::string> page) {
+    std::unique_lock lock(mu_);
+    room_.wait(lock, [&] { return pages_.size() < kDepth || abandoned_; });
+    if (abandoned_) return false;
+    pages_.push_back(std::move(page));
+    ready_.notify_one();
+    return true;
+  }
+  void Finish() {
+    std::lock_guard lock(mu_);
+    finished_ = true;
+    ready_.notify_one();
+  }
+  // The caller's: the next page, or none when the fetcher has finished.
+  std::optional<Result<std::string>> Pop() {
+    std::unique_lock lock(mu_);
+    ready_.wait(lock, [&] { return !pages_.empty() || finished_; });
+    if (pages_.empty()) return std::nullopt;
+    std::optional<Result<std::string>> page(std::move(pages_.front()));
+    pages_.pop_front();
+    room_.notify_one();
+    return page;
+  }
+  void Abandon() {
+    std::lock_guard lock(mu_);
+    abandoned_ = true;
+    room_.notify_one();
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable room_;
+  std::condition_variable ready_;
+  std::deque<Result<std::string>> pages_;
+  bool finished_ = false;
+  bool abandoned_ = false;
+};
+
+}  // namespace
+
+Result<std::string> Client::FetchPage(const std::string& path, const std::string& after) {
+  const char join = path.find('?') == std::string::npos ? '?' : '&';
+  std::string query = path + join + "limit=500";
+  if (!after.empty()) query += "&continue=" + after;
+  Result<std::string> text = Fetch("GET", query, "", "application/json");
+  if (!text) return std::move(text).error().WithContext("listing " + path);
+  return text;
+}
+
 Status Client::ListObjects(const std::string& path, api::ApiKind items,
                            const std::function<void(api::ApiListPage& page)>& on_page) {
-  std::string next;
-  do {
-    const char join = path.find('?') == std::string::npos ? '?' : '&';
-    std::string query = path + join + "limit=500";
-    if (!next.empty()) query += "&continue=" + next;
-    NETPOL_ASSIGN_OR_RETURN(const std::string text, Fetch("GET", query, "", "application/json"),
-                            "listing " + path);
+  const auto apply = [&](const std::string& text) -> Status {
     Result<api::ApiListPage> page = api::DecodeListPage(text, text.capacity() - text.size(), items);
     if (!page) return Unavailable("listing " + path + ": " + page.error().message());
-    next = page->continue_token;
     on_page(*page);
-  } while (!next.empty());
+    return Ok();
+  };
+  // Page n+1 is fetched (the server's work, the transfer) while the caller
+  // decodes and applies page n; its continue token is read ahead of that.
+  PageQueue queue;
+  std::optional<std::thread> fetcher;
+  try {
+    fetcher.emplace([this, &queue, &path] {
+      pthread_setname_np(pthread_self(), "np-list");
+      std::string next;
+      do {
+        Result<std::string> text = FetchPage(path, next);
+        next.clear();
+        if (text) {
+          Result<std::string> token = api::ReadListContinue(*text, text->capacity() - text->size());
+          if (token) next = std::move(*token);
+        }
+        if (!queue.Push(std::move(text))) break;
+      } while (!next.empty());
+      queue.Finish();
+    });
+  } catch (const std::system_error&) {
+    // No thread to be had: one page after the other.
+    std::string next;
+    do {
+      NETPOL_ASSIGN_OR_RETURN(const std::string text, FetchPage(path, next), "");
+      NETPOL_ASSIGN_OR_RETURN(next, api::ReadListContinue(text, text.capacity() - text.size()),
+                              "listing " + path);
+      NETPOL_RETURN_IF_ERROR(apply(text), "");
+    } while (!next.empty());
+    return Ok();
+  }
+  // The fetcher is stopped and joined however this returns.
+  struct Join {
+    PageQueue& queue;
+    std::thread& thread;
+    ~Join() {
+      queue.Abandon();
+      thread.join();
+    }
+  } join{queue, *fetcher};
+  while (std::optional<Result<std::string>> text = queue.Pop()) {
+    if (!*text) return std::move(*text).error();
+    NETPOL_RETURN_IF_ERROR(apply(**text), "");
+  }
   return Ok();
 }
 

@@ -24,6 +24,12 @@ Result<ApiListPage> Page(const std::string& text) {
   if (in_place.ok() && copied.ok()) {
     EXPECT_EQ(in_place->items.size(), copied->items.size());
   }
+  // The token read ahead of the page (the client's fetcher) is the page's.
+  const Result<std::string> token = ReadListContinue(padded, padded.capacity() - padded.size());
+  EXPECT_EQ(token.ok(), in_place.ok());
+  if (token.ok() && in_place.ok()) {
+    EXPECT_EQ(*token, in_place->continue_token);
+  }
   return in_place;
 }
 
@@ -102,6 +108,8 @@ TEST(ApiWireTest, TextTheInPlaceReaderGivesUpOnIsReadByTheYamlReader) {
 
 TEST(ApiWireTest, TextThatIsNotAnObjectIsAnError) {
   EXPECT_EQ(DecodeListPage("[1,2]", 0, kPod).error().code(), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(ReadListContinue("[1,2]", 0).error().code(), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(ReadListContinue("{\"items\": [", 0).error().code(), ErrorCode::kInvalidArgument);
   EXPECT_EQ(DecodeListPage("{\"items\": [", 0, kPod).error().code(), ErrorCode::kInvalidArgument);
   EXPECT_EQ(DecodeWatchEvent("not json", 0, kPod).error().code(), ErrorCode::kInvalidArgument);
 }

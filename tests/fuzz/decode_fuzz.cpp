@@ -1,7 +1,8 @@
 // Fuzz target: manifest decoding and validation. Any input must be decoded
 // without crashing; JSON read in place must give what libyaml gives for the
 // same text (objects and diagnostics alike); every object that validates must
-// survive encode -> decode unchanged.
+// survive encode -> decode unchanged; a list page's continue token read
+// alone (ReadListContinue) is the one DecodeListPage reads.
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -20,6 +21,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       decoded.ignored != by_yaml.ignored) {
     std::abort();
   }
+  // A list page's continue token read alone is the one the page decodes with.
+  const auto page = DecodeListPage(text, 0, {"Pod", "v1"});
+  const auto token = ReadListContinue(text, 0);
+  if (page.ok() != token.ok() || (page.ok() && page->continue_token != *token)) std::abort();
   for (const Object& object : decoded.objects) {
     if (!Validate(object).empty()) continue;
     const DecodeResult again = Decode(Encode(object), "encoded.yaml", {});
