@@ -10,8 +10,8 @@
 #include <iterator>
 #include <mutex>
 #include <optional>
-#include <system_error>
 #include <random>
+#include <system_error>
 #include <thread>
 #include <vector>
 

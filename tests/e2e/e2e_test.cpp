@@ -257,11 +257,13 @@ TEST_F(EnforcedLabTest, RestartAdoptsTheTableWithoutChanges) {
   Enforce(kAllowWebToDb);
   // Another inet table beside netpol's, with a set and a chain of netpol's
   // names: the read-back lists the family's ruleset and keeps netpol's.
-  ASSERT_EQ(std::system(("ip netns exec " + lab_.node() +
-                         " nft 'table inet np_neighbour { set in_np_v4 { type ipv4_addr; elements = { 198.18.9.9 } }; "
-                         "chain forward { ip saddr 198.18.9.9 drop; }; }'")
-                            .c_str()),
-            0);
+  ASSERT_EQ(
+      std::system(
+          ("ip netns exec " + lab_.node() +
+           " nft 'table inet np_neighbour { set in_np_v4 { type ipv4_addr; elements = { 198.18.9.9 } }; "
+           "chain forward { ip saddr 198.18.9.9 drop; }; }'")
+              .c_str()),
+      0);
   // A new backend (a restarted agent) finds the table and has nothing to do.
   auto again = dataplane::nft::NftBackend::Create({lab_.node(), {}});
   ASSERT_TRUE(again.ok());

@@ -34,8 +34,9 @@ class PagedServer {
       }
       if (page == fail_page_) {
         res.status = 500;
-        res.set_content(R"({"kind":"Status","apiVersion":"v1","status":"Failure","message":"boom","code":500})",
-                        "application/json");
+        res.set_content(
+            R"({"kind":"Status","apiVersion":"v1","status":"Failure","message":"boom","code":500})",
+            "application/json");
         return;
       }
       Json list = {{"kind", "NamespaceList"}, {"apiVersion", "v1"}, {"metadata", {{"resourceVersion", "7"}}}};
@@ -83,13 +84,14 @@ TEST(ListPagesTest, TheNextPageIsFetchedWhileTheCallerWorks) {
   ASSERT_TRUE(client.ok()) << client.error().message();
   std::vector<std::string> names;
   std::vector<size_t> requested_while_applying;
-  const Status listed = (*client)->ListObjects("/api/v1/namespaces", kNamespaces, [&](api::ApiListPage& page) {
-    for (const api::ApiItem& item : page.items) names.push_back(item.name);
-    // Slow work on each page: the fetcher gets the next pages meanwhile,
-    // but not more than two ahead of this one.
-    std::this_thread::sleep_for(milliseconds(150));
-    requested_while_applying.push_back(server.requested().size());
-  });
+  const Status listed =
+      (*client)->ListObjects("/api/v1/namespaces", kNamespaces, [&](api::ApiListPage& page) {
+        for (const api::ApiItem& item : page.items) names.push_back(item.name);
+        // Slow work on each page: the fetcher gets the next pages meanwhile,
+        // but not more than two ahead of this one.
+        std::this_thread::sleep_for(milliseconds(150));
+        requested_while_applying.push_back(server.requested().size());
+      });
   ASSERT_TRUE(listed.ok()) << listed.error().message();
   std::vector<std::string> want;
   for (int i = 0; i < kPages * 2; ++i) want.push_back("ns-" + std::to_string(i));
@@ -109,9 +111,10 @@ TEST(ListPagesTest, AFailedPageEndsTheListAfterThePagesBeforeIt) {
   auto client = Client::Create(Api(server.address()));
   ASSERT_TRUE(client.ok()) << client.error().message();
   std::vector<std::string> names;
-  const Status listed = (*client)->ListObjects("/api/v1/namespaces", kNamespaces, [&](api::ApiListPage& page) {
-    for (const api::ApiItem& item : page.items) names.push_back(item.name);
-  });
+  const Status listed =
+      (*client)->ListObjects("/api/v1/namespaces", kNamespaces, [&](api::ApiListPage& page) {
+        for (const api::ApiItem& item : page.items) names.push_back(item.name);
+      });
   ASSERT_FALSE(listed.ok());
   EXPECT_EQ(listed.error().code(), ErrorCode::kUnavailable) << listed.error().message();
   EXPECT_NE(listed.error().message().find("boom"), std::string::npos) << listed.error().message();

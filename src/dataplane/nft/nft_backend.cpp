@@ -447,7 +447,8 @@ Result<ObservedTable> NftBackend::Observe() {
       if (listing.error().code() == ErrorCode::kNotFound) return ObservedTable{};
       return std::move(listing).error().WithContext("listing table " + kTable);
     }
-    NETPOL_ASSIGN_OR_RETURN(ObservedTable table, ParseListing(*listing, kTableName), "listing table " + kTable);
+    NETPOL_ASSIGN_OR_RETURN(ObservedTable table, ParseListing(*listing, kTableName),
+                            "listing table " + kTable);
     if (!table.exists) return ObservedTable{};
     Status read = ReadElements(table, *batcher_);
     Result<uint32_t> after = batcher_->Generation();

@@ -72,8 +72,8 @@ class Store {
   struct Page {
     std::vector<std::string> items;
     uint64_t rv = 0;
-    bool more = false;       // objects follow the page
-    size_t remaining = 0;    // about how many (at least 1 when `more`)
+    bool more = false;                         // objects follow the page
+    size_t remaining = 0;                      // about how many (at least 1 when `more`)
     std::pair<std::string, std::string> last;  // namespace, name
   };
   Page ListPage(const std::string& resource, const std::string& ns,
