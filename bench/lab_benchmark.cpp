@@ -509,6 +509,14 @@ int Main(const std::string& bin, const Scale& scale, const std::string& baseline
             "%.2f ms, p99 %.2f ms, max %.2f ms\n",
             ahead_ms.size(), Percentile(ahead_ms, 0.5), Percentile(ahead_ms, 0.99),
             Percentile(ahead_ms, 1.0));
+        std::vector<std::pair<double, size_t>> slowest_ahead;
+        for (size_t k = 0; k < ahead_ms.size(); ++k) slowest_ahead.emplace_back(ahead_ms[k], k);
+        std::sort(slowest_ahead.rbegin(), slowest_ahead.rend());
+        std::printf("  slowest ahead (ms @ index):");
+        for (size_t k = 0; k < std::min<size_t>(5, slowest_ahead.size()); ++k) {
+          std::printf(" %.1f@%zu", slowest_ahead[k].first, slowest_ahead[k].second);
+        }
+        std::printf("\n");
       }
     }
     if (!event_ms.empty()) {
