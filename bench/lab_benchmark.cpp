@@ -152,6 +152,20 @@ void LoadCluster(kube::Client& api, const Scale& scale) {
   }
 }
 
+// Prints the five largest of `ms` with their indices ("what (ms @ index): 9.1@4 ...") and
+// returns them all, largest first.
+std::vector<std::pair<double, size_t>> PrintSlowest(const char* what, const std::vector<double>& ms) {
+  std::vector<std::pair<double, size_t>> slowest;
+  for (size_t k = 0; k < ms.size(); ++k) slowest.emplace_back(ms[k], k);
+  std::sort(slowest.rbegin(), slowest.rend());
+  std::printf("%s (ms @ index):", what);
+  for (size_t k = 0; k < std::min<size_t>(5, slowest.size()); ++k) {
+    std::printf(" %.1f@%zu", slowest[k].first, slowest[k].second);
+  }
+  std::printf("\n");
+  return slowest;
+}
+
 struct AgentMemory {
   double sync_s = 0;      // from the fork to the first full sync's log line
   double sync_cpu_s = 0;  // CPU time (user + system) the agent had used by then
@@ -448,14 +462,7 @@ int Main(const std::string& bin, const Scale& scale, const std::string& baseline
     if (!add_ms.empty()) {
       // The slowest, with when they happened (a kernel busy tearing down an
       // earlier run's namespaces holds the rtnl lock the plugin needs).
-      std::vector<std::pair<double, size_t>> slowest;
-      for (size_t k = 0; k < add_ms.size(); ++k) slowest.emplace_back(add_ms[k], k);
-      std::sort(slowest.rbegin(), slowest.rend());
-      std::printf("slowest ADDs (ms @ index):");
-      for (size_t k = 0; k < std::min<size_t>(5, slowest.size()); ++k) {
-        std::printf(" %.1f@%zu", slowest[k].first, slowest[k].second);
-      }
-      std::printf("\n");
+      const std::vector<std::pair<double, size_t>> slowest = PrintSlowest("slowest ADDs", add_ms);
       // The plugin's steps (NETPOL_CNI_TRACE), in ms since the ADD started.
       std::map<std::string, std::vector<std::pair<std::string, double>>> steps;
       {
@@ -509,14 +516,7 @@ int Main(const std::string& bin, const Scale& scale, const std::string& baseline
             "%.2f ms, p99 %.2f ms, max %.2f ms\n",
             ahead_ms.size(), Percentile(ahead_ms, 0.5), Percentile(ahead_ms, 0.99),
             Percentile(ahead_ms, 1.0));
-        std::vector<std::pair<double, size_t>> slowest_ahead;
-        for (size_t k = 0; k < ahead_ms.size(); ++k) slowest_ahead.emplace_back(ahead_ms[k], k);
-        std::sort(slowest_ahead.rbegin(), slowest_ahead.rend());
-        std::printf("  slowest ahead (ms @ index):");
-        for (size_t k = 0; k < std::min<size_t>(5, slowest_ahead.size()); ++k) {
-          std::printf(" %.1f@%zu", slowest_ahead[k].first, slowest_ahead[k].second);
-        }
-        std::printf("\n");
+        (void)PrintSlowest("  slowest ahead", ahead_ms);
       }
     }
     if (!event_ms.empty()) {
