@@ -417,22 +417,27 @@ Status Client::ListObjects(const std::string& path, api::ApiKind items,
     on_page(*page);
     return Ok();
   };
+  // One page's text, and `next` set to its continue token ("" when it has
+  // none, or when it does not read: then its decode says why).
+  const auto fetch = [this, &path](std::string& next) {
+    Result<std::string> text = FetchPage(path, next);
+    next.clear();
+    if (text) {
+      Result<std::string> token = api::ReadListContinue(*text, text->capacity() - text->size());
+      if (token) next = std::move(*token);
+    }
+    return text;
+  };
   // Page n+1 is fetched (the server's work, the transfer) while the caller
   // decodes and applies page n; its continue token is read ahead of that.
   PageQueue queue;
   std::optional<std::thread> fetcher;
   try {
-    fetcher.emplace([this, &queue, &path] {
+    fetcher.emplace([&queue, &fetch] {
       pthread_setname_np(pthread_self(), "np-list");
       std::string next;
       do {
-        Result<std::string> text = FetchPage(path, next);
-        next.clear();
-        if (text) {
-          Result<std::string> token = api::ReadListContinue(*text, text->capacity() - text->size());
-          if (token) next = std::move(*token);
-        }
-        if (!queue.Push(std::move(text))) break;
+        if (!queue.Push(fetch(next))) break;
       } while (!next.empty());
       queue.Finish();
     });
@@ -440,9 +445,7 @@ Status Client::ListObjects(const std::string& path, api::ApiKind items,
     // No thread to be had: one page after the other.
     std::string next;
     do {
-      NETPOL_ASSIGN_OR_RETURN(const std::string text, FetchPage(path, next), "");
-      NETPOL_ASSIGN_OR_RETURN(next, api::ReadListContinue(text, text.capacity() - text.size()),
-                              "listing " + path);
+      NETPOL_ASSIGN_OR_RETURN(const std::string text, fetch(next), "");
       NETPOL_RETURN_IF_ERROR(apply(text), "");
     } while (!next.empty());
     return Ok();

@@ -83,9 +83,9 @@ class Client {
               const std::function<void(std::vector<Json>& items, const Json& metadata)>& on_page);
   // The same LIST, each page decoded from its text into api objects (items
   // are of `items`' kind); an item that does not decode comes with its name
-  // and the reason instead of an object.
-  // The next pages are fetched on a thread of its own while this one is
-  // decoded and `on_page` runs (at most two pages ahead).
+  // and the reason instead of an object. The next pages are fetched on a
+  // thread of their own while this one is decoded and `on_page` runs (at
+  // most two pages ahead).
   Status ListObjects(const std::string& path, api::ApiKind items,
                      const std::function<void(api::ApiListPage& page)>& on_page);
 
@@ -107,10 +107,10 @@ class Client {
 
  private:
   explicit Client(ClientConfig config);
-  // A successful response's body, with api::kDecodePadding bytes of capacity
-  // to spare (read in place by api's decoder).
   // One page of a LIST after the continue token `after` ("": the first), as text.
   Result<std::string> FetchPage(const std::string& path, const std::string& after);
+  // A successful response's body, with api::kDecodePadding bytes of capacity
+  // to spare (read in place by api's decoder).
   Result<std::string> Fetch(const std::string& method, const std::string& path, const std::string& body,
                             const std::string& content_type);
   ClientConfig config_;

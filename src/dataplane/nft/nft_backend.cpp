@@ -123,6 +123,7 @@ Result<ObservedTable> ParseListing(const std::string& text, std::string_view onl
     const json doc = json::parse(text);
     for (const json& item : doc.at("nftables")) {
       if (!only_table.empty()) {
+        if (!item.is_object() || item.empty()) continue;
         // A table names itself "name"; its chains, rules and sets, "table".
         const json& object = item.contains("table") ? item["table"] : item.begin().value();
         const char* const key = item.contains("table") ? "name" : "table";
@@ -679,8 +680,9 @@ Result<NftBackend::Change> NftBackend::Prepare(const policy::NodeProgram& progra
 // nothing points at yet (traffic cannot reach them); (2) every element edit,
 // the new sets' elements among them, as one netlink batch: the one
 // transaction traffic sees, so the policy still changes at once; (3) the
-// chains and sets nothing points at any more. Through libnftables' parser an element costs ~5 us, in a batch
-// ~1 us: a policy that splits a group of 1,400 elements paid ~7 ms in parsing.
+// chains and sets nothing points at any more. Through libnftables' parser an
+// element costs ~5 us, in a batch ~1 us: a policy that splits a group of
+// 1,400 elements paid ~7 ms in parsing.
 struct NftBackend::ClassSteps {
   std::string create;
   ElementEdits elements;           // the new sets' elements
